@@ -1,0 +1,198 @@
+package portalstore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"strings"
+
+	"github.com/TykTechnologies/murmur3"
+)
+
+// Key hash algorithms, named as in Tyk's hash_key_function setting and in the
+// "h" field of generated keys.
+const (
+	HashMurmur32  = "murmur32"
+	HashMurmur64  = "murmur64"
+	HashMurmur128 = "murmur128"
+	HashSHA256    = "sha256"
+
+	// DefaultHashAlgorithm is what Tyk writes into generated keys when the
+	// configured algorithm is unknown, and what keylens uses unless told.
+	DefaultHashAlgorithm = HashMurmur64
+)
+
+// ValidHashAlgorithm reports whether name is one of the four algorithms a Tyk
+// gateway can hash with.
+func ValidHashAlgorithm(name string) bool {
+	switch name {
+	case HashMurmur32, HashMurmur64, HashMurmur128, HashSHA256:
+		return true
+	}
+	return false
+}
+
+// GenerateKey returns a new raw key in Tyk's format for org: the standard
+// base64 of {"org":ORG,"id":ID,"h":ALGO}, with ID 32 random hex characters.
+// An unknown algorithm is replaced by DefaultHashAlgorithm, as Tyk does.
+func GenerateKey(org, algo string) string {
+	var id [16]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand documents this since Go 1.24)
+	return KeyFor(org, hex.EncodeToString(id[:]), algo)
+}
+
+// KeyFor returns the Tyk key of (org, id) hashed with algo. The JSON is
+// assembled verbatim, without escaping, exactly as the gateway assembles it:
+// the key of a basic-auth user is KeyFor(org, username, algo), and any other
+// spelling would hash differently from the gateway's. An empty algo gives a
+// legacy key, org+id.
+func KeyFor(org, id, algo string) string {
+	if algo == "" {
+		return org + id
+	}
+	if !ValidHashAlgorithm(algo) {
+		algo = DefaultHashAlgorithm
+	}
+	return base64.StdEncoding.EncodeToString([]byte(`{"org":"` + org + `","id":"` + id + `","h":"` + algo + `"}`))
+}
+
+// KeyHashAlgorithm returns the "h" field of a Tyk base64-JSON key, or "" for a
+// legacy or custom key (and for anything that does not decode).
+func KeyHashAlgorithm(key string) string {
+	if !strings.HasPrefix(key, "ey") {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return ""
+	}
+	return topLevelString(raw, "h")
+}
+
+// KeyOrg returns the org id a key carries: the "org" field of a base64-JSON
+// key, or the 24 hex characters that start a legacy key; "" otherwise.
+func KeyOrg(key string) string {
+	if strings.HasPrefix(key, "ey") {
+		if raw, err := base64.StdEncoding.DecodeString(key); err == nil {
+			if org := topLevelString(raw, "org"); org != "" {
+				return org
+			}
+		}
+	}
+	if len(key) > 24 && isHex(key[:24]) {
+		return key[:24]
+	}
+	return ""
+}
+
+// topLevelString returns the first string value of name at the top level of
+// the JSON object doc; "" when absent, not a string, or not reached before a
+// syntax error. Keys match exactly (encoding/json's struct decoding would
+// also match "H", which the gateway does not).
+func topLevelString(doc []byte, name string) string {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := tok.(string)
+		if k == name {
+			v, err := dec.Token()
+			if err != nil {
+				return ""
+			}
+			s, _ := v.(string)
+			return s
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+// HashKey returns the hash under which a Tyk gateway stores key: the hex
+// digest of the whole key with the key's own algorithm (KeyHashAlgorithm),
+// murmur32 when it names none or one unknown.
+func HashKey(key string) string {
+	return HashKeyWith(key, KeyHashAlgorithm(key))
+}
+
+// HashKeyWith returns the lowercase hex digest of key under algo; an empty or
+// unknown algo means murmur32, as in the gateway.
+func HashKeyWith(key, algo string) string {
+	var h hash.Hash
+	switch algo {
+	case HashSHA256:
+		h = sha256.New()
+	case HashMurmur64:
+		h = murmur3.New64()
+	case HashMurmur128:
+		h = murmur3.New128()
+	default:
+		h = murmur3.New32()
+	}
+	_, _ = h.Write([]byte(key))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// IsKeyHash reports whether s has the shape of a key hash: lowercase hex of
+// one of the four digest lengths.
+func IsKeyHash(s string) bool {
+	switch len(s) {
+	case 8, 16, 32, 64:
+		return isLowerHex(s)
+	}
+	return false
+}
+
+// IsRawKey reports whether s is recognisably a raw Tyk key rather than a
+// hash: a base64-JSON key naming an org, or a legacy key (24 hex org id
+// followed by a 32 hex id).
+func IsRawKey(s string) bool {
+	if strings.HasPrefix(s, "ey") {
+		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && topLevelString(raw, "org") != "" {
+			return true
+		}
+	}
+	return len(s) == 56 && isHex(s)
+}
+
+// KeyID returns the id keylens files a key under: its hash when s is a raw
+// Tyk key, s itself otherwise (a hash, or a custom key id of a gateway that
+// does not hash). Raw keys therefore never reach storage.
+func KeyID(s string) string {
+	if IsRawKey(s) {
+		return HashKey(s)
+	}
+	return s
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

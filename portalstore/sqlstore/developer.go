@@ -1,0 +1,519 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// querier is what *sql.DB and *sql.Tx have in common for reading.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const developerColumns = `id, org_id, email, date_created, inactive, fields, nonce, sso_key,
+	password_hash, password_history, password_max_days, password_updated, last_login_date`
+
+// FindDeveloperByID returns the developer with id; ENOTFOUND if none.
+func (db *DB) FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return findDeveloper(ctx, tx, `id = ?`, id)
+}
+
+// FindDeveloperByEmail returns the developer with email, ignoring case.
+func (db *DB) FindDeveloperByEmail(ctx context.Context, email string) (*portalstore.Developer, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return findDeveloper(ctx, tx, `email_lower = ?`, strings.ToLower(email))
+}
+
+// FindDevelopers returns a page of developers, ordered by id, and the total.
+func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter) ([]*portalstore.Developer, int, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+
+	where, args := "1 = 1", []any{}
+	if f.EmailContains != "" {
+		where = `email_lower LIKE ? ESCAPE '\'`
+		args = append(args, "%"+escapeLike(strings.ToLower(f.EmailContains))+"%")
+	}
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM developers WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	query := `SELECT ` + developerColumns + ` FROM developers WHERE ` + where + ` ORDER BY id`
+	if f.Limit > 0 {
+		query += ` LIMIT ? OFFSET ?`
+		args = append(args, f.Limit, max(f.Offset, 0))
+	}
+	devs, err := queryDevelopers(ctx, tx, query, args...)
+	return devs, total, err
+}
+
+// CreateDeveloper validates and stores d.
+func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {
+	d.NormalizeKeys()
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	// bcrypt takes tens of milliseconds: do it before taking the write lock.
+	if err := db.preparePassword(d); err != nil {
+		return err
+	}
+	d.PasswordHistory = nil
+	if d.PasswordHash != "" {
+		d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := createDeveloper(ctx, tx, d); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
+	if d.ID == "" {
+		d.ID = portalstore.NewObjectID(tx.now)
+	} else if exists, err := developerExists(ctx, tx, d.ID); err != nil {
+		return err
+	} else if exists {
+		return portalstore.Errorf(portalstore.ECONFLICT, "Developer %s already exists", d.ID)
+	}
+	if d.DateCreated.IsZero() {
+		d.DateCreated = tx.now
+	}
+	if d.OrgID == "" {
+		org, err := orgID(ctx, tx)
+		if err != nil {
+			return err
+		}
+		d.OrgID = org
+	}
+	if err := checkEmailFree(ctx, tx, d.Email, d.ID); err != nil {
+		return err
+	}
+	fields, history, err := marshalDeveloperJSON(d)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO developers (`+developerColumns+`, email_lower)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.OrgID, d.Email, formatTime(d.DateCreated), d.Inactive, fields, d.Nonce, d.SSOKey,
+		d.PasswordHash, history, d.PasswordMaxDays, formatTime(d.PasswordUpdated), formatTime(d.LastLoginDate),
+		strings.ToLower(d.Email))
+	if isUniqueViolation(err) {
+		return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+	} else if err != nil {
+		return err
+	}
+	return writeDeveloperChildren(ctx, tx, d)
+}
+
+// UpdateDeveloper replaces developer id with d (see the interface contract).
+func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Developer) error {
+	if d.ID != "" && d.ID != id {
+		return portalstore.Errorf(portalstore.EINVALID, "Developer id in the body does not match the URL")
+	}
+	d.ID = id
+	d.NormalizeKeys()
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if err := db.preparePassword(d); err != nil {
+		return err
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return err
+	}
+	// Server-kept members survive a replacement that omits them.
+	if d.PasswordHash == "" {
+		d.PasswordHash, d.PasswordUpdated, d.PasswordHistory = cur.PasswordHash, cur.PasswordUpdated, cur.PasswordHistory
+	} else {
+		d.PasswordHistory = portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash)
+	}
+	if d.DateCreated.IsZero() {
+		d.DateCreated = cur.DateCreated
+	}
+	if d.LastLoginDate.IsZero() {
+		d.LastLoginDate = cur.LastLoginDate
+	}
+	if d.OrgID == "" {
+		d.OrgID = cur.OrgID
+	}
+	if err := checkEmailFree(ctx, tx, d.Email, id); err != nil {
+		return err
+	}
+	fields, history, err := marshalDeveloperJSON(d)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE developers SET org_id = ?, email = ?, email_lower = ?, date_created = ?,
+		inactive = ?, fields = ?, nonce = ?, sso_key = ?, password_hash = ?, password_history = ?,
+		password_max_days = ?, password_updated = ?, last_login_date = ? WHERE id = ?`,
+		d.OrgID, d.Email, strings.ToLower(d.Email), formatTime(d.DateCreated), d.Inactive, fields, d.Nonce, d.SSOKey,
+		d.PasswordHash, history, d.PasswordMaxDays, formatTime(d.PasswordUpdated), formatTime(d.LastLoginDate), id)
+	if isUniqueViolation(err) {
+		return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+	} else if err != nil {
+		return err
+	}
+	for _, table := range []string{"developer_keys", "developer_subscriptions", "oauth_clients"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE developer_id = ?`, id); err != nil {
+			return err
+		}
+	}
+	if err := writeDeveloperChildren(ctx, tx, d); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// DeleteDeveloper removes a developer; their keys, subscriptions and OAuth
+// clients go with them (ON DELETE CASCADE).
+func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM developers WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+	}
+	return tx.Commit()
+}
+
+// VerifyCredentials checks a developer's email and password.
+func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*portalstore.Developer, error) {
+	unauthorized := portalstore.Errorf(portalstore.EUNAUTHORIZED, "Invalid credentials")
+	d, err := db.FindDeveloperByEmail(ctx, email)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		portalstore.CheckPassword("", password) // same cost as a real check
+		return nil, unauthorized
+	} else if err != nil {
+		return nil, err
+	}
+	if !portalstore.CheckPassword(d.PasswordHash, password) || d.Inactive {
+		return nil, unauthorized
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE developers SET last_login_date = ? WHERE id = ?`, formatTime(tx.now), d.ID); err != nil {
+		return nil, err
+	}
+	d.LastLoginDate = tx.now
+	return d, tx.Commit()
+}
+
+// SetPassword replaces a developer's password.
+func (db *DB) SetPassword(ctx context.Context, id, password string) error {
+	d := &portalstore.Developer{Password: password}
+	if password == "" {
+		return portalstore.Errorf(portalstore.EINVALID, "Password is required")
+	}
+	if err := db.preparePassword(d); err != nil {
+		return err
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return err
+	}
+	history, err := json.Marshal(portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash))
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
+		d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// preparePassword turns d.Password into d.PasswordHash (bcrypt), clears it
+// and stamps PasswordUpdated. The caller records the history.
+func (db *DB) preparePassword(d *portalstore.Developer) error {
+	if d.Password == "" {
+		return nil
+	}
+	h, err := portalstore.HashPassword(d.Password)
+	if err != nil {
+		return err
+	}
+	d.Password, d.PasswordHash, d.PasswordUpdated = "", h, db.Now()
+	return nil
+}
+
+func developerExists(ctx context.Context, tx *Tx, id string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM developers WHERE id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
+func checkEmailFree(ctx context.Context, tx *Tx, email, selfID string) error {
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM developers WHERE email_lower = ? AND id <> ?`, strings.ToLower(email), selfID).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+}
+
+func orgID(ctx context.Context, tx *Tx) (string, error) {
+	org := portalstore.NewObjectID(tx.now)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, portalstore.SettingOrgID, org); err != nil {
+		return "", err
+	}
+	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, portalstore.SettingOrgID).Scan(&org)
+	return org, err
+}
+
+func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err error) {
+	f := d.Fields
+	if f == nil {
+		f = map[string]string{}
+	}
+	h := d.PasswordHistory
+	if h == nil {
+		h = []string{}
+	}
+	fb, err := json.Marshal(f)
+	if err != nil {
+		return "", "", err
+	}
+	hb, err := json.Marshal(h)
+	return string(fb), string(hb), err
+}
+
+// writeDeveloperChildren inserts d's keys, subscriptions and OAuth clients.
+// A key hash that another developer holds is a conflict.
+func writeDeveloperChildren(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
+	for _, hash := range sortedKeys(d.Keys) {
+		pols, err := json.Marshal(nonNil(d.Keys[hash]))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (key_hash, developer_id, policies) VALUES (?, ?, ?)`, hash, d.ID, string(pols))
+		if isUniqueViolation(err) {
+			return portalstore.Errorf(portalstore.ECONFLICT, "Key %s belongs to another developer", hash)
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, pol := range sortedKeys(d.Subscriptions) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)`,
+			d.ID, pol, d.Subscriptions[pol]); err != nil {
+			return err
+		}
+	}
+	for _, pol := range sortedKeys(d.OAuthClients) {
+		for i, c := range d.OAuthClients[pol] {
+			_, err := tx.ExecContext(ctx, `INSERT INTO oauth_clients (client_id, developer_id, policy_id, position, secret,
+				redirect_uri, app_description, use_case, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				c.ClientID, d.ID, pol, i, c.Secret, c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
+			if isUniqueViolation(err) {
+				return portalstore.Errorf(portalstore.ECONFLICT, "OAuth client %s already exists", c.ClientID)
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*portalstore.Developer, error) {
+	devs, err := queryDevelopers(ctx, q, `SELECT `+developerColumns+` FROM developers WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	if len(devs) == 0 {
+		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+	}
+	return devs[0], nil
+}
+
+// queryDevelopers runs a query over developerColumns and fills in each
+// developer's keys, subscriptions and OAuth clients.
+func queryDevelopers(ctx context.Context, q querier, query string, args ...any) ([]*portalstore.Developer, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	devs := []*portalstore.Developer{}
+	for rows.Next() {
+		d, err := scanDeveloper(rows)
+		if err != nil {
+			return nil, err
+		}
+		devs = append(devs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	return devs, loadDeveloperChildren(ctx, q, devs)
+}
+
+func scanDeveloper(rows *sql.Rows) (*portalstore.Developer, error) {
+	var (
+		d                             portalstore.Developer
+		created, pwUpdated, lastLogin string
+		fields, history               string
+	)
+	if err := rows.Scan(&d.ID, &d.OrgID, &d.Email, &created, &d.Inactive, &fields, &d.Nonce, &d.SSOKey,
+		&d.PasswordHash, &history, &d.PasswordMaxDays, &pwUpdated, &lastLogin); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.DateCreated, err = parseTime(created); err != nil {
+		return nil, fmt.Errorf("developer %s date_created: %w", d.ID, err)
+	}
+	if d.PasswordUpdated, err = parseTime(pwUpdated); err != nil {
+		return nil, fmt.Errorf("developer %s password_updated: %w", d.ID, err)
+	}
+	if d.LastLoginDate, err = parseTime(lastLogin); err != nil {
+		return nil, fmt.Errorf("developer %s last_login_date: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(fields), &d.Fields); err != nil {
+		return nil, fmt.Errorf("developer %s fields: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(history), &d.PasswordHistory); err != nil {
+		return nil, fmt.Errorf("developer %s password history: %w", d.ID, err)
+	}
+	d.Keys = map[string][]string{}
+	d.Subscriptions = map[string]string{}
+	d.OAuthClients = map[string][]portalstore.OAuthClient{}
+	return &d, nil
+}
+
+// childBatch bounds the ids in one IN (...) list.
+const childBatch = 500
+
+func loadDeveloperChildren(ctx context.Context, q querier, devs []*portalstore.Developer) error {
+	for start := 0; start < len(devs); start += childBatch {
+		batch := devs[start:min(start+childBatch, len(devs))]
+		byID := make(map[string]*portalstore.Developer, len(batch))
+		ids := make([]any, len(batch))
+		for i, d := range batch {
+			byID[d.ID], ids[i] = d, d.ID
+		}
+		in := `(` + placeholders(len(ids)) + `)`
+		if err := eachRow(ctx, q, `SELECT developer_id, key_hash, policies FROM developer_keys WHERE developer_id IN `+in, ids, func(rows *sql.Rows) error {
+			var dev, hash, pols string
+			if err := rows.Scan(&dev, &hash, &pols); err != nil {
+				return err
+			}
+			var p []string
+			if err := json.Unmarshal([]byte(pols), &p); err != nil {
+				return fmt.Errorf("key %s policies: %w", hash, err)
+			}
+			byID[dev].Keys[hash] = nonNil(p)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := eachRow(ctx, q, `SELECT developer_id, policy_id, key_hash FROM developer_subscriptions WHERE developer_id IN `+in, ids, func(rows *sql.Rows) error {
+			var dev, pol, hash string
+			if err := rows.Scan(&dev, &pol, &hash); err != nil {
+				return err
+			}
+			byID[dev].Subscriptions[pol] = hash
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := eachRow(ctx, q, `SELECT developer_id, policy_id, client_id, secret, redirect_uri, app_description, use_case, date_created
+			FROM oauth_clients WHERE developer_id IN `+in+` ORDER BY developer_id, policy_id, position`, ids, func(rows *sql.Rows) error {
+			var dev, pol, created string
+			var c portalstore.OAuthClient
+			if err := rows.Scan(&dev, &pol, &c.ClientID, &c.Secret, &c.RedirectURI, &c.AppDescription, &c.UseCase, &created); err != nil {
+				return err
+			}
+			var err error
+			if c.DateCreated, err = parseTime(created); err != nil {
+				return fmt.Errorf("oauth client %s date_created: %w", c.ClientID, err)
+			}
+			byID[dev].OAuthClients[pol] = append(byID[dev].OAuthClients[pol], c)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func eachRow(ctx context.Context, q querier, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

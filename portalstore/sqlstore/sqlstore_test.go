@@ -1,0 +1,63 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/portalstore/storetest"
+)
+
+func openSQLite(t *testing.T, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance_SQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
+	})
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "keylens.db")
+	db := openSQLite(t, path)
+	d := &portalstore.Developer{Email: "keep@example.com", Password: "password1", Keys: map[string][]string{"aaaabbbb": {"p"}}}
+	if err := db.CreateDeveloper(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	org, err := db.OrgID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = openSQLite(t, path) // migrations run again: must be a no-op
+	got, err := db.FindDeveloperByID(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Keys["aaaabbbb"] == nil || !portalstore.CheckPassword(got.PasswordHash, "password1") {
+		t.Errorf("after reopen: %+v", got)
+	}
+	if org2, _ := db.OrgID(ctx); org2 != org || got.OrgID != org {
+		t.Errorf("org id changed across reopen: %q, %q, developer %q", org, org2, got.OrgID)
+	}
+}
+
+func TestOpenRejectsUnusableDSNs(t *testing.T) {
+	for _, dsn := range []string{"mysql://x", "sqlite:", "sqlite::memory:", "sqlite:/tmp/a?b.db", "sqlite:file:x.db"} {
+		if db, err := sqlstore.Open(context.Background(), dsn); err == nil {
+			db.Close()
+			t.Errorf("Open(%q) succeeded", dsn)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package portalstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/mail"
 	"strings"
 	"time"
@@ -92,6 +93,11 @@ func (d *Developer) MarshalJSON() ([]byte, error) {
 func (d *Developer) UnmarshalJSON(b []byte) error {
 	var in developerJSON
 	if err := json.Unmarshal(b, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			// Name the member as the client spelled it, not our embedding.
+			typeErr.Field = strings.TrimPrefix(typeErr.Field, "developerAlias.")
+		}
 		return err
 	}
 	*d = Developer(in.developerAlias)

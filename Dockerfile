@@ -1,0 +1,24 @@
+# keylens: one static binary (pure-Go SQLite, no cgo) on a distroless base.
+#   docker build -t keylens .
+#   docker run -p 3000:3000 -p 8181:8181 -v keylens-data:/data keylens
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keylens ./cmd/keylens \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/keylens /usr/local/bin/keylens
+# The store directory belongs to the unprivileged user, so volumes mounted on it are writable.
+COPY --from=build --chown=65532:65532 /out/data /data
+ENV KEYLENS_STORE=sqlite:/data/keylens.db \
+    KEYLENS_ADMIN_ADDR=0.0.0.0:3000 \
+    KEYLENS_SIDECAR_ADDR=0.0.0.0:8181
+VOLUME ["/data"]
+EXPOSE 3000 8181
+USER nonroot:nonroot
+ENTRYPOINT ["/usr/local/bin/keylens"]
+CMD ["serve"]

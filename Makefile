@@ -1,0 +1,48 @@
+# keylens — the two commands that matter are `make run` and `make test`.
+SHELL := /usr/bin/env bash
+export PATH := $(PATH):/usr/local/go/bin
+
+GO       ?= go
+BIN      := bin/keylens
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 15s
+
+.PHONY: all build run test unit e2e fuzz vet fmt-check deps docker clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keylens
+
+## run: start `keylens serve` on the embedded SQLite store (./data/keylens.db).
+run: build
+	@echo "keylens: portal API on http://127.0.0.1:3000, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"
+	./$(BIN) serve
+
+## test: install what the tests need, then vet, run every test with the race detector, and fuzz briefly.
+test: deps vet fmt-check
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+deps:
+	@./scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: run each fuzz target for FUZZTIME (default 15s).
+fuzz:
+	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./portalstore/
+	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./portalstore/
+	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
+
+docker:
+	docker build -t keylens:$(VERSION) .
+
+clean:
+	rm -rf bin

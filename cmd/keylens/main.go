@@ -1,0 +1,78 @@
+// Command keylens runs the keylens portal store and sidecar.
+//
+//	keylens serve [flags]     portal REST API and sidecar in one process
+//	keylens version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a runtime failure: the store could not open, a port was taken
+	exitUsage  = 2 // bad command line or configuration
+)
+
+// run is main with its dependencies passed in, for tests.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		m := NewMain(stdout, stderr)
+		if err := m.ParseFlags(args[1:], getenv); err != nil {
+			if errors.Is(err, errHelp) {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "keylens serve: invalid configuration:\n%s\n", indent(err))
+			return exitUsage
+		}
+		if err := m.Run(ctx); err != nil {
+			fmt.Fprintf(stderr, "keylens serve: %v\n", err)
+			m.Close()
+			return exitFailed
+		}
+		serveErr := m.Wait(ctx)
+		stop() // a second signal now kills the process at once
+		if err := errors.Join(serveErr, m.Close()); err != nil {
+			fmt.Fprintf(stderr, "keylens serve: shutdown: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "keylens", version)
+		return exitOK
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "keylens: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+const usage = `keylens: which developer owns this key?
+
+Usage:
+  keylens serve [flags]   run the portal REST API and the sidecar (keylens serve -h for flags)
+  keylens version         print the version
+`

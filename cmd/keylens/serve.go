@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+)
+
+// Config is everything `keylens serve` is told.
+type Config struct {
+	Store       string
+	AdminAddr   string
+	SidecarAddr string
+	AdminKey    string
+	LogLevel    string
+	LogFormat   string
+}
+
+// minAdminKeyLength keeps a guessable admin key from being configured.
+const minAdminKeyLength = 16
+
+// Main is the serve command: ParseFlags, Run, then Close.
+type Main struct {
+	Config Config
+
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+	db             *sqlstore.DB
+	servers        []*http.Server
+	serveErrs      chan error
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr, serveErrs: make(chan error, 2)}
+}
+
+var errHelp = errors.New("help requested")
+
+// ParseFlags reads the configuration: defaults, then KEYLENS_* environment
+// variables, then flags. It reports every problem at once.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("keylens serve", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&c.Store, "store", "sqlite:./data/keylens.db", "store: sqlite:PATH (embedded; directory created) or postgres://URL")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
+	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (introspection, forward-auth, hits)")
+	fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: keylens serve [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_ADMIN_KEY); flags win.\n\n")
+		fs.PrintDefaults()
+	}
+
+	var problems []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	problems = append(problems, c.Validate()...)
+	return errors.Join(problems...)
+}
+
+// envName maps a flag name to its environment variable: admin-key → KEYLENS_ADMIN_KEY.
+func envName(flagName string) string {
+	return "KEYLENS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Validate returns every problem with c.
+func (c *Config) Validate() []error {
+	var problems []error
+	switch {
+	case strings.HasPrefix(c.Store, "sqlite:"):
+		if err := sqlstore.ValidateSQLitePath(strings.TrimPrefix(c.Store, "sqlite:")); err != nil {
+			problems = append(problems, fmt.Errorf("--store: %w", err))
+		}
+	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
+		problems = append(problems, errors.New("--store: PostgreSQL is not supported yet; use sqlite:PATH"))
+	default:
+		problems = append(problems, fmt.Errorf("--store %q: want sqlite:PATH or postgres://URL", c.Store))
+	}
+	for _, a := range []struct{ flag, addr string }{{"--admin-addr", c.AdminAddr}, {"--sidecar-addr", c.SidecarAddr}} {
+		if err := validateAddr(a.addr); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", a.flag, err))
+		}
+	}
+	if c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
+		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
+	}
+	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
+		problems = append(problems, fmt.Errorf("--admin-key: must be at least %d characters", minAdminKeyLength))
+	}
+	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
+		problems = append(problems, errors.New("--admin-key: must not contain white space"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		problems = append(problems, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		problems = append(problems, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	return problems
+}
+
+func validateAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 0 to 65535", addr)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// Run opens the store, settles the admin key and starts both listeners. It
+// returns once they listen; a listener that fails later is reported by Wait.
+func (m *Main) Run(ctx context.Context) error {
+	level, _ := parseLevel(m.Config.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.LogFormat == "json" {
+		m.logger = slog.New(slog.NewJSONHandler(m.stderr, opts))
+	} else {
+		m.logger = slog.New(slog.NewTextHandler(m.stderr, opts))
+	}
+
+	db, err := sqlstore.Open(ctx, m.Config.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	m.db = db
+	m.logger.Info("store open", "store", m.Config.Store)
+
+	keyHash, err := m.adminKeyHash(ctx)
+	if err != nil {
+		return err
+	}
+	api := &rest.Server{
+		Developers:   db,
+		AdminKeyHash: keyHash,
+		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
+		Logger:       m.logger,
+	}
+	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler()); err != nil {
+		return err
+	}
+	if err := m.listen("sidecar", m.Config.SidecarAddr, sidecarPlaceholder()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// adminKeyHash settles which admin key is in effect: the configured one, or
+// the one whose hash the store holds, or a new one, generated, stored as a
+// hash and printed this once.
+func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if m.Config.AdminKey != "" {
+		return sha256.Sum256([]byte(m.Config.AdminKey)), nil
+	}
+	var raw [24]byte
+	_, _ = rand.Read(raw[:])
+	key := hex.EncodeToString(raw[:])
+	newHash := sha256.Sum256([]byte(key))
+	stored, err := m.db.InitSetting(ctx, portalstore.SettingAdminKeyHash, hex.EncodeToString(newHash[:]))
+	if err != nil {
+		return sum, fmt.Errorf("admin key: %w", err)
+	}
+	if stored == hex.EncodeToString(newHash[:]) {
+		fmt.Fprintf(m.stdout, "\nkeylens generated an admin key. It is shown only this once; the store keeps only its hash.\n\n"+
+			"    export KEYLENS_ADMIN_KEY=%s\n\nSend it as the Authorization header of portal API calls.\n\n", key)
+	} else {
+		m.logger.Info("using the admin key whose hash is in the store (set --admin-key or KEYLENS_ADMIN_KEY to use another)")
+	}
+	b, err := hex.DecodeString(stored)
+	if err != nil || len(b) != sha256.Size {
+		return sum, fmt.Errorf("admin key hash in the store is corrupt")
+	}
+	copy(sum[:], b)
+	return sum, nil
+}
+
+// listen binds addr now, so a taken port fails start-up, and serves h.
+func (m *Main) listen(name, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.servers = append(m.servers, srv)
+	m.logger.Info(name+" listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.logger.Error(name+" stopped", "err", err)
+			m.serveErrs <- err
+		}
+	}()
+	return nil
+}
+
+// Wait blocks until ctx ends (a signal) or a listener fails.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		m.logger.Info("shutting down")
+		return nil
+	case err := <-m.serveErrs:
+		return err
+	}
+}
+
+// Close stops the listeners, letting requests in flight finish (up to 10 s),
+// then closes the store.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, srv := range m.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	if m.logger != nil {
+		m.logger.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// sidecarPlaceholder serves the sidecar listener until the sidecar proper
+// lands: /healthz only.
+func sidecarPlaceholder() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	return mux
+}
+
+func indent(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = "  - " + l
+	}
+	return strings.Join(lines, "\n")
+}

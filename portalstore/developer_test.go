@@ -1,0 +1,80 @@
+package portalstore_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+func TestDeveloperJSON_NeverWritesSecrets(t *testing.T) {
+	d := &portalstore.Developer{ID: "5e397e714ea461ef1d474efa", Email: "a@b.io", Password: "plain-text",
+		PasswordHash: "$2a$10$hash", PasswordHistory: []string{"$2a$10$old"}}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, secret := range []string{"plain-text", "$2a$10$hash", "$2a$10$old", `"password"`} {
+		if strings.Contains(s, secret) {
+			t.Errorf("marshalled developer contains %s: %s", secret, s)
+		}
+	}
+	for _, member := range []string{`"keys":{}`, `"subscriptions":{}`, `"fields":{}`, `"oauth_clients":{}`, `"PWHistory":[]`} {
+		if !strings.Contains(s, member) {
+			t.Errorf("marshalled developer lacks %s: %s", member, s)
+		}
+	}
+}
+
+func TestDeveloperJSON_Input(t *testing.T) {
+	tests := []struct {
+		name, in string
+		check    func(*portalstore.Developer) bool
+	}{
+		{"_id when id is absent", `{"_id":"554c733a30c55e4b16000002"}`, func(d *portalstore.Developer) bool { return d.ID == "554c733a30c55e4b16000002" }},
+		{"id wins over _id", `{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","_id":"bbbbbbbbbbbbbbbbbbbbbbbb"}`, func(d *portalstore.Developer) bool { return d.ID == "aaaaaaaaaaaaaaaaaaaaaaaa" }},
+		{"password is write-only input", `{"password":"p4ssword"}`, func(d *portalstore.Developer) bool { return d.Password == "p4ssword" }},
+		{"PWHistory input is ignored", `{"PWHistory":["x"]}`, func(d *portalstore.Developer) bool { return d.PasswordHistory == nil }},
+		{"api_keys key to policy", `{"api_keys":{"k1":"p1"}}`, func(d *portalstore.Developer) bool { return d.Keys["k1"][0] == "p1" }},
+		{"api_keys key to policies", `{"api_keys":{"k1":["p1","p2"]}}`, func(d *portalstore.Developer) bool { return len(d.Keys["k1"]) == 2 }},
+		{"keys win over api_keys", `{"keys":{"k1":["new"]},"api_keys":{"k1":"old"}}`, func(d *portalstore.Developer) bool { return d.Keys["k1"][0] == "new" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d portalstore.Developer
+			if err := json.Unmarshal([]byte(tt.in), &d); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(&d) {
+				t.Errorf("decoded %+v", d)
+			}
+		})
+	}
+	var d portalstore.Developer
+	if err := json.Unmarshal([]byte(`{"api_keys":7}`), &d); err == nil {
+		t.Error("api_keys of the wrong type accepted")
+	}
+}
+
+func FuzzDeveloperJSON(f *testing.F) {
+	f.Add(`{"email":"blip@blop.com","password":"$2a$10$hlG1ujAHWUpnM37k.l1RhO6RrxkCpXki2yrGhufnDs1IBiUo4Kzqy","keys":{"k":["p"]}}`)
+	f.Add(`{"_id":"554c733a30c55e4b16000002","api_keys":{"a":"b"},"oauth_clients":{"p":[{"client_id":"c"}]}}`)
+	f.Add(`{"fields":{"custom1":"sdf",}}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var d portalstore.Developer
+		if err := json.Unmarshal([]byte(in), &d); err != nil {
+			return
+		}
+		d.NormalizeKeys()
+		_ = d.Validate()
+		out, err := json.Marshal(&d)
+		if err != nil {
+			t.Fatalf("a decoded developer does not marshal: %v", err)
+		}
+		if d.Password != "" && strings.Contains(string(out), d.Password) && len(d.Password) > 8 {
+			t.Fatalf("password %q echoed in %s", d.Password, out)
+		}
+	})
+}

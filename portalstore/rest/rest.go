@@ -1,0 +1,287 @@
+// Package rest serves the Tyk Classic Portal REST API on net/http, so that
+// portal clients written for Tyk work against keylens unmodified.
+package rest
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// MaxBodyBytes bounds every request body; larger bodies answer 413.
+const MaxBodyBytes = 1 << 20
+
+// Server holds what the handlers need. Build it, then use Handler.
+type Server struct {
+	Developers portalstore.DeveloperService
+	// AdminKeyHash is the SHA-256 of the admin key that requests must
+	// present in Authorization.
+	AdminKeyHash [sha256.Size]byte
+	// Health reports whether the store answers; nil means always healthy.
+	Health func(*http.Request) error
+	Logger *slog.Logger
+}
+
+// Handler returns the API with its middleware: panic recovery, request
+// logging, admin authentication and enveloped 404/405 answers.
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/portal/developers", s.listDevelopers)
+	api.HandleFunc("POST /api/portal/developers", s.createDeveloper)
+	api.HandleFunc("GET /api/portal/developers/{id}", s.getDeveloper)
+	api.HandleFunc("PUT /api/portal/developers/{id}", s.updateDeveloper)
+	api.HandleFunc("DELETE /api/portal/developers/{id}", s.deleteDeveloper)
+	api.HandleFunc("GET /api/portal/developers/email/{email}", s.getDeveloperByEmail)
+	api.HandleFunc("POST /api/portal/developers/verify_credentials", s.verifyCredentials)
+	api.HandleFunc("POST /api/portal/developers/password/{id}", s.setPassword)
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", s.healthz)
+	root.Handle("/", s.requireAdmin(enveloped(api)))
+	return s.recoverer(s.logRequests(root))
+}
+
+// envelope is Tyk's response wrapper for messages and errors.
+type envelope struct {
+	Status  string `json:"Status"`
+	Message string `json:"Message"`
+	Meta    any    `json:"Meta"`
+}
+
+// list is Tyk's paged list shape.
+type list[T any] struct {
+	Data  []T `json:"Data"`
+	Pages int `json:"Pages"`
+}
+
+// errorStatus maps domain error codes to HTTP status codes.
+var errorStatus = map[string]int{
+	portalstore.ECONFLICT:     http.StatusConflict,
+	portalstore.EINVALID:      http.StatusBadRequest,
+	portalstore.ENOTFOUND:     http.StatusNotFound,
+	portalstore.EUNAUTHORIZED: http.StatusUnauthorized,
+	portalstore.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// writeError answers err in the envelope. Only internal errors are logged:
+// the rest are the client's, and their message says what went wrong.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := portalstore.ErrorCode(err)
+	if code == portalstore.EINTERNAL {
+		s.Logger.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
+	}
+	writeJSON(w, errorStatus[code], envelope{Status: "Error", Message: portalstore.ErrorMessage(err)})
+}
+
+func writeOK(w http.ResponseWriter, message string) {
+	writeJSON(w, http.StatusOK, envelope{Status: "OK", Message: message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"Status":"Error","Message":"Internal error","Meta":null}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// errMalformed is Tyk's answer to a body that does not parse.
+var errMalformed = portalstore.Errorf(portalstore.EINVALID, "Request body malformed")
+
+// errTooLarge answers 413; it is not a domain error, so it has its own path.
+var errTooLarge = errors.New("request body too large")
+
+// decode reads one JSON value from the body into v. A body that is not one
+// well-formed JSON value is errMalformed; a member of the wrong type says
+// which; a body over MaxBodyBytes is errTooLarge.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	err := dec.Decode(v)
+	if err == nil {
+		// Exactly one value: trailing garbage is as malformed as a
+		// missing brace.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errMalformed
+		}
+	}
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return errTooLarge
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: %s must be %s", typeErr.Field, jsonKind(typeErr))
+	default:
+		return errMalformed
+	}
+}
+
+func jsonKind(e *json.UnmarshalTypeError) string {
+	if e.Type == nil {
+		return "of another type"
+	}
+	switch k := e.Type.Kind().String(); k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "int32", "float64":
+		return "a number"
+	case "map", "struct":
+		return "an object"
+	case "slice":
+		return "an array"
+	default:
+		return "of type " + k
+	}
+}
+
+// writeDecodeError answers an error from decode.
+func (s *Server) writeDecodeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errTooLarge) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, envelope{Status: "Error",
+			Message: fmt.Sprintf("Request body larger than %d bytes", MaxBodyBytes)})
+		return
+	}
+	s.writeError(w, r, err)
+}
+
+// requireAdmin lets through requests whose Authorization header carries the
+// admin key, raw as Tyk Dashboard clients send it or after "Bearer ".
+// The comparison is of SHA-256 digests in constant time.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimSpace(r.Header.Get("Authorization"))
+		if len(key) > 7 && strings.EqualFold(key[:7], "bearer ") {
+			key = strings.TrimSpace(key[7:])
+		}
+		sum := sha256.Sum256([]byte(key))
+		if key == "" || subtle.ConstantTimeCompare(sum[:], s.AdminKeyHash[:]) != 1 {
+			writeJSON(w, http.StatusUnauthorized, envelope{Status: "Error", Message: "Not authorised"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// enveloped answers in Tyk's envelope where the mux would answer its plain
+// text 404 or 405.
+func enveloped(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Let the mux's own error handler choose the status (and the
+		// Allow header for 405), but not write the body.
+		rec := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusNotFound
+		}
+		msg := "Not found"
+		if status == http.StatusMethodNotAllowed {
+			msg = "Method not allowed"
+		}
+		writeJSON(w, status, envelope{Status: "Error", Message: msg})
+	})
+}
+
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.Health != nil {
+		if err := s.Health(r); err != nil {
+			s.Logger.Warn("health check failed", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// recoverer turns a panic into a logged 500, so one bad request cannot take
+// the process down.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("panic serving request", "method", r.Method, "route", r.Pattern, "panic", v)
+				writeJSON(w, http.StatusInternalServerError, envelope{Status: "Error", Message: "Internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests logs each request by its route pattern, never its path or
+// headers: paths can hold emails and key ids, headers the admin key.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.Logger.Debug("request", "method", r.Method, "route", route, "status", sw.status, "duration", time.Since(start))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}

@@ -1,0 +1,257 @@
+// Package tests drives the real keylens binary over loopback.
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// keylensBin is the binary under test, built once by TestMain.
+var keylensBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keylens-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	keylensBin = filepath.Join(dir, "keylens")
+	build := exec.Command("go", "build", "-o", keylensBin, "../cmd/keylens")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building keylens:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testAdminKey is the admin key instances start with unless told otherwise.
+const testAdminKey = "e2e-admin-key-0123456789"
+
+// instance is one running `keylens serve`.
+type instance struct {
+	t          *testing.T
+	cmd        *exec.Cmd
+	AdminURL   string
+	SidecarURL string
+	Store      string
+	Key        string // admin key requests send
+	stdout     *lockedBuffer
+	stderr     *lockedBuffer
+	done       chan struct{}
+	exitErr    error
+}
+
+// startKeylens runs `keylens serve` on a fresh SQLite file (or on store, when
+// given) with ports chosen by the kernel, and waits until both listen.
+func startKeylens(t *testing.T, store string, env []string, args ...string) *instance {
+	t.Helper()
+	if store == "" {
+		store = "sqlite:" + filepath.Join(t.TempDir(), "keylens.db")
+	}
+	argv := append([]string{"serve", "--store", store, "--admin-addr", "127.0.0.1:0",
+		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
+	in := &instance{t: t, Store: store, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	in.cmd = exec.Command(keylensBin, argv...)
+	in.cmd.Env = append(cleanEnv(), env...)
+	in.cmd.Stdout = in.stdout
+	pr, pw := io.Pipe()
+	in.cmd.Stderr = pw
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		in.exitErr = in.cmd.Wait()
+		pw.Close()
+		close(in.done)
+	}()
+
+	addrs := make(chan [2]string, 1)
+	go func() {
+		var admin, sidecar string
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Bytes()
+			in.stderr.Write(append(append([]byte(nil), line...), '\n'))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(line, &rec) == nil {
+				switch rec.Msg {
+				case "admin API listening":
+					admin = rec.Addr
+				case "sidecar listening":
+					sidecar = rec.Addr
+				}
+				if admin != "" && sidecar != "" {
+					addrs <- [2]string{admin, sidecar}
+					admin = "" // report once
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-addrs:
+		in.AdminURL, in.SidecarURL = "http://"+a[0], "http://"+a[1]
+	case <-in.done:
+		t.Fatalf("keylens exited during start-up (%v):\n%s", in.exitErr, in.stderr)
+	case <-time.After(30 * time.Second):
+		in.cmd.Process.Kill()
+		t.Fatalf("keylens did not start listening:\n%s", in.stderr)
+	}
+	in.Key = testAdminKey
+	t.Cleanup(func() {
+		select {
+		case <-in.done:
+		default:
+			in.cmd.Process.Kill()
+			<-in.done
+		}
+	})
+	return in
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (in *instance) stop() {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		in.t.Fatal(err)
+	}
+	select {
+	case <-in.done:
+	case <-time.After(20 * time.Second):
+		in.cmd.Process.Kill()
+		in.t.Fatalf("keylens did not stop on SIGTERM:\n%s", in.stderr)
+	}
+	if in.exitErr != nil {
+		in.t.Fatalf("keylens exited with %v:\n%s", in.exitErr, in.stderr)
+	}
+}
+
+// cleanEnv is the test process's environment without KEYLENS_* settings, so
+// a developer's shell cannot change what the tests see.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KEYLENS_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a fresh value of type T.
+func decodeAs[T any](t *testing.T, r response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("response %d is not the JSON expected (%v): %s", r.Status, err, r.Body)
+	}
+	return v
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// do sends a request to the admin API with the admin key.
+func (in *instance) do(method, path, body string) response {
+	in.t.Helper()
+	return in.doAuth(method, path, body, in.Key)
+}
+
+// doAuth sends a request with the given Authorization header ("" for none).
+func (in *instance) doAuth(method, path, body, auth string) response {
+	in.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, in.AdminURL+path, rd)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return send(in.t, req)
+}
+
+func send(t *testing.T, req *http.Request) response {
+	t.Helper()
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// envelope is Tyk's message wrapper.
+type envelope struct {
+	Status  string
+	Message string
+	Meta    any
+}
+
+// wantEnvelope checks status code and envelope, Message exactly when given.
+func wantEnvelope(t *testing.T, r response, status int, wantStatus, message string) envelope {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &raw); err != nil {
+		t.Fatalf("body is not a JSON object: %s", r.Body)
+	}
+	if _, ok := raw["Meta"]; !ok || len(raw) != 3 {
+		t.Errorf("envelope members %s, want exactly Status, Message, Meta", r.Body)
+	}
+	e := decodeAs[envelope](t, r)
+	if e.Status != wantStatus || (message != "" && e.Message != message) {
+		t.Fatalf("envelope %s, want Status %q Message %q", r.Body, wantStatus, message)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	return e
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,7 +128,15 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 	} else if err != nil {
 		return err
 	}
-	return writeDeveloperChildren(ctx, tx, d)
+	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, d.ID, "", ""); err != nil {
+		return err
+	}
+	for _, hash := range sortedKeys(d.Keys) {
+		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
+			return err
+		}
+	}
+	return writeSubscriptionsAndClients(ctx, tx, d)
 }
 
 // UpdateDeveloper replaces developer id with d (see the interface contract).
@@ -184,12 +193,44 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	} else if err != nil {
 		return err
 	}
-	for _, table := range []string{"developer_keys", "developer_subscriptions", "oauth_clients"} {
+	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+		return err
+	}
+	// Keys are diffed, not rewritten, so that what approval stored beside
+	// a key (its auth type, basic password, JWT material) survives.
+	for _, hash := range sortedKeys(cur.Keys) {
+		if _, keep := d.Keys[hash]; !keep {
+			if err := deleteKey(ctx, tx, id, hash); err != nil {
+				return err
+			}
+		}
+	}
+	for _, hash := range sortedKeys(d.Keys) {
+		old, had := cur.Keys[hash]
+		switch {
+		case !had:
+			if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: id, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
+				return err
+			}
+		case !slices.Equal(old, d.Keys[hash]):
+			if err := updateKeyPolicies(ctx, tx, id, hash, d.Keys[hash]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, pol := range sortedKeys(cur.OAuthClients) {
+		for _, c := range cur.OAuthClients[pol] {
+			if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, id, "", c.ClientID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, table := range []string{"developer_subscriptions", "oauth_clients"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE developer_id = ?`, id); err != nil {
 			return err
 		}
 	}
-	if err := writeDeveloperChildren(ctx, tx, d); err != nil {
+	if err := writeSubscriptionsAndClients(ctx, tx, d); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -203,6 +244,15 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 		return err
 	}
 	defer tx.Rollback()
+	var hashes []string
+	if err := eachRow(ctx, tx, `SELECT key_hash FROM developer_keys WHERE developer_id = ? ORDER BY key_hash`, []any{id}, func(rows *sql.Rows) error {
+		var h string
+		err := rows.Scan(&h)
+		hashes = append(hashes, h)
+		return err
+	}); err != nil {
+		return err
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM developers WHERE id = ?`, id)
 	if err != nil {
 		return err
@@ -211,6 +261,14 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 		return err
 	} else if n == 0 {
 		return portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+	}
+	for _, h := range hashes {
+		if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
+			return err
+		}
+	}
+	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -326,21 +384,8 @@ func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err
 	return string(fb), string(hb), err
 }
 
-// writeDeveloperChildren inserts d's keys, subscriptions and OAuth clients.
-// A key hash that another developer holds is a conflict.
-func writeDeveloperChildren(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
-	for _, hash := range sortedKeys(d.Keys) {
-		pols, err := json.Marshal(nonNil(d.Keys[hash]))
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (key_hash, developer_id, policies) VALUES (?, ?, ?)`, hash, d.ID, string(pols))
-		if isUniqueViolation(err) {
-			return portalstore.Errorf(portalstore.ECONFLICT, "Key %s belongs to another developer", hash)
-		} else if err != nil {
-			return err
-		}
-	}
+// writeSubscriptionsAndClients inserts d's subscriptions and OAuth clients.
+func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
 	for _, pol := range sortedKeys(d.Subscriptions) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)`,
 			d.ID, pol, d.Subscriptions[pol]); err != nil {
@@ -349,17 +394,22 @@ func writeDeveloperChildren(ctx context.Context, tx *Tx, d *portalstore.Develope
 	}
 	for _, pol := range sortedKeys(d.OAuthClients) {
 		for i, c := range d.OAuthClients[pol] {
-			_, err := tx.ExecContext(ctx, `INSERT INTO oauth_clients (client_id, developer_id, policy_id, position, secret,
-				redirect_uri, app_description, use_case, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				c.ClientID, d.ID, pol, i, c.Secret, c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
-			if isUniqueViolation(err) {
-				return portalstore.Errorf(portalstore.ECONFLICT, "OAuth client %s already exists", c.ClientID)
-			} else if err != nil {
+			if err := insertOAuthClient(ctx, tx, d.ID, pol, i, &c); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+func insertOAuthClient(ctx context.Context, tx *Tx, devID, policy string, position int, c *portalstore.OAuthClient) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO oauth_clients (client_id, developer_id, policy_id, position, secret,
+		redirect_uri, app_description, use_case, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ClientID, devID, policy, position, c.Secret, c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
+	if isUniqueViolation(err) {
+		return portalstore.Errorf(portalstore.ECONFLICT, "OAuth client %s already exists", c.ClientID)
+	}
+	return err
 }
 
 func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*portalstore.Developer, error) {

@@ -30,6 +30,9 @@ var sqliteMigrations embed.FS
 var (
 	_ portalstore.DeveloperService = (*DB)(nil)
 	_ portalstore.SettingsService  = (*DB)(nil)
+	_ portalstore.CatalogueService = (*DB)(nil)
+	_ portalstore.KeyService       = (*DB)(nil)
+	_ portalstore.ChangeService    = (*DB)(nil)
 )
 
 // DB is an open store. Public methods each run in one transaction; the
@@ -43,6 +46,11 @@ type DB struct {
 
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
+	// KeyHashAlgorithm is written into generated keys ("h"); Tyk's
+	// hash_key_function. Default portalstore.DefaultHashAlgorithm.
+	KeyHashAlgorithm string
+
+	changed *notifier
 }
 
 // Open opens the store named by dsn, "sqlite:PATH", creating the file and its
@@ -73,7 +81,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
-	db := &DB{wdb: wdb, rdb: rdb, dsn: dsn, Now: time.Now}
+	db := &DB{wdb: wdb, rdb: rdb, dsn: dsn, Now: time.Now,
+		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -152,8 +161,20 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 // service call writes carries the same instant.
 type Tx struct {
 	*sql.Tx
-	db  *DB
-	now time.Time
+	db      *DB
+	now     time.Time
+	changed bool // the change feed grew: wake its readers on commit
+}
+
+// Commit commits and wakes change-feed readers if the feed grew.
+func (tx *Tx) Commit() error {
+	if err := tx.Tx.Commit(); err != nil {
+		return err
+	}
+	if tx.changed {
+		tx.db.changed.broadcast()
+	}
+	return nil
 }
 
 // begin starts a write transaction (serialised, BEGIN IMMEDIATE).

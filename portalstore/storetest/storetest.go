@@ -17,12 +17,18 @@ import (
 type Store interface {
 	portalstore.DeveloperService
 	portalstore.SettingsService
+	portalstore.CatalogueService
+	portalstore.KeyService
+	portalstore.ChangeService
 }
 
 // Run runs the whole suite; newStore returns an empty store for each test.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Developers", func(t *testing.T) { testDevelopers(t, newStore) })
 	t.Run("Settings", func(t *testing.T) { testSettings(t, newStore) })
+	t.Run("CatalogueAndConfig", func(t *testing.T) { testCatalogueAndConfig(t, newStore) })
+	t.Run("KeyRequests", func(t *testing.T) { testKeyRequests(t, newStore) })
+	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
 }
 
 const jsonKey = "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0="

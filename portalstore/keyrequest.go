@@ -1,0 +1,272 @@
+package portalstore
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"time"
+)
+
+// KeyRequest is a developer's request for a key to one or more policies,
+// in Tyk's shape. PortalDeveloper, CatalogueEntry and Catalogues are filled
+// on reads of a single request, as Tyk embeds them.
+type KeyRequest struct {
+	ID             string         `json:"id"`
+	Key            string         `json:"key"` // the hash of the key approval created
+	OrgID          string         `json:"org_id"`
+	ForAPI         string         `json:"for_api"`
+	ForPlan        string         `json:"for_plan"`
+	ApplyPolicies  []string       `json:"apply_policies"`
+	RemovePolicies []string       `json:"remove_policies"`
+	ByUser         string         `json:"by_user"`
+	Fields         map[string]any `json:"fields"`
+	Approved       bool           `json:"approved"`
+	DateCreated    time.Time      `json:"date_created"`
+	Version        string         `json:"version"`
+	JWTSecret      string         `json:"jwt_secret"`
+	Certificate    string         `json:"certificate"`
+	OAuthInfo      OAuthInfo      `json:"oauth_info"`
+
+	PortalDeveloper *Developer       `json:"portal_developer,omitempty"`
+	CatalogueEntry  *CatalogueEntry  `json:"catalogue_entry,omitempty"`
+	Catalogues      []CatalogueEntry `json:"catalogues,omitempty"`
+}
+
+// OAuthInfo carries what an OAuth client is created with.
+type OAuthInfo struct {
+	RedirectURI string `json:"redirect_uri"`
+}
+
+// Normalize applies Tyk's aliases and defaults: for_plan is the deprecated
+// spelling of a single apply_policies entry; version defaults to v2.
+func (r *KeyRequest) Normalize() {
+	if len(r.ApplyPolicies) == 0 && r.ForPlan != "" {
+		r.ApplyPolicies = []string{r.ForPlan}
+	}
+	if r.ForPlan == "" && len(r.ApplyPolicies) > 0 {
+		r.ForPlan = r.ApplyPolicies[0]
+	}
+	if r.Version == "" {
+		r.Version = "v2"
+	}
+	if r.Fields == nil {
+		r.Fields = map[string]any{}
+	}
+	if r.ApplyPolicies == nil {
+		r.ApplyPolicies = []string{}
+	}
+	if r.RemovePolicies == nil {
+		r.RemovePolicies = []string{}
+	}
+}
+
+// Validate checks what a request needs before it touches the store.
+func (r *KeyRequest) Validate() error {
+	if r.ByUser == "" {
+		return Errorf(EINVALID, "by_user (the developer's id) is required")
+	}
+	if len(r.ApplyPolicies) == 0 {
+		return Errorf(EINVALID, "apply_policies (or for_plan) needs at least one policy")
+	}
+	if len(r.ApplyPolicies) > 100 {
+		return Errorf(EINVALID, "A key request applies at most 100 policies")
+	}
+	for _, p := range r.ApplyPolicies {
+		if p == "" || len(p) > maxIDLength {
+			return Errorf(EINVALID, "Policy ids must be 1 to %d characters", maxIDLength)
+		}
+	}
+	if len(r.Fields) > MaxFieldCount {
+		return Errorf(EINVALID, "A key request has at most %d fields", MaxFieldCount)
+	}
+	if b, err := json.Marshal(r.Fields); err != nil || len(b) > 64<<10 {
+		return Errorf(EINVALID, "Key request fields are limited to 64 KiB")
+	}
+	if len(r.JWTSecret) > 16<<10 || len(r.Certificate) > 16<<10 || len(r.OAuthInfo.RedirectURI) > MaxFieldLength {
+		return Errorf(EINVALID, "jwt_secret, certificate or oauth_info is too long")
+	}
+	return nil
+}
+
+// Key is an issued key as keylens keeps it: never the raw key, only its
+// hash and what resolving it needs.
+type Key struct {
+	Hash          string         `json:"key_id"`
+	DeveloperID   string         `json:"developer_id"`
+	Policies      []string       `json:"policies"`
+	AuthType      string         `json:"auth_type"` // "" for keys imported with a developer object
+	RequestID     string         `json:"request_id,omitempty"`
+	Fields        map[string]any `json:"key_request_fields"`
+	DateCreated   time.Time      `json:"date_created"`
+	QuotaResetAt  time.Time      `json:"quota_reset_at"`
+	BasicUsername string         `json:"basic_username,omitempty"`
+
+	BasicPasswordHash string `json:"-"` // bcrypt
+	// JWT verification material: an HMAC secret or a PEM public key.
+	JWTSecret    string `json:"-"`
+	JWTPublicKey string `json:"-"`
+}
+
+// Approval is what approving a key request hands out, once. RawKey and
+// Password are never stored.
+type Approval struct {
+	RawKey   string
+	Password string
+	KeyHash  string
+	// OAuthClient is set for oauth entries instead of RawKey.
+	OAuthClient *OAuthClient
+	PolicyID    string
+}
+
+// MarshalJSON answers in Tyk's shapes: {"RawKey","Password"} for keys, the
+// client's id, secret, policy and redirect URI for OAuth.
+func (a *Approval) MarshalJSON() ([]byte, error) {
+	if a.OAuthClient != nil {
+		return json.Marshal(map[string]string{
+			"client_id": a.OAuthClient.ClientID, "secret": a.OAuthClient.Secret,
+			"policy_id": a.PolicyID, "redirect_uri": a.OAuthClient.RedirectURI,
+		})
+	}
+	return json.Marshal(map[string]string{"RawKey": a.RawKey, "Password": a.Password})
+}
+
+// KeyRequestFilter selects key requests.
+type KeyRequestFilter struct {
+	Approved      *bool // nil: both
+	Offset, Limit int
+}
+
+// KeyService files, approves and manages keys.
+type KeyService interface {
+	// CreateKeyRequest validates and stores r (never approved at
+	// creation). EINVALID when by_user is not a developer or a policy is
+	// not in the catalogue.
+	CreateKeyRequest(ctx context.Context, r *KeyRequest) error
+	// FindKeyRequestByID returns the request with its developer and
+	// catalogue entries embedded; ENOTFOUND if none.
+	FindKeyRequestByID(ctx context.Context, id string) (*KeyRequest, error)
+	FindKeyRequests(ctx context.Context, f KeyRequestFilter) ([]*KeyRequest, int, error)
+	// UpdateKeyRequest replaces a request's client-set members (not its
+	// approval state or key). ENOTFOUND, EINVALID.
+	UpdateKeyRequest(ctx context.Context, id string, r *KeyRequest) error
+	DeleteKeyRequest(ctx context.Context, id string) error
+	// ApproveKeyRequest issues what the first policy's catalogue entry
+	// names (see Approval) and gives the developer the key, in one
+	// transaction. ECONFLICT if already approved: a request never yields
+	// a second key.
+	ApproveKeyRequest(ctx context.Context, id string) (*Approval, error)
+	// IssueKey files a request for developer devID and approves it.
+	IssueKey(ctx context.Context, devID string, r *KeyRequest) (*Approval, error)
+	// SetKeyPolicies replaces the policies of a developer's key.
+	SetKeyPolicies(ctx context.Context, devID, keyHash string, policies []string) error
+	// RevokeKey removes a developer's key; it stops resolving at once.
+	RevokeKey(ctx context.Context, devID, keyHash string) error
+	// ResetKeyQuota records that the key's quota was reset now.
+	ResetKeyQuota(ctx context.Context, devID, keyHash string) error
+	// DeleteOAuthClient removes an OAuth client by its client id.
+	DeleteOAuthClient(ctx context.Context, clientID string) error
+	// FindKey returns the key with hash; ENOTFOUND if none.
+	FindKey(ctx context.Context, hash string) (*Key, error)
+	// FindKeyByBasicUsername returns the basic-auth key of username.
+	FindKeyByBasicUsername(ctx context.Context, username string) (*Key, error)
+}
+
+// Change kinds in the change feed.
+const (
+	ChangeDeveloper    = "developer"     // a developer was created, updated, deactivated or deleted
+	ChangeKeyAdded     = "key_added"     // a key now resolves
+	ChangeKeyUpdated   = "key_updated"   // a key's policies changed
+	ChangeKeyRevoked   = "key_revoked"   // a key no longer resolves
+	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted
+)
+
+// Change is one entry of the change feed: something that can alter how a
+// key resolves. Seq increases with every change and is never reused.
+type Change struct {
+	Seq         int64     `json:"seq"`
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"`
+	DeveloperID string    `json:"developer_id,omitempty"`
+	KeyHash     string    `json:"key_hash,omitempty"`
+	ClientID    string    `json:"client_id,omitempty"`
+}
+
+// ChangeService reads the change feed.
+type ChangeService interface {
+	// ChangesSince returns up to limit changes with Seq > after, oldest
+	// first, and whether changes after `after` were already pruned (the
+	// reader must then drop everything it cached).
+	ChangesSince(ctx context.Context, after int64, limit int) (changes []Change, gap bool, err error)
+	// WaitForChanges is ChangesSince that waits up to wait for at least
+	// one change to arrive.
+	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]Change, bool, error)
+	// LastChange returns the newest sequence number (0 when none).
+	LastChange(ctx context.Context) (int64, error)
+	// PruneChanges forgets changes older than before (always keeping the
+	// newest) and returns how many it removed. Readers whose position is
+	// older than what was pruned are told of the gap.
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+}
+
+// JWTKeyMaterial sorts a key request's JWT material into an HMAC secret or
+// a PEM public key (a PEM certificate yields its public key). EINVALID for
+// PEM that does not parse or holds an unsupported key.
+func JWTKeyMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string, err error) {
+	material := strings.TrimSpace(secret)
+	if material == "" {
+		material = strings.TrimSpace(certificate)
+	}
+	if material == "" {
+		return "", "", Errorf(EINVALID, "A jwt key request needs jwt_secret (an HMAC secret or a PEM public key) or certificate")
+	}
+	if !strings.HasPrefix(material, "-----BEGIN") {
+		if len(material) < 16 {
+			return "", "", Errorf(EINVALID, "An HMAC jwt_secret must be at least 16 characters")
+		}
+		return material, "", nil
+	}
+	pub, err := ParsePublicKeyPEM(material)
+	if err != nil {
+		return "", "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", "", Errorf(EINVALID, "Unsupported public key")
+	}
+	return "", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// ParsePublicKeyPEM reads an RSA, ECDSA or Ed25519 public key from a PEM
+// "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE" block.
+func ParsePublicKeyPEM(s string) (any, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, Errorf(EINVALID, "The PEM in jwt_secret or certificate does not parse")
+	}
+	var pub any
+	var err error
+	switch block.Type {
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	}
+	if err != nil {
+		return nil, Errorf(EINVALID, "The PEM in jwt_secret or certificate does not parse")
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		return pub, nil
+	}
+	return nil, Errorf(EINVALID, "Only RSA, ECDSA and Ed25519 public keys are supported")
+}

@@ -1,0 +1,123 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+const settingPortalConfig = "portal_config"
+
+// Catalogue returns the stored catalogue, or an empty one for the portal's
+// org when none was stored.
+func (db *DB) Catalogue(ctx context.Context) (*portalstore.Catalogue, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return loadCatalogue(ctx, tx)
+}
+
+func loadCatalogue(ctx context.Context, tx *Tx) (*portalstore.Catalogue, error) {
+	var c portalstore.Catalogue
+	var apis string
+	err := tx.QueryRowContext(ctx, `SELECT id, org_id, apis FROM catalogue LIMIT 1`).Scan(&c.ID, &c.OrgID, &apis)
+	if errors.Is(err, sql.ErrNoRows) {
+		var org string
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, portalstore.SettingOrgID).Scan(&org); err != nil {
+			return nil, err
+		}
+		return &portalstore.Catalogue{OrgID: org, APIs: []portalstore.CatalogueEntry{}}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(apis), &c.APIs); err != nil {
+		return nil, err
+	}
+	c.Normalize()
+	return &c, nil
+}
+
+// PutCatalogue replaces the catalogue, keeping its id (one is assigned the
+// first time) and filling org_id with the portal's org when empty.
+func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error {
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cur, err := loadCatalogue(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if cur.ID != "" {
+		c.ID = cur.ID
+	} else if c.ID == "" {
+		c.ID = portalstore.NewObjectID(tx.now)
+	}
+	if c.OrgID == "" {
+		if c.OrgID, err = orgID(ctx, tx); err != nil {
+			return err
+		}
+	}
+	apis, err := json.Marshal(c.APIs)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM catalogue`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO catalogue (id, org_id, apis) VALUES (?, ?, ?)`, c.ID, c.OrgID, string(apis)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// PortalConfig returns the stored configuration, or the defaults.
+func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, error) {
+	var p portalstore.PortalConfig
+	raw, err := db.Setting(ctx, settingPortalConfig)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		org, _ := db.Setting(ctx, portalstore.SettingOrgID)
+		return &portalstore.PortalConfig{OrgID: org}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// PutPortalConfig replaces the configuration.
+func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) error {
+	if p.ID == "" {
+		p.ID = portalstore.NewObjectID(db.Now())
+		if cur, err := db.PortalConfig(ctx); err == nil && cur.ID != "" {
+			p.ID = cur.ID
+		}
+	}
+	if p.OrgID == "" {
+		org, err := db.OrgID(ctx)
+		if err != nil {
+			return err
+		}
+		p.OrgID = org
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if len(b) > 256<<10 {
+		return portalstore.Errorf(portalstore.EINVALID, "The portal configuration is limited to 256 KiB")
+	}
+	return db.PutSetting(ctx, settingPortalConfig, string(b))
+}

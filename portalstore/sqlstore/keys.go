@@ -1,0 +1,657 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+const keyColumns = `key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
+	basic_username, basic_password_hash, jwt_secret, jwt_public_key`
+
+// insertKey files k under its developer; a hash or basic username another
+// key holds is a conflict.
+func insertKey(ctx context.Context, tx *Tx, k *portalstore.Key) error {
+	pols, err := json.Marshal(nonNil(k.Policies))
+	if err != nil {
+		return err
+	}
+	fields := k.Fields
+	if fields == nil {
+		fields = map[string]any{}
+	}
+	fb, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.Hash, k.DeveloperID, string(pols), k.AuthType, k.RequestID, string(fb), formatTime(k.DateCreated), formatTime(k.QuotaResetAt),
+		k.BasicUsername, k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey)
+	if isUniqueViolation(err) {
+		return portalstore.Errorf(portalstore.ECONFLICT, "Key %s belongs to another developer", k.Hash)
+	} else if err != nil {
+		return err
+	}
+	return recordChange(ctx, tx, portalstore.ChangeKeyAdded, k.DeveloperID, k.Hash, "")
+}
+
+// deleteKey removes a developer's key and the subscriptions that point at
+// it; ENOTFOUND when the developer has no such key.
+func deleteKey(ctx context.Context, tx *Tx, devID, hash string) error {
+	res, err := tx.ExecContext(ctx, `DELETE FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errKeyNotFound
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
+		return err
+	}
+	return recordChange(ctx, tx, portalstore.ChangeKeyRevoked, devID, hash, "")
+}
+
+var errKeyNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key not found")
+
+// updateKeyPolicies sets a key's policies; ENOTFOUND as deleteKey.
+func updateKeyPolicies(ctx context.Context, tx *Tx, devID, hash string, policies []string) error {
+	pols, err := json.Marshal(nonNil(policies))
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE developer_keys SET policies = ? WHERE developer_id = ? AND key_hash = ?`, string(pols), devID, hash)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errKeyNotFound
+	}
+	return recordChange(ctx, tx, portalstore.ChangeKeyUpdated, devID, hash, "")
+}
+
+// FindKey returns the key filed under hash.
+func (db *DB) FindKey(ctx context.Context, hash string) (*portalstore.Key, error) {
+	return findKey(ctx, db.rdb, `key_hash = ?`, hash)
+}
+
+// FindKeyByBasicUsername returns the basic-auth key of username.
+func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error) {
+	if username == "" {
+		return nil, errKeyNotFound
+	}
+	return findKey(ctx, db.rdb, `basic_username = ?`, username)
+}
+
+func findKey(ctx context.Context, q querier, where string, args ...any) (*portalstore.Key, error) {
+	var (
+		k                          portalstore.Key
+		pols, fields, created, qrt string
+	)
+	err := q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM developer_keys WHERE `+where, args...).Scan(
+		&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt,
+		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errKeyNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
+		return nil, fmt.Errorf("key %s policies: %w", k.Hash, err)
+	}
+	if err := json.Unmarshal([]byte(fields), &k.Fields); err != nil {
+		return nil, fmt.Errorf("key %s fields: %w", k.Hash, err)
+	}
+	if k.DateCreated, err = parseTime(created); err != nil {
+		return nil, err
+	}
+	if k.QuotaResetAt, err = parseTime(qrt); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// ---- key requests ----
+
+const keyRequestColumns = `id, org_id, by_user, for_api, for_plan, apply_policies, remove_policies, fields, approved,
+	key_hash, date_created, version, jwt_secret, certificate, redirect_uri`
+
+// CreateKeyRequest validates and stores r.
+func (db *DB) CreateKeyRequest(ctx context.Context, r *portalstore.KeyRequest) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := createKeyRequest(ctx, tx, r); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func createKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) error {
+	r.Normalize()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	dev, err := findDeveloper(ctx, tx, `id = ?`, r.ByUser)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
+	} else if err != nil {
+		return err
+	}
+	if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
+		return err
+	}
+	r.ID, r.Approved, r.Key = portalstore.NewObjectID(tx.now), false, ""
+	if r.DateCreated.IsZero() {
+		r.DateCreated = tx.now
+	}
+	if r.OrgID == "" {
+		r.OrgID = dev.OrgID
+	}
+	return writeKeyRequest(ctx, tx, r, true)
+}
+
+// checkPoliciesPublished requires every policy to have a catalogue entry:
+// the entry decides what approval issues.
+func checkPoliciesPublished(ctx context.Context, tx *Tx, policies []string) error {
+	cat, err := loadCatalogue(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, p := range policies {
+		if cat.Entry(p) == nil {
+			return portalstore.Errorf(portalstore.EINVALID, "Policy %s is not in the catalogue", p)
+		}
+	}
+	return nil
+}
+
+func writeKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, insert bool) error {
+	apply, _ := json.Marshal(r.ApplyPolicies)
+	remove, _ := json.Marshal(r.RemovePolicies)
+	fields, err := json.Marshal(r.Fields)
+	if err != nil {
+		return portalstore.Errorf(portalstore.EINVALID, "Key request fields do not encode")
+	}
+	args := []any{r.OrgID, r.ByUser, r.ForAPI, r.ForPlan, string(apply), string(remove), string(fields), r.Approved,
+		r.Key, formatTime(r.DateCreated), r.Version, r.JWTSecret, r.Certificate, r.OAuthInfo.RedirectURI, r.ID}
+	if insert {
+		_, err = tx.ExecContext(ctx, `INSERT INTO key_requests (org_id, by_user, for_api, for_plan, apply_policies, remove_policies,
+			fields, approved, key_hash, date_created, version, jwt_secret, certificate, redirect_uri, id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE key_requests SET org_id = ?, by_user = ?, for_api = ?, for_plan = ?, apply_policies = ?,
+			remove_policies = ?, fields = ?, approved = ?, key_hash = ?, date_created = ?, version = ?, jwt_secret = ?,
+			certificate = ?, redirect_uri = ? WHERE id = ?`, args...)
+	}
+	return err
+}
+
+// FindKeyRequestByID returns a request with its developer and catalogue.
+func (db *DB) FindKeyRequestByID(ctx context.Context, id string) (*portalstore.KeyRequest, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	reqs, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(reqs) == 0 {
+		return nil, errKeyRequestNotFound
+	}
+	return reqs[0], embedKeyRequests(ctx, tx, reqs)
+}
+
+var errKeyRequestNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key request not found")
+
+// FindKeyRequests returns a page of requests, each with its developer and
+// catalogue embedded as Tyk's list does, and the total.
+func (db *DB) FindKeyRequests(ctx context.Context, f portalstore.KeyRequestFilter) ([]*portalstore.KeyRequest, int, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+	where, args := "1 = 1", []any{}
+	if f.Approved != nil {
+		where, args = "approved = ?", append(args, *f.Approved)
+	}
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_requests WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	query := `SELECT ` + keyRequestColumns + ` FROM key_requests WHERE ` + where + ` ORDER BY id`
+	if f.Limit > 0 {
+		query += ` LIMIT ? OFFSET ?`
+		args = append(args, f.Limit, max(f.Offset, 0))
+	}
+	reqs, err := queryKeyRequests(ctx, tx, query, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return reqs, total, embedKeyRequests(ctx, tx, reqs)
+}
+
+func queryKeyRequests(ctx context.Context, q querier, query string, args ...any) ([]*portalstore.KeyRequest, error) {
+	out := []*portalstore.KeyRequest{}
+	err := eachRow(ctx, q, query, args, func(rows *sql.Rows) error {
+		var r portalstore.KeyRequest
+		var apply, remove, fields, created string
+		if err := rows.Scan(&r.ID, &r.OrgID, &r.ByUser, &r.ForAPI, &r.ForPlan, &apply, &remove, &fields, &r.Approved,
+			&r.Key, &created, &r.Version, &r.JWTSecret, &r.Certificate, &r.OAuthInfo.RedirectURI); err != nil {
+			return err
+		}
+		var err error
+		if r.DateCreated, err = parseTime(created); err != nil {
+			return err
+		}
+		for dst, src := range map[any]string{&r.ApplyPolicies: apply, &r.RemovePolicies: remove, &r.Fields: fields} {
+			if err := json.Unmarshal([]byte(src), dst); err != nil {
+				return fmt.Errorf("key request %s: %w", r.ID, err)
+			}
+		}
+		out = append(out, &r)
+		return nil
+	})
+	return out, err
+}
+
+// embedKeyRequests fills portal_developer, catalogue_entry (the first
+// policy's) and catalogues (every policy's).
+func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*portalstore.KeyRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	cat, err := loadCatalogue(ctx, tx)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, r := range reqs {
+		ids[r.ByUser] = true
+	}
+	args := make([]any, 0, len(ids))
+	for id := range ids {
+		args = append(args, id)
+	}
+	devs := map[string]*portalstore.Developer{}
+	for start := 0; start < len(args); start += childBatch {
+		batch := args[start:min(start+childBatch, len(args))]
+		ds, err := queryDevelopers(ctx, tx, `SELECT `+developerColumns+` FROM developers WHERE id IN (`+placeholders(len(batch))+`)`, batch...)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			devs[d.ID] = d
+		}
+	}
+	for _, r := range reqs {
+		r.PortalDeveloper = devs[r.ByUser]
+		r.Catalogues = []portalstore.CatalogueEntry{}
+		for i, p := range r.ApplyPolicies {
+			if e := cat.Entry(p); e != nil {
+				r.Catalogues = append(r.Catalogues, *e)
+				if i == 0 {
+					r.CatalogueEntry = e
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// UpdateKeyRequest replaces what a client may change on a request.
+func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.KeyRequest) error {
+	if r.ID != "" && r.ID != id {
+		return portalstore.Errorf(portalstore.EINVALID, "Key request id in the body does not match the URL")
+	}
+	r.Normalize()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cur, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if len(cur) == 0 {
+		return errKeyRequestNotFound
+	}
+	if exists, err := developerExists(ctx, tx, r.ByUser); err != nil {
+		return err
+	} else if !exists {
+		return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
+	}
+	if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
+		return err
+	}
+	// Approval state, key and creation belong to the server.
+	r.ID, r.Approved, r.Key, r.DateCreated = id, cur[0].Approved, cur[0].Key, cur[0].DateCreated
+	if r.OrgID == "" {
+		r.OrgID = cur[0].OrgID
+	}
+	if err := writeKeyRequest(ctx, tx, r, false); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// DeleteKeyRequest removes a request; a key it produced stays (revoke it
+// through the developer's keys).
+func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
+	res, err := db.wdb.ExecContext(ctx, `DELETE FROM key_requests WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errKeyRequestNotFound
+	}
+	return nil
+}
+
+// ApproveKeyRequest approves request id.
+func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Approval, error) {
+	var policy string
+	if err := db.rdb.QueryRowContext(ctx, `SELECT for_plan FROM key_requests WHERE id = ?`, id).Scan(&policy); errors.Is(err, sql.ErrNoRows) {
+		return nil, errKeyRequestNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	secrets, err := db.basicSecretsFor(ctx, policy)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	reqs, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(reqs) == 0 {
+		return nil, errKeyRequestNotFound
+	}
+	a, err := db.approve(ctx, tx, reqs[0], secrets)
+	if err != nil {
+		return nil, err
+	}
+	return a, tx.Commit()
+}
+
+// IssueKey files a request for devID and approves it in one transaction.
+func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequest) (*portalstore.Approval, error) {
+	r.ByUser = devID
+	r.Normalize()
+	var secrets *basicSecrets
+	if len(r.ApplyPolicies) > 0 {
+		var err error
+		if secrets, err = db.basicSecretsFor(ctx, r.ApplyPolicies[0]); err != nil {
+			return nil, err
+		}
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if exists, err := developerExists(ctx, tx, devID); err != nil {
+		return nil, err
+	} else if !exists {
+		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+	}
+	if err := createKeyRequest(ctx, tx, r); err != nil {
+		return nil, err
+	}
+	a, err := db.approve(ctx, tx, r, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return a, tx.Commit()
+}
+
+// basicSecrets is a basic-auth password and its bcrypt hash, made before
+// the write transaction so that bcrypt's cost is not paid holding the lock.
+type basicSecrets struct{ password, hash string }
+
+func newBasicSecrets() (*basicSecrets, error) {
+	pw := randomAlnum(16)
+	h, err := portalstore.HashPassword(pw)
+	return &basicSecrets{pw, h}, err
+}
+
+// basicSecretsFor prepares basic-auth secrets when policy's catalogue entry
+// is basic; nil otherwise (approve makes them itself should the catalogue
+// change in between).
+func (db *DB) basicSecretsFor(ctx context.Context, policy string) (*basicSecrets, error) {
+	cat, err := db.Catalogue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if e := cat.Entry(policy); e != nil && e.AuthType == portalstore.AuthBasic {
+		return newBasicSecrets()
+	}
+	return nil, nil
+}
+
+// approve issues what the request's first policy's catalogue entry names.
+func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, basic *basicSecrets) (*portalstore.Approval, error) {
+	if r.Approved {
+		return nil, portalstore.Errorf(portalstore.ECONFLICT, "Key request %s is already approved", r.ID)
+	}
+	dev, err := findDeveloper(ctx, tx, `id = ?`, r.ByUser)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := loadCatalogue(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	policy := r.ApplyPolicies[0]
+	entry := cat.Entry(policy)
+	if entry == nil {
+		return nil, portalstore.Errorf(portalstore.EINVALID, "Policy %s is not in the catalogue", policy)
+	}
+	org := dev.OrgID
+	algo := db.KeyHashAlgorithm
+	a := &portalstore.Approval{PolicyID: policy}
+	key := &portalstore.Key{DeveloperID: dev.ID, Policies: r.ApplyPolicies, AuthType: entry.AuthType,
+		RequestID: r.ID, Fields: r.Fields, DateCreated: tx.now}
+
+	switch entry.AuthType {
+	case portalstore.AuthOAuth:
+		c := &portalstore.OAuthClient{
+			ClientID:       randomHex(16),
+			Secret:         base64.StdEncoding.EncodeToString([]byte(randomUUID())),
+			RedirectURI:    r.OAuthInfo.RedirectURI,
+			AppDescription: fieldString(r.Fields, "oauth_app_description"),
+			UseCase:        fieldString(r.Fields, "oauth_use_case"),
+			DateCreated:    tx.now,
+		}
+		if err := insertOAuthClient(ctx, tx, dev.ID, policy, len(dev.OAuthClients[policy]), c); err != nil {
+			return nil, err
+		}
+		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, dev.ID, "", ""); err != nil {
+			return nil, err
+		}
+		a.OAuthClient = c
+	case portalstore.AuthBasic:
+		if basic == nil {
+			if basic, err = newBasicSecrets(); err != nil {
+				return nil, err
+			}
+		}
+		a.RawKey, a.Password = randomAlnum(10), basic.password
+		key.BasicUsername, key.BasicPasswordHash = a.RawKey, basic.hash
+		key.Hash = portalstore.HashKey(portalstore.KeyFor(org, a.RawKey, algo))
+	case portalstore.AuthJWT:
+		secret, pub, err := portalstore.JWTKeyMaterial(r.JWTSecret, r.Certificate)
+		if err != nil {
+			return nil, err
+		}
+		key.JWTSecret, key.JWTPublicKey = secret, pub
+		a.RawKey = portalstore.GenerateKey(org, algo) // the kid JWTs name
+		key.Hash = portalstore.HashKey(a.RawKey)
+	default: // authToken
+		a.RawKey = portalstore.GenerateKey(org, algo)
+		key.Hash = portalstore.HashKey(a.RawKey)
+	}
+	if key.Hash != "" {
+		if err := insertKey(ctx, tx, key); err != nil {
+			return nil, err
+		}
+		for _, p := range r.ApplyPolicies {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)
+				ON CONFLICT (developer_id, policy_id) DO UPDATE SET key_hash = excluded.key_hash`, dev.ID, p, key.Hash); err != nil {
+				return nil, err
+			}
+		}
+		a.KeyHash = key.Hash
+	}
+	r.Approved, r.Key = true, key.Hash
+	if _, err := tx.ExecContext(ctx, `UPDATE key_requests SET approved = ?, key_hash = ? WHERE id = ?`, true, key.Hash, r.ID); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetKeyPolicies replaces the policies of a developer's key and points the
+// developer's subscriptions for them at it.
+func (db *DB) SetKeyPolicies(ctx context.Context, devID, hash string, policies []string) error {
+	if len(policies) == 0 {
+		return portalstore.Errorf(portalstore.EINVALID, "apply_policies needs at least one policy")
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := checkPoliciesPublished(ctx, tx, policies); err != nil {
+		return err
+	}
+	if err := updateKeyPolicies(ctx, tx, devID, hash, policies); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
+		return err
+	}
+	for _, p := range policies {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)
+			ON CONFLICT (developer_id, policy_id) DO UPDATE SET key_hash = excluded.key_hash`, devID, p, hash); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// RevokeKey removes a developer's key.
+func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := deleteKey(ctx, tx, devID, hash); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// ResetKeyQuota records a quota reset.
+func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
+	res, err := db.wdb.ExecContext(ctx, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`,
+		formatTime(db.Now()), devID, hash)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errKeyNotFound
+	}
+	return nil
+}
+
+// DeleteOAuthClient removes an OAuth client.
+func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var devID string
+	err = tx.QueryRowContext(ctx, `SELECT developer_id FROM oauth_clients WHERE client_id = ?`, clientID).Scan(&devID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+	} else if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE client_id = ?`, clientID); err != nil {
+		return err
+	}
+	if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func fieldString(fields map[string]any, name string) string {
+	if s, ok := fields[name].(string); ok {
+		return s
+	}
+	return ""
+}
+
+const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// randomAlnum returns n characters drawn uniformly from [A-Za-z0-9].
+func randomAlnum(n int) string {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for b.Len() < n {
+		_, _ = rand.Read(buf)
+		if int(buf[0]) < 256-256%len(alnum) { // reject to stay uniform
+			b.WriteByte(alnum[int(buf[0])%len(alnum)])
+		}
+	}
+	return b.String()
+}
+
+func randomHex(nBytes int) string {
+	b := make([]byte, nBytes)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// randomUUID returns a random (version 4) UUID string, the form Tyk's OAuth
+// client secrets are the base64 of.
+func randomUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -27,6 +27,7 @@ type Config struct {
 	AdminAddr   string
 	SidecarAddr string
 	AdminKey    string
+	KeyHash     string
 	LogLevel    string
 	LogFormat   string
 }
@@ -62,6 +63,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
 	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (introspection, forward-auth, hits)")
 	fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
@@ -123,6 +125,9 @@ func (c *Config) Validate() []error {
 	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
 		problems = append(problems, errors.New("--admin-key: must not contain white space"))
 	}
+	if !portalstore.ValidHashAlgorithm(c.KeyHash) {
+		problems = append(problems, fmt.Errorf("--key-hash-algorithm %q: want murmur32, murmur64, murmur128 or sha256", c.KeyHash))
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		problems = append(problems, fmt.Errorf("--log-level: %w", err))
 	}
@@ -165,6 +170,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	m.db = db
+	db.KeyHashAlgorithm = m.Config.KeyHash
 	m.logger.Info("store open", "store", m.Config.Store)
 
 	keyHash, err := m.adminKeyHash(ctx)
@@ -173,6 +179,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	api := &rest.Server{
 		Developers:   db,
+		Catalogue:    db,
+		Keys:         db,
+		Changes:      db,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
 		Logger:       m.logger,
@@ -183,7 +192,30 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen("sidecar", m.Config.SidecarAddr, sidecarPlaceholder()); err != nil {
 		return err
 	}
+	go m.pruneChanges(ctx)
 	return nil
+}
+
+// changeRetention is how long the change feed remembers; a sidecar away for
+// longer is told to drop its cache and start afresh.
+const changeRetention = 24 * time.Hour
+
+// pruneChanges trims the change feed hourly until ctx ends.
+func (m *Main) pruneChanges(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := m.db.PruneChanges(ctx, time.Now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+			m.logger.Warn("pruning the change feed failed", "err", err)
+		} else if n > 0 {
+			m.logger.Debug("pruned the change feed", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // adminKeyHash settles which admin key is in effect: the configured one, or

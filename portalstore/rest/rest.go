@@ -23,6 +23,9 @@ const MaxBodyBytes = 1 << 20
 // Server holds what the handlers need. Build it, then use Handler.
 type Server struct {
 	Developers portalstore.DeveloperService
+	Catalogue  portalstore.CatalogueService
+	Keys       portalstore.KeyService
+	Changes    portalstore.ChangeService
 	// AdminKeyHash is the SHA-256 of the admin key that requests must
 	// present in Authorization.
 	AdminKeyHash [sha256.Size]byte
@@ -45,7 +48,44 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE /api/portal/developers/{id}", s.deleteDeveloper)
 	api.HandleFunc("GET /api/portal/developers/email/{email}", s.getDeveloperByEmail)
 	api.HandleFunc("POST /api/portal/developers/verify_credentials", s.verifyCredentials)
-	api.HandleFunc("POST /api/portal/developers/password/{id}", s.setPassword)
+	// password/{id}, {id}/keys and {id}/subscriptions overlap: one dispatcher.
+	api.HandleFunc("POST /api/portal/developers/{a}/{b}", s.postDeveloperPair)
+
+	// Developer keys, and the deprecated routes of the same.
+	api.HandleFunc("PUT /api/portal/developers/{id}/keys/{keyId}", s.setKeyPolicies)
+	api.HandleFunc("POST /api/portal/developers/{id}/keys/{keyId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
+		s.resetQuota(w, r, r.PathValue("id"), r.PathValue("keyId"))
+	})
+	// {id}/keys/{keyId} and oauth/{apiId}/{appId} overlap: one dispatcher.
+	api.HandleFunc("DELETE /api/portal/developers/{a}/{b}/{c}", s.deleteDeveloperTriple)
+	api.HandleFunc("GET /api/portal/developers/{devId}/{keyId}/{policyId}", s.setKeyPolicyDeprecated)
+	api.HandleFunc("DELETE /api/portal/developers/key/{apiId}/{keyId}/{devId}", func(w http.ResponseWriter, r *http.Request) {
+		s.revokeKey(w, r, r.PathValue("devId"), r.PathValue("keyId"))
+	})
+	api.HandleFunc("POST /api/portal/developers/key/{apiId}/{keyId}/{devId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
+		s.resetQuota(w, r, r.PathValue("devId"), r.PathValue("keyId"))
+	})
+	api.HandleFunc("DELETE /api/portal/developers/oauth/{appId}", func(w http.ResponseWriter, r *http.Request) {
+		s.deleteOAuthClient(w, r, r.PathValue("appId"))
+	})
+
+	api.HandleFunc("GET /api/portal/catalogue", s.getCatalogue)
+	api.HandleFunc("POST /api/portal/catalogue", s.putCatalogue)
+	api.HandleFunc("PUT /api/portal/catalogue", s.putCatalogue)
+	api.HandleFunc("GET /api/portal/configuration", s.getConfiguration)
+	api.HandleFunc("POST /api/portal/configuration", s.putConfiguration)
+	api.HandleFunc("PUT /api/portal/configuration", s.putConfiguration)
+
+	api.HandleFunc("GET /api/portal/requests", s.listKeyRequests)
+	api.HandleFunc("POST /api/portal/requests", s.createKeyRequest)
+	api.HandleFunc("GET /api/portal/requests/{id}", s.getKeyRequest)
+	api.HandleFunc("PUT /api/portal/requests/{id}", s.updateKeyRequest)
+	api.HandleFunc("UPDATE /api/portal/requests/{id}", s.updateKeyRequest) // the method Tyk's docs name
+	api.HandleFunc("DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
+	api.HandleFunc("PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
+
+	// keylens's own: the change feed for sidecars in other processes.
+	api.HandleFunc("GET /api/keylens/changes", s.listChanges)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", s.healthz)

@@ -20,7 +20,7 @@ func newAPI(t testing.TB) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return (&rest.Server{Developers: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}).Handler()
+	return (&rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}).Handler()
 }
 
 // FuzzDeveloperBodies sends arbitrary bodies to every route that reads one.
@@ -30,6 +30,8 @@ func FuzzDeveloperBodies(f *testing.F) {
 		`{"email":"a@b.io"}`, `{"email":"a@b.io","password":"123456"}`, `{"fields":{"custom1":"sdf",}}`,
 		`{"email":"a@b.io","keys":{"eyJvcmciOiJvIn0=":["p"]}}`, `{"username":"a@b.io","password":"x"}`, `{"password":"abcdefg"}`,
 		`{"email":"a@b.io","oauth_clients":{"p":[{"client_id":"c"}]},"subscriptions":{"p":"k"}}`, `null`, `[]`, "\x00",
+		`{"by_user":"000000000000000000000000","for_plan":"p","fields":{"a":[1,{"b":null}]}}`, `{"apis":[{"policy_id":"p","auth_type":"basic","config":{}}]}`,
+		`{"require_key_approval":true,"signup_fields":["a"],"x":{"y":1}}`, `{"apply_policies":["p"],"oauth_info":{"redirect_uri":"x"}}`,
 	} {
 		f.Add(uint8(0), s)
 	}
@@ -39,6 +41,12 @@ func FuzzDeveloperBodies(f *testing.F) {
 		{"PUT", "/api/portal/developers/000000000000000000000000"},
 		{"POST", "/api/portal/developers/verify_credentials"},
 		{"POST", "/api/portal/developers/password/000000000000000000000000"},
+		{"POST", "/api/portal/requests"},
+		{"PUT", "/api/portal/requests/000000000000000000000000"},
+		{"PUT", "/api/portal/catalogue"},
+		{"PUT", "/api/portal/configuration"},
+		{"POST", "/api/portal/developers/000000000000000000000000/keys"},
+		{"PUT", "/api/portal/developers/000000000000000000000000/keys/abcd1234"},
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		rt := routes[int(route)%len(routes)]

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -388,4 +389,24 @@ func TestChangeFeedOverHTTP(t *testing.T) {
 		wantEnvelope(t, in.do("GET", "/api/keylens/changes"+q, ""), 400, "Error", "")
 	}
 	wantEnvelope(t, in.doAuth("GET", "/api/keylens/changes", "", ""), 401, "Error", "Not authorised")
+}
+
+// TestRawKeyWithSlashInPath: standard base64 keys can hold "/", which a
+// client sends as %2F; the key is still recognised and hashed.
+func TestRawKeyWithSlashInPath(t *testing.T) {
+	in, dev := portalWithCatalogue(t)
+	// '?' is 0x3f: three in a row put six set bits on a base64 boundary, which encodes as "/".
+	var raw string
+	for i := 0; i < 1000 && !strings.Contains(raw, "/"); i++ {
+		raw = portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("user%d???", i), "murmur64")
+	}
+	if !strings.Contains(raw, "/") {
+		t.Fatal("no key with / among the candidates")
+	}
+	hash := portalstore.HashKey(raw)
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","keys":{"`+hash+`":["pol-token"]}}`), 200, "OK", "Data updated")
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), `{"apply_policies":["pol-gold"]}`), 200, "OK", "Data updated")
+	if d := getDeveloper(t, in, dev); strings.Join(d.Keys[hash], ",") != "pol-gold" {
+		t.Errorf("keys %v", d.Keys)
+	}
 }

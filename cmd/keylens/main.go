@@ -1,6 +1,7 @@
 // Command keylens runs the keylens portal store and sidecar.
 //
 //	keylens serve [flags]     portal REST API and sidecar in one process
+//	keylens sidecar [flags]   the sidecar alone, beside a gateway, on a shared store
 //	keylens version
 package main
 
@@ -35,26 +36,28 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 	switch args[0] {
-	case "serve":
+	case "serve", "sidecar":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		m := NewMain(stdout, stderr)
+		m.SidecarOnly = args[0] == "sidecar"
+		name := "keylens " + args[0]
 		if err := m.ParseFlags(args[1:], getenv); err != nil {
 			if errors.Is(err, errHelp) {
 				return exitOK
 			}
-			fmt.Fprintf(stderr, "keylens serve: invalid configuration:\n%s\n", indent(err))
+			fmt.Fprintf(stderr, "%s: invalid configuration:\n%s\n", name, indent(err))
 			return exitUsage
 		}
 		if err := m.Run(ctx); err != nil {
-			fmt.Fprintf(stderr, "keylens serve: %v\n", err)
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			m.Close()
 			return exitFailed
 		}
 		serveErr := m.Wait(ctx)
 		stop() // a second signal now kills the process at once
 		if err := errors.Join(serveErr, m.Close()); err != nil {
-			fmt.Fprintf(stderr, "keylens serve: shutdown: %v\n", err)
+			fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
 			return exitFailed
 		}
 		return exitOK
@@ -73,6 +76,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 const usage = `keylens: which developer owns this key?
 
 Usage:
-  keylens serve [flags]   run the portal REST API and the sidecar (keylens serve -h for flags)
-  keylens version         print the version
+  keylens serve [flags]     run the portal REST API and the sidecar (keylens serve -h for flags)
+  keylens sidecar [flags]   run the sidecar alone on a shared store (keylens sidecar -h)
+  keylens version           print the version
 `

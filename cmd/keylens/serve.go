@@ -16,12 +16,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/valyala/fasthttp"
+
+	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sidecar"
 )
 
-// Config is everything `keylens serve` is told.
+// Config is everything `keylens serve` and `keylens sidecar` are told.
 type Config struct {
 	Store       string
 	AdminAddr   string
@@ -30,19 +36,34 @@ type Config struct {
 	KeyHash     string
 	LogLevel    string
 	LogFormat   string
+
+	// Sidecar.
+	CacheSize        int
+	CacheTTL         time.Duration
+	NegativeCacheTTL time.Duration
+	IntrospectSecret string
+	KeyHeader        string
+	Assertions       bool
+	AssertionKey     string
+	AssertionTTL     time.Duration
+	Headers          identity.HeaderNames
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
 const minAdminKeyLength = 16
 
-// Main is the serve command: ParseFlags, Run, then Close.
+// Main is the serve and sidecar commands: ParseFlags, Run, Wait, Close.
 type Main struct {
 	Config Config
+	// SidecarOnly runs the sidecar without the portal API (keylens sidecar).
+	SidecarOnly bool
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 	db             *sqlstore.DB
 	servers        []*http.Server
+	sidecar        *fasthttp.Server
+	cancel         context.CancelFunc
 	serveErrs      chan error
 }
 
@@ -57,17 +78,39 @@ var errHelp = errors.New("help requested")
 // variables, then flags. It reports every problem at once.
 func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	c := &m.Config
-	fs := flag.NewFlagSet("keylens serve", flag.ContinueOnError)
+	name := "keylens serve"
+	if m.SidecarOnly {
+		name = "keylens sidecar"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
 	fs.StringVar(&c.Store, "store", "sqlite:./data/keylens.db", "store: sqlite:PATH (embedded; directory created) or postgres://URL")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
-	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (introspection, forward-auth, hits)")
-	fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+	if !m.SidecarOnly {
+		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
+		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+	}
+	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (lookup, introspection, forward-auth)")
+	fs.IntVar(&c.CacheSize, "cache-size", 100000, "credentials the sidecar caches")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", 30*time.Second, "how long a found identity is cached (the change feed invalidates sooner)")
+	fs.DurationVar(&c.NegativeCacheTTL, "negative-cache-ttl", 2*time.Second, "how long an unknown credential is cached")
+	fs.StringVar(&c.IntrospectSecret, "introspect-secret", "", "when set, /introspect callers must send Authorization: Bearer <secret>")
+	fs.StringVar(&c.KeyHeader, "key-header", "Authorization", "request header that carries the key")
+	fs.BoolVar(&c.Assertions, "assertions", false, "add X-Developer-Assertion, a signed JWT of the identity, and serve /.well-known/jwks.json")
+	fs.StringVar(&c.AssertionKey, "assertion-key", "", "Ed25519 private key (PKCS #8 PEM) for assertions; generated at start when unset")
+	fs.DurationVar(&c.AssertionTTL, "assertion-ttl", time.Minute, "lifetime of an assertion")
+	d := identity.DefaultHeaderNames
+	fs.StringVar(&c.Headers.DeveloperID, "header-developer-id", d.DeveloperID, "upstream header: developer id")
+	fs.StringVar(&c.Headers.Email, "header-email", d.Email, "upstream header: developer email")
+	fs.StringVar(&c.Headers.KeyID, "header-key-id", d.KeyID, "upstream header: key hash")
+	fs.StringVar(&c.Headers.Policies, "header-policies", d.Policies, "upstream header: comma-separated policies")
+	fs.StringVar(&c.Headers.FieldPrefix, "header-field-prefix", d.FieldPrefix, "upstream header prefix: developer custom fields")
+	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
+	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: keylens serve [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_ADMIN_KEY); flags win.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_STORE); flags win.\n\n", name)
 		fs.PrintDefaults()
 	}
 
@@ -89,7 +132,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
-	problems = append(problems, c.Validate()...)
+	problems = append(problems, c.Validate(m.SidecarOnly)...)
 	return errors.Join(problems...)
 }
 
@@ -98,8 +141,8 @@ func envName(flagName string) string {
 	return "KEYLENS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Validate returns every problem with c.
-func (c *Config) Validate() []error {
+// Validate returns every problem with c; sidecarOnly skips the admin API.
+func (c *Config) Validate(sidecarOnly bool) []error {
 	var problems []error
 	switch {
 	case strings.HasPrefix(c.Store, "sqlite:"):
@@ -111,12 +154,35 @@ func (c *Config) Validate() []error {
 	default:
 		problems = append(problems, fmt.Errorf("--store %q: want sqlite:PATH or postgres://URL", c.Store))
 	}
-	for _, a := range []struct{ flag, addr string }{{"--admin-addr", c.AdminAddr}, {"--sidecar-addr", c.SidecarAddr}} {
+	addrs := []struct{ flag, addr string }{{"--sidecar-addr", c.SidecarAddr}}
+	if !sidecarOnly {
+		addrs = append(addrs, struct{ flag, addr string }{"--admin-addr", c.AdminAddr})
+	}
+	for _, a := range addrs {
 		if err := validateAddr(a.addr); err != nil {
 			problems = append(problems, fmt.Errorf("%s: %w", a.flag, err))
 		}
 	}
-	if c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
+	if c.CacheSize < 1 {
+		problems = append(problems, errors.New("--cache-size must be at least 1"))
+	}
+	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
+		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
+	}
+	if c.KeyHeader == "" || strings.ContainsAny(c.KeyHeader, " :\r\n") {
+		problems = append(problems, fmt.Errorf("--key-header %q is not a header name", c.KeyHeader))
+	}
+	for flagName, h := range map[string]string{"--header-developer-id": c.Headers.DeveloperID, "--header-email": c.Headers.Email,
+		"--header-key-id": c.Headers.KeyID, "--header-policies": c.Headers.Policies, "--header-field-prefix": c.Headers.FieldPrefix,
+		"--header-key-request-field-prefix": c.Headers.KeyRequestFieldPrefix, "--header-assertion": c.Headers.Assertion} {
+		if h != "" && identity.HeaderToken(h) != strings.Trim(h, "-") {
+			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
+		}
+	}
+	if c.AssertionKey != "" && !c.Assertions {
+		problems = append(problems, errors.New("--assertion-key is set but --assertions is off"))
+	}
+	if !sidecarOnly && c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
 		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
 	}
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
@@ -173,6 +239,18 @@ func (m *Main) Run(ctx context.Context) error {
 	db.KeyHashAlgorithm = m.Config.KeyHash
 	m.logger.Info("store open", "store", m.Config.Store)
 
+	// The sidecar's background work (following the change feed, pruning)
+	// stops with Close, not with the signal context: requests in flight
+	// still need it while the listeners drain.
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	if err := m.startSidecar(bg); err != nil {
+		return err
+	}
+	if m.SidecarOnly {
+		return nil
+	}
+
 	keyHash, err := m.adminKeyHash(ctx)
 	if err != nil {
 		return err
@@ -189,10 +267,55 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler()); err != nil {
 		return err
 	}
-	if err := m.listen("sidecar", m.Config.SidecarAddr, sidecarPlaceholder()); err != nil {
-		return err
+	go m.pruneChanges(bg)
+	return nil
+}
+
+// startSidecar builds the resolver over the store, follows the change feed
+// and serves the sidecar.
+func (m *Main) startSidecar(bg context.Context) error {
+	c := m.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	res := sidecar.NewResolver(m.db, sidecar.ResolverOptions{
+		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL,
+		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
+	})
+	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
+		Gatherer: reg, Logger: m.logger}
+	if c.Assertions {
+		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
+		if err != nil {
+			return fmt.Errorf("--assertion-key: %w", err)
+		}
+		srv.Signer = signer
 	}
-	go m.pruneChanges(ctx)
+	srv.Healthy = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := m.db.Ping(ctx); err != nil {
+			return fmt.Errorf("store unreachable: %w", err)
+		}
+		if !res.FeedHealthy(35 * time.Second) {
+			return errors.New("change feed not followed: revocations may arrive late")
+		}
+		return nil
+	}
+	go res.Follow(bg, m.db)
+
+	ln, err := net.Listen("tcp", c.SidecarAddr)
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	m.sidecar = srv.NewFastHTTPServer()
+	m.logger.Info("sidecar listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
+		"assertions", c.Assertions, "cache_size", c.CacheSize)
+	go func() {
+		if err := m.sidecar.Serve(ln); err != nil {
+			m.logger.Error("sidecar stopped", "err", err)
+			m.serveErrs <- err
+		}
+	}()
 	return nil
 }
 
@@ -296,6 +419,14 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.sidecar != nil {
+		if err := m.sidecar.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
 	}
@@ -303,17 +434,6 @@ func (m *Main) Close() error {
 		m.logger.Info("stopped")
 	}
 	return errors.Join(errs...)
-}
-
-// sidecarPlaceholder serves the sidecar listener until the sidecar proper
-// lands: /healthz only.
-func sidecarPlaceholder() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
-	})
-	return mux
 }
 
 func indent(err error) string {

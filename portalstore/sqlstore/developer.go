@@ -93,6 +93,34 @@ func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) err
 	return tx.Commit()
 }
 
+// CreateDevelopers stores many developers in one transaction, for imports
+// and benchmarks: all of them, or none on the first error.
+func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Developer) error {
+	for _, d := range devs {
+		d.NormalizeKeys()
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", d.Email, err)
+		}
+		if err := db.preparePassword(d); err != nil {
+			return err
+		}
+		if d.PasswordHash != "" {
+			d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
+		}
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, d := range devs {
+		if err := createDeveloper(ctx, tx, d); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
 func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
 	if d.ID == "" {
 		d.ID = portalstore.NewObjectID(tx.now)

@@ -1,0 +1,130 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// Errors a lookup can end in besides a transport failure.
+var (
+	// ErrUnknownKey: no developer holds this key (or it was revoked).
+	ErrUnknownKey = errors.New("identity: unknown key")
+	// ErrInactive: the key's developer is deactivated.
+	ErrInactive = errors.New("identity: developer inactive")
+)
+
+// Client asks a keylens sidecar who a key belongs to, caching answers in
+// process: found identities for TTL, unknown and inactive answers for
+// NegativeTTL. The cache is keyed by a SHA-256 of the credential, so it
+// holds no raw key. Safe for concurrent use.
+type Client struct {
+	base   string
+	http   *http.Client
+	cache  *expirable.LRU[[32]byte, *Identity]
+	misses *expirable.LRU[[32]byte, error]
+}
+
+// ClientOptions configure NewClient; zero values take the defaults.
+type ClientOptions struct {
+	HTTPClient  *http.Client  // default: 2 s timeout
+	Size        int           // cached identities; default 10,000
+	TTL         time.Duration // default 10 s
+	NegativeTTL time.Duration // default 1 s
+}
+
+// NewClient returns a client of the sidecar at baseURL (http://host:port).
+func NewClient(baseURL string, o ClientOptions) *Client {
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	}
+	if o.Size <= 0 {
+		o.Size = 10000
+	}
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Second
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = time.Second
+	}
+	return &Client{
+		base:   strings.TrimRight(baseURL, "/"),
+		http:   o.HTTPClient,
+		cache:  expirable.NewLRU[[32]byte, *Identity](o.Size, nil, o.TTL),
+		misses: expirable.NewLRU[[32]byte, error](max(o.Size/10, 100), nil, o.NegativeTTL),
+	}
+}
+
+// Lookup returns the identity behind credential: a raw key, "Bearer <key
+// or JWT>" or "Basic <credentials>", as a request's Authorization carries
+// it. ErrUnknownKey and ErrInactive are answers, not failures. The returned
+// Identity is shared: do not modify it.
+func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, error) {
+	if credential == "" {
+		return nil, ErrUnknownKey
+	}
+	k := sha256.Sum256([]byte(credential))
+	if id, ok := c.cache.Get(k); ok {
+		if id.Expires == 0 || id.Expires > time.Now().Unix() {
+			return id, nil
+		}
+		c.cache.Remove(k)
+	}
+	if err, ok := c.misses.Get(k); ok {
+		return nil, err
+	}
+	id, err := c.fetch(ctx, credential)
+	switch {
+	case err == nil:
+		c.cache.Add(k, id)
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInactive):
+		c.misses.Add(k, err)
+	}
+	return id, err
+}
+
+// Forget drops everything cached, e.g. after a revocation the caller
+// learned of another way.
+func (c *Client) Forget() {
+	c.cache.Purge()
+	c.misses.Purge()
+}
+
+func (c *Client) fetch(ctx context.Context, credential string) (*Identity, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/developer", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", credential)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("identity: ask sidecar: %w", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("identity: read sidecar answer: %w", err)
+	}
+	switch res.StatusCode {
+	case http.StatusOK:
+		var id Identity
+		if err := json.Unmarshal(body, &id); err != nil {
+			return nil, fmt.Errorf("identity: sidecar answer: %w", err)
+		}
+		return &id, nil
+	case http.StatusUnauthorized:
+		return nil, ErrUnknownKey
+	case http.StatusForbidden:
+		return nil, ErrInactive
+	default:
+		return nil, fmt.Errorf("identity: sidecar answered %d", res.StatusCode)
+	}
+}

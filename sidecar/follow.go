@@ -1,0 +1,78 @@
+package sidecar
+
+import (
+	"context"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// Feed is the change feed the resolver follows.
+type Feed interface {
+	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error)
+	LastChange(ctx context.Context) (int64, error)
+}
+
+// Follow applies the change feed to the cache until ctx ends: every change
+// that can alter how a key resolves invalidates what it touches as soon as
+// it commits. On a gap (changes pruned unread) the whole cache is dropped.
+// Failures are retried with backoff; while the feed is unreachable cached
+// answers stay until their TTL.
+func (r *Resolver) Follow(ctx context.Context, feed Feed) {
+	var after int64
+	backoff := 100 * time.Millisecond
+	started := false
+	for ctx.Err() == nil {
+		if !started {
+			last, err := feed.LastChange(ctx)
+			if err != nil {
+				r.feedFailed(ctx, err, &backoff)
+				continue
+			}
+			// Nothing was cached before now: start from the newest.
+			after, started = last, true
+			r.Purge()
+			r.lastContact.Store(time.Now().UnixNano())
+		}
+		changes, gap, err := feed.WaitForChanges(ctx, after, 1000, 25*time.Second)
+		if err != nil {
+			r.feedFailed(ctx, err, &backoff)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		now := time.Now()
+		r.m.feedLastContact.Set(float64(now.Unix()))
+		r.lastContact.Store(now.UnixNano())
+		if gap {
+			r.opts.Logger.Warn("change feed gap: dropping the whole cache")
+			r.Purge()
+		}
+		for _, c := range changes {
+			r.Apply(c)
+			after = c.Seq
+		}
+		if n := len(changes); n > 0 {
+			r.m.feedLastSeq.Set(float64(after))
+			r.m.feedLag.Set(now.Sub(changes[n-1].Time).Seconds())
+		}
+	}
+}
+
+func (r *Resolver) feedFailed(ctx context.Context, err error, backoff *time.Duration) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.m.feedErrors.Inc()
+	r.opts.Logger.Warn("change feed unavailable; cached answers stay until their TTL", "err", err, "retry_in", *backoff)
+	select {
+	case <-ctx.Done():
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, 5*time.Second)
+}
+
+// FeedHealthy reports whether the change feed answered within maxAge.
+func (r *Resolver) FeedHealthy(maxAge time.Duration) bool {
+	last := r.lastContact.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < maxAge
+}

@@ -1,0 +1,413 @@
+// Package sidecar resolves raw keys, Basic credentials and JWTs to the
+// developer behind them, fast enough for a gateway's request path, and
+// serves the answer over fasthttp: a lookup, RFC 7662 introspection and
+// forward-auth for nginx, Traefik and Envoy.
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/portalstore"
+)
+
+// Store is what resolving needs from the portal store.
+type Store interface {
+	FindKey(ctx context.Context, hash string) (*portalstore.Key, error)
+	FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error)
+	FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error)
+}
+
+// Outcomes other than an identity. Neither is a failure of keylens.
+var (
+	ErrUnknown  = errors.New("unknown credential")
+	ErrInactive = errors.New("developer inactive")
+)
+
+// Entry is a resolved credential with its answers encoded once, so that a
+// cache hit only copies bytes. Entries are shared and never modified after
+// they are cached, except for the assertion slot.
+type Entry struct {
+	Identity *identity.Identity
+	Inactive bool
+
+	json    []byte      // the /developer body
+	headers [][2][]byte // the /auth headers: name, value
+	assert  atomic.Pointer[assertion]
+}
+
+// JSON returns the identity as the /developer body.
+func (e *Entry) JSON() []byte { return e.json }
+
+// ResolverOptions configure NewResolver; zero values take the defaults.
+type ResolverOptions struct {
+	Size        int           // cached credentials; default 100,000
+	TTL         time.Duration // a found identity; default 30 s (the change feed invalidates sooner)
+	NegativeTTL time.Duration // an unknown credential; default 2 s
+	Headers     identity.HeaderNames
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Resolver turns credentials into entries, through a cache that the change
+// feed keeps honest.
+type Resolver struct {
+	store   Store
+	opts    ResolverOptions
+	cache   *expirable.LRU[[32]byte, *Entry]
+	unknown *expirable.LRU[[32]byte, struct{}]
+	m       *Metrics
+
+	lastContact atomic.Int64 // UnixNano of the change feed's last answer
+
+	// gen counts applied changes; a fill that read the store before a
+	// change and would be cached after it is not cached.
+	gen atomic.Uint64
+
+	mu     sync.Mutex
+	byHash map[string]map[[32]byte]struct{} // key hash → cache keys
+	byDev  map[string]map[string]struct{}   // developer id → key hashes
+}
+
+// NewResolver returns a resolver over store.
+func NewResolver(store Store, o ResolverOptions) *Resolver {
+	if o.Size <= 0 {
+		o.Size = 100000
+	}
+	if o.TTL <= 0 {
+		o.TTL = 30 * time.Second
+	}
+	if o.NegativeTTL <= 0 {
+		o.NegativeTTL = 2 * time.Second
+	}
+	if o.Headers == (identity.HeaderNames{}) {
+		o.Headers = identity.DefaultHeaderNames
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	r := &Resolver{store: store, opts: o, m: o.Metrics,
+		byHash: map[string]map[[32]byte]struct{}{}, byDev: map[string]map[string]struct{}{}}
+	r.cache = expirable.NewLRU[[32]byte, *Entry](o.Size, r.evicted, o.TTL)
+	r.unknown = expirable.NewLRU[[32]byte, struct{}](max(o.Size/4, 1000), nil, o.NegativeTTL)
+	return r
+}
+
+// Resolve returns the entry for credential, an Authorization value: a raw
+// key, "Bearer <key or JWT>" or "Basic <base64 user:password>". The answer
+// is an entry (Inactive set for a deactivated developer), ErrUnknown, or a
+// store failure. A cache hit allocates nothing.
+func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
+	ck := sha256.Sum256(credential)
+	if e, ok := r.cache.Get(ck); ok {
+		if e.Identity.Expires == 0 || e.Identity.Expires > time.Now().Unix() {
+			r.m.cacheHits.Inc()
+			return e, nil
+		}
+		r.cache.Remove(ck) // an expired JWT
+	}
+	if _, ok := r.unknown.Get(ck); ok {
+		r.m.cacheHits.Inc()
+		return nil, ErrUnknown
+	}
+	r.m.cacheMisses.Inc()
+	gen := r.gen.Load()
+	key, expires, err := r.lookupKey(ctx, credential)
+	if err == nil {
+		var e *Entry
+		if e, err = r.entryFor(ctx, key, expires); err == nil {
+			if r.gen.Load() == gen {
+				r.add(ck, e)
+			}
+			return e, nil
+		}
+	}
+	if errors.Is(err, ErrUnknown) && r.gen.Load() == gen {
+		r.unknown.Add(ck, struct{}{})
+	}
+	return nil, err
+}
+
+// lookupKey finds the stored key a credential names, verifying Basic
+// passwords and JWT signatures. It returns the credential's own expiry
+// (a JWT's exp) when it has one.
+func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalstore.Key, int64, error) {
+	cred := bytes.TrimSpace(credential)
+	switch {
+	case len(cred) == 0 || len(cred) > maxCredential:
+		return nil, 0, ErrUnknown
+	case hasPrefixFold(cred, "basic "):
+		return r.lookupBasic(ctx, bytes.TrimSpace(cred[6:]))
+	case hasPrefixFold(cred, "bearer "):
+		cred = bytes.TrimSpace(cred[7:])
+	}
+	if bytes.Count(cred, []byte{'.'}) == 2 {
+		return r.lookupJWT(ctx, string(cred))
+	}
+	k, err := r.findKey(ctx, portalstore.HashKey(string(cred)))
+	return k, 0, err
+}
+
+// maxCredential bounds what is hashed and parsed; real keys and JWTs are
+// far shorter.
+const maxCredential = 8 << 10
+
+func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Key, error) {
+	start := time.Now()
+	k, err := r.store.FindKey(ctx, hash)
+	r.m.observeStore("key", start, err)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		return nil, ErrUnknown
+	}
+	return k, err
+}
+
+func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstore.Key, int64, error) {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
+	n, err := base64.StdEncoding.Decode(raw, encoded)
+	if err != nil {
+		return nil, 0, ErrUnknown
+	}
+	user, pass, ok := bytes.Cut(raw[:n], []byte{':'})
+	if !ok || len(user) == 0 {
+		return nil, 0, ErrUnknown
+	}
+	start := time.Now()
+	k, err := r.store.FindKeyByBasicUsername(ctx, string(user))
+	r.m.observeStore("basic", start, err)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		portalstore.CheckPassword("", string(pass)) // same cost as a real check
+		return nil, 0, ErrUnknown
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if k.AuthType != portalstore.AuthBasic || !portalstore.CheckPassword(k.BasicPasswordHash, string(pass)) {
+		return nil, 0, ErrUnknown
+	}
+	return k, 0, nil
+}
+
+// jwtMethods are the algorithms a JWT may name at all; "none" is never
+// among them. Which of them a given key accepts is pinned by its material
+// in keyFor.
+var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+	"ES256", "ES384", "ES512", "EdDSA"}
+
+func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Key, int64, error) {
+	var key *portalstore.Key
+	claims := jwt.RegisteredClaims{}
+	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods))
+	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, ErrUnknown
+		}
+		k, err := r.findKey(ctx, portalstore.HashKey(kid))
+		if errors.Is(err, ErrUnknown) {
+			return nil, ErrUnknown
+		} else if err != nil {
+			return nil, storeError{err}
+		}
+		if k.AuthType != portalstore.AuthJWT {
+			return nil, ErrUnknown
+		}
+		key = k
+		return verificationKey(k, t.Method)
+	})
+	if err != nil {
+		// A store failure stays a failure; everything else about a token
+		// (malformed, bad signature, expired, wrong algorithm) is an
+		// unknown credential.
+		var se storeError
+		if errors.As(err, &se) {
+			return nil, 0, se.error
+		}
+		return nil, 0, ErrUnknown
+	}
+	var exp int64
+	if claims.ExpiresAt != nil {
+		exp = claims.ExpiresAt.Unix()
+	}
+	return key, exp, nil
+}
+
+// verificationKey returns the key to check a token signed with method,
+// refusing any method the key's material does not pin: an HMAC secret
+// verifies only HS*, a public key only its own family, so an HMAC token
+// can never be checked against a public key used as a secret.
+func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) {
+	if k.JWTPublicKey == "" {
+		if _, ok := method.(*jwt.SigningMethodHMAC); ok && k.JWTSecret != "" {
+			return []byte(k.JWTSecret), nil
+		}
+		return nil, ErrUnknown
+	}
+	pub, err := portalstore.ParsePublicKeyPEM(k.JWTPublicKey)
+	if err != nil {
+		return nil, ErrUnknown
+	}
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		switch method.(type) {
+		case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
+			return pub, nil
+		}
+	case *ecdsa.PublicKey:
+		if _, ok := method.(*jwt.SigningMethodECDSA); ok {
+			return pub, nil
+		}
+	case ed25519.PublicKey:
+		if _, ok := method.(*jwt.SigningMethodEd25519); ok {
+			return pub, nil
+		}
+	}
+	return nil, ErrUnknown
+}
+
+// storeError carries a store failure out of the JWT keyfunc.
+type storeError struct{ error }
+
+// entryFor builds the entry of a key: its developer, and the encoded
+// answers.
+func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int64) (*Entry, error) {
+	start := time.Now()
+	d, err := r.store.FindDeveloperByID(ctx, k.DeveloperID)
+	r.m.observeStore("developer", start, err)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		return nil, ErrUnknown // deleted between the two reads
+	} else if err != nil {
+		return nil, err
+	}
+	id := &identity.Identity{
+		DeveloperID: d.ID, Email: d.Email, OrgID: d.OrgID, Fields: d.Fields,
+		KeyID: k.Hash, Policies: k.Policies, KeyRequestFields: k.Fields, Expires: expires,
+	}
+	if id.Fields == nil {
+		id.Fields = map[string]string{}
+	}
+	if id.KeyRequestFields == nil {
+		id.KeyRequestFields = map[string]any{}
+	}
+	if id.Policies == nil {
+		id.Policies = []string{}
+	}
+	e := &Entry{Identity: id, Inactive: d.Inactive}
+	if e.json, err = json.Marshal(id); err != nil {
+		return nil, err
+	}
+	for _, h := range id.Headers(r.opts.Headers) {
+		e.headers = append(e.headers, [2][]byte{[]byte(h.Name), []byte(h.Value)})
+	}
+	return e, nil
+}
+
+// add caches e under ck and indexes it for invalidation.
+func (r *Resolver) add(ck [32]byte, e *Entry) {
+	r.mu.Lock()
+	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
+	if r.byHash[hash] == nil {
+		r.byHash[hash] = map[[32]byte]struct{}{}
+	}
+	r.byHash[hash][ck] = struct{}{}
+	if r.byDev[dev] == nil {
+		r.byDev[dev] = map[string]struct{}{}
+	}
+	r.byDev[dev][hash] = struct{}{}
+	r.mu.Unlock()
+	r.cache.Add(ck, e)
+}
+
+// evicted keeps the indexes in step with the cache.
+func (r *Resolver) evicted(ck [32]byte, e *Entry) {
+	r.m.cacheEvictions.Inc()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
+	if cks := r.byHash[hash]; cks != nil {
+		delete(cks, ck)
+		if len(cks) == 0 {
+			delete(r.byHash, hash)
+			if hs := r.byDev[dev]; hs != nil {
+				delete(hs, hash)
+				if len(hs) == 0 {
+					delete(r.byDev, dev)
+				}
+			}
+		}
+	}
+}
+
+// InvalidateKey drops every cached credential of a key hash.
+func (r *Resolver) InvalidateKey(hash string) {
+	r.gen.Add(1)
+	r.mu.Lock()
+	cks := make([][32]byte, 0, len(r.byHash[hash]))
+	for ck := range r.byHash[hash] {
+		cks = append(cks, ck)
+	}
+	r.mu.Unlock()
+	for _, ck := range cks {
+		r.cache.Remove(ck) // evicted() updates the indexes
+	}
+}
+
+// InvalidateDeveloper drops every cached credential of a developer.
+func (r *Resolver) InvalidateDeveloper(id string) {
+	r.gen.Add(1)
+	r.mu.Lock()
+	hashes := make([]string, 0, len(r.byDev[id]))
+	for h := range r.byDev[id] {
+		hashes = append(hashes, h)
+	}
+	r.mu.Unlock()
+	for _, h := range hashes {
+		r.InvalidateKey(h)
+	}
+}
+
+// Purge drops everything cached.
+func (r *Resolver) Purge() {
+	r.gen.Add(1)
+	r.cache.Purge()
+	r.unknown.Purge()
+}
+
+// Apply invalidates what one change can have made stale. A new key also
+// clears the unknown-credential cache, where it may be remembered as unknown.
+func (r *Resolver) Apply(c portalstore.Change) {
+	if c.KeyHash != "" {
+		r.InvalidateKey(c.KeyHash)
+	}
+	if c.DeveloperID != "" {
+		r.InvalidateDeveloper(c.DeveloperID)
+	}
+	if c.Kind == portalstore.ChangeKeyAdded {
+		r.gen.Add(1)
+		r.unknown.Purge()
+	}
+}
+
+// Len reports how many credentials are cached.
+func (r *Resolver) Len() int { return r.cache.Len() }
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}

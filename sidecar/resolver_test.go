@@ -1,0 +1,303 @@
+package sidecar_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sidecar"
+)
+
+// fixture is a real SQLite store with a catalogue and one developer.
+type fixture struct {
+	db  *sqlstore.DB
+	dev *portalstore.Developer
+	r   *sidecar.Resolver
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
+		{PolicyID: "pol-token", AuthType: portalstore.AuthToken},
+		{PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
+		{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	dev := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Company": "Analytical Engines"}}
+	if err := db.CreateDeveloper(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{db: db, dev: dev, r: sidecar.NewResolver(db, sidecar.ResolverOptions{})}
+}
+
+func (f *fixture) issue(t testing.TB, r *portalstore.KeyRequest) *portalstore.Approval {
+	t.Helper()
+	a, err := f.db.IssueKey(context.Background(), f.dev.ID, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestResolveRawKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
+	for _, cred := range []string{a.RawKey, "Bearer " + a.RawKey, "bearer  " + a.RawKey + " "} {
+		e, err := f.r.Resolve(ctx, []byte(cred))
+		if err != nil {
+			t.Fatalf("%q: %v", cred, err)
+		}
+		id := e.Identity
+		if id.DeveloperID != f.dev.ID || id.Email != "ada@example.com" || id.KeyID != a.KeyHash || id.Policies[0] != "pol-token" ||
+			id.Fields["Company"] != "Analytical Engines" || id.KeyRequestFields["Use case"] != "billing" || e.Inactive {
+			t.Errorf("%q resolved to %+v", cred, id)
+		}
+	}
+	for _, cred := range []string{"", "nope", "Bearer ", a.RawKey[:len(a.RawKey)-4], "Basic !!!", "\x00\xff"} {
+		if _, err := f.r.Resolve(ctx, []byte(cred)); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Errorf("%q: %v, want ErrUnknown", cred, err)
+		}
+	}
+}
+
+func TestResolveFollowsRevocationAndDeactivation(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.r.Follow(ctx, f.db)
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	if _, err := f.r.Resolve(ctx, []byte(a.RawKey)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deactivate: the cached identity turns inactive.
+	d, _ := f.db.FindDeveloperByID(ctx, f.dev.ID)
+	d.Inactive = true
+	if err := f.db.UpdateDeveloper(ctx, d.ID, d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "deactivation", func() bool {
+		e, err := f.r.Resolve(ctx, []byte(a.RawKey))
+		return err == nil && e.Inactive
+	})
+	d.Inactive = false
+	if err := f.db.UpdateDeveloper(ctx, d.ID, d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reactivation", func() bool {
+		e, err := f.r.Resolve(ctx, []byte(a.RawKey))
+		return err == nil && !e.Inactive
+	})
+	// Revoke: the key stops resolving.
+	if err := f.db.RevokeKey(ctx, f.dev.ID, a.KeyHash); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "revocation", func() bool {
+		_, err := f.r.Resolve(ctx, []byte(a.RawKey))
+		return errors.Is(err, sidecar.ErrUnknown)
+	})
+	// A key issued after it was remembered as unknown resolves at once.
+	unknown := portalstore.GenerateKey(f.dev.OrgID, "murmur64")
+	if _, err := f.r.Resolve(ctx, []byte(unknown)); !errors.Is(err, sidecar.ErrUnknown) {
+		t.Fatal(err)
+	}
+	b := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	waitFor(t, "new key", func() bool {
+		_, err := f.r.Resolve(ctx, []byte(b.RawKey))
+		return err == nil
+	})
+}
+
+// waitFor polls cond for up to 2 s (the change feed answers on commit; this
+// bound only keeps a broken build from hanging).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		if cond() {
+			t.Logf("%s took effect after %v", what, time.Since(start).Round(time.Microsecond))
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%s did not take effect", what)
+}
+
+func TestResolveBasic(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	basic := func(u, p string) []byte { return []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p))) }
+	e, err := f.r.Resolve(ctx, basic(a.RawKey, a.Password))
+	if err != nil || e.Identity.DeveloperID != f.dev.ID {
+		t.Fatalf("basic: %v %v", e, err)
+	}
+	for name, cred := range map[string][]byte{
+		"wrong password":  basic(a.RawKey, "wrong"),
+		"unknown user":    basic("nobody", a.Password),
+		"no colon":        []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(a.RawKey))),
+		"truncated b64":   []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(a.RawKey + ":" + a.Password))[:10]),
+		"token key as pw": basic(a.RawKey, ""),
+	} {
+		if _, err := f.r.Resolve(ctx, cred); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestResolveJWT(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const secret = "an-hmac-secret-of-32-characters!"
+	hmacKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: secret})
+
+	rsaPriv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &rsaPriv.PublicKey)})
+	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &ecPriv.PublicKey)})
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	edKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, edPub)})
+	tokenKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+
+	now := time.Now()
+	valid := jwt.MapClaims{"sub": "client", "exp": now.Add(time.Hour).Unix()}
+	sign := func(m jwt.SigningMethod, kid string, claims jwt.MapClaims, key any) string {
+		tok := jwt.NewWithClaims(m, claims)
+		if kid != "" {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := map[string]string{
+		"HS256":   sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
+		"HS512":   sign(jwt.SigningMethodHS512, hmacKey.RawKey, valid, []byte(secret)),
+		"RS256":   sign(jwt.SigningMethodRS256, rsaKey.RawKey, valid, rsaPriv),
+		"PS256":   sign(jwt.SigningMethodPS256, rsaKey.RawKey, valid, rsaPriv),
+		"ES256":   sign(jwt.SigningMethodES256, ecKey.RawKey, valid, ecPriv),
+		"EdDSA":   sign(jwt.SigningMethodEdDSA, edKey.RawKey, valid, edPriv),
+		"no exp":  sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"sub": "x"}, []byte(secret)),
+		"bearer ": "Bearer " + sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
+	}
+	for name, tok := range good {
+		e, err := f.r.Resolve(ctx, []byte(tok))
+		if err != nil || e.Identity.DeveloperID != f.dev.ID {
+			t.Errorf("%s: %v %v", name, e, err)
+		}
+	}
+	if e, _ := f.r.Resolve(ctx, []byte(good["HS256"])); e == nil || e.Identity.Expires != valid["exp"] {
+		t.Errorf("exp not carried into the identity: %+v", e)
+	}
+
+	// The public key's PEM, used as an HMAC secret: the algorithm
+	// confusion attack. Refused because a public key only ever verifies
+	// its own family.
+	rsaPEM := []byte(pemPublic(t, &rsaPriv.PublicKey))
+	noneTok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, valid).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	bad := map[string]string{
+		"expired":              sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()}, []byte(secret)),
+		"not yet valid":        sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()}, []byte(secret)),
+		"wrong secret":         sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte("another-secret-of-32-characters!")),
+		"alg none":             withKid(noneTok, hmacKey.RawKey),
+		"HS256 with RSA PEM":   sign(jwt.SigningMethodHS256, rsaKey.RawKey, valid, rsaPEM),
+		"RS256 on an HMAC key": sign(jwt.SigningMethodRS256, hmacKey.RawKey, valid, rsaPriv),
+		"ES256 on an RSA key":  sign(jwt.SigningMethodES256, rsaKey.RawKey, valid, ecPriv),
+		"no kid":               sign(jwt.SigningMethodHS256, "", valid, []byte(secret)),
+		"unknown kid":          sign(jwt.SigningMethodHS256, "nope", valid, []byte(secret)),
+		"kid of a non-jwt key": sign(jwt.SigningMethodHS256, tokenKey.RawKey, valid, []byte(secret)),
+		"garbage in three":     "a.b.c",
+		"truncated":            good["HS256"][:len(good["HS256"])-5],
+		"signature of another": good["HS256"][:len(good["HS256"])-10] + good["RS256"][len(good["RS256"])-10:],
+	}
+	for name, tok := range bad {
+		if _, err := f.r.Resolve(ctx, []byte(tok)); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Errorf("%s: %v, want ErrUnknown", name, err)
+		}
+	}
+}
+
+// withKid rewrites a token's header to carry kid (for alg:none tokens,
+// which golang-jwt will not sign with a kid through the normal path).
+func withKid(token, kid string) string {
+	parts := splitDots(token)
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + kid + `"}`))
+	return hdr + "." + parts[1] + "."
+}
+
+func splitDots(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func pemPublic(t testing.TB, pub any) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	cred := []byte(a.RawKey)
+	if _, err := f.r.Resolve(ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = f.r.Resolve(ctx, cred) }); n != 0 {
+		t.Errorf("a cache hit allocates %.1f times", n)
+	}
+}
+
+func FuzzResolve(f *testing.F) {
+	fx := newFixture(f)
+	a := fx.issue(f, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	b := fx.issue(f, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	for _, s := range []string{a.RawKey, "Bearer " + a.RawKey, "Basic " + base64.StdEncoding.EncodeToString([]byte(b.RawKey+":"+b.Password)),
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", "Basic ", "a.b.c", "ey"} {
+		f.Add([]byte(s))
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, cred []byte) {
+		e, err := fx.r.Resolve(ctx, cred)
+		if err != nil && !errors.Is(err, sidecar.ErrUnknown) {
+			t.Fatalf("%q: %v", cred, err)
+		}
+		if err == nil && e.Identity.DeveloperID != fx.dev.ID {
+			t.Fatalf("%q resolved to a stranger: %+v", cred, e.Identity)
+		}
+	})
+}

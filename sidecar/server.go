@@ -1,0 +1,285 @@
+package sidecar
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/keylens/keylens/identity"
+)
+
+// Server is the sidecar's HTTP face.
+type Server struct {
+	Resolver *Resolver
+	// KeyHeader is the request header that carries the credential;
+	// default Authorization.
+	KeyHeader string
+	// IntrospectSecret, when set, must be presented by /introspect
+	// callers as "Authorization: Bearer <secret>" (RFC 7662 §2.1).
+	IntrospectSecret string
+	// Signer, when set, adds X-Developer-Assertion and serves the JWKS.
+	Signer *Signer
+	// Gatherer serves /metrics; default prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Healthy reports degradation for /healthz; nil means healthy.
+	Healthy func() error
+	Logger  *slog.Logger
+
+	m        *Metrics
+	keyHdr   []byte
+	assertN  []byte
+	secret   [32]byte
+	outcomes map[string]map[string]outcome
+	metrics  fasthttp.RequestHandler
+}
+
+// Endpoints and outcomes, as they appear in metrics.
+const (
+	outOK         = "ok"
+	outUnknown    = "unknown"
+	outInactive   = "inactive"
+	outBad        = "bad_request"
+	outUnauthzd   = "unauthorized"
+	outError      = "error"
+	maxHeaderSize = 16 << 10
+)
+
+// Handler returns the request handler.
+func (s *Server) Handler() fasthttp.RequestHandler {
+	s.m = s.Resolver.m
+	if s.KeyHeader == "" {
+		s.KeyHeader = "Authorization"
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Gatherer == nil {
+		s.Gatherer = prometheus.DefaultGatherer
+	}
+	s.keyHdr = []byte(s.KeyHeader)
+	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
+	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
+	s.outcomes = map[string]map[string]outcome{}
+	for _, ep := range []string{"developer", "introspect", "auth"} {
+		s.outcomes[ep] = map[string]outcome{}
+		for _, o := range []string{outOK, outUnknown, outInactive, outBad, outUnauthzd, outError} {
+			s.outcomes[ep][o] = s.m.outcome(ep, o)
+		}
+	}
+	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	return s.serve
+}
+
+// NewFastHTTPServer wraps the handler with limits that keep hostile input
+// cheap: bounded headers and bodies, timeouts.
+func (s *Server) NewFastHTTPServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       s.Handler(),
+		Name:                          "keylens",
+		ReadBufferSize:                maxHeaderSize,
+		MaxRequestBodySize:            64 << 10,
+		ReadTimeout:                   10 * time.Second,
+		WriteTimeout:                  10 * time.Second,
+		IdleTimeout:                   120 * time.Second,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        discardLogger{},
+	}
+}
+
+// Serve serves on ln until srv.Shutdown.
+func Serve(srv *fasthttp.Server, ln net.Listener) error { return srv.Serve(ln) }
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/auth":
+		s.auth(ctx)
+	case "/developer":
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.developer(ctx)
+	case "/introspect":
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.introspect(ctx)
+	case "/.well-known/jwks.json":
+		if s.Signer == nil {
+			jsonError(ctx, fasthttp.StatusNotFound, "assertions are off")
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(s.Signer.JWKS())
+	case "/metrics":
+		s.metrics(ctx)
+	case "/healthz":
+		s.healthz(ctx)
+	default:
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+	}
+}
+
+// auth is forward-auth (nginx auth_request, Traefik ForwardAuth, Envoy
+// ext_authz): 200 with the identity headers, 401 unknown, 403 inactive. It
+// copies nothing from the request into the response, so a client's own
+// identity headers can never come back as if they were keylens's.
+func (s *Server) auth(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
+	if out, ok := s.refuse(ctx, "auth", e, err); !ok {
+		out.observe(start)
+		return
+	}
+	h := &ctx.Response.Header
+	for _, kv := range e.headers {
+		h.SetCanonical(kv[0], kv[1])
+	}
+	if s.Signer != nil && len(s.assertN) > 0 {
+		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start))
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	s.outcomes["auth"][outOK].observe(start)
+}
+
+// developer answers the identity JSON of the key in the key header.
+func (s *Server) developer(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
+	if out, ok := s.refuse(ctx, "developer", e, err); !ok {
+		out.observe(start)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(e.json)
+	s.outcomes["developer"][outOK].observe(start)
+}
+
+// refuse answers a request that resolved to no usable identity, and reports
+// the outcome; ok is true when e is usable.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep string, e *Entry, err error) (outcome, bool) {
+	switch {
+	case err == nil && !e.Inactive:
+		return outcome{}, true
+	case err == nil:
+		jsonError(ctx, fasthttp.StatusForbidden, "developer inactive")
+		return s.outcomes[ep][outInactive], false
+	case errors.Is(err, ErrUnknown):
+		jsonError(ctx, fasthttp.StatusUnauthorized, "unknown or missing key")
+		return s.outcomes[ep][outUnknown], false
+	default:
+		s.Logger.Error("resolving a credential failed", "endpoint", ep, "err", err)
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "key store unavailable")
+		return s.outcomes[ep][outError], false
+	}
+}
+
+// introspectResponse is RFC 7662's answer with keylens's fields.
+type introspectResponse struct {
+	Active    bool   `json:"active"`
+	Sub       string `json:"sub,omitempty"`
+	Username  string `json:"username,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	*identity.Identity
+}
+
+var inactiveBody = []byte(`{"active":false}`)
+
+// introspect is RFC 7662 token introspection: form token=…; an active key
+// answers active with its developer; anything else exactly {"active":false}.
+func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if s.IntrospectSecret != "" {
+		auth := ctx.Request.Header.Peek("Authorization")
+		presented := sha256.Sum256(bytes.TrimSpace(bytes.TrimPrefix(auth, []byte("Bearer "))))
+		if !bytes.HasPrefix(auth, []byte("Bearer ")) || subtle.ConstantTimeCompare(presented[:], s.secret[:]) != 1 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens introspection"`)
+			jsonError(ctx, fasthttp.StatusUnauthorized, "invalid_client")
+			s.outcomes["introspect"][outUnauthzd].observe(start)
+			return
+		}
+	}
+	if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: send token as application/x-www-form-urlencoded")
+		s.outcomes["introspect"][outBad].observe(start)
+		return
+	}
+	token := ctx.PostArgs().Peek("token")
+	if len(token) == 0 {
+		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: token is required")
+		s.outcomes["introspect"][outBad].observe(start)
+		return
+	}
+	e, err := s.Resolver.Resolve(ctx, token)
+	switch {
+	case err == nil && !e.Inactive:
+	case err == nil:
+		ctx.SetBody(inactiveBody)
+		s.outcomes["introspect"][outInactive].observe(start)
+		return
+	case errors.Is(err, ErrUnknown):
+		ctx.SetBody(inactiveBody)
+		s.outcomes["introspect"][outUnknown].observe(start)
+		return
+	default:
+		s.Logger.Error("introspection failed", "err", err)
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "temporarily_unavailable")
+		s.outcomes["introspect"][outError].observe(start)
+		return
+	}
+	id := e.Identity
+	body, _ := json.Marshal(introspectResponse{
+		Active: true, Sub: id.DeveloperID, Username: id.Email, ClientID: id.KeyID,
+		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, TokenType: "access_token", Identity: id,
+	})
+	ctx.SetBody(body)
+	s.outcomes["introspect"][outOK].observe(start)
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	if s.Healthy != nil {
+		if err := s.Healthy(); err != nil {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			body, _ := json.Marshal(map[string]string{"status": "degraded", "reason": err.Error()})
+			ctx.SetBody(body)
+			return
+		}
+	}
+	ctx.SetBodyString(`{"status":"ok"}`)
+}
+
+func jsonError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	body, _ := json.Marshal(map[string]string{"error": msg})
+	ctx.SetBody(body)
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	jsonError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+}

@@ -22,6 +22,7 @@ type Metrics struct {
 	feedLastSeq     prometheus.Gauge
 	feedErrors      prometheus.Counter
 	feedLastContact prometheus.Gauge
+	badRequests     prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -44,10 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		feedLastSeq:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "keylens_sidecar_change_feed_last_seq", Help: "Sequence number of the newest change applied."}),
 		feedErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_change_feed_errors_total", Help: "Failed reads of the change feed."}),
 		feedLastContact: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keylens_sidecar_change_feed_last_contact_timestamp_seconds", Help: "When the change feed last answered."}),
+		badRequests:     prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_unreadable_requests_total", Help: "Requests refused before routing: oversized headers or body, malformed HTTP."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.cacheHits, m.cacheMisses, m.cacheEvictions, m.storeLookups,
-			m.storeDuration, m.feedLag, m.feedLastSeq, m.feedErrors, m.feedLastContact)
+			m.storeDuration, m.feedLag, m.feedLastSeq, m.feedErrors, m.feedLastContact, m.badRequests)
 	}
 	return m
 }

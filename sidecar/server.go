@@ -96,7 +96,23 @@ func (s *Server) NewFastHTTPServer() *fasthttp.Server {
 		NoDefaultDate:                 true,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        discardLogger{},
+		ErrorHandler:                  s.parseError,
 	}
+}
+
+// parseError answers requests fasthttp could not read, in the sidecar's
+// JSON shape and with the status that names the problem.
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		jsonError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+	default:
+		jsonError(ctx, fasthttp.StatusBadRequest, "malformed request")
+	}
+	s.m.badRequests.Inc()
 }
 
 // Serve serves on ln until srv.Shutdown.

@@ -1,0 +1,318 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/portalstore"
+)
+
+// sidecarGet sends a request to the sidecar with the given headers.
+func (in *instance) sidecar(method, path string, body io.Reader, headers map[string]string) response {
+	in.t.Helper()
+	req, err := http.NewRequest(method, in.SidecarURL+path, body)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	return send(in.t, req)
+}
+
+// issuedKey sets up a catalogue, a developer with custom fields and an
+// approved authToken key with key-request fields; it returns the raw key.
+func issuedKey(t *testing.T, in *instance) (dev, raw string) {
+	t.Helper()
+	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
+	dev = createDeveloper(t, in, `{"email":"ada@example.com","fields":{"Company":"Analytical Engines","Plan":"gold"}}`)
+	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys",
+		`{"apply_policies":["pol-token","pol-gold"],"fields":{"Use case":"invoicing","seats":3}}`))
+	return dev, a.RawKey
+}
+
+func TestSidecarDeveloperLookup(t *testing.T) {
+	in := startDefault(t)
+	dev, raw := issuedKey(t, in)
+	for _, auth := range []string{raw, "Bearer " + raw} {
+		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": auth})
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		id := decodeAs[identity.Identity](t, r)
+		if id.DeveloperID != dev || id.Email != "ada@example.com" || id.KeyID != portalstore.HashKey(raw) ||
+			strings.Join(id.Policies, ",") != "pol-token,pol-gold" || id.Fields["Plan"] != "gold" ||
+			id.KeyRequestFields["Use case"] != "invoicing" || id.KeyRequestFields["seats"] != 3.0 || id.OrgID == "" {
+			t.Errorf("identity %+v", id)
+		}
+		if strings.Contains(string(r.Body), raw) {
+			t.Error("the raw key is echoed in the identity")
+		}
+	}
+	for name, auth := range map[string]string{"missing": "", "unknown": "not-a-key", "truncated": raw[:20]} {
+		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": auth})
+		if r.Status != 401 || !strings.Contains(string(r.Body), `"error"`) {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	// Deactivated: 403.
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":true,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
+	waitUntil(t, "deactivation reaches the sidecar", func() bool {
+		return in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw}).Status == 403
+	})
+
+	// The Go client upstream services use.
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":false,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
+	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{TTL: time.Millisecond})
+	waitUntil(t, "reactivation", func() bool {
+		id, err := c.Lookup(context.Background(), raw)
+		return err == nil && id.DeveloperID == dev
+	})
+	if _, err := c.Lookup(context.Background(), "nope"); !errors.Is(err, identity.ErrUnknownKey) {
+		t.Errorf("client, unknown key: %v", err)
+	}
+}
+
+// waitUntil polls cond for up to 2 s and logs how long it took: the change
+// feed answers on commit, so this reports latency rather than asserting it.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		if cond() {
+			t.Logf("%s: %v", what, time.Since(start).Round(time.Microsecond))
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 2s", what)
+}
+
+func TestSidecarIntrospection(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
+	dev, raw := issuedKey(t, in)
+	form := func(token string) io.Reader { return strings.NewReader(url.Values{"token": {token}}.Encode()) }
+	ct := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+
+	r := in.sidecar("POST", "/introspect", form(raw), ct)
+	var got map[string]any
+	if err := json.Unmarshal(r.Body, &got); err != nil || r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	if got["active"] != true || got["sub"] != dev || got["username"] != "ada@example.com" || got["client_id"] != portalstore.HashKey(raw) ||
+		got["scope"] != "pol-token pol-gold" || got["developer_id"] != dev || got["key_request_fields"] == nil {
+		t.Errorf("introspection %s", r.Body)
+	}
+	for name, token := range map[string]string{"unknown": "nope", "garbage": "\x01\x02", "jwt-shaped": "a.b.c"} {
+		r := in.sidecar("POST", "/introspect", form(token), ct)
+		if r.Status != 200 || string(r.Body) != `{"active":false}` {
+			t.Errorf("%s: %d %s, want exactly {\"active\":false}", name, r.Status, r.Body)
+		}
+	}
+	for name, tc := range map[string]struct {
+		body   io.Reader
+		ct     string
+		method string
+		status int
+	}{
+		"no token":     {strings.NewReader("x=1"), "application/x-www-form-urlencoded", "POST", 400},
+		"json body":    {strings.NewReader(`{"token":"x"}`), "application/json", "POST", 400},
+		"garbage form": {strings.NewReader("%zz&&=="), "application/x-www-form-urlencoded", "POST", 400},
+		"GET":          {nil, "", "GET", 405},
+	} {
+		r := in.sidecar(tc.method, "/introspect", tc.body, map[string]string{"Content-Type": tc.ct})
+		if r.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", name, r.Status, r.Body, tc.status)
+		}
+	}
+
+	// A body over the limit is refused from its Content-Length, before it
+	// is read (sent raw: the server answers and closes mid-upload).
+	if status := rawStatus(t, strings.TrimPrefix(in.SidecarURL, "http://"), "POST /introspect HTTP/1.1\r\nHost: x\r\n"+
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\ntoken="); status != "413" {
+		t.Errorf("oversized body: %s", status)
+	}
+
+	// With --introspect-secret, callers must present it.
+	in.stop()
+	sec := startKeylens(t, in.Store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_INTROSPECT_SECRET=resource-server-secret"})
+	for name, auth := range map[string]string{"none": "", "wrong": "Bearer nope", "raw secret": "resource-server-secret"} {
+		r := sec.sidecar("POST", "/introspect", form(raw), map[string]string{"Content-Type": ct["Content-Type"], "Authorization": auth})
+		if r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	r = sec.sidecar("POST", "/introspect", form(raw), map[string]string{"Content-Type": ct["Content-Type"], "Authorization": "Bearer resource-server-secret"})
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"active":true`) {
+		t.Errorf("with the secret: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestSidecarForwardAuth(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_ASSERTIONS=true"})
+	dev, raw := issuedKey(t, in)
+	spoofed := map[string]string{
+		"Authorization": raw, "X-Developer-Id": "evil", "X-Developer-Field-Admin": "true", "X-Developer-Email": "evil@example.com",
+		"X-Key-Request-Field-Role": "root", "X-Developer-Assertion": "forged",
+	}
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		r := in.sidecar(method, "/auth", nil, spoofed)
+		if r.Status != 200 {
+			t.Fatalf("%s /auth: %d %s", method, r.Status, r.Body)
+		}
+		want := map[string]string{"X-Developer-Id": dev, "X-Developer-Email": "ada@example.com", "X-Key-Id": portalstore.HashKey(raw),
+			"X-Developer-Policies": "pol-token,pol-gold", "X-Developer-Field-Company": "Analytical Engines", "X-Developer-Field-Plan": "gold",
+			"X-Key-Request-Field-Use-case": "invoicing", "X-Key-Request-Field-Seats": "3"}
+		for k, v := range want {
+			if got := r.Header.Values(k); len(got) != 1 || got[0] != v {
+				t.Errorf("%s: header %s = %q, want %q", method, k, got, v)
+			}
+		}
+		for _, k := range []string{"X-Developer-Field-Admin", "X-Key-Request-Field-Role"} {
+			if r.Header.Get(k) != "" {
+				t.Errorf("client-sent %s echoed", k)
+			}
+		}
+		// The assertion verifies against the JWKS and carries the identity.
+		v := identity.NewVerifier(in.SidecarURL, nil)
+		id, err := v.Verify(context.Background(), r.Header.Get("X-Developer-Assertion"))
+		if err != nil || id.DeveloperID != dev || id.Fields["Plan"] != "gold" {
+			t.Errorf("assertion: %+v, %v", id, err)
+		}
+		if _, err := v.Verify(context.Background(), "forged"); err == nil {
+			t.Error("a forged assertion verified")
+		}
+	}
+	for name, h := range map[string]map[string]string{
+		"unknown key": {"Authorization": "nope", "X-Developer-Id": "evil"},
+		"no key":      {"X-Developer-Id": "evil"},
+	} {
+		r := in.sidecar("GET", "/auth", nil, h)
+		if r.Status != 401 || r.Header.Get("X-Developer-Id") != "" {
+			t.Errorf("%s: %d, X-Developer-Id %q", name, r.Status, r.Header.Get("X-Developer-Id"))
+		}
+	}
+	// Binary bytes in the key header: written on a raw socket, since Go's
+	// client refuses to send them. fasthttp refuses control bytes in a
+	// header as malformed HTTP (400); other high bytes reach the resolver
+	// and are an unknown key (401).
+	if status := rawStatus(t, strings.TrimPrefix(in.SidecarURL, "http://"),
+		"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: \x7f\x01\xff\xfegarbage\r\nX-Developer-Id: evil\r\n\r\n"); status != "400" {
+		t.Errorf("binary key with control bytes: status %s", status)
+	}
+	if status := rawStatus(t, strings.TrimPrefix(in.SidecarURL, "http://"),
+		"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: \xff\xfe\x80garbage\r\nX-Developer-Id: evil\r\n\r\n"); status != "401" {
+		t.Errorf("binary key: status %s", status)
+	}
+	// A header larger than the sidecar reads is refused, not a 500.
+	r := in.sidecar("GET", "/auth", nil, map[string]string{"Authorization": strings.Repeat("k", 20<<10)})
+	if r.Status != 431 {
+		t.Errorf("oversized header: %d", r.Status)
+	}
+
+	jwks := in.sidecar("GET", "/.well-known/jwks.json", nil, nil)
+	if jwks.Status != 200 || !strings.Contains(string(jwks.Body), `"crv":"Ed25519"`) {
+		t.Errorf("jwks: %d %s", jwks.Status, jwks.Body)
+	}
+	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
+	for _, series := range []string{`keylens_sidecar_requests_total{endpoint="auth",outcome="ok"} 3`, `keylens_sidecar_requests_total{endpoint="auth",outcome="unknown"} 3`, "keylens_sidecar_unreadable_requests_total 2",
+		"keylens_sidecar_cache_hits_total", "keylens_sidecar_store_lookup_duration_seconds_bucket", "keylens_sidecar_change_feed_last_seq",
+		"keylens_sidecar_request_duration_seconds_bucket"} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if strings.Contains(metrics, raw) {
+		t.Error("/metrics contains a raw key")
+	}
+	if strings.Contains(in.stderr.String(), raw) {
+		t.Error("the logs contain a raw key")
+	}
+}
+
+// TestSeparateSidecarProcess runs `keylens sidecar` as its own process on
+// the portal's SQLite file, as beside a gateway on the same machine: a
+// revocation made through the portal reaches it through the change feed.
+func TestSeparateSidecarProcess(t *testing.T) {
+	in := startDefault(t)
+	_, raw := issuedKey(t, in)
+	dev := decodeAs[struct{ Data []developerOut }](t, in.do("GET", "/api/portal/developers", "")).Data[0].ID
+
+	cmd := exec.Command(keylensBin, "sidecar", "--store", in.Store, "--sidecar-addr", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = cleanEnv()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sidecar listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("keylens sidecar did not start")
+	}
+	get := func() int {
+		req, _ := http.NewRequest("GET", base+"/developer", nil)
+		req.Header.Set("Authorization", raw)
+		return send(t, req).Status
+	}
+	if s := get(); s != 200 {
+		t.Fatalf("separate sidecar: %d", s)
+	}
+	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), ""), 200, "OK", "Data deleted")
+	waitUntil(t, "revocation reaches the separate sidecar", func() bool { return get() == 401 })
+
+	// The sidecar alone has no portal API.
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/portal/developers", nil)
+	if r := send(t, req); r.Status != 404 {
+		t.Errorf("portal route on a lone sidecar: %d", r.Status)
+	}
+}
+
+// rawStatus writes request on a new connection and returns the status code
+// of the answer.
+func rawStatus(t *testing.T, addr, request string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(line); len(f) >= 2 {
+		return f[1]
+	}
+	return line
+}

@@ -1,27 +1,48 @@
 #!/usr/bin/env bash
-# Installs and checks what `make test` needs. Under CI=true a dependency that
-# cannot be had fails the run; it is never skipped.
+# Installs what `make test` needs from Debian packages when it is missing.
+# Under CI=true a dependency that cannot be had fails the run; it is never
+# skipped.
 set -euo pipefail
 
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$1"); }
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
-need go
-need gcc # the race detector needs cgo
+# command -> Debian package
+declare -A pkg=(
+	[gcc]=gcc           # the race detector needs cgo
+	[nginx]=nginx-light # forward-auth end-to-end test (auth_request)
+)
+
+if ! have go; then
+	echo "test-deps: Go is required (the machine image provides it at /usr/local/go)" >&2
+	exit 1
+fi
+
+missing=()
+for cmd in "${!pkg[@]}"; do
+	have "$cmd" || missing+=("${pkg[$cmd]}")
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "test-deps: installing ${missing[*]}"
 		apt-get update -qq
-		for m in "${missing[@]}"; do
-			case "$m" in
-			gcc) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null ;;
-			go) echo "test-deps: Go must be installed (https://go.dev/dl); it is not a Debian package at the required version" >&2; exit 1 ;;
-			esac
-		done
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	else
 		echo "test-deps: missing ${missing[*]} and cannot install them (need root and apt-get)" >&2
 		exit 1
 	fi
 fi
-echo "test-deps: $(go version)"
+
+for cmd in "${!pkg[@]}"; do
+	if ! have "$cmd"; then
+		echo "test-deps: $cmd still missing after install" >&2
+		exit 1
+	fi
+done
+# nginx-light must carry auth_request.
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if ! "$nginx_bin" -V 2>&1 | grep -q http_auth_request_module; then
+	echo "test-deps: $nginx_bin lacks the auth_request module" >&2
+	exit 1
+fi
+echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1)"

@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 
-.PHONY: all build run test unit e2e fuzz vet fmt-check deps docker clean
+.PHONY: all build run test fuzz bench vet fmt-check deps docker clean
 
 all: build
 
@@ -40,6 +40,15 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./portalstore/
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./portalstore/
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
+	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
+	$(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) ./identity/
+
+## bench: resolver benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
+bench:
+	$(GO) test -run=NONE -bench='ResolveHit' -cpu 1,2 -count 5 ./sidecar/
+	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/
+	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
+	$(GO) run ./tests/loadbench/cmd -developers 100000 -rounds 5 -duration 5s
 
 docker:
 	docker build -t keylens:$(VERSION) .

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +57,11 @@ func (e *Entry) JSON() []byte { return e.json }
 
 // ResolverOptions configure NewResolver; zero values take the defaults.
 type ResolverOptions struct {
-	Size        int           // cached credentials; default 100,000
-	TTL         time.Duration // a found identity; default 30 s (the change feed invalidates sooner)
+	Size int // cached credentials; default 100,000
+	// TTL bounds how long a found identity is served. Invalidation comes
+	// from the change feed as changes commit; the TTL only limits
+	// staleness should the feed be lost. Default 10 min.
+	TTL         time.Duration
 	NegativeTTL time.Duration // an unknown credential; default 2 s
 	Headers     identity.HeaderNames
 	Logger      *slog.Logger
@@ -79,9 +83,11 @@ type Resolver struct {
 	// change and would be cached after it is not cached.
 	gen atomic.Uint64
 
+	// Indexes for invalidation. Almost every key has one cached credential
+	// and every developer a few keys, so small slices beat nested maps.
 	mu     sync.Mutex
-	byHash map[string]map[[32]byte]struct{} // key hash → cache keys
-	byDev  map[string]map[string]struct{}   // developer id → key hashes
+	byHash map[string][][32]byte // key hash → cache keys
+	byDev  map[string][]string   // developer id → key hashes
 }
 
 // NewResolver returns a resolver over store.
@@ -90,7 +96,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		o.Size = 100000
 	}
 	if o.TTL <= 0 {
-		o.TTL = 30 * time.Second
+		o.TTL = 10 * time.Minute
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 2 * time.Second
@@ -105,7 +111,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics,
-		byHash: map[string]map[[32]byte]struct{}{}, byDev: map[string]map[string]struct{}{}}
+		byHash: map[string][][32]byte{}, byDev: map[string][]string{}}
 	r.cache = expirable.NewLRU[[32]byte, *Entry](o.Size, r.evicted, o.TTL)
 	r.unknown = expirable.NewLRU[[32]byte, struct{}](max(o.Size/4, 1000), nil, o.NegativeTTL)
 	return r
@@ -323,14 +329,12 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 func (r *Resolver) add(ck [32]byte, e *Entry) {
 	r.mu.Lock()
 	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
-	if r.byHash[hash] == nil {
-		r.byHash[hash] = map[[32]byte]struct{}{}
+	if !slices.Contains(r.byHash[hash], ck) {
+		r.byHash[hash] = append(r.byHash[hash], ck)
 	}
-	r.byHash[hash][ck] = struct{}{}
-	if r.byDev[dev] == nil {
-		r.byDev[dev] = map[string]struct{}{}
+	if !slices.Contains(r.byDev[dev], hash) {
+		r.byDev[dev] = append(r.byDev[dev], hash)
 	}
-	r.byDev[dev][hash] = struct{}{}
 	r.mu.Unlock()
 	r.cache.Add(ck, e)
 }
@@ -341,17 +345,16 @@ func (r *Resolver) evicted(ck [32]byte, e *Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
-	if cks := r.byHash[hash]; cks != nil {
-		delete(cks, ck)
-		if len(cks) == 0 {
-			delete(r.byHash, hash)
-			if hs := r.byDev[dev]; hs != nil {
-				delete(hs, hash)
-				if len(hs) == 0 {
-					delete(r.byDev, dev)
-				}
-			}
-		}
+	cks := slices.DeleteFunc(r.byHash[hash], func(c [32]byte) bool { return c == ck })
+	if len(cks) > 0 {
+		r.byHash[hash] = cks
+		return
+	}
+	delete(r.byHash, hash)
+	if hs := slices.DeleteFunc(r.byDev[dev], func(h string) bool { return h == hash }); len(hs) > 0 {
+		r.byDev[dev] = hs
+	} else {
+		delete(r.byDev, dev)
 	}
 }
 
@@ -359,10 +362,7 @@ func (r *Resolver) evicted(ck [32]byte, e *Entry) {
 func (r *Resolver) InvalidateKey(hash string) {
 	r.gen.Add(1)
 	r.mu.Lock()
-	cks := make([][32]byte, 0, len(r.byHash[hash]))
-	for ck := range r.byHash[hash] {
-		cks = append(cks, ck)
-	}
+	cks := slices.Clone(r.byHash[hash])
 	r.mu.Unlock()
 	for _, ck := range cks {
 		r.cache.Remove(ck) // evicted() updates the indexes
@@ -373,10 +373,7 @@ func (r *Resolver) InvalidateKey(hash string) {
 func (r *Resolver) InvalidateDeveloper(id string) {
 	r.gen.Add(1)
 	r.mu.Lock()
-	hashes := make([]string, 0, len(r.byDev[id]))
-	for h := range r.byDev[id] {
-		hashes = append(hashes, h)
-	}
+	hashes := slices.Clone(r.byDev[id])
 	r.mu.Unlock()
 	for _, h := range hashes {
 		r.InvalidateKey(h)

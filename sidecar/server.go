@@ -123,7 +123,13 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
+	path := ctx.Path()
+	if bytes.HasPrefix(path, []byte("/auth/")) {
+		// Envoy's ext_authz appends the original path to its path_prefix.
+		s.auth(ctx)
+		return
+	}
+	switch string(path) {
 	case "/auth":
 		s.auth(ctx)
 	case "/developer":

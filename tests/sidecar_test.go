@@ -194,6 +194,10 @@ func TestSidecarForwardAuth(t *testing.T) {
 			t.Error("a forged assertion verified")
 		}
 	}
+	// Envoy's ext_authz appends the original path to /auth.
+	if r := in.sidecar("GET", "/auth/orders/1?x=y", nil, map[string]string{"Authorization": raw}); r.Status != 200 || r.Header.Get("X-Developer-Id") != dev {
+		t.Errorf("/auth/orders/1: %d, X-Developer-Id %q", r.Status, r.Header.Get("X-Developer-Id"))
+	}
 	for name, h := range map[string]map[string]string{
 		"unknown key": {"Authorization": "nope", "X-Developer-Id": "evil"},
 		"no key":      {"X-Developer-Id": "evil"},
@@ -226,7 +230,7 @@ func TestSidecarForwardAuth(t *testing.T) {
 		t.Errorf("jwks: %d %s", jwks.Status, jwks.Body)
 	}
 	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
-	for _, series := range []string{`keylens_sidecar_requests_total{endpoint="auth",outcome="ok"} 3`, `keylens_sidecar_requests_total{endpoint="auth",outcome="unknown"} 3`, "keylens_sidecar_unreadable_requests_total 2",
+	for _, series := range []string{`keylens_sidecar_requests_total{endpoint="auth",outcome="ok"} 4`, `keylens_sidecar_requests_total{endpoint="auth",outcome="unknown"} 3`, "keylens_sidecar_unreadable_requests_total 2",
 		"keylens_sidecar_cache_hits_total", "keylens_sidecar_store_lookup_duration_seconds_bucket", "keylens_sidecar_change_feed_last_seq",
 		"keylens_sidecar_request_duration_seconds_bucket"} {
 		if !strings.Contains(metrics, series) {

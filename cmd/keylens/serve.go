@@ -91,7 +91,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (lookup, introspection, forward-auth)")
 	fs.IntVar(&c.CacheSize, "cache-size", 100000, "credentials the sidecar caches")
-	fs.DurationVar(&c.CacheTTL, "cache-ttl", 30*time.Second, "how long a found identity is cached (the change feed invalidates sooner)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", 10*time.Minute, "longest a found identity is cached; the change feed invalidates it as changes commit, so this only bounds staleness if the feed is lost")
 	fs.DurationVar(&c.NegativeCacheTTL, "negative-cache-ttl", 2*time.Second, "how long an unknown credential is cached")
 	fs.StringVar(&c.IntrospectSecret, "introspect-secret", "", "when set, /introspect callers must send Authorization: Bearer <secret>")
 	fs.StringVar(&c.KeyHeader, "key-header", "Authorization", "request header that carries the key")

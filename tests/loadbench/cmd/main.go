@@ -1,0 +1,47 @@
+// Command loadbench runs the sidecar load benchmark (make bench).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/keylens/keylens/tests/loadbench"
+)
+
+func main() {
+	var o loadbench.Options
+	flag.IntVar(&o.Developers, "developers", 100000, "developers, one key each, for the spread scenario")
+	flag.IntVar(&o.Rounds, "rounds", 5, "alternations of every scenario")
+	flag.DurationVar(&o.Duration, "duration", 5*time.Second, "length of each scenario in each round")
+	flag.IntVar(&o.Conns, "conns", 32, "concurrent connections")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "keylens-loadbench-bin-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	o.KeylensBin, o.BareBin = filepath.Join(dir, "keylens"), filepath.Join(dir, "bare")
+	for bin, pkg := range map[string]string{o.KeylensBin: "./cmd/keylens", o.BareBin: "./tests/loadbench/bare"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fail(err)
+		}
+	}
+	o.Log = os.Stderr
+	rep, err := loadbench.Run(context.Background(), o)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Print(rep)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadbench:", err)
+	os.Exit(1)
+}

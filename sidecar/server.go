@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -85,18 +84,17 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 // cheap: bounded headers and bodies, timeouts.
 func (s *Server) NewFastHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       s.Handler(),
-		Name:                          "keylens",
-		ReadBufferSize:                maxHeaderSize,
-		MaxRequestBodySize:            64 << 10,
-		ReadTimeout:                   10 * time.Second,
-		WriteTimeout:                  10 * time.Second,
-		IdleTimeout:                   120 * time.Second,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
-		DisableHeaderNamesNormalizing: false,
-		Logger:                        discardLogger{},
-		ErrorHandler:                  s.parseError,
+		Handler:               s.Handler(),
+		Name:                  "keylens",
+		ReadBufferSize:        maxHeaderSize,
+		MaxRequestBodySize:    64 << 10,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		Logger:                discardLogger{},
+		ErrorHandler:          s.parseError,
 	}
 }
 
@@ -114,9 +112,6 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.m.badRequests.Inc()
 }
-
-// Serve serves on ln until srv.Shutdown.
-func Serve(srv *fasthttp.Server, ln net.Listener) error { return srv.Serve(ln) }
 
 type discardLogger struct{}
 

@@ -207,17 +207,26 @@ func (db *DB) FindKeyRequestByID(ctx context.Context, id string) (*portalstore.K
 		return nil, err
 	}
 	defer tx.Rollback()
-	reqs, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	r, err := findKeyRequest(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r, embedKeyRequests(ctx, tx, []*portalstore.KeyRequest{r})
+}
+
+var errKeyRequestNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key request not found")
+
+// findKeyRequest reads one request, without embeds; ENOTFOUND if none.
+func findKeyRequest(ctx context.Context, q querier, id string) (*portalstore.KeyRequest, error) {
+	reqs, err := queryKeyRequests(ctx, q, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
 	if len(reqs) == 0 {
 		return nil, errKeyRequestNotFound
 	}
-	return reqs[0], embedKeyRequests(ctx, tx, reqs)
+	return reqs[0], nil
 }
-
-var errKeyRequestNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key request not found")
 
 // FindKeyRequests returns a page of requests, each with its developer and
 // catalogue embedded as Tyk's list does, and the total.
@@ -329,12 +338,9 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 		return err
 	}
 	defer tx.Rollback()
-	cur, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	cur, err := findKeyRequest(ctx, tx, id)
 	if err != nil {
 		return err
-	}
-	if len(cur) == 0 {
-		return errKeyRequestNotFound
 	}
 	if exists, err := developerExists(ctx, tx, r.ByUser); err != nil {
 		return err
@@ -345,9 +351,9 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 		return err
 	}
 	// Approval state, key and creation belong to the server.
-	r.ID, r.Approved, r.Key, r.DateCreated = id, cur[0].Approved, cur[0].Key, cur[0].DateCreated
+	r.ID, r.Approved, r.Key, r.DateCreated = id, cur.Approved, cur.Key, cur.DateCreated
 	if r.OrgID == "" {
-		r.OrgID = cur[0].OrgID
+		r.OrgID = cur.OrgID
 	}
 	if err := writeKeyRequest(ctx, tx, r, false); err != nil {
 		return err
@@ -387,14 +393,11 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 		return nil, err
 	}
 	defer tx.Rollback()
-	reqs, err := queryKeyRequests(ctx, tx, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
+	r, err := findKeyRequest(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
-	if len(reqs) == 0 {
-		return nil, errKeyRequestNotFound
-	}
-	a, err := db.approve(ctx, tx, reqs[0], secrets)
+	a, err := db.approve(ctx, tx, r, secrets)
 	if err != nil {
 		return nil, err
 	}

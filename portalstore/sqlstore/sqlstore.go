@@ -42,7 +42,6 @@ type DB struct {
 	// them in Go (one connection, BEGIN IMMEDIATE) beats retrying on
 	// SQLITE_BUSY. rdb serves reads concurrently from the WAL.
 	wdb, rdb *sql.DB
-	dsn      string
 
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
@@ -81,7 +80,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
-	db := &DB{wdb: wdb, rdb: rdb, dsn: dsn, Now: time.Now,
+	db := &DB{wdb: wdb, rdb: rdb, Now: time.Now,
 		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()

@@ -70,17 +70,8 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 
 // CreateDeveloper validates and stores d.
 func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {
-	d.NormalizeKeys()
-	if err := d.Validate(); err != nil {
+	if err := db.prepareNewDeveloper(d); err != nil {
 		return err
-	}
-	// bcrypt takes tens of milliseconds: do it before taking the write lock.
-	if err := db.preparePassword(d); err != nil {
-		return err
-	}
-	d.PasswordHistory = nil
-	if d.PasswordHash != "" {
-		d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
 	}
 	tx, err := db.begin(ctx)
 	if err != nil {
@@ -97,15 +88,8 @@ func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) err
 // and benchmarks: all of them, or none on the first error.
 func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Developer) error {
 	for _, d := range devs {
-		d.NormalizeKeys()
-		if err := d.Validate(); err != nil {
+		if err := db.prepareNewDeveloper(d); err != nil {
 			return fmt.Errorf("%s: %w", d.Email, err)
-		}
-		if err := db.preparePassword(d); err != nil {
-			return err
-		}
-		if d.PasswordHash != "" {
-			d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
 		}
 	}
 	tx, err := db.begin(ctx)
@@ -119,6 +103,24 @@ func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Develope
 		}
 	}
 	return tx.Commit()
+}
+
+// prepareNewDeveloper validates d and hashes its password, before any
+// transaction: bcrypt takes tens of milliseconds and must not hold the
+// write lock.
+func (db *DB) prepareNewDeveloper(d *portalstore.Developer) error {
+	d.NormalizeKeys()
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if err := db.preparePassword(d); err != nil {
+		return err
+	}
+	d.PasswordHistory = nil
+	if d.PasswordHash != "" {
+		d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
+	}
+	return nil
 }
 
 func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
@@ -281,14 +283,8 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM developers WHERE id = ?`, id)
-	if err != nil {
+	if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
 	}
 	for _, h := range hashes {
 		if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
@@ -440,13 +436,15 @@ func insertOAuthClient(ctx context.Context, tx *Tx, devID, policy string, positi
 	return err
 }
 
+var errDeveloperNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+
 func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*portalstore.Developer, error) {
 	devs, err := queryDevelopers(ctx, q, `SELECT `+developerColumns+` FROM developers WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}
 	if len(devs) == 0 {
-		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+		return nil, errDeveloperNotFound
 	}
 	return devs[0], nil
 }

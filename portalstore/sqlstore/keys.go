@@ -46,14 +46,8 @@ func insertKey(ctx context.Context, tx *Tx, k *portalstore.Key) error {
 // deleteKey removes a developer's key and the subscriptions that point at
 // it; ENOTFOUND when the developer has no such key.
 func deleteKey(ctx context.Context, tx *Tx, devID, hash string) error {
-	res, err := tx.ExecContext(ctx, `DELETE FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash)
-	if err != nil {
+	if err := execOne(ctx, tx, errKeyNotFound, `DELETE FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return errKeyNotFound
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
 		return err
@@ -69,14 +63,8 @@ func updateKeyPolicies(ctx context.Context, tx *Tx, devID, hash string, policies
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE developer_keys SET policies = ? WHERE developer_id = ? AND key_hash = ?`, string(pols), devID, hash)
-	if err != nil {
+	if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET policies = ? WHERE developer_id = ? AND key_hash = ?`, string(pols), devID, hash); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return errKeyNotFound
 	}
 	return recordChange(ctx, tx, portalstore.ChangeKeyUpdated, devID, hash, "")
 }
@@ -364,14 +352,8 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 // DeleteKeyRequest removes a request; a key it produced stays (revoke it
 // through the developer's keys).
 func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
-	res, err := db.wdb.ExecContext(ctx, `DELETE FROM key_requests WHERE id = ?`, id)
-	if err != nil {
+	if err := execOne(ctx, db.wdb, errKeyRequestNotFound, `DELETE FROM key_requests WHERE id = ?`, id); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return errKeyRequestNotFound
 	}
 	return nil
 }
@@ -584,15 +566,8 @@ func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
 
 // ResetKeyQuota records a quota reset.
 func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
-	res, err := db.wdb.ExecContext(ctx, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`,
-		formatTime(db.Now()), devID, hash)
-	if err != nil {
+	if err := execOne(ctx, db.wdb, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(db.Now()), devID, hash); err != nil {
 		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return errKeyNotFound
 	}
 	return nil
 }

@@ -243,6 +243,23 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
+// execOne runs a statement that must change exactly one row, answering
+// notFound when it changed none.
+func execOne(ctx context.Context, e interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, notFound error, query string, args ...any) error {
+	res, err := e.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return notFound
+	}
+	return nil
+}
+
 // formatTime stores t as RFC 3339 with its own offset; the zero time as "".
 func formatTime(t time.Time) string {
 	if t.IsZero() {

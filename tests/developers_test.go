@@ -320,7 +320,12 @@ func TestRestartLosesNothing(t *testing.T) {
 
 func TestGeneratedAdminKey(t *testing.T) {
 	in := startKeylens(t, "", nil)
-	m := regexp.MustCompile(`KEYLENS_ADMIN_KEY=([0-9a-f]{48})`).FindStringSubmatch(in.stdout.String())
+	// stdout reaches us through a copying goroutine of its own, so the
+	// key may arrive after the log lines startKeylens waits for.
+	var m []string
+	for start := time.Now(); m == nil && time.Since(start) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+		m = regexp.MustCompile(`KEYLENS_ADMIN_KEY=([0-9a-f]{48})`).FindStringSubmatch(in.stdout.String())
+	}
 	if m == nil {
 		t.Fatalf("no generated admin key printed; stdout:\n%s", in.stdout)
 	}

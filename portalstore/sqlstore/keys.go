@@ -352,10 +352,7 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 // DeleteKeyRequest removes a request; a key it produced stays (revoke it
 // through the developer's keys).
 func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
-	if err := execOne(ctx, db.wdb, errKeyRequestNotFound, `DELETE FROM key_requests WHERE id = ?`, id); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, db.wdb, errKeyRequestNotFound, `DELETE FROM key_requests WHERE id = ?`, id)
 }
 
 // ApproveKeyRequest approves request id.
@@ -566,10 +563,7 @@ func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
 
 // ResetKeyQuota records a quota reset.
 func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
-	if err := execOne(ctx, db.wdb, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(db.Now()), devID, hash); err != nil {
-		return err
-	}
-	return nil
+	return execOne(ctx, db.wdb, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(db.Now()), devID, hash)
 }
 
 // DeleteOAuthClient removes an OAuth client.

@@ -88,13 +88,13 @@ func (s *Signer) assertionFor(e *Entry, now time.Time) []byte {
 		return a.token
 	}
 	exp := now.Add(s.ttl)
-	if e.Identity.Expires != 0 && e.Identity.Expires < exp.Unix() {
-		exp = time.Unix(e.Identity.Expires, 0)
+	if e.Expires != 0 && e.Expires < exp.Unix() {
+		exp = time.Unix(e.Expires, 0)
 	}
 	claims := identity.AssertionClaims{
-		Identity: *e.Identity,
+		Identity: *e.Identity(),
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: identity.AssertionIssuer, Subject: e.Identity.DeveloperID,
+			Issuer: identity.AssertionIssuer, Subject: e.DeveloperID,
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}

@@ -41,19 +41,43 @@ var (
 )
 
 // Entry is a resolved credential with its answers encoded once, so that a
-// cache hit only copies bytes. Entries are shared and never modified after
-// they are cached, except for the assertion slot.
+// cache hit only copies bytes. To keep the garbage collector's work small
+// with 100,000s of entries, an entry holds few pointers: the identity lives
+// only as its encoded JSON, and that JSON and every header share one
+// pointer-free buffer. Entries are never modified once cached, except for
+// the assertion slot.
 type Entry struct {
-	Identity *identity.Identity
-	Inactive bool
+	Inactive    bool
+	Expires     int64  // the credential's own expiry (a JWT's exp), Unix seconds; 0 for none
+	KeyID       string // the key hash
+	DeveloperID string
 
-	json    []byte      // the /developer body
-	headers [][2][]byte // the /auth headers: name, value
+	buf     []byte   // the /developer JSON, then header name, value, name, value, …
+	jsonEnd uint32   // buf[:jsonEnd] is the JSON
+	hdrEnds []uint32 // the end offset in buf of each header name and value, in turn
 	assert  atomic.Pointer[assertion]
 }
 
 // JSON returns the identity as the /developer body.
-func (e *Entry) JSON() []byte { return e.json }
+func (e *Entry) JSON() []byte { return e.buf[:e.jsonEnd] }
+
+// Identity decodes the entry's identity. It allocates: the request path
+// never calls it, only introspection and assertion signing.
+func (e *Entry) Identity() *identity.Identity {
+	var id identity.Identity
+	_ = json.Unmarshal(e.JSON(), &id) // our own encoding: cannot fail
+	return &id
+}
+
+// eachHeader calls fn with every header name and value, without copying.
+func (e *Entry) eachHeader(fn func(name, value []byte)) {
+	start := e.jsonEnd
+	for i := 0; i+1 < len(e.hdrEnds); i += 2 {
+		nameEnd, valueEnd := e.hdrEnds[i], e.hdrEnds[i+1]
+		fn(e.buf[start:nameEnd], e.buf[nameEnd:valueEnd])
+		start = valueEnd
+	}
+}
 
 // ResolverOptions configure NewResolver; zero values take the defaults.
 type ResolverOptions struct {
@@ -124,7 +148,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
 	ck := sha256.Sum256(credential)
 	if e, ok := r.cache.Get(ck); ok {
-		if e.Identity.Expires == 0 || e.Identity.Expires > time.Now().Unix() {
+		if e.Expires == 0 || e.Expires > time.Now().Unix() {
 			r.m.cacheHits.Inc()
 			return e, nil
 		}
@@ -315,12 +339,24 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 	if id.Policies == nil {
 		id.Policies = []string{}
 	}
-	e := &Entry{Identity: id, Inactive: d.Inactive}
-	if e.json, err = json.Marshal(id); err != nil {
+	body, err := json.Marshal(id)
+	if err != nil {
 		return nil, err
 	}
-	for _, h := range id.Headers(r.opts.Headers) {
-		e.headers = append(e.headers, [2][]byte{[]byte(h.Name), []byte(h.Value)})
+	headers := id.Headers(r.opts.Headers)
+	size := len(body)
+	for _, h := range headers {
+		size += len(h.Name) + len(h.Value)
+	}
+	e := &Entry{Inactive: d.Inactive, Expires: expires, KeyID: k.Hash, DeveloperID: d.ID,
+		buf: make([]byte, 0, size), hdrEnds: make([]uint32, 0, 2*len(headers))}
+	e.buf = append(e.buf, body...)
+	e.jsonEnd = uint32(len(e.buf))
+	for _, h := range headers {
+		e.buf = append(e.buf, h.Name...)
+		e.hdrEnds = append(e.hdrEnds, uint32(len(e.buf)))
+		e.buf = append(e.buf, h.Value...)
+		e.hdrEnds = append(e.hdrEnds, uint32(len(e.buf)))
 	}
 	return e, nil
 }
@@ -328,7 +364,7 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 // add caches e under ck and indexes it for invalidation.
 func (r *Resolver) add(ck [32]byte, e *Entry) {
 	r.mu.Lock()
-	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
+	hash, dev := e.KeyID, e.DeveloperID
 	if !slices.Contains(r.byHash[hash], ck) {
 		r.byHash[hash] = append(r.byHash[hash], ck)
 	}
@@ -344,7 +380,7 @@ func (r *Resolver) evicted(ck [32]byte, e *Entry) {
 	r.m.cacheEvictions.Inc()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	hash, dev := e.Identity.KeyID, e.Identity.DeveloperID
+	hash, dev := e.KeyID, e.DeveloperID
 	cks := slices.DeleteFunc(r.byHash[hash], func(c [32]byte) bool { return c == ck })
 	if len(cks) > 0 {
 		r.byHash[hash] = cks

@@ -69,7 +69,7 @@ func TestResolveRawKey(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", cred, err)
 		}
-		id := e.Identity
+		id := e.Identity()
 		if id.DeveloperID != f.dev.ID || id.Email != "ada@example.com" || id.KeyID != a.KeyHash || id.Policies[0] != "pol-token" ||
 			id.Fields["Company"] != "Analytical Engines" || id.KeyRequestFields["Use case"] != "billing" || e.Inactive {
 			t.Errorf("%q resolved to %+v", cred, id)
@@ -151,7 +151,7 @@ func TestResolveBasic(t *testing.T) {
 	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
 	basic := func(u, p string) []byte { return []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p))) }
 	e, err := f.r.Resolve(ctx, basic(a.RawKey, a.Password))
-	if err != nil || e.Identity.DeveloperID != f.dev.ID {
+	if err != nil || e.DeveloperID != f.dev.ID {
 		t.Fatalf("basic: %v %v", e, err)
 	}
 	for name, cred := range map[string][]byte{
@@ -206,11 +206,11 @@ func TestResolveJWT(t *testing.T) {
 	}
 	for name, tok := range good {
 		e, err := f.r.Resolve(ctx, []byte(tok))
-		if err != nil || e.Identity.DeveloperID != f.dev.ID {
+		if err != nil || e.DeveloperID != f.dev.ID {
 			t.Errorf("%s: %v %v", name, e, err)
 		}
 	}
-	if e, _ := f.r.Resolve(ctx, []byte(good["HS256"])); e == nil || e.Identity.Expires != valid["exp"] {
+	if e, _ := f.r.Resolve(ctx, []byte(good["HS256"])); e == nil || e.Expires != valid["exp"] {
 		t.Errorf("exp not carried into the identity: %+v", e)
 	}
 
@@ -296,8 +296,8 @@ func FuzzResolve(f *testing.F) {
 		if err != nil && !errors.Is(err, sidecar.ErrUnknown) {
 			t.Fatalf("%q: %v", cred, err)
 		}
-		if err == nil && e.Identity.DeveloperID != fx.dev.ID {
-			t.Fatalf("%q resolved to a stranger: %+v", cred, e.Identity)
+		if err == nil && e.DeveloperID != fx.dev.ID {
+			t.Fatalf("%q resolved to a stranger: %+v", cred, e.Identity())
 		}
 	})
 }

@@ -167,9 +167,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
-	for _, kv := range e.headers {
-		h.SetCanonical(kv[0], kv[1])
-	}
+	e.eachHeader(h.SetCanonical)
 	if s.Signer != nil && len(s.assertN) > 0 {
 		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start))
 	}
@@ -186,7 +184,7 @@ func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentType("application/json")
-	ctx.SetBody(e.json)
+	ctx.SetBody(e.JSON())
 	s.outcomes["developer"][outOK].observe(start)
 }
 
@@ -267,7 +265,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		s.outcomes["introspect"][outError].observe(start)
 		return
 	}
-	id := e.Identity
+	id := e.Identity()
 	body, _ := json.Marshal(introspectResponse{
 		Active: true, Sub: id.DeveloperID, Username: id.Email, ClientID: id.KeyID,
 		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, TokenType: "access_token", Identity: id,

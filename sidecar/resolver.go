@@ -423,13 +423,17 @@ func (r *Resolver) Purge() {
 	r.unknown.Purge()
 }
 
-// Apply invalidates what one change can have made stale. A new key also
-// clears the unknown-credential cache, where it may be remembered as unknown.
+// Apply invalidates what one change can have made stale: the key it names,
+// or every key of a changed developer. A new key also clears the
+// unknown-credential cache, where it may be remembered as unknown.
 func (r *Resolver) Apply(c portalstore.Change) {
 	if c.KeyHash != "" {
 		r.InvalidateKey(c.KeyHash)
 	}
-	if c.DeveloperID != "" {
+	// A key change names its developer too, but only a change to the
+	// developer (fields, email, activation, deletion) alters what the
+	// developer's other keys resolve to.
+	if c.Kind == portalstore.ChangeDeveloper && c.DeveloperID != "" {
 		r.InvalidateDeveloper(c.DeveloperID)
 	}
 	if c.Kind == portalstore.ChangeKeyAdded {

@@ -301,3 +301,25 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// A key change leaves the developer's other cached keys alone; a developer
+// change drops them all.
+func TestApplyInvalidatesOnlyWhatChanged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	b := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	for _, k := range []string{a.RawKey, b.RawKey} {
+		if _, err := f.r.Resolve(ctx, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeKeyRevoked, DeveloperID: f.dev.ID, KeyHash: a.KeyHash})
+	if n := f.r.Len(); n != 1 {
+		t.Errorf("after a key change %d entries cached, want 1 (the other key)", n)
+	}
+	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeDeveloper, DeveloperID: f.dev.ID})
+	if n := f.r.Len(); n != 0 {
+		t.Errorf("after a developer change %d entries cached, want 0", n)
+	}
+}

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/portalstore"
@@ -45,17 +44,17 @@ var (
 // with 100,000s of entries, an entry holds few pointers: the identity lives
 // only as its encoded JSON, and that JSON and every header share one
 // pointer-free buffer. Entries are never modified once cached, except for
-// the assertion slot.
+// the assertion slot, which every copy of an entry shares.
 type Entry struct {
 	Inactive    bool
 	Expires     int64  // the credential's own expiry (a JWT's exp), Unix seconds; 0 for none
 	KeyID       string // the key hash
 	DeveloperID string
 
-	buf     []byte   // the /developer JSON, then header name, value, name, value, …
-	jsonEnd uint32   // buf[:jsonEnd] is the JSON
-	hdrEnds []uint32 // the end offset in buf of each header name and value, in turn
-	assert  atomic.Pointer[assertion]
+	buf     []byte                     // the /developer JSON, then header name, value, name, value, …
+	jsonEnd uint32                     // buf[:jsonEnd] is the JSON
+	hdrEnds []uint32                   // the end offset in buf of each header name and value, in turn
+	assert  *atomic.Pointer[assertion] // shared by copies of the entry
 }
 
 // JSON returns the identity as the /developer body.
@@ -97,8 +96,8 @@ type ResolverOptions struct {
 type Resolver struct {
 	store   Store
 	opts    ResolverOptions
-	cache   *expirable.LRU[[32]byte, *Entry]
-	unknown *expirable.LRU[[32]byte, struct{}]
+	cache   *cache[Entry]
+	unknown *cache[struct{}]
 	m       *Metrics
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
@@ -136,8 +135,8 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics,
 		byHash: map[string][][32]byte{}, byDev: map[string][]string{}}
-	r.cache = expirable.NewLRU[[32]byte, *Entry](o.Size, r.evicted, o.TTL)
-	r.unknown = expirable.NewLRU[[32]byte, struct{}](max(o.Size/4, 1000), nil, o.NegativeTTL)
+	r.cache = newCache(o.Size, int64(o.TTL), r.evicted)
+	r.unknown = newCache[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	return r
 }
 
@@ -147,14 +146,15 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 // store failure. A cache hit allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
 	ck := sha256.Sum256(credential)
-	if e, ok := r.cache.Get(ck); ok {
-		if e.Expires == 0 || e.Expires > time.Now().Unix() {
+	now := time.Now().UnixNano()
+	if e, ok := r.cache.Get(ck, now); ok {
+		if e.Expires == 0 || e.Expires > now/1e9 {
 			r.m.cacheHits.Inc()
 			return e, nil
 		}
 		r.cache.Remove(ck) // an expired JWT
 	}
-	if _, ok := r.unknown.Get(ck); ok {
+	if _, ok := r.unknown.Get(ck, now); ok {
 		r.m.cacheHits.Inc()
 		return nil, ErrUnknown
 	}
@@ -165,13 +165,13 @@ func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, erro
 		var e *Entry
 		if e, err = r.entryFor(ctx, key, expires); err == nil {
 			if r.gen.Load() == gen {
-				r.add(ck, e)
+				r.add(ck, e, now)
 			}
 			return e, nil
 		}
 	}
 	if errors.Is(err, ErrUnknown) && r.gen.Load() == gen {
-		r.unknown.Add(ck, struct{}{})
+		r.unknown.Add(ck, struct{}{}, now)
 	}
 	return nil, err
 }
@@ -349,7 +349,8 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 		size += len(h.Name) + len(h.Value)
 	}
 	e := &Entry{Inactive: d.Inactive, Expires: expires, KeyID: k.Hash, DeveloperID: d.ID,
-		buf: make([]byte, 0, size), hdrEnds: make([]uint32, 0, 2*len(headers))}
+		buf: make([]byte, 0, size), hdrEnds: make([]uint32, 0, 2*len(headers)),
+		assert: new(atomic.Pointer[assertion])}
 	e.buf = append(e.buf, body...)
 	e.jsonEnd = uint32(len(e.buf))
 	for _, h := range headers {
@@ -362,7 +363,7 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 }
 
 // add caches e under ck and indexes it for invalidation.
-func (r *Resolver) add(ck [32]byte, e *Entry) {
+func (r *Resolver) add(ck [32]byte, e *Entry, now int64) {
 	r.mu.Lock()
 	hash, dev := e.KeyID, e.DeveloperID
 	if !slices.Contains(r.byHash[hash], ck) {
@@ -372,7 +373,7 @@ func (r *Resolver) add(ck [32]byte, e *Entry) {
 		r.byDev[dev] = append(r.byDev[dev], hash)
 	}
 	r.mu.Unlock()
-	r.cache.Add(ck, e)
+	r.cache.Add(ck, *e, now)
 }
 
 // evicted keeps the indexes in step with the cache.

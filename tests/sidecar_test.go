@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -253,30 +254,7 @@ func TestSeparateSidecarProcess(t *testing.T) {
 	_, raw := issuedKey(t, in)
 	dev := decodeAs[struct{ Data []developerOut }](t, in.do("GET", "/api/portal/developers", "")).Data[0].ID
 
-	cmd := exec.Command(keylensBin, "sidecar", "--store", in.Store, "--sidecar-addr", "127.0.0.1:0", "--log-format", "json")
-	cmd.Env = cleanEnv()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sidecar listening" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("keylens sidecar did not start")
-	}
+	base := startLoneSidecar(t, "--store", in.Store)
 	get := func() int {
 		req, _ := http.NewRequest("GET", base+"/developer", nil)
 		req.Header.Set("Authorization", raw)
@@ -295,6 +273,87 @@ func TestSeparateSidecarProcess(t *testing.T) {
 	req, _ := http.NewRequest("GET", base+"/api/portal/developers", nil)
 	if r := send(t, req); r.Status != 404 {
 		t.Errorf("portal route on a lone sidecar: %d", r.Status)
+	}
+}
+
+// startLoneSidecar runs `keylens sidecar` with args and returns its URL.
+func startLoneSidecar(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(keylensBin, append([]string{"sidecar", "--sidecar-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd.Env = cleanEnv()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sidecar listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatal("keylens sidecar did not start")
+		return ""
+	}
+}
+
+// TestSidecarAgainstPortal runs `keylens sidecar --portal`, which reads
+// through the portal's admin API instead of a store, as on a gateway node
+// that cannot reach the database: keys resolve, Basic credentials verify,
+// a revocation arrives through the long-polled change feed, and when the
+// portal goes away hot keys keep answering while /healthz says why not all
+// is well.
+func TestSidecarAgainstPortal(t *testing.T) {
+	in := startDefault(t)
+	_, raw := issuedKey(t, in)
+	dev := decodeAs[struct{ Data []developerOut }](t, in.do("GET", "/api/portal/developers", "")).Data[0].ID
+	basic := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-basic"]}`))
+
+	base := startLoneSidecar(t, "--portal", in.AdminURL, "--admin-key", in.Key)
+	get := func(auth string) response {
+		req, _ := http.NewRequest("GET", base+"/developer", nil)
+		req.Header.Set("Authorization", auth)
+		return send(t, req)
+	}
+	r := get(raw)
+	id := decodeAs[identity.Identity](t, r)
+	if r.Status != 200 || id.DeveloperID != dev || id.Email != "ada@example.com" || id.Fields["Plan"] != "gold" {
+		t.Fatalf("key through the portal: %d %s", r.Status, r.Body)
+	}
+	basicAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":"+basic.Password))
+	if r := get(basicAuth); r.Status != 200 {
+		t.Errorf("basic credential through the portal: %d %s", r.Status, r.Body)
+	}
+	wrongPass := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":wrong-password"))
+	if r := get(wrongPass); r.Status != 401 {
+		t.Errorf("wrong basic password: %d", r.Status)
+	}
+	if r := get("not-a-key"); r.Status != 401 {
+		t.Errorf("unknown key: %d", r.Status)
+	}
+	health := func() int {
+		req, _ := http.NewRequest("GET", base+"/healthz", nil)
+		return send(t, req).Status
+	}
+	waitUntil(t, "the lone sidecar reports healthy", func() bool { return health() == 200 })
+
+	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), ""), 200, "OK", "Data deleted")
+	waitUntil(t, "revocation reaches the sidecar through the portal", func() bool { return get(raw).Status == 401 })
+
+	in.stop()
+	if r := get(basicAuth); r.Status != 200 {
+		t.Errorf("hot key with the portal gone: %d %s", r.Status, r.Body)
+	}
+	if s := health(); s == 200 {
+		t.Error("/healthz says healthy with the portal gone")
 	}
 }
 

@@ -1,7 +1,7 @@
 // Command keylens runs the keylens portal store and sidecar.
 //
 //	keylens serve [flags]     portal REST API and sidecar in one process
-//	keylens sidecar [flags]   the sidecar alone, beside a gateway, on a shared store
+//	keylens sidecar [flags]   the sidecar alone, beside a gateway, on a shared store or a portal
 //	keylens version
 package main
 
@@ -77,6 +77,6 @@ const usage = `keylens: which developer owns this key?
 
 Usage:
   keylens serve [flags]     run the portal REST API and the sidecar (keylens serve -h for flags)
-  keylens sidecar [flags]   run the sidecar alone on a shared store (keylens sidecar -h)
+  keylens sidecar [flags]   run the sidecar alone on a shared store or a portal (keylens sidecar -h)
   keylens version           print the version
 `

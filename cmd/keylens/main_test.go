@@ -55,6 +55,11 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"serve help", []string{"serve", "-h"}, exitOK, "KEYLENS_"},
 		{"every problem at once", []string{"serve", "--store", "x", "--admin-addr", "y", "--sidecar-addr", "y", "--log-format", "xml", "extra"}, exitUsage,
 			"--store"},
+		{"portal without admin key", []string{"sidecar", "--portal", "http://127.0.0.1:3000"}, exitUsage, "--portal needs --admin-key"},
+		{"portal not a URL", []string{"sidecar", "--portal", "127.0.0.1:3000", "--admin-key", "0123456789abcdef"}, exitUsage, "--portal:"},
+		{"portal and store", []string{"sidecar", "--portal", "http://p:3000", "--admin-key", "0123456789abcdef", "--store", "sqlite:x.db"}, exitUsage, "--portal and --store"},
+		{"admin key without portal", []string{"sidecar", "--admin-key", "0123456789abcdef"}, exitUsage, "only used with --portal"},
+		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "-portal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ import (
 // Config is everything `keylens serve` and `keylens sidecar` are told.
 type Config struct {
 	Store       string
+	Portal      string // keylens sidecar --portal: read through a portal's admin API instead
 	AdminAddr   string
 	SidecarAddr string
 	AdminKey    string
@@ -61,6 +62,7 @@ type Main struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
 	db             *sqlstore.DB
+	backend        backend // what the sidecar reads: db, or a portal client
 	servers        []*http.Server
 	sidecar        *fasthttp.Server
 	cancel         context.CancelFunc
@@ -88,6 +90,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if !m.SidecarOnly {
 		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+	} else {
+		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
+		fs.StringVar(&c.AdminKey, "admin-key", "", "with --portal: the portal's admin key")
 	}
 	fs.StringVar(&c.SidecarAddr, "sidecar-addr", "127.0.0.1:8181", "address of the sidecar (lookup, introspection, forward-auth)")
 	fs.IntVar(&c.CacheSize, "cache-size", 100000, "credentials the sidecar caches")
@@ -132,6 +137,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
+	if c.Portal != "" {
+		storeSet := getenv(envName("store")) != ""
+		fs.Visit(func(f *flag.Flag) { storeSet = storeSet || f.Name == "store" })
+		if storeSet {
+			problems = append(problems, errors.New("--portal and --store: give one"))
+		}
+	}
 	problems = append(problems, c.Validate(m.SidecarOnly)...)
 	return errors.Join(problems...)
 }
@@ -145,6 +157,13 @@ func envName(flagName string) string {
 func (c *Config) Validate(sidecarOnly bool) []error {
 	var problems []error
 	switch {
+	case c.Portal != "":
+		if _, err := rest.NewClient(c.Portal, c.AdminKey); err != nil {
+			problems = append(problems, fmt.Errorf("--portal: %w", err))
+		}
+		if c.AdminKey == "" {
+			problems = append(problems, errors.New("--portal needs --admin-key, the portal's admin key"))
+		}
 	case strings.HasPrefix(c.Store, "sqlite:"):
 		if err := sqlstore.ValidateSQLitePath(strings.TrimPrefix(c.Store, "sqlite:")); err != nil {
 			problems = append(problems, fmt.Errorf("--store: %w", err))
@@ -153,6 +172,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		problems = append(problems, errors.New("--store: PostgreSQL is not supported yet; use sqlite:PATH"))
 	default:
 		problems = append(problems, fmt.Errorf("--store %q: want sqlite:PATH or postgres://URL", c.Store))
+	}
+	if sidecarOnly && c.Portal == "" && c.AdminKey != "" {
+		problems = append(problems, errors.New("--admin-key is only used with --portal"))
 	}
 	addrs := []struct{ flag, addr string }{{"--sidecar-addr", c.SidecarAddr}}
 	if !sidecarOnly {
@@ -231,13 +253,20 @@ func (m *Main) Run(ctx context.Context) error {
 		m.logger = slog.New(slog.NewTextHandler(m.stderr, opts))
 	}
 
-	db, err := sqlstore.Open(ctx, m.Config.Store)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+	if m.Config.Portal != "" {
+		// Validate has checked the URL.
+		m.backend, _ = rest.NewClient(m.Config.Portal, m.Config.AdminKey)
+		m.logger.Info("reading from the portal", "portal", m.Config.Portal)
+	} else {
+		db, err := sqlstore.Open(ctx, m.Config.Store)
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		m.db, m.backend = db, db
+		db.KeyHashAlgorithm = m.Config.KeyHash
+		m.logger.Info("store open", "store", m.Config.Store)
 	}
-	m.db = db
-	db.KeyHashAlgorithm = m.Config.KeyHash
-	m.logger.Info("store open", "store", m.Config.Store)
+	db := m.db
 
 	// The sidecar's background work (following the change feed, pruning)
 	// stops with Close, not with the signal context: requests in flight
@@ -264,12 +293,24 @@ func (m *Main) Run(ctx context.Context) error {
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
 		Logger:       m.logger,
 	}
-	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler()); err != nil {
+	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler(), api.StopWaiting); err != nil {
 		return err
 	}
 	go m.pruneChanges(bg)
 	return nil
 }
+
+// backend is what the sidecar reads: a store, or a portal's admin API.
+type backend interface {
+	sidecar.Store
+	sidecar.Feed
+	Ping(context.Context) error
+}
+
+var (
+	_ backend = (*sqlstore.DB)(nil)
+	_ backend = (*rest.Client)(nil)
+)
 
 // startSidecar builds the resolver over the store, follows the change feed
 // and serves the sidecar.
@@ -277,7 +318,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 	c := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	res := sidecar.NewResolver(m.db, sidecar.ResolverOptions{
+	res := sidecar.NewResolver(m.backend, sidecar.ResolverOptions{
 		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
@@ -293,7 +334,10 @@ func (m *Main) startSidecar(bg context.Context) error {
 	srv.Healthy = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if err := m.db.Ping(ctx); err != nil {
+		if err := m.backend.Ping(ctx); err != nil {
+			if c.Portal != "" {
+				return fmt.Errorf("portal unreachable: %w", err)
+			}
 			return fmt.Errorf("store unreachable: %w", err)
 		}
 		if !res.FeedHealthy(35 * time.Second) {
@@ -301,7 +345,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 		}
 		return nil
 	}
-	go res.Follow(bg, m.db)
+	go res.Follow(bg, m.backend)
 
 	ln, err := net.Listen("tcp", c.SidecarAddr)
 	if err != nil {
@@ -372,7 +416,8 @@ func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
 }
 
 // listen binds addr now, so a taken port fails start-up, and serves h.
-func (m *Main) listen(name, addr string, h http.Handler) error {
+// listen serves h on addr; onShutdown, when set, runs as shutdown begins.
+func (m *Main) listen(name, addr string, h http.Handler, onShutdown func()) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -385,6 +430,9 @@ func (m *Main) listen(name, addr string, h http.Handler) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	if onShutdown != nil {
+		srv.RegisterOnShutdown(onShutdown)
 	}
 	m.servers = append(m.servers, srv)
 	m.logger.Info(name+" listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String())

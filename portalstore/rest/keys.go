@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -290,7 +291,25 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(wait, maxChangeWait)
 	}
-	changes, gap, err := s.Changes.WaitForChanges(r.Context(), after, limit, wait)
+	select {
+	case <-s.stop:
+		wait = 0 // shutting down: answer what there is
+	default:
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	changes, gap, err := s.Changes.WaitForChanges(ctx, after, limit, wait)
+	if err != nil && ctx.Err() != nil && r.Context().Err() == nil {
+		// Shutdown ended the wait: answer what there is now.
+		changes, gap, err = s.Changes.ChangesSince(r.Context(), after, limit)
+	}
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away

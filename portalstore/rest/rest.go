@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keylens/keylens/portalstore"
@@ -32,6 +33,20 @@ type Server struct {
 	// Health reports whether the store answers; nil means always healthy.
 	Health func(*http.Request) error
 	Logger *slog.Logger
+
+	stop     chan struct{} // made by Handler, closed by StopWaiting
+	stopOnce sync.Once
+}
+
+// StopWaiting ends every long poll in flight (each answers what it has) and
+// makes new ones answer at once, so that a graceful shutdown is not held up
+// by sidecars following the change feed. Call it after Handler.
+func (s *Server) StopWaiting() {
+	s.stopOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+		}
+	})
 }
 
 // Handler returns the API with its middleware: panic recovery, request
@@ -40,6 +55,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	s.stop = make(chan struct{})
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/portal/developers", s.listDevelopers)
 	api.HandleFunc("POST /api/portal/developers", s.createDeveloper)
@@ -84,8 +100,11 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
 	api.HandleFunc("PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
 
-	// keylens's own: the change feed for sidecars in other processes.
+	// keylens's own: what a sidecar in another process needs (keylens.go).
 	api.HandleFunc("GET /api/keylens/changes", s.listChanges)
+	api.HandleFunc("GET /api/keylens/changes/last", s.lastChange)
+	api.HandleFunc("GET /api/keylens/keys", s.findKey)
+	api.HandleFunc("GET /api/keylens/keys/{hash}", s.getKey)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", s.healthz)

@@ -1,0 +1,153 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// Client reads what a sidecar needs from a keylens portal over its admin
+// API: keys with their verification material, developers and the change
+// feed. It answers with the store's error codes, so that a sidecar treats
+// it as it treats a store.
+type Client struct {
+	base     string
+	adminKey string
+	http     *http.Client
+}
+
+// NewClient returns a client of the portal at base (http://host:port),
+// authenticating with adminKey.
+func NewClient(base, adminKey string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http:// or https:// URL", base)
+	}
+	return &Client{
+		base:     strings.TrimSuffix(u.String(), "/"),
+		adminKey: adminKey,
+		// No overall timeout: long polls wait up to maxChangeWait, and
+		// every call carries its own deadline.
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 32,
+			IdleConnTimeout:     90 * time.Second,
+		}},
+	}, nil
+}
+
+// lookupTimeout bounds a single lookup; the request waiting on it is a
+// gateway's.
+const lookupTimeout = 5 * time.Second
+
+// maxResponse bounds what is read from the portal.
+const maxResponse = 32 << 20
+
+// get fetches path?query into out, mapping error answers to store errors.
+func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", c.adminKey)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return portalstore.Errorf(portalstore.EINTERNAL, "portal unreachable: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return portalstore.Errorf(portalstore.EINTERNAL, "reading the portal's answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var env envelope
+		_ = json.Unmarshal(body, &env)
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return portalstore.Errorf(portalstore.ENOTFOUND, "%s", env.Message)
+		case http.StatusUnauthorized:
+			return portalstore.Errorf(portalstore.EUNAUTHORIZED, "the portal refused the admin key")
+		}
+		return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s: %v", path, err)
+	}
+	return nil
+}
+
+func (c *Client) getKey(ctx context.Context, path string, query url.Values) (*portalstore.Key, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	rec := keyRecord{Key: &portalstore.Key{}}
+	if err := c.get(ctx, path, query, &rec); err != nil {
+		return nil, err
+	}
+	k := rec.Key
+	k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey = rec.BasicPasswordHash, rec.JWTSecret, rec.JWTPublicKey
+	return k, nil
+}
+
+// FindKey returns the key with hash; ENOTFOUND if none.
+func (c *Client) FindKey(ctx context.Context, hash string) (*portalstore.Key, error) {
+	return c.getKey(ctx, "/api/keylens/keys/"+url.PathEscape(hash), nil)
+}
+
+// FindKeyByBasicUsername returns the basic-auth key of username; ENOTFOUND
+// if none.
+func (c *Client) FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error) {
+	return c.getKey(ctx, "/api/keylens/keys", url.Values{"basic_username": {username}})
+}
+
+// FindDeveloperByID returns the developer; ENOTFOUND if none.
+func (c *Client) FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	var d portalstore.Developer
+	if err := c.get(ctx, "/api/portal/developers/"+url.PathEscape(id), nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// WaitForChanges long-polls the portal's change feed.
+func (c *Client) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error) {
+	wait = min(wait, maxChangeWait)
+	ctx, cancel := context.WithTimeout(ctx, wait+lookupTimeout)
+	defer cancel()
+	var out changesResponse
+	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}, "wait": {wait.String()}}
+	if err := c.get(ctx, "/api/keylens/changes", q, &out); err != nil {
+		return nil, false, err
+	}
+	return out.Changes, out.Reset, nil
+}
+
+// LastChange returns the newest sequence number of the portal's feed.
+func (c *Client) LastChange(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	var out struct {
+		Last int64 `json:"last"`
+	}
+	err := c.get(ctx, "/api/keylens/changes/last", nil, &out)
+	return out.Last, err
+}
+
+// Ping reports whether the portal answers with the admin key accepted.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.LastChange(ctx)
+	return err
+}

@@ -75,15 +75,34 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d rounds x %v per scenario, %d connections, %d developers (median of rounds)\n",
 		r.Options.Rounds, r.Options.Duration, r.Options.Conns, r.Options.Developers)
-	fmt.Fprintf(&b, "%-22s %12s %10s %10s %12s %10s\n", "scenario", "req/s", "p50", "p99", "cpu/req", "vs bare")
+	fmt.Fprintf(&b, "%-22s %12s %10s %10s %12s %10s %10s\n", "scenario", "req/s", "p50", "p99", "cpu/req", "vs bare", "paired")
 	for _, sc := range r.Scenarios {
 		m := r.Median(sc)
 		// The twin: "sidecar, X" is compared with "bare, X".
-		bare := r.Median("bare" + sc[strings.IndexByte(sc, ','):])
-		fmt.Fprintf(&b, "%-22s %12.0f %10v %10v %12v %10.3f\n", sc, m.RPS, m.P50.Round(time.Microsecond),
-			m.P99.Round(time.Microsecond), m.CPUPerRequest.Round(100*time.Nanosecond), m.RPS/bare.RPS)
+		twin := "bare" + sc[strings.IndexByte(sc, ','):]
+		bare := r.Median(twin)
+		fmt.Fprintf(&b, "%-22s %12.0f %10v %10v %12v %10.3f %10.3f\n", sc, m.RPS, m.P50.Round(time.Microsecond),
+			m.P99.Round(time.Microsecond), m.CPUPerRequest.Round(100*time.Nanosecond), m.RPS/bare.RPS, r.PairedRatio(sc, twin))
 	}
+	b.WriteString("vs bare: ratio of the median req/s; paired: median of each round's ratio to its twin, measured\nmoments apart, which cancels most of the machine's drift between rounds\n")
 	return b.String()
+}
+
+// PairedRatio is the median over rounds of scenario's req/s divided by its
+// twin's in the same round.
+func (r *Report) PairedRatio(scenario, twin string) float64 {
+	s, t := r.Samples[scenario], r.Samples[twin]
+	var v []float64
+	for i := range min(len(s), len(t)) {
+		if t[i].RPS > 0 {
+			v = append(v, s[i].RPS/t[i].RPS)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // Run seeds a store, starts the sidecar and the bare server, and measures.

@@ -42,13 +42,18 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
 	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) ./identity/
+	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
+	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
 
-## bench: resolver benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
+## bench: resolver and analytics benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
 bench:
 	$(GO) test -run=NONE -bench='ResolveHit' -cpu 1,2 -count 5 ./sidecar/
 	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/
 	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
-	$(GO) run ./tests/loadbench/cmd -developers 100000 -rounds 5 -duration 5s
+	$(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./analytics/
+	$(GO) test -run=NONE -bench='Flush1M' -benchtime=3x -count 3 ./analytics/
+	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
+	$(GO) run ./tests/loadbench/cmd -developers 100000 -rounds 7 -duration 5s
 
 docker:
 	docker build -t keylens:$(VERSION) .

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/identity"
 )
 
@@ -34,13 +35,19 @@ type Server struct {
 	// Healthy reports degradation for /healthz; nil means healthy.
 	Healthy func() error
 	Logger  *slog.Logger
+	// Recorder counts what POST /hits reports; nil turns /hits off.
+	Recorder *analytics.Recorder
+	// HitsSecret, when set, must be presented by POST /hits callers as
+	// "Authorization: Bearer <secret>".
+	HitsSecret string
 
-	m        *Metrics
-	keyHdr   []byte
-	assertN  []byte
-	secret   [32]byte
-	outcomes map[string]map[string]outcome
-	metrics  fasthttp.RequestHandler
+	m          *Metrics
+	keyHdr     []byte
+	assertN    []byte
+	secret     [32]byte
+	hitsSecret [32]byte
+	outcomes   map[string]map[string]outcome
+	metrics    fasthttp.RequestHandler
 }
 
 // Endpoints and outcomes, as they appear in metrics.
@@ -52,6 +59,7 @@ const (
 	outUnauthzd   = "unauthorized"
 	outError      = "error"
 	maxHeaderSize = 16 << 10
+	maxBodySize   = 1 << 20 // a POST /hits batch of some 8,000 hits; far more than a form
 )
 
 // Handler returns the request handler.
@@ -69,8 +77,9 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	s.keyHdr = []byte(s.KeyHeader)
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
+	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
 	s.outcomes = map[string]map[string]outcome{}
-	for _, ep := range []string{"developer", "introspect", "auth"} {
+	for _, ep := range []string{"developer", "introspect", "auth", "hits"} {
 		s.outcomes[ep] = map[string]outcome{}
 		for _, o := range []string{outOK, outUnknown, outInactive, outBad, outUnauthzd, outError} {
 			s.outcomes[ep][o] = s.m.outcome(ep, o)
@@ -87,7 +96,7 @@ func (s *Server) NewFastHTTPServer() *fasthttp.Server {
 		Handler:               s.Handler(),
 		Name:                  "keylens",
 		ReadBufferSize:        maxHeaderSize,
-		MaxRequestBodySize:    64 << 10,
+		MaxRequestBodySize:    maxBodySize,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -146,6 +155,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetContentType("application/json")
 		ctx.SetBody(s.Signer.JWKS())
+	case "/hits":
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		s.hits(ctx)
 	case "/metrics":
 		s.metrics(ctx)
 	case "/healthz":

@@ -141,7 +141,7 @@ func TestSidecarIntrospection(t *testing.T) {
 	// A body over the limit is refused from its Content-Length, before it
 	// is read (sent raw: the server answers and closes mid-upload).
 	if status := rawStatus(t, strings.TrimPrefix(in.SidecarURL, "http://"), "POST /introspect HTTP/1.1\r\nHost: x\r\n"+
-		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\ntoken="); status != "413" {
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 2000000\r\n\r\ntoken="); status != "413" {
 		t.Errorf("oversized body: %s", status)
 	}
 
@@ -344,6 +344,16 @@ func TestSidecarAgainstPortal(t *testing.T) {
 		return send(t, req).Status
 	}
 	waitUntil(t, "the lone sidecar reports healthy", func() bool { return health() == 200 })
+
+	// Hits counted by the lone sidecar are stored through the portal.
+	req, _ := http.NewRequest("POST", base+"/hits", strings.NewReader(`[{"key":"`+raw+`","api_id":"api-token","code":200,"count":7}]`))
+	if r := send(t, req); r.Status != 200 {
+		t.Fatalf("POST /hits to the lone sidecar: %d %s", r.Status, r.Body)
+	}
+	waitUntil(t, "hits reach the portal", func() bool {
+		l := decodeAs[hitList](t, in.do("GET", "/api/portal/developers/"+dev+"/usage", ""))
+		return len(l.Data) == 1 && l.Data[0].Hits == 7
+	})
 
 	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), ""), 200, "OK", "Data deleted")
 	waitUntil(t, "revocation reaches the sidecar through the portal", func() bool { return get(raw).Status == 401 })

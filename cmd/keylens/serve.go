@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
@@ -48,6 +49,12 @@ type Config struct {
 	AssertionKey     string
 	AssertionTTL     time.Duration
 	Headers          identity.HeaderNames
+
+	// Analytics.
+	HitsSecret         string
+	FlushInterval      time.Duration
+	AnalyticsMaxSeries int
+	MetricsMaxKeys     int
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
@@ -63,6 +70,7 @@ type Main struct {
 	logger         *slog.Logger
 	db             *sqlstore.DB
 	backend        backend // what the sidecar reads: db, or a portal client
+	flusher        *analytics.Flusher
 	servers        []*http.Server
 	sidecar        *fasthttp.Server
 	cancel         context.CancelFunc
@@ -111,6 +119,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.FieldPrefix, "header-field-prefix", d.FieldPrefix, "upstream header prefix: developer custom fields")
 	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
+	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often counted hits are written to the store")
+	fs.IntVar(&c.AnalyticsMaxSeries, "analytics-max-series", analytics.DefaultMaxSeries, "series (key, API, hour, status) held between flushes; hits of new series beyond it are dropped and counted")
+	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -187,6 +199,12 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	if c.CacheSize < 1 {
 		problems = append(problems, errors.New("--cache-size must be at least 1"))
+	}
+	if c.AnalyticsMaxSeries < 1 || c.MetricsMaxKeys < 1 {
+		problems = append(problems, errors.New("--analytics-max-series and --metrics-max-keys must be at least 1"))
+	}
+	if c.FlushInterval < 10*time.Millisecond || c.FlushInterval > time.Minute {
+		problems = append(problems, errors.New("--flush-interval must be 10ms to 1m"))
 	}
 	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
 		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
@@ -289,6 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalogue:    db,
 		Keys:         db,
 		Changes:      db,
+		Hits:         db,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
 		Logger:       m.logger,
@@ -304,6 +323,7 @@ func (m *Main) Run(ctx context.Context) error {
 type backend interface {
 	sidecar.Store
 	sidecar.Feed
+	analytics.Sink
 	Ping(context.Context) error
 }
 
@@ -322,8 +342,12 @@ func (m *Main) startSidecar(bg context.Context) error {
 		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
+	rec := analytics.NewRecorder(c.AnalyticsMaxSeries)
+	m.flusher = analytics.NewFlusher(rec, m.backend, analytics.FlusherOptions{Interval: c.FlushInterval,
+		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
+	go m.flusher.Run(bg)
 	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: reg, Logger: m.logger}
+		Gatherer: reg, Logger: m.logger, Recorder: rec, HitsSecret: c.HitsSecret}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {
@@ -376,6 +400,9 @@ func (m *Main) pruneChanges(ctx context.Context) {
 			m.logger.Warn("pruning the change feed failed", "err", err)
 		} else if n > 0 {
 			m.logger.Debug("pruned the change feed", "removed", n)
+		}
+		if err := m.db.PruneHitBatches(ctx, time.Now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+			m.logger.Warn("pruning applied hit batches failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -469,6 +496,13 @@ func (m *Main) Close() error {
 	}
 	if m.sidecar != nil {
 		if err := m.sidecar.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Nothing records any more: store every hit acknowledged.
+	if m.flusher != nil {
+		if err := m.flusher.Close(ctx); err != nil {
+			m.logger.Error("hit counters lost at shutdown", "err", err)
 			errs = append(errs, err)
 		}
 	}

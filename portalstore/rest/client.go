@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,28 +54,39 @@ const maxResponse = 32 << 20
 
 // get fetches path?query into out, mapping error answers to store errors.
 func (c *Client) get(ctx context.Context, path string, query url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, path, query, nil, out)
+}
+
+// do sends a request with the admin key and decodes a 200 answer into out;
+// other answers become store errors.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out any) error {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", c.adminKey)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return portalstore.Errorf(portalstore.EINTERNAL, "portal unreachable: %v", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return portalstore.Errorf(portalstore.EINTERNAL, "reading the portal's answer: %v", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var env envelope
-		_ = json.Unmarshal(body, &env)
+		_ = json.Unmarshal(answer, &env)
 		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			return portalstore.Errorf(portalstore.EINVALID, "%s", env.Message)
 		case http.StatusNotFound:
 			return portalstore.Errorf(portalstore.ENOTFOUND, "%s", env.Message)
 		case http.StatusUnauthorized:
@@ -82,7 +94,7 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, out any
 		}
 		return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s: %v", path, err)
 	}
 	return nil
@@ -144,6 +156,33 @@ func (c *Client) LastChange(ctx context.Context) (int64, error) {
 	}
 	err := c.get(ctx, "/api/keylens/changes/last", nil, &out)
 	return out.Last, err
+}
+
+// hitsChunk keeps each POST /api/keylens/hits well inside MaxBodyBytes.
+const hitsChunk = 2000
+
+// AddHits sends deltas to the portal in chunks, each under its own id
+// derived from batchID, so that a retry of the whole batch re-sends the
+// chunks that failed and the portal skips the ones it applied.
+func (c *Client) AddHits(ctx context.Context, batchID string, deltas []portalstore.HitDelta) error {
+	for i := 0; i < len(deltas); i += hitsChunk {
+		id := ""
+		if batchID != "" {
+			id = batchID + "/" + strconv.Itoa(i/hitsChunk)
+		}
+		body, err := json.Marshal(struct {
+			BatchID string                 `json:"batch_id"`
+			Deltas  []portalstore.HitDelta `json:"deltas"`
+		}{id, deltas[i:min(i+hitsChunk, len(deltas))]})
+		if err != nil {
+			return err
+		}
+		var out envelope
+		if err := c.do(ctx, http.MethodPost, "/api/keylens/hits", nil, body, &out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ping reports whether the portal answers with the admin key accepted.

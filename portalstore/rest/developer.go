@@ -61,8 +61,22 @@ func (s *Server) getDeveloper(w http.ResponseWriter, r *http.Request) {
 
 // GET /api/portal/developers/email/{email}, the email URL-encoded. Answers
 // the bare developer object, as Tyk does.
-func (s *Server) getDeveloperByEmail(w http.ResponseWriter, r *http.Request) {
-	d, err := s.Developers.FindDeveloperByEmail(r.Context(), r.PathValue("email"))
+// GET /api/portal/developers/{a}/{b}: email/{email} or {id}/usage, one
+// pattern because Go's ServeMux refuses the two as ambiguous.
+func (s *Server) getDeveloperPair(w http.ResponseWriter, r *http.Request) {
+	a, b := r.PathValue("a"), r.PathValue("b")
+	switch {
+	case a == "email":
+		s.getDeveloperByEmail(w, r, b)
+	case b == "usage":
+		s.developerUsage(w, r, a)
+	default:
+		s.writeError(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "Not found"))
+	}
+}
+
+func (s *Server) getDeveloperByEmail(w http.ResponseWriter, r *http.Request, email string) {
+	d, err := s.Developers.FindDeveloperByEmail(r.Context(), email)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

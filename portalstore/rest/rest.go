@@ -27,6 +27,7 @@ type Server struct {
 	Catalogue  portalstore.CatalogueService
 	Keys       portalstore.KeyService
 	Changes    portalstore.ChangeService
+	Hits       portalstore.HitService
 	// AdminKeyHash is the SHA-256 of the admin key that requests must
 	// present in Authorization.
 	AdminKeyHash [sha256.Size]byte
@@ -62,7 +63,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/portal/developers/{id}", s.getDeveloper)
 	api.HandleFunc("PUT /api/portal/developers/{id}", s.updateDeveloper)
 	api.HandleFunc("DELETE /api/portal/developers/{id}", s.deleteDeveloper)
-	api.HandleFunc("GET /api/portal/developers/email/{email}", s.getDeveloperByEmail)
+	api.HandleFunc("GET /api/portal/developers/{a}/{b}", s.getDeveloperPair) // email/{email}, {id}/usage
 	api.HandleFunc("POST /api/portal/developers/verify_credentials", s.verifyCredentials)
 	// password/{id}, {id}/keys and {id}/subscriptions overlap: one dispatcher.
 	api.HandleFunc("POST /api/portal/developers/{a}/{b}", s.postDeveloperPair)
@@ -100,7 +101,12 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
 	api.HandleFunc("PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
 
+	// Analytics (analytics.go).
+	api.HandleFunc("GET /api/activity/keys/aggregate/{keys}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.aggregateKeys)
+	api.HandleFunc("GET /api/activity/keys/{key}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.keyActivity)
+
 	// keylens's own: what a sidecar in another process needs (keylens.go).
+	api.HandleFunc("POST /api/keylens/hits", s.addHits)
 	api.HandleFunc("GET /api/keylens/changes", s.listChanges)
 	api.HandleFunc("GET /api/keylens/changes/last", s.lastChange)
 	api.HandleFunc("GET /api/keylens/keys", s.findKey)

@@ -20,6 +20,7 @@ type Store interface {
 	portalstore.CatalogueService
 	portalstore.KeyService
 	portalstore.ChangeService
+	portalstore.HitService
 }
 
 // Run runs the whole suite; newStore returns an empty store for each test.
@@ -29,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CatalogueAndConfig", func(t *testing.T) { testCatalogueAndConfig(t, newStore) })
 	t.Run("KeyRequests", func(t *testing.T) { testKeyRequests(t, newStore) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
+	t.Run("Hits", func(t *testing.T) { testHits(t, newStore) })
 }
 
 const jsonKey = "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0="

@@ -1,0 +1,166 @@
+package portalstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+)
+
+// HitDelta is what one flush adds to one series of counters: a key's
+// requests to one API in one UTC hour that answered one status code.
+type HitDelta struct {
+	KeyHash string `json:"key_id"`
+	APIID   string `json:"api_id"`
+	Hour    int64  `json:"hour"` // Unix seconds / 3600
+	Code    int    `json:"code"`
+	Hits    int64  `json:"hits"`
+	Success int64  `json:"success"` // 2xx
+	Errors  int64  `json:"error"`   // >= 400
+	// LastHit is the latest hit, Unix nanoseconds.
+	LastHit int64 `json:"last_hit"`
+	// LatencyUS sums the latencies reported with the hits, in
+	// microseconds; LatencyCount says how many reported one.
+	LatencyUS    int64 `json:"latency_us"`
+	LatencyCount int64 `json:"latency_count"`
+}
+
+// Resolutions of a hit query.
+const (
+	ResHour  = "hour"
+	ResDay   = "day"
+	ResMonth = "month"
+)
+
+// HitQuery selects counters: the keys (hashes), the UTC time range
+// [From, To), the bucket size, and optionally the APIs.
+type HitQuery struct {
+	Keys     []string
+	From, To time.Time
+	Res      string // ResHour, ResDay or ResMonth
+	// APIIDs, when not empty, keeps only hits to these APIs.
+	APIIDs []string
+	// ByCode splits every period into one row per status code.
+	ByCode bool
+}
+
+// HitRow is one period's counters, in Tyk's aggregate analytics shape.
+type HitRow struct {
+	Period time.Time // start of the period, UTC
+	// Code is the row's status code when the query is ByCode; otherwise
+	// the period's most frequent status code (the lowest on a tie).
+	Code    int
+	Hits    int64
+	Success int64
+	Errors  int64
+	LastHit time.Time
+	// LatencyMS is the period's mean reported latency; 0 when none was.
+	LatencyMS float64
+}
+
+// HitService stores and aggregates per-key hit counters.
+type HitService interface {
+	// AddHits adds every delta to its series in one transaction. batchID
+	// names the batch: a batch already applied is not applied again, so
+	// a writer that retries after an unknown outcome never counts twice.
+	// An empty batchID is never remembered.
+	AddHits(ctx context.Context, batchID string, deltas []HitDelta) error
+	// QueryHits aggregates the counters q selects, oldest period first.
+	// EINVALID for an unknown resolution or From after To.
+	QueryHits(ctx context.Context, q HitQuery) ([]HitRow, error)
+}
+
+// Validate reports a query a store cannot answer.
+func (q *HitQuery) Validate() error {
+	switch {
+	case q.Res != ResHour && q.Res != ResDay && q.Res != ResMonth:
+		return Errorf(EINVALID, "res must be hour, day or month")
+	case q.From.After(q.To):
+		return Errorf(EINVALID, "from is after to")
+	}
+	return nil
+}
+
+// HitBucket is a store's raw aggregate: the counters of one hour or day and
+// one status code, summed over the queried keys and APIs.
+type HitBucket struct {
+	Start                   time.Time
+	Code                    int
+	Hits, Success, Errors   int64
+	LastHit                 int64 // Unix nanoseconds
+	LatencyUS, LatencyCount int64
+}
+
+// FoldHits folds a store's buckets into the rows of a query at res: by
+// period, or by period and code. Rows come oldest first, then by code.
+func FoldHits(buckets []HitBucket, res string, byCode bool) []HitRow {
+	type acc struct {
+		row          HitRow
+		lastHit      int64
+		latency, lat int64
+		codeHits     map[int]int64
+	}
+	type key struct {
+		period time.Time
+		code   int
+	}
+	index := map[key]*acc{}
+	var order []*acc
+	for _, b := range buckets {
+		k := key{period: periodStart(b.Start, res)}
+		if byCode {
+			k.code = b.Code
+		}
+		a := index[k]
+		if a == nil {
+			a = &acc{row: HitRow{Period: k.period, Code: k.code}, codeHits: map[int]int64{}}
+			index[k] = a
+			order = append(order, a)
+		}
+		a.row.Hits += b.Hits
+		a.row.Success += b.Success
+		a.row.Errors += b.Errors
+		a.lastHit = max(a.lastHit, b.LastHit)
+		a.latency += b.LatencyUS
+		a.lat += b.LatencyCount
+		a.codeHits[b.Code] += b.Hits
+	}
+	rows := make([]HitRow, len(order))
+	for i, a := range order {
+		r := a.row
+		if !byCode {
+			best := int64(-1)
+			for code, n := range a.codeHits {
+				if n > best || (n == best && code < r.Code) {
+					r.Code, best = code, n
+				}
+			}
+		}
+		if a.lastHit > 0 {
+			r.LastHit = time.Unix(0, a.lastHit).UTC()
+		}
+		if a.lat > 0 {
+			r.LatencyMS = float64(a.latency) / float64(a.lat) / 1000
+		}
+		rows[i] = r
+	}
+	slices.SortFunc(rows, func(a, b HitRow) int {
+		if c := a.Period.Compare(b.Period); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Code, b.Code)
+	})
+	return rows
+}
+
+// periodStart is the start of the UTC hour, day or month holding t.
+func periodStart(t time.Time, res string) time.Time {
+	t = t.UTC()
+	switch res {
+	case ResHour:
+		return t.Truncate(time.Hour)
+	case ResMonth:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,149 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+func testHits(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	t0 := time.Date(2017, 8, 9, 12, 31, 2, 0, time.UTC)
+	hour := t0.Unix() / 3600
+	delta := func(key, api string, h int64, code int, hits int64) portalstore.HitDelta {
+		d := portalstore.HitDelta{KeyHash: key, APIID: api, Hour: h, Code: code, Hits: hits, LastHit: h * 3600e9}
+		switch {
+		case code < 300:
+			d.Success = hits
+		case code >= 400:
+			d.Errors = hits
+		}
+		return d
+	}
+	query := func(t *testing.T, s Store, q portalstore.HitQuery) string {
+		t.Helper()
+		if q.From.IsZero() {
+			q.From, q.To = t0.AddDate(0, 0, -40), t0.AddDate(0, 0, 40)
+		}
+		rows, err := s.QueryHits(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows {
+			out = append(out, fmt.Sprintf("%s c%d %d/%d/%d", r.Period.Format(time.DateTime), r.Code, r.Hits, r.Success, r.Errors))
+		}
+		return strings.Join(out, "; ")
+	}
+
+	t.Run("AddsUpAndFolds", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.AddHits(ctx, "", []portalstore.HitDelta{
+			delta("k1", "a", hour, 200, 5), delta("k1", "a", hour, 500, 1), delta("k1", "b", hour+1, 200, 2),
+			delta("k2", "a", hour, 200, 3), delta("k3", "a", hour, 200, 100), delta("k1", "a", hour+24*30, 404, 4),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddHits(ctx, "", []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		keys := []string{"k1", "k2"}
+		cases := []struct {
+			name string
+			q    portalstore.HitQuery
+			want string
+		}{
+			{"hour", portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour},
+				"2017-08-09 12:00:00 c200 10/9/1; 2017-08-09 13:00:00 c200 2/2/0; 2017-09-08 12:00:00 c404 4/0/4"},
+			{"day", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay},
+				"2017-08-09 00:00:00 c200 12/11/1; 2017-09-08 00:00:00 c404 4/0/4"},
+			{"month", portalstore.HitQuery{Keys: keys, Res: portalstore.ResMonth},
+				"2017-08-01 00:00:00 c200 12/11/1; 2017-09-01 00:00:00 c404 4/0/4"},
+			{"by code", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, ByCode: true},
+				"2017-08-09 00:00:00 c200 11/11/0; 2017-08-09 00:00:00 c500 1/0/1; 2017-09-08 00:00:00 c404 4/0/4"},
+			{"api filter", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, APIIDs: []string{"b", "nope"}},
+				"2017-08-09 00:00:00 c200 2/2/0"},
+			{"one key", portalstore.HitQuery{Keys: []string{"k2"}, Res: portalstore.ResHour}, "2017-08-09 12:00:00 c200 3/3/0"},
+			{"no such key", portalstore.HitQuery{Keys: []string{"k9"}, Res: portalstore.ResDay}, ""},
+			{"to is exclusive", portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour,
+				From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}, "2017-08-09 12:00:00 c200 10/9/1"},
+		}
+		for _, c := range cases {
+			if got := query(t, s, c.q); got != c.want {
+				t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
+			}
+		}
+		rows, _ := s.QueryHits(ctx, portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, From: t0.AddDate(0, 0, -1), To: t0.AddDate(0, 0, 1)})
+		if len(rows) != 1 || !rows[0].LastHit.Equal(time.Unix((hour+1)*3600, 0)) {
+			t.Errorf("last hit: %+v", rows)
+		}
+	})
+
+	t.Run("BatchAppliedOnce", func(t *testing.T) {
+		s := newStore(t)
+		d := []portalstore.HitDelta{delta("k1", "a", hour, 200, 5)}
+		for range 3 {
+			if err := s.AddHits(ctx, "writer-1", d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AddHits(ctx, "writer-2", d); err != nil {
+			t.Fatal(err)
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 10/10/0" {
+			t.Errorf("two batches sent five times: %s", got)
+		}
+	})
+
+	t.Run("ConcurrentWritersAddUp", func(t *testing.T) {
+		s := newStore(t)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 25 {
+					if err := s.AddHits(ctx, fmt.Sprintf("w%d-%d", w, i), []portalstore.HitDelta{
+						delta("k1", "a", hour, 200, 3), delta("k2", "a", hour, 200, 1)}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1", "k2"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 400/400/0" {
+			t.Errorf("4 writers x 25 batches x 4 hits: %s", got)
+		}
+	})
+
+	t.Run("RejectsBadInput", func(t *testing.T) {
+		s := newStore(t)
+		for name, d := range map[string]portalstore.HitDelta{
+			"no key":         {APIID: "a", Hour: hour, Code: 200, Hits: 1},
+			"bad code":       {KeyHash: "k", Hour: hour, Code: 42, Hits: 1},
+			"negative":       {KeyHash: "k", Hour: hour, Code: 200, Hits: -1},
+			"more successes": {KeyHash: "k", Hour: hour, Code: 200, Hits: 1, Success: 2},
+			"latency count":  {KeyHash: "k", Hour: hour, Code: 200, Hits: 1, LatencyCount: 2},
+		} {
+			// The good delta before the bad one must not be stored either.
+			err := s.AddHits(ctx, "b-"+name, []portalstore.HitDelta{delta("k", "a", hour, 200, 1), d})
+			if portalstore.ErrorCode(err) != portalstore.EINVALID {
+				t.Errorf("%s: %v, want EINVALID", name, err)
+			}
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k"}, Res: portalstore.ResDay}); got != "" {
+			t.Errorf("a refused batch left %s", got)
+		}
+		for name, q := range map[string]portalstore.HitQuery{
+			"res":           {Keys: []string{"k"}, Res: "week", From: t0, To: t0},
+			"from after to": {Keys: []string{"k"}, Res: portalstore.ResDay, From: t0.Add(time.Hour), To: t0},
+		} {
+			if _, err := s.QueryHits(ctx, q); portalstore.ErrorCode(err) != portalstore.EINVALID {
+				t.Errorf("query %s: %v, want EINVALID", name, err)
+			}
+		}
+	})
+}

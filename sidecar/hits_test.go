@@ -1,0 +1,34 @@
+package sidecar
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// FuzzParseHits: whatever a POST /hits body holds, parsing never panics,
+// and what it accepts is fit to record: key hashes only, real status
+// codes, sane times and counts.
+func FuzzParseHits(f *testing.F) {
+	for _, s := range []string{
+		`[{"key":"add2b342","api_id":"a","code":200}]`,
+		`[{"key":"eyJvcmciOiJvIiwiaWQiOiJpIiwiaCI6Im11cm11cjY0In0=","code":404,"time":"2017-08-09T12:31:02Z","latency_ms":1.5,"count":3}]`,
+		`[]`, `[{}]`, `{"key":"k"}`, `[{"key":"k","code":200}] x`, `[{"key":"k","code":1e3}]`, "\x00", `[{"key":"k","code":200,"time":null}]`,
+	} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body string) {
+		hits, err := parseHits([]byte(body), now)
+		if err != nil {
+			return
+		}
+		for _, h := range hits {
+			if !portalstore.IsKeyHash(h.Key) || h.Code < 100 || h.Code > 599 || *h.Count < 1 ||
+				h.Time.After(now.Add(hitsSkew)) || (h.MS != nil && *h.MS < 0) {
+				t.Fatalf("accepted %+v from %q", h, body)
+			}
+		}
+	})
+}

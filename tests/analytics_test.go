@@ -1,0 +1,207 @@
+package tests
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// hitRow is one row of Tyk's aggregate analytics answer.
+type hitRow struct {
+	ID struct {
+		Day, Month, Year, Hour, Code int
+	} `json:"id"`
+	Hits, Success, Error int64
+	LastHit              string  `json:"last_hit"`
+	RequestTime          float64 `json:"request_time"`
+}
+
+type hitList struct {
+	Data  []hitRow `json:"data"`
+	Pages int      `json:"pages"`
+}
+
+// postHits sends a POST /hits body to the sidecar.
+func (in *instance) postHits(body string) response {
+	in.t.Helper()
+	return in.sidecar("POST", "/hits", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+}
+
+// seedHits are the hits behind the seed's example answer: on 9/8/2017 the
+// two keys got 13 hits, 10 answered 200 and 3 errors; plus hits outside the
+// queried range and another key's, which must not count.
+func seedHits() string {
+	var h []string
+	add := func(n int, key, api, code, at string, extra string) {
+		for range n {
+			h = append(h, fmt.Sprintf(`{"key":%q,"api_id":%q,"code":%s,"time":%q%s}`, key, api, code, at, extra))
+		}
+	}
+	add(6, "add2b342", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-09T09:15:00Z", `,"latency_ms":10`)
+	add(4, "5f1d9603", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-09T12:31:02Z", `,"latency_ms":20`)
+	add(2, "5f1d9603", "8e4d983609c044984ecbb286b8d25cd9", "500", "2017-08-09T12:00:00Z", "")
+	add(1, "add2b342", "other-api", "404", "2017-08-09T10:00:00Z", "")
+	add(5, "add2b342", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-12T23:59:59Z", "") // in range: to is inclusive
+	add(7, "add2b342", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-14T00:00:00Z", "") // after the range
+	add(3, "add2b342", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-04T23:59:59Z", "") // before it
+	add(9, "ffffffff", "8e4d983609c044984ecbb286b8d25cd9", "200", "2017-08-09T12:00:00Z", "") // another key
+	return "[" + strings.Join(h, ",") + "]"
+}
+
+// TestAggregateAnalyticsSeedCall feeds hits through the sidecar's /hits,
+// restarts keylens (with a flush interval long enough that only the
+// shutdown flush can have stored them) and checks the seed's example call
+// and its variants to the hit.
+func TestAggregateAnalyticsSeedCall(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey}, "--flush-interval", "1m")
+	if r := in.postHits(seedHits()); r.Status != 200 || string(r.Body) != `{"recorded":37,"dropped":0}` {
+		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	}
+	in.stop()
+	in = startKeylens(t, in.Store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
+
+	get := func(path string) hitList {
+		t.Helper()
+		r := in.do("GET", path, "")
+		if r.Status != 200 {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+		}
+		return decodeAs[hitList](t, r)
+	}
+	rowsOf := func(l hitList) string {
+		var s []string
+		for _, r := range l.Data {
+			s = append(s, fmt.Sprintf("%d/%d/%d h%d c%d: %d %d %d", r.ID.Day, r.ID.Month, r.ID.Year, r.ID.Hour, r.ID.Code, r.Hits, r.Success, r.Error))
+		}
+		return strings.Join(s, "; ")
+	}
+
+	// The seed's call, verbatim (its api_id is the API of the hits).
+	seed := get("/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?api_id=8e4d983609c044984ecbb286b8d25cd9&api_version=Non+Versioned&p=-1&res=day")
+	if got, want := rowsOf(seed), "9/8/2017 h0 c200: 12 10 2; 12/8/2017 h0 c200: 5 5 0"; got != want || seed.Pages != 0 {
+		t.Errorf("seed call:\n got %s (pages %d)\nwant %s", got, seed.Pages, want)
+	}
+	if r := seed.Data[0]; r.LastHit != "2017-08-09T12:31:02Z" || r.RequestTime != 14 {
+		t.Errorf("last_hit %s, request_time %v; want 2017-08-09T12:31:02Z and (6×10+4×20)/10 = 14", r.LastHit, r.RequestTime)
+	}
+	// Without the API filter the other API's 404 counts too: 13 hits, 3
+	// errors, as in the seed's answer.
+	all := get("/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?p=-1&res=day")
+	if got, want := rowsOf(all), "9/8/2017 h0 c200: 13 10 3; 12/8/2017 h0 c200: 5 5 0"; got != want {
+		t.Errorf("all APIs:\n got %s\nwant %s", got, want)
+	}
+	// Zero-padded dates; hours; status codes apart; months.
+	hours := get("/api/activity/keys/aggregate/add2b342,5f1d9603/09/08/2017/09/08/2017?res=hour&p=-1")
+	if got, want := rowsOf(hours), "9/8/2017 h9 c200: 6 6 0; 9/8/2017 h10 c404: 1 0 1; 9/8/2017 h12 c200: 6 4 2"; got != want {
+		t.Errorf("res=hour:\n got %s\nwant %s", got, want)
+	}
+	byCode := get("/api/activity/keys/aggregate/add2b342,5f1d9603/9/8/2017/9/8/2017?by_code=true")
+	if got, want := rowsOf(byCode), "9/8/2017 h0 c200: 10 10 0; 9/8/2017 h0 c404: 1 0 1; 9/8/2017 h0 c500: 2 0 2"; got != want {
+		t.Errorf("by_code:\n got %s\nwant %s", got, want)
+	}
+	month := get("/api/activity/keys/aggregate/add2b342,5f1d9603/1/8/2017/31/8/2017?res=month")
+	if got, want := rowsOf(month), "0/8/2017 h0 c200: 28 25 3"; got != want {
+		t.Errorf("res=month:\n got %s\nwant %s", got, want)
+	}
+	// The single-key route.
+	one := get("/api/activity/keys/5f1d9603/9/8/2017/9/8/2017")
+	if got, want := rowsOf(one), "9/8/2017 h0 c200: 6 4 2"; got != want {
+		t.Errorf("single key:\n got %s\nwant %s", got, want)
+	}
+	// Paging: 10 rows a page.
+	paged := get("/api/activity/keys/aggregate/add2b342/1/8/2017/31/8/2017?res=hour&p=1")
+	if len(paged.Data) != 5 || paged.Pages != 1 {
+		t.Errorf("p=1: %d rows, %d pages", len(paged.Data), paged.Pages)
+	}
+
+	// Bad input: 400 in the envelope.
+	for _, path := range []string{
+		"/api/activity/keys/aggregate/add2b342/32/8/2017/13/8/2017",
+		"/api/activity/keys/aggregate/add2b342/31/2/2017/13/8/2017",
+		"/api/activity/keys/aggregate/add2b342/x/8/2017/13/8/2017",
+		"/api/activity/keys/aggregate/add2b342/5/8/-2017/13/8/2017",
+		"/api/activity/keys/aggregate/add2b342/14/8/2017/13/8/2017",
+		"/api/activity/keys/aggregate/add2b342/5/8/2017/13/8/2017?res=week",
+		"/api/activity/keys/aggregate/add2b342/5/8/2017/13/8/2017?p=first",
+		"/api/activity/keys/aggregate/,/5/8/2017/13/8/2017",
+	} {
+		wantEnvelope(t, in.do("GET", path, ""), 400, "Error", "")
+	}
+}
+
+// TestHitsFromRawKeysReachDeveloperUsage sends hits with the raw key a
+// gateway saw; they count for the key's hash, appear in the developer's
+// usage, filter by policy id and show on /metrics. Bad bodies record
+// nothing.
+func TestHitsFromRawKeysReachDeveloperUsage(t *testing.T) {
+	in := startDefault(t)
+	dev, raw := issuedKey(t, in)
+	hash := portalstore.HashKey(raw)
+
+	for _, body := range []string{
+		``, `{}`, `[`, `[{"key":"","code":200}]`, `[{"key":"k","code":99}]`, `[{"key":"k","code":200,"time":"yesterday"}]`,
+		`[{"key":"k","code":200,"time":"2999-01-01T00:00:00Z"}]`, `[{"key":"k","code":200,"latency_ms":-1}]`,
+		`[{"key":"k","code":200,"count":0}]`, `[{"key":"k","code":200}] []`,
+		// One bad element spoils the batch: the good one is not recorded.
+		`[{"key":"` + raw + `","code":200},{"key":"k","code":"200"}]`,
+	} {
+		if r := in.postHits(body); r.Status != 400 {
+			t.Errorf("POST /hits %q: %d %s", body, r.Status, r.Body)
+		}
+	}
+	if status := rawStatus(t, strings.TrimPrefix(in.SidecarURL, "http://"), "POST /hits HTTP/1.1\r\nHost: x\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n["); status != "413" {
+		t.Errorf("oversized /hits: %s", status)
+	}
+	if r := in.sidecar("GET", "/hits", nil, nil); r.Status != 405 {
+		t.Errorf("GET /hits: %d", r.Status)
+	}
+	body := fmt.Sprintf(`[{"key":%q,"api_id":"api-token","code":200,"count":40},{"key":%q,"api_id":"api-token","code":403,"count":2},{"key":%q,"api_id":"api-other","code":200}]`, raw, raw, raw)
+	if r := in.postHits(body); r.Status != 200 {
+		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	}
+	usage := func(query string) hitList {
+		return decodeAs[hitList](t, in.do("GET", "/api/portal/developers/"+dev+"/usage"+query, ""))
+	}
+	var u hitList
+	waitUntil(t, "hits flushed", func() bool { u = usage(""); return len(u.Data) == 1 && u.Data[0].Hits == 43 })
+	if r := u.Data[0]; r.Success != 41 || r.Error != 2 || r.ID.Code != 200 {
+		t.Errorf("usage row %+v", r)
+	}
+	// api_id as a policy id: the catalogue publishes pol-token on api-token.
+	for _, filter := range []string{"api-token", "pol-token"} {
+		l := decodeAs[hitList](t, in.do("GET", "/api/activity/keys/aggregate/"+url.PathEscape(raw)+",/1/1/2020/1/1/2100?api_id="+filter, ""))
+		var n int64
+		for _, r := range l.Data {
+			n += r.Hits
+		}
+		if n != 42 {
+			t.Errorf("api_id=%s: %d hits, want 42", filter, n)
+		}
+	}
+	if l := usage("?from=1/1/2001&to=2/1/2001"); len(l.Data) != 0 {
+		t.Errorf("usage outside the range: %+v", l.Data)
+	}
+	wantEnvelope(t, in.do("GET", "/api/portal/developers/000000000000000000000000/usage", ""), 404, "Error", "")
+	wantEnvelope(t, in.do("GET", "/api/portal/developers/"+dev+"/usage?from=soon", ""), 400, "Error", "")
+	wantEnvelope(t, in.do("GET", "/api/portal/developers/"+dev+"/elsewhere", ""), 404, "Error", "")
+
+	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
+	for _, want := range []string{
+		fmt.Sprintf(`keylens_key_hits_total{key_id=%q} 43`, hash),
+		fmt.Sprintf(`keylens_key_errors_total{key_id=%q} 2`, hash),
+		"keylens_analytics_flushed_hits_total 43",
+		"keylens_analytics_dropped_hits_total 0",
+		`keylens_sidecar_requests_total{endpoint="hits",outcome="bad_request"} 11`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, raw) {
+		t.Error("/metrics contains a raw key")
+	}
+}

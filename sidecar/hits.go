@@ -52,6 +52,24 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	// A writer that retries a batch whose answer it lost names it; a
+	// batch seen in the last minutes is acknowledged, not counted again.
+	batch := ctx.Request.Header.Peek("X-Keylens-Batch")
+	if len(batch) > 256 {
+		jsonError(ctx, fasthttp.StatusBadRequest, "X-Keylens-Batch is too long")
+		s.outcomes["hits"][outBad].observe(start)
+		return
+	}
+	var batchKey [32]byte
+	if len(batch) > 0 {
+		batchKey = sha256.Sum256(batch)
+		if _, seen := s.batches.Get(batchKey, start.UnixNano()); seen {
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)
+			s.outcomes["hits"][outOK].observe(start)
+			return
+		}
+	}
 	in, err := parseHits(ctx.PostBody(), start)
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
@@ -70,6 +88,9 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		} else {
 			dropped += *h.Count
 		}
+	}
+	if len(batch) > 0 {
+		s.batches.Add(batchKey, struct{}{}, start.UnixNano())
 	}
 	ctx.SetContentType("application/json")
 	fmt.Fprintf(ctx, `{"recorded":%d,"dropped":%d}`, n, dropped)

@@ -46,6 +46,7 @@ type Server struct {
 	assertN    []byte
 	secret     [32]byte
 	hitsSecret [32]byte
+	batches    *cache[struct{}] // X-Keylens-Batch ids recently counted
 	outcomes   map[string]map[string]outcome
 	metrics    fasthttp.RequestHandler
 }
@@ -78,6 +79,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
+	s.batches = newCache[struct{}](100000, int64(10*time.Minute), nil)
 	s.outcomes = map[string]map[string]outcome{}
 	for _, ep := range []string{"developer", "introspect", "auth", "hits"} {
 		s.outcomes[ep] = map[string]outcome{}

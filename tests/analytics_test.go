@@ -160,8 +160,13 @@ func TestHitsFromRawKeysReachDeveloperUsage(t *testing.T) {
 		t.Errorf("GET /hits: %d", r.Status)
 	}
 	body := fmt.Sprintf(`[{"key":%q,"api_id":"api-token","code":200,"count":40},{"key":%q,"api_id":"api-token","code":403,"count":2},{"key":%q,"api_id":"api-other","code":200}]`, raw, raw, raw)
-	if r := in.postHits(body); r.Status != 200 {
-		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	// A batch sent twice under one X-Keylens-Batch id (a retry after a lost
+	// answer) counts once.
+	for i, want := range []string{`{"recorded":43,"dropped":0}`, `{"recorded":0,"dropped":0,"duplicate":true}`} {
+		r := in.sidecar("POST", "/hits", strings.NewReader(body), map[string]string{"Content-Type": "application/json", "X-Keylens-Batch": "writer-1/7"})
+		if r.Status != 200 || string(r.Body) != want {
+			t.Fatalf("POST /hits #%d: %d %s, want %s", i+1, r.Status, r.Body, want)
+		}
 	}
 	usage := func(query string) hitList {
 		return decodeAs[hitList](t, in.do("GET", "/api/portal/developers/"+dev+"/usage"+query, ""))

@@ -1,9 +1,25 @@
 # keylens: one static binary (pure-Go SQLite, no cgo) on a distroless base.
 #   docker build -t keylens .
 #   docker run -p 3000:3000 -p 8181:8181 -v keylens-data:/data keylens
+#
+# The Tyk Go plugin, compiled by Tyk's plugin compiler for the gateway that
+# will load it (the version must match the gateway's exactly):
+#   docker build --target plugin --build-arg TYK_VERSION=v5.8.1 --output type=local,dest=bin .
+ARG TYK_VERSION=v5.8.1
+
+FROM tykio/tyk-plugin-compiler:${TYK_VERSION} AS plugin-build
+# The plugin module's go.mod replaces identity with ../identity.
+COPY identity /identity
+COPY plugin /plugin-source
+RUN /build.sh keylens-plugin.so
+
+FROM scratch AS plugin
+COPY --from=plugin-build /plugin-source/*.so /
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+COPY identity/go.mod identity/go.sum ./identity/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -81,7 +81,7 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	if err, ok := c.misses.Get(k); ok {
 		return nil, err
 	}
-	id, err := c.fetch(ctx, credential)
+	id, err := c.Fetch(ctx, credential)
 	switch {
 	case err == nil:
 		c.cache.Add(k, id)
@@ -98,7 +98,9 @@ func (c *Client) Forget() {
 	c.misses.Purge()
 }
 
-func (c *Client) fetch(ctx context.Context, credential string) (*Identity, error) {
+// Fetch asks the sidecar without the cache: for callers that cache what
+// they derive from an identity themselves.
+func (c *Client) Fetch(ctx context.Context, credential string) (*Identity, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/developer", nil)
 	if err != nil {
 		return nil, err

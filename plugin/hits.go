@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// shipper counts hits per (key hash, API, hour, status) in memory and sends
+// them to the sidecar's POST /hits every flush interval, in the background.
+// Recording never blocks on the network; a batch that fails is sent again,
+// under the same X-Keylens-Batch id, so the sidecar counts it once. The
+// series held are bounded; hits beyond are dropped and counted.
+type shipper struct {
+	s      settings
+	client *http.Client
+	shards [hitShards]hitShard
+	series atomic.Int64
+
+	dropped atomic.Int64 // hits not counted: no room
+	sent    atomic.Int64 // hits the sidecar acknowledged
+
+	// clock is the time, Unix nanoseconds, kept to within clockTick by a
+	// goroutine: reading the clock costs more than the rest of a record
+	// on some virtual machines, and an hour bucket does not need better.
+	clock atomic.Int64
+
+	once    sync.Once
+	mu      sync.Mutex // one flush at a time
+	pending []hitOut
+	batchID string
+	writer  string
+	seq     uint64
+}
+
+const hitShards = 32
+
+type hitShard struct {
+	mu sync.Mutex
+	m  map[hitKey]*hitCount
+	_  [48]byte
+}
+
+type hitKey struct {
+	key, api string
+	hour     int64
+	code     int
+}
+
+type hitCount struct {
+	n    int64
+	last int64 // Unix nanoseconds
+}
+
+// hitOut is one element of a POST /hits body.
+type hitOut struct {
+	Key   string    `json:"key"`
+	APIID string    `json:"api_id"`
+	Code  int       `json:"code"`
+	Time  time.Time `json:"time"`
+	Count int64     `json:"count"`
+}
+
+func newShipper(s settings) *shipper {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	sh := &shipper{s: s, client: &http.Client{Timeout: 10 * time.Second}, writer: hex.EncodeToString(b[:])}
+	for i := range sh.shards {
+		sh.shards[i].m = map[hitKey]*hitCount{}
+	}
+	sh.clock.Store(time.Now().UnixNano())
+	return sh
+}
+
+const clockTick = 50 * time.Millisecond
+
+func (sh *shipper) tick() {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for now := range t.C {
+		sh.clock.Store(now.UnixNano())
+	}
+}
+
+// record counts one hit. The shipper's goroutine starts with the first.
+func (sh *shipper) record(keyHash, apiID string, code int) {
+	sh.once.Do(func() {
+		sh.clock.Store(time.Now().UnixNano())
+		go sh.tick()
+		go sh.run()
+	})
+	now := sh.clock.Load()
+	k := hitKey{key: keyHash, api: apiID, hour: now / int64(time.Hour), code: code}
+	s := &sh.shards[shardOf(keyHash, code)]
+	s.mu.Lock()
+	c := s.m[k]
+	if c == nil {
+		if sh.series.Load() >= int64(sh.s.MaxSeries) {
+			s.mu.Unlock()
+			sh.dropped.Add(1)
+			return
+		}
+		c = &hitCount{}
+		s.m[k] = c
+		sh.series.Add(1)
+	}
+	c.n++
+	c.last = now
+	s.mu.Unlock()
+}
+
+func shardOf(key string, code int) int {
+	h := uint(code)
+	if n := len(key); n >= 2 {
+		h += uint(key[n-1])*31 + uint(key[n-2])*7
+	}
+	return int(h % hitShards)
+}
+
+// run flushes every interval for the life of the gateway: a Go plugin is
+// never unloaded, and the gateway offers it no shutdown hook, so at most
+// one interval of hits is lost when the gateway stops.
+func (sh *shipper) run() {
+	t := time.NewTicker(sh.s.FlushInterval)
+	defer t.Stop()
+	for range t.C {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := sh.flush(ctx); err != nil {
+			logger.Printf("sending hits to the keylens sidecar failed, keeping them: %v", err)
+		}
+		cancel()
+	}
+}
+
+// drain moves the counts into hitOut elements and empties the maps.
+func (sh *shipper) drain(out []hitOut) []hitOut {
+	for i := range sh.shards {
+		s := &sh.shards[i]
+		s.mu.Lock()
+		for k, c := range s.m {
+			out = append(out, hitOut{Key: k.key, APIID: k.api, Code: k.code, Time: time.Unix(0, c.last).UTC(), Count: c.n})
+		}
+		sh.series.Add(-int64(len(s.m)))
+		clear(s.m)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// flush sends the batch that failed last time, if any, then what was
+// counted since.
+func (sh *shipper) flush(ctx context.Context) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.pending != nil {
+		if err := sh.send(ctx); err != nil {
+			return err
+		}
+	}
+	sh.pending = sh.drain(nil)
+	if len(sh.pending) == 0 {
+		sh.pending = nil
+		return nil
+	}
+	sh.seq++
+	sh.batchID = sh.writer + "-" + strconv.FormatUint(sh.seq, 10)
+	return sh.send(ctx)
+}
+
+// hitsChunk keeps each POST /hits well inside the sidecar's body limit.
+const hitsChunk = 4000
+
+// send posts the pending batch in chunks, each under an id derived from the
+// batch's, so that a retry re-sends them all and the sidecar counts each
+// once. On success the batch is forgotten.
+func (sh *shipper) send(ctx context.Context) error {
+	var n int64
+	for i := range sh.pending {
+		n += sh.pending[i].Count
+	}
+	for i := 0; i < len(sh.pending); i += hitsChunk {
+		status, msg, err := sh.post(ctx, sh.batchID+"/"+strconv.Itoa(i/hitsChunk), sh.pending[i:min(i+hitsChunk, len(sh.pending))])
+		switch {
+		case err != nil:
+			return err
+		case status == http.StatusOK:
+		case status >= 400 && status < 500 && status != http.StatusTooManyRequests:
+			// Refused for good (a wrong secret, a body the sidecar
+			// will never take): sending it again would block every
+			// later batch.
+			logger.Printf("the keylens sidecar refused a batch of hits (%d): %s", status, msg)
+			sh.dropped.Add(n)
+			sh.pending, sh.batchID = nil, ""
+			return nil
+		default:
+			return fmt.Errorf("sidecar answered %d: %s", status, msg)
+		}
+	}
+	sh.sent.Add(n)
+	sh.pending, sh.batchID = nil, ""
+	return nil
+}
+
+func (sh *shipper) post(ctx context.Context, id string, hits []hitOut) (int, []byte, error) {
+	body, err := json.Marshal(hits)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sh.s.SidecarURL+"/hits", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Keylens-Batch", id)
+	if sh.s.HitsSecret != "" {
+		req.Header.Set("Authorization", "Bearer "+sh.s.HitsSecret)
+	}
+	res, err := sh.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	return res.StatusCode, msg, nil
+}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/ctx"
+	"github.com/TykTechnologies/tyk/gateway"
+	"github.com/TykTechnologies/tyk/user"
+)
+
+// The hooks run against a real keylens (portal and sidecar, one process, a
+// real SQLite file) over loopback, inside a double of the gateway's
+// request context.
+
+const adminKey = "plugin-tests-admin-key-0123456789"
+
+var kl struct {
+	admin, sidecar string
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "keylens-plugin-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "keylens")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/keylens")
+		build.Dir = ".."
+		build.Env = append(os.Environ(), "GOWORK=off")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building keylens: %v\n%s", err, out)
+			return 1
+		}
+		cmd := exec.Command(bin, "serve", "--store", "sqlite:"+filepath.Join(dir, "k.db"), "--admin-addr", "127.0.0.1:0",
+			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--flush-interval", "50ms")
+		cmd.Env = append(os.Environ(), "KEYLENS_ADMIN_KEY="+adminKey)
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		addrs := make(chan [2]string, 2)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				var rec struct{ Msg, Addr string }
+				if json.Unmarshal(sc.Bytes(), &rec) == nil {
+					switch rec.Msg {
+					case "admin API listening":
+						addrs <- [2]string{"admin", rec.Addr}
+					case "sidecar listening":
+						addrs <- [2]string{"sidecar", rec.Addr}
+					}
+				}
+			}
+		}()
+		for range 2 {
+			select {
+			case a := <-addrs:
+				if a[0] == "admin" {
+					kl.admin = "http://" + a[1]
+				} else {
+					kl.sidecar = "http://" + a[1]
+				}
+			case <-time.After(30 * time.Second):
+				fmt.Fprintln(os.Stderr, "keylens did not start")
+				return 1
+			}
+		}
+		return m.Run()
+	}())
+}
+
+// admin calls the portal API and decodes a JSON answer into out.
+func admin(t testing.TB, method, path, body string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, kl.admin+path, strings.NewReader(body))
+	req.Header.Set("Authorization", adminKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+var catalogueOnce sync.Once
+
+// newKey makes a developer with custom fields and a key with key-request
+// fields; it returns the developer id and the raw key.
+func newKey(t testing.TB, email string) (string, string) {
+	t.Helper()
+	catalogueOnce.Do(func() {
+		admin(t, "POST", "/api/portal/catalogue", `{"apis":[{"name":"Payments","policy_id":"pol-pay","api_id":"api-pay","auth_type":"authToken"}]}`, nil)
+	})
+	var env struct{ Message string }
+	admin(t, "POST", "/api/portal/developers", `{"email":"`+email+`","fields":{"Company":"Analytical Engines","Plan":"gold"}}`, &env)
+	var a struct{ RawKey string }
+	admin(t, "POST", "/api/portal/developers/"+env.Message+"/keys", `{"apply_policies":["pol-pay"],"fields":{"Use case":"invoicing","seats":3}}`, &a)
+	return env.Message, a.RawKey
+}
+
+// api is an API definition whose config_data points the plugin at the test
+// sidecar, with short cache TTLs so that revocations show quickly.
+func api(t testing.TB, extra string) *apidef.APIDefinition {
+	t.Helper()
+	var cfg map[string]interface{}
+	js := `{"keylens":{"sidecar_url":"` + kl.sidecar + `","cache_ttl":"100ms","negative_cache_ttl":"100ms","flush_interval":"50ms"` + extra + `}}`
+	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &apidef.APIDefinition{APIID: "api-pay", OrgID: "org", ConfigData: cfg}
+}
+
+// request is a client request with a spoofed identity, as the gateway
+// hands it to the API's middleware.
+func request(def *apidef.APIDefinition, token string, session *user.SessionState, key string) *http.Request {
+	r := httptest.NewRequest("GET", "/pay", nil)
+	if key != "" {
+		r.Header.Set("Authorization", key)
+	}
+	r.Header.Set("X-Developer-Id", "spoofed")
+	r.Header.Set("X-Developer-Field-Plan", "platinum")
+	r.Header.Set("x-key-request-field-seats", "999")
+	return gateway.Request(r, def, token, session)
+}
+
+func TestAuthHookSetsSessionAndHeaders(t *testing.T) {
+	dev, raw := newKey(t, "ada@example.com")
+	def := api(t, "")
+	r := request(def, "", nil, raw)
+	rec, next := gateway.RunHook(KeylensAuth, r)
+	if !next {
+		t.Fatalf("known key refused: %d %s", rec.Code, rec.Body)
+	}
+	s := ctx.GetSession(r)
+	if s == nil {
+		t.Fatal("no session set")
+	}
+	if s.Alias != "ada@example.com" || s.OrgID == "" || fmt.Sprint(s.ApplyPolicies) != "[pol-pay]" || s.KeyID != r.Header.Get("X-Key-Id") {
+		t.Errorf("session %+v", s)
+	}
+	if !gateway.SessionUpdateScheduled(r) {
+		t.Error("session not scheduled for persistence (persist_session defaults to true)")
+	}
+	m := s.MetaData
+	krf, _ := m["tyk_key_request_fields"].(map[string]interface{})
+	uf, _ := m["tyk_user_fields"].(map[string]string)
+	if m["tyk_developer_id"] != dev || m["tyk_developer_email"] != "ada@example.com" || krf["Use case"] != "invoicing" || uf["Plan"] != "gold" {
+		t.Errorf("metadata %v", m)
+	}
+	// Flat copies that $tyk_meta templates can render.
+	for k, want := range map[string]string{"tyk_key_request_fields_Use_case": "invoicing", "tyk_key_request_fields_seats": "3",
+		"tyk_user_fields_Company": "Analytical Engines", "tyk_user_fields_Plan": "gold"} {
+		if m[k] != want {
+			t.Errorf("metadata %s = %v, want %q", k, m[k], want)
+		}
+	}
+	h := r.Header
+	if h.Get("X-Developer-Id") != dev || h.Get("X-Developer-Email") != "ada@example.com" || h.Get("X-Developer-Field-Plan") != "gold" ||
+		h.Get("X-Key-Request-Field-Seats") != "3" || h.Get("X-Developer-Policies") != "pol-pay" || len(h.Values("X-Developer-Id")) != 1 {
+		t.Errorf("upstream headers %v", h)
+	}
+	if h.Get("X-Key-Id") == "" || h.Get("X-Key-Id") == raw {
+		t.Errorf("X-Key-Id %q: want the key's hash", h.Get("X-Key-Id"))
+	}
+}
+
+func TestAuthHookRejects(t *testing.T) {
+	dev, raw := newKey(t, "grace@example.com")
+	def := api(t, "")
+	for name, key := range map[string]string{"unknown key": "not-a-key", "no key": "", "bad basic": "Basic !!!"} {
+		r := request(def, "", nil, key)
+		rec, next := gateway.RunHook(KeylensAuth, r)
+		if next || rec.Code != 401 || !json.Valid(rec.Body.Bytes()) || ctx.GetSession(r) != nil {
+			t.Errorf("%s: %d %s, session %v", name, rec.Code, rec.Body, ctx.GetSession(r))
+		}
+	}
+	// Deactivate the developer: 403, within the cache TTL.
+	var d map[string]any
+	admin(t, "GET", "/api/portal/developers/"+dev, "", &d)
+	d["inactive"] = true
+	body, _ := json.Marshal(d)
+	admin(t, "PUT", "/api/portal/developers/"+dev, string(body), nil)
+	waitFor(t, "inactive developer refused", func() bool {
+		rec, _ := gateway.RunHook(KeylensAuth, request(def, "", nil, raw))
+		return rec.Code == 403
+	})
+	d["inactive"] = false
+	body, _ = json.Marshal(d)
+	admin(t, "PUT", "/api/portal/developers/"+dev, string(body), nil)
+	waitFor(t, "reactivated developer accepted", func() bool {
+		_, next := gateway.RunHook(KeylensAuth, request(def, "", nil, raw))
+		return next
+	})
+	// Revoke: 401.
+	admin(t, "DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), "", nil)
+	waitFor(t, "revoked key refused", func() bool {
+		rec, _ := gateway.RunHook(KeylensAuth, request(def, "", nil, raw))
+		return rec.Code == 401
+	})
+}
+
+func TestPostAuthHookEnrichesGatewaySession(t *testing.T) {
+	dev, raw := newKey(t, "hopper@example.com")
+	def := api(t, "")
+	// The gateway authenticated the key; its session carries Tyk's own
+	// developer id, which the hook must keep.
+	s := &user.SessionState{KeyID: "hash", MetaData: map[string]interface{}{"tyk_developer_id": "from-tyk"}}
+	r := request(def, raw, s, "")
+	if rec, next := gateway.RunHook(KeylensPostAuth, r); !next {
+		t.Fatalf("refused: %d %s", rec.Code, rec.Body)
+	}
+	if s.MetaData["tyk_developer_id"] != "from-tyk" || s.MetaData["tyk_developer_email"] != "hopper@example.com" ||
+		s.MetaData["tyk_key_request_fields_Use_case"] != "invoicing" {
+		t.Errorf("metadata %v", s.MetaData)
+	}
+	if r.Header.Get("X-Developer-Id") != dev || r.Header.Get("X-Developer-Field-Plan") != "gold" || r.Header.Get("X-Key-Request-Field-Seats") != "3" {
+		t.Errorf("headers %v", r.Header)
+	}
+	if gateway.SessionUpdateScheduled(r) {
+		t.Error("post-auth scheduled a session write on every request")
+	}
+
+	// A key the gateway knows and keylens does not: it passes, with the
+	// spoofed headers gone and none added.
+	r = request(def, "gateway-only-key", &user.SessionState{}, "")
+	if rec, next := gateway.RunHook(KeylensPostAuth, r); !next {
+		t.Fatalf("unknown key refused in post-auth: %d", rec.Code)
+	}
+	for _, h := range []string{"X-Developer-Id", "X-Developer-Field-Plan", "X-Key-Request-Field-Seats"} {
+		if r.Header.Get(h) != "" {
+			t.Errorf("client-sent %s reached the upstream: %q", h, r.Header.Get(h))
+		}
+	}
+	// No session: nothing to do, but spoofed headers still go.
+	r = request(def, "", nil, raw)
+	if _, next := gateway.RunHook(KeylensPostAuth, r); !next || r.Header.Get("X-Developer-Id") != "" {
+		t.Errorf("without a session: next %v, X-Developer-Id %q", next, r.Header.Get("X-Developer-Id"))
+	}
+}
+
+func TestMisconfigurationFailsClosed(t *testing.T) {
+	_, raw := newKey(t, "lovelace@example.com")
+	var logs bytes.Buffer
+	logger.SetOutput(&logs)
+	defer logger.SetOutput(os.Stderr)
+	for name, extra := range map[string]string{
+		"bad type":        `,"cache_size":"big"`,
+		"unknown setting": `,"sidecar":"x"`,
+		"bad header":      `,"headers":{"developer_id":"X Dev"}`,
+	} {
+		def := api(t, extra)
+		for range 3 {
+			for _, hook := range []func(http.ResponseWriter, *http.Request){KeylensAuth, KeylensPostAuth} {
+				rec, next := gateway.RunHook(hook, request(def, raw, &user.SessionState{}, raw))
+				if next || rec.Code != 401 {
+					t.Errorf("%s: %d, want 401", name, rec.Code)
+				}
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "config_data.keylens is invalid"); n != 3 {
+		t.Errorf("logged %d times for 3 bad definitions, want once each:\n%s", n, logs.String())
+	}
+	// A sidecar that does not answer: 503, not a pass.
+	def := api(t, "")
+	def.ConfigData["keylens"].(map[string]interface{})["sidecar_url"] = "http://127.0.0.1:1"
+	rec, next := gateway.RunHook(KeylensAuth, request(def, "", nil, raw))
+	if next || rec.Code != 503 {
+		t.Errorf("sidecar down: %d", rec.Code)
+	}
+	if strings.Contains(logs.String(), raw) {
+		t.Error("a raw key reached the log")
+	}
+}
+
+// TestHitsReachTheAggregateEndpoint runs requests through the auth and
+// response hooks; the counts travel to the sidecar and the store and come
+// back from Tyk's aggregate endpoint with the right codes.
+func TestHitsReachTheAggregateEndpoint(t *testing.T) {
+	_, raw := newKey(t, "turing@example.com")
+	def := api(t, "")
+	var keyHash string
+	for _, code := range []int{200, 200, 200, 404, 500} {
+		r := request(def, "", nil, raw)
+		if rec, next := gateway.RunHook(KeylensAuth, r); !next {
+			t.Fatalf("refused: %d", rec.Code)
+		}
+		keyHash = r.Header.Get("X-Key-Id")
+		KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: code}, r)
+	}
+	// A request without a keylens session is not counted.
+	KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: 200}, request(def, "", &user.SessionState{}, ""))
+
+	today := time.Now().UTC().Format("2/1/2006")
+	var got struct {
+		Data []struct{ Hits, Success, Error int64 }
+	}
+	waitFor(t, "hits in the aggregate", func() bool {
+		admin(t, "GET", "/api/activity/keys/aggregate/"+keyHash+"/"+today+"/"+today+"?api_id=api-pay", "", &got)
+		return len(got.Data) == 1 && got.Data[0].Hits == 5
+	})
+	if d := got.Data[0]; d.Success != 3 || d.Error != 2 {
+		t.Errorf("aggregate %+v, want 5 hits, 3 success, 2 errors", d)
+	}
+}
+
+// TestPluginImportsOnlyWhatTheGatewayCanLoad: the plugin's own code may
+// import the standard library, identity, golang-lru, golang-jwt and the
+// gateway's ctx, user and apidef; never the double's gateway helper.
+func TestPluginImportsOnlyWhatTheGatewayCanLoad(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{
+		"github.com/TykTechnologies/tyk/ctx": true, "github.com/TykTechnologies/tyk/user": true,
+		"github.com/TykTechnologies/tyk/apidef": true, "github.com/keylens/keylens/identity": true,
+		"github.com/hashicorp/golang-lru/v2/expirable": true,
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if strings.Contains(imp, ".") && !allowed[imp] {
+			t.Errorf("the plugin imports %s", imp)
+		}
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		if cond() {
+			t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 5s", what)
+}

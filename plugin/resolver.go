@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/keylens/keylens/identity"
+)
+
+// entry is a resolved credential with everything a hook writes prepared
+// once: the headers (canonical names) and the session metadata. Entries are
+// shared between requests and never modified.
+type entry struct {
+	id      *identity.Identity
+	err     error // identity.ErrUnknownKey or identity.ErrInactive
+	headers []identity.Header
+	// values holds each header's value as a one-element slice of capacity
+	// one, set as is into requests: an Add by later code appends into a
+	// new array, never into the shared one.
+	values [][]string
+	meta   []metaPair
+}
+
+type metaPair struct {
+	key   string
+	value interface{} // boxed once, so that setting it allocates nothing
+}
+
+// resolver caches entries over the sidecar, keyed by a SHA-256 of the
+// credential: it holds no raw key.
+type resolver struct {
+	client  *identity.Client
+	names   identity.HeaderNames
+	strip   *stripper
+	found   *expirable.LRU[[32]byte, *entry]
+	missing *expirable.LRU[[32]byte, *entry]
+}
+
+func newResolver(s settings) *resolver {
+	return &resolver{
+		client:  identity.NewClient(s.SidecarURL, identity.ClientOptions{HTTPClient: &http.Client{Timeout: s.Timeout}}),
+		names:   s.Headers,
+		strip:   newStripper(s.Headers),
+		found:   expirable.NewLRU[[32]byte, *entry](s.CacheSize, nil, s.CacheTTL),
+		missing: expirable.NewLRU[[32]byte, *entry](max(s.CacheSize/10, 100), nil, s.NegativeCacheTTL),
+	}
+}
+
+// resolve returns the entry of credential: an identity, or an entry whose
+// err says unknown or inactive. Other errors are failures to ask.
+func (r *resolver) resolve(ctx context.Context, credential string) (*entry, error) {
+	k := sum256(credential)
+	if e, ok := r.found.Get(k); ok {
+		if e.id.Expires == 0 || e.id.Expires > time.Now().Unix() {
+			return e, nil
+		}
+		r.found.Remove(k)
+	}
+	if e, ok := r.missing.Get(k); ok {
+		return e, nil
+	}
+	id, err := r.client.Fetch(ctx, credential)
+	switch {
+	case err == nil:
+		e := r.prepare(id)
+		r.found.Add(k, e)
+		return e, nil
+	case errors.Is(err, identity.ErrUnknownKey), errors.Is(err, identity.ErrInactive):
+		e := &entry{err: err}
+		r.missing.Add(k, e)
+		return e, nil
+	}
+	return nil, err
+}
+
+// Session metadata names: Tyk's, and keylens's own key hash for the
+// response hook.
+const (
+	metaDeveloperID      = "tyk_developer_id"
+	metaDeveloperEmail   = "tyk_developer_email"
+	metaKeyRequestFields = "tyk_key_request_fields"
+	metaUserFields       = "tyk_user_fields"
+	metaKeyID            = "keylens_key_id"
+)
+
+func (r *resolver) prepare(id *identity.Identity) *entry {
+	e := &entry{id: id}
+	for _, h := range id.Headers(r.names) {
+		e.headers = append(e.headers, identity.Header{Name: textproto.CanonicalMIMEHeaderKey(h.Name), Value: h.Value})
+		e.values = append(e.values, []string{h.Value})
+	}
+	userFields := make(map[string]string, len(id.Fields))
+	for k, v := range id.Fields {
+		userFields[k] = v
+	}
+	krf := make(map[string]interface{}, len(id.KeyRequestFields))
+	for k, v := range id.KeyRequestFields {
+		krf[k] = v
+	}
+	e.meta = []metaPair{
+		{metaDeveloperID, id.DeveloperID}, {metaDeveloperEmail, id.Email}, {metaKeyID, id.KeyID},
+		{metaKeyRequestFields, krf}, {metaUserFields, userFields},
+	}
+	// Flat string copies, which $tyk_meta header templates can render
+	// (Tyk renders maps as empty: issue 3230).
+	for k, v := range id.KeyRequestFields {
+		e.meta = append(e.meta, metaPair{metaKeyRequestFields + "_" + identity.MetaToken(k), identity.FieldString(v)})
+	}
+	for k, v := range id.Fields {
+		e.meta = append(e.meta, metaPair{metaUserFields + "_" + identity.MetaToken(k), v})
+	}
+	return e
+}
+
+// stripper removes every header that claims an identity, as a client may
+// send them. Header names that net/http parsed are canonical, so they are
+// compared with the canonical forms; a name stored in lower case by other
+// code gets the case-insensitive comparison.
+type stripper struct {
+	names    identity.HeaderNames
+	exact    []string // canonical
+	prefixes []string // canonical
+}
+
+func newStripper(n identity.HeaderNames) *stripper {
+	st := &stripper{names: n}
+	for _, name := range []string{n.DeveloperID, n.Email, n.KeyID, n.Policies, n.Assertion} {
+		if name != "" {
+			st.exact = append(st.exact, textproto.CanonicalMIMEHeaderKey(name))
+		}
+	}
+	for _, p := range []string{n.FieldPrefix, n.KeyRequestFieldPrefix} {
+		if p != "" {
+			st.prefixes = append(st.prefixes, textproto.CanonicalMIMEHeaderKey(p))
+		}
+	}
+	return st
+}
+
+func (st *stripper) claims(name string) bool {
+	for _, e := range st.exact {
+		if name == e {
+			return true
+		}
+	}
+	for _, p := range st.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return name[0] >= 'a' && name[0] <= 'z' && st.names.IsIdentityHeader(name)
+}
+
+func (st *stripper) strip(h http.Header) {
+	for name := range h {
+		if name != "" && st.claims(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// injectHeaders sets e's headers on h, allocating nothing.
+func injectHeaders(h http.Header, e *entry) {
+	for i, hd := range e.headers {
+		h[hd.Name] = e.values[i]
+	}
+}
+
+// sum256 hashes s without copying it: sha256.Sum256 only reads its input,
+// so viewing the string's bytes in place is safe, and it spares a heap copy
+// of the raw key on every request.
+func sum256(s string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// setMeta adds e's metadata to meta; unless overwrite is set, keys already
+// there are kept (the post-auth hook adds only what is missing).
+func setMeta(meta map[string]interface{}, e *entry, overwrite bool) {
+	overwrite = overwrite || len(meta) == 0 // nothing to keep
+	for _, p := range e.meta {
+		if !overwrite {
+			if _, ok := meta[p.key]; ok {
+				continue
+			}
+		}
+		meta[p.key] = p.value
+	}
+}
+
+// credentialOf is the key the request carries: the gateway's auth token
+// when it has one, else the Authorization header.
+func credentialOf(token string, r *http.Request) string {
+	if token != "" {
+		return token
+	}
+	return strings.TrimSpace(r.Header.Get("Authorization"))
+}

@@ -6,8 +6,8 @@ import (
 )
 
 // cache is a fixed-capacity cache of values keyed by a SHA-256, built for
-// the sidecar's read path: a hit takes one shard's read lock, probes one map
-// and sets a reference bit; nothing is moved, so concurrent hits do not
+// the sidecar's read path: a hit takes one read lock of one shard's stripe,
+// probes one map and sets a reference bit; nothing is moved, so concurrent hits do not
 // serialize and a hit touches as little memory as possible. Entries expire
 // after the TTL; when full, an insert evicts with the CLOCK algorithm (an
 // approximation of LRU that gives recently used entries a second chance).
@@ -31,10 +31,28 @@ type cache[V any] struct {
 
 const cacheShards = 64 // a power of two
 
+// A shard's map is guarded by one read-write lock per stripe: a reader
+// takes the read lock of its stripe only (chosen by its connection), so
+// that even readers of one hot key on different cores never write to the
+// same cache line; a writer takes every stripe's lock.
 type cacheShard[V any] struct {
-	mu sync.RWMutex
-	m  map[[32]byte]*cacheNode[V]
-	_  [32]byte // keep shards on separate cache lines
+	locks [stripes]struct {
+		sync.RWMutex
+		_ [40]byte
+	}
+	m map[[32]byte]*cacheNode[V]
+}
+
+func (s *cacheShard[V]) lock() {
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+}
+
+func (s *cacheShard[V]) unlock() {
+	for i := range s.locks {
+		s.locks[i].Unlock()
+	}
 }
 
 // A hit reads the key, the deadline, the reference bit and the start of
@@ -64,11 +82,14 @@ func (c *cache[V]) shard(key *[32]byte) *cacheShard[V] {
 }
 
 // Get returns the value cached under key if it is fresh at now (UnixNano).
-func (c *cache[V]) Get(key [32]byte, now int64) (*V, bool) {
+// hint spreads concurrent readers over the shard's lock stripes: callers
+// on different cores should pass different hints (a connection id).
+func (c *cache[V]) Get(key [32]byte, now int64, hint uint64) (*V, bool) {
 	s := c.shard(&key)
-	s.mu.RLock()
+	l := &s.locks[hint&(stripes-1)]
+	l.RLock()
 	n := s.m[key]
-	s.mu.RUnlock()
+	l.RUnlock()
 	if n == nil {
 		return nil, false
 	}
@@ -97,9 +118,9 @@ func (c *cache[V]) Add(key [32]byte, v V, now int64) {
 		c.n.Add(1)
 	}
 	c.ring[n.slot] = n
-	s.mu.Lock()
+	s.lock()
 	s.m[key] = n
-	s.mu.Unlock()
+	s.unlock()
 }
 
 // slotLocked returns a free ring slot, evicting when the cache is full.
@@ -134,9 +155,7 @@ func (c *cache[V]) slotLocked() int32 {
 func (c *cache[V]) Remove(key [32]byte) {
 	s := c.shard(&key)
 	c.mu.Lock()
-	s.mu.RLock()
-	n := s.m[key]
-	s.mu.RUnlock()
+	n := s.m[key] // writers hold c.mu: the map cannot change under us
 	if n != nil {
 		c.removeLocked(key, n)
 	}
@@ -146,13 +165,12 @@ func (c *cache[V]) Remove(key [32]byte) {
 // removeLocked drops n if it is still the node cached under key.
 func (c *cache[V]) removeLocked(key [32]byte, n *cacheNode[V]) {
 	s := c.shard(&key)
-	s.mu.Lock()
-	if s.m[key] != n {
-		s.mu.Unlock()
+	if s.m[key] != n { // c.mu held: only readers run alongside
 		return
 	}
+	s.lock()
 	delete(s.m, key)
-	s.mu.Unlock()
+	s.unlock()
 	c.ring[n.slot] = nil
 	c.free = append(c.free, n.slot)
 	c.n.Add(-1)

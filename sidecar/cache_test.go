@@ -20,7 +20,7 @@ func TestCacheCapacityAndEviction(t *testing.T) {
 	}
 	// Read every even entry: CLOCK must evict unread (odd) ones first.
 	for i := 0; i < 100; i += 2 {
-		if v, ok := c.Get(ckey(i), 0); !ok || *v != i {
+		if v, ok := c.Get(ckey(i), 0, 0); !ok || *v != i {
 			t.Fatalf("Get(%d) = %v, %v", i, v, ok)
 		}
 	}
@@ -36,7 +36,7 @@ func TestCacheCapacityAndEviction(t *testing.T) {
 		}
 	}
 	for i := 0; i < 100; i += 2 {
-		if _, ok := c.Get(ckey(i), 0); !ok {
+		if _, ok := c.Get(ckey(i), 0, 0); !ok {
 			t.Fatalf("read entry %d was evicted", i)
 		}
 	}
@@ -46,10 +46,10 @@ func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 	evictions := 0
 	c := newCache(10, 100, func([32]byte, *string) { evictions++ })
 	c.Add(ckey(1), "a", 1000)
-	if v, ok := c.Get(ckey(1), 1099); !ok || *v != "a" {
+	if v, ok := c.Get(ckey(1), 1099, 0); !ok || *v != "a" {
 		t.Fatalf("fresh entry: %v %v", v, ok)
 	}
-	if _, ok := c.Get(ckey(1), 1100); ok {
+	if _, ok := c.Get(ckey(1), 1100, 0); ok {
 		t.Fatal("entry served at its deadline")
 	}
 	if c.Len() != 0 || evictions != 1 {
@@ -58,12 +58,12 @@ func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 
 	c.Add(ckey(2), "b", 0)
 	c.Add(ckey(2), "B", 0)
-	if v, _ := c.Get(ckey(2), 0); c.Len() != 1 || *v != "B" || evictions != 1 {
+	if v, _ := c.Get(ckey(2), 0, 0); c.Len() != 1 || *v != "B" || evictions != 1 {
 		t.Fatalf("replace: len %d, value %q, evictions %d", c.Len(), *v, evictions)
 	}
 	c.Remove(ckey(2))
 	c.Remove(ckey(2))
-	if _, ok := c.Get(ckey(2), 0); ok || c.Len() != 0 || evictions != 2 {
+	if _, ok := c.Get(ckey(2), 0, 0); ok || c.Len() != 0 || evictions != 2 {
 		t.Fatalf("remove: found %v, len %d, evictions %d", ok, c.Len(), evictions)
 	}
 
@@ -75,12 +75,12 @@ func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 		t.Fatalf("purge: len %d, evictions %d", c.Len(), evictions)
 	}
 	for i := range 10 {
-		if _, ok := c.Get(ckey(i), 0); ok {
+		if _, ok := c.Get(ckey(i), 0, 0); ok {
 			t.Fatalf("entry %d survived Purge", i)
 		}
 	}
 	c.Add(ckey(1), "again", 0) // usable after a purge
-	if v, ok := c.Get(ckey(1), 0); !ok || *v != "again" {
+	if v, ok := c.Get(ckey(1), 0, 0); !ok || *v != "again" {
 		t.Fatal("cache unusable after Purge")
 	}
 }
@@ -100,7 +100,7 @@ func TestCacheConcurrent(t *testing.T) {
 				case 1:
 					c.Remove(k)
 				default:
-					if v, ok := c.Get(k, 0); ok && *v < 0 {
+					if v, ok := c.Get(k, 0, uint64(w)); ok && *v < 0 {
 						t.Error("bad value")
 					}
 				}
@@ -113,7 +113,7 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 	n := 0
 	for i := range 500 {
-		if _, ok := c.Get(ckey(i), 0); ok {
+		if _, ok := c.Get(ckey(i), 0, 0); ok {
 			n++
 		}
 	}

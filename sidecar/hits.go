@@ -48,7 +48,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		if !bytes.HasPrefix(auth, []byte("Bearer ")) || subtle.ConstantTimeCompare(presented[:], s.hitsSecret[:]) != 1 {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens hits"`)
 			jsonError(ctx, fasthttp.StatusUnauthorized, "a valid Bearer secret is required")
-			s.outcomes["hits"][outUnauthzd].observe(start)
+			s.outcomes["hits"][outUnauthzd].observe(ctx.ConnID(), start)
 			return
 		}
 	}
@@ -57,23 +57,23 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	batch := ctx.Request.Header.Peek("X-Keylens-Batch")
 	if len(batch) > 256 {
 		jsonError(ctx, fasthttp.StatusBadRequest, "X-Keylens-Batch is too long")
-		s.outcomes["hits"][outBad].observe(start)
+		s.outcomes["hits"][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	var batchKey [32]byte
 	if len(batch) > 0 {
 		batchKey = sha256.Sum256(batch)
-		if _, seen := s.batches.Get(batchKey, start.UnixNano()); seen {
+		if _, seen := s.batches.Get(batchKey, start.UnixNano(), ctx.ConnID()); seen {
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)
-			s.outcomes["hits"][outOK].observe(start)
+			s.outcomes["hits"][outOK].observe(ctx.ConnID(), start)
 			return
 		}
 	}
 	in, err := parseHits(ctx.PostBody(), start)
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
-		s.outcomes["hits"][outBad].observe(start)
+		s.outcomes["hits"][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	var n, dropped int64
@@ -94,7 +94,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetContentType("application/json")
 	fmt.Fprintf(ctx, `{"recorded":%d,"dropped":%d}`, n, dropped)
-	s.outcomes["hits"][outOK].observe(start)
+	s.outcomes["hits"][outOK].observe(ctx.ConnID(), start)
 }
 
 // parseHits decodes and checks a POST /hits body, replacing raw keys by

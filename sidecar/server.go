@@ -180,7 +180,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
 	if out, ok := s.refuse(ctx, "auth", e, err); !ok {
-		out.observe(start)
+		out.observe(ctx.ConnID(), start)
 		return
 	}
 	h := &ctx.Response.Header
@@ -189,7 +189,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start))
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
-	s.outcomes["auth"][outOK].observe(start)
+	s.outcomes["auth"][outOK].observe(ctx.ConnID(), start)
 }
 
 // developer answers the identity JSON of the key in the key header.
@@ -197,12 +197,12 @@ func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
 	if out, ok := s.refuse(ctx, "developer", e, err); !ok {
-		out.observe(start)
+		out.observe(ctx.ConnID(), start)
 		return
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(e.JSON())
-	s.outcomes["developer"][outOK].observe(start)
+	s.outcomes["developer"][outOK].observe(ctx.ConnID(), start)
 }
 
 // refuse answers a request that resolved to no usable identity, and reports
@@ -250,19 +250,19 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		if !bytes.HasPrefix(auth, []byte("Bearer ")) || subtle.ConstantTimeCompare(presented[:], s.secret[:]) != 1 {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens introspection"`)
 			jsonError(ctx, fasthttp.StatusUnauthorized, "invalid_client")
-			s.outcomes["introspect"][outUnauthzd].observe(start)
+			s.outcomes["introspect"][outUnauthzd].observe(ctx.ConnID(), start)
 			return
 		}
 	}
 	if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: send token as application/x-www-form-urlencoded")
-		s.outcomes["introspect"][outBad].observe(start)
+		s.outcomes["introspect"][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	token := ctx.PostArgs().Peek("token")
 	if len(token) == 0 {
 		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: token is required")
-		s.outcomes["introspect"][outBad].observe(start)
+		s.outcomes["introspect"][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	e, err := s.Resolver.Resolve(ctx, token)
@@ -270,16 +270,16 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	case err == nil && !e.Inactive:
 	case err == nil:
 		ctx.SetBody(inactiveBody)
-		s.outcomes["introspect"][outInactive].observe(start)
+		s.outcomes["introspect"][outInactive].observe(ctx.ConnID(), start)
 		return
 	case errors.Is(err, ErrUnknown):
 		ctx.SetBody(inactiveBody)
-		s.outcomes["introspect"][outUnknown].observe(start)
+		s.outcomes["introspect"][outUnknown].observe(ctx.ConnID(), start)
 		return
 	default:
 		s.Logger.Error("introspection failed", "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "temporarily_unavailable")
-		s.outcomes["introspect"][outError].observe(start)
+		s.outcomes["introspect"][outError].observe(ctx.ConnID(), start)
 		return
 	}
 	id := e.Identity()
@@ -288,7 +288,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, TokenType: "access_token", Identity: id,
 	})
 	ctx.SetBody(body)
-	s.outcomes["introspect"][outOK].observe(start)
+	s.outcomes["introspect"][outOK].observe(ctx.ConnID(), start)
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {

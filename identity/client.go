@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/keylens/keylens/identity/cache"
 )
 
 // Errors a lookup can end in besides a transport failure.
@@ -29,8 +29,8 @@ var (
 type Client struct {
 	base   string
 	http   *http.Client
-	cache  *expirable.LRU[[32]byte, *Identity]
-	misses *expirable.LRU[[32]byte, error]
+	cache  *cache.Cache[*Identity]
+	misses *cache.Cache[error]
 }
 
 // ClientOptions configure NewClient; zero values take the defaults.
@@ -58,8 +58,8 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 	return &Client{
 		base:   strings.TrimRight(baseURL, "/"),
 		http:   o.HTTPClient,
-		cache:  expirable.NewLRU[[32]byte, *Identity](o.Size, nil, o.TTL),
-		misses: expirable.NewLRU[[32]byte, error](max(o.Size/10, 100), nil, o.NegativeTTL),
+		cache:  cache.New[*Identity](o.Size, int64(o.TTL), nil),
+		misses: cache.New[error](max(o.Size/10, 100), int64(o.NegativeTTL), nil),
 	}
 }
 
@@ -72,21 +72,22 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 		return nil, ErrUnknownKey
 	}
 	k := sha256.Sum256([]byte(credential))
-	if id, ok := c.cache.Get(k); ok {
-		if id.Expires == 0 || id.Expires > time.Now().Unix() {
-			return id, nil
+	now := time.Now().UnixNano()
+	if id, ok := c.cache.Get(k, now, 0); ok {
+		if (*id).Expires == 0 || (*id).Expires > now/1e9 {
+			return *id, nil
 		}
 		c.cache.Remove(k)
 	}
-	if err, ok := c.misses.Get(k); ok {
-		return nil, err
+	if err, ok := c.misses.Get(k, now, 0); ok {
+		return nil, *err
 	}
 	id, err := c.Fetch(ctx, credential)
 	switch {
 	case err == nil:
-		c.cache.Add(k, id)
+		c.cache.Add(k, id, now)
 	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInactive):
-		c.misses.Add(k, err)
+		c.misses.Add(k, err, now)
 	}
 	return id, err
 }

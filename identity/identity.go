@@ -1,7 +1,7 @@
 // Package identity is the contract every keylens part shares: who a key
 // belongs to, how that travels in upstream headers, and a small cached
-// client for asking a sidecar. It depends on the standard library and
-// golang-lru only, so that a Tyk Go plugin can carry it.
+// client for asking a sidecar. Its module depends on the standard library
+// and golang-jwt only, so that a Tyk Go plugin can carry it.
 package identity
 
 import (

@@ -2,11 +2,9 @@ module github.com/keylens/keylens/plugin
 
 go 1.22
 
-require (
-	github.com/golang-jwt/jwt/v5 v5.3.1
-	github.com/hashicorp/golang-lru/v2 v2.0.7
-	github.com/keylens/keylens/identity v0.0.0-00010101000000-000000000000
-)
+require github.com/keylens/keylens/identity v0.0.0-00010101000000-000000000000
+
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 
 // identity is built from this repository; the Dockerfile's plugin stage
 // copies it next to the plugin source.

@@ -29,11 +29,6 @@ type shipper struct {
 	dropped atomic.Int64 // hits not counted: no room
 	sent    atomic.Int64 // hits the sidecar acknowledged
 
-	// clock is the time, Unix nanoseconds, kept to within clockTick by a
-	// goroutine: reading the clock costs more than the rest of a record
-	// on some virtual machines, and an hour bucket does not need better.
-	clock atomic.Int64
-
 	once    sync.Once
 	mu      sync.Mutex // one flush at a time
 	pending []hitOut
@@ -43,6 +38,9 @@ type shipper struct {
 }
 
 const hitShards = 32
+
+// maxHitCount is the most hits one /hits element may stand for.
+const maxHitCount = 1_000_000_000
 
 type hitShard struct {
 	mu sync.Mutex
@@ -77,28 +75,13 @@ func newShipper(s settings) *shipper {
 	for i := range sh.shards {
 		sh.shards[i].m = map[hitKey]*hitCount{}
 	}
-	sh.clock.Store(time.Now().UnixNano())
 	return sh
-}
-
-const clockTick = 50 * time.Millisecond
-
-func (sh *shipper) tick() {
-	t := time.NewTicker(clockTick)
-	defer t.Stop()
-	for now := range t.C {
-		sh.clock.Store(now.UnixNano())
-	}
 }
 
 // record counts one hit. The shipper's goroutine starts with the first.
 func (sh *shipper) record(keyHash, apiID string, code int) {
-	sh.once.Do(func() {
-		sh.clock.Store(time.Now().UnixNano())
-		go sh.tick()
-		go sh.run()
-	})
-	now := sh.clock.Load()
+	sh.once.Do(func() { go sh.run() })
+	now := nowNano()
 	k := hitKey{key: keyHash, api: apiID, hour: now / int64(time.Hour), code: code}
 	s := &sh.shards[shardOf(keyHash, code)]
 	s.mu.Lock()
@@ -147,7 +130,9 @@ func (sh *shipper) drain(out []hitOut) []hitOut {
 		s := &sh.shards[i]
 		s.mu.Lock()
 		for k, c := range s.m {
-			out = append(out, hitOut{Key: k.key, APIID: k.api, Code: k.code, Time: time.Unix(0, c.last).UTC(), Count: c.n})
+			for n := c.n; n > 0; n -= min(n, maxHitCount) { // the sidecar's limit per element
+				out = append(out, hitOut{Key: k.key, APIID: k.api, Code: k.code, Time: time.Unix(0, c.last).UTC(), Count: min(n, maxHitCount)})
+			}
 		}
 		sh.series.Add(-int64(len(s.m)))
 		clear(s.m)

@@ -65,7 +65,7 @@ func lookup(w http.ResponseWriter, r *http.Request, st *apiState) *entry {
 		reject(w, http.StatusUnauthorized, "a key is required")
 		return nil
 	}
-	e, err := st.res.resolve(r.Context(), cred)
+	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
 	if err != nil {
 		if r.Context().Err() == nil {
 			logger.Printf("asking the keylens sidecar failed: %v", err)
@@ -132,7 +132,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if cred == "" {
 		return
 	}
-	e, err := st.res.resolve(r.Context(), cred)
+	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
 	if err != nil {
 		if r.Context().Err() == nil {
 			logger.Printf("asking the keylens sidecar failed: %v", err)

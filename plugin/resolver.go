@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
-	"time"
 	"unsafe"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/cache"
 )
 
 // entry is a resolved credential with everything a hook writes prepared
@@ -40,8 +38,8 @@ type resolver struct {
 	client  *identity.Client
 	names   identity.HeaderNames
 	strip   *stripper
-	found   *expirable.LRU[[32]byte, *entry]
-	missing *expirable.LRU[[32]byte, *entry]
+	found   *cache.Cache[entry]
+	missing *cache.Cache[entry] // unknown or inactive, for a shorter time
 }
 
 func newResolver(s settings) *resolver {
@@ -49,33 +47,34 @@ func newResolver(s settings) *resolver {
 		client:  identity.NewClient(s.SidecarURL, identity.ClientOptions{HTTPClient: &http.Client{Timeout: s.Timeout}}),
 		names:   s.Headers,
 		strip:   newStripper(s.Headers),
-		found:   expirable.NewLRU[[32]byte, *entry](s.CacheSize, nil, s.CacheTTL),
-		missing: expirable.NewLRU[[32]byte, *entry](max(s.CacheSize/10, 100), nil, s.NegativeCacheTTL),
+		found:   cache.New[entry](s.CacheSize, int64(s.CacheTTL), nil),
+		missing: cache.New[entry](max(s.CacheSize/10, 100), int64(s.NegativeCacheTTL), nil),
 	}
 }
 
 // resolve returns the entry of credential: an identity, or an entry whose
 // err says unknown or inactive. Other errors are failures to ask.
-func (r *resolver) resolve(ctx context.Context, credential string) (*entry, error) {
+func (r *resolver) resolve(ctx context.Context, credential string, hint uint64) (*entry, error) {
 	k := sum256(credential)
-	if e, ok := r.found.Get(k); ok {
-		if e.id.Expires == 0 || e.id.Expires > time.Now().Unix() {
+	now := nowNano()
+	if e, ok := r.found.Get(k, now, hint); ok {
+		if e.id.Expires == 0 || e.id.Expires > now/1e9 {
 			return e, nil
 		}
 		r.found.Remove(k)
 	}
-	if e, ok := r.missing.Get(k); ok {
+	if e, ok := r.missing.Get(k, now, hint); ok {
 		return e, nil
 	}
 	id, err := r.client.Fetch(ctx, credential)
 	switch {
 	case err == nil:
 		e := r.prepare(id)
-		r.found.Add(k, e)
+		r.found.Add(k, *e, now)
 		return e, nil
 	case errors.Is(err, identity.ErrUnknownKey), errors.Is(err, identity.ErrInactive):
 		e := &entry{err: err}
-		r.missing.Add(k, e)
+		r.missing.Add(k, *e, now)
 		return e, nil
 	}
 	return nil, err

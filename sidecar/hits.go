@@ -27,6 +27,10 @@ type hitIn struct {
 // maxHitsPerRequest bounds one POST /hits.
 const maxHitsPerRequest = 10000
 
+// maxCount bounds one element's count; sums of many stay far from
+// overflowing the counters.
+const maxCount = 1_000_000_000
+
 // hitsSkew is how far in the future a hit's time may be: clocks differ a
 // little, not by days.
 const hitsSkew = time.Hour
@@ -115,7 +119,6 @@ func parseHits(body []byte, now time.Time) ([]hitIn, error) {
 	if len(in) > maxHitsPerRequest {
 		return nil, fmt.Errorf("at most %d hits per request", maxHitsPerRequest)
 	}
-	var total int64
 	for i := range in {
 		h := &in[i]
 		switch {
@@ -129,8 +132,8 @@ func parseHits(body []byte, now time.Time) ([]hitIn, error) {
 			return nil, fmt.Errorf("hit %d: time must be after 1970 and not in the future", i)
 		case h.MS != nil && (*h.MS < 0 || math.IsNaN(*h.MS) || *h.MS > 24*3600*1000):
 			return nil, fmt.Errorf("hit %d: latency_ms must be 0 to a day", i)
-		case h.Count != nil && (*h.Count < 1 || *h.Count > 1000000):
-			return nil, fmt.Errorf("hit %d: count must be 1 to 1000000", i)
+		case h.Count != nil && (*h.Count < 1 || *h.Count > maxCount):
+			return nil, fmt.Errorf("hit %d: count must be 1 to %d", i, maxCount)
 		}
 		if h.Time == nil {
 			h.Time = &now
@@ -138,9 +141,6 @@ func parseHits(body []byte, now time.Time) ([]hitIn, error) {
 		if h.Count == nil {
 			one := int64(1)
 			h.Count = &one
-		}
-		if total += *h.Count; total > 10000000 {
-			return nil, fmt.Errorf("at most 10000000 hits per request")
 		}
 		if !portalstore.IsKeyHash(h.Key) {
 			h.Key = portalstore.HashKey(h.Key)

@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/cache"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -97,8 +98,8 @@ type ResolverOptions struct {
 type Resolver struct {
 	store   Store
 	opts    ResolverOptions
-	cache   *cache[Entry]
-	unknown *cache[struct{}]
+	cache   *cache.Cache[Entry]
+	unknown *cache.Cache[struct{}]
 	m       *Metrics
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
@@ -136,8 +137,8 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics,
 		byHash: map[string][][32]byte{}, byDev: map[string][]string{}}
-	r.cache = newCache(o.Size, int64(o.TTL), r.evicted)
-	r.unknown = newCache[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
+	r.cache = cache.New(o.Size, int64(o.TTL), r.evicted)
+	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	return r
 }
 

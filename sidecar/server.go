@@ -17,6 +17,7 @@ import (
 
 	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/cache"
 )
 
 // Server is the sidecar's HTTP face.
@@ -46,7 +47,7 @@ type Server struct {
 	assertN    []byte
 	secret     [32]byte
 	hitsSecret [32]byte
-	batches    *cache[struct{}] // X-Keylens-Batch ids recently counted
+	batches    *cache.Cache[struct{}] // X-Keylens-Batch ids recently counted
 	outcomes   map[string]map[string]outcome
 	metrics    fasthttp.RequestHandler
 }
@@ -79,7 +80,7 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
-	s.batches = newCache[struct{}](100000, int64(10*time.Minute), nil)
+	s.batches = cache.New[struct{}](100000, int64(10*time.Minute), nil)
 	s.outcomes = map[string]map[string]outcome{}
 	for _, ep := range []string{"developer", "introspect", "auth", "hits"} {
 		s.outcomes[ep] = map[string]outcome{}

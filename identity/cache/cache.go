@@ -1,12 +1,15 @@
-package sidecar
+// Package cache is a fixed-capacity, expiring cache keyed by a SHA-256,
+// built for request paths read far more than written, on several cores.
+// keylens's sidecar and Tyk plugin share it.
+package cache
 
 import (
 	"sync"
 	"sync/atomic"
 )
 
-// cache is a fixed-capacity cache of values keyed by a SHA-256, built for
-// the sidecar's read path: a hit takes one read lock of one shard's stripe,
+// Cache is a fixed-capacity cache of values keyed by a SHA-256, built for
+// a request path: a hit takes one read lock of one shard's stripe,
 // probes one map and sets a reference bit; nothing is moved, so concurrent hits do not
 // serialize and a hit touches as little memory as possible. Entries expire
 // after the TTL; when full, an insert evicts with the CLOCK algorithm (an
@@ -14,7 +17,7 @@ import (
 //
 // Values live inline in the cache's nodes and are handed out by pointer;
 // callers must not modify them.
-type cache[V any] struct {
+type Cache[V any] struct {
 	shards  [cacheShards]cacheShard[V]
 	ttl     int64 // nanoseconds
 	onEvict func(key [32]byte, v *V)
@@ -30,6 +33,9 @@ type cache[V any] struct {
 }
 
 const cacheShards = 64 // a power of two
+
+// stripes is the number of read-lock stripes per shard.
+const stripes = 8 // a power of two
 
 // A shard's map is guarded by one read-write lock per stripe: a reader
 // takes the read lock of its stripe only (chosen by its connection), so
@@ -65,26 +71,26 @@ type cacheNode[V any] struct {
 	val      V
 }
 
-// newCache returns a cache of size entries (at least 1) that live for ttl
+// New returns a cache of size entries (at least 1) that live for ttl
 // nanoseconds. onEvict, if not nil, is called for every entry that leaves
 // the cache other than by being replaced: evicted, removed, expired or
 // purged. It runs under the cache's lock and must not call the cache.
-func newCache[V any](size int, ttl int64, onEvict func([32]byte, *V)) *cache[V] {
-	c := &cache[V]{size: max(size, 1), ttl: ttl, onEvict: onEvict}
+func New[V any](size int, ttl int64, onEvict func([32]byte, *V)) *Cache[V] {
+	c := &Cache[V]{size: max(size, 1), ttl: ttl, onEvict: onEvict}
 	for i := range c.shards {
 		c.shards[i].m = map[[32]byte]*cacheNode[V]{}
 	}
 	return c
 }
 
-func (c *cache[V]) shard(key *[32]byte) *cacheShard[V] {
+func (c *Cache[V]) shard(key *[32]byte) *cacheShard[V] {
 	return &c.shards[key[0]&(cacheShards-1)]
 }
 
 // Get returns the value cached under key if it is fresh at now (UnixNano).
 // hint spreads concurrent readers over the shard's lock stripes: callers
 // on different cores should pass different hints (a connection id).
-func (c *cache[V]) Get(key [32]byte, now int64, hint uint64) (*V, bool) {
+func (c *Cache[V]) Get(key [32]byte, now int64, hint uint64) (*V, bool) {
 	s := c.shard(&key)
 	l := &s.locks[hint&(stripes-1)]
 	l.RLock()
@@ -106,7 +112,7 @@ func (c *cache[V]) Get(key [32]byte, now int64, hint uint64) (*V, bool) {
 }
 
 // Add caches v under key from now (UnixNano), replacing any value there.
-func (c *cache[V]) Add(key [32]byte, v V, now int64) {
+func (c *Cache[V]) Add(key [32]byte, v V, now int64) {
 	n := &cacheNode[V]{val: v, key: key, deadline: now + c.ttl}
 	s := c.shard(&key)
 	c.mu.Lock()
@@ -124,7 +130,7 @@ func (c *cache[V]) Add(key [32]byte, v V, now int64) {
 }
 
 // slotLocked returns a free ring slot, evicting when the cache is full.
-func (c *cache[V]) slotLocked() int32 {
+func (c *Cache[V]) slotLocked() int32 {
 	if k := len(c.free); k > 0 {
 		slot := c.free[k-1]
 		c.free = c.free[:k-1]
@@ -152,7 +158,7 @@ func (c *cache[V]) slotLocked() int32 {
 }
 
 // Remove drops the value cached under key, if any.
-func (c *cache[V]) Remove(key [32]byte) {
+func (c *Cache[V]) Remove(key [32]byte) {
 	s := c.shard(&key)
 	c.mu.Lock()
 	n := s.m[key] // writers hold c.mu: the map cannot change under us
@@ -163,7 +169,7 @@ func (c *cache[V]) Remove(key [32]byte) {
 }
 
 // removeLocked drops n if it is still the node cached under key.
-func (c *cache[V]) removeLocked(key [32]byte, n *cacheNode[V]) {
+func (c *Cache[V]) removeLocked(key [32]byte, n *cacheNode[V]) {
 	s := c.shard(&key)
 	if s.m[key] != n { // c.mu held: only readers run alongside
 		return
@@ -180,7 +186,7 @@ func (c *cache[V]) removeLocked(key [32]byte, n *cacheNode[V]) {
 }
 
 // Purge drops everything.
-func (c *cache[V]) Purge() {
+func (c *Cache[V]) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.ring {
@@ -193,4 +199,4 @@ func (c *cache[V]) Purge() {
 
 // Len reports how many entries are cached, stale ones included until they
 // are evicted or read.
-func (c *cache[V]) Len() int { return int(c.n.Load()) }
+func (c *Cache[V]) Len() int { return int(c.n.Load()) }

@@ -1,4 +1,4 @@
-package sidecar
+package cache
 
 import (
 	"crypto/sha256"
@@ -11,7 +11,7 @@ func ckey(i int) [32]byte { return sha256.Sum256([]byte(strconv.Itoa(i))) }
 
 func TestCacheCapacityAndEviction(t *testing.T) {
 	var evicted []int
-	c := newCache(100, 1e9, func(_ [32]byte, v *int) { evicted = append(evicted, *v) })
+	c := New(100, 1e9, func(_ [32]byte, v *int) { evicted = append(evicted, *v) })
 	for i := range 100 {
 		c.Add(ckey(i), i, 0)
 	}
@@ -44,7 +44,7 @@ func TestCacheCapacityAndEviction(t *testing.T) {
 
 func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 	evictions := 0
-	c := newCache(10, 100, func([32]byte, *string) { evictions++ })
+	c := New(10, 100, func([32]byte, *string) { evictions++ })
 	c.Add(ckey(1), "a", 1000)
 	if v, ok := c.Get(ckey(1), 1099, 0); !ok || *v != "a" {
 		t.Fatalf("fresh entry: %v %v", v, ok)
@@ -88,10 +88,12 @@ func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 // TestCacheConcurrent runs readers against writers that add, evict and
 // remove; -race checks the locking, the final count checks the bookkeeping.
 func TestCacheConcurrent(t *testing.T) {
-	c := newCache[int](64, 1e12, nil)
+	c := New[int](64, 1e12, nil)
 	var wg sync.WaitGroup
 	for w := range 4 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range 5000 {
 				k := ckey((i * 7 * (w + 1)) % 500)
 				switch i % 5 {
@@ -105,7 +107,7 @@ func TestCacheConcurrent(t *testing.T) {
 					}
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	if c.Len() > 64 {

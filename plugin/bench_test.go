@@ -56,6 +56,55 @@ func BenchmarkPostAuthCached(b *testing.B) {
 	}
 }
 
+// BenchmarkPostAuthBatched measures the same hook with the putting back
+// outside the timer: 64 prepared requests (warm in the CPU caches) run
+// through the hook, then are reset untimed. Stopping the timer costs more
+// than the hook, so it runs slowly, but only the hook is counted.
+func BenchmarkPostAuthBatched(b *testing.B) {
+	benchN++
+	email := fmt.Sprintf("bench-batch-%d@example.com", benchN)
+	_, raw := newKey(b, email)
+	def := api(b, "")
+	ordinary := map[string]string{"Accept": "application/json", "User-Agent": "bench/1.0", "Accept-Encoding": "gzip",
+		"X-Forwarded-For": "10.0.0.1", "X-Request-Id": "4bf92f3577b34da6", "Content-Type": "application/json"}
+	const batch = 64
+	rs := make([]*http.Request, batch)
+	ss := make([]*user.SessionState, batch)
+	for i := range rs {
+		ss[i] = &user.SessionState{MetaData: make(map[string]interface{}, 16)}
+		rs[i] = gateway.Request(httptest.NewRequest("GET", "/pay", nil), def, raw, ss[i])
+	}
+	reset := func() {
+		for i, r := range rs {
+			clear(r.Header)
+			for k, v := range ordinary {
+				r.Header[k] = []string{v}
+			}
+			r.Header["X-Developer-Id"] = []string{"spoofed"}
+			clear(ss[i].MetaData)
+		}
+	}
+	reset()
+	if _, next := gateway.RunHook(KeylensPostAuth, rs[0]); !next {
+		b.Fatal("hook refused the key")
+	}
+	w := nopWriter{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		b.StopTimer()
+		reset()
+		b.StartTimer()
+		for _, r := range rs[:min(batch, b.N-done)] {
+			KeylensPostAuth(w, r)
+		}
+	}
+	b.StopTimer()
+	if ss[0].MetaData["tyk_developer_email"] != email || rs[0].Header.Get("X-Developer-Id") == "spoofed" {
+		b.Fatal("the hook stopped working")
+	}
+}
+
 // BenchmarkResponseHook counts a response for an existing series.
 func BenchmarkResponseHook(b *testing.B) {
 	benchN++

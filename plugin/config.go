@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/TykTechnologies/tyk/apidef"
@@ -159,10 +160,23 @@ var (
 	shared   = map[settings]*apiState{}
 )
 
+// lastState remembers the latest definition looked up: consecutive
+// requests mostly go to the same API.
+var lastState atomic.Pointer[defState]
+
+type defState struct {
+	def *apidef.APIDefinition
+	st  *apiState
+}
+
 // stateFor returns the state of def, building it on first use. Lookups
 // take no lock.
 func stateFor(def *apidef.APIDefinition) *apiState {
+	if ls := lastState.Load(); ls != nil && ls.def == def {
+		return ls.st
+	}
 	if st, ok := states.Load(def); ok {
+		lastState.Store(&defState{def, st.(*apiState)})
 		return st.(*apiState)
 	}
 	statesMu.Lock()

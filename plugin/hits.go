@@ -44,17 +44,14 @@ const maxHitCount = 1_000_000_000
 
 type hitShard struct {
 	mu sync.Mutex
-	m  map[hitKey]*hitCount
+	m  map[string][]hitCount // by key hash: a key has few series at a time, found in order
 	_  [48]byte
 }
 
-type hitKey struct {
-	key, api string
-	hour     int64
-	code     int
-}
-
 type hitCount struct {
+	api  string
+	hour int64
+	code int
 	n    int64
 	last int64 // Unix nanoseconds
 }
@@ -73,7 +70,7 @@ func newShipper(s settings) *shipper {
 	_, _ = rand.Read(b[:])
 	sh := &shipper{s: s, client: &http.Client{Timeout: 10 * time.Second}, writer: hex.EncodeToString(b[:])}
 	for i := range sh.shards {
-		sh.shards[i].m = map[hitKey]*hitCount{}
+		sh.shards[i].m = map[string][]hitCount{}
 	}
 	return sh
 }
@@ -82,22 +79,25 @@ func newShipper(s settings) *shipper {
 func (sh *shipper) record(keyHash, apiID string, code int) {
 	sh.once.Do(func() { go sh.run() })
 	now := nowNano()
-	k := hitKey{key: keyHash, api: apiID, hour: now / int64(time.Hour), code: code}
+	hour := now / int64(time.Hour)
 	s := &sh.shards[shardOf(keyHash, code)]
 	s.mu.Lock()
-	c := s.m[k]
-	if c == nil {
-		if sh.series.Load() >= int64(sh.s.MaxSeries) {
+	series := s.m[keyHash]
+	for i := range series {
+		if c := &series[i]; c.hour == hour && c.code == code && c.api == apiID {
+			c.n++
+			c.last = now
 			s.mu.Unlock()
-			sh.dropped.Add(1)
 			return
 		}
-		c = &hitCount{}
-		s.m[k] = c
-		sh.series.Add(1)
 	}
-	c.n++
-	c.last = now
+	if sh.series.Load() >= int64(sh.s.MaxSeries) {
+		s.mu.Unlock()
+		sh.dropped.Add(1)
+		return
+	}
+	s.m[keyHash] = append(series, hitCount{api: apiID, hour: hour, code: code, n: 1, last: now})
+	sh.series.Add(1)
 	s.mu.Unlock()
 }
 
@@ -129,12 +129,16 @@ func (sh *shipper) drain(out []hitOut) []hitOut {
 	for i := range sh.shards {
 		s := &sh.shards[i]
 		s.mu.Lock()
-		for k, c := range s.m {
-			for n := c.n; n > 0; n -= min(n, maxHitCount) { // the sidecar's limit per element
-				out = append(out, hitOut{Key: k.key, APIID: k.api, Code: k.code, Time: time.Unix(0, c.last).UTC(), Count: min(n, maxHitCount)})
+		var n int
+		for key, series := range s.m {
+			for _, c := range series {
+				for left := c.n; left > 0; left -= min(left, maxHitCount) { // the sidecar's limit per element
+					out = append(out, hitOut{Key: key, APIID: c.api, Code: c.code, Time: time.Unix(0, c.last).UTC(), Count: min(left, maxHitCount)})
+				}
 			}
+			n += len(series)
 		}
-		sh.series.Add(-int64(len(s.m)))
+		sh.series.Add(-int64(n))
 		clear(s.m)
 		s.mu.Unlock()
 	}

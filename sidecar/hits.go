@@ -3,7 +3,6 @@ package sidecar
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -47,9 +46,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if s.HitsSecret != "" {
-		auth := ctx.Request.Header.Peek("Authorization")
-		presented := sha256.Sum256(bytes.TrimSpace(bytes.TrimPrefix(auth, []byte("Bearer "))))
-		if !bytes.HasPrefix(auth, []byte("Bearer ")) || subtle.ConstantTimeCompare(presented[:], s.hitsSecret[:]) != 1 {
+		if !bearerMatches(ctx, &s.hitsSecret) {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens hits"`)
 			jsonError(ctx, fasthttp.StatusUnauthorized, "a valid Bearer secret is required")
 			s.outcomes["hits"][outUnauthzd].observe(ctx.ConnID(), start)

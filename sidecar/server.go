@@ -246,9 +246,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if s.IntrospectSecret != "" {
-		auth := ctx.Request.Header.Peek("Authorization")
-		presented := sha256.Sum256(bytes.TrimSpace(bytes.TrimPrefix(auth, []byte("Bearer "))))
-		if !bytes.HasPrefix(auth, []byte("Bearer ")) || subtle.ConstantTimeCompare(presented[:], s.secret[:]) != 1 {
+		if !bearerMatches(ctx, &s.secret) {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens introspection"`)
 			jsonError(ctx, fasthttp.StatusUnauthorized, "invalid_client")
 			s.outcomes["introspect"][outUnauthzd].observe(ctx.ConnID(), start)
@@ -303,6 +301,18 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ctx.SetBodyString(`{"status":"ok"}`)
+}
+
+// bearerMatches reports whether the request carries "Authorization: Bearer
+// <secret>" for the secret whose SHA-256 is want, compared in constant
+// time.
+func bearerMatches(ctx *fasthttp.RequestCtx, want *[32]byte) bool {
+	auth := ctx.Request.Header.Peek("Authorization")
+	if !bytes.HasPrefix(auth, []byte("Bearer ")) {
+		return false
+	}
+	presented := sha256.Sum256(bytes.TrimSpace(auth[len("Bearer "):]))
+	return subtle.ConstantTimeCompare(presented[:], want[:]) == 1
 }
 
 func jsonError(ctx *fasthttp.RequestCtx, status int, msg string) {

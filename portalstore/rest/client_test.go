@@ -17,16 +17,23 @@ import (
 // TestClientReadsWhatTheStoreHolds checks every Client method against the
 // store behind a real server: same keys (with their verification
 // material), developers and change feed, and the store's error codes.
-func TestClientReadsWhatTheStoreHolds(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
+// newPortal serves the admin API over a real SQLite file.
+func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv := httptest.NewServer((&rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db,
-		AdminKeyHash: sha256.Sum256([]byte("admin"))}).Handler())
+	api := &rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}
+	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
+	return db, api, srv
+}
+
+func TestClientReadsWhatTheStoreHolds(t *testing.T) {
+	ctx := context.Background()
+	db, _, srv := newPortal(t)
 
 	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
 		{PolicyID: "pol-token"}, {PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
@@ -146,14 +153,7 @@ func TestClientReadsWhatTheStoreHolds(t *testing.T) {
 // the sidecars' long polls to time out.
 func TestStopWaitingEndsLongPolls(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	api := &rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
+	_, api, srv := newPortal(t)
 	c, _ := rest.NewClient(srv.URL, "admin")
 
 	done := make(chan error, 1)

@@ -33,6 +33,7 @@ type Options struct {
 	Rounds              int           // alternations of every scenario
 	Duration            time.Duration // per scenario per round
 	Conns               int           // concurrent connections of the load generator
+	Pin                 bool          // start the servers on CPU 1 (the caller runs on CPU 0)
 	Log                 io.Writer     // progress; nil for none
 }
 
@@ -124,14 +125,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	sidecarAddr, stopSidecar, sidecarPID, err := startProcess(ctx, o.KeylensBin, []string{"sidecar", "--store", store,
+	sidecarAddr, stopSidecar, sidecarPID, err := startProcess(ctx, o.Pin, o.KeylensBin, []string{"sidecar", "--store", store,
 		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--cache-size", strconv.Itoa(o.Developers + 1000)},
 		func(line string) string { return jsonAddr(line, "sidecar listening") })
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	defer stopSidecar()
-	bareAddr, stopBare, barePID, err := startProcess(ctx, o.BareBin, nil, func(line string) string { return strings.TrimSpace(line) })
+	bareAddr, stopBare, barePID, err := startProcess(ctx, o.Pin, o.BareBin, nil, func(line string) string { return strings.TrimSpace(line) })
 	if err != nil {
 		return nil, fmt.Errorf("bare: %w", err)
 	}
@@ -206,7 +207,11 @@ func seed(ctx context.Context, store string, n int) ([]string, error) {
 
 // startProcess starts bin and waits for addrOf to find its address in a
 // line of its output (stdout or stderr).
-func startProcess(ctx context.Context, bin string, args []string, addrOf func(string) string) (string, func(), int, error) {
+func startProcess(ctx context.Context, pin bool, bin string, args []string, addrOf func(string) string) (string, func(), int, error) {
+	if pin {
+		args = append([]string{"-c", "1", bin}, args...)
+		bin = "taskset"
+	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw

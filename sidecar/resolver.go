@@ -147,8 +147,14 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 // is an entry (Inactive set for a deactivated developer), ErrUnknown, or a
 // store failure. A cache hit allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
+	return r.ResolveAt(ctx, credential, time.Now())
+}
+
+// ResolveAt is Resolve for a request that read the clock already (at t):
+// a clock read costs tens of nanoseconds on some virtual machines.
+func (r *Resolver) ResolveAt(ctx context.Context, credential []byte, t time.Time) (*Entry, error) {
 	ck := sha256.Sum256(credential)
-	now := time.Now().UnixNano()
+	now := t.UnixNano()
 	var conn uint64 // spreads the hit counter's stripes
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		conn = rc.ConnID()

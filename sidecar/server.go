@@ -179,7 +179,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 // identity headers can never come back as if they were keylens's.
 func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
+	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
 	if out, ok := s.refuse(ctx, "auth", e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -196,7 +196,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 // developer answers the identity JSON of the key in the key header.
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	e, err := s.Resolver.Resolve(ctx, ctx.Request.Header.PeekBytes(s.keyHdr))
+	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
 	if out, ok := s.refuse(ctx, "developer", e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -264,7 +264,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		s.outcomes["introspect"][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	e, err := s.Resolver.Resolve(ctx, token)
+	e, err := s.Resolver.ResolveAt(ctx, token, start)
 	switch {
 	case err == nil && !e.Inactive:
 	case err == nil:

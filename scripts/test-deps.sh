@@ -4,12 +4,18 @@
 # skipped.
 set -euo pipefail
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have() {
+	case "$1" in
+	initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;; # not on PATH in Debian
+	*) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+	esac
+}
 
 # command -> Debian package
 declare -A pkg=(
 	[gcc]=gcc           # the race detector needs cgo
 	[nginx]=nginx-light # forward-auth end-to-end test (auth_request)
+	[initdb]=postgresql # the PostgreSQL store's tests start a throwaway cluster
 )
 
 if ! have go; then
@@ -45,4 +51,4 @@ if ! "$nginx_bin" -V 2>&1 | grep -q http_auth_request_module; then
 	echo "test-deps: $nginx_bin lacks the auth_request module" >&2
 	exit 1
 fi
-echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1)"
+echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | head -1)"

@@ -2,6 +2,8 @@
 package tests
 
 import (
+	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -35,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -59,6 +59,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"portal not a URL", []string{"sidecar", "--portal", "127.0.0.1:3000", "--admin-key", "0123456789abcdef"}, exitUsage, "--portal:"},
 		{"portal and store", []string{"sidecar", "--portal", "http://p:3000", "--admin-key", "0123456789abcdef", "--store", "sqlite:x.db"}, exitUsage, "--portal and --store"},
 		{"admin key without portal", []string{"sidecar", "--admin-key", "0123456789abcdef"}, exitUsage, "only used with --portal"},
+		{"postgres URL without a host", []string{"serve", "--store", "postgres:///keylens"}, exitUsage, "PostgreSQL URL needs a host"},
 		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "-portal"},
 	}
 	for _, tt := range tests {

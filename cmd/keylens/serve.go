@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -160,6 +161,14 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	return errors.Join(problems...)
 }
 
+// redactStore hides a PostgreSQL URL's password from the logs.
+func redactStore(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && sqlstore.IsPostgres(dsn) {
+		return u.Redacted()
+	}
+	return dsn
+}
+
 // envName maps a flag name to its environment variable: admin-key → KEYLENS_ADMIN_KEY.
 func envName(flagName string) string {
 	return "KEYLENS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -180,8 +189,10 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		if err := sqlstore.ValidateSQLitePath(strings.TrimPrefix(c.Store, "sqlite:")); err != nil {
 			problems = append(problems, fmt.Errorf("--store: %w", err))
 		}
-	case strings.HasPrefix(c.Store, "postgres://"), strings.HasPrefix(c.Store, "postgresql://"):
-		problems = append(problems, errors.New("--store: PostgreSQL is not supported yet; use sqlite:PATH"))
+	case sqlstore.IsPostgres(c.Store):
+		if u, err := url.Parse(c.Store); err != nil || u.Host == "" {
+			problems = append(problems, errors.New("--store: a PostgreSQL URL needs a host: postgres://user:password@host:5432/db"))
+		}
 	default:
 		problems = append(problems, fmt.Errorf("--store %q: want sqlite:PATH or postgres://URL", c.Store))
 	}
@@ -282,7 +293,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.db, m.backend = db, db
 		db.KeyHashAlgorithm = m.Config.KeyHash
-		m.logger.Info("store open", "store", m.Config.Store)
+		m.logger.Info("store open", "store", redactStore(m.Config.Store))
 	}
 	db := m.db
 

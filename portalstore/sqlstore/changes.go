@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -133,7 +134,7 @@ func (db *DB) PruneChanges(ctx context.Context, before time.Time) (int64, error)
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('changes_pruned_through', ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, through); err != nil {
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(through, 10)); err != nil {
 		return 0, err
 	}
 	n, _ := res.RowsAffected()

@@ -19,14 +19,19 @@ ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
 	hits = %[1]s.hits + excluded.hits,
 	success = %[1]s.success + excluded.success,
 	errors = %[1]s.errors + excluded.errors,
-	last_hit = MAX(%[1]s.last_hit, excluded.last_hit),
+	last_hit = %[3]s(%[1]s.last_hit, excluded.last_hit),
 	latency_us = %[1]s.latency_us + excluded.latency_us,
 	latency_count = %[1]s.latency_count + excluded.latency_count`
 
-var (
-	upsertHourly = fmt.Sprintf(upsertHits, "hits_hourly", "hour")
-	upsertDaily  = fmt.Sprintf(upsertHits, "hits_daily", "day")
-)
+// upserts returns the hourly and daily upserts; the larger of two values
+// is MAX(a, b) in SQLite and GREATEST(a, b) in PostgreSQL.
+func (db *DB) upserts() (hourly, daily string) {
+	greatest := "MAX"
+	if db.pg {
+		greatest = "GREATEST"
+	}
+	return fmt.Sprintf(upsertHits, "hits_hourly", "hour", greatest), fmt.Sprintf(upsertHits, "hits_daily", "day", greatest)
+}
 
 // AddHits adds every delta, hourly and to the daily rollup, in one
 // transaction; a batch id already applied makes it a no-op.
@@ -53,6 +58,7 @@ func (db *DB) AddHits(ctx context.Context, batchID string, deltas []portalstore.
 			return nil // applied before
 		}
 	}
+	upsertHourly, upsertDaily := db.upserts()
 	hourly, err := tx.PrepareContext(ctx, upsertHourly)
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ func validDelta(d *portalstore.HitDelta) error {
 // PruneHitBatches forgets batch ids applied before t: a writer retries for
 // seconds, not days.
 func (db *DB) PruneHitBatches(ctx context.Context, before time.Time) error {
-	_, err := db.wdb.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
+	_, err := db.wdb.ExecContext(ctx, db.q(`DELETE FROM hit_batches WHERE applied_at < ?`), before.Unix())
 	return err
 }
 
@@ -125,7 +131,7 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		}
 	}
 	fmt.Fprintf(&sb, ` GROUP BY %s, code ORDER BY %[1]s, code`, col)
-	rows, err := db.rdb.QueryContext(ctx, sb.String(), args...)
+	rows, err := db.rdb.QueryContext(ctx, db.q(sb.String()), args...)
 	if err != nil {
 		return nil, err
 	}

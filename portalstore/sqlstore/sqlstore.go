@@ -1,6 +1,7 @@
 // Package sqlstore implements the portalstore services on SQL. SQLite
-// (modernc.org/sqlite, pure Go) is the embedded default; the SQL is kept
-// portable so that PostgreSQL can run behind the same code.
+// (modernc.org/sqlite, pure Go) is the embedded default; PostgreSQL (pgx)
+// runs behind the same code: the SQL is portable, written with ?
+// placeholders that are rebound to $n for PostgreSQL.
 package sqlstore
 
 import (
@@ -14,8 +15,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -23,8 +28,8 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
-//go:embed migrations/sqlite/*.sql
-var sqliteMigrations embed.FS
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrations embed.FS
 
 // Compile-time checks that DB provides every service.
 var (
@@ -41,7 +46,12 @@ type DB struct {
 	// wdb serialises writers: SQLite allows one at a time, and queueing
 	// them in Go (one connection, BEGIN IMMEDIATE) beats retrying on
 	// SQLITE_BUSY. rdb serves reads concurrently from the WAL.
-	wdb, rdb *sql.DB
+	wdb, rdb *pool
+	// pg is set for PostgreSQL: placeholders are rebound, and every write
+	// transaction takes one advisory lock, so that writers from every
+	// process sharing the database commit one at a time, as SQLite's do,
+	// and change-feed sequence numbers commit in order.
+	pg bool
 
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
@@ -52,12 +62,16 @@ type DB struct {
 	changed *notifier
 }
 
-// Open opens the store named by dsn, "sqlite:PATH", creating the file and its
-// directory when missing, and applies pending migrations.
+// Open opens the store named by dsn, "sqlite:PATH" (creating the file and
+// its directory when missing) or a postgres:// URL, and applies pending
+// migrations.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	if IsPostgres(dsn) {
+		return openPostgres(ctx, dsn)
+	}
 	path, ok := strings.CutPrefix(dsn, "sqlite:")
 	if !ok {
-		return nil, fmt.Errorf("unsupported store %q: want sqlite:PATH", dsn)
+		return nil, fmt.Errorf("unsupported store %q: want sqlite:PATH or postgres://URL", dsn)
 	}
 	if err := ValidateSQLitePath(path); err != nil {
 		return nil, err
@@ -80,13 +94,99 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
-	db := &DB{wdb: wdb, rdb: rdb, Now: time.Now,
+	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
 		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// writeLock is the advisory lock every PostgreSQL write transaction holds.
+const writeLock = 0x6b65796c656e73 // "keylens"
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	wdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	// One writer connection per process: writers queue in Go, and the
+	// advisory lock orders them across processes.
+	wdb.SetMaxOpenConns(1)
+	rdb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	rdb.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, Now: time.Now,
+		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate PostgreSQL: %w", err)
+	}
+	return db, nil
+}
+
+// pool is a connection pool whose queries are rebound for its database.
+type pool struct {
+	*sql.DB
+	pg bool
+}
+
+func (p *pool) q(query string) string {
+	if !p.pg {
+		return query
+	}
+	return rebind(query)
+}
+
+// ExecContext runs query, rebound for the pool's database.
+func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return p.DB.ExecContext(ctx, p.q(query), args...)
+}
+
+// QueryContext runs query, rebound for the pool's database.
+func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.DB.QueryContext(ctx, p.q(query), args...)
+}
+
+// QueryRowContext runs query, rebound for the pool's database.
+func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return p.DB.QueryRowContext(ctx, p.q(query), args...)
+}
+
+// q rebinds a query for the store's database.
+func (db *DB) q(query string) string { return db.wdb.q(query) }
+
+// rebind turns ? placeholders (outside quoted strings) into PostgreSQL's
+// $1, $2, ….
+func rebind(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n, quoted := 0, false
+	for i := 0; i < len(query); i++ {
+		switch c := query[i]; {
+		case c == '\'':
+			quoted = !quoted
+			b.WriteByte(c)
+		case c == '?' && !quoted:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // ValidateSQLitePath reports a path the driver would misread.
@@ -115,10 +215,20 @@ func (db *DB) Ping(ctx context.Context) error {
 // migrate applies, in name order, every embedded migration not yet recorded
 // in schema_migrations, each in its own transaction.
 func (db *DB) migrate(ctx context.Context) error {
+	dir := "migrations/sqlite/*.sql"
+	if db.pg {
+		// Processes starting at once migrate one at a time. The writer
+		// pool's one connection holds the lock until it is released.
+		dir = "migrations/postgres/*.sql"
+		if _, err := db.wdb.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, writeLock+1); err != nil {
+			return err
+		}
+		defer db.wdb.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, writeLock+1)
+	}
 	if _, err := db.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
 		return err
 	}
-	names, err := fs.Glob(sqliteMigrations, "migrations/sqlite/*.sql")
+	names, err := fs.Glob(migrations, dir)
 	if err != nil {
 		return err
 	}
@@ -138,19 +248,19 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`), name).Scan(&n); err != nil {
 		return err
 	} else if n > 0 {
 		return nil
 	}
-	body, err := fs.ReadFile(sqliteMigrations, name)
+	body, err := fs.ReadFile(migrations, name)
 	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES (?)`, name); err != nil {
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (name) VALUES (?)`), name); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -176,19 +286,51 @@ func (tx *Tx) Commit() error {
 	return nil
 }
 
-// begin starts a write transaction (serialised, BEGIN IMMEDIATE).
+// begin starts a write transaction, serialised: BEGIN IMMEDIATE on SQLite,
+// the write advisory lock on PostgreSQL.
 func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
+	if db.pg {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
 	return &Tx{Tx: tx, db: db, now: db.Now()}, nil
+}
+
+// ExecContext runs query in the transaction, rebound for its database.
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return tx.Tx.ExecContext(ctx, tx.db.q(query), args...)
+}
+
+// QueryContext runs query in the transaction, rebound for its database.
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return tx.Tx.QueryContext(ctx, tx.db.q(query), args...)
+}
+
+// QueryRowContext runs query in the transaction, rebound for its database.
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.Tx.QueryRowContext(ctx, tx.db.q(query), args...)
+}
+
+// PrepareContext prepares query in the transaction, rebound for its
+// database.
+func (tx *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return tx.Tx.PrepareContext(ctx, tx.db.q(query))
 }
 
 // beginRead starts a read-only transaction on the reader pool, for calls
 // that need several queries to see one snapshot.
 func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
-	tx, err := db.rdb.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if db.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := db.rdb.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +340,7 @@ func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
 // Setting returns a stored setting; ENOTFOUND if absent.
 func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := db.rdb.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := db.rdb.QueryRowContext(ctx, db.q(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", portalstore.Errorf(portalstore.ENOTFOUND, "Setting %s is not set", name)
 	}
@@ -224,7 +366,7 @@ func (db *DB) InitSetting(ctx context.Context, name, value string) (string, erro
 
 // PutSetting sets name to value.
 func (db *DB) PutSetting(ctx context.Context, name, value string) error {
-	_, err := db.wdb.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+	_, err := db.wdb.ExecContext(ctx, db.q(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
 	return err
 }
 
@@ -240,7 +382,8 @@ func isUniqueViolation(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	return false
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }
 
 // execOne runs a statement that must change exactly one row, answering

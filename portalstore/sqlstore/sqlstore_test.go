@@ -2,11 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 	"github.com/keylens/keylens/portalstore/storetest"
 )
 
@@ -60,4 +62,22 @@ func TestOpenRejectsUnusableDSNs(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", dsn)
 		}
 	}
+}
+
+func TestConformance_PostgreSQL(t *testing.T) {
+	cluster := pgtest.Shared(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		db, err := sqlstore.Open(context.Background(), cluster.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }

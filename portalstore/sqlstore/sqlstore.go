@@ -164,6 +164,18 @@ func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *
 	return p.DB.QueryRowContext(ctx, p.q(query), args...)
 }
 
+// beginTx starts a transaction. On PostgreSQL a pooled connection that the
+// server dropped (a restart, a failover) fails its BEGIN once and is then
+// discarded; beginning again takes a fresh one, so that the first request
+// after a database restart does not fail. Nothing ran, so it is safe.
+func (p *pool) beginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	tx, err := p.DB.BeginTx(ctx, opts)
+	if err != nil && p.pg && ctx.Err() == nil {
+		tx, err = p.DB.BeginTx(ctx, opts)
+	}
+	return tx, err
+}
+
 // q rebinds a query for the store's database.
 func (db *DB) q(query string) string { return db.wdb.q(query) }
 
@@ -289,7 +301,7 @@ func (tx *Tx) Commit() error {
 // begin starts a write transaction, serialised: BEGIN IMMEDIATE on SQLite,
 // the write advisory lock on PostgreSQL.
 func (db *DB) begin(ctx context.Context) (*Tx, error) {
-	tx, err := db.wdb.BeginTx(ctx, nil)
+	tx, err := db.wdb.beginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +342,7 @@ func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
 	if db.pg {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
-	tx, err := db.rdb.BeginTx(ctx, opts)
+	tx, err := db.rdb.beginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

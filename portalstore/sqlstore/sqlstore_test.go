@@ -81,3 +81,39 @@ func TestMain(m *testing.M) {
 	pgtest.Stop()
 	os.Exit(code)
 }
+
+// TestPostgreSQLConcurrentStarts opens one fresh database from several
+// stores at once, as a fleet starting together does: the migrations run
+// once and every store comes up.
+func TestPostgreSQLConcurrentStarts(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			db, err := sqlstore.Open(context.Background(), dsn)
+			if err == nil {
+				_, err = db.OrgID(context.Background())
+				db.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	db, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	orgs := map[string]bool{}
+	for range 3 {
+		org, _ := db.OrgID(context.Background())
+		orgs[org] = true
+	}
+	if len(orgs) != 1 {
+		t.Errorf("concurrent starts made %d org ids", len(orgs))
+	}
+}

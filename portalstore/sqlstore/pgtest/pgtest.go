@@ -32,8 +32,38 @@ type Cluster struct {
 	Port int
 
 	dir  string
+	bin  string
 	cmd  *exec.Cmd
 	next atomic.Int64
+}
+
+// Start runs a cluster of the test's own, stopped when it ends: for tests
+// that stop and restart the server.
+func Start(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := start()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("PostgreSQL: %v", err)
+		}
+		tb.Skipf("PostgreSQL unavailable (make test installs it): %v", err)
+	}
+	tb.Cleanup(c.stop)
+	return c
+}
+
+// Down stops the server (a fast shutdown), keeping its data.
+func (c *Cluster) Down(tb testing.TB) {
+	tb.Helper()
+	c.halt()
+}
+
+// Up starts the server again on the same port and data.
+func (c *Cluster) Up(tb testing.TB) {
+	tb.Helper()
+	if err := c.run(); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 var (
@@ -129,21 +159,30 @@ func start() (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd := asPostgres(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	c := &Cluster{Port: port, dir: dir, bin: bin,
+		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
+	if err := c.run(); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// run starts the server and waits until it answers.
+func (c *Cluster) run() error {
+	cmd := asPostgres(filepath.Join(c.bin, "postgres"), "-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.Port), "-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200")
-	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
+	logFile, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
+	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
-	c := &Cluster{Port: port, dir: dir, cmd: cmd,
-		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
+	c.cmd = cmd
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		db, err := sql.Open("pgx", c.URL)
@@ -152,12 +191,11 @@ func start() (*Cluster, error) {
 			db.Close()
 		}
 		if err == nil {
-			return c, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			c.stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			return nil, fmt.Errorf("server did not start: %v\n%s", err, log)
+			log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
+			return fmt.Errorf("server did not start: %v\n%s", err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -173,6 +211,12 @@ func freePort() (int, error) {
 }
 
 func (c *Cluster) stop() {
+	c.halt()
+	os.RemoveAll(c.dir)
+}
+
+// halt stops the server process, if it runs.
+func (c *Cluster) halt() {
 	if c.cmd != nil && c.cmd.Process != nil {
 		// SIGINT: PostgreSQL's fast shutdown.
 		_ = c.cmd.Process.Signal(syscall.SIGINT)
@@ -183,8 +227,8 @@ func (c *Cluster) stop() {
 		case <-time.After(10 * time.Second):
 			c.cmd.Process.Kill()
 		}
+		c.cmd = nil
 	}
-	os.RemoveAll(c.dir)
 }
 
 // NewDatabase creates an empty database for one test and returns its URL;

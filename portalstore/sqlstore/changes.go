@@ -42,6 +42,10 @@ const changeTimeLayout = "2006-01-02T15:04:05.000000000Z"
 func recordChange(ctx context.Context, tx *Tx, kind, developerID, keyHash, clientID string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO changes (at, kind, developer_id, key_hash, client_id) VALUES (?, ?, ?, ?, ?)`,
 		tx.now.UTC().Format(changeTimeLayout), kind, developerID, keyHash, clientID)
+	if err == nil && tx.db.pg && !tx.changed {
+		// Delivered at commit to every listening process (listen.go).
+		_, err = tx.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', '')`)
+	}
 	tx.changed = true
 	return err
 }
@@ -84,9 +88,10 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]porta
 
 // WaitForChanges waits up to wait for a change after `after`.
 func (db *DB) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error) {
+	db.startListening()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	poll := time.NewTicker(changePollInterval)
+	poll := time.NewTicker(db.pollInterval())
 	defer poll.Stop()
 	for {
 		woken := db.changed.wait() // before the query, so no commit slips between

@@ -51,7 +51,9 @@ type DB struct {
 	// transaction takes one advisory lock, so that writers from every
 	// process sharing the database commit one at a time, as SQLite's do,
 	// and change-feed sequence numbers commit in order.
-	pg bool
+	pg     bool
+	dsn    string   // PostgreSQL's, for the listener
+	listen listener // PostgreSQL: LISTEN for other processes' changes
 
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
@@ -127,7 +129,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, Now: time.Now,
+	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
 		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -216,6 +218,7 @@ func ValidateSQLitePath(path string) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stopListening()
 	return errors.Join(db.wdb.Close(), db.rdb.Close())
 }
 

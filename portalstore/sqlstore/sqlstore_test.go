@@ -2,9 +2,11 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
@@ -115,5 +117,45 @@ func TestPostgreSQLConcurrentStarts(t *testing.T) {
 	}
 	if len(orgs) != 1 {
 		t.Errorf("concurrent starts made %d org ids", len(orgs))
+	}
+}
+
+// TestPostgreSQLNotifiesOtherProcesses: a change committed through one
+// store wakes a reader waiting on another store of the same database (as
+// in another process) through LISTEN/NOTIFY, not the poll, which waits
+// 2 s between looks while the listener is up.
+func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	open := func() *sqlstore.DB {
+		db, err := sqlstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	writer, reader := open(), open()
+	last, _ := reader.LastChange(ctx)
+	_, _, _ = reader.WaitForChanges(ctx, last, 10, 300*time.Millisecond) // starts the listener
+	for range 3 {
+		done := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			changes, _, err := reader.WaitForChanges(ctx, last, 10, 10*time.Second)
+			if err != nil || len(changes) != 1 {
+				t.Errorf("waiting reader got %+v, %v", changes, err)
+			} else {
+				last = changes[0].Seq
+			}
+			done <- time.Since(start)
+		}()
+		time.Sleep(300 * time.Millisecond)
+		if err := writer.CreateDeveloper(ctx, &portalstore.Developer{Email: fmt.Sprintf("n%d@example.com", time.Now().UnixNano())}); err != nil {
+			t.Fatal(err)
+		}
+		if d := <-done; d > 300*time.Millisecond+time.Second {
+			t.Errorf("woken after %v: the notification did not arrive, the poll found it", d)
+		}
 	}
 }

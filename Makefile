@@ -58,10 +58,10 @@ fuzz:
 ## bench: resolver and analytics benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
 bench:
 	$(GO) test -run=NONE -bench='ResolveHit' -cpu 1,2 -count 5 ./sidecar/
-	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/
+	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/   # SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
 	$(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./analytics/
-	$(GO) test -run=NONE -bench='Flush1M' -benchtime=3x -count 3 ./analytics/
+	$(GO) test -run=NONE -bench='Flush1M|FlushTwoWriters' -benchtime=3x -count 3 ./analytics/
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
 	cd plugin && GOWORK=$(PLUGIN_WORK) $(GO) test -run=NONE -bench=. -count 5 .
 	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 7 -duration 5s

@@ -3,13 +3,17 @@ package analytics_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 )
 
 // BenchmarkRecordExisting records hits of existing series from every
@@ -100,4 +104,50 @@ func BenchmarkAggregateYear(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkFlushTwoWritersPostgreSQL: two sidecars' flushers, each with
+// 500,000 hits over 5,000 keys (15,000 series), flush into one PostgreSQL
+// database at the same time; reports stored hits per second.
+func BenchmarkFlushTwoWritersPostgreSQL(b *testing.B) {
+	cluster := pgtest.Shared(b)
+	for range b.N {
+		b.StopTimer()
+		db, err := sqlstore.Open(context.Background(), cluster.NewDatabase(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var flushers []*analytics.Flusher
+		for w := range 2 {
+			rec := analytics.NewRecorder(0)
+			codes := []int{200, 404, 500}
+			for i := range 500000 {
+				rec.Record(fmt.Sprintf("%016x", i%5000+w*5000), "api", day, codes[i%3], -1)
+			}
+			flushers = append(flushers, analytics.NewFlusher(rec, db, analytics.FlusherOptions{}))
+		}
+		b.StartTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, f := range flushers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.Flush(context.Background()); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(1e6/time.Since(start).Seconds(), "hits/s")
+		b.StopTimer()
+		db.Close()
+		b.StartTimer()
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
 }

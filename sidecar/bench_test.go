@@ -16,6 +16,7 @@ import (
 
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 	"github.com/keylens/keylens/sidecar"
 )
 
@@ -40,19 +41,19 @@ func BenchmarkResolveHit(b *testing.B) {
 }
 
 // population is a store with many developers, each holding one key; built
-// once per test process because it takes seconds.
+// once per test process and store because it takes seconds.
 type population struct {
 	db   *sqlstore.DB
 	keys []string // raw keys, index i belongs to developer i
 }
 
 var (
-	popOnce sync.Once
-	pop     *population
-	popErr  error
+	popOnce, pgPopOnce sync.Once
+	pop, pgPop         *population
+	popErr, pgPopErr   error
 )
 
-// bigPopulation returns a store of n developers (n fixed per process).
+// bigPopulation returns a SQLite store of n developers (n fixed per process).
 func bigPopulation(tb testing.TB, n int) *population {
 	popOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "keylens-bench-")
@@ -60,31 +61,7 @@ func bigPopulation(tb testing.TB, n int) *population {
 			popErr = err
 			return
 		}
-		ctx := context.Background()
-		db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "k.db"))
-		if err != nil {
-			popErr = err
-			return
-		}
-		p := &population{db: db}
-		const batch = 10000
-		for start := 0; start < n; start += batch {
-			devs := make([]*portalstore.Developer, 0, batch)
-			for i := start; i < min(start+batch, n); i++ {
-				raw := portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
-				p.keys = append(p.keys, raw)
-				devs = append(devs, &portalstore.Developer{
-					Email:  fmt.Sprintf("dev%06d@example.com", i),
-					Fields: map[string]string{"Company": fmt.Sprintf("Company %d", i), "Plan": "gold"},
-					Keys:   map[string][]string{portalstore.HashKey(raw): {"pol-token"}},
-				})
-			}
-			if err := db.CreateDevelopers(ctx, devs); err != nil {
-				popErr = err
-				return
-			}
-		}
-		pop = p
+		pop, popErr = populate("sqlite:"+filepath.Join(dir, "k.db"), n)
 	})
 	if popErr != nil {
 		tb.Fatal(popErr)
@@ -92,12 +69,69 @@ func bigPopulation(tb testing.TB, n int) *population {
 	return pop
 }
 
+// bigPostgresPopulation is bigPopulation on the test cluster's PostgreSQL.
+func bigPostgresPopulation(tb testing.TB, n int) *population {
+	cluster := pgtest.Shared(tb)
+	pgPopOnce.Do(func() {
+		dsn, _, err := cluster.CreateDatabase()
+		if err != nil {
+			pgPopErr = err
+			return
+		}
+		pgPop, pgPopErr = populate(dsn, n)
+	})
+	if pgPopErr != nil {
+		tb.Fatal(pgPopErr)
+	}
+	return pgPop
+}
+
+func populate(dsn string, n int) (*population, error) {
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	p := &population{db: db}
+	const batch = 10000
+	for start := 0; start < n; start += batch {
+		devs := make([]*portalstore.Developer, 0, batch)
+		for i := start; i < min(start+batch, n); i++ {
+			raw := portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
+			p.keys = append(p.keys, raw)
+			devs = append(devs, &portalstore.Developer{
+				Email:  fmt.Sprintf("dev%06d@example.com", i),
+				Fields: map[string]string{"Company": fmt.Sprintf("Company %d", i), "Plan": "gold"},
+				Keys:   map[string][]string{portalstore.HashKey(raw): {"pol-token"}},
+			})
+		}
+		if err := db.CreateDevelopers(ctx, devs); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
+
 const populationSize = 100000
 
 // BenchmarkResolveCold: every lookup misses the cache and reads SQLite,
 // over 100,000 developers. Reports p50 and p99 of single lookups.
 func BenchmarkResolveCold(b *testing.B) {
-	p := bigPopulation(b, populationSize)
+	resolveCold(b, bigPopulation(b, populationSize))
+}
+
+// BenchmarkResolveColdPostgreSQL: the same against PostgreSQL on loopback.
+func BenchmarkResolveColdPostgreSQL(b *testing.B) {
+	resolveCold(b, bigPostgresPopulation(b, populationSize))
+}
+
+func resolveCold(b *testing.B, p *population) {
 	r := sidecar.NewResolver(p.db, sidecar.ResolverOptions{Size: 1})
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))

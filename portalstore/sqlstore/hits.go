@@ -58,28 +58,92 @@ func (db *DB) AddHits(ctx context.Context, batchID string, deltas []portalstore.
 			return nil // applied before
 		}
 	}
-	upsertHourly, upsertDaily := db.upserts()
-	hourly, err := tx.PrepareContext(ctx, upsertHourly)
-	if err != nil {
-		return err
-	}
-	defer hourly.Close()
-	daily, err := tx.PrepareContext(ctx, upsertDaily)
-	if err != nil {
-		return err
-	}
-	defer daily.Close()
-	for _, d := range deltas {
-		if _, err := hourly.ExecContext(ctx, d.KeyHash, d.Hour, d.APIID, d.Code, d.Hits, d.Success, d.Errors,
-			d.LastHit, d.LatencyUS, d.LatencyCount); err != nil {
+	hourly, daily := mergeDeltas(deltas, 1), mergeDeltas(deltas, 24)
+	if db.pg {
+		if err := upsertUnnest(ctx, tx, "hits_hourly", "hour", hourly); err != nil {
 			return err
 		}
-		if _, err := daily.ExecContext(ctx, d.KeyHash, d.Hour/24, d.APIID, d.Code, d.Hits, d.Success, d.Errors,
-			d.LastHit, d.LatencyUS, d.LatencyCount); err != nil {
+		if err := upsertUnnest(ctx, tx, "hits_daily", "day", daily); err != nil {
 			return err
+		}
+		return tx.Commit()
+	}
+	upsertHourly, upsertDaily := db.upserts()
+	for _, u := range []struct {
+		query string
+		rows  []portalstore.HitDelta
+	}{{upsertHourly, hourly}, {upsertDaily, daily}} {
+		stmt, err := tx.PrepareContext(ctx, u.query)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, d := range u.rows {
+			if _, err := stmt.ExecContext(ctx, d.KeyHash, d.Hour, d.APIID, d.Code, d.Hits, d.Success, d.Errors,
+				d.LastHit, d.LatencyUS, d.LatencyCount); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()
+}
+
+// mergeDeltas sums the deltas that fall on one row of a table whose time
+// unit is per hours: 1 for hits_hourly, 24 for hits_daily. The Hour member
+// of the result holds that table's time value.
+func mergeDeltas(deltas []portalstore.HitDelta, per int64) []portalstore.HitDelta {
+	type rowKey struct {
+		key, api string
+		t        int64
+		code     int
+	}
+	index := make(map[rowKey]int, len(deltas))
+	out := make([]portalstore.HitDelta, 0, len(deltas))
+	for _, d := range deltas {
+		k := rowKey{d.KeyHash, d.APIID, floorDiv(d.Hour, per), d.Code}
+		i, ok := index[k]
+		if !ok {
+			index[k] = len(out)
+			d.Hour = k.t
+			out = append(out, d)
+			continue
+		}
+		m := &out[i]
+		m.Hits += d.Hits
+		m.Success += d.Success
+		m.Errors += d.Errors
+		m.LastHit = max(m.LastHit, d.LastHit)
+		m.LatencyUS += d.LatencyUS
+		m.LatencyCount += d.LatencyCount
+	}
+	return out
+}
+
+// upsertUnnest adds rows to a PostgreSQL counter table in one statement:
+// the rows travel as arrays, one round trip whatever their number.
+func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []portalstore.HitDelta) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	keys, apis := make([]string, n), make([]string, n)
+	ts, codes, hits, success, errs, last, lat, latN := make([]int64, n), make([]int64, n), make([]int64, n),
+		make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, d := range rows {
+		keys[i], apis[i], ts[i], codes[i] = d.KeyHash, d.APIID, d.Hour, int64(d.Code)
+		hits[i], success[i], errs[i], last[i], lat[i], latN[i] = d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount
+	}
+	_, err := tx.Tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
+	hits = %[1]s.hits + excluded.hits,
+	success = %[1]s.success + excluded.success,
+	errors = %[1]s.errors + excluded.errors,
+	last_hit = GREATEST(%[1]s.last_hit, excluded.last_hit),
+	latency_us = %[1]s.latency_us + excluded.latency_us,
+	latency_count = %[1]s.latency_count + excluded.latency_count`, table, col),
+		keys, ts, apis, codes, hits, success, errs, last, lat, latN)
+	return err
 }
 
 func validDelta(d *portalstore.HitDelta) error {

@@ -84,6 +84,20 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("OneSeriesTwiceInABatch", func(t *testing.T) {
+		s := newStore(t)
+		d := delta("k1", "a", hour, 200, 3)
+		if err := s.AddHits(ctx, "", []portalstore.HitDelta{d, delta("k1", "a", hour+1, 200, 2), d}); err != nil {
+			t.Fatal(err)
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResHour}); got != "2017-08-09 12:00:00 c200 6/6/0; 2017-08-09 13:00:00 c200 2/2/0" {
+			t.Errorf("hourly: %s", got)
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 8/8/0" {
+			t.Errorf("daily: %s", got)
+		}
+	})
+
 	t.Run("BatchAppliedOnce", func(t *testing.T) {
 		s := newStore(t)
 		d := []portalstore.HitDelta{delta("k1", "a", hour, 200, 5)}

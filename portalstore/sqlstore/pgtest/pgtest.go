@@ -235,13 +235,8 @@ func (c *Cluster) halt() {
 // it is dropped when the test ends.
 func (c *Cluster) NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.next.Add(1))
-	admin, err := sql.Open("pgx", c.URL)
+	url, name, err := c.CreateDatabase()
 	if err != nil {
-		tb.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -252,5 +247,21 @@ func (c *Cluster) NewDatabase(tb testing.TB) string {
 		defer admin.Close()
 		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 	})
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, name)
+	return url
+}
+
+// CreateDatabase creates an empty database that lives as long as the
+// cluster (for fixtures shared by several tests or benchmark runs) and
+// returns its URL and name.
+func (c *Cluster) CreateDatabase() (url, name string, err error) {
+	name = fmt.Sprintf("t%d_%d", os.Getpid(), c.next.Add(1))
+	admin, err := sql.Open("pgx", c.URL)
+	if err != nil {
+		return "", "", err
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, name), name, nil
 }

@@ -161,7 +161,7 @@ func validDelta(d *portalstore.HitDelta) error {
 // PruneHitBatches forgets batch ids applied before t: a writer retries for
 // seconds, not days.
 func (db *DB) PruneHitBatches(ctx context.Context, before time.Time) error {
-	_, err := db.wdb.ExecContext(ctx, db.q(`DELETE FROM hit_batches WHERE applied_at < ?`), before.Unix())
+	_, err := db.wdb.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
 	return err
 }
 
@@ -195,7 +195,7 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		}
 	}
 	fmt.Fprintf(&sb, ` GROUP BY %s, code ORDER BY %[1]s, code`, col)
-	rows, err := db.rdb.QueryContext(ctx, db.q(sb.String()), args...)
+	rows, err := db.rdb.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -358,7 +358,7 @@ func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
 // ApproveKeyRequest approves request id.
 func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Approval, error) {
 	var policy string
-	if err := db.rdb.QueryRowContext(ctx, db.q(`SELECT for_plan FROM key_requests WHERE id = ?`), id).Scan(&policy); errors.Is(err, sql.ErrNoRows) {
+	if err := db.rdb.QueryRowContext(ctx, `SELECT for_plan FROM key_requests WHERE id = ?`, id).Scan(&policy); errors.Is(err, sql.ErrNoRows) {
 		return nil, errKeyRequestNotFound
 	} else if err != nil {
 		return nil, err

@@ -355,7 +355,7 @@ func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
 // Setting returns a stored setting; ENOTFOUND if absent.
 func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := db.rdb.QueryRowContext(ctx, db.q(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
+	err := db.rdb.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", portalstore.Errorf(portalstore.ENOTFOUND, "Setting %s is not set", name)
 	}
@@ -381,7 +381,7 @@ func (db *DB) InitSetting(ctx context.Context, name, value string) (string, erro
 
 // PutSetting sets name to value.
 func (db *DB) PutSetting(ctx context.Context, name, value string) error {
-	_, err := db.wdb.ExecContext(ctx, db.q(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
+	_, err := db.wdb.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return err
 }
 

@@ -45,20 +45,15 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusNotFound, "analytics are off")
 		return
 	}
-	if s.HitsSecret != "" {
-		if !bearerMatches(ctx, &s.hitsSecret) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens hits"`)
-			jsonError(ctx, fasthttp.StatusUnauthorized, "a valid Bearer secret is required")
-			s.outcomes["hits"][outUnauthzd].observe(ctx.ConnID(), start)
-			return
-		}
+	if !s.requireBearer(ctx, epHits, s.HitsSecret, &s.hitsSecret, "keylens hits", "a valid Bearer secret is required", start) {
+		return
 	}
 	// A writer that retries a batch whose answer it lost names it; a
 	// batch seen in the last minutes is acknowledged, not counted again.
 	batch := ctx.Request.Header.Peek("X-Keylens-Batch")
 	if len(batch) > 256 {
 		jsonError(ctx, fasthttp.StatusBadRequest, "X-Keylens-Batch is too long")
-		s.outcomes["hits"][outBad].observe(ctx.ConnID(), start)
+		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	var batchKey [32]byte
@@ -67,14 +62,14 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		if _, seen := s.batches.Get(batchKey, start.UnixNano(), ctx.ConnID()); seen {
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)
-			s.outcomes["hits"][outOK].observe(ctx.ConnID(), start)
+			s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
 			return
 		}
 	}
 	in, err := parseHits(ctx.PostBody(), start)
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
-		s.outcomes["hits"][outBad].observe(ctx.ConnID(), start)
+		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	var n, dropped int64
@@ -95,7 +90,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetContentType("application/json")
 	fmt.Fprintf(ctx, `{"recorded":%d,"dropped":%d}`, n, dropped)
-	s.outcomes["hits"][outOK].observe(ctx.ConnID(), start)
+	s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
 }
 
 // parseHits decodes and checks a POST /hits body, replacing raw keys by

@@ -48,18 +48,42 @@ type Server struct {
 	secret     [32]byte
 	hitsSecret [32]byte
 	batches    *cache.Cache[struct{}] // X-Keylens-Batch ids recently counted
-	outcomes   map[string]map[string]outcome
+	outcomes   [numEndpoints][numResults]outcome
 	metrics    fasthttp.RequestHandler
 }
 
-// Endpoints and outcomes, as they appear in metrics.
+// Endpoints and the outcomes of a request, indexes into Server.outcomes, so
+// that counting a request looks nothing up; their names are the metrics'
+// labels.
+type (
+	endpoint int
+	result   int
+)
+
 const (
-	outOK         = "ok"
-	outUnknown    = "unknown"
-	outInactive   = "inactive"
-	outBad        = "bad_request"
-	outUnauthzd   = "unauthorized"
-	outError      = "error"
+	epAuth endpoint = iota
+	epDeveloper
+	epIntrospect
+	epHits
+	numEndpoints
+)
+
+const (
+	outOK result = iota
+	outUnknown
+	outInactive
+	outBad
+	outUnauthzd
+	outError
+	numResults
+)
+
+var (
+	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits"}
+	resultNames   = [numResults]string{"ok", "unknown", "inactive", "bad_request", "unauthorized", "error"}
+)
+
+const (
 	maxHeaderSize = 16 << 10
 	maxBodySize   = 1 << 20 // a POST /hits batch of some 8,000 hits; far more than a form
 )
@@ -81,11 +105,9 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
 	s.batches = cache.New[struct{}](100000, int64(10*time.Minute), nil)
-	s.outcomes = map[string]map[string]outcome{}
-	for _, ep := range []string{"developer", "introspect", "auth", "hits"} {
-		s.outcomes[ep] = map[string]outcome{}
-		for _, o := range []string{outOK, outUnknown, outInactive, outBad, outUnauthzd, outError} {
-			s.outcomes[ep][o] = s.m.outcome(ep, o)
+	for ep := range numEndpoints {
+		for o := range numResults {
+			s.outcomes[ep][o] = s.m.outcome(endpointNames[ep], resultNames[o])
 		}
 	}
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
@@ -180,7 +202,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
-	if out, ok := s.refuse(ctx, "auth", e, err); !ok {
+	if out, ok := s.refuse(ctx, epAuth, e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
 	}
@@ -190,25 +212,25 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start))
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
-	s.outcomes["auth"][outOK].observe(ctx.ConnID(), start)
+	s.outcomes[epAuth][outOK].observe(ctx.ConnID(), start)
 }
 
 // developer answers the identity JSON of the key in the key header.
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
-	if out, ok := s.refuse(ctx, "developer", e, err); !ok {
+	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(e.JSON())
-	s.outcomes["developer"][outOK].observe(ctx.ConnID(), start)
+	s.outcomes[epDeveloper][outOK].observe(ctx.ConnID(), start)
 }
 
 // refuse answers a request that resolved to no usable identity, and reports
 // the outcome; ok is true when e is usable.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep string, e *Entry, err error) (outcome, bool) {
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep endpoint, e *Entry, err error) (outcome, bool) {
 	switch {
 	case err == nil && !e.Inactive:
 		return outcome{}, true
@@ -219,7 +241,7 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep string, e *Entry, err error
 		jsonError(ctx, fasthttp.StatusUnauthorized, "unknown or missing key")
 		return s.outcomes[ep][outUnknown], false
 	default:
-		s.Logger.Error("resolving a credential failed", "endpoint", ep, "err", err)
+		s.Logger.Error("resolving a credential failed", "endpoint", endpointNames[ep], "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "key store unavailable")
 		return s.outcomes[ep][outError], false
 	}
@@ -245,23 +267,18 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if s.IntrospectSecret != "" {
-		if !bearerMatches(ctx, &s.secret) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="keylens introspection"`)
-			jsonError(ctx, fasthttp.StatusUnauthorized, "invalid_client")
-			s.outcomes["introspect"][outUnauthzd].observe(ctx.ConnID(), start)
-			return
-		}
+	if !s.requireBearer(ctx, epIntrospect, s.IntrospectSecret, &s.secret, "keylens introspection", "invalid_client", start) {
+		return
 	}
 	if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: send token as application/x-www-form-urlencoded")
-		s.outcomes["introspect"][outBad].observe(ctx.ConnID(), start)
+		s.outcomes[epIntrospect][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	token := ctx.PostArgs().Peek("token")
 	if len(token) == 0 {
 		jsonError(ctx, fasthttp.StatusBadRequest, "invalid_request: token is required")
-		s.outcomes["introspect"][outBad].observe(ctx.ConnID(), start)
+		s.outcomes[epIntrospect][outBad].observe(ctx.ConnID(), start)
 		return
 	}
 	e, err := s.Resolver.ResolveAt(ctx, token, start)
@@ -269,16 +286,16 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	case err == nil && !e.Inactive:
 	case err == nil:
 		ctx.SetBody(inactiveBody)
-		s.outcomes["introspect"][outInactive].observe(ctx.ConnID(), start)
+		s.outcomes[epIntrospect][outInactive].observe(ctx.ConnID(), start)
 		return
 	case errors.Is(err, ErrUnknown):
 		ctx.SetBody(inactiveBody)
-		s.outcomes["introspect"][outUnknown].observe(ctx.ConnID(), start)
+		s.outcomes[epIntrospect][outUnknown].observe(ctx.ConnID(), start)
 		return
 	default:
 		s.Logger.Error("introspection failed", "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "temporarily_unavailable")
-		s.outcomes["introspect"][outError].observe(ctx.ConnID(), start)
+		s.outcomes[epIntrospect][outError].observe(ctx.ConnID(), start)
 		return
 	}
 	id := e.Identity()
@@ -287,7 +304,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, TokenType: "access_token", Identity: id,
 	})
 	ctx.SetBody(body)
-	s.outcomes["introspect"][outOK].observe(ctx.ConnID(), start)
+	s.outcomes[epIntrospect][outOK].observe(ctx.ConnID(), start)
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
@@ -301,6 +318,19 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ctx.SetBodyString(`{"status":"ok"}`)
+}
+
+// requireBearer lets the request through when no secret is configured or
+// it presents the secret (whose SHA-256 is hash); otherwise it answers 401
+// with a WWW-Authenticate challenge for realm, counts it, and reports false.
+func (s *Server) requireBearer(ctx *fasthttp.RequestCtx, ep endpoint, secret string, hash *[32]byte, realm, msg string, start time.Time) bool {
+	if secret == "" || bearerMatches(ctx, hash) {
+		return true
+	}
+	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	jsonError(ctx, fasthttp.StatusUnauthorized, msg)
+	s.outcomes[ep][outUnauthzd].observe(ctx.ConnID(), start)
+	return false
 }
 
 // bearerMatches reports whether the request carries "Authorization: Bearer

@@ -210,3 +210,24 @@ func TestHitsFromRawKeysReachDeveloperUsage(t *testing.T) {
 		t.Error("/metrics contains a raw key")
 	}
 }
+
+// TestHitsSecret: with --hits-secret, POST /hits needs it as a Bearer
+// token, compared in constant time; without it nothing is recorded.
+func TestHitsSecret(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_HITS_SECRET=gateway-hits-secret"})
+	body := `[{"key":"add2b342","api_id":"a","code":200}]`
+	for name, auth := range map[string]string{"none": "", "wrong": "Bearer nope", "raw secret": "gateway-hits-secret"} {
+		r := in.sidecar("POST", "/hits", strings.NewReader(body), map[string]string{"Authorization": auth})
+		if r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	r := in.sidecar("POST", "/hits", strings.NewReader(body), map[string]string{"Authorization": "Bearer gateway-hits-secret"})
+	if r.Status != 200 || string(r.Body) != `{"recorded":1,"dropped":0}` {
+		t.Errorf("with the secret: %d %s", r.Status, r.Body)
+	}
+	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
+	if !strings.Contains(metrics, `keylens_sidecar_requests_total{endpoint="hits",outcome="unauthorized"} 3`) {
+		t.Error("refused /hits requests not counted as unauthorized")
+	}
+}

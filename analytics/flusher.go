@@ -57,7 +57,7 @@ func NewFlusher(rec *Recorder, sink Sink, o FlusherOptions) *Flusher {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	f := &Flusher{rec: rec, sink: sink, opts: o, m: o.Metrics, writer: hex.EncodeToString(b[:])}
-	o.Metrics.watch(rec, f)
+	o.Metrics.watch(rec)
 	return f
 }
 

@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 	return m
 }
 
-func (m *Metrics) watch(r *Recorder, _ *Flusher) {
+func (m *Metrics) watch(r *Recorder) {
 	m.mu.Lock()
 	m.recorder = r
 	m.mu.Unlock()

@@ -87,29 +87,23 @@ func TestAggregateAnalyticsSeedCall(t *testing.T) {
 	if r := seed.Data[0]; r.LastHit != "2017-08-09T12:31:02Z" || r.RequestTime != 14 {
 		t.Errorf("last_hit %s, request_time %v; want 2017-08-09T12:31:02Z and (6×10+4×20)/10 = 14", r.LastHit, r.RequestTime)
 	}
-	// Without the API filter the other API's 404 counts too: 13 hits, 3
-	// errors, as in the seed's answer.
-	all := get("/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?p=-1&res=day")
-	if got, want := rowsOf(all), "9/8/2017 h0 c200: 13 10 3; 12/8/2017 h0 c200: 5 5 0"; got != want {
-		t.Errorf("all APIs:\n got %s\nwant %s", got, want)
-	}
-	// Zero-padded dates; hours; status codes apart; months.
-	hours := get("/api/activity/keys/aggregate/add2b342,5f1d9603/09/08/2017/09/08/2017?res=hour&p=-1")
-	if got, want := rowsOf(hours), "9/8/2017 h9 c200: 6 6 0; 9/8/2017 h10 c404: 1 0 1; 9/8/2017 h12 c200: 6 4 2"; got != want {
-		t.Errorf("res=hour:\n got %s\nwant %s", got, want)
-	}
-	byCode := get("/api/activity/keys/aggregate/add2b342,5f1d9603/9/8/2017/9/8/2017?by_code=true")
-	if got, want := rowsOf(byCode), "9/8/2017 h0 c200: 10 10 0; 9/8/2017 h0 c404: 1 0 1; 9/8/2017 h0 c500: 2 0 2"; got != want {
-		t.Errorf("by_code:\n got %s\nwant %s", got, want)
-	}
-	month := get("/api/activity/keys/aggregate/add2b342,5f1d9603/1/8/2017/31/8/2017?res=month")
-	if got, want := rowsOf(month), "0/8/2017 h0 c200: 28 25 3"; got != want {
-		t.Errorf("res=month:\n got %s\nwant %s", got, want)
-	}
-	// The single-key route.
-	one := get("/api/activity/keys/5f1d9603/9/8/2017/9/8/2017")
-	if got, want := rowsOf(one), "9/8/2017 h0 c200: 6 4 2"; got != want {
-		t.Errorf("single key:\n got %s\nwant %s", got, want)
+	for _, c := range []struct{ name, path, want string }{
+		// Without the API filter the other API's 404 counts too: 13
+		// hits, 3 errors, as in the seed's answer.
+		{"all APIs", "/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?p=-1&res=day",
+			"9/8/2017 h0 c200: 13 10 3; 12/8/2017 h0 c200: 5 5 0"},
+		{"res=hour, zero-padded dates", "/api/activity/keys/aggregate/add2b342,5f1d9603/09/08/2017/09/08/2017?res=hour&p=-1",
+			"9/8/2017 h9 c200: 6 6 0; 9/8/2017 h10 c404: 1 0 1; 9/8/2017 h12 c200: 6 4 2"},
+		{"by_code", "/api/activity/keys/aggregate/add2b342,5f1d9603/9/8/2017/9/8/2017?by_code=true",
+			"9/8/2017 h0 c200: 10 10 0; 9/8/2017 h0 c404: 1 0 1; 9/8/2017 h0 c500: 2 0 2"},
+		{"res=month", "/api/activity/keys/aggregate/add2b342,5f1d9603/1/8/2017/31/8/2017?res=month",
+			"0/8/2017 h0 c200: 28 25 3"},
+		{"single key", "/api/activity/keys/5f1d9603/9/8/2017/9/8/2017",
+			"9/8/2017 h0 c200: 6 4 2"},
+	} {
+		if got := rowsOf(get(c.path)); got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
+		}
 	}
 	// Paging: 10 rows a page.
 	paged := get("/api/activity/keys/aggregate/add2b342/1/8/2017/31/8/2017?res=hour&p=1")

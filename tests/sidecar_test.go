@@ -276,7 +276,10 @@ func TestSeparateSidecarProcess(t *testing.T) {
 	}
 }
 
-// startLoneSidecar runs `keylens sidecar` with args and returns its URL.
+// startLoneSidecar runs `keylens sidecar` with args and returns its URL once
+// /healthz says it follows the change feed, as a readiness probe would: the
+// sidecar drops what it cached before it knew where the feed stood, so a
+// test that relies on a cached answer must not start earlier.
 func startLoneSidecar(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(keylensBin, append([]string{"sidecar", "--sidecar-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
@@ -296,13 +299,18 @@ func startLoneSidecar(t *testing.T, args ...string) string {
 			}
 		}
 	}()
+	var base string
 	select {
 	case a := <-addr:
-		return "http://" + a
+		base = "http://" + a
 	case <-time.After(30 * time.Second):
 		t.Fatal("keylens sidecar did not start")
-		return ""
 	}
+	waitUntil(t, "the sidecar follows the change feed", func() bool {
+		req, _ := http.NewRequest("GET", base+"/healthz", nil)
+		return send(t, req).Status == 200
+	})
+	return base
 }
 
 // TestSidecarAgainstPortal runs `keylens sidecar --portal`, which reads
@@ -343,7 +351,6 @@ func TestSidecarAgainstPortal(t *testing.T) {
 		req, _ := http.NewRequest("GET", base+"/healthz", nil)
 		return send(t, req).Status
 	}
-	waitUntil(t, "the lone sidecar reports healthy", func() bool { return health() == 200 })
 
 	// Hits counted by the lone sidecar are stored through the portal.
 	req, _ := http.NewRequest("POST", base+"/hits", strings.NewReader(`[{"key":"`+raw+`","api_id":"api-token","code":200,"count":7}]`))

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +23,8 @@ var (
 
 // Client asks a keylens sidecar who a key belongs to, caching answers in
 // process: found identities for TTL, unknown and inactive answers for
-// NegativeTTL. The cache is keyed by a SHA-256 of the credential, so it
-// holds no raw key. Safe for concurrent use.
+// NegativeTTL. The cache is keyed by a keyed hash of the credential
+// (cache.Key), so it holds no raw key. Safe for concurrent use.
 type Client struct {
 	base   string
 	http   *http.Client
@@ -71,7 +70,7 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	if credential == "" {
 		return nil, ErrUnknownKey
 	}
-	k := sha256.Sum256([]byte(credential))
+	k := cache.KeyOfString(credential)
 	now := time.Now().UnixNano()
 	if id, ok := c.cache.Get(k, now, 0); ok {
 		if (*id).Expires == 0 || (*id).Expires > now/1e9 {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"net/textproto"
 	"strings"
-	"unsafe"
 
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/cache"
@@ -32,8 +30,8 @@ type metaPair struct {
 	value interface{} // boxed once, so that setting it allocates nothing
 }
 
-// resolver caches entries over the sidecar, keyed by a SHA-256 of the
-// credential: it holds no raw key.
+// resolver caches entries over the sidecar, keyed by a keyed hash of the
+// credential (cache.Key): it holds no raw key.
 type resolver struct {
 	client  *identity.Client
 	names   identity.HeaderNames
@@ -55,7 +53,7 @@ func newResolver(s settings) *resolver {
 // resolve returns the entry of credential: an identity, or an entry whose
 // err says unknown or inactive. Other errors are failures to ask.
 func (r *resolver) resolve(ctx context.Context, credential string, hint uint64) (*entry, error) {
-	k := sum256(credential)
+	k := cache.KeyOfString(credential)
 	now := nowNano()
 	if e, ok := r.found.Get(k, now, hint); ok {
 		if e.id.Expires == 0 || e.id.Expires > now/1e9 {
@@ -171,13 +169,6 @@ func injectHeaders(h http.Header, e *entry) {
 	for i, hd := range e.headers {
 		h[hd.Name] = e.values[i]
 	}
-}
-
-// sum256 hashes s without copying it: sha256.Sum256 only reads its input,
-// so viewing the string's bytes in place is safe, and it spares a heap copy
-// of the raw key on every request.
-func sum256(s string) [32]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // setMeta adds e's metadata to meta; unless overwrite is set, keys already

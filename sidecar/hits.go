@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens/identity/cache"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -56,9 +56,9 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	var batchKey [32]byte
+	var batchKey cache.Key
 	if len(batch) > 0 {
-		batchKey = sha256.Sum256(batch)
+		batchKey = cache.KeyOf(batch)
 		if _, seen := s.batches.Get(batchKey, start.UnixNano(), ctx.ConnID()); seen {
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)

@@ -10,7 +10,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -111,8 +110,8 @@ type Resolver struct {
 	// Indexes for invalidation. Almost every key has one cached credential
 	// and every developer a few keys, so small slices beat nested maps.
 	mu     sync.Mutex
-	byHash map[string][][32]byte // key hash → cache keys
-	byDev  map[string][]string   // developer id → key hashes
+	byHash map[string][]cache.Key // key hash → cache keys
+	byDev  map[string][]string    // developer id → key hashes
 }
 
 // NewResolver returns a resolver over store.
@@ -136,7 +135,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics,
-		byHash: map[string][][32]byte{}, byDev: map[string][]string{}}
+		byHash: map[string][]cache.Key{}, byDev: map[string][]string{}}
 	r.cache = cache.New(o.Size, int64(o.TTL), r.evicted)
 	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	return r
@@ -153,7 +152,7 @@ func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, erro
 // ResolveAt is Resolve for a request that read the clock already (at t):
 // a clock read costs tens of nanoseconds on some virtual machines.
 func (r *Resolver) ResolveAt(ctx context.Context, credential []byte, t time.Time) (*Entry, error) {
-	ck := sha256.Sum256(credential)
+	ck := cache.KeyOf(credential)
 	now := t.UnixNano()
 	var conn uint64 // spreads the hit counter's stripes
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
@@ -375,7 +374,7 @@ func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int
 }
 
 // add caches e under ck and indexes it for invalidation.
-func (r *Resolver) add(ck [32]byte, e *Entry, now int64) {
+func (r *Resolver) add(ck cache.Key, e *Entry, now int64) {
 	r.mu.Lock()
 	hash, dev := e.KeyID, e.DeveloperID
 	if !slices.Contains(r.byHash[hash], ck) {
@@ -389,12 +388,12 @@ func (r *Resolver) add(ck [32]byte, e *Entry, now int64) {
 }
 
 // evicted keeps the indexes in step with the cache.
-func (r *Resolver) evicted(ck [32]byte, e *Entry) {
+func (r *Resolver) evicted(ck cache.Key, e *Entry) {
 	r.m.cacheEvictions.Inc()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	hash, dev := e.KeyID, e.DeveloperID
-	cks := slices.DeleteFunc(r.byHash[hash], func(c [32]byte) bool { return c == ck })
+	cks := slices.DeleteFunc(r.byHash[hash], func(c cache.Key) bool { return c == ck })
 	if len(cks) > 0 {
 		r.byHash[hash] = cks
 		return

@@ -39,7 +39,7 @@ const hitsSkew = time.Hour
 // counted and will be stored by the next flush (within a second) or on
 // shutdown.
 func (s *Server) hits(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := now()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if s.Recorder == nil {
 		jsonError(ctx, fasthttp.StatusNotFound, "analytics are off")
@@ -59,14 +59,14 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	var batchKey cache.Key
 	if len(batch) > 0 {
 		batchKey = cache.KeyOf(batch)
-		if _, seen := s.batches.Get(batchKey, start.UnixNano(), ctx.ConnID()); seen {
+		if _, seen := s.batches.Get(batchKey, start.wall, ctx.ConnID()); seen {
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)
 			s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
 			return
 		}
 	}
-	in, err := parseHits(ctx.PostBody(), start)
+	in, err := parseHits(ctx.PostBody(), start.Time())
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
@@ -86,7 +86,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if len(batch) > 0 {
-		s.batches.Add(batchKey, struct{}{}, start.UnixNano())
+		s.batches.Add(batchKey, struct{}{}, start.wall)
 	}
 	ctx.SetContentType("application/json")
 	fmt.Fprintf(ctx, `{"recorded":%d,"dropped":%d}`, n, dropped)

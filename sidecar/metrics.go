@@ -110,8 +110,8 @@ type outcomeStripes struct {
 }
 
 // observe counts a request that started at start, on connection conn.
-func (o outcome) observe(conn uint64, start time.Time) {
-	d := time.Since(start)
+func (o outcome) observe(conn uint64, start stamp) {
+	d := start.elapsed()
 	st := &o.s[conn&(stripes-1)]
 	st.count.Add(1)
 	st.sumNS.Add(uint64(max(d, 0)))

@@ -146,14 +146,13 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 // is an entry (Inactive set for a deactivated developer), ErrUnknown, or a
 // store failure. A cache hit allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
-	return r.ResolveAt(ctx, credential, time.Now())
+	return r.resolveAt(ctx, credential, now().wall)
 }
 
-// ResolveAt is Resolve for a request that read the clock already (at t):
-// a clock read costs tens of nanoseconds on some virtual machines.
-func (r *Resolver) ResolveAt(ctx context.Context, credential []byte, t time.Time) (*Entry, error) {
+// resolveAt is Resolve for a request that read the clock already: now is
+// its wall time in UnixNano.
+func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) (*Entry, error) {
 	ck := cache.KeyOf(credential)
-	now := t.UnixNano()
 	var conn uint64 // spreads the hit counter's stripes
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		conn = rc.ConnID()

@@ -200,8 +200,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 // copies nothing from the request into the response, so a client's own
 // identity headers can never come back as if they were keylens's.
 func (s *Server) auth(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
+	start := now()
+	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
 	if out, ok := s.refuse(ctx, epAuth, e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -209,7 +209,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	e.eachHeader(h.SetCanonical)
 	if s.Signer != nil && len(s.assertN) > 0 {
-		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start))
+		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start.Time()))
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	s.outcomes[epAuth][outOK].observe(ctx.ConnID(), start)
@@ -217,8 +217,8 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 
 // developer answers the identity JSON of the key in the key header.
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	e, err := s.Resolver.ResolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start)
+	start := now()
+	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
 	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -264,7 +264,7 @@ var inactiveBody = []byte(`{"active":false}`)
 // introspect is RFC 7662 token introspection: form token=…; an active key
 // answers active with its developer; anything else exactly {"active":false}.
 func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := now()
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if !s.requireBearer(ctx, epIntrospect, s.IntrospectSecret, &s.secret, "keylens introspection", "invalid_client", start) {
@@ -281,7 +281,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epIntrospect][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	e, err := s.Resolver.ResolveAt(ctx, token, start)
+	e, err := s.Resolver.resolveAt(ctx, token, start.wall)
 	switch {
 	case err == nil && !e.Inactive:
 	case err == nil:
@@ -323,7 +323,7 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 // requireBearer lets the request through when no secret is configured or
 // it presents the secret (whose SHA-256 is hash); otherwise it answers 401
 // with a WWW-Authenticate challenge for realm, counts it, and reports false.
-func (s *Server) requireBearer(ctx *fasthttp.RequestCtx, ep endpoint, secret string, hash *[32]byte, realm, msg string, start time.Time) bool {
+func (s *Server) requireBearer(ctx *fasthttp.RequestCtx, ep endpoint, secret string, hash *[32]byte, realm, msg string, start stamp) bool {
 	if secret == "" || bearerMatches(ctx, hash) {
 		return true
 	}

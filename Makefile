@@ -64,7 +64,7 @@ bench:
 	$(GO) test -run=NONE -bench='Flush1M|FlushTwoWriters' -benchtime=3x -count 3 ./analytics/
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
 	cd plugin && GOWORK=$(PLUGIN_WORK) $(GO) test -run=NONE -bench=. -count 5 .
-	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 7 -duration 5s
+	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 41 -duration 1s
 
 docker:
 	docker build -t keylens:$(VERSION) .

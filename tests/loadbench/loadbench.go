@@ -76,22 +76,27 @@ func (r *Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d rounds x %v per scenario, %d connections, %d developers (median of rounds)\n",
 		r.Options.Rounds, r.Options.Duration, r.Options.Conns, r.Options.Developers)
-	fmt.Fprintf(&b, "%-22s %12s %10s %10s %12s %10s %10s\n", "scenario", "req/s", "p50", "p99", "cpu/req", "vs bare", "paired")
+	fmt.Fprintf(&b, "%-22s %12s %10s %10s %12s %10s %10s %14s\n", "scenario", "req/s", "p50", "p99", "cpu/req", "vs bare", "paired", "paired IQR")
 	for _, sc := range r.Scenarios {
 		m := r.Median(sc)
 		// The twin: "sidecar, X" is compared with "bare, X".
 		twin := "bare" + sc[strings.IndexByte(sc, ','):]
 		bare := r.Median(twin)
-		fmt.Fprintf(&b, "%-22s %12.0f %10v %10v %12v %10.3f %10.3f\n", sc, m.RPS, m.P50.Round(time.Microsecond),
-			m.P99.Round(time.Microsecond), m.CPUPerRequest.Round(100*time.Nanosecond), m.RPS/bare.RPS, r.PairedRatio(sc, twin))
+		q1, med, q3 := r.PairedQuartiles(sc, twin)
+		fmt.Fprintf(&b, "%-22s %12.0f %10v %10v %12v %10.3f %10.3f %14s\n", sc, m.RPS, m.P50.Round(time.Microsecond),
+			m.P99.Round(time.Microsecond), m.CPUPerRequest.Round(100*time.Nanosecond), m.RPS/bare.RPS, med,
+			fmt.Sprintf("%.3f-%.3f", q1, q3))
 	}
-	b.WriteString("vs bare: ratio of the median req/s; paired: median of each round's ratio to its twin, measured\nmoments apart, which cancels most of the machine's drift between rounds\n")
+	b.WriteString("vs bare: ratio of the median req/s; paired: median of each round's ratio to its twin, measured\n" +
+		"moments apart (in ABBA order), which cancels most of the machine's drift between rounds;\n" +
+		"paired IQR: the middle half of those per-round ratios, the spread one round's answer has\n")
 	return b.String()
 }
 
-// PairedRatio is the median over rounds of scenario's req/s divided by its
-// twin's in the same round.
-func (r *Report) PairedRatio(scenario, twin string) float64 {
+// PairedQuartiles are the quartiles over rounds of scenario's req/s
+// divided by its twin's in the same round: the median is the paired ratio,
+// the others show how far one round's answer strays.
+func (r *Report) PairedQuartiles(scenario, twin string) (q1, median, q3 float64) {
 	s, t := r.Samples[scenario], r.Samples[twin]
 	var v []float64
 	for i := range min(len(s), len(t)) {
@@ -100,10 +105,10 @@ func (r *Report) PairedRatio(scenario, twin string) float64 {
 		}
 	}
 	if len(v) == 0 {
-		return 0
+		return 0, 0, 0
 	}
 	slices.Sort(v)
-	return v[len(v)/2]
+	return v[len(v)/4], v[len(v)/2], v[len(v)*3/4]
 }
 
 // Run seeds a store, starts the sidecar and the bare server, and measures.
@@ -166,7 +171,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Scenarios = append(rep.Scenarios, sc.name)
 	}
 	for round := 1; round <= o.Rounds; round++ {
-		for _, sc := range scenarios {
+		// Scenarios come in (bare, sidecar) pairs. Even rounds run each pair
+		// the other way round (ABBA), so that a machine speeding up or
+		// slowing down across a pair favours neither side.
+		order := slices.Clone(scenarios)
+		if round%2 == 0 {
+			for i := 0; i+1 < len(order); i += 2 {
+				order[i], order[i+1] = order[i+1], order[i]
+			}
+		}
+		for _, sc := range order {
 			s, err := measure(sc.addr, sc.path, sc.pid, sc.key, o.Duration, o.Conns)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc.name, err)

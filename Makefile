@@ -57,7 +57,8 @@ fuzz:
 
 ## bench: resolver and analytics benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
 bench:
-	$(GO) test -run=NONE -bench='ResolveHit' -cpu 1,2 -count 5 ./sidecar/
+	$(GO) test -run=NONE -bench='ResolveHit|AuthHandler' -cpu 1,2 -count 5 ./sidecar/
+	cd identity && $(GO) test -run=NONE -bench=KeyOf -count 5 ./cache/
 	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/   # SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
 	$(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./analytics/

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"testing"
@@ -60,9 +61,20 @@ func TestKeyOf(t *testing.T) {
 
 var sinkKey Key
 
+// BenchmarkKeyOf compares the cache key with the SHA-256 it replaced, on
+// a credential of the length an Authorization header usually carries.
 func BenchmarkKeyOf(b *testing.B) {
 	cred := []byte("Bearer 5e9d9544a1dcd60001d0ed20a9f8e2c1a5d04e7c8b9b2e6f3a1d7c9e")
-	for i := 0; i < b.N; i++ {
-		sinkKey = KeyOf(cred)
-	}
+	b.Run("siphash128", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			sinkKey = KeyOf(cred)
+		}
+	})
+	b.Run("sha256", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			sinkSum = sha256.Sum256(cred)
+		}
+	})
 }
+
+var sinkSum [sha256.Size]byte

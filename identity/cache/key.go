@@ -14,8 +14,8 @@ import (
 // SipHash is a pseudorandom function: without the process's key, which
 // never leaves memory, nobody can make two credentials share a Key except
 // by chance, at odds of 2⁻¹²⁸ per pair, so a credential can never be
-// answered with another's cached identity. It costs a fifth of a SHA-256
-// of a typical key, on the path of every request. Keys mean nothing
+// answered with another's cached identity. It costs about a third of a
+// SHA-256 of a typical credential, on the path of every request. Keys mean nothing
 // outside the process that made them, and the cache never holds the
 // credential itself.
 type Key [16]byte

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func openStore(t testing.TB) *sqlstore.DB {
 var day = time.Date(2017, 8, 9, 12, 31, 2, 0, time.UTC)
 
 // query returns the day rows of keys around day.
-func query(t *testing.T, db *sqlstore.DB, byCode bool, keys ...string) []portalstore.HitRow {
+func query(t testing.TB, db *sqlstore.DB, byCode bool, keys ...string) []portalstore.HitRow {
 	t.Helper()
 	rows, err := db.QueryHits(context.Background(), portalstore.HitQuery{Keys: keys,
 		From: day.AddDate(0, 0, -1), To: day.AddDate(0, 0, 2), Res: portalstore.ResDay, ByCode: byCode})
@@ -37,164 +39,321 @@ func query(t *testing.T, db *sqlstore.DB, byCode bool, keys ...string) []portals
 	return rows
 }
 
-func TestRecordFlushQuery(t *testing.T) {
-	db := openStore(t)
-	rec := analytics.NewRecorder(0)
-	f := analytics.NewFlusher(rec, db, analytics.FlusherOptions{})
-	for i := range 10 {
-		rec.Record("add2b342", "api1", day, 200, time.Duration(i)*time.Millisecond)
+// series is n hits of key on api at day answered with code.
+func series(key, api string, code int, n int64) portalstore.HitDelta {
+	d := portalstore.HitDelta{KeyHash: key, APIID: api, Hour: day.Unix() / 3600, Code: code, Hits: n, LastHit: day.UnixNano()}
+	switch {
+	case code < 300:
+		d.Success = n
+	case code >= 400:
+		d.Errors = n
 	}
-	rec.Record("add2b342", "api1", day.Add(-time.Hour), 302, -1)
-	rec.Record("5f1d9603", "api2", day, 404, -1)
-	rec.Record("5f1d9603", "api2", day, 500, -1)
-	rec.Record("5f1d9603", "api2", day, 429, -1)
-	rec.Record("other", "api1", day, 200, -1)
-	if err := f.Flush(context.Background()); err != nil {
+	return d
+}
+
+func batch(id string, s ...portalstore.HitDelta) []portalstore.HitBatch {
+	return []portalstore.HitBatch{{ID: id, Series: s}}
+}
+
+func closeCommitter(t testing.TB, c *analytics.Committer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
-	}
-	rows := query(t, db, false, "add2b342", "5f1d9603")
-	if len(rows) != 1 {
-		t.Fatalf("rows %+v, want one day", rows)
-	}
-	r := rows[0]
-	want := portalstore.HitRow{Period: time.Date(2017, 8, 9, 0, 0, 0, 0, time.UTC), Code: 200,
-		Hits: 14, Success: 10, Errors: 3, LastHit: day, LatencyMS: 4.5}
-	if r != want {
-		t.Errorf("day row\n got %+v\nwant %+v", r, want)
-	}
-	byCode := query(t, db, true, "add2b342", "5f1d9603")
-	var codes []int
-	for _, r := range byCode {
-		codes = append(codes, r.Code)
-	}
-	if fmt.Sprint(codes) != "[200 302 404 429 500]" || byCode[0].Hits != 10 || byCode[2].Errors != 1 {
-		t.Errorf("by code: %+v", byCode)
-	}
-	// A second flush adds only what came since.
-	rec.Record("add2b342", "api1", day, 200, -1)
-	if err := f.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if f.Flush(context.Background()) != nil || query(t, db, false, "add2b342")[0].Hits != 12 {
-		t.Errorf("after a second flush: %+v", query(t, db, false, "add2b342"))
-	}
-	if rec.Recorded() != 16 || rec.Dropped() != 0 {
-		t.Errorf("recorded %d, dropped %d", rec.Recorded(), rec.Dropped())
 	}
 }
 
-// flaky is a sink that fails on demand, either before storing (the store was
-// unreachable) or after (the answer was lost): either way the flusher must
-// retry, and the store must count the batch exactly once.
+func TestCommitterAcknowledgesWhatIsStored(t *testing.T) {
+	db := openStore(t)
+	c := analytics.NewCommitter(db, analytics.CommitterOptions{})
+	defer closeCommitter(t, c)
+	ctx := context.Background()
+	applied, err := c.AddHits(ctx, batch("b1", series("k1", "a", 200, 5), series("k1", "a", 404, 2)))
+	if err != nil || len(applied) != 1 || !applied[0] {
+		t.Fatalf("applied %v, %v", applied, err)
+	}
+	// Stored by the time AddHits returned: read at once, no waiting.
+	if rows := query(t, db, false, "k1"); len(rows) != 1 || rows[0].Hits != 7 || rows[0].Errors != 2 {
+		t.Fatalf("stored %+v, want 7 hits", rows)
+	}
+	// The same id again is acknowledged and not counted.
+	applied, err = c.AddHits(ctx, batch("b1", series("k1", "a", 200, 5)))
+	if err != nil || applied[0] {
+		t.Errorf("a repeated batch: applied %v, %v", applied, err)
+	}
+	if rows := query(t, db, false, "k1"); rows[0].Hits != 7 {
+		t.Errorf("a repeated batch was counted: %+v", rows)
+	}
+}
+
+func TestCommitterRefusesInvalidBatches(t *testing.T) {
+	db := openStore(t)
+	c := analytics.NewCommitter(db, analytics.CommitterOptions{})
+	defer closeCommitter(t, c)
+	bad := series("k1", "a", 200, 1)
+	bad.Success = 2
+	_, err := c.AddHits(context.Background(), append(batch("good", series("k1", "a", 200, 1)), batch("bad", series("k1", "a", 200, 1), bad)...))
+	if portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Fatalf("err %v, want EINVALID", err)
+	}
+	if rows := query(t, db, false, "k1"); len(rows) != 0 {
+		t.Errorf("a refused call stored %+v", rows)
+	}
+}
+
+// flaky fails commits on demand, before storing (the store was
+// unreachable) or after (the answer was lost).
 type flaky struct {
 	db         *sqlstore.DB
 	mu         sync.Mutex
 	failBefore int
 	failAfter  int
-	batches    []string
+	calls      int
 }
 
-func (f *flaky) AddHits(ctx context.Context, id string, d []portalstore.HitDelta) error {
+func (f *flaky) AddHits(ctx context.Context, b []portalstore.HitBatch) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.batches = append(f.batches, id)
+	f.calls++
 	if f.failBefore > 0 {
 		f.failBefore--
-		return errors.New("store unreachable")
+		return nil, errors.New("store unreachable")
 	}
-	if err := f.db.AddHits(ctx, id, d); err != nil {
-		return err
+	applied, err := f.db.AddHits(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	if f.failAfter > 0 {
 		f.failAfter--
-		return errors.New("answer lost")
+		return nil, errors.New("answer lost")
 	}
-	return nil
+	return applied, nil
 }
 
-func TestFlushRetriesWithoutDoubling(t *testing.T) {
+func TestCommitterRetriesWithoutDoubling(t *testing.T) {
 	db := openStore(t)
-	sink := &flaky{db: db, failBefore: 1, failAfter: 2}
-	rec := analytics.NewRecorder(0)
-	f := analytics.NewFlusher(rec, sink, analytics.FlusherOptions{})
-	ctx := context.Background()
-	for range 5 {
-		rec.Record("k1", "a", day, 200, -1)
+	store := &flaky{db: db, failBefore: 1, failAfter: 2}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
+	defer closeCommitter(t, c)
+	applied, err := c.AddHits(context.Background(), batch("b1", series("k1", "a", 200, 6)))
+	if err != nil || !applied[0] {
+		t.Fatalf("applied %v, %v", applied, err)
 	}
-	if f.Flush(ctx) == nil { // unreachable
-		t.Fatal("flush reported success")
+	if rows := query(t, db, false, "k1"); len(rows) != 1 || rows[0].Hits != 6 {
+		t.Errorf("stored %+v, want 6 hits exactly", rows)
 	}
-	rec.Record("k1", "a", day, 200, -1) // arrives while the batch is pending
-	if f.Flush(ctx) == nil {            // stored, answer lost
-		t.Fatal("flush reported success")
-	}
-	if f.Flush(ctx) == nil { // the retry is recognised as applied; its answer is lost again
-		t.Fatal("flush reported success")
-	}
-	if err := f.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := query(t, db, false, "k1"); len(got) != 1 || got[0].Hits != 6 {
-		t.Errorf("stored %+v, want 6 hits exactly", got)
-	}
-	// One batch sent four times (the last answered), then the hit that
-	// arrived meanwhile in a batch of its own.
-	if b := sink.batches; len(b) != 5 || b[0] != b[1] || b[1] != b[2] || b[2] != b[3] || b[3] == b[4] {
-		t.Errorf("batch ids sent: %v", b)
+	if store.calls != 4 {
+		t.Errorf("%d attempts, want 4 (unreachable, lost, lost, answered)", store.calls)
 	}
 }
 
-func TestRecorderBoundsSeries(t *testing.T) {
-	rec := analytics.NewRecorder(3)
-	for i := range 5 {
-		rec.Record(fmt.Sprint("key", i), "a", day, 200, -1)
+func TestCommitterTellsWritersToRetry(t *testing.T) {
+	db := openStore(t)
+	store := &flaky{db: db, failBefore: 1 << 30}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
+	defer closeCommitter(t, c)
+	_, err := c.AddHits(context.Background(), batch("b1", series("k1", "a", 200, 6)))
+	if portalstore.ErrorCode(err) != portalstore.EUNAVAILABLE {
+		t.Fatalf("a store that keeps failing: %v, want EUNAVAILABLE", err)
 	}
-	if !rec.Record("key0", "a", day, 200, -1) {
-		t.Error("a hit of an existing series was refused")
-	}
-	if rec.Series() != 3 || rec.Dropped() != 2 || rec.Recorded() != 4 {
-		t.Errorf("series %d, dropped %d, recorded %d", rec.Series(), rec.Dropped(), rec.Recorded())
-	}
-	// Series idle for three flushes are forgotten, making room.
-	f := analytics.NewFlusher(rec, openStore(t), analytics.FlusherOptions{})
-	for range 4 {
-		if err := f.Flush(context.Background()); err != nil {
+	store.mu.Lock()
+	store.failBefore = 0
+	store.mu.Unlock()
+	// The writer sends the batch again, under its id: stored once.
+	for range 2 {
+		if _, err := c.AddHits(context.Background(), batch("b1", series("k1", "a", 200, 6))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if rec.Series() != 0 || !rec.Record("key4", "a", day, 200, -1) {
-		t.Errorf("idle series kept: %d", rec.Series())
+	if rows := query(t, db, false, "k1"); len(rows) != 1 || rows[0].Hits != 6 {
+		t.Errorf("stored %+v, want 6 hits exactly", rows)
 	}
 }
 
-func TestConcurrentRecordingAddsUp(t *testing.T) {
+// counting counts the transactions and the largest group.
+type counting struct {
+	analytics.Store
+	calls, maxRows atomic.Int64
+	gate           chan struct{} // when not nil, each commit waits for a token
+}
+
+func (s *counting) AddHits(ctx context.Context, b []portalstore.HitBatch) ([]bool, error) {
+	if s.gate != nil {
+		<-s.gate
+	}
+	s.calls.Add(1)
+	var rows int64
+	for i := range b {
+		rows += int64(len(b[i].Series))
+	}
+	for {
+		m := s.maxRows.Load()
+		if rows <= m || s.maxRows.CompareAndSwap(m, rows) {
+			break
+		}
+	}
+	return s.Store.AddHits(ctx, b)
+}
+
+func TestCommitterGroupsConcurrentBatches(t *testing.T) {
 	db := openStore(t)
-	rec := analytics.NewRecorder(0)
-	f := analytics.NewFlusher(rec, db, analytics.FlusherOptions{Interval: 5 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { f.Run(ctx); close(done) }()
+	store := &counting{Store: db}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxRows: 50})
+	defer closeCommitter(t, c)
 	var wg sync.WaitGroup
-	for w := range 4 {
+	const writers, each = 16, 20
+	for w := range writers {
 		wg.Go(func() {
-			for i := range 5000 {
-				rec.Record(fmt.Sprintf("key%02d", (i+w)%20), "a", day, 200+(i%3)*100, -1)
+			for i := range each {
+				if _, err := c.AddHits(context.Background(), batch(fmt.Sprintf("w%d-%d", w, i),
+					series(fmt.Sprintf("key%02d", w), "a", 200, 1), series("shared", "a", 500, 2))); err != nil {
+					t.Error(err)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	cancel()
-	<-done
-	if err := f.Close(context.Background()); err != nil {
+	if rows := query(t, db, true, "shared"); len(rows) != 1 || rows[0].Hits != 2*writers*each {
+		t.Errorf("shared key: %+v, want %d hits", rows, 2*writers*each)
+	}
+	var keys []string
+	for w := range writers {
+		keys = append(keys, fmt.Sprintf("key%02d", w))
+	}
+	if rows := query(t, db, false, keys...); len(rows) != 1 || rows[0].Hits != writers*each {
+		t.Errorf("own keys: %+v, want %d hits", rows, writers*each)
+	}
+	if n := store.calls.Load(); n >= writers*each {
+		t.Errorf("%d transactions for %d batches: none were grouped", n, writers*each)
+	}
+	if m := store.maxRows.Load(); m > 50 {
+		t.Errorf("a transaction wrote %d series, over MaxRows 50", m)
+	}
+	t.Logf("%d batches in %d transactions", writers*each, store.calls.Load())
+}
+
+func TestCommitterBackpressure(t *testing.T) {
+	db := openStore(t)
+	store := &counting{Store: db, gate: make(chan struct{})}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxQueuedRows: 4})
+	ctx := context.Background()
+	// The first commit holds the store; three more series wait; the
+	// fifth is refused, and accepted again once the queue has room.
+	results := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			_, err := c.AddHits(ctx, batch(fmt.Sprint("b", i), series("k", "a", 200, 1)))
+			results <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Pending() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	_, err := c.AddHits(ctx, batch("b-over", series("k", "a", 200, 100)))
+	if !errors.Is(err, analytics.ErrBusy) || portalstore.ErrorCode(err) != portalstore.EUNAVAILABLE {
+		t.Fatalf("over the limit: %v, want ErrBusy", err)
+	}
+	close(store.gate) // the store answers from now on
+	for range 4 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := c.AddHits(ctx, batch("b-over", series("k", "a", 200, 100))); err != nil {
+		t.Errorf("after the queue drained: %v", err)
+	}
+	closeCommitter(t, c)
+	if rows := query(t, db, false, "k"); len(rows) != 1 || rows[0].Hits != 104 {
+		t.Errorf("stored %+v, want 104 hits", rows)
+	}
+}
+
+func TestCommitterClose(t *testing.T) {
+	db := openStore(t)
+	store := &counting{Store: db, gate: make(chan struct{})}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
+	ctx := context.Background()
+	taken := make(chan error, 1)
+	go func() {
+		_, err := c.AddHits(ctx, batch("taken", series("k", "a", 200, 1)))
+		taken <- err
+	}()
+	for store.calls.Load() == 0 && c.Pending() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		closed <- c.Close(cctx)
+	}()
+	// Once closing, new batches are refused. (One sent before Close
+	// began is taken, and waits with the first: its writer stops
+	// waiting, and it is committed all the same.)
+	var err error
+	late := 0
+	for err == nil || errors.Is(err, context.DeadlineExceeded) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		_, err = c.AddHits(lctx, batch(fmt.Sprint("late", late), series("k", "a", 200, 1)))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			late++
+		}
+	}
+	if !errors.Is(err, analytics.ErrClosing) {
+		t.Fatalf("a batch during Close: %v, want ErrClosing", err)
+	}
+	// What was taken is committed before Close returns.
+	close(store.gate)
+	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]string, 20)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("key%02d", i)
+	if err := <-taken; err != nil {
+		t.Fatal(err)
 	}
-	rows := query(t, db, false, keys...)
-	// Codes cycle 200, 300, 400 over i = 0..4999 in each of 4 writers.
-	if len(rows) != 1 || rows[0].Hits != 20000 || rows[0].Success != 4*1667 || rows[0].Errors != 4*1666 {
-		t.Errorf("stored %+v, want 20000 hits, 6668 success, 6664 errors", rows)
+	if rows := query(t, db, false, "k"); len(rows) != 1 || rows[0].Hits != int64(1+late) {
+		t.Errorf("stored %+v, want %d hits: the batches taken", rows, 1+late)
+	}
+}
+
+func TestCommitterCloseDeadline(t *testing.T) {
+	db := openStore(t)
+	store := &counting{Store: db, gate: make(chan struct{})}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := c.AddHits(context.Background(), batch("first", series("k", "a", 200, 3)))
+		first <- err
+	}()
+	for c.Pending() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		_, err := c.AddHits(context.Background(), batch("second", series("k", "a", 200, 4)))
+		second <- err
+	}()
+	for c.Pending() < 7 {
+		time.Sleep(time.Millisecond)
+	}
+	// The first commit holds the store past Close's deadline: the
+	// second batch, never started, is refused to its writer.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(ctx) }()
+	if err := <-second; !errors.Is(err, analytics.ErrClosing) {
+		t.Errorf("the writer of a batch never started was told %v, want ErrClosing", err)
+	}
+	close(store.gate)
+	if err := <-closed; err == nil || !strings.Contains(err.Error(), "4 hits") {
+		t.Errorf("Close: %v, want the 4 hits refused reported", err)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the batch under way: %v", err)
+	}
+	if rows := query(t, db, false, "k"); len(rows) != 1 || rows[0].Hits != 3 {
+		t.Errorf("stored %+v, want the first batch only", rows)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,44 +15,116 @@ import (
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 )
 
-// BenchmarkRecordExisting records hits of existing series from every
-// goroutine, each walking the 1,000 series from its own offset, as a busy
-// gateway's keys would. Run with -cpu 1,2 to see it scale.
-func BenchmarkRecordExisting(b *testing.B) {
-	rec := analytics.NewRecorder(0)
-	keys := make([]string, 1000)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15)
-		rec.Record(keys[i], "api", day, 200, -1)
+// distinct returns n series of n distinct keys, as a flood of new keys
+// would bring.
+func distinct(n, offset int) []portalstore.HitDelta {
+	out := make([]portalstore.HitDelta, n)
+	for i := range out {
+		out[i] = series(fmt.Sprintf("%016x", uint64(i+offset)*0x9e3779b97f4a7c15), "api", 200+i%3*100, 3)
 	}
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := int(next.Add(389))
-		for pb.Next() {
-			rec.Record(keys[i%len(keys)], "api", day, 200, time.Millisecond)
-			i++
-		}
-	})
+	return out
 }
 
-// BenchmarkFlush1M flushes 1,000,000 hits over 10,000 keys (5 APIs, 3
-// status codes: 30,000 series, as key i always meets API i mod 5) into SQLite.
-func BenchmarkFlush1M(b *testing.B) {
-	for range b.N {
-		b.StopTimer()
-		db := openStore(b)
-		rec := analytics.NewRecorder(0)
-		f := analytics.NewFlusher(rec, db, analytics.FlusherOptions{})
-		codes := []int{200, 404, 500}
-		for i := range 1000000 {
-			rec.Record(fmt.Sprintf("%016x", i%10000), fmt.Sprint("api", i%5), day, codes[i%3], -1)
-		}
-		b.StartTimer()
-		if err := f.Flush(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+func stores(b *testing.B) map[string]func(b *testing.B) *sqlstore.DB {
+	return map[string]func(b *testing.B) *sqlstore.DB{
+		"SQLite": func(b *testing.B) *sqlstore.DB { return openStore(b) },
+		"PostgreSQL": func(b *testing.B) *sqlstore.DB {
+			db, err := sqlstore.Open(context.Background(), pgtest.Shared(b).NewDatabase(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			return db
+		},
+	}
+}
+
+// BenchmarkCommit100k commits 100,000 distinct series in one call: what a
+// flood of new keys costs the store (hourly rows and the daily rollup).
+func BenchmarkCommit100k(b *testing.B) {
+	for name, open := range stores(b) {
+		b.Run(name, func(b *testing.B) {
+			db := open(b)
+			b.StopTimer()
+			for i := range b.N {
+				s := distinct(100000, i*100000)
+				b.StartTimer()
+				if _, err := db.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkCommitTx10k commits one POST /hits worth of distinct series (the
+// committer's MaxRows): how long one transaction holds the store's writer.
+func BenchmarkCommitTx10k(b *testing.B) {
+	for name, open := range stores(b) {
+		b.Run(name, func(b *testing.B) {
+			db := open(b)
+			b.StopTimer()
+			for i := range b.N {
+				s := distinct(analytics.DefaultMaxRows, i*analytics.DefaultMaxRows)
+				b.StartTimer()
+				if _, err := db.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkGroupCommit: 32 writers each post batches of 1,000 series (of
+// 100 keys: a gateway's busy keys) through one committer for the benchmark
+// time; reports hits/s and the p99 time to acknowledge a batch.
+func BenchmarkGroupCommit(b *testing.B) {
+	for name, open := range stores(b) {
+		b.Run(name, func(b *testing.B) {
+			db := open(b)
+			c := analytics.NewCommitter(db, analytics.CommitterOptions{})
+			defer closeCommitter(b, c)
+			const writers, size = 32, 1000
+			var mu sync.Mutex
+			var lat []time.Duration
+			var next int64
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					s := make([]portalstore.HitDelta, size)
+					for i := range s {
+						s[i] = series(fmt.Sprintf("w%02d-key%03d", w, i%100), fmt.Sprint("api", i/100), 200, 1)
+					}
+					for {
+						mu.Lock()
+						n := next
+						next++
+						mu.Unlock()
+						if n >= int64(b.N) {
+							return
+						}
+						t0 := time.Now()
+						if _, err := c.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", n), Series: s}}); err != nil {
+							b.Error(err)
+							return
+						}
+						d := time.Since(t0)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N*size)/elapsed.Seconds(), "hits/s")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ack-ms")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ack-ms")
+		})
 	}
 }
 
@@ -67,7 +138,7 @@ func BenchmarkAggregateYear(b *testing.B) {
 	ctx := context.Background()
 	batch := make([]portalstore.HitDelta, 0, 50000)
 	flush := func() {
-		if err := db.AddHits(ctx, "", batch); err != nil {
+		if _, err := db.AddHits(ctx, []portalstore.HitBatch{{Series: batch}}); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -104,46 +175,6 @@ func BenchmarkAggregateYear(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-}
-
-// BenchmarkFlushTwoWritersPostgreSQL: two sidecars' flushers, each with
-// 500,000 hits over 5,000 keys (15,000 series), flush into one PostgreSQL
-// database at the same time; reports stored hits per second.
-func BenchmarkFlushTwoWritersPostgreSQL(b *testing.B) {
-	cluster := pgtest.Shared(b)
-	for range b.N {
-		b.StopTimer()
-		db, err := sqlstore.Open(context.Background(), cluster.NewDatabase(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var flushers []*analytics.Flusher
-		for w := range 2 {
-			rec := analytics.NewRecorder(0)
-			codes := []int{200, 404, 500}
-			for i := range 500000 {
-				rec.Record(fmt.Sprintf("%016x", i%5000+w*5000), "api", day, codes[i%3], -1)
-			}
-			flushers = append(flushers, analytics.NewFlusher(rec, db, analytics.FlusherOptions{}))
-		}
-		b.StartTimer()
-		start := time.Now()
-		var wg sync.WaitGroup
-		for _, f := range flushers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := f.Flush(context.Background()); err != nil {
-					b.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-		b.ReportMetric(1e6/time.Since(start).Seconds(), "hits/s")
-		b.StopTimer()
-		db.Close()
-		b.StartTimer()
-	}
 }
 
 func TestMain(m *testing.M) {

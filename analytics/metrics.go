@@ -9,17 +9,19 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
-// Metrics are the recorder's and flusher's own health and, per key, the
-// hits and errors stored, for Prometheus.
+// Metrics are the committer's own health and, per key, the hits and
+// errors stored, for Prometheus.
 type Metrics struct {
-	flushedHits  prometheus.Counter
-	droppedHits  prometheus.Counter
-	flushErrors  prometheus.Counter
-	flushSeconds prometheus.Histogram
-	keys         *keyCounters
+	committedHits    prometheus.Counter
+	refusedHits      prometheus.Counter
+	duplicateBatches prometheus.Counter
+	invalidBatches   prometheus.Counter
+	commitErrors     prometheus.Counter
+	commitSeconds    prometheus.Histogram
+	keys             *keyCounters
 
-	mu       sync.Mutex
-	recorder *Recorder
+	mu        sync.Mutex
+	committer *Committer
 }
 
 // DefaultMaxKeys bounds the keys with their own Prometheus series.
@@ -33,47 +35,48 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 		maxKeys = DefaultMaxKeys
 	}
 	m := &Metrics{
-		flushedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_flushed_hits_total",
-			Help: "Hits stored by the flusher."}),
-		droppedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_refused_hits_total",
-			Help: "Hits in batches the store refused as invalid."}),
-		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_flush_errors_total",
-			Help: "Flushes that failed; their batch is sent again."}),
-		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keylens_analytics_flush_duration_seconds",
-			Help: "Time to store one batch of hit counters.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
+		committedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_committed_hits_total",
+			Help: "Hits committed to the store."}),
+		refusedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_refused_hits_total",
+			Help: "Hits refused with 503 because the pipeline was behind or shutting down; their writers retry them."}),
+		duplicateBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_duplicate_batches_total",
+			Help: "Batches acknowledged without counting because their id was applied before."}),
+		invalidBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_invalid_batches_total",
+			Help: "Batches refused as invalid."}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_commit_errors_total",
+			Help: "Commits that failed; they are retried."}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keylens_analytics_commit_duration_seconds",
+			Help: "Time to commit one group of hit batches.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10)}),
 		keys: newKeyCounters(maxKeys),
 	}
 	if reg != nil {
-		reg.MustRegister(m.flushedHits, m.droppedHits, m.flushErrors, m.flushSeconds, m.keys,
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keylens_analytics_recorded_hits_total",
-				Help: "Hits counted by the recorder."}, m.fromRecorder(func(r *Recorder) float64 { return float64(r.Recorded()) })),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keylens_analytics_dropped_hits_total",
-				Help: "Hits the recorder refused: a new series while it held --analytics-max-series."},
-				m.fromRecorder(func(r *Recorder) float64 { return float64(r.Dropped()) })),
+		reg.MustRegister(m.committedHits, m.refusedHits, m.duplicateBatches, m.invalidBatches, m.commitErrors, m.commitSeconds, m.keys,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_pending_hits",
-				Help: "Hits recorded and not yet flushed."}, m.fromRecorder(func(r *Recorder) float64 { return float64(r.unflushed()) })),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_series",
-				Help: "Series the recorder holds."}, m.fromRecorder(func(r *Recorder) float64 { return float64(r.Series()) })),
+				Help: "Hits received and not yet committed: waiting, or in the transaction under way."},
+				m.fromCommitter(func(c *Committer) float64 { h, _ := c.pending(); return float64(h) })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_lag_seconds",
+				Help: "Age of the oldest hit received and not yet committed; 0 when none waits."},
+				m.fromCommitter(func(c *Committer) float64 { _, lag := c.pending(); return lag.Seconds() })),
 		)
 	}
 	return m
 }
 
-func (m *Metrics) watch(r *Recorder) {
+func (m *Metrics) watch(c *Committer) {
 	m.mu.Lock()
-	m.recorder = r
+	m.committer = c
 	m.mu.Unlock()
 }
 
-func (m *Metrics) fromRecorder(get func(*Recorder) float64) func() float64 {
+func (m *Metrics) fromCommitter(get func(*Committer) float64) func() float64 {
 	return func() float64 {
 		m.mu.Lock()
-		r := m.recorder
+		c := m.committer
 		m.mu.Unlock()
-		if r == nil {
+		if c == nil {
 			return 0
 		}
-		return get(r)
+		return get(c)
 	}
 }
 

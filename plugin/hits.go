@@ -3,210 +3,83 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/keylens/keylens/identity/hits"
 )
 
-// shipper counts hits per (key hash, API, hour, status) in memory and sends
-// them to the sidecar's POST /hits every flush interval, in the background.
-// Recording never blocks on the network; a batch that fails is sent again,
-// under the same X-Keylens-Batch id, so the sidecar counts it once. The
-// series held are bounded; hits beyond are dropped and counted.
+// shipper counts hits in memory (hits.Counter) and ships them to the
+// sidecar's POST /hits every flush interval (hits.Batcher): recording
+// never blocks on the network; a body that failed is sent again under the
+// same X-Keylens-Batch id, which the store applies once, even across
+// restarts of the sidecar. The sidecar answers 200 only once a body is
+// committed. The series held are bounded (max_series); hits of new series
+// beyond it are dropped and counted.
+//
+// A Go plugin is never unloaded and the gateway offers it no shutdown
+// hook, so what was counted and not yet acknowledged when the gateway
+// process ends is lost: at most one flush interval of hits, or, while the
+// sidecar is unreachable, everything counted since it was last reached.
 type shipper struct {
-	s      settings
-	client *http.Client
-	shards [hitShards]hitShard
-	series atomic.Int64
-
-	dropped atomic.Int64 // hits not counted: no room
-	sent    atomic.Int64 // hits the sidecar acknowledged
-
+	s       settings
+	client  *http.Client
+	counter *hits.Counter
+	batcher *hits.Batcher
 	once    sync.Once
-	mu      sync.Mutex // one flush at a time
-	pending []hitOut
-	batchID string
-	writer  string
-	seq     uint64
-}
 
-const hitShards = 32
-
-// maxHitCount is the most hits one /hits element may stand for.
-const maxHitCount = 1_000_000_000
-
-type hitShard struct {
-	mu sync.Mutex
-	m  map[string][]hitCount // by key hash: a key has few series at a time, found in order
-	_  [48]byte
-}
-
-type hitCount struct {
-	api  string
-	hour int64
-	code int
-	n    int64
-	last int64 // Unix nanoseconds
-}
-
-// hitOut is one element of a POST /hits body.
-type hitOut struct {
-	Key   string    `json:"key"`
-	APIID string    `json:"api_id"`
-	Code  int       `json:"code"`
-	Time  time.Time `json:"time"`
-	Count int64     `json:"count"`
+	mu       sync.Mutex // the failure log's state
+	failing  bool
+	lastLog  time.Time
+	failures int
 }
 
 func newShipper(s settings) *shipper {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	sh := &shipper{s: s, client: &http.Client{Timeout: 10 * time.Second}, writer: hex.EncodeToString(b[:])}
-	for i := range sh.shards {
-		sh.shards[i].m = map[string][]hitCount{}
-	}
+	sh := &shipper{s: s, client: &http.Client{Timeout: 30 * time.Second}, counter: hits.NewCounter(s.MaxSeries)}
+	sh.batcher = hits.NewBatcher(sh.counter, sh.post)
 	return sh
 }
 
-// record counts one hit. The shipper's goroutine starts with the first.
-func (sh *shipper) record(keyHash, apiID string, code int) {
-	sh.once.Do(func() { go sh.run() })
-	now := nowNano()
-	hour := now / int64(time.Hour)
-	s := &sh.shards[shardOf(keyHash, code)]
-	s.mu.Lock()
-	series := s.m[keyHash]
-	for i := range series {
-		if c := &series[i]; c.hour == hour && c.code == code && c.api == apiID {
-			c.n++
-			c.last = now
-			s.mu.Unlock()
-			return
-		}
-	}
-	if sh.series.Load() >= int64(sh.s.MaxSeries) {
-		s.mu.Unlock()
-		sh.dropped.Add(1)
-		return
-	}
-	s.m[keyHash] = append(series, hitCount{api: apiID, hour: hour, code: code, n: 1, last: now})
-	sh.series.Add(1)
-	s.mu.Unlock()
+// record counts one hit; latency < 0 means none was measured. The
+// shipper's goroutine starts with the first hit.
+func (sh *shipper) record(keyHash, apiID string, code int, latency time.Duration) {
+	sh.once.Do(func() { go sh.batcher.Run(context.Background(), sh.s.FlushInterval, sh.logFailure) })
+	sh.counter.Record(keyHash, apiID, nowNano(), code, 1, latency)
 }
 
-func shardOf(key string, code int) int {
-	h := uint(code)
-	if n := len(key); n >= 2 {
-		h += uint(key[n-1])*31 + uint(key[n-2])*7
-	}
-	return int(h % hitShards)
-}
-
-// run flushes every interval for the life of the gateway: a Go plugin is
-// never unloaded, and the gateway offers it no shutdown hook, so at most
-// one interval of hits is lost when the gateway stops.
-func (sh *shipper) run() {
-	t := time.NewTicker(sh.s.FlushInterval)
-	defer t.Stop()
-	for range t.C {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := sh.flush(ctx); err != nil {
-			logger.Printf("sending hits to the keylens sidecar failed, keeping them: %v", err)
-		}
-		cancel()
-	}
-}
-
-// drain moves the counts into hitOut elements and empties the maps.
-func (sh *shipper) drain(out []hitOut) []hitOut {
-	for i := range sh.shards {
-		s := &sh.shards[i]
-		s.mu.Lock()
-		var n int
-		for key, series := range s.m {
-			for _, c := range series {
-				for left := c.n; left > 0; left -= min(left, maxHitCount) { // the sidecar's limit per element
-					out = append(out, hitOut{Key: key, APIID: c.api, Code: c.code, Time: time.Unix(0, c.last).UTC(), Count: min(left, maxHitCount)})
-				}
-			}
-			n += len(series)
-		}
-		sh.series.Add(-int64(n))
-		clear(s.m)
-		s.mu.Unlock()
-	}
-	return out
-}
-
-// flush sends the batch that failed last time, if any, then what was
-// counted since.
-func (sh *shipper) flush(ctx context.Context) error {
+// logFailure logs when shipping starts failing and when it works again,
+// and while it fails at most once a minute, with the failures since.
+func (sh *shipper) logFailure(err error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.pending != nil {
-		if err := sh.send(ctx); err != nil {
-			return err
+	now := time.Now()
+	switch {
+	case err == nil:
+		logger.Printf("sending hits to the keylens sidecar works again after %d failures", sh.failures)
+		sh.failing, sh.failures = false, 0
+	case !sh.failing:
+		logger.Printf("sending hits to the keylens sidecar failed, keeping them and retrying: %v", err)
+		sh.failing, sh.failures, sh.lastLog = true, 1, now
+	default:
+		sh.failures++
+		if now.Sub(sh.lastLog) >= time.Minute {
+			logger.Printf("sending hits to the keylens sidecar still fails (%d failures, %d hits waiting): %v",
+				sh.failures, sh.batcher.Pending(), err)
+			sh.lastLog = now
 		}
 	}
-	sh.pending = sh.drain(nil)
-	if len(sh.pending) == 0 {
-		sh.pending = nil
-		return nil
-	}
-	sh.seq++
-	sh.batchID = sh.writer + "-" + strconv.FormatUint(sh.seq, 10)
-	return sh.send(ctx)
 }
 
-// hitsChunk keeps each POST /hits well inside the sidecar's body limit.
-const hitsChunk = 4000
-
-// send posts the pending batch in chunks, each under an id derived from the
-// batch's, so that a retry re-sends them all and the sidecar counts each
-// once. On success the batch is forgotten.
-func (sh *shipper) send(ctx context.Context) error {
-	var n int64
-	for i := range sh.pending {
-		n += sh.pending[i].Count
-	}
-	for i := 0; i < len(sh.pending); i += hitsChunk {
-		status, msg, err := sh.post(ctx, sh.batchID+"/"+strconv.Itoa(i/hitsChunk), sh.pending[i:min(i+hitsChunk, len(sh.pending))])
-		switch {
-		case err != nil:
-			return err
-		case status == http.StatusOK:
-		case status >= 400 && status < 500 && status != http.StatusTooManyRequests:
-			// Refused for good (a wrong secret, a body the sidecar
-			// will never take): sending it again would block every
-			// later batch.
-			logger.Printf("the keylens sidecar refused a batch of hits (%d): %s", status, msg)
-			sh.dropped.Add(n)
-			sh.pending, sh.batchID = nil, ""
-			return nil
-		default:
-			return fmt.Errorf("sidecar answered %d: %s", status, msg)
-		}
-	}
-	sh.sent.Add(n)
-	sh.pending, sh.batchID = nil, ""
-	return nil
-}
-
-func (sh *shipper) post(ctx context.Context, id string, hits []hitOut) (int, []byte, error) {
-	body, err := json.Marshal(hits)
-	if err != nil {
-		return 0, nil, err
-	}
+// post sends one body of a batch, telling the batcher what the answer means.
+func (sh *shipper) post(ctx context.Context, id string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sh.s.SidecarURL+"/hits", bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return hits.Refused(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Keylens-Batch", id)
@@ -215,9 +88,24 @@ func (sh *shipper) post(ctx context.Context, id string, hits []hitOut) (int, []b
 	}
 	res, err := sh.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
 	defer res.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-	return res.StatusCode, msg, nil
+	status := res.StatusCode
+	switch {
+	case status == http.StatusOK:
+		return nil
+	case status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests:
+		wait, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+		return hits.RetryAfter(time.Duration(wait)*time.Second, fmt.Errorf("sidecar busy (%d): %s", status, msg))
+	case status >= 400 && status < 500:
+		// Refused for good (a wrong secret, a body the sidecar will
+		// never take): sending it again would block every later batch.
+		err := fmt.Errorf("the keylens sidecar refused a batch of hits (%d): %s", status, msg)
+		logger.Print(err)
+		return hits.Refused(err)
+	default:
+		return errors.New("sidecar answered " + strconv.Itoa(status) + ": " + string(msg))
+	}
 }

@@ -180,5 +180,5 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if def != nil {
 		api = def.APIID
 	}
-	st.hits.record(key, api, res.StatusCode)
+	st.hits.record(key, api, res.StatusCode, -1)
 }

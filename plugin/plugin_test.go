@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		cmd := exec.Command(bin, "serve", "--store", "sqlite:"+filepath.Join(dir, "k.db"), "--admin-addr", "127.0.0.1:0",
-			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--flush-interval", "50ms")
+			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json")
 		cmd.Env = append(os.Environ(), "KEYLENS_ADMIN_KEY="+adminKey)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
@@ -342,7 +342,7 @@ func TestPluginImportsOnlyWhatTheGatewayCanLoad(t *testing.T) {
 	allowed := map[string]bool{
 		"github.com/TykTechnologies/tyk/ctx": true, "github.com/TykTechnologies/tyk/user": true,
 		"github.com/TykTechnologies/tyk/apidef": true, "github.com/keylens/keylens/identity": true,
-		"github.com/keylens/keylens/identity/cache": true,
+		"github.com/keylens/keylens/identity/cache": true, "github.com/keylens/keylens/identity/hits": true,
 	}
 	for _, imp := range strings.Fields(string(out)) {
 		if strings.Contains(imp, ".") && !allowed[imp] {

@@ -13,6 +13,7 @@ const (
 	EINVALID      = "invalid"      // the input is malformed or breaks a rule
 	ENOTFOUND     = "not_found"    // the named object does not exist
 	EUNAUTHORIZED = "unauthorized" // the credential is missing or wrong
+	EUNAVAILABLE  = "unavailable"  // cannot be done now; the same request may succeed later
 )
 
 // Error is the one error type the domain returns for expected failures.

@@ -5,25 +5,19 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/keylens/keylens/identity/hits"
 )
 
-// HitDelta is what one flush adds to one series of counters: a key's
-// requests to one API in one UTC hour that answered one status code.
-type HitDelta struct {
-	KeyHash string `json:"key_id"`
-	APIID   string `json:"api_id"`
-	Hour    int64  `json:"hour"` // Unix seconds / 3600
-	Code    int    `json:"code"`
-	Hits    int64  `json:"hits"`
-	Success int64  `json:"success"` // 2xx
-	Errors  int64  `json:"error"`   // >= 400
-	// LastHit is the latest hit, Unix nanoseconds.
-	LastHit int64 `json:"last_hit"`
-	// LatencyUS sums the latencies reported with the hits, in
-	// microseconds; LatencyCount says how many reported one.
-	LatencyUS    int64 `json:"latency_us"`
-	LatencyCount int64 `json:"latency_count"`
-}
+// HitDelta is what one batch adds to one series of counters: a key's
+// requests to one API in one UTC hour that answered one status code. The
+// type is the hit pipeline's (identity/hits), shared with the plugin, so
+// that what a gateway counts is what the store adds, with one validator.
+type HitDelta = hits.Series
+
+// HitBatch is deltas under a batch id: a store applies it whole or not at
+// all, and an id once.
+type HitBatch = hits.Batch
 
 // Resolutions of a hit query.
 const (
@@ -60,11 +54,13 @@ type HitRow struct {
 
 // HitService stores and aggregates per-key hit counters.
 type HitService interface {
-	// AddHits adds every delta to its series in one transaction. batchID
-	// names the batch: a batch already applied is not applied again, so
+	// AddHits applies batches in one transaction, with their ids: a batch
+	// whose id was applied before (or earlier in batches) is skipped, so
 	// a writer that retries after an unknown outcome never counts twice.
-	// An empty batchID is never remembered.
-	AddHits(ctx context.Context, batchID string, deltas []HitDelta) error
+	// An empty id is never remembered. applied[i] reports whether
+	// batches[i] was applied now. EINVALID, with nothing applied, when a
+	// batch fails hits.Batch.Validate.
+	AddHits(ctx context.Context, batches []HitBatch) (applied []bool, err error)
 	// QueryHits aggregates the counters q selects, oldest period first.
 	// EINVALID for an unknown resolution or From after To.
 	QueryHits(ctx context.Context, q HitQuery) ([]HitRow, error)

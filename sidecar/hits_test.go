@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -20,14 +21,16 @@ func FuzzParseHits(f *testing.F) {
 	}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body string) {
-		hits, err := parseHits([]byte(body), now)
+		b, err := parseHits([]byte(body), now)
 		if err != nil {
 			return
 		}
-		for _, h := range hits {
-			if !portalstore.IsKeyHash(h.Key) || h.Code < 100 || h.Code > 599 || *h.Count < 1 ||
-				h.Time.After(now.Add(hitsSkew)) || (h.MS != nil && *h.MS < 0) {
-				t.Fatalf("accepted %+v from %q", h, body)
+		if err := b.Validate(); err != nil {
+			t.Fatalf("accepted %q, which the store would refuse: %v", body, err)
+		}
+		for _, s := range b.Series {
+			if !portalstore.IsKeyHash(s.KeyHash) || s.Hour > hits.HourOf(now.Add(hits.Skew).UnixNano()) {
+				t.Fatalf("accepted %+v from %q", s, body)
 			}
 		}
 	})

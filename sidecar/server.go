@@ -15,9 +15,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
-	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/identity"
-	"github.com/keylens/keylens/identity/cache"
+	"github.com/keylens/keylens/identity/hits"
 )
 
 // Server is the sidecar's HTTP face.
@@ -36,8 +35,8 @@ type Server struct {
 	// Healthy reports degradation for /healthz; nil means healthy.
 	Healthy func() error
 	Logger  *slog.Logger
-	// Recorder counts what POST /hits reports; nil turns /hits off.
-	Recorder *analytics.Recorder
+	// Hits commits what POST /hits reports; nil turns /hits off.
+	Hits HitWriter
 	// HitsSecret, when set, must be presented by POST /hits callers as
 	// "Authorization: Bearer <secret>".
 	HitsSecret string
@@ -47,7 +46,6 @@ type Server struct {
 	assertN    []byte
 	secret     [32]byte
 	hitsSecret [32]byte
-	batches    *cache.Cache[struct{}] // X-Keylens-Batch ids recently counted
 	outcomes   [numEndpoints][numResults]outcome
 	metrics    fasthttp.RequestHandler
 }
@@ -85,7 +83,7 @@ var (
 
 const (
 	maxHeaderSize = 16 << 10
-	maxBodySize   = 1 << 20 // a POST /hits batch of some 8,000 hits; far more than a form
+	maxBodySize   = hits.MaxBody // a POST /hits body; far more than a form
 )
 
 // Handler returns the request handler.
@@ -104,7 +102,6 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
-	s.batches = cache.New[struct{}](100000, int64(10*time.Minute), nil)
 	for ep := range numEndpoints {
 		for o := range numResults {
 			s.outcomes[ep][o] = s.m.outcome(endpointNames[ep], resultNames[o])

@@ -23,8 +23,8 @@ func TestFleetOnPostgreSQL(t *testing.T) {
 	portal := startKeylens(t, store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
 	dev, raw := issuedKey(t, portal)
 	sidecars := []string{
-		startLoneSidecar(t, "--store", store, "--flush-interval", "100ms"),
-		startLoneSidecar(t, "--store", store, "--flush-interval", "100ms"),
+		startLoneSidecar(t, "--store", store),
+		startLoneSidecar(t, "--store", store),
 	}
 	status := func(base string) int {
 		req, _ := http.NewRequest("GET", base+"/developer", nil)
@@ -98,7 +98,7 @@ func TestSidecarRidesOutADatabaseRestart(t *testing.T) {
 	store := cluster.NewDatabase(t)
 	portal := startKeylens(t, store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
 	dev, raw := issuedKey(t, portal)
-	sc := startLoneSidecar(t, "--store", store, "--flush-interval", "100ms")
+	sc := startLoneSidecar(t, "--store", store)
 	get := func(path, key string) int {
 		req, _ := http.NewRequest("GET", sc+path, nil)
 		if key != "" {
@@ -106,11 +106,10 @@ func TestSidecarRidesOutADatabaseRestart(t *testing.T) {
 		}
 		return send(t, req).Status
 	}
-	postHits := func(n int) {
+	postHits := func(batch string, n int) response {
 		req, _ := http.NewRequest("POST", sc+"/hits", strings.NewReader(fmt.Sprintf(`[{"key":"add2b342","api_id":"a","code":200,"count":%d}]`, n)))
-		if r := send(t, req); r.Status != 200 {
-			t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
-		}
+		req.Header.Set("X-Keylens-Batch", batch)
+		return send(t, req)
 	}
 	// stored is what the portal's aggregate says; -1 while the portal
 	// cannot answer (its first query on a connection the restart broke
@@ -130,8 +129,12 @@ func TestSidecarRidesOutADatabaseRestart(t *testing.T) {
 	if get("/developer", raw) != 200 {
 		t.Fatal("key refused before the restart")
 	}
-	postHits(1000)
-	waitUntil(t, "first hits stored", func() bool { return stored() == 1000 })
+	if r := postHits("b1", 1000); r.Status != 200 {
+		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	}
+	if n := stored(); n != 1000 {
+		t.Fatalf("%d hits stored once /hits answered, want 1000", n)
+	}
 
 	cluster.Down(t)
 	if s := get("/developer", raw); s != 200 {
@@ -143,10 +146,20 @@ func TestSidecarRidesOutADatabaseRestart(t *testing.T) {
 	if s := get("/healthz", ""); s != 503 {
 		t.Errorf("/healthz with the database down: %d", s)
 	}
-	postHits(500) // acknowledged while the database is down
+	// Nothing can be stored: the writer is told to retry, not told
+	// its hits are safe.
+	if r := postHits("b2", 500); r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Errorf("POST /hits with the database down: %d %s, want 503 with Retry-After", r.Status, r.Body)
+	}
 
 	cluster.Up(t)
 	deadline := time.Now().Add(20 * time.Second)
+	for postHits("b2", 500).Status != 200 { // the writer's retries, as the plugin makes them
+		if time.Now().After(deadline) {
+			t.Fatal("POST /hits still refused after the restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for stored() != 1500 || get("/healthz", "") != 200 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the restart: %d hits stored (want 1500), /healthz %d", stored(), get("/healthz", ""))

@@ -143,6 +143,17 @@ func (in *instance) stop() {
 	}
 }
 
+// kill ends keylens with SIGKILL, as a crash would.
+func (in *instance) kill() {
+	in.t.Helper()
+	_ = in.cmd.Process.Kill()
+	select {
+	case <-in.done:
+	case <-time.After(20 * time.Second):
+		in.t.Fatal("keylens did not die on SIGKILL")
+	}
+}
+
 // cleanEnv is the test process's environment without KEYLENS_* settings, so
 // a developer's shell cannot change what the tests see.
 func cleanEnv() []string {

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
@@ -52,10 +54,9 @@ type Config struct {
 	Headers          identity.HeaderNames
 
 	// Analytics.
-	HitsSecret         string
-	FlushInterval      time.Duration
-	AnalyticsMaxSeries int
-	MetricsMaxKeys     int
+	HitsSecret     string
+	HitsMaxPending int
+	MetricsMaxKeys int
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
@@ -71,7 +72,7 @@ type Main struct {
 	logger         *slog.Logger
 	db             *sqlstore.DB
 	backend        backend // what the sidecar reads: db, or a portal client
-	flusher        *analytics.Flusher
+	committer      *analytics.Committer
 	servers        []*http.Server
 	sidecar        *fasthttp.Server
 	cancel         context.CancelFunc
@@ -121,8 +122,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
 	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often counted hits are written to the store")
-	fs.IntVar(&c.AnalyticsMaxSeries, "analytics-max-series", analytics.DefaultMaxSeries, "series (key, API, hour, status) held between flushes; hits of new series beyond it are dropped and counted")
+	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -211,11 +211,11 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if c.CacheSize < 1 {
 		problems = append(problems, errors.New("--cache-size must be at least 1"))
 	}
-	if c.AnalyticsMaxSeries < 1 || c.MetricsMaxKeys < 1 {
-		problems = append(problems, errors.New("--analytics-max-series and --metrics-max-keys must be at least 1"))
+	if c.HitsMaxPending < hits.MaxPerRequest || c.MetricsMaxKeys < 1 {
+		problems = append(problems, fmt.Errorf("--hits-max-pending must be at least %d (one POST /hits) and --metrics-max-keys at least 1", hits.MaxPerRequest))
 	}
-	if c.FlushInterval < 10*time.Millisecond || c.FlushInterval > time.Minute {
-		problems = append(problems, errors.New("--flush-interval must be 10ms to 1m"))
+	if c.HitsSecret == "" && validateAddr(c.SidecarAddr) == nil && !isLoopback(c.SidecarAddr) {
+		problems = append(problems, fmt.Errorf("--sidecar-addr %s is reachable from other hosts, so POST /hits needs a secret: set --hits-secret (or KEYLENS_HITS_SECRET) and give it to the plugin as hits_secret, or listen on 127.0.0.1", c.SidecarAddr))
 	}
 	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
 		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
@@ -319,6 +319,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Keys:         db,
 		Changes:      db,
 		Hits:         db,
+		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
 		Logger:       m.logger,
@@ -334,7 +335,7 @@ func (m *Main) Run(ctx context.Context) error {
 type backend interface {
 	sidecar.Store
 	sidecar.Feed
-	analytics.Sink
+	analytics.Store
 	Ping(context.Context) error
 }
 
@@ -353,12 +354,10 @@ func (m *Main) startSidecar(bg context.Context) error {
 		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
-	rec := analytics.NewRecorder(c.AnalyticsMaxSeries)
-	m.flusher = analytics.NewFlusher(rec, m.backend, analytics.FlusherOptions{Interval: c.FlushInterval,
+	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
-	go m.flusher.Run(bg)
 	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: reg, Logger: m.logger, Recorder: rec, HitsSecret: c.HitsSecret}
+		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {
@@ -494,29 +493,50 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the listeners, letting requests in flight finish (up to 10 s),
-// then closes the store.
+// Shutdown budgets. Hits have their own, so that a slow admin client
+// cannot use up the time acknowledged hits need to be committed.
+const (
+	adminShutdownBudget = 10 * time.Second
+	hitsShutdownBudget  = 30 * time.Second
+)
+
+// Close shuts down in the order that loses no acknowledged hit: new hits
+// are refused (503, the writer keeps them) while the batches taken are
+// committed and their requests answered; meanwhile the admin API finishes
+// its requests in flight, on a budget of its own. Then the store closes.
+// An admin client still sending after its budget is cut off and logged:
+// that is not a failed shutdown.
 func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
+	var wg sync.WaitGroup
+	var hitErrs []error
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), hitsShutdownBudget)
+		defer cancel()
+		if m.committer != nil {
+			// Refuses new batches at once; returns when the queue is
+			// committed.
+			if err := m.committer.Close(ctx); err != nil {
+				hitErrs = append(hitErrs, err)
+			}
+		}
+		if m.sidecar != nil {
+			if err := m.sidecar.ShutdownWithContext(ctx); err != nil {
+				hitErrs = append(hitErrs, fmt.Errorf("sidecar: %w", err))
+			}
+		}
+	})
 	for _, srv := range m.servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), adminShutdownBudget)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				m.logger.Warn("admin requests still running at shutdown were cut off", "err", err)
+				srv.Close()
+			}
+		})
 	}
-	if m.sidecar != nil {
-		if err := m.sidecar.ShutdownWithContext(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	// Nothing records any more: store every hit acknowledged.
-	if m.flusher != nil {
-		if err := m.flusher.Close(ctx); err != nil {
-			m.logger.Error("hit counters lost at shutdown", "err", err)
-			errs = append(errs, err)
-		}
-	}
+	wg.Wait()
+	errs := hitErrs
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -524,9 +544,23 @@ func (m *Main) Close() error {
 		errs = append(errs, m.db.Close())
 	}
 	if m.logger != nil {
+		if err := errors.Join(errs...); err != nil {
+			m.logger.Error("shutdown", "err", err)
+		}
 		m.logger.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether a listen address (host:port, validated) is
+// reachable from this host only.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func indent(err error) string {

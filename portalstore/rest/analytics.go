@@ -236,21 +236,42 @@ func (s *Server) developerUsage(w http.ResponseWriter, r *http.Request, id strin
 	s.queryHits(w, r, keys, from, to)
 }
 
-// POST /api/keylens/hits: {"batch_id","deltas":[…]} from a sidecar that
-// runs against this portal (keylens sidecar --portal); a batch id already
-// applied is acknowledged without counting it again.
+// maxHitsBody bounds a POST /api/keylens/hits body: a sidecar's group of
+// batches, up to some 10,000 series.
+const maxHitsBody = 16 << 20
+
+// POST /api/keylens/hits: {"batches":[{"batch_id","deltas":[…]}…]} (or one
+// batch as {"batch_id","deltas"}) from a sidecar that runs against this
+// portal (keylens sidecar --portal). It answers once the batches are
+// committed; Meta.applied says which were applied now, the others having
+// been applied before under the same id.
 func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		BatchID string                 `json:"batch_id"`
-		Deltas  []portalstore.HitDelta `json:"deltas"`
+		Batches []portalstore.HitBatch `json:"batches"`
+		portalstore.HitBatch
 	}
-	if err := decode(w, r, &in); err != nil {
+	if err := decodeLimit(w, r, &in, maxHitsBody); err != nil {
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	if err := s.Hits.AddHits(r.Context(), in.BatchID, in.Deltas); err != nil {
+	if in.Batches == nil {
+		in.Batches = []portalstore.HitBatch{in.HitBatch}
+	} else if in.ID != "" || in.Series != nil {
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
+		return
+	}
+	writer := s.HitWriter
+	if writer == nil {
+		writer = s.Hits
+	}
+	applied, err := writer.AddHits(r.Context(), in.Batches)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeOK(w, "Hits added")
+	writeJSON(w, http.StatusOK, envelope{Status: "OK", Message: "Hits added", Meta: hitsApplied{applied}})
+}
+
+type hitsApplied struct {
+	Applied []bool `json:"applied"`
 }

@@ -84,15 +84,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode != http.StatusOK {
 		var env envelope
 		_ = json.Unmarshal(answer, &env)
-		switch resp.StatusCode {
-		case http.StatusBadRequest:
-			return portalstore.Errorf(portalstore.EINVALID, "%s", env.Message)
-		case http.StatusNotFound:
-			return portalstore.Errorf(portalstore.ENOTFOUND, "%s", env.Message)
-		case http.StatusUnauthorized:
-			return portalstore.Errorf(portalstore.EUNAUTHORIZED, "the portal refused the admin key")
+		switch code := errorCode[resp.StatusCode]; code {
+		case portalstore.EUNAUTHORIZED:
+			return portalstore.Errorf(code, "the portal refused the admin key")
+		case "", portalstore.EINTERNAL:
+			return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
+		default:
+			return portalstore.Errorf(code, "%s", env.Message)
 		}
-		return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
 	}
 	if err := json.Unmarshal(answer, out); err != nil {
 		return portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s: %v", path, err)
@@ -158,31 +157,40 @@ func (c *Client) LastChange(ctx context.Context) (int64, error) {
 	return out.Last, err
 }
 
-// hitsChunk keeps each POST /api/keylens/hits well inside MaxBodyBytes.
-const hitsChunk = 2000
+// hitsPerPost bounds the series of one POST /api/keylens/hits, well inside
+// the route's body limit; a larger batch travels alone.
+const hitsPerPost = 10000
 
-// AddHits sends deltas to the portal in chunks, each under its own id
-// derived from batchID, so that a retry of the whole batch re-sends the
-// chunks that failed and the portal skips the ones it applied.
-func (c *Client) AddHits(ctx context.Context, batchID string, deltas []portalstore.HitDelta) error {
-	for i := 0; i < len(deltas); i += hitsChunk {
-		id := ""
-		if batchID != "" {
-			id = batchID + "/" + strconv.Itoa(i/hitsChunk)
+// AddHits sends batches to the portal, whole batches to a request, and
+// reports which the portal applied now. It returns once the portal has
+// committed them.
+func (c *Client) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+	applied := make([]bool, 0, len(batches))
+	for len(batches) > 0 {
+		n, rows := 0, 0
+		for n < len(batches) && (n == 0 || rows+len(batches[n].Series) <= hitsPerPost) {
+			rows += len(batches[n].Series)
+			n++
 		}
 		body, err := json.Marshal(struct {
-			BatchID string                 `json:"batch_id"`
-			Deltas  []portalstore.HitDelta `json:"deltas"`
-		}{id, deltas[i:min(i+hitsChunk, len(deltas))]})
+			Batches []portalstore.HitBatch `json:"batches"`
+		}{batches[:n]})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		var out envelope
+		var out struct {
+			Meta hitsApplied
+		}
 		if err := c.do(ctx, http.MethodPost, "/api/keylens/hits", nil, body, &out); err != nil {
-			return err
+			return nil, err
 		}
+		if len(out.Meta.Applied) != n {
+			return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal answered %d batch outcomes for %d batches", len(out.Meta.Applied), n)
+		}
+		applied = append(applied, out.Meta.Applied...)
+		batches = batches[n:]
 	}
-	return nil
+	return applied, nil
 }
 
 // Ping reports whether the portal answers with the admin key accepted.

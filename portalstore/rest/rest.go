@@ -3,6 +3,7 @@
 package rest
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -28,6 +29,11 @@ type Server struct {
 	Keys       portalstore.KeyService
 	Changes    portalstore.ChangeService
 	Hits       portalstore.HitService
+	// HitWriter, when set, takes hit batches instead of Hits: a
+	// committer that groups them into fewer transactions.
+	HitWriter interface {
+		AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
+	}
 	// AdminKeyHash is the SHA-256 of the admin key that requests must
 	// present in Authorization.
 	AdminKeyHash [sha256.Size]byte
@@ -138,7 +144,18 @@ var errorStatus = map[string]int{
 	portalstore.ENOTFOUND:     http.StatusNotFound,
 	portalstore.EUNAUTHORIZED: http.StatusUnauthorized,
 	portalstore.EINTERNAL:     http.StatusInternalServerError,
+	portalstore.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
+
+// errorCode maps a status code back to its domain error code, for the
+// client: the other direction of errorStatus.
+var errorCode = func() map[int]string {
+	m := make(map[int]string, len(errorStatus))
+	for code, status := range errorStatus {
+		m[status] = code
+	}
+	return m
+}()
 
 // writeError answers err in the envelope. Only internal errors are logged:
 // the rest are the client's, and their message says what went wrong.
@@ -147,7 +164,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == portalstore.EINTERNAL {
 		s.Logger.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
 	}
-	writeJSON(w, errorStatus[code], envelope{Status: "Error", Message: portalstore.ErrorMessage(err)})
+	status := errorStatus[code]
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, envelope{Status: "Error", Message: portalstore.ErrorMessage(err)})
 }
 
 func writeOK(w http.ResponseWriter, message string) {
@@ -177,7 +198,12 @@ var errTooLarge = errors.New("request body too large")
 // well-formed JSON value is errMalformed; a member of the wrong type says
 // which; a body over MaxBodyBytes is errTooLarge.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	return decodeLimit(w, r, v, MaxBodyBytes)
+}
+
+// decodeLimit is decode for a body of at most limit bytes.
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	err := dec.Decode(v)
 	if err == nil {
 		// Exactly one value: trailing garbage is as malformed as a

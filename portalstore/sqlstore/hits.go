@@ -1,122 +1,187 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/portalstore"
 )
 
 var _ portalstore.HitService = (*DB)(nil)
 
-// upsertHits adds a delta to a counter row; %s is the table and its time
-// column.
-const upsertHits = `INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
-	hits = %[1]s.hits + excluded.hits,
-	success = %[1]s.success + excluded.success,
-	errors = %[1]s.errors + excluded.errors,
-	last_hit = %[3]s(%[1]s.last_hit, excluded.last_hit),
-	latency_us = %[1]s.latency_us + excluded.latency_us,
-	latency_count = %[1]s.latency_count + excluded.latency_count`
-
-// upserts returns the hourly and daily upserts; the larger of two values
-// is MAX(a, b) in SQLite and GREATEST(a, b) in PostgreSQL.
-func (db *DB) upserts() (hourly, daily string) {
-	greatest := "MAX"
-	if db.pg {
-		greatest = "GREATEST"
-	}
-	return fmt.Sprintf(upsertHits, "hits_hourly", "hour", greatest), fmt.Sprintf(upsertHits, "hits_daily", "day", greatest)
-}
-
-// AddHits adds every delta, hourly and to the daily rollup, in one
-// transaction; a batch id already applied makes it a no-op.
-func (db *DB) AddHits(ctx context.Context, batchID string, deltas []portalstore.HitDelta) error {
-	for i := range deltas {
-		if err := validDelta(&deltas[i]); err != nil {
-			return err
+// AddHits applies the batches that were not applied before, hourly and to
+// the daily rollup, in one transaction with their ids.
+func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+	for i := range batches {
+		if err := batches[i].Validate(); err != nil {
+			return nil, portalstore.Errorf(portalstore.EINVALID, "%s", strings.TrimPrefix(err.Error(), hits.ErrInvalid.Error()+": "))
 		}
 	}
 	tx, err := db.begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
-	if batchID != "" {
-		res, err := tx.ExecContext(ctx, `INSERT INTO hit_batches (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`,
-			batchID, tx.now.Unix())
+	applied, err := claimBatches(ctx, tx, batches)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	for i := range batches {
+		if applied[i] {
+			n += len(batches[i].Series)
+		}
+	}
+	all := make([]portalstore.HitDelta, 0, n)
+	for i := range batches {
+		if applied[i] {
+			all = append(all, batches[i].Series...)
+		}
+	}
+	for _, t := range []struct {
+		table, col string
+		per        int64
+	}{{"hits_hourly", "hour", 1}, {"hits_daily", "day", 24}} {
+		rows := hits.Fold(nil, all, t.per)
+		if db.pg {
+			err = upsertUnnest(ctx, tx, t.table, t.col, rows)
+		} else {
+			err = upsertValues(ctx, tx, t.table, t.col, rows)
+		}
 		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return nil // applied before
+			return nil, err
 		}
 	}
-	hourly, daily := mergeDeltas(deltas, 1), mergeDeltas(deltas, 24)
-	if db.pg {
-		if err := upsertUnnest(ctx, tx, "hits_hourly", "hour", hourly); err != nil {
-			return err
-		}
-		if err := upsertUnnest(ctx, tx, "hits_daily", "day", daily); err != nil {
-			return err
-		}
-		return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
 	}
-	upsertHourly, upsertDaily := db.upserts()
-	for _, u := range []struct {
-		query string
-		rows  []portalstore.HitDelta
-	}{{upsertHourly, hourly}, {upsertDaily, daily}} {
-		stmt, err := tx.PrepareContext(ctx, u.query)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, d := range u.rows {
-			if _, err := stmt.ExecContext(ctx, d.KeyHash, d.Hour, d.APIID, d.Code, d.Hits, d.Success, d.Errors,
-				d.LastHit, d.LatencyUS, d.LatencyCount); err != nil {
-				return err
-			}
-		}
-	}
-	return tx.Commit()
+	return applied, nil
 }
 
-// mergeDeltas sums the deltas that fall on one row of a table whose time
-// unit is per hours: 1 for hits_hourly, 24 for hits_daily. The Hour member
-// of the result holds that table's time value.
-func mergeDeltas(deltas []portalstore.HitDelta, per int64) []portalstore.HitDelta {
-	type rowKey struct {
-		key, api string
-		t        int64
-		code     int
-	}
-	index := make(map[rowKey]int, len(deltas))
-	out := make([]portalstore.HitDelta, 0, len(deltas))
-	for _, d := range deltas {
-		k := rowKey{d.KeyHash, d.APIID, floorDiv(d.Hour, per), d.Code}
-		i, ok := index[k]
-		if !ok {
-			index[k] = len(out)
-			d.Hour = k.t
-			out = append(out, d)
+// claimBatches records the batches' ids and reports which batches are new:
+// those without an id, and the first of each id not recorded before.
+func claimBatches(ctx context.Context, tx *Tx, batches []portalstore.HitBatch) ([]bool, error) {
+	applied := make([]bool, len(batches))
+	var sb strings.Builder
+	var args []any
+	for i := range batches {
+		if batches[i].ID == "" {
+			applied[i] = true
 			continue
 		}
-		m := &out[i]
-		m.Hits += d.Hits
-		m.Success += d.Success
-		m.Errors += d.Errors
-		m.LastHit = max(m.LastHit, d.LastHit)
-		m.LatencyUS += d.LatencyUS
-		m.LatencyCount += d.LatencyCount
+		if len(args) > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?)")
+		args = append(args, batches[i].ID, tx.now.Unix())
 	}
-	return out
+	if len(args) == 0 {
+		return applied, nil
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO hit_batches (id, applied_at) VALUES `+sb.String()+
+		` ON CONFLICT (id) DO NOTHING RETURNING id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	fresh := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		fresh[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range batches {
+		if id := batches[i].ID; id != "" && fresh[id] {
+			applied[i] = true
+			delete(fresh, id) // a second batch of the same id is a duplicate
+		}
+	}
+	return applied, nil
+}
+
+// counterColumns are a counter table's columns after its time column.
+const upsertCounters = `INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
+%[3]s
+ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
+	hits = %[1]s.hits + excluded.hits,
+	success = %[1]s.success + excluded.success,
+	errors = %[1]s.errors + excluded.errors,
+	last_hit = %[4]s(%[1]s.last_hit, excluded.last_hit),
+	latency_us = %[1]s.latency_us + excluded.latency_us,
+	latency_count = %[1]s.latency_count + excluded.latency_count`
+
+// upsertRowsPerStatement is how many rows one SQLite statement adds: ten
+// parameters a row, well inside SQLite's limit of 32,766.
+const upsertRowsPerStatement = 500
+
+// upsertValues adds rows to a SQLite counter table with multi-row upserts:
+// one statement, prepared once, per upsertRowsPerStatement rows.
+func upsertValues(ctx context.Context, tx *Tx, table, col string, rows []portalstore.HitDelta) error {
+	// In primary-key order, consecutive rows land on the same pages: far
+	// fewer pages are visited, split and journaled than in arrival order.
+	order := make([]int32, len(rows))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &rows[i], &rows[j]
+		if c := strings.Compare(a.KeyHash, b.KeyHash); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Hour, b.Hour), strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
+	})
+	var stmt *sql.Stmt
+	args := make([]any, 0, 10*upsertRowsPerStatement)
+	for len(order) > 0 {
+		n := min(len(order), upsertRowsPerStatement)
+		args = args[:0]
+		for _, i := range order[:n] {
+			d := &rows[i]
+			args = append(args, d.KeyHash, d.Hour, d.APIID, d.Code, d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount)
+		}
+		var err error
+		switch {
+		case n == upsertRowsPerStatement && stmt != nil:
+			_, err = stmt.ExecContext(ctx, args...)
+		case n == upsertRowsPerStatement:
+			if stmt, err = tx.PrepareContext(ctx, upsertStatement(table, col, n, "MAX")); err != nil {
+				return err
+			}
+			defer stmt.Close()
+			_, err = stmt.ExecContext(ctx, args...)
+		default:
+			_, err = tx.ExecContext(ctx, upsertStatement(table, col, n, "MAX"), args...)
+		}
+		if err != nil {
+			return err
+		}
+		order = order[n:]
+	}
+	return nil
+}
+
+// upsertStatement is the upsert of n rows given as VALUES.
+func upsertStatement(table, col string, n int, greatest string) string {
+	var sb strings.Builder
+	sb.WriteString("VALUES ")
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	return fmt.Sprintf(upsertCounters, table, col, sb.String(), greatest)
 }
 
 // upsertUnnest adds rows to a PostgreSQL counter table in one statement:
@@ -133,29 +198,11 @@ func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []portals
 		keys[i], apis[i], ts[i], codes[i] = d.KeyHash, d.APIID, d.Hour, int64(d.Code)
 		hits[i], success[i], errs[i], last[i], lat[i], latN[i] = d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount
 	}
-	_, err := tx.Tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
-	hits = %[1]s.hits + excluded.hits,
-	success = %[1]s.success + excluded.success,
-	errors = %[1]s.errors + excluded.errors,
-	last_hit = GREATEST(%[1]s.last_hit, excluded.last_hit),
-	latency_us = %[1]s.latency_us + excluded.latency_us,
-	latency_count = %[1]s.latency_count + excluded.latency_count`, table, col),
+	_, err := tx.Tx.ExecContext(ctx, fmt.Sprintf(upsertCounters, table, col,
+		`SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])`,
+		"GREATEST"),
 		keys, ts, apis, codes, hits, success, errs, last, lat, latN)
 	return err
-}
-
-func validDelta(d *portalstore.HitDelta) error {
-	switch {
-	case d.KeyHash == "":
-		return portalstore.Errorf(portalstore.EINVALID, "a hit delta needs a key")
-	case d.Code < 100 || d.Code > 999:
-		return portalstore.Errorf(portalstore.EINVALID, "status code %d is not an HTTP status", d.Code)
-	case d.Hits < 0 || d.Success < 0 || d.Errors < 0 || d.Success+d.Errors > d.Hits || d.LatencyUS < 0 || d.LatencyCount < 0 || d.LatencyCount > d.Hits:
-		return portalstore.Errorf(portalstore.EINVALID, "inconsistent counts in a hit delta")
-	}
-	return nil
 }
 
 // PruneHitBatches forgets batch ids applied before t: a writer retries for

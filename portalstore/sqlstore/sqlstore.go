@@ -82,7 +82,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
 	const pragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)"
-	wdb, err := sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate")
+	// The writer keeps up to 64 MiB of pages (SQLite's default is 2 MiB),
+	// so that a transaction of thousands of counter rows spread over
+	// the tables does not spill pages to the WAL before it commits, and
+	// keeps statement journals in memory.
+	wdb, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}

@@ -43,13 +43,13 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("AddsUpAndFolds", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.AddHits(ctx, "", []portalstore.HitDelta{
+		if err := addBatch(ctx, s, "", []portalstore.HitDelta{
 			delta("k1", "a", hour, 200, 5), delta("k1", "a", hour, 500, 1), delta("k1", "b", hour+1, 200, 2),
 			delta("k2", "a", hour, 200, 3), delta("k3", "a", hour, 200, 100), delta("k1", "a", hour+24*30, 404, 4),
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddHits(ctx, "", []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}); err != nil {
+		if err := addBatch(ctx, s, "", []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}); err != nil {
 			t.Fatal(err)
 		}
 		keys := []string{"k1", "k2"}
@@ -87,7 +87,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("OneSeriesTwiceInABatch", func(t *testing.T) {
 		s := newStore(t)
 		d := delta("k1", "a", hour, 200, 3)
-		if err := s.AddHits(ctx, "", []portalstore.HitDelta{d, delta("k1", "a", hour+1, 200, 2), d}); err != nil {
+		if err := addBatch(ctx, s, "", []portalstore.HitDelta{d, delta("k1", "a", hour+1, 200, 2), d}); err != nil {
 			t.Fatal(err)
 		}
 		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResHour}); got != "2017-08-09 12:00:00 c200 6/6/0; 2017-08-09 13:00:00 c200 2/2/0" {
@@ -102,15 +102,62 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		s := newStore(t)
 		d := []portalstore.HitDelta{delta("k1", "a", hour, 200, 5)}
 		for range 3 {
-			if err := s.AddHits(ctx, "writer-1", d); err != nil {
+			if err := addBatch(ctx, s, "writer-1", d); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.AddHits(ctx, "writer-2", d); err != nil {
+		if err := addBatch(ctx, s, "writer-2", d); err != nil {
 			t.Fatal(err)
 		}
 		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 10/10/0" {
 			t.Errorf("two batches sent five times: %s", got)
+		}
+	})
+
+	t.Run("BatchesInOneCall", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.AddHits(ctx, []portalstore.HitBatch{{ID: "seen", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}}}); err != nil {
+			t.Fatal(err)
+		}
+		applied, err := s.AddHits(ctx, []portalstore.HitBatch{
+			{ID: "new", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 10)}},
+			{ID: "seen", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 100)}},
+			{ID: "", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 1000)}},
+			{ID: "new", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 10000)}},
+			{ID: "other", Series: []portalstore.HitDelta{delta("k2", "a", hour, 404, 3)}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(applied) != "[true false true false true]" {
+			t.Errorf("applied %v, want [true false true false true]", applied)
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1", "k2"}, Res: portalstore.ResDay, ByCode: true}); got != "2017-08-09 00:00:00 c200 1011/1011/0; 2017-08-09 00:00:00 c404 3/0/3" {
+			t.Errorf("batches in one call: %s", got)
+		}
+	})
+
+	t.Run("WideBatch", func(t *testing.T) {
+		// More series than one statement holds, each twice.
+		s := newStore(t)
+		var b portalstore.HitBatch
+		for i := range 2345 {
+			b.Series = append(b.Series, delta(fmt.Sprintf("key-%04d", i), "a", hour+int64(i%3), 200+i%2, 1))
+		}
+		b.Series = append(b.Series, b.Series...)
+		if _, err := s.AddHits(ctx, []portalstore.HitBatch{b}); err != nil {
+			t.Fatal(err)
+		}
+		keys := []string{"key-0000", "key-1001", "key-2344"}
+		if got := query(t, s, portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour, ByCode: true}); got != "2017-08-09 12:00:00 c200 2/2/0; 2017-08-09 13:00:00 c200 2/2/0; 2017-08-09 14:00:00 c201 2/2/0" {
+			t.Errorf("wide batch: %s", got)
+		}
+		var all []string
+		for i := range 2345 {
+			all = append(all, fmt.Sprintf("key-%04d", i))
+		}
+		if got := query(t, s, portalstore.HitQuery{Keys: all, Res: portalstore.ResMonth}); got != "2017-08-01 00:00:00 c200 4690/4690/0" {
+			t.Errorf("wide batch, all keys: %s", got)
 		}
 	})
 
@@ -120,7 +167,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		for w := range 4 {
 			wg.Go(func() {
 				for i := range 25 {
-					if err := s.AddHits(ctx, fmt.Sprintf("w%d-%d", w, i), []portalstore.HitDelta{
+					if err := addBatch(ctx, s, fmt.Sprintf("w%d-%d", w, i), []portalstore.HitDelta{
 						delta("k1", "a", hour, 200, 3), delta("k2", "a", hour, 200, 1)}); err != nil {
 						t.Error(err)
 					}
@@ -141,9 +188,15 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 			"negative":       {KeyHash: "k", Hour: hour, Code: 200, Hits: -1},
 			"more successes": {KeyHash: "k", Hour: hour, Code: 200, Hits: 1, Success: 2},
 			"latency count":  {KeyHash: "k", Hour: hour, Code: 200, Hits: 1, LatencyCount: 2},
+			"code 600":       {KeyHash: "k", Hour: hour, Code: 600, Hits: 1},
+			"no hits":        {KeyHash: "k", Hour: hour, Code: 200},
 		} {
-			// The good delta before the bad one must not be stored either.
-			err := s.AddHits(ctx, "b-"+name, []portalstore.HitDelta{delta("k", "a", hour, 200, 1), d})
+			// The good delta before the bad one must not be stored
+			// either, nor a good batch in the same call.
+			_, err := s.AddHits(ctx, []portalstore.HitBatch{
+				{ID: "good-" + name, Series: []portalstore.HitDelta{delta("k", "a", hour, 200, 1)}},
+				{ID: "b-" + name, Series: []portalstore.HitDelta{delta("k", "a", hour, 200, 1), d}},
+			})
 			if portalstore.ErrorCode(err) != portalstore.EINVALID {
 				t.Errorf("%s: %v, want EINVALID", name, err)
 			}
@@ -160,4 +213,10 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 			}
 		}
 	})
+}
+
+// addBatch applies one batch of deltas under id.
+func addBatch(ctx context.Context, s Store, id string, deltas []portalstore.HitDelta) error {
+	_, err := s.AddHits(ctx, []portalstore.HitBatch{{ID: id, Series: deltas}})
+	return err
 }

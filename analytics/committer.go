@@ -1,0 +1,331 @@
+// Package analytics stores every key's hits and errors as they are
+// reported, acknowledging a batch only once it is committed, and exports
+// them to Prometheus.
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// Store is where hit batches are committed: the portal store, or a
+// portal's admin API.
+type Store interface {
+	AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
+}
+
+// CommitterOptions configure NewCommitter; zero values take the defaults.
+type CommitterOptions struct {
+	// MaxRows bounds the series one transaction writes, so that the
+	// store's writer is held briefly and admin writes interleave with
+	// any hit volume. A larger batch is committed alone.
+	MaxRows int
+	// MaxQueuedRows bounds the series waiting or being committed; a
+	// batch beyond it is refused (EUNAVAILABLE: try again later).
+	MaxQueuedRows int
+	Logger        *slog.Logger
+	Metrics       *Metrics
+}
+
+// Defaults of CommitterOptions.
+const (
+	DefaultMaxRows       = 10000
+	DefaultMaxQueuedRows = 200000
+)
+
+// Committer commits hit batches to a Store with group commit: batches that
+// arrive while a transaction runs wait, and are committed together by the
+// next one, so that durability costs one commit per transaction, not per
+// batch, with no timer in the way. AddHits returns once its batches are
+// committed: acknowledged means stored. A failed commit is retried with
+// backoff until it succeeds or Close gives up.
+type Committer struct {
+	store Store
+	opts  CommitterOptions
+	m     *Metrics
+
+	mu         sync.Mutex
+	queue      []*commitRequest
+	queuedRows int
+	busyRows   int   // of the group being committed
+	busyHits   int64 // of the group being committed
+	busySince  time.Time
+	closed     bool
+	abandoned  int64 // hits answered with an error at Close
+	wake       chan struct{}
+	stop       chan struct{} // closed when Close gives up on what is left
+	done       chan struct{} // closed when the loop has returned
+}
+
+type commitRequest struct {
+	batches []portalstore.HitBatch
+	rows    int
+	hits    int64
+	at      time.Time
+	applied []bool
+	err     error
+	done    chan struct{}
+}
+
+// Errors AddHits returns when it cannot take a batch now; both are
+// EUNAVAILABLE, which callers answer with 503 and Retry-After.
+var (
+	ErrBusy    = portalstore.Errorf(portalstore.EUNAVAILABLE, "hit analytics are behind; retry later")
+	ErrClosing = portalstore.Errorf(portalstore.EUNAVAILABLE, "keylens is shutting down; retry later")
+)
+
+// NewCommitter returns a committer to store; it runs until Close.
+func NewCommitter(store Store, o CommitterOptions) *Committer {
+	if o.MaxRows <= 0 {
+		o.MaxRows = DefaultMaxRows
+	}
+	if o.MaxQueuedRows <= 0 {
+		o.MaxQueuedRows = DefaultMaxQueuedRows
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil, 0)
+	}
+	c := &Committer{store: store, opts: o, m: o.Metrics, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	o.Metrics.watch(c)
+	go c.run()
+	return c
+}
+
+// AddHits commits batches and reports which were applied now (a batch whose
+// id was applied before is acknowledged but not counted again). It waits
+// for the commit; when ctx ends first the batches are still committed, and
+// a retry under the same ids is counted once. EINVALID for a batch that
+// fails validation, with nothing stored; ErrBusy or ErrClosing when it
+// cannot take them now.
+func (c *Committer) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+	r := &commitRequest{batches: batches, at: time.Now(), done: make(chan struct{})}
+	for i := range batches {
+		if err := batches[i].Validate(); err != nil {
+			c.m.invalidBatches.Inc()
+			return nil, portalstore.Errorf(portalstore.EINVALID, "%s", err.Error())
+		}
+		r.rows += len(batches[i].Series)
+		r.hits += batches[i].Hits()
+	}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		c.m.refusedHits.Add(float64(r.hits))
+		return nil, ErrClosing
+	case c.queuedRows+c.busyRows > 0 && c.queuedRows+c.busyRows+r.rows > c.opts.MaxQueuedRows:
+		c.mu.Unlock()
+		c.m.refusedHits.Add(float64(r.hits))
+		return nil, ErrBusy
+	}
+	c.queue = append(c.queue, r)
+	c.queuedRows += r.rows
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.applied, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run commits what is queued, a group at a time, until Close.
+func (c *Committer) run() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				return
+			}
+			select {
+			case <-c.wake:
+			case <-c.stop:
+			}
+			continue
+		}
+		// Everything that arrived during the last commit, up to MaxRows
+		// (a larger request alone).
+		n, rows := 0, 0
+		var hits int64
+		for n < len(c.queue) && (n == 0 || rows+c.queue[n].rows <= c.opts.MaxRows) {
+			rows += c.queue[n].rows
+			hits += c.queue[n].hits
+			n++
+		}
+		group := make([]*commitRequest, n)
+		copy(group, c.queue)
+		c.queue = append(c.queue[:0], c.queue[n:]...)
+		c.queuedRows -= rows
+		c.busyRows, c.busyHits, c.busySince = rows, hits, group[0].at
+		c.mu.Unlock()
+
+		c.commit(group)
+
+		c.mu.Lock()
+		c.busyRows, c.busyHits = 0, 0
+		c.mu.Unlock()
+	}
+}
+
+// commit writes a group in one transaction, retrying failures briefly.
+func (c *Committer) commit(group []*commitRequest) {
+	var batches []portalstore.HitBatch
+	for _, r := range group {
+		batches = append(batches, r.batches...)
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		applied, err := c.store.AddHits(context.Background(), batches)
+		c.m.commitSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			if attempt > 0 {
+				// A failed attempt may have committed before its
+				// answer was lost: a batch found applied now may be
+				// this committer's own, so none is called a duplicate.
+				for i := range applied {
+					applied[i] = true
+				}
+			}
+			for _, r := range group {
+				r.applied, applied = applied[:len(r.batches)], applied[len(r.batches):]
+				for i := range r.batches {
+					if r.applied[i] {
+						c.m.committedHits.Add(float64(r.batches[i].Hits()))
+						c.m.keys.add(r.batches[i].Series)
+					} else {
+						c.m.duplicateBatches.Inc()
+					}
+				}
+				close(r.done)
+			}
+			return
+		}
+		if portalstore.ErrorCode(err) == portalstore.EINVALID {
+			// Validated on the way in, so the store's rules differ:
+			// find the batch it refuses by committing each alone.
+			if len(group) > 1 {
+				for _, r := range group {
+					c.commit([]*commitRequest{r})
+				}
+				return
+			}
+			c.opts.Logger.Error("hit batch refused by the store", "err", err)
+			c.m.invalidBatches.Inc()
+			group[0].err = err
+			close(group[0].done)
+			return
+		}
+		c.m.commitErrors.Inc()
+		if attempt == commitAttempts-1 {
+			// The store is failing (down, full, unreachable): tell
+			// the writers now rather than hold them. They keep their
+			// batches and send them again under the same ids, which
+			// the store applies once should this attempt have
+			// committed after all.
+			c.opts.Logger.Warn("committing hits failed; writers told to retry", "err", err, "batches", len(batches))
+			for _, r := range group {
+				r.err = portalstore.Errorf(portalstore.EUNAVAILABLE, "hits could not be stored now; retry later")
+				close(r.done)
+			}
+			return
+		}
+		select {
+		case <-c.stop:
+			c.mu.Lock()
+			for _, r := range group {
+				c.abandoned += r.hits
+				r.err = errors.Join(ErrClosing, err)
+				close(r.done)
+			}
+			c.mu.Unlock()
+			return
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// commitAttempts is how often a failing commit is tried (over some 350 ms)
+// before its writers are told to retry.
+const commitAttempts = 4
+
+// Close refuses new batches, then waits until every batch taken is
+// committed or ctx ends; the batches left then are answered with an error
+// (their writers retry them elsewhere or later) and reported.
+func (c *Committer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	left := c.queue
+	c.queue, c.queuedRows = nil, 0
+	for _, r := range left {
+		c.abandoned += r.hits
+		r.err = ErrClosing
+		close(r.done)
+	}
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.abandoned == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d hits were not committed before the deadline; their writers were answered with an error and keep them", c.abandoned)
+}
+
+// Pending reports the hits waiting or being committed.
+func (c *Committer) Pending() int64 {
+	h, _ := c.pending()
+	return h
+}
+
+// pending reports the hits waiting or being committed, and the age of the
+// oldest of them.
+func (c *Committer) pending() (hits int64, lag time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hits = c.busyHits
+	oldest := time.Time{}
+	if c.busyHits > 0 {
+		oldest = c.busySince
+	}
+	for _, r := range c.queue {
+		hits += r.hits
+		if oldest.IsZero() {
+			oldest = r.at
+		}
+	}
+	if !oldest.IsZero() {
+		lag = time.Since(oldest)
+	}
+	return hits, lag
+}

@@ -61,6 +61,9 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"admin key without portal", []string{"sidecar", "--admin-key", "0123456789abcdef"}, exitUsage, "only used with --portal"},
 		{"postgres URL without a host", []string{"serve", "--store", "postgres:///keylens"}, exitUsage, "PostgreSQL URL needs a host"},
 		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "-portal"},
+		{"open /hits on every address", []string{"serve", "--sidecar-addr", "0.0.0.0:8181"}, exitUsage, "needs a secret: set --hits-secret"},
+		{"open /hits on a host name", []string{"sidecar", "--sidecar-addr", "gateway-1:8181"}, exitUsage, "needs a secret: set --hits-secret"},
+		{"too little room for hits", []string{"serve", "--hits-max-pending", "9999"}, exitUsage, "--hits-max-pending must be at least 10000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +81,23 @@ func TestRun_ExitCodes(t *testing.T) {
 	for _, want := range []string{"--store", "--admin-addr", "--sidecar-addr", "--log-format", "unexpected arguments"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("problem %s not reported:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestParseFlags_HitsSecretOffLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr, secret string
+		ok           bool
+	}{
+		{"127.0.0.1:8181", "", true}, {"[::1]:8181", "", true}, {"localhost:8181", "", true}, {"127.0.0.2:0", "", true},
+		{"0.0.0.0:8181", "", false}, {":8181", "", false}, {"[::]:8181", "", false}, {"10.0.0.5:8181", "", false},
+		{"0.0.0.0:8181", "a-secret", true},
+	} {
+		m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+		err := m.ParseFlags([]string{"--sidecar-addr", tt.addr}, env(map[string]string{"KEYLENS_HITS_SECRET": tt.secret}))
+		if (err == nil) != tt.ok {
+			t.Errorf("--sidecar-addr %s, secret %q: %v", tt.addr, tt.secret, err)
 		}
 	}
 }

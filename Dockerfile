@@ -1,6 +1,7 @@
 # keylens: one static binary (pure-Go SQLite, no cgo) on a distroless base.
 #   docker build -t keylens .
-#   docker run -p 3000:3000 -p 8181:8181 -v keylens-data:/data keylens
+#   docker run -p 3000:3000 -p 8181:8181 -v keylens-data:/data -e KEYLENS_HITS_SECRET=<secret> keylens
+# (the sidecar listens on every address here, so POST /hits needs a secret)
 #
 # The Tyk Go plugin, compiled by Tyk's plugin compiler for the gateway that
 # will load it (the version must match the gateway's exactly):

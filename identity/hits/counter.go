@@ -39,7 +39,7 @@ type counted struct {
 }
 
 // DefaultMaxSeries bounds the series a Counter holds between drains. A
-// series held costs some 200 bytes (docs/benchmarks.md).
+// series held costs the memory docs/benchmarks.md reports.
 const DefaultMaxSeries = 1 << 18
 
 // NewCounter returns a counter that holds up to maxSeries series (0 for

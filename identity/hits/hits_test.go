@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,4 +328,26 @@ func BenchmarkRecordExisting(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkSeriesMemory reports the heap a Counter holds per series, with
+// 100,000 series of distinct 16-character key hashes.
+func BenchmarkSeriesMemory(b *testing.B) {
+	for range b.N {
+		keys := make([]string, 100000)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := NewCounter(0)
+		for i, k := range keys {
+			c.Record(k, "api-payments", now.UnixNano(), 200+i%2, 1, time.Millisecond)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(keys)), "bytes/series")
+		runtime.KeepAlive(c)
+	}
 }

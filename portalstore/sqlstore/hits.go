@@ -44,15 +44,15 @@ func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bo
 			all = append(all, batches[i].Series...)
 		}
 	}
+	hourly, daily := foldRows(all)
 	for _, t := range []struct {
 		table, col string
-		per        int64
-	}{{"hits_hourly", "hour", 1}, {"hits_daily", "day", 24}} {
-		rows := hits.Fold(nil, all, t.per)
+		rows       []portalstore.HitDelta
+	}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
 		if db.pg {
-			err = upsertUnnest(ctx, tx, t.table, t.col, rows)
+			err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
 		} else {
-			err = upsertValues(ctx, tx, t.table, t.col, rows)
+			err = upsertValues(ctx, tx, t.table, t.col, t.rows)
 		}
 		if err != nil {
 			return nil, err
@@ -62,6 +62,64 @@ func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bo
 		return nil, err
 	}
 	return applied, nil
+}
+
+// foldRows sums deltas into the rows of the hourly table and of the daily
+// rollup (whose Hour member holds the day), each sorted by primary key:
+// consecutive rows land on the same pages, so far fewer pages are visited,
+// split and journaled than in arrival order, and a row appears once per
+// statement, as PostgreSQL's ON CONFLICT requires.
+func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDelta) {
+	order := make([]int32, len(deltas))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &deltas[i], &deltas[j]
+		if c := strings.Compare(a.KeyHash, b.KeyHash); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Hour, b.Hour), strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
+	})
+	sameSeries := func(a, b *portalstore.HitDelta) bool {
+		return a.Hour == b.Hour && a.Code == b.Code && a.KeyHash == b.KeyHash && a.APIID == b.APIID
+	}
+	hourly = make([]portalstore.HitDelta, 0, len(deltas))
+	for _, i := range order {
+		d := &deltas[i]
+		if n := len(hourly); n > 0 && sameSeries(&hourly[n-1], d) {
+			hourly[n-1].Merge(d)
+			continue
+		}
+		hourly = append(hourly, *d)
+	}
+	// The hours of one key and day are adjacent: fold each such run by
+	// API and code.
+	daily = make([]portalstore.HitDelta, 0, len(hourly))
+	for start := 0; start < len(hourly); {
+		key, day := hourly[start].KeyHash, floorDiv(hourly[start].Hour, 24)
+		end := start + 1
+		for end < len(hourly) && hourly[end].KeyHash == key && floorDiv(hourly[end].Hour, 24) == day {
+			end++
+		}
+		run := daily[len(daily):]
+		for _, h := range hourly[start:end] {
+			h.Hour = day
+			run = append(run, h)
+		}
+		slices.SortFunc(run, func(a, b portalstore.HitDelta) int {
+			return cmp.Or(strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
+		})
+		for i := range run {
+			if n := len(daily); n > 0 && sameSeries(&daily[n-1], &run[i]) {
+				daily[n-1].Merge(&run[i])
+				continue
+			}
+			daily = append(daily, run[i])
+		}
+		start = end
+	}
+	return hourly, daily
 }
 
 // claimBatches records the batches' ids and reports which batches are new:
@@ -128,27 +186,14 @@ const upsertRowsPerStatement = 500
 // upsertValues adds rows to a SQLite counter table with multi-row upserts:
 // one statement, prepared once, per upsertRowsPerStatement rows.
 func upsertValues(ctx context.Context, tx *Tx, table, col string, rows []portalstore.HitDelta) error {
-	// In primary-key order, consecutive rows land on the same pages: far
-	// fewer pages are visited, split and journaled than in arrival order.
-	order := make([]int32, len(rows))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(i, j int32) int {
-		a, b := &rows[i], &rows[j]
-		if c := strings.Compare(a.KeyHash, b.KeyHash); c != 0 {
-			return c
-		}
-		return cmp.Or(cmp.Compare(a.Hour, b.Hour), strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
-	})
 	var stmt *sql.Stmt
 	args := make([]any, 0, 10*upsertRowsPerStatement)
-	for len(order) > 0 {
-		n := min(len(order), upsertRowsPerStatement)
+	for len(rows) > 0 {
+		n := min(len(rows), upsertRowsPerStatement)
 		args = args[:0]
-		for _, i := range order[:n] {
+		for i := range rows[:n] {
 			d := &rows[i]
-			args = append(args, d.KeyHash, d.Hour, d.APIID, d.Code, d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount)
+			args = append(args, d.KeyHash, d.Hour, d.APIID, int64(d.Code), d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount)
 		}
 		var err error
 		switch {
@@ -166,7 +211,7 @@ func upsertValues(ctx context.Context, tx *Tx, table, col string, rows []portals
 		if err != nil {
 			return err
 		}
-		order = order[n:]
+		rows = rows[n:]
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ const testAdminKey = "e2e-admin-key-0123456789"
 
 // instance is one running `keylens serve`.
 type instance struct {
-	t          *testing.T
+	t          testing.TB
 	cmd        *exec.Cmd
 	AdminURL   string
 	SidecarURL string
@@ -61,7 +61,7 @@ type instance struct {
 
 // startKeylens runs `keylens serve` on a fresh SQLite file (or on store, when
 // given) with ports chosen by the kernel, and waits until both listen.
-func startKeylens(t *testing.T, store string, env []string, args ...string) *instance {
+func startKeylens(t testing.TB, store string, env []string, args ...string) *instance {
 	t.Helper()
 	if store == "" {
 		store = "sqlite:" + filepath.Join(t.TempDir(), "keylens.db")
@@ -174,7 +174,7 @@ type response struct {
 }
 
 // JSON decodes the body into a fresh value of type T.
-func decodeAs[T any](t *testing.T, r response) T {
+func decodeAs[T any](t testing.TB, r response) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(r.Body, &v); err != nil {
@@ -208,7 +208,7 @@ func (in *instance) doAuth(method, path, body, auth string) response {
 	return send(in.t, req)
 }
 
-func send(t *testing.T, req *http.Request) response {
+func send(t testing.TB, req *http.Request) response {
 	t.Helper()
 	res, err := client.Do(req)
 	if err != nil {

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -25,11 +27,11 @@ import (
 // hitPoster posts batches to one sidecar. Its client has no keep-alive
 // across a restart to worry about: each test makes its own.
 type hitPoster struct {
-	t      *testing.T
+	t      testing.TB
 	client *http.Client
 }
 
-func newHitPoster(t *testing.T) *hitPoster {
+func newHitPoster(t testing.TB) *hitPoster {
 	return &hitPoster{t: t, client: &http.Client{Timeout: 60 * time.Second}}
 }
 
@@ -70,7 +72,7 @@ func hitsBody(keys []string, prefix string, n, count int) []byte {
 
 // storedHits sums the hits of keys from yesterday to tomorrow, as the
 // aggregate endpoint reports them.
-func storedHits(t *testing.T, in *instance, keys []string) int64 {
+func storedHits(t testing.TB, in *instance, keys []string) int64 {
 	t.Helper()
 	now := time.Now().UTC()
 	from, to := now.AddDate(0, 0, -1).Format("2/1/2006"), now.AddDate(0, 0, 1).Format("2/1/2006")
@@ -411,5 +413,60 @@ func TestHitsSIGTERMWithASlowAdminClient(t *testing.T) {
 	in = startKeylens(t, in.Store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
 	if got := storedHits(t, in, keys); got != acked.Load() {
 		t.Errorf("stored %d hits, acknowledged %d", got, acked.Load())
+	}
+}
+
+// BenchmarkHitsOverHTTP: 32 writers post 1,000-element batches (each
+// writer's 100 keys on 10 APIs) to a running keylens, b.N batches in all,
+// each waiting for its answer, so every acknowledgement is a commit;
+// reports hits/s and the acknowledgement latency.
+//
+//	go test -run=NONE -bench=HitsOverHTTP -benchtime=2000x -count 3 ./tests/
+func BenchmarkHitsOverHTTP(b *testing.B) {
+	for _, store := range []string{"SQLite", "PostgreSQL"} {
+		b.Run(store, func(b *testing.B) {
+			dsn := ""
+			if store == "PostgreSQL" {
+				dsn = pgtest.Shared(b).NewDatabase(b)
+			}
+			in := startKeylens(b, dsn, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
+			p := &hitPoster{t: b, client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+			const writers, size = 32, 1000
+			bodies := make([][]byte, writers)
+			for w := range bodies {
+				bodies[w] = hitsBody(hashKeys(fmt.Sprintf("%02x", w), 100), "api", size, 1)
+			}
+			var next atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for {
+						n := next.Add(1) - 1
+						if n >= int64(b.N) {
+							return
+						}
+						t0 := time.Now()
+						if status, _ := p.post(in.SidecarURL, fmt.Sprint("bench-", n), bodies[w]); status != 200 {
+							b.Errorf("post: %d", status)
+							return
+						}
+						d := time.Since(t0)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*size)/elapsed.Seconds(), "hits/s")
+			b.ReportMetric(float64(percentile(lat, 50).Microseconds())/1000, "p50-ack-ms")
+			b.ReportMetric(float64(percentile(lat, 99).Microseconds())/1000, "p99-ack-ms")
+		})
 	}
 }

@@ -1,7 +1,10 @@
 package rest
 
 import (
+	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/keylens/keylens/portalstore"
 )
@@ -61,4 +64,117 @@ func (s *Server) lastChange(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Last int64 `json:"last"`
 	}{last})
+}
+
+// maxHitsBody bounds a POST /api/keylens/hits body: a sidecar's group of
+// batches, up to some 10,000 series.
+const maxHitsBody = 16 << 20
+
+// POST /api/keylens/hits: {"batches":[{"batch_id","deltas":[…]}…]} (or one
+// batch as {"batch_id","deltas"}) from a sidecar that runs against this
+// portal (keylens sidecar --portal). It answers once the batches are
+// committed; Meta.applied says which were applied now, the others having
+// been applied before under the same id.
+func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Batches []portalstore.HitBatch `json:"batches"`
+		portalstore.HitBatch
+	}
+	if err := decodeLimit(w, r, &in, maxHitsBody); err != nil {
+		s.writeDecodeError(w, r, err)
+		return
+	}
+	if in.Batches == nil {
+		in.Batches = []portalstore.HitBatch{in.HitBatch}
+	} else if in.ID != "" || in.Series != nil {
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
+		return
+	}
+	writer := s.HitWriter
+	if writer == nil {
+		writer = s.Hits
+	}
+	applied, err := writer.AddHits(r.Context(), in.Batches)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, envelope{Status: "OK", Message: "Hits added", Meta: hitsApplied{applied}})
+}
+
+type hitsApplied struct {
+	Applied []bool `json:"applied"`
+}
+
+// changesResponse is one long-poll answer of the change feed.
+type changesResponse struct {
+	Changes []portalstore.Change `json:"changes"`
+	// Last is the position to ask from next time.
+	Last int64 `json:"last"`
+	// Reset tells the reader that changes it never saw were pruned: it
+	// must drop everything it cached.
+	Reset bool `json:"reset"`
+}
+
+// maxChangeWait bounds a long poll well inside the server's write timeout.
+const maxChangeWait = 30 * time.Second
+
+// GET /api/keylens/changes?after=N&limit=L&wait=DURATION: the changes after
+// N, waiting up to wait (default 0, at most 30s) for one to arrive.
+func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := strconv.ParseInt(q.Get("after"), 10, 64)
+	if q.Get("after") == "" {
+		after, err = 0, nil
+	}
+	if err != nil || after < 0 {
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "after must be a sequence number"))
+		return
+	}
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
+			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "limit must be 1 to 10000"))
+			return
+		}
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "wait must be a duration such as 25s"))
+			return
+		}
+		wait = min(wait, maxChangeWait)
+	}
+	select {
+	case <-s.stop:
+		wait = 0 // shutting down: answer what there is
+	default:
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	changes, gap, err := s.Changes.WaitForChanges(ctx, after, limit, wait)
+	if err != nil && ctx.Err() != nil && r.Context().Err() == nil {
+		// Shutdown ended the wait: answer what there is now.
+		changes, gap, err = s.Changes.ChangesSince(r.Context(), after, limit)
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	last := after
+	if len(changes) > 0 {
+		last = changes[len(changes)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, changesResponse{Changes: changes, Last: last, Reset: gap})
 }

@@ -64,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.stop = make(chan struct{})
 	api := http.NewServeMux()
+	// Developers (developers.go).
 	api.HandleFunc("GET /api/portal/developers", s.listDevelopers)
 	api.HandleFunc("POST /api/portal/developers", s.createDeveloper)
 	api.HandleFunc("GET /api/portal/developers/{id}", s.getDeveloper)
@@ -74,7 +75,7 @@ func (s *Server) Handler() http.Handler {
 	// password/{id}, {id}/keys and {id}/subscriptions overlap: one dispatcher.
 	api.HandleFunc("POST /api/portal/developers/{a}/{b}", s.postDeveloperPair)
 
-	// Developer keys, and the deprecated routes of the same.
+	// Developer keys, and the deprecated routes of the same (devkeys.go).
 	api.HandleFunc("PUT /api/portal/developers/{id}/keys/{keyId}", s.setKeyPolicies)
 	api.HandleFunc("POST /api/portal/developers/{id}/keys/{keyId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
 		s.resetQuota(w, r, r.PathValue("id"), r.PathValue("keyId"))
@@ -92,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 		s.deleteOAuthClient(w, r, r.PathValue("appId"))
 	})
 
+	// Catalogue and configuration (catalogue.go).
 	api.HandleFunc("GET /api/portal/catalogue", s.getCatalogue)
 	api.HandleFunc("POST /api/portal/catalogue", s.putCatalogue)
 	api.HandleFunc("PUT /api/portal/catalogue", s.putCatalogue)
@@ -99,6 +101,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/portal/configuration", s.putConfiguration)
 	api.HandleFunc("PUT /api/portal/configuration", s.putConfiguration)
 
+	// Key requests (keyrequests.go).
 	api.HandleFunc("GET /api/portal/requests", s.listKeyRequests)
 	api.HandleFunc("POST /api/portal/requests", s.createKeyRequest)
 	api.HandleFunc("GET /api/portal/requests/{id}", s.getKeyRequest)
@@ -107,7 +110,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
 	api.HandleFunc("PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
 
-	// Analytics (analytics.go).
+	// Activity: Tyk's aggregate analytics (activity.go).
 	api.HandleFunc("GET /api/activity/keys/aggregate/{keys}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.aggregateKeys)
 	api.HandleFunc("GET /api/activity/keys/{key}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.keyActivity)
 

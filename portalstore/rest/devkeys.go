@@ -1,0 +1,115 @@
+package rest
+
+import (
+	"net/http"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// keyRequestBody is what the developer-key routes read.
+type keyRequestBody struct {
+	ApplyPolicies []string              `json:"apply_policies"`
+	PolicyID      string                `json:"policy_id"` // deprecated subscriptions route
+	Fields        map[string]any        `json:"fields"`
+	OAuthInfo     portalstore.OAuthInfo `json:"oauth_info"`
+	JWTSecret     string                `json:"jwt_secret"`
+	Certificate   string                `json:"certificate"`
+}
+
+// issueKey files and approves a request for developer devID; it serves
+// POST .../developers/{id}/keys and the deprecated .../{id}/subscriptions.
+func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, devID string) {
+	var in keyRequestBody
+	if err := decode(w, r, &in); err != nil {
+		s.writeDecodeError(w, r, err)
+		return
+	}
+	kr := &portalstore.KeyRequest{ApplyPolicies: in.ApplyPolicies, ForPlan: in.PolicyID, Fields: in.Fields,
+		OAuthInfo: in.OAuthInfo, JWTSecret: in.JWTSecret, Certificate: in.Certificate}
+	a, err := s.Keys.IssueKey(r.Context(), devID, kr)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// PUT /api/portal/developers/{id}/keys/{keyId} {"apply_policies"}
+func (s *Server) setKeyPolicies(w http.ResponseWriter, r *http.Request) {
+	var in keyRequestBody
+	if err := decode(w, r, &in); err != nil {
+		s.writeDecodeError(w, r, err)
+		return
+	}
+	s.changePolicies(w, r, r.PathValue("id"), r.PathValue("keyId"), in.ApplyPolicies)
+}
+
+// GET /api/portal/developers/{devId}/{keyId}/{policyId} (deprecated): the
+// key's policies become the one named.
+func (s *Server) setKeyPolicyDeprecated(w http.ResponseWriter, r *http.Request) {
+	s.changePolicies(w, r, r.PathValue("devId"), r.PathValue("keyId"), []string{r.PathValue("policyId")})
+}
+
+func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, keyID string, policies []string) {
+	if err := s.Keys.SetKeyPolicies(r.Context(), devID, portalstore.KeyID(keyID), policies); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, "Data updated")
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID string) {
+	if err := s.Keys.RevokeKey(r.Context(), devID, portalstore.KeyID(keyID)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, "Data deleted")
+}
+
+func (s *Server) resetQuota(w http.ResponseWriter, r *http.Request, devID, keyID string) {
+	if err := s.Keys.ResetKeyQuota(r.Context(), devID, portalstore.KeyID(keyID)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, "Quota reset")
+}
+
+func (s *Server) deleteOAuthClient(w http.ResponseWriter, r *http.Request, clientID string) {
+	if err := s.Keys.DeleteOAuthClient(r.Context(), clientID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, "Data deleted")
+}
+
+// Tyk's developer routes overlap in ways Go's ServeMux refuses to register
+// side by side (POST .../password/{id} and .../{id}/keys both match
+// .../password/keys). Each overlapping shape gets one pattern and is
+// dispatched here on its literal segments, Tyk's own routes first.
+
+// POST /api/portal/developers/{a}/{b}
+func (s *Server) postDeveloperPair(w http.ResponseWriter, r *http.Request) {
+	a, b := r.PathValue("a"), r.PathValue("b")
+	switch {
+	case a == "password":
+		r.SetPathValue("id", b)
+		s.setPassword(w, r)
+	case b == "keys", b == "subscriptions":
+		s.issueKey(w, r, a)
+	default:
+		writeJSON(w, http.StatusNotFound, envelope{Status: "Error", Message: "Not found"})
+	}
+}
+
+// DELETE /api/portal/developers/{a}/{b}/{c}
+func (s *Server) deleteDeveloperTriple(w http.ResponseWriter, r *http.Request) {
+	a, b, c := r.PathValue("a"), r.PathValue("b"), r.PathValue("c")
+	switch {
+	case a == "oauth": // oauth/{apiId}/{appId}
+		s.deleteOAuthClient(w, r, c)
+	case b == "keys": // {id}/keys/{keyId}
+		s.revokeKey(w, r, a, c)
+	default:
+		writeJSON(w, http.StatusNotFound, envelope{Status: "Error", Message: "Not found"})
+	}
+}

@@ -313,7 +313,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api := &rest.Server{
+	api, err := rest.NewServer(rest.Config{
 		Developers:   db,
 		Catalogue:    db,
 		Keys:         db,
@@ -323,8 +323,11 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
 		Logger:       m.logger,
+	})
+	if err != nil {
+		return err
 	}
-	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler(), api.StopWaiting); err != nil {
+	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler(), api.Shutdown); err != nil {
 		return err
 	}
 	go m.pruneChanges(bg)

@@ -25,7 +25,10 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	api := &rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return db, api, srv
@@ -149,9 +152,9 @@ func TestClientReadsWhatTheStoreHolds(t *testing.T) {
 	}
 }
 
-// TestStopWaitingEndsLongPolls: a portal shutting down must not wait for
+// TestShutdownEndsLongPolls: a portal shutting down must not wait for
 // the sidecars' long polls to time out.
-func TestStopWaitingEndsLongPolls(t *testing.T) {
+func TestShutdownEndsLongPolls(t *testing.T) {
 	ctx := context.Background()
 	_, api, srv := newPortal(t)
 	c, _ := rest.NewClient(srv.URL, "admin")
@@ -162,17 +165,17 @@ func TestStopWaitingEndsLongPolls(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(200 * time.Millisecond)
-	api.StopWaiting()
+	api.Shutdown()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("long poll ended by shutdown: %v, want an empty answer", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("StopWaiting did not end the long poll")
+		t.Fatal("Shutdown did not end the long poll")
 	}
 	start := time.Now()
 	if _, _, err := c.WaitForChanges(ctx, 0, 10, 25*time.Second); err != nil || time.Since(start) > 10*time.Second {
-		t.Errorf("a long poll after StopWaiting waited %v (%v)", time.Since(start), err)
+		t.Errorf("a long poll after Shutdown waited %v (%v)", time.Since(start), err)
 	}
 }

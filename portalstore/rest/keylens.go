@@ -90,11 +90,7 @@ func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
 		return
 	}
-	writer := s.HitWriter
-	if writer == nil {
-		writer = s.Hits
-	}
-	applied, err := writer.AddHits(r.Context(), in.Batches)
+	applied, err := s.HitWriter.AddHits(r.Context(), in.Batches)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

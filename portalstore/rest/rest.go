@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +23,8 @@ import (
 // MaxBodyBytes bounds every request body; larger bodies answer 413.
 const MaxBodyBytes = 1 << 20
 
-// Server holds what the handlers need. Build it, then use Handler.
-type Server struct {
+// Config is what the API serves and how.
+type Config struct {
 	Developers portalstore.DeveloperService
 	Catalogue  portalstore.CatalogueService
 	Keys       portalstore.KeyService
@@ -40,29 +41,53 @@ type Server struct {
 	// Health reports whether the store answers; nil means always healthy.
 	Health func(*http.Request) error
 	Logger *slog.Logger
+}
 
-	stop     chan struct{} // made by Handler, closed by StopWaiting
+// Server is the API: NewServer, then Handler; Shutdown as the listener
+// shuts down.
+type Server struct {
+	Config
+	handler  http.Handler
+	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
 }
 
-// StopWaiting ends every long poll in flight (each answers what it has) and
-// makes new ones answer at once, so that a graceful shutdown is not held up
-// by sidecars following the change feed. Call it after Handler.
-func (s *Server) StopWaiting() {
-	s.stopOnce.Do(func() {
-		if s.stop != nil {
-			close(s.stop)
+// NewServer checks c and builds the API.
+func NewServer(c Config) (*Server, error) {
+	var missing []string
+	for name, set := range map[string]bool{"Developers": c.Developers != nil, "Catalogue": c.Catalogue != nil,
+		"Keys": c.Keys != nil, "Changes": c.Changes != nil, "Hits": c.Hits != nil} {
+		if !set {
+			missing = append(missing, name)
 		}
-	})
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("rest: the server needs %s", strings.Join(missing, ", "))
+	}
+	if c.HitWriter == nil {
+		c.HitWriter = c.Hits
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Config: c, stop: make(chan struct{})}
+	s.handler = s.routes()
+	return s, nil
 }
 
 // Handler returns the API with its middleware: panic recovery, request
 // logging, admin authentication and enveloped 404/405 answers.
-func (s *Server) Handler() http.Handler {
-	if s.Logger == nil {
-		s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s.stop = make(chan struct{})
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Shutdown ends every long poll in flight (each answers what it has) and
+// makes new ones answer at once, so that a graceful shutdown is not held up
+// by sidecars following the change feed.
+func (s *Server) Shutdown() {
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	// Developers (developers.go).
 	api.HandleFunc("GET /api/portal/developers", s.listDevelopers)

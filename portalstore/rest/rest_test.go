@@ -20,7 +20,11 @@ func newAPI(t testing.TB) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return (&rest.Server{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))}).Handler()
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.Handler()
 }
 
 // FuzzDeveloperBodies sends arbitrary bodies to every route that reads one.

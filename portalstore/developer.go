@@ -266,7 +266,7 @@ func ValidateEmail(email string) error {
 	return nil
 }
 
-// NormalizeKeys files every key of d under its KeyID, so a raw Tyk key sent
+// NormalizeKeys files every key of d under its KeyHashOf, so a raw key sent
 // in a developer object is stored as its hash, and points subscriptions at
 // the same ids.
 func (d *Developer) NormalizeKeys() {
@@ -276,11 +276,11 @@ func (d *Developer) NormalizeKeys() {
 			if pols == nil {
 				pols = []string{}
 			}
-			keys[KeyID(k)] = pols
+			keys[KeyHashOf(k)] = pols
 		}
 		d.Keys = keys
 	}
 	for p, k := range d.Subscriptions {
-		d.Subscriptions[p] = KeyID(k)
+		d.Subscriptions[p] = KeyHashOf(k)
 	}
 }

@@ -167,14 +167,17 @@ func IsRawKey(s string) bool {
 	return len(s) == 56 && isHex(s)
 }
 
-// KeyID returns the id keylens files a key under: its hash when s is a raw
-// Tyk key, s itself otherwise (a hash, or a custom key id of a gateway that
-// does not hash). Raw keys therefore never reach storage.
-func KeyID(s string) string {
-	if IsRawKey(s) {
-		return HashKey(s)
+// KeyHashOf is the one rule that turns a key reference into the hash keylens
+// files, resolves and counts the key under: a reference with the shape of
+// a key hash (IsKeyHash) is one; anything else (a raw Tyk key, a legacy
+// key, a custom key id) is a raw key, hashed as the gateway hashes it
+// (HashKey). Raw keys therefore never reach storage. (A custom raw key of
+// 8, 16, 32 or 64 lowercase hex characters reads as a hash: send its hash.)
+func KeyHashOf(ref string) string {
+	if IsKeyHash(ref) {
+		return ref
 	}
-	return s
+	return HashKey(ref)
 }
 
 func isHex(s string) bool {

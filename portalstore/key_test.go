@@ -115,17 +115,18 @@ func TestKeyOrg(t *testing.T) {
 	}
 }
 
-func TestKeyID_NeverKeepsARawKey(t *testing.T) {
+func TestKeyHashOf_NeverKeepsARawKey(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{jsonKey, "cac572e018c60de0"},
 		{legacyKey, "4beaa90b"},
 		{"cac572e018c60de0", "cac572e018c60de0"},
-		{"my-custom-key-id", "my-custom-key-id"},
-		{"eyNotBase64!", "eyNotBase64!"},
+		{"my-custom-key-id", portalstore.HashKeyWith("my-custom-key-id", "murmur32")},
+		{"eyNotBase64!", portalstore.HashKeyWith("eyNotBase64!", "murmur32")},
+		{"CAC572E018C60DE0", portalstore.HashKeyWith("CAC572E018C60DE0", "murmur32")},
 	}
 	for _, tt := range tests {
-		if got := portalstore.KeyID(tt.in); got != tt.want {
-			t.Errorf("KeyID(%.12s…) = %q, want %q", tt.in, got, tt.want)
+		if got := portalstore.KeyHashOf(tt.in); got != tt.want {
+			t.Errorf("KeyHashOf(%.12s…) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	for s, want := range map[string]bool{"cac572e018c60de0": true, "CAC572E018C60DE0": false, "abc": false, "4beaa90b": true} {
@@ -151,8 +152,8 @@ func FuzzHashKey(f *testing.F) {
 		if !portalstore.IsKeyHash(h) {
 			t.Fatalf("HashKey(%q) = %q is not lowercase hex", key, h)
 		}
-		if id := portalstore.KeyID(key); portalstore.IsRawKey(key) && id != h {
-			t.Fatalf("KeyID of raw key %q = %q, want its hash %q", key, id, h)
+		if id := portalstore.KeyHashOf(key); !portalstore.IsKeyHash(key) && id != h {
+			t.Fatalf("KeyHashOf(%q) = %q, want its hash %q", key, id, h)
 		}
 		_ = portalstore.KeyOrg(key)
 	})

@@ -229,3 +229,21 @@ func TestHitsSecret(t *testing.T) {
 		t.Error("refused /hits requests not counted as unauthorized")
 	}
 }
+
+// TestCustomKeyIdCountedWhereFiled: a developer object naming a custom key
+// id files it under the one rule's hash, and hits reported with that key
+// reach the developer's usage.
+func TestCustomKeyIdCountedWhereFiled(t *testing.T) {
+	in := startDefault(t)
+	dev := createDeveloper(t, in, `{"email":"custom@example.com","keys":{"my-custom-key-1":["pol-x"]}}`)
+	if r := in.postHits(`[{"key":"my-custom-key-1","api_id":"a","code":200,"count":3}]`); r.Status != 200 {
+		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	}
+	u := decodeAs[hitList](t, in.do("GET", "/api/portal/developers/"+dev+"/usage", ""))
+	if len(u.Data) != 1 || u.Data[0].Hits != 3 {
+		t.Errorf("usage of a custom key id: %+v, want 3 hits", u.Data)
+	}
+	if d := getDeveloper(t, in, dev); len(d.Keys["my-custom-key-1"]) != 0 {
+		t.Errorf("the raw custom key was stored: %v", d.Keys)
+	}
+}

@@ -51,7 +51,7 @@ func (s *Server) setKeyPolicyDeprecated(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, keyID string, policies []string) {
-	if err := s.Keys.SetKeyPolicies(r.Context(), devID, portalstore.KeyID(keyID), policies); err != nil {
+	if err := s.Keys.SetKeyPolicies(r.Context(), devID, portalstore.KeyHashOf(keyID), policies); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -59,7 +59,7 @@ func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, k
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID string) {
-	if err := s.Keys.RevokeKey(r.Context(), devID, portalstore.KeyID(keyID)); err != nil {
+	if err := s.Keys.RevokeKey(r.Context(), devID, portalstore.KeyHashOf(keyID)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -67,7 +67,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID 
 }
 
 func (s *Server) resetQuota(w http.ResponseWriter, r *http.Request, devID, keyID string) {
-	if err := s.Keys.ResetKeyQuota(r.Context(), devID, portalstore.KeyID(keyID)); err != nil {
+	if err := s.Keys.ResetKeyQuota(r.Context(), devID, portalstore.KeyHashOf(keyID)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -109,10 +109,10 @@ func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Develope
 // transaction: bcrypt takes tens of milliseconds and must not hold the
 // write lock.
 func (db *DB) prepareNewDeveloper(d *portalstore.Developer) error {
-	d.NormalizeKeys()
 	if err := d.Validate(); err != nil {
 		return err
 	}
+	d.NormalizeKeys()
 	if err := db.preparePassword(d); err != nil {
 		return err
 	}
@@ -175,10 +175,10 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 		return portalstore.Errorf(portalstore.EINVALID, "Developer id in the body does not match the URL")
 	}
 	d.ID = id
-	d.NormalizeKeys()
 	if err := d.Validate(); err != nil {
 		return err
 	}
+	d.NormalizeKeys()
 	if err := db.preparePassword(d); err != nil {
 		return err
 	}

@@ -27,12 +27,9 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
-// Store is what resolving needs from the portal store.
-type Store interface {
-	FindKey(ctx context.Context, hash string) (*portalstore.Key, error)
-	FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error)
-	FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error)
-}
+// Store is what resolving needs from the portal store: one read per
+// credential (the SQL store, or a portal's admin API).
+type Store = portalstore.CredentialService
 
 // Outcomes other than an identity. Neither is a failure of keylens.
 var (
@@ -173,7 +170,7 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	key, expires, err := r.lookupKey(ctx, credential)
 	if err == nil {
 		var e *Entry
-		if e, err = r.entryFor(ctx, key, expires); err == nil {
+		if e, err = r.entryFor(key, expires); err == nil {
 			if r.gen.Load() == gen {
 				r.add(ck, e, now)
 			}
@@ -186,10 +183,10 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	return nil, err
 }
 
-// lookupKey finds the stored key a credential names, verifying Basic
-// passwords and JWT signatures. It returns the credential's own expiry
-// (a JWT's exp) when it has one.
-func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalstore.Key, int64, error) {
+// lookupKey finds the stored credential a request's credential names,
+// verifying Basic passwords and JWT signatures. It returns the credential's
+// own expiry (a JWT's exp) when it has one.
+func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalstore.Credential, int64, error) {
 	cred := bytes.TrimSpace(credential)
 	switch {
 	case len(cred) == 0 || len(cred) > maxCredential:
@@ -210,9 +207,9 @@ func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalsto
 // far shorter.
 const maxCredential = 8 << 10
 
-func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Key, error) {
+func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
 	start := time.Now()
-	k, err := r.store.FindKey(ctx, hash)
+	k, err := r.store.ResolveKey(ctx, hash)
 	r.m.observeStore("key", start, err)
 	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
 		return nil, ErrUnknown
@@ -220,7 +217,7 @@ func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Key, 
 	return k, err
 }
 
-func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstore.Key, int64, error) {
+func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstore.Credential, int64, error) {
 	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
 	n, err := base64.StdEncoding.Decode(raw, encoded)
 	if err != nil {
@@ -231,7 +228,7 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 		return nil, 0, ErrUnknown
 	}
 	start := time.Now()
-	k, err := r.store.FindKeyByBasicUsername(ctx, string(user))
+	c, err := r.store.ResolveBasicUser(ctx, string(user))
 	r.m.observeStore("basic", start, err)
 	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
 		portalstore.CheckPassword("", string(pass)) // same cost as a real check
@@ -239,10 +236,10 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 	} else if err != nil {
 		return nil, 0, err
 	}
-	if k.AuthType != portalstore.AuthBasic || !portalstore.CheckPassword(k.BasicPasswordHash, string(pass)) {
+	if c.Key.AuthType != portalstore.AuthBasic || !portalstore.CheckPassword(c.Key.BasicPasswordHash, string(pass)) {
 		return nil, 0, ErrUnknown
 	}
-	return k, 0, nil
+	return c, 0, nil
 }
 
 // jwtMethods are the algorithms a JWT may name at all; "none" is never
@@ -251,8 +248,8 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 	"ES256", "ES384", "ES512", "EdDSA"}
 
-func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Key, int64, error) {
-	var key *portalstore.Key
+func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Credential, int64, error) {
+	var key *portalstore.Credential
 	claims := jwt.RegisteredClaims{}
 	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods))
 	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
@@ -266,11 +263,11 @@ func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Ke
 		} else if err != nil {
 			return nil, storeError{err}
 		}
-		if k.AuthType != portalstore.AuthJWT {
+		if k.Key.AuthType != portalstore.AuthJWT {
 			return nil, ErrUnknown
 		}
 		key = k
-		return verificationKey(k, t.Method)
+		return verificationKey(&k.Key, t.Method)
 	})
 	if err != nil {
 		// A store failure stays a failure; everything else about a token
@@ -325,17 +322,9 @@ func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) 
 // storeError carries a store failure out of the JWT keyfunc.
 type storeError struct{ error }
 
-// entryFor builds the entry of a key: its developer, and the encoded
-// answers.
-func (r *Resolver) entryFor(ctx context.Context, k *portalstore.Key, expires int64) (*Entry, error) {
-	start := time.Now()
-	d, err := r.store.FindDeveloperByID(ctx, k.DeveloperID)
-	r.m.observeStore("developer", start, err)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		return nil, ErrUnknown // deleted between the two reads
-	} else if err != nil {
-		return nil, err
-	}
+// entryFor builds the entry of a credential: the encoded answers.
+func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, error) {
+	k, d := &c.Key, &c.Owner
 	id := &identity.Identity{
 		DeveloperID: d.ID, Email: d.Email, OrgID: d.OrgID, Fields: d.Fields,
 		KeyID: k.Hash, Policies: k.Policies, KeyRequestFields: k.Fields, Expires: expires,

@@ -318,6 +318,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Catalogue:    db,
 		Keys:         db,
 		Changes:      db,
+		Credentials:  db,
 		Hits:         db,
 		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,

@@ -99,38 +99,33 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-func (c *Client) getKey(ctx context.Context, path string, query url.Values) (*portalstore.Key, error) {
+func (c *Client) resolve(ctx context.Context, path string, query url.Values) (*portalstore.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	rec := keyRecord{Key: &portalstore.Key{}}
+	var cred portalstore.Credential
+	rec := credentialRecord{Key: keyRecord{Key: &cred.Key}}
 	if err := c.get(ctx, path, query, &rec); err != nil {
 		return nil, err
 	}
-	k := rec.Key
-	k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey = rec.BasicPasswordHash, rec.JWTSecret, rec.JWTPublicKey
-	return k, nil
-}
-
-// FindKey returns the key with hash; ENOTFOUND if none.
-func (c *Client) FindKey(ctx context.Context, hash string) (*portalstore.Key, error) {
-	return c.getKey(ctx, "/api/keylens/keys/"+url.PathEscape(hash), nil)
-}
-
-// FindKeyByBasicUsername returns the basic-auth key of username; ENOTFOUND
-// if none.
-func (c *Client) FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error) {
-	return c.getKey(ctx, "/api/keylens/keys", url.Values{"basic_username": {username}})
-}
-
-// FindDeveloperByID returns the developer; ENOTFOUND if none.
-func (c *Client) FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error) {
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	var d portalstore.Developer
-	if err := c.get(ctx, "/api/portal/developers/"+url.PathEscape(id), nil, &d); err != nil {
-		return nil, err
+	k := &cred.Key
+	k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey = rec.Key.BasicPasswordHash, rec.Key.JWTSecret, rec.Key.JWTPublicKey
+	cred.Owner = rec.Owner
+	if k.Hash == "" || cred.Owner.ID == "" || cred.Owner.ID != k.DeveloperID {
+		return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s is not a credential", path)
 	}
-	return &d, nil
+	return &cred, nil
+}
+
+// ResolveKey returns the key with hash and its owner, in one round trip;
+// ENOTFOUND if none.
+func (c *Client) ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
+	return c.resolve(ctx, "/api/keylens/credentials/"+url.PathEscape(hash), nil)
+}
+
+// ResolveBasicUser returns the basic key of username and its owner, in one
+// round trip; ENOTFOUND if none.
+func (c *Client) ResolveBasicUser(ctx context.Context, username string) (*portalstore.Credential, error) {
+	return c.resolve(ctx, "/api/keylens/credentials", url.Values{"basic_username": {username}})
 }
 
 // WaitForChanges long-polls the portal's change feed.

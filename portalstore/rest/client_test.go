@@ -3,7 +3,7 @@ package rest_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -12,11 +12,9 @@ import (
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/portalstore/storetest"
 )
 
-// TestClientReadsWhatTheStoreHolds checks every Client method against the
-// store behind a real server: same keys (with their verification
-// material), developers and change feed, and the store's error codes.
 // newPortal serves the admin API over a real SQLite file.
 func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 	t.Helper()
@@ -25,7 +23,8 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db,
+		AdminKeyHash: sha256.Sum256([]byte("admin"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,71 +33,34 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 	return db, api, srv
 }
 
-func TestClientReadsWhatTheStoreHolds(t *testing.T) {
-	ctx := context.Background()
-	db, _, srv := newPortal(t)
-
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{PolicyID: "pol-token"}, {PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
-		{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT}}}); err != nil {
-		t.Fatal(err)
-	}
-	d := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Plan": "gold"}}
-	if err := db.CreateDeveloper(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	var hashes []string
-	for _, kr := range []portalstore.KeyRequest{
-		{ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"use": "tests"}},
-		{ApplyPolicies: []string{"pol-basic"}},
-		{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "an-hmac-secret-of-32-characters!"},
-	} {
-		a, err := db.IssueKey(ctx, d.ID, &kr)
+// TestClientIsAResolverBackend runs the resolver backends' conformance
+// suite against the client of a real portal: one round trip a credential,
+// with the same answers as the store.
+func TestClientIsAResolverBackend(t *testing.T) {
+	storetest.RunCredentials(t, func(t *testing.T) (storetest.Store, portalstore.CredentialService) {
+		db, _, srv := newPortal(t)
+		c, err := rest.NewClient(srv.URL+"/", "admin")
 		if err != nil {
 			t.Fatal(err)
 		}
-		hashes = append(hashes, a.KeyHash)
-	}
+		return db, c
+	})
+}
 
+// TestClientFollowsTheFeedAndHits checks the client's other methods against
+// the store behind a real server: the change feed, hits, and the store's
+// error codes.
+func TestClientFollowsTheFeedAndHits(t *testing.T) {
+	ctx := context.Background()
+	db, _, srv := newPortal(t)
+	d := &portalstore.Developer{Email: "ada@example.com", Keys: map[string][]string{"0123abcd": {"p"}}}
+	if err := db.CreateDeveloper(ctx, d); err != nil {
+		t.Fatal(err)
+	}
 	c, err := rest.NewClient(srv.URL+"/", "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameKey := func(name string, got, want *portalstore.Key, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		gj, _ := json.Marshal(got)
-		wj, _ := json.Marshal(want)
-		if string(gj) != string(wj) || got.BasicPasswordHash != want.BasicPasswordHash ||
-			got.JWTSecret != want.JWTSecret || got.JWTPublicKey != want.JWTPublicKey {
-			t.Errorf("%s:\n got %s %+v\nwant %s %+v", name, gj, got, wj, want)
-		}
-	}
-	for _, h := range hashes {
-		want, _ := db.FindKey(ctx, h)
-		got, err := c.FindKey(ctx, h)
-		sameKey("FindKey "+want.AuthType, got, want, err)
-	}
-	basic, _ := db.FindKey(ctx, hashes[1])
-	if basic.BasicPasswordHash == "" {
-		t.Fatal("the basic key has no password hash to compare")
-	}
-	got, err := c.FindKeyByBasicUsername(ctx, basic.BasicUsername)
-	sameKey("FindKeyByBasicUsername", got, basic, err)
-
-	wantDev, _ := db.FindDeveloperByID(ctx, d.ID)
-	gotDev, err := c.FindDeveloperByID(ctx, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gj, _ := json.Marshal(gotDev)
-	wj, _ := json.Marshal(wantDev)
-	if string(gj) != string(wj) || gotDev.Inactive != wantDev.Inactive {
-		t.Errorf("FindDeveloperByID:\n got %s\nwant %s", gj, wj)
-	}
-
 	last, err := c.LastChange(ctx)
 	if want, _ := db.LastChange(ctx); err != nil || last != want || last == 0 {
 		t.Errorf("LastChange = %d, %v; store says %d", last, err, want)
@@ -115,30 +77,35 @@ func TestClientReadsWhatTheStoreHolds(t *testing.T) {
 		done <- ch
 	}()
 	time.Sleep(100 * time.Millisecond)
-	if err := db.RevokeKey(ctx, d.ID, hashes[0]); err != nil {
+	if err := db.RevokeKey(ctx, d.ID, "0123abcd"); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case ch := <-done:
-		if len(ch) != 1 || ch[0].Kind != portalstore.ChangeKeyRevoked || ch[0].KeyHash != hashes[0] {
+		if len(ch) != 1 || ch[0].Kind != portalstore.ChangeKeyRevoked || ch[0].KeyHash != "0123abcd" {
 			t.Errorf("long poll: %+v", ch)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("long poll did not return on a change")
 	}
 
-	for name, err := range map[string]error{
-		"revoked key":    func() error { _, err := c.FindKey(ctx, hashes[0]); return err }(),
-		"unknown user":   func() error { _, err := c.FindKeyByBasicUsername(ctx, "nobody"); return err }(),
-		"unknown dev":    func() error { _, err := c.FindDeveloperByID(ctx, "000000000000000000000000"); return err }(),
-		"path in a hash": func() error { _, err := c.FindKey(ctx, "../developers"); return err }(),
-	} {
-		if portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
-			t.Errorf("%s: %v, want ENOTFOUND", name, err)
+	// Hits: applied once per batch id, answered per batch.
+	hit := portalstore.HitDelta{KeyHash: "0123abcd", APIID: "a", Hour: 480000, Code: 200, Hits: 2, Success: 2}
+	for i, want := range []string{"[true false true]", "[false false true]"} {
+		applied, err := c.AddHits(ctx, []portalstore.HitBatch{{ID: "b1", Series: []portalstore.HitDelta{hit}},
+			{ID: "b1", Series: []portalstore.HitDelta{hit}}, {Series: []portalstore.HitDelta{hit}}})
+		if err != nil || fmt.Sprint(applied) != want {
+			t.Errorf("AddHits #%d: %v, %v; want %s", i+1, applied, err, want)
 		}
 	}
+	bad := hit
+	bad.Code = 42
+	if _, err := c.AddHits(ctx, []portalstore.HitBatch{{Series: []portalstore.HitDelta{bad}}}); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Errorf("a bad batch: %v, want EINVALID", err)
+	}
+
 	wrong, _ := rest.NewClient(srv.URL, "not-the-admin-key")
-	if _, err := wrong.FindKey(ctx, hashes[1]); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+	if _, err := wrong.ResolveKey(ctx, "0123abcd"); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
 		t.Errorf("wrong admin key: %v", err)
 	}
 	down, _ := rest.NewClient("http://127.0.0.1:1", "admin")

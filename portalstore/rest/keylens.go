@@ -13,9 +13,16 @@ import (
 // against a portal instead of a store (keylens sidecar --portal URL). They
 // need the admin key like every other route.
 
-// keyRecord is a key with the material that verifies its credentials: the
-// bcrypt hash of a basic key's password, a JWT key's HMAC secret or public
-// key. Only the admin key can read it, as only it can mint keys.
+// credentialRecord is a credential on the wire: the key with the material
+// that verifies it (the bcrypt hash of a basic key's password, a JWT key's
+// HMAC secret or public key) and what an identity needs of its owner; never
+// the owner's other keys or OAuth client secrets. Only the admin key can
+// read it, as only it can mint keys.
+type credentialRecord struct {
+	Key   keyRecord                   `json:"key"`
+	Owner portalstore.CredentialOwner `json:"owner"`
+}
+
 type keyRecord struct {
 	*portalstore.Key
 	BasicPasswordHash string `json:"basic_password_hash,omitempty"`
@@ -23,34 +30,32 @@ type keyRecord struct {
 	JWTPublicKey      string `json:"jwt_public_key,omitempty"`
 }
 
-func writeKey(w http.ResponseWriter, k *portalstore.Key) {
-	writeJSON(w, http.StatusOK, keyRecord{Key: k, BasicPasswordHash: k.BasicPasswordHash,
-		JWTSecret: k.JWTSecret, JWTPublicKey: k.JWTPublicKey})
-}
-
-// GET /api/keylens/keys/{hash}: the key with that hash.
-func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
-	k, err := s.Keys.FindKey(r.Context(), r.PathValue("hash"))
+func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *portalstore.Credential, err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeKey(w, k)
+	k := &c.Key
+	writeJSON(w, http.StatusOK, credentialRecord{Owner: c.Owner, Key: keyRecord{Key: k,
+		BasicPasswordHash: k.BasicPasswordHash, JWTSecret: k.JWTSecret, JWTPublicKey: k.JWTPublicKey}})
 }
 
-// GET /api/keylens/keys?basic_username=U: the basic key of username U.
-func (s *Server) findKey(w http.ResponseWriter, r *http.Request) {
+// GET /api/keylens/credentials/{hash}: the key with that hash and its owner.
+func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Credentials.ResolveKey(r.Context(), r.PathValue("hash"))
+	s.writeCredential(w, r, c, err)
+}
+
+// GET /api/keylens/credentials?basic_username=U: the basic key of username
+// U and its owner.
+func (s *Server) findCredential(w http.ResponseWriter, r *http.Request) {
 	user := r.URL.Query().Get("basic_username")
 	if user == "" {
 		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "basic_username is required"))
 		return
 	}
-	k, err := s.Keys.FindKeyByBasicUsername(r.Context(), user)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeKey(w, k)
+	c, err := s.Credentials.ResolveBasicUser(r.Context(), user)
+	s.writeCredential(w, r, c, err)
 }
 
 // GET /api/keylens/changes/last: {"last": N}, the newest change's sequence

@@ -25,11 +25,12 @@ const MaxBodyBytes = 1 << 20
 
 // Config is what the API serves and how.
 type Config struct {
-	Developers portalstore.DeveloperService
-	Catalogue  portalstore.CatalogueService
-	Keys       portalstore.KeyService
-	Changes    portalstore.ChangeService
-	Hits       portalstore.HitService
+	Developers  portalstore.DeveloperService
+	Catalogue   portalstore.CatalogueService
+	Keys        portalstore.KeyService
+	Changes     portalstore.ChangeService
+	Credentials portalstore.CredentialService
+	Hits        portalstore.HitService
 	// HitWriter, when set, takes hit batches instead of Hits: a
 	// committer that groups them into fewer transactions.
 	HitWriter interface {
@@ -56,7 +57,7 @@ type Server struct {
 func NewServer(c Config) (*Server, error) {
 	var missing []string
 	for name, set := range map[string]bool{"Developers": c.Developers != nil, "Catalogue": c.Catalogue != nil,
-		"Keys": c.Keys != nil, "Changes": c.Changes != nil, "Hits": c.Hits != nil} {
+		"Keys": c.Keys != nil, "Changes": c.Changes != nil, "Credentials": c.Credentials != nil, "Hits": c.Hits != nil} {
 		if !set {
 			missing = append(missing, name)
 		}
@@ -143,8 +144,8 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/keylens/hits", s.addHits)
 	api.HandleFunc("GET /api/keylens/changes", s.listChanges)
 	api.HandleFunc("GET /api/keylens/changes/last", s.lastChange)
-	api.HandleFunc("GET /api/keylens/keys", s.findKey)
-	api.HandleFunc("GET /api/keylens/keys/{hash}", s.getKey)
+	api.HandleFunc("GET /api/keylens/credentials", s.findCredential)
+	api.HandleFunc("GET /api/keylens/credentials/{hash}", s.getCredential)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", s.healthz)

@@ -20,7 +20,7 @@ func newAPI(t testing.TB) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,31 +83,76 @@ func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*por
 }
 
 func findKey(ctx context.Context, q querier, where string, args ...any) (*portalstore.Key, error) {
-	var (
-		k                          portalstore.Key
-		pols, fields, created, qrt string
-	)
-	err := q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM developer_keys WHERE `+where, args...).Scan(
-		&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt,
-		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errKeyNotFound
-	} else if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
-		return nil, fmt.Errorf("key %s policies: %w", k.Hash, err)
-	}
-	if err := json.Unmarshal([]byte(fields), &k.Fields); err != nil {
-		return nil, fmt.Errorf("key %s fields: %w", k.Hash, err)
-	}
-	if k.DateCreated, err = parseTime(created); err != nil {
-		return nil, err
-	}
-	if k.QuotaResetAt, err = parseTime(qrt); err != nil {
+	var k portalstore.Key
+	err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM developer_keys WHERE `+where, args...), &k)
+	if err != nil {
 		return nil, err
 	}
 	return &k, nil
+}
+
+// scanKey reads keyColumns, then any extra destinations, from row.
+func scanKey(row *sql.Row, k *portalstore.Key, extra ...any) error {
+	var pols, fields, created, qrt string
+	err := row.Scan(append([]any{&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt,
+		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey}, extra...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errKeyNotFound
+	} else if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
+		return fmt.Errorf("key %s policies: %w", k.Hash, err)
+	}
+	if err := json.Unmarshal([]byte(fields), &k.Fields); err != nil {
+		return fmt.Errorf("key %s fields: %w", k.Hash, err)
+	}
+	if k.DateCreated, err = parseTime(created); err != nil {
+		return err
+	}
+	k.QuotaResetAt, err = parseTime(qrt)
+	return err
+}
+
+var _ portalstore.CredentialService = (*DB)(nil)
+
+// resolveColumns are a key's columns and what an identity needs of its
+// owner, for one JOIN.
+var resolveColumns = func() string {
+	cols := strings.Split(keyColumns, ",")
+	for i := range cols {
+		cols[i] = "k." + strings.TrimSpace(cols[i])
+	}
+	return strings.Join(cols, ", ") + ", d.email, d.org_id, d.fields, d.inactive"
+}()
+
+// ResolveKey reads the key with hash and its owner in one query.
+func (db *DB) ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
+	return resolve(ctx, db.rdb, `k.key_hash = ?`, hash)
+}
+
+// ResolveBasicUser reads the basic key of username and its owner in one
+// query.
+func (db *DB) ResolveBasicUser(ctx context.Context, username string) (*portalstore.Credential, error) {
+	if username == "" {
+		return nil, errKeyNotFound
+	}
+	return resolve(ctx, db.rdb, `k.basic_username = ?`, username)
+}
+
+func resolve(ctx context.Context, q querier, where string, arg any) (*portalstore.Credential, error) {
+	var c portalstore.Credential
+	var fields string
+	err := scanKey(q.QueryRowContext(ctx, `SELECT `+resolveColumns+` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE `+where, arg),
+		&c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
+	if err != nil {
+		return nil, err
+	}
+	c.Owner.ID = c.Key.DeveloperID
+	if err := json.Unmarshal([]byte(fields), &c.Owner.Fields); err != nil {
+		return nil, fmt.Errorf("developer %s fields: %w", c.Owner.ID, err)
+	}
+	return &c, nil
 }
 
 // ---- key requests ----

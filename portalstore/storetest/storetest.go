@@ -20,6 +20,7 @@ type Store interface {
 	portalstore.CatalogueService
 	portalstore.KeyService
 	portalstore.ChangeService
+	portalstore.CredentialService
 	portalstore.HitService
 }
 
@@ -31,6 +32,9 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("KeyRequests", func(t *testing.T) { testKeyRequests(t, newStore) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
 	t.Run("Hits", func(t *testing.T) { testHits(t, newStore) })
+	t.Run("Credentials", func(t *testing.T) {
+		RunCredentials(t, func(t *testing.T) (Store, portalstore.CredentialService) { s := newStore(t); return s, s })
+	})
 }
 
 const jsonKey = "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0="

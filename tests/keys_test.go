@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -367,18 +369,31 @@ func TestChangeFeedOverHTTP(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	var polled feed
+	var pollAnswer []byte
+	var pollErr error
 	var elapsed time.Duration
 	wg.Add(1)
-	go func() {
+	go func() { // no t.Fatal here: the answer is checked on the test's goroutine
 		defer wg.Done()
 		start := time.Now()
-		polled = decodeAs[feed](t, in.do("GET", fmt.Sprintf("/api/keylens/changes?after=%d&wait=20s", all.Last), ""))
+		req, _ := http.NewRequest("GET", in.AdminURL+fmt.Sprintf("/api/keylens/changes?after=%d&wait=20s", all.Last), nil)
+		req.Header.Set("Authorization", in.Key)
+		res, err := client.Do(req)
+		if err != nil {
+			pollErr = err
+			return
+		}
+		defer res.Body.Close()
+		pollAnswer, pollErr = io.ReadAll(res.Body)
 		elapsed = time.Since(start)
 	}()
 	time.Sleep(200 * time.Millisecond)
 	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+hash, ""), 200, "OK", "Data deleted")
 	wg.Wait()
+	if pollErr != nil {
+		t.Fatal(pollErr)
+	}
+	polled := decodeAs[feed](t, response{Status: 200, Body: pollAnswer})
 	if len(polled.Changes) != 1 || polled.Changes[0].Kind != "key_revoked" || polled.Changes[0].KeyHash != hash {
 		t.Fatalf("long poll answered %+v", polled)
 	}

@@ -60,7 +60,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"portal and store", []string{"sidecar", "--portal", "http://p:3000", "--admin-key", "0123456789abcdef", "--store", "sqlite:x.db"}, exitUsage, "--portal and --store"},
 		{"admin key without portal", []string{"sidecar", "--admin-key", "0123456789abcdef"}, exitUsage, "only used with --portal"},
 		{"postgres URL without a host", []string{"serve", "--store", "postgres:///keylens"}, exitUsage, "PostgreSQL URL needs a host"},
-		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "-portal"},
+		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "flag provided but not defined: -portal"},
 		{"open /hits on every address", []string{"serve", "--sidecar-addr", "0.0.0.0:8181"}, exitUsage, "needs a secret: set --hits-secret"},
 		{"open /hits on a host name", []string{"sidecar", "--sidecar-addr", "gateway-1:8181"}, exitUsage, "needs a secret: set --hits-secret"},
 		{"too little room for hits", []string{"serve", "--hits-max-pending", "9999"}, exitUsage, "--hits-max-pending must be at least 10000"},

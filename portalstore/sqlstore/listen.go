@@ -84,9 +84,9 @@ func (db *DB) listenOnce(ctx context.Context) error {
 // pollInterval is how often a change-feed reader looks at the table.
 func (db *DB) pollInterval() time.Duration {
 	if db.pg && db.listen.listening.Load() {
-		return listeningPollInterval
+		return db.pollUp
 	}
-	return changePollInterval
+	return db.pollDown
 }
 
 // stopListening ends the listener, if it runs.

@@ -62,6 +62,10 @@ type DB struct {
 	KeyHashAlgorithm string
 
 	changed *notifier
+	// Change-feed polls, the safety net under the wake-ups: while the
+	// PostgreSQL listener is down (and always on SQLite, whose writers
+	// all wake readers in process), and while it is up.
+	pollDown, pollUp time.Duration
 }
 
 // Open opens the store named by dsn, "sqlite:PATH" (creating the file and
@@ -101,7 +105,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
 	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
-		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
+		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
+		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -134,7 +139,8 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
-		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier()}
+		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
+		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL: %w", err)

@@ -24,9 +24,14 @@ func openSQLite(t *testing.T, path string) *sqlstore.DB {
 	return db
 }
 
+// The conformance suites run with the change feed's polls an hour apart:
+// a waiting reader must be woken by the commit itself.
+
 func TestConformance_SQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		return openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
+		db := openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
+		sqlstore.SetPollIntervals(db, time.Hour, time.Hour)
+		return db
 	})
 }
 
@@ -74,6 +79,7 @@ func TestConformance_PostgreSQL(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
+		sqlstore.SetPollIntervals(db, time.Hour, time.Hour)
 		return db
 	})
 }
@@ -122,8 +128,8 @@ func TestPostgreSQLConcurrentStarts(t *testing.T) {
 
 // TestPostgreSQLNotifiesOtherProcesses: a change committed through one
 // store wakes a reader waiting on another store of the same database (as
-// in another process) through LISTEN/NOTIFY, not the poll, which waits
-// 2 s between looks while the listener is up.
+// in another process) through LISTEN/NOTIFY: the reader's polls are an
+// hour apart, so only the notification can end its wait in time.
 func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Shared(t).NewDatabase(t)
@@ -136,6 +142,7 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 		return db
 	}
 	writer, reader := open(), open()
+	sqlstore.SetPollIntervals(reader, time.Hour, time.Hour)
 	last, _ := reader.LastChange(ctx)
 	_, _, _ = reader.WaitForChanges(ctx, last, 10, 300*time.Millisecond) // starts the listener
 	for range 3 {
@@ -154,8 +161,6 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 		if err := writer.CreateDeveloper(ctx, &portalstore.Developer{Email: fmt.Sprintf("n%d@example.com", time.Now().UnixNano())}); err != nil {
 			t.Fatal(err)
 		}
-		if d := <-done; d > 300*time.Millisecond+time.Second {
-			t.Errorf("woken after %v: the notification did not arrive, the poll found it", d)
-		}
+		<-done // the reader's check: a wait that ends empty after 10 s fails
 	}
 }

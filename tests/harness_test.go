@@ -2,9 +2,10 @@
 package tests
 
 import (
+	"errors"
+
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -66,54 +67,27 @@ func startKeylens(t testing.TB, store string, env []string, args ...string) *ins
 	if store == "" {
 		store = "sqlite:" + filepath.Join(t.TempDir(), "keylens.db")
 	}
+	ready := filepath.Join(t.TempDir(), "ready.json")
 	argv := append([]string{"serve", "--store", store, "--admin-addr", "127.0.0.1:0",
-		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
+		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--ready-file", ready}, args...)
 	in := &instance{t: t, Store: store, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	in.cmd = exec.Command(keylensBin, argv...)
 	in.cmd.Env = append(cleanEnv(), env...)
-	in.cmd.Stdout = in.stdout
-	pr, pw := io.Pipe()
-	in.cmd.Stderr = pw
+	in.cmd.Stdout, in.cmd.Stderr = in.stdout, in.stderr
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		in.exitErr = in.cmd.Wait()
-		pw.Close()
 		close(in.done)
 	}()
-
-	addrs := make(chan [2]string, 1)
-	go func() {
-		var admin, sidecar string
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Bytes()
-			in.stderr.Write(append(append([]byte(nil), line...), '\n'))
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(line, &rec) == nil {
-				switch rec.Msg {
-				case "admin API listening":
-					admin = rec.Addr
-				case "sidecar listening":
-					sidecar = rec.Addr
-				}
-				if admin != "" && sidecar != "" {
-					addrs <- [2]string{admin, sidecar}
-					admin = "" // report once
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-addrs:
-		in.AdminURL, in.SidecarURL = "http://"+a[0], "http://"+a[1]
-	case <-in.done:
-		t.Fatalf("keylens exited during start-up (%v):\n%s", in.exitErr, in.stderr)
-	case <-time.After(30 * time.Second):
+	urls, err := waitReady(ready, in.done)
+	if err != nil {
 		in.cmd.Process.Kill()
-		t.Fatalf("keylens did not start listening:\n%s", in.stderr)
+		<-in.done
+		t.Fatalf("keylens did not become ready (%v, exit %v):\n%s", err, in.exitErr, in.stderr)
 	}
+	in.AdminURL, in.SidecarURL = urls["admin"], urls["sidecar"]
 	in.Key = testAdminKey
 	t.Cleanup(func() {
 		select {
@@ -151,6 +125,28 @@ func (in *instance) kill() {
 	case <-in.done:
 	case <-time.After(20 * time.Second):
 		in.t.Fatal("keylens did not die on SIGKILL")
+	}
+}
+
+// waitReady waits for a keylens process's --ready-file and returns its
+// listeners' URLs; done closes when the process exits.
+func waitReady(path string, done <-chan struct{}) (map[string]string, error) {
+	deadline := time.After(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			var urls map[string]string
+			if err := json.Unmarshal(b, &urls); err != nil {
+				return nil, fmt.Errorf("ready file: %w", err)
+			}
+			return urls, nil
+		}
+		select {
+		case <-done:
+			return nil, errors.New("exited during start-up")
+		case <-deadline:
+			return nil, errors.New("no ready file within 30 s")
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

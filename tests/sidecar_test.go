@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -279,30 +280,22 @@ func TestSeparateSidecarProcess(t *testing.T) {
 // test that relies on a cached answer must not start earlier.
 func startLoneSidecar(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(keylensBin, append([]string{"sidecar", "--sidecar-addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	cmd := exec.Command(keylensBin, append([]string{"sidecar", "--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--ready-file", ready}, args...)...)
 	cmd.Env = cleanEnv()
-	stderr, _ := cmd.StderrPipe()
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "sidecar listening" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("keylens sidecar did not start")
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	urls, err := waitReady(ready, done)
+	if err != nil {
+		t.Fatalf("keylens sidecar did not become ready (%v):\n%s", err, stderr.String())
 	}
+	base := urls["sidecar"]
 	waitUntil(t, "the sidecar follows the change feed", func() bool {
 		req, _ := http.NewRequest("GET", base+"/healthz", nil)
 		return send(t, req).Status == 200

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,7 @@ type Config struct {
 	KeyHash     string
 	LogLevel    string
 	LogFormat   string
+	ReadyFile   string
 
 	// Sidecar.
 	CacheSize        int
@@ -74,6 +77,7 @@ type Main struct {
 	backend        backend // what the sidecar reads: db, or a portal client
 	committer      *analytics.Committer
 	servers        []*http.Server
+	urls           map[string]string // listener → its URL, for the ready file
 	sidecar        *fasthttp.Server
 	cancel         context.CancelFunc
 	serveErrs      chan error
@@ -81,7 +85,7 @@ type Main struct {
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, serveErrs: make(chan error, 2)}
+	return &Main{stdout: stdout, stderr: stderr, serveErrs: make(chan error, 2), urls: map[string]string{}}
 }
 
 var errHelp = errors.New("help requested")
@@ -127,6 +131,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.ReadyFile, "ready-file", "", `once every listener listens, write {"admin":URL,"sidecar":URL} to this file (replaced atomically, removed at shutdown): a readiness signal for supervisors and tests`)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_STORE); flags win.\n\n", name)
 		fs.PrintDefaults()
@@ -306,7 +311,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.SidecarOnly {
-		return nil
+		return m.ready()
 	}
 
 	keyHash, err := m.adminKeyHash(ctx)
@@ -331,7 +336,28 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler(), api.Shutdown); err != nil {
 		return err
 	}
+	m.urls["admin"] = "http://" + m.servers[len(m.servers)-1].Addr
 	go m.pruneChanges(bg)
+	return m.ready()
+}
+
+// ready writes the ready file, when configured: the URL of every listener,
+// written to a temporary file and renamed, so that a reader never sees half.
+func (m *Main) ready() error {
+	if m.Config.ReadyFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(m.urls)
+	if err != nil {
+		return err
+	}
+	tmp := m.Config.ReadyFile + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	if err := os.Rename(tmp, m.Config.ReadyFile); err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
 	return nil
 }
 
@@ -390,6 +416,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 		return fmt.Errorf("sidecar: %w", err)
 	}
 	m.sidecar = srv.NewFastHTTPServer()
+	m.urls["sidecar"] = "http://" + ln.Addr().String()
 	m.logger.Info("sidecar listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String(),
 		"assertions", c.Assertions, "cache_size", c.CacheSize)
 	go func() {
@@ -464,6 +491,7 @@ func (m *Main) listen(name, addr string, h http.Handler, onShutdown func()) erro
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	srv := &http.Server{
+		Addr:              ln.Addr().String(),
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -511,6 +539,9 @@ const (
 // An admin client still sending after its budget is cut off and logged:
 // that is not a failed shutdown.
 func (m *Main) Close() error {
+	if m.Config.ReadyFile != "" {
+		_ = os.Remove(m.Config.ReadyFile) // no longer ready
+	}
 	var wg sync.WaitGroup
 	var hitErrs []error
 	wg.Go(func() {

@@ -7,6 +7,7 @@ package loadbench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -130,9 +131,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
+	ready := filepath.Join(dir, "ready.json")
 	sidecarAddr, stopSidecar, sidecarPID, err := startProcess(ctx, o.Pin, o.KeylensBin, []string{"sidecar", "--store", store,
-		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--cache-size", strconv.Itoa(o.Developers + 1000)},
-		func(line string) string { return jsonAddr(line, "sidecar listening") })
+		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--cache-size", strconv.Itoa(o.Developers + 1000),
+		"--ready-file", ready},
+		func(string) string { return readySidecar(ready) })
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
@@ -245,25 +248,34 @@ func startProcess(ctx context.Context, pin bool, bin string, args []string, addr
 			}
 		}
 	}()
-	select {
-	case a := <-found:
-		return a, stop, cmd.Process.Pid, nil
-	case <-time.After(60 * time.Second):
-		stop()
-		return "", nil, 0, fmt.Errorf("%s did not report its address", bin)
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case a := <-found:
+			return a, stop, cmd.Process.Pid, nil
+		case <-deadline:
+			stop()
+			return "", nil, 0, fmt.Errorf("%s did not report its address", bin)
+		case <-time.After(10 * time.Millisecond):
+			if a := addrOf(""); a != "" { // a ready file, not a line
+				return a, stop, cmd.Process.Pid, nil
+			}
+		}
 	}
 }
 
-func jsonAddr(line, msg string) string {
-	if !strings.Contains(line, `"msg":"`+msg+`"`) {
+// readySidecar is the sidecar's host:port once keylens has written its
+// ready file; "" before.
+func readySidecar(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return ""
 	}
-	i := strings.Index(line, `"addr":"`)
-	if i < 0 {
+	var urls map[string]string
+	if json.Unmarshal(b, &urls) != nil {
 		return ""
 	}
-	rest := line[i+len(`"addr":"`):]
-	return rest[:strings.IndexByte(rest, '"')]
+	return strings.TrimPrefix(urls["sidecar"], "http://")
 }
 
 func warm(addr string, keys []string, conns int) error {

@@ -1,0 +1,25 @@
+// Package portalstore is keylens's domain: developers, key requests, keys
+// (hashes only, never raw keys), OAuth clients, the catalogue and the
+// portal configuration, per-key hit counters and the change feed; the
+// service interfaces that store them, with their contracts; one error type
+// with a few codes (error.go); and the Tyk facts the rest must match: key
+// generation and hashing (key.go), password hashing.
+//
+// How the layers depend on each other:
+//
+//	cmd/keylens           wires everything; main only parses, runs, exits
+//	portalstore/rest      Tyk Classic Portal REST API (net/http) and its client
+//	portalstore/sqlstore  SQLite and PostgreSQL: persists, does not decide
+//	sidecar, analytics    the resolver and fasthttp server; the hit committer
+//	portalstore           this package: the domain, depending on nothing of
+//	                      keylens's but the shared contract module below
+//	identity, identity/…  the contract every part shares, the Tyk plugin
+//	                      included: identity headers, the credential cache,
+//	                      the hit pipeline (identity/hits); stdlib only
+//
+// Storage and transports depend on this package, never on each other:
+// sqlstore does not import rest, the sidecar does not import rest, and the
+// domain imports neither. Rules (validation, merging an update, what an
+// approval issues, how a key reference becomes a hash) live here as plain
+// functions, so that every backend applies the same ones.
+package portalstore

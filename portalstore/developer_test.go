@@ -2,8 +2,10 @@ package portalstore_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keylens/keylens/portalstore"
 )
@@ -77,4 +79,49 @@ func FuzzDeveloperJSON(f *testing.F) {
 			t.Fatalf("password %q echoed in %s", d.Password, out)
 		}
 	})
+}
+
+func TestDeveloperPrepareAndMerge(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	d := &portalstore.Developer{Email: "a@example.com", Password: "secret-1", Keys: map[string][]string{"my-custom-key": {"p"}}}
+	if err := d.PrepareNew(now); err != nil {
+		t.Fatal(err)
+	}
+	if d.Password != "" || !portalstore.CheckPassword(d.PasswordHash, "secret-1") || !d.PasswordUpdated.Equal(now) ||
+		len(d.PasswordHistory) != 1 || d.PasswordHistory[0] != d.PasswordHash {
+		t.Errorf("prepared password: %+v", d)
+	}
+	if _, raw := d.Keys["my-custom-key"]; raw || len(d.Keys[portalstore.KeyHashOf("my-custom-key")]) != 1 {
+		t.Errorf("keys not filed by hash: %v", d.Keys)
+	}
+	bad := &portalstore.Developer{Email: "not an email", Password: "secret-2"}
+	if err := bad.PrepareUpdate(now); portalstore.ErrorCode(err) != portalstore.EINVALID || bad.PasswordHash != "" {
+		t.Errorf("an invalid developer: %v, hash %q", err, bad.PasswordHash)
+	}
+
+	cur := &portalstore.Developer{ID: "x", OrgID: "org", DateCreated: now.Add(-time.Hour), LastLoginDate: now.Add(-time.Minute),
+		PasswordHash: d.PasswordHash, PasswordUpdated: now, PasswordHistory: d.PasswordHistory}
+	keep := &portalstore.Developer{Email: "b@example.com"}
+	keep.MergeUpdate(cur)
+	if keep.PasswordHash != cur.PasswordHash || keep.OrgID != "org" || !keep.DateCreated.Equal(cur.DateCreated) ||
+		!keep.LastLoginDate.Equal(cur.LastLoginDate) || len(keep.PasswordHistory) != 1 {
+		t.Errorf("server-kept members lost: %+v", keep)
+	}
+	change := &portalstore.Developer{Email: "b@example.com", Password: "secret-3", OrgID: "other"}
+	if err := change.PrepareUpdate(now); err != nil {
+		t.Fatal(err)
+	}
+	change.MergeUpdate(cur)
+	if change.OrgID != "other" || len(change.PasswordHistory) != 2 || change.PasswordHistory[1] != change.PasswordHash {
+		t.Errorf("a new password and org: %+v", change)
+	}
+}
+
+func TestDiffKeys(t *testing.T) {
+	d := portalstore.DiffKeys(
+		map[string][]string{"gone": {"p"}, "same": {"p"}, "moved": {"p"}},
+		map[string][]string{"same": {"p"}, "moved": {"q"}, "new2": {}, "new1": {"p"}})
+	if fmt.Sprint(d.Removed, d.Added, d.Changed) != "[gone] [new1 new2] [moved]" {
+		t.Errorf("diff %+v", d)
+	}
 }

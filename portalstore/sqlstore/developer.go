@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -70,7 +69,7 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 
 // CreateDeveloper validates and stores d.
 func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {
-	if err := db.prepareNewDeveloper(d); err != nil {
+	if err := d.PrepareNew(db.Now()); err != nil {
 		return err
 	}
 	tx, err := db.begin(ctx)
@@ -88,7 +87,7 @@ func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) err
 // and benchmarks: all of them, or none on the first error.
 func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Developer) error {
 	for _, d := range devs {
-		if err := db.prepareNewDeveloper(d); err != nil {
+		if err := d.PrepareNew(db.Now()); err != nil {
 			return fmt.Errorf("%s: %w", d.Email, err)
 		}
 	}
@@ -103,24 +102,6 @@ func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Develope
 		}
 	}
 	return tx.Commit()
-}
-
-// prepareNewDeveloper validates d and hashes its password, before any
-// transaction: bcrypt takes tens of milliseconds and must not hold the
-// write lock.
-func (db *DB) prepareNewDeveloper(d *portalstore.Developer) error {
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	d.NormalizeKeys()
-	if err := db.preparePassword(d); err != nil {
-		return err
-	}
-	d.PasswordHistory = nil
-	if d.PasswordHash != "" {
-		d.PasswordHistory = portalstore.AppendPasswordHistory(nil, d.PasswordHash)
-	}
-	return nil
 }
 
 func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
@@ -175,11 +156,7 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 		return portalstore.Errorf(portalstore.EINVALID, "Developer id in the body does not match the URL")
 	}
 	d.ID = id
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	d.NormalizeKeys()
-	if err := db.preparePassword(d); err != nil {
+	if err := d.PrepareUpdate(db.Now()); err != nil {
 		return err
 	}
 	tx, err := db.begin(ctx)
@@ -191,21 +168,7 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	if err != nil {
 		return err
 	}
-	// Server-kept members survive a replacement that omits them.
-	if d.PasswordHash == "" {
-		d.PasswordHash, d.PasswordUpdated, d.PasswordHistory = cur.PasswordHash, cur.PasswordUpdated, cur.PasswordHistory
-	} else {
-		d.PasswordHistory = portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash)
-	}
-	if d.DateCreated.IsZero() {
-		d.DateCreated = cur.DateCreated
-	}
-	if d.LastLoginDate.IsZero() {
-		d.LastLoginDate = cur.LastLoginDate
-	}
-	if d.OrgID == "" {
-		d.OrgID = cur.OrgID
-	}
+	d.MergeUpdate(cur)
 	if err := checkEmailFree(ctx, tx, d.Email, id); err != nil {
 		return err
 	}
@@ -226,26 +189,20 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
 		return err
 	}
-	// Keys are diffed, not rewritten, so that what approval stored beside
-	// a key (its auth type, basic password, JWT material) survives.
-	for _, hash := range sortedKeys(cur.Keys) {
-		if _, keep := d.Keys[hash]; !keep {
-			if err := deleteKey(ctx, tx, id, hash); err != nil {
-				return err
-			}
+	diff := portalstore.DiffKeys(cur.Keys, d.Keys)
+	for _, hash := range diff.Removed {
+		if err := deleteKey(ctx, tx, id, hash); err != nil {
+			return err
 		}
 	}
-	for _, hash := range sortedKeys(d.Keys) {
-		old, had := cur.Keys[hash]
-		switch {
-		case !had:
-			if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: id, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
-				return err
-			}
-		case !slices.Equal(old, d.Keys[hash]):
-			if err := updateKeyPolicies(ctx, tx, id, hash, d.Keys[hash]); err != nil {
-				return err
-			}
+	for _, hash := range diff.Added {
+		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: id, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
+			return err
+		}
+	}
+	for _, hash := range diff.Changed {
+		if err := updateKeyPolicies(ctx, tx, id, hash, d.Keys[hash]); err != nil {
+			return err
 		}
 	}
 	for _, pol := range sortedKeys(cur.OAuthClients) {
@@ -328,9 +285,11 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 	if password == "" {
 		return portalstore.Errorf(portalstore.EINVALID, "Password is required")
 	}
-	if err := db.preparePassword(d); err != nil {
+	h, err := portalstore.HashPassword(password)
+	if err != nil {
 		return err
 	}
+	d.PasswordHash = h
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return err
@@ -349,20 +308,6 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// preparePassword turns d.Password into d.PasswordHash (bcrypt), clears it
-// and stamps PasswordUpdated. The caller records the history.
-func (db *DB) preparePassword(d *portalstore.Developer) error {
-	if d.Password == "" {
-		return nil
-	}
-	h, err := portalstore.HashPassword(d.Password)
-	if err != nil {
-		return err
-	}
-	d.Password, d.PasswordHash, d.PasswordUpdated = "", h, db.Now()
-	return nil
 }
 
 func developerExists(ctx context.Context, tx *Tx, id string) (bool, error) {

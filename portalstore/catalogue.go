@@ -127,6 +127,10 @@ func (p *PortalConfig) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// KeepsUnknownMembers says that a configuration keeps every member a
+// client sends: none is unknown.
+func (*PortalConfig) KeepsUnknownMembers() {}
+
 // UnmarshalJSON reads a configuration object.
 func (p *PortalConfig) UnmarshalJSON(b []byte) error {
 	var typed struct {

@@ -87,6 +87,10 @@ func (d *Developer) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// ExtraJSONMembers are the members UnmarshalJSON reads beyond Developer's
+// fields: the write-only password and older payloads' spellings.
+func (*Developer) ExtraJSONMembers() []string { return []string{"password", "_id", "api_keys", "PWHistory"} }
+
 // UnmarshalJSON reads a developer object as any Tyk portal client sends it:
 // "id" or "_id", a write-only "password", and "api_keys" from older payloads
 // (a key → policy map, or key → policies) merged into Keys. PWHistory in the

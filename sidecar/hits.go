@@ -46,6 +46,12 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	b.ID = string(batch)
+	if len(b.Series) == 0 { // an empty array: nothing to store
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"recorded":0,"dropped":0}`)
+		s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
+		return
+	}
 	// Not the request's context: fasthttp ends it when shutdown begins,
 	// and a batch taken is committed (or refused) whatever happens.
 	applied, err := s.Hits.AddHits(context.Background(), []portalstore.HitBatch{b})

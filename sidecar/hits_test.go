@@ -25,7 +25,7 @@ func FuzzParseHits(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := b.Validate(); err != nil {
+		if err := b.Validate(); err != nil && len(b.Series) > 0 { // an empty body is answered without the store
 			t.Fatalf("accepted %q, which the store would refuse: %v", body, err)
 		}
 		for _, s := range b.Series {

@@ -97,6 +97,9 @@ func (b *Batch) Validate() error {
 	if len(b.ID) > MaxBatchID {
 		return invalid("batch id is longer than %d bytes", MaxBatchID)
 	}
+	if len(b.Series) == 0 {
+		return invalid("a batch needs at least one series")
+	}
 	for i := range b.Series {
 		if err := b.Series[i].Validate(); err != nil {
 			return fmt.Errorf("series %d: %w", i, err)

@@ -19,7 +19,7 @@ func (s *Server) getCatalogue(w http.ResponseWriter, r *http.Request) {
 // POST and PUT /api/portal/catalogue: replace the catalogue → Message: its id.
 func (s *Server) putCatalogue(w http.ResponseWriter, r *http.Request) {
 	var c portalstore.Catalogue
-	if err := decode(w, r, &c); err != nil {
+	if err := decode(w, r, &c, "apis"); err != nil { // a body without apis would wipe the catalogue
 		s.writeDecodeError(w, r, err)
 		return
 	}

@@ -89,9 +89,13 @@ func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	if in.Batches == nil {
+	switch {
+	case in.Batches == nil && in.Series == nil:
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas"))
+		return
+	case in.Batches == nil:
 		in.Batches = []portalstore.HitBatch{in.HitBatch}
-	} else if in.ID != "" || in.Series != nil {
+	case in.ID != "" || in.Series != nil:
 		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
 		return
 	}

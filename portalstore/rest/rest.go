@@ -3,6 +3,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,10 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keylens/keylens/portalstore"
 )
@@ -223,17 +226,33 @@ var errMalformed = portalstore.Errorf(portalstore.EINVALID, "Request body malfor
 // errTooLarge answers 413; it is not a domain error, so it has its own path.
 var errTooLarge = errors.New("request body too large")
 
-// decode reads one JSON value from the body into v. A body that is not one
-// well-formed JSON value is errMalformed; a member of the wrong type says
-// which; a body over MaxBodyBytes is errTooLarge.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	return decodeLimit(w, r, v, MaxBodyBytes)
+// decode reads one JSON object from the body into v, strictly: a body that
+// is not one well-formed JSON object (null included), holds invalid UTF-8,
+// or has a top-level member v does not know is EINVALID naming what is
+// wrong; a member of the wrong type says which; a body over MaxBodyBytes is
+// errTooLarge. Members inside objects are v's to judge (the configuration
+// keeps unknown ones, as Tyk's does).
+func decode(w http.ResponseWriter, r *http.Request, v any, required ...string) error {
+	return decodeLimit(w, r, v, MaxBodyBytes, required...)
 }
 
 // decodeLimit is decode for a body of at most limit bytes.
-func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	err := dec.Decode(v)
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64, required ...string) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errTooLarge
+	} else if err != nil {
+		return errMalformed
+	}
+	if !utf8.Valid(body) {
+		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: not valid UTF-8")
+	}
+	if err := checkMembers(body, v, required); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	err = dec.Decode(v)
 	if err == nil {
 		// Exactly one value: trailing garbage is as malformed as a
 		// missing brace.
@@ -241,17 +260,110 @@ func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) err
 			err = errMalformed
 		}
 	}
-	var tooBig *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
+	var domainErr *portalstore.Error
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &tooBig):
-		return errTooLarge
+	case errors.As(err, &domainErr):
+		return err
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: %s must be %s", typeErr.Field, jsonKind(typeErr))
 	default:
 		return errMalformed
+	}
+}
+
+// checkMembers requires body to be a JSON object with every required
+// member, and, unless v keeps members it does not know, no top-level
+// member v's type does not name.
+func checkMembers(body []byte, v any, required []string) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return errMalformed // not an object: null, an array, a string, garbage
+	}
+	if top == nil {
+		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: a JSON object is required, not null")
+	}
+	for _, m := range required {
+		if raw, ok := top[m]; !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: %s is required", m)
+		}
+	}
+	known := knownMembers(reflect.TypeOf(v))
+	if known == nil {
+		return nil
+	}
+	var unknown []string
+	for m := range top {
+		if !known[m] {
+			unknown = append(unknown, m)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: unknown member %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// keepsMembers is implemented by bodies that keep every member a client
+// sends (the portal configuration), so that none is unknown.
+type keepsMembers interface{ KeepsUnknownMembers() }
+
+// extraMembers is implemented by bodies whose UnmarshalJSON reads members
+// beyond their fields' (legacy names such as "_id").
+type extraMembers interface{ ExtraJSONMembers() []string }
+
+var membersCache sync.Map // reflect.Type → map[string]bool (nil: any)
+
+// knownMembers are the top-level member names a body of type t reads: its
+// fields' JSON names, embedded structs' included, and its extra ones; nil
+// when it keeps every member.
+func knownMembers(t reflect.Type) map[string]bool {
+	if m, ok := membersCache.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	var known map[string]bool
+	if !t.Implements(reflect.TypeFor[keepsMembers]()) {
+		known = map[string]bool{}
+		st := t
+		for st.Kind() == reflect.Pointer {
+			st = st.Elem()
+		}
+		addFieldMembers(known, st)
+		if t.Implements(reflect.TypeFor[extraMembers]()) {
+			for _, m := range reflect.Zero(t).Interface().(extraMembers).ExtraJSONMembers() {
+				known[m] = true
+			}
+		}
+	}
+	membersCache.Store(t, known)
+	return known
+}
+
+func addFieldMembers(known map[string]bool, t reflect.Type) {
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case tag == "-":
+		case f.Anonymous && name == "":
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			addFieldMembers(known, ft)
+		case !f.IsExported():
+		case name != "":
+			known[name] = true
+		default:
+			known[f.Name] = true
+		}
 	}
 }
 

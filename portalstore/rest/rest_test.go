@@ -13,8 +13,9 @@ import (
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
-// newAPI serves the API over a real SQLite file.
-func newAPI(t testing.TB) http.Handler {
+// newTestServer serves the API over a real SQLite file, in process: every
+// handler test is a few milliseconds.
+func newTestServer(t testing.TB) http.Handler {
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func FuzzDeveloperBodies(f *testing.F) {
 	} {
 		f.Add(uint8(0), s)
 	}
-	h := newAPI(f)
+	h := newTestServer(f)
 	routes := []struct{ method, path string }{
 		{"POST", "/api/portal/developers"},
 		{"PUT", "/api/portal/developers/000000000000000000000000"},
@@ -75,7 +76,7 @@ func FuzzAnalyticsPaths(f *testing.F) {
 	} {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
-	h := newAPI(f)
+	h := newTestServer(f)
 	f.Fuzz(func(t *testing.T, keys, from, to, query string) {
 		for _, path := range []string{
 			"/api/activity/keys/aggregate/" + keys + "/" + from + "/" + to + "?" + query,

@@ -99,11 +99,12 @@ func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, erro
 
 // PutPortalConfig replaces the configuration.
 func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) error {
-	if p.ID == "" {
-		p.ID = portalstore.NewObjectID(db.Now())
-		if cur, err := db.PortalConfig(ctx); err == nil && cur.ID != "" {
-			p.ID = cur.ID
-		}
+	// The id is the store's: whatever a client sends is replaced.
+	p.ID = portalstore.NewObjectID(db.Now())
+	if cur, err := db.PortalConfig(ctx); err != nil {
+		return err
+	} else if cur.ID != "" {
+		p.ID = cur.ID
 	}
 	if p.OrgID == "" {
 		org, err := db.OrgID(ctx)

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -90,7 +92,45 @@ func (r *KeyRequest) Validate() error {
 	if len(r.JWTSecret) > 16<<10 || len(r.Certificate) > 16<<10 || len(r.OAuthInfo.RedirectURI) > MaxFieldLength {
 		return Errorf(EINVALID, "jwt_secret, certificate or oauth_info is too long")
 	}
+	if u := r.OAuthInfo.RedirectURI; u != "" {
+		if err := ValidateRedirectURI(u); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// ValidateRedirectURI accepts an OAuth redirect URI a client may be sent
+// to (RFC 6749 §3.1.2 and the OAuth 2.0 security BCP): absolute, https, or
+// http on a loopback host only (a native app's listener), with no
+// fragment and no credentials. javascript:, data: and every other scheme
+// are refused.
+func ValidateRedirectURI(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
+		return Errorf(EINVALID, "oauth_info.redirect_uri must be an absolute https URL")
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return Errorf(EINVALID, "oauth_info.redirect_uri must not have a fragment")
+	case u.User != nil:
+		return Errorf(EINVALID, "oauth_info.redirect_uri must not carry credentials")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return Errorf(EINVALID, "oauth_info.redirect_uri must be https (http only on a loopback host)")
+	default:
+		return Errorf(EINVALID, "oauth_info.redirect_uri scheme %q is not allowed: use https", u.Scheme)
+	}
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Key is an issued key as keylens keeps it: never the raw key, only its
@@ -253,8 +293,12 @@ func JWTKeyMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string
 		return "", "", Errorf(EINVALID, "A jwt key request needs jwt_secret (an HMAC secret or a PEM public key) or certificate")
 	}
 	if !strings.HasPrefix(material, "-----BEGIN") {
-		if len(material) < 16 {
-			return "", "", Errorf(EINVALID, "An HMAC jwt_secret must be at least 16 characters")
+		// HS256 wants a key as long as its hash (RFC 7518 §3.2).
+		if len(material) < MinHMACSecret {
+			return "", "", Errorf(EINVALID, "An HMAC jwt_secret must be at least %d bytes", MinHMACSecret)
+		}
+		if strings.Count(material, material[:1]) == len(material) {
+			return "", "", Errorf(EINVALID, "An HMAC jwt_secret must not be one byte repeated")
 		}
 		return material, "", nil
 	}
@@ -268,6 +312,9 @@ func JWTKeyMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string
 	}
 	return "", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
+
+// MinHMACSecret is the shortest HMAC secret a JWT key accepts.
+const MinHMACSecret = 32
 
 // ParsePublicKeyPEM reads an RSA, ECDSA or Ed25519 public key from a PEM
 // "PUBLIC KEY", "RSA PUBLIC KEY" or "CERTIFICATE" block.

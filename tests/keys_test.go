@@ -324,7 +324,7 @@ func TestDeveloperKeyRoutes(t *testing.T) {
 		t.Errorf("keys after revocations: %v", d.Keys)
 	}
 	// Deprecated OAuth app deletion with an API id.
-	o := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"http://x"}}`))
+	o := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"https://app.example.com/cb"}}`))
 	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/oauth/api-oauth/"+o.ClientID, ""), 200, "OK", "Data deleted")
 
 	for name, tc := range map[string]struct {

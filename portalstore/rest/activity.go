@@ -123,7 +123,7 @@ func (s *Server) queryHits(w http.ResponseWriter, r *http.Request, keys []string
 	out := hitList{Data: make([]hitRowJSON, 0, len(rows))}
 	if p >= 1 {
 		out.Pages = pages(len(rows))
-		lo := min((p-1)*PageSize, len(rows))
+		lo := min(pageOffset(p), len(rows))
 		rows = rows[lo:min(lo+PageSize, len(rows))]
 	}
 	for _, row := range rows {

@@ -64,3 +64,75 @@ func TestStrictBodies(t *testing.T) {
 		t.Errorf("configuration: %s", got)
 	}
 }
+
+// TestListParameters: a page past anything is empty (not page 1 again);
+// control characters in q are refused; % and _ in q match themselves.
+func TestListParameters(t *testing.T) {
+	h := newTestServer(t)
+	for _, e := range []string{"a_b@example.com", "axb@example.com", "c%d@example.com"} {
+		if rec := call(h, "POST", "/api/portal/developers", `{"email":"`+e+`"}`); rec.Code != 200 {
+			t.Fatalf("create %s: %d %s", e, rec.Code, rec.Body)
+		}
+	}
+	for _, c := range []struct{ path, want string }{
+		{"/api/portal/developers?p=9223372036854775807", `"Data":[]`},
+		{"/api/portal/developers?p=922337203685477580", `"Data":[]`},
+		{"/api/portal/requests?p=9223372036854775807", `"Data":[]`},
+		{"/api/portal/developers?q=a_b", `"a_b@example.com"`},
+		{"/api/portal/developers?q=c%25d", `"c%d@example.com"`},
+	} {
+		if rec := call(h, "GET", c.path, ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("GET %s: %d %s, want %s", c.path, rec.Code, rec.Body, c.want)
+		}
+	}
+	if rec := call(h, "GET", "/api/portal/developers?q=a_b", ""); strings.Contains(rec.Body.String(), "axb@") {
+		t.Errorf("_ in q matched any character: %s", rec.Body)
+	}
+	for _, q := range []string{"%00", "a%0Ab", "%7F"} {
+		if rec := call(h, "GET", "/api/portal/developers?q="+q, ""); rec.Code != 400 {
+			t.Errorf("q=%s: %d %s, want 400", q, rec.Code, rec.Body)
+		}
+	}
+	if rec := call(h, "GET", "/api/activity/keys/aggregate/0123abcd/1/1/2020/2/1/2020?p=9223372036854775807", ""); rec.Code != 200 {
+		t.Errorf("aggregate far page: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestKeyRequestSecretsAndRedirects: HMAC secrets of at least 32 bytes, not
+// one byte repeated; OAuth redirect URIs absolute https (http on loopback
+// only), with no fragment, no credentials, no other scheme.
+func TestKeyRequestSecretsAndRedirects(t *testing.T) {
+	h := newTestServer(t)
+	if rec := call(h, "PUT", "/api/portal/catalogue", `{"apis":[{"policy_id":"pol-jwt","auth_type":"jwt"},{"policy_id":"pol-oauth","auth_type":"oauth"}]}`); rec.Code != 200 {
+		t.Fatalf("catalogue: %d %s", rec.Code, rec.Body)
+	}
+	rec := call(h, "POST", "/api/portal/developers", `{"email":"o@example.com"}`)
+	dev := strings.Split(rec.Body.String(), `"Message":"`)[1][:24]
+	issue := func(body string) *httptest.ResponseRecorder {
+		return call(h, "POST", "/api/portal/developers/"+dev+"/keys", body)
+	}
+	for name, secret := range map[string]string{
+		"16 NUL bytes":      strings.Repeat(`\u0000`, 16),
+		"32 NUL bytes":      strings.Repeat(`\u0000`, 32),
+		"one byte repeated": strings.Repeat("a", 40),
+		"31 bytes":          strings.Repeat("ab", 15) + "c",
+	} {
+		if rec := issue(`{"apply_policies":["pol-jwt"],"jwt_secret":"` + secret + `"}`); rec.Code != 400 {
+			t.Errorf("jwt_secret %s: %d %s, want 400", name, rec.Code, rec.Body)
+		}
+	}
+	if rec := issue(`{"apply_policies":["pol-jwt"],"jwt_secret":"` + strings.Repeat("ab", 16) + `"}`); rec.Code != 200 {
+		t.Errorf("a 32-byte secret: %d %s", rec.Code, rec.Body)
+	}
+	for _, uri := range []string{"javascript:alert(1)", "data:text/html,x", "http://app.example.com/cb", "https://app.example.com/cb#frag",
+		"https://user:pw@app.example.com/cb", "/relative/cb", "cb", "ftp://app.example.com/cb", "http://localhost.example.com/cb"} {
+		if rec := issue(`{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"` + uri + `"}}`); rec.Code != 400 {
+			t.Errorf("redirect_uri %s: %d %s, want 400", uri, rec.Code, rec.Body)
+		}
+	}
+	for _, uri := range []string{"https://app.example.com/cb?x=1", "http://localhost:8080/cb", "http://127.0.0.1/cb", "http://[::1]:9000/cb"} {
+		if rec := issue(`{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"` + uri + `"}}`); rec.Code != 200 {
+			t.Errorf("redirect_uri %s: %d %s, want 200", uri, rec.Code, rec.Body)
+		}
+	}
+}

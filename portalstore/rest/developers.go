@@ -1,9 +1,11 @@
 package rest
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/keylens/keylens/portalstore"
 )
@@ -26,6 +28,15 @@ func page(r *http.Request) (int, error) {
 }
 
 // pages is the number of PageSize pages that total items fill.
+// pageOffset is where page p (from 1) starts; a page past any possible
+// result saturates instead of wrapping round to page 1.
+func pageOffset(p int) int {
+	if p-1 > math.MaxInt32/PageSize {
+		return math.MaxInt32
+	}
+	return (p - 1) * PageSize
+}
+
 func pages(total int) int {
 	return (total + PageSize - 1) / PageSize
 }
@@ -37,9 +48,14 @@ func (s *Server) listDevelopers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	filter := portalstore.DeveloperFilter{EmailContains: r.URL.Query().Get("q")}
+	q := r.URL.Query().Get("q")
+	if strings.ContainsFunc(q, unicode.IsControl) {
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "q must not contain control characters"))
+		return
+	}
+	filter := portalstore.DeveloperFilter{EmailContains: q}
 	if p > 0 {
-		filter.Offset, filter.Limit = (p-1)*PageSize, PageSize
+		filter.Offset, filter.Limit = pageOffset(p), PageSize
 	}
 	devs, total, err := s.Developers.FindDevelopers(r.Context(), filter)
 	if err != nil {

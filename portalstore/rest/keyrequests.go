@@ -24,7 +24,7 @@ func (s *Server) listKeyRequests(w http.ResponseWriter, r *http.Request) {
 		f.Approved = &b
 	}
 	if p > 0 {
-		f.Offset, f.Limit = (p-1)*PageSize, PageSize
+		f.Offset, f.Limit = pageOffset(p), PageSize
 	}
 	reqs, total, err := s.Keys.FindKeyRequests(r.Context(), f)
 	if err != nil {

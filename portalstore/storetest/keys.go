@@ -264,12 +264,12 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("ApproveOAuth", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
 		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
-			Fields: map[string]any{"oauth_app_description": "My App", "oauth_use_case": "Sync"}, OAuthInfo: portalstore.OAuthInfo{RedirectURI: "http://cb"}})
+			Fields: map[string]any{"oauth_app_description": "My App", "oauth_use_case": "Sync"}, OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := a.OAuthClient
-		if c == nil || len(c.ClientID) != 32 || c.Secret == "" || c.RedirectURI != "http://cb" || a.PolicyID != "pol-oauth" || a.RawKey != "" {
+		if c == nil || len(c.ClientID) != 32 || c.Secret == "" || c.RedirectURI != "https://app.example.com/cb" || a.PolicyID != "pol-oauth" || a.RawKey != "" {
 			t.Fatalf("oauth approval %+v", a)
 		}
 		dev, _ := s.FindDeveloperByID(ctx, d.ID)

@@ -89,7 +89,9 @@ func (d *Developer) MarshalJSON() ([]byte, error) {
 
 // ExtraJSONMembers are the members UnmarshalJSON reads beyond Developer's
 // fields: the write-only password and older payloads' spellings.
-func (*Developer) ExtraJSONMembers() []string { return []string{"password", "_id", "api_keys", "PWHistory"} }
+func (*Developer) ExtraJSONMembers() []string {
+	return []string{"password", "_id", "api_keys", "PWHistory"}
+}
 
 // UnmarshalJSON reads a developer object as any Tyk portal client sends it:
 // "id" or "_id", a write-only "password", and "api_keys" from older payloads

@@ -39,6 +39,15 @@ type KeyRequest struct {
 	Catalogues      []CatalogueEntry `json:"catalogues,omitempty"`
 }
 
+// MarshalJSON writes the request with jwt_secret empty: the secret is
+// write-only, kept until approval and then only with the key.
+func (r KeyRequest) MarshalJSON() ([]byte, error) {
+	type plain KeyRequest
+	p := plain(r)
+	p.JWTSecret = ""
+	return json.Marshal(p)
+}
+
 // OAuthInfo carries what an OAuth client is created with.
 type OAuthInfo struct {
 	RedirectURI string `json:"redirect_uri"`

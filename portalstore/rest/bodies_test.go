@@ -136,3 +136,42 @@ func TestKeyRequestSecretsAndRedirects(t *testing.T) {
 		}
 	}
 }
+
+// TestOneAuthorizationHeader: two Authorization headers are a 400, not
+// "the first wins", whatever they hold.
+func TestOneAuthorizationHeader(t *testing.T) {
+	h := newTestServer(t)
+	req := httptest.NewRequest("GET", "/api/portal/developers", nil)
+	req.Header.Add("Authorization", "admin")
+	req.Header.Add("Authorization", "admin")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "one Authorization header") {
+		t.Errorf("two Authorization headers: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestKeyRequestsNeverAnswerTheSecret: jwt_secret is write-only.
+func TestKeyRequestsNeverAnswerTheSecret(t *testing.T) {
+	h := newTestServer(t)
+	call(h, "PUT", "/api/portal/catalogue", `{"apis":[{"policy_id":"pol-jwt","auth_type":"jwt"}]}`)
+	rec := call(h, "POST", "/api/portal/developers", `{"email":"j@example.com"}`)
+	dev := strings.Split(rec.Body.String(), `"Message":"`)[1][:24]
+	const secret = "a-pending-hmac-secret-of-32bytes"
+	rec = call(h, "POST", "/api/portal/requests", `{"by_user":"`+dev+`","for_plan":"pol-jwt","jwt_secret":"`+secret+`"}`)
+	if rec.Code != 200 {
+		t.Fatalf("file: %d %s", rec.Code, rec.Body)
+	}
+	id := strings.Split(rec.Body.String(), `"Message":"`)[1][:24]
+	for _, path := range []string{"/api/portal/requests", "/api/portal/requests/" + id} {
+		if body := call(h, "GET", path, "").Body.String(); strings.Contains(body, secret) {
+			t.Errorf("GET %s answers the secret: %s", path, body)
+		}
+	}
+	if rec := call(h, "PUT", "/api/portal/requests/approve/"+id, ""); rec.Code != 200 {
+		t.Fatalf("approve: %d %s", rec.Code, rec.Body)
+	}
+	if body := call(h, "GET", "/api/portal/requests/"+id, "").Body.String(); strings.Contains(body, secret) {
+		t.Errorf("an approved request answers the secret: %s", body)
+	}
+}

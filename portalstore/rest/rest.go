@@ -402,6 +402,12 @@ func (s *Server) writeDecodeError(w http.ResponseWriter, r *http.Request, err er
 // The comparison is of SHA-256 digests in constant time.
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Authorization")) > 1 {
+			// Not "the first wins": proxies and clients disagree on
+			// which one that is.
+			writeJSON(w, http.StatusBadRequest, envelope{Status: "Error", Message: "Send one Authorization header"})
+			return
+		}
 		key := strings.TrimSpace(r.Header.Get("Authorization"))
 		if len(key) > 7 && strings.EqualFold(key[:7], "bearer ") {
 			key = strings.TrimSpace(key[7:])

@@ -383,8 +383,16 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 	if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
 		return err
 	}
-	// Approval state, key and creation belong to the server.
+	// Approval state, key and creation belong to the server; the JWT
+	// secret is write-only (never answered), so a replacement without
+	// one keeps the stored one.
 	r.ID, r.Approved, r.Key, r.DateCreated = id, cur.Approved, cur.Key, cur.DateCreated
+	if r.JWTSecret == "" && !cur.Approved {
+		r.JWTSecret = cur.JWTSecret
+	}
+	if cur.Approved {
+		r.JWTSecret = "" // the key holds it now, and only the key
+	}
 	if r.OrgID == "" {
 		r.OrgID = cur.OrgID
 	}
@@ -558,7 +566,9 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 		a.KeyHash = key.Hash
 	}
 	r.Approved, r.Key = true, key.Hash
-	if _, err := tx.ExecContext(ctx, `UPDATE key_requests SET approved = ?, key_hash = ? WHERE id = ?`, true, key.Hash, r.ID); err != nil {
+	// The key holds the JWT secret from now on: the request's copy goes.
+	r.JWTSecret = ""
+	if _, err := tx.ExecContext(ctx, `UPDATE key_requests SET approved = ?, key_hash = ?, jwt_secret = '' WHERE id = ?`, true, key.Hash, r.ID); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -288,6 +288,30 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("JWTSecretKeptUntilApproval", func(t *testing.T) {
+		s, d := withDeveloperAndCatalogue(t, newStore)
+		// A pending request keeps it until approval, also through an
+		// update that leaves it out (it is never answered, so a client
+		// cannot send it back).
+		r := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "another-hmac-secret-of-32-bytes!"}
+		if err := s.CreateKeyRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateKeyRequest(ctx, r.ID, &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", Version: "v2"}); err != nil {
+			t.Fatal(err)
+		}
+		a2, err := s.ApproveKeyRequest(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k2, _ := s.FindKey(ctx, portalstore.HashKey(a2.RawKey)); k2 == nil || k2.JWTSecret != "another-hmac-secret-of-32-bytes!" {
+			t.Errorf("the secret did not survive an update of the pending request: %+v", k2)
+		}
+		if got, _ := s.FindKeyRequestByID(ctx, r.ID); got == nil || got.JWTSecret != "" {
+			t.Errorf("the approved request keeps the secret: %+v", got)
+		}
+	})
+
 	t.Run("ApproveJWT", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
 		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "an-hmac-secret-of-32-characters!"})
@@ -298,6 +322,11 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || k.JWTSecret != "an-hmac-secret-of-32-characters!" || k.JWTPublicKey != "" || k.AuthType != portalstore.AuthJWT {
 			t.Errorf("hmac jwt key %+v, %v", k, err)
 		}
+		// The secret lives with the key only, not on the approved request.
+		if reqs, _, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{}); len(reqs) != 1 || reqs[0].JWTSecret != "" {
+			t.Errorf("the approved request keeps the secret: %+v", reqs)
+		}
+
 		priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 		pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))

@@ -44,6 +44,10 @@ type Config struct {
 	LogLevel    string
 	LogFormat   string
 	ReadyFile   string
+	// SecretsKeyFile names a file holding the key that seals secrets at
+	// rest; KEYLENS_SECRETS_KEY may carry the key itself instead.
+	SecretsKeyFile string
+	secretsKey     []byte
 
 	// Sidecar.
 	CacheSize        int
@@ -131,6 +135,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.SecretsKeyFile, "secrets-key-file", "", "file holding a 32-byte key (64 hex characters, base64 or raw) that seals JWT HMAC and OAuth client secrets at rest with AES-256-GCM; or set KEYLENS_SECRETS_KEY to the key itself")
 	fs.StringVar(&c.ReadyFile, "ready-file", "", `once every listener listens, write {"admin":URL,"sidecar":URL} to this file (replaced atomically, removed at shutdown): a readiness signal for supervisors and tests`)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_STORE); flags win.\n\n", name)
@@ -163,7 +168,45 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		}
 	}
 	problems = append(problems, c.Validate(m.SidecarOnly)...)
+	key, err := loadSecretsKey(c.SecretsKeyFile, getenv("KEYLENS_SECRETS_KEY"), "--secrets-key-file", "KEYLENS_SECRETS_KEY")
+	if err != nil {
+		problems = append(problems, err)
+	}
+	c.secretsKey = key
+	if key != nil && c.Portal != "" {
+		problems = append(problems, errors.New("--secrets-key-file and KEYLENS_SECRETS_KEY are for --store: a --portal sidecar reads secrets through the portal"))
+	}
 	return errors.Join(problems...)
+}
+
+// loadSecretsKey reads a secrets key from a file or from the environment
+// (nil when neither is set); both set is a mistake.
+func loadSecretsKey(file, env, fileFlag, envName string) ([]byte, error) {
+	switch {
+	case file != "" && env != "":
+		return nil, fmt.Errorf("%s and %s: give one", fileFlag, envName)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fileFlag, err)
+		}
+		s := string(b)
+		if len(b) != 32 {
+			s = strings.TrimSpace(s)
+		}
+		key, err := sqlstore.ParseSecretsKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fileFlag, err)
+		}
+		return key, nil
+	case env != "":
+		key, err := sqlstore.ParseSecretsKey(env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envName, err)
+		}
+		return key, nil
+	}
+	return nil, nil
 }
 
 // redactStore hides a PostgreSQL URL's password from the logs.
@@ -298,6 +341,14 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.db, m.backend = db, db
 		db.KeyHashAlgorithm = m.Config.KeyHash
+		if m.Config.secretsKey != nil {
+			if err := db.UseSecretsKey(m.Config.secretsKey); err != nil {
+				return err
+			}
+		}
+		if err := db.CheckSecrets(ctx); err != nil {
+			return fmt.Errorf("secrets at rest: %w", err)
+		}
 		m.logger.Info("store open", "store", redactStore(m.Config.Store))
 	}
 	db := m.db

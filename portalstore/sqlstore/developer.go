@@ -16,6 +16,7 @@ import (
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	store() *DB // whose secrets key opens what is read
 }
 
 const developerColumns = `id, org_id, email, date_created, inactive, fields, nonce, sso_key,
@@ -374,7 +375,7 @@ func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.De
 func insertOAuthClient(ctx context.Context, tx *Tx, devID, policy string, position int, c *portalstore.OAuthClient) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO oauth_clients (client_id, developer_id, policy_id, position, secret,
 		redirect_uri, app_description, use_case, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ClientID, devID, policy, position, c.Secret, c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
+		c.ClientID, devID, policy, position, tx.db.seal(c.Secret), c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
 	if isUniqueViolation(err) {
 		return portalstore.Errorf(portalstore.ECONFLICT, "OAuth client %s already exists", c.ClientID)
 	}
@@ -493,6 +494,9 @@ func loadDeveloperChildren(ctx context.Context, q querier, devs []*portalstore.D
 				return err
 			}
 			var err error
+			if c.Secret, err = q.store().unseal(c.Secret); err != nil {
+				return fmt.Errorf("oauth client %s: %w", c.ClientID, err)
+			}
 			if c.DateCreated, err = parseTime(created); err != nil {
 				return fmt.Errorf("oauth client %s date_created: %w", c.ClientID, err)
 			}

@@ -34,7 +34,7 @@ func insertKey(ctx context.Context, tx *Tx, k *portalstore.Key) error {
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.Hash, k.DeveloperID, string(pols), k.AuthType, k.RequestID, string(fb), formatTime(k.DateCreated), formatTime(k.QuotaResetAt),
-		k.BasicUsername, k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey)
+		k.BasicUsername, k.BasicPasswordHash, tx.db.seal(k.JWTSecret), k.JWTPublicKey)
 	if isUniqueViolation(err) {
 		return portalstore.Errorf(portalstore.ECONFLICT, "Key %s belongs to another developer", k.Hash)
 	} else if err != nil {
@@ -85,6 +85,9 @@ func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*por
 func findKey(ctx context.Context, q querier, where string, args ...any) (*portalstore.Key, error) {
 	var k portalstore.Key
 	err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM developer_keys WHERE `+where, args...), &k)
+	if err == nil {
+		err = q.store().openKey(&k)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +148,9 @@ func resolve(ctx context.Context, q querier, where string, arg any) (*portalstor
 	var fields string
 	err := scanKey(q.QueryRowContext(ctx, `SELECT `+resolveColumns+` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE `+where, arg),
 		&c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
+	if err == nil {
+		err = q.store().openKey(&c.Key)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +226,7 @@ func writeKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ins
 		return portalstore.Errorf(portalstore.EINVALID, "Key request fields do not encode")
 	}
 	args := []any{r.OrgID, r.ByUser, r.ForAPI, r.ForPlan, string(apply), string(remove), string(fields), r.Approved,
-		r.Key, formatTime(r.DateCreated), r.Version, r.JWTSecret, r.Certificate, r.OAuthInfo.RedirectURI, r.ID}
+		r.Key, formatTime(r.DateCreated), r.Version, tx.db.seal(r.JWTSecret), r.Certificate, r.OAuthInfo.RedirectURI, r.ID}
 	if insert {
 		_, err = tx.ExecContext(ctx, `INSERT INTO key_requests (org_id, by_user, for_api, for_plan, apply_policies, remove_policies,
 			fields, approved, key_hash, date_created, version, jwt_secret, certificate, redirect_uri, id)
@@ -299,6 +305,9 @@ func queryKeyRequests(ctx context.Context, q querier, query string, args ...any)
 			return err
 		}
 		var err error
+		if r.JWTSecret, err = q.store().unseal(r.JWTSecret); err != nil {
+			return fmt.Errorf("key request %s: %w", r.ID, err)
+		}
 		if r.DateCreated, err = parseTime(created); err != nil {
 			return err
 		}

@@ -66,6 +66,8 @@ type DB struct {
 	// PostgreSQL listener is down (and always on SQLite, whose writers
 	// all wake readers in process), and while it is up.
 	pollDown, pollUp time.Duration
+	// secrets seals secrets at rest; nil stores them as Tyk does.
+	secrets *secretBox
 }
 
 // Open opens the store named by dsn, "sqlite:PATH" (creating the file and
@@ -107,6 +109,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
 		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
+	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -141,6 +144,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
 		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
+	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL: %w", err)
@@ -152,7 +156,10 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 type pool struct {
 	*sql.DB
 	pg bool
+	db *DB
 }
+
+func (p *pool) store() *DB { return p.db }
 
 func (p *pool) q(query string) string {
 	if !p.pg {
@@ -326,6 +333,8 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	}
 	return &Tx{Tx: tx, db: db, now: db.Now()}, nil
 }
+
+func (tx *Tx) store() *DB { return tx.db }
 
 // ExecContext runs query in the transaction, rebound for its database.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -14,6 +14,7 @@ const (
 	ENOTFOUND     = "not_found"    // the named object does not exist
 	EUNAUTHORIZED = "unauthorized" // the credential is missing or wrong
 	EUNAVAILABLE  = "unavailable"  // cannot be done now; the same request may succeed later
+	EFULL         = "full"         // the store is out of space; nothing was written
 )
 
 // Error is the one error type the domain returns for expected failures.

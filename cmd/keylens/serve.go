@@ -450,6 +450,9 @@ func (m *Main) startSidecar(bg context.Context) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := m.backend.Ping(ctx); err != nil {
+			if portalstore.ErrorCode(err) == portalstore.EFULL {
+				return errors.New(portalstore.ErrorMessage(err))
+			}
 			if c.Portal != "" {
 				return fmt.Errorf("portal unreachable: %w", err)
 			}

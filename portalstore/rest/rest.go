@@ -177,6 +177,7 @@ var errorStatus = map[string]int{
 	portalstore.EUNAUTHORIZED: http.StatusUnauthorized,
 	portalstore.EINTERNAL:     http.StatusInternalServerError,
 	portalstore.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	portalstore.EFULL:         http.StatusInsufficientStorage,
 }
 
 // errorCode maps a status code back to its domain error code, for the
@@ -193,8 +194,11 @@ var errorCode = func() map[int]string {
 // the rest are the client's, and their message says what went wrong.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := portalstore.ErrorCode(err)
-	if code == portalstore.EINTERNAL {
+	switch code {
+	case portalstore.EINTERNAL:
 		s.Logger.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
+	case portalstore.EFULL:
+		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
 	status := errorStatus[code]
 	if status == http.StatusServiceUnavailable {
@@ -466,7 +470,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.Health != nil {
 		if err := s.Health(r); err != nil {
 			s.Logger.Warn("health check failed", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			body := map[string]string{"status": "unavailable"}
+			if portalstore.ErrorCode(err) == portalstore.EFULL {
+				body = map[string]string{"status": "degraded", "reason": portalstore.ErrorMessage(err)}
+			}
+			writeJSON(w, http.StatusServiceUnavailable, body)
 			return
 		}
 	}

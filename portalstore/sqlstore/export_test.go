@@ -1,8 +1,25 @@
 package sqlstore
 
-import "time"
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"time"
+)
 
 // SetPollIntervals sets the change feed's safety-net polls, so that a test
 // of a wake-up fails when the wake-up does not come instead of being
 // rescued by a poll.
 func SetPollIntervals(db *DB, down, up time.Duration) { db.pollDown, db.pollUp = down, up }
+
+// SetMaxPageCount caps the SQLite file's size, so that a test meets a full
+// store (SQLITE_FULL, as a full disk gives) without filling a disk.
+func SetMaxPageCount(db *DB, pages int) error {
+	_, err := db.wdb.DB.Exec(`PRAGMA max_page_count = ` + strconv.Itoa(pages))
+	return err
+}
+
+// RawQueryRow runs a query on the reader pool.
+func (db *DB) RawQueryRow(ctx context.Context, query string) *sql.Row {
+	return db.rdb.DB.QueryRowContext(ctx, query)
+}

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,6 +70,9 @@ type DB struct {
 	pollDown, pollUp time.Duration
 	// secrets seals secrets at rest; nil stores them as Tyk does.
 	secrets *secretBox
+	// full is set while writes fail for want of space, cleared by the
+	// next write that commits.
+	full atomic.Bool
 }
 
 // Open opens the store named by dsn, "sqlite:PATH" (creating the file and
@@ -170,7 +175,11 @@ func (p *pool) q(query string) string {
 
 // ExecContext runs query, rebound for the pool's database.
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return p.DB.ExecContext(ctx, p.q(query), args...)
+	res, err := p.DB.ExecContext(ctx, p.q(query), args...)
+	if err == nil && p.db != nil && p == p.db.wdb {
+		p.db.full.Store(false)
+	}
+	return res, p.db.storageError(err)
 }
 
 // QueryContext runs query, rebound for the pool's database.
@@ -239,9 +248,37 @@ func (db *DB) Close() error {
 	return errors.Join(db.wdb.Close(), db.rdb.Close())
 }
 
-// Ping checks that the store answers, for health checks.
+// Ping checks that the store answers, for health checks: EFULL while
+// writes fail for want of space.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.rdb.PingContext(ctx)
+	if err := db.rdb.PingContext(ctx); err != nil {
+		return err
+	}
+	if db.full.Load() {
+		return errFull
+	}
+	return nil
+}
+
+var errFull = portalstore.Errorf(portalstore.EFULL, "The store is out of space: writes fail until space is freed")
+
+// storageError turns a write that failed for want of space (SQLite's
+// SQLITE_FULL, PostgreSQL's disk_full, a full disk) into EFULL and notes
+// it for Ping; other errors pass as they are.
+func (db *DB) storageError(err error) error {
+	if err == nil || db == nil {
+		return err
+	}
+	var se *sqlite.Error
+	var pe *pgconn.PgError
+	full := errors.Is(err, syscall.ENOSPC) ||
+		(errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL) ||
+		(errors.As(err, &pe) && (pe.Code == "53100" || pe.Code == "53000"))
+	if !full {
+		return err
+	}
+	db.full.Store(true)
+	return errFull
 }
 
 // migrate applies, in name order, every embedded migration not yet recorded
@@ -310,8 +347,9 @@ type Tx struct {
 // Commit commits and wakes change-feed readers if the feed grew.
 func (tx *Tx) Commit() error {
 	if err := tx.Tx.Commit(); err != nil {
-		return err
+		return tx.db.storageError(err)
 	}
+	tx.db.full.Store(false)
 	if tx.changed {
 		tx.db.changed.broadcast()
 	}
@@ -338,7 +376,8 @@ func (tx *Tx) store() *DB { return tx.db }
 
 // ExecContext runs query in the transaction, rebound for its database.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return tx.Tx.ExecContext(ctx, tx.db.q(query), args...)
+	res, err := tx.Tx.ExecContext(ctx, tx.db.q(query), args...)
+	return res, tx.db.storageError(err)
 }
 
 // QueryContext runs query in the transaction, rebound for its database.

@@ -1,0 +1,55 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+)
+
+// TestFullStore: a write that finds the store out of space is EFULL (not
+// an internal error), stores nothing, and marks the store unhealthy until a
+// write succeeds again.
+func TestFullStore(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "k.db"))
+	var pageCount int
+	if err := db.RawQueryRow(ctx, `PRAGMA page_count`).Scan(&pageCount); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.SetMaxPageCount(db, pageCount+2); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	created := 0
+	for i := 0; i < 10000 && err == nil; i++ {
+		err = db.CreateDeveloper(ctx, &portalstore.Developer{Email: fmt.Sprintf("d%d@example.com", i),
+			Fields: map[string]string{"padding": strings.Repeat("x", 2000)}})
+		if err == nil {
+			created++
+		}
+	}
+	if portalstore.ErrorCode(err) != portalstore.EFULL {
+		t.Fatalf("a write to a full store: %v, want EFULL", err)
+	}
+	if err := db.Ping(ctx); portalstore.ErrorCode(err) != portalstore.EFULL {
+		t.Errorf("Ping of a full store: %v, want EFULL", err)
+	}
+	if _, n, _ := db.FindDevelopers(ctx, portalstore.DeveloperFilter{}); n != created {
+		t.Errorf("%d developers stored, want %d: the refused write left something", n, created)
+	}
+	// Space comes back: the next write succeeds and health returns.
+	if err := sqlstore.SetMaxPageCount(db, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateDeveloper(ctx, &portalstore.Developer{Email: "after@example.com"}); err != nil {
+		t.Fatalf("a write after space returned: %v", err)
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Errorf("Ping after space returned: %v", err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,9 +86,12 @@ type ResolverOptions struct {
 	// staleness should the feed be lost. Default 10 min.
 	TTL         time.Duration
 	NegativeTTL time.Duration // an unknown credential; default 2 s
-	Headers     identity.HeaderNames
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// JWTLeeway is the clock skew tolerated on a JWT's exp, nbf and iat;
+	// zero takes DefaultJWTLeeway, a negative value none.
+	JWTLeeway time.Duration
+	Headers   identity.HeaderNames
+	Logger    *slog.Logger
+	Metrics   *Metrics
 }
 
 // Resolver turns credentials into entries, through a cache that the change
@@ -121,6 +126,11 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 2 * time.Second
+	}
+	if o.JWTLeeway < 0 {
+		o.JWTLeeway = 0
+	} else if o.JWTLeeway == 0 {
+		o.JWTLeeway = DefaultJWTLeeway
 	}
 	if o.Headers == (identity.HeaderNames{}) {
 		o.Headers = identity.DefaultHeaderNames
@@ -249,10 +259,18 @@ var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", 
 	"ES256", "ES384", "ES512", "EdDSA"}
 
 func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Credential, int64, error) {
+	if !numericDates(token) {
+		return nil, 0, ErrUnknown
+	}
 	var key *portalstore.Credential
 	claims := jwt.RegisteredClaims{}
-	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods))
+	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods), jwt.WithLeeway(r.opts.JWTLeeway), jwt.WithIssuedAt())
 	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// RFC 7515 §4.1.11: extensions the recipient must
+			// understand; keylens understands none.
+			return nil, ErrUnknown
+		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, ErrUnknown
@@ -284,6 +302,49 @@ func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Cr
 		exp = claims.ExpiresAt.Unix()
 	}
 	return key, exp, nil
+}
+
+// DefaultJWTLeeway is the clock skew tolerated on JWT dates.
+const DefaultJWTLeeway = 30 * time.Second
+
+// maxNumericDate is the latest exp, nbf or iat a token may carry: the end
+// of year 9999. Later dates (exp=1e30, say) are not dates but garbage, and
+// a credential that never expires in practice should say so by leaving
+// exp out.
+const maxNumericDate = 253402300799
+
+// numericDates reports whether the token's exp, nbf and iat, when present,
+// are what RFC 7519 §2 says they are: JSON numbers (not strings, which
+// golang-jwt would read as numbers), finite, from 1970 to the year 9999.
+func numericDates(token string) bool {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first < 0 || last <= first {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(token[first+1 : last])
+	if err != nil {
+		return true // malformed: the parser refuses it
+	}
+	var claims map[string]json.RawMessage
+	if json.Unmarshal(payload, &claims) != nil {
+		return true // not an object: the parser refuses it
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		raw, ok := claims[name]
+		if !ok {
+			continue
+		}
+		var n json.Number
+		if len(raw) == 0 || raw[0] == '"' || json.Unmarshal(raw, &n) != nil {
+			return false
+		}
+		f, err := n.Float64()
+		if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+			return false
+		}
+	}
+	return true
 }
 
 // verificationKey returns the key to check a token signed with method,

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -195,14 +196,18 @@ func TestResolveJWT(t *testing.T) {
 		return s
 	}
 	good := map[string]string{
-		"HS256":   sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
-		"HS512":   sign(jwt.SigningMethodHS512, hmacKey.RawKey, valid, []byte(secret)),
-		"RS256":   sign(jwt.SigningMethodRS256, rsaKey.RawKey, valid, rsaPriv),
-		"PS256":   sign(jwt.SigningMethodPS256, rsaKey.RawKey, valid, rsaPriv),
-		"ES256":   sign(jwt.SigningMethodES256, ecKey.RawKey, valid, ecPriv),
-		"EdDSA":   sign(jwt.SigningMethodEdDSA, edKey.RawKey, valid, edPriv),
-		"no exp":  sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"sub": "x"}, []byte(secret)),
-		"bearer ": "Bearer " + sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
+		"HS256":  sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
+		"HS512":  sign(jwt.SigningMethodHS512, hmacKey.RawKey, valid, []byte(secret)),
+		"RS256":  sign(jwt.SigningMethodRS256, rsaKey.RawKey, valid, rsaPriv),
+		"PS256":  sign(jwt.SigningMethodPS256, rsaKey.RawKey, valid, rsaPriv),
+		"ES256":  sign(jwt.SigningMethodES256, ecKey.RawKey, valid, ecPriv),
+		"EdDSA":  sign(jwt.SigningMethodEdDSA, edKey.RawKey, valid, edPriv),
+		"no exp": sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"sub": "x"}, []byte(secret)),
+		// Within the 30 s leeway: clocks differ a little.
+		"iat 10 s ahead":   sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"iat": now.Add(10 * time.Second).Unix(), "exp": now.Add(time.Hour).Unix()}, []byte(secret)),
+		"expired 10 s ago": sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": now.Add(-10 * time.Second).Unix()}, []byte(secret)),
+		"fractional exp":   sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": float64(now.Add(time.Hour).Unix()) + 0.5}, []byte(secret)),
+		"bearer ":          "Bearer " + sign(jwt.SigningMethodHS256, hmacKey.RawKey, valid, []byte(secret)),
 	}
 	for name, tok := range good {
 		e, err := f.r.Resolve(ctx, []byte(tok))
@@ -231,6 +236,13 @@ func TestResolveJWT(t *testing.T) {
 		"unknown kid":          sign(jwt.SigningMethodHS256, "nope", valid, []byte(secret)),
 		"kid of a non-jwt key": sign(jwt.SigningMethodHS256, tokenKey.RawKey, valid, []byte(secret)),
 		"garbage in three":     "a.b.c",
+		"iat in the future":    sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()}, []byte(secret)),
+		"exp as a string":      sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": fmt.Sprint(now.Add(time.Hour).Unix())}, []byte(secret)),
+		"nbf as a string":      sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"nbf": "0", "exp": now.Add(time.Hour).Unix()}, []byte(secret)),
+		"exp 1e30":             sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": 1e30}, []byte(secret)),
+		"exp negative":         sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": -1}, []byte(secret)),
+		"unknown crit":         signWithHeader(t, hmacKey.RawKey, map[string]any{"crit": []string{"x-ext"}, "x-ext": 1}, valid, []byte(secret)),
+		"expired past leeway":  sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()}, []byte(secret)),
 		"truncated":            good["HS256"][:len(good["HS256"])-5],
 		"signature of another": good["HS256"][:len(good["HS256"])-10] + good["RS256"][len(good["RS256"])-10:],
 	}
@@ -322,4 +334,19 @@ func TestApplyInvalidatesOnlyWhatChanged(t *testing.T) {
 	if n := f.r.Len(); n != 0 {
 		t.Errorf("after a developer change %d entries cached, want 0", n)
 	}
+}
+
+// signWithHeader signs claims with HS256 under kid and extra header members.
+func signWithHeader(t *testing.T, kid string, header map[string]any, claims jwt.MapClaims, key []byte) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["kid"] = kid
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -51,6 +51,7 @@ type Config struct {
 
 	// Sidecar.
 	CacheSize        int
+	JWTLeeway        time.Duration
 	CacheTTL         time.Duration
 	NegativeCacheTTL time.Duration
 	IntrospectSecret string
@@ -118,6 +119,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.NegativeCacheTTL, "negative-cache-ttl", 2*time.Second, "how long an unknown credential is cached")
 	fs.StringVar(&c.IntrospectSecret, "introspect-secret", "", "when set, /introspect callers must send Authorization: Bearer <secret>")
 	fs.StringVar(&c.KeyHeader, "key-header", "Authorization", "request header that carries the key")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", sidecar.DefaultJWTLeeway, "clock skew tolerated on a JWT's exp, nbf and iat (0 for none)")
 	fs.BoolVar(&c.Assertions, "assertions", false, "add X-Developer-Assertion, a signed JWT of the identity, and serve /.well-known/jwks.json")
 	fs.StringVar(&c.AssertionKey, "assertion-key", "", "Ed25519 private key (PKCS #8 PEM) for assertions; generated at start when unset")
 	fs.DurationVar(&c.AssertionTTL, "assertion-ttl", time.Minute, "lifetime of an assertion")
@@ -264,6 +266,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	if c.HitsSecret == "" && validateAddr(c.SidecarAddr) == nil && !isLoopback(c.SidecarAddr) {
 		problems = append(problems, fmt.Errorf("--sidecar-addr %s is reachable from other hosts, so POST /hits needs a secret: set --hits-secret (or KEYLENS_HITS_SECRET) and give it to the plugin as hits_secret, or listen on 127.0.0.1", c.SidecarAddr))
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > 10*time.Minute {
+		problems = append(problems, errors.New("--jwt-leeway must be 0 to 10m"))
 	}
 	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
 		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
@@ -431,8 +436,12 @@ func (m *Main) startSidecar(bg context.Context) error {
 	c := m.Config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	leeway := c.JWTLeeway
+	if leeway == 0 {
+		leeway = -1 // none; the resolver's zero is its default
+	}
 	res := sidecar.NewResolver(m.backend, sidecar.ResolverOptions{
-		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL,
+		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,

@@ -15,6 +15,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // the credential is missing or wrong
 	EUNAVAILABLE  = "unavailable"  // cannot be done now; the same request may succeed later
 	EFULL         = "full"         // the store is out of space; nothing was written
+	ELIMITED      = "limited"      // too many failed attempts: refused for a while
 )
 
 // Error is the one error type the domain returns for expected failures.

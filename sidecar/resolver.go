@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +39,11 @@ var (
 	ErrUnknown  = errors.New("unknown credential")
 	ErrInactive = errors.New("developer inactive")
 )
+
+// ErrBusy: every slot for a Basic password check is taken; the caller
+// should retry shortly. It protects the CPU that valid keys need from
+// guessing, which costs one bcrypt comparison per distinct guess.
+var ErrBusy = errors.New("too many password checks at once")
 
 // Entry is a resolved credential with its answers encoded once, so that a
 // cache hit only copies bytes. To keep the garbage collector's work small
@@ -86,6 +92,9 @@ type ResolverOptions struct {
 	// staleness should the feed be lost. Default 10 min.
 	TTL         time.Duration
 	NegativeTTL time.Duration // an unknown credential; default 2 s
+	// BcryptConcurrency bounds the Basic password checks run at once;
+	// default half the CPUs, at least one.
+	BcryptConcurrency int
 	// JWTLeeway is the clock skew tolerated on a JWT's exp, nbf and iat;
 	// zero takes DefaultJWTLeeway, a negative value none.
 	JWTLeeway time.Duration
@@ -104,6 +113,8 @@ type Resolver struct {
 	m       *Metrics
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
+
+	bcryptSlots chan struct{} // one token per Basic password check under way
 
 	// gen counts applied changes; a fill that read the store before a
 	// change and would be cached after it is not cached.
@@ -127,6 +138,9 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 2 * time.Second
 	}
+	if o.BcryptConcurrency <= 0 {
+		o.BcryptConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if o.JWTLeeway < 0 {
 		o.JWTLeeway = 0
 	} else if o.JWTLeeway == 0 {
@@ -142,7 +156,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics,
-		byHash: map[string][]cache.Key{}, byDev: map[string][]string{}}
+		byHash: map[string][]cache.Key{}, byDev: map[string][]string{}, bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
 	r.cache = cache.New(o.Size, int64(o.TTL), r.evicted)
 	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	return r
@@ -236,6 +250,12 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 	user, pass, ok := bytes.Cut(raw[:n], []byte{':'})
 	if !ok || len(user) == 0 {
 		return nil, 0, ErrUnknown
+	}
+	select {
+	case r.bcryptSlots <- struct{}{}:
+		defer func() { <-r.bcryptSlots }()
+	default:
+		return nil, 0, ErrBusy
 	}
 	start := time.Now()
 	c, err := r.store.ResolveBasicUser(ctx, string(user))

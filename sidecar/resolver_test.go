@@ -350,3 +350,56 @@ func signWithHeader(t *testing.T, kid string, header map[string]any, claims jwt.
 	}
 	return s
 }
+
+// slowBasic holds every Basic lookup until released, as a slow bcrypt
+// would hold its slot.
+type slowBasic struct {
+	sidecar.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowBasic) ResolveBasicUser(ctx context.Context, user string) (*portalstore.Credential, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.ResolveBasicUser(ctx, user)
+}
+
+// TestBasicChecksAreBounded: with every password-check slot taken, another
+// Basic credential is ErrBusy at once (not queued, not cached as unknown),
+// while keys resolve as usual.
+func TestBasicChecksAreBounded(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	basic := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	token := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	store := &slowBasic{Store: f.db, entered: make(chan struct{}), release: make(chan struct{})}
+	r := sidecar.NewResolver(store, sidecar.ResolverOptions{BcryptConcurrency: 1})
+	cred := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":"+basic.Password))
+	first := make(chan error, 1)
+	go func() {
+		_, err := r.Resolve(ctx, []byte(cred))
+		first <- err
+	}()
+	<-store.entered // the one slot is taken
+	wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":a-guess"))
+	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrBusy) {
+		t.Errorf("a second password check: %v, want ErrBusy", err)
+	}
+	if e, err := r.Resolve(ctx, []byte(token.RawKey)); err != nil || e.DeveloperID != f.dev.ID {
+		t.Errorf("a key while the slot is taken: %v, %v", e, err)
+	}
+	close(store.release)
+	if err := <-first; err != nil {
+		t.Errorf("the check holding the slot: %v", err)
+	}
+	go func() {
+		for range store.entered {
+		}
+	}()
+	// Not cached as unknown: once a slot is free the guess is checked.
+	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrUnknown) {
+		t.Errorf("the guess once a slot is free: %v, want ErrUnknown", err)
+	}
+	close(store.entered)
+}

@@ -237,6 +237,10 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep endpoint, e *Entry, err err
 	case errors.Is(err, ErrUnknown):
 		jsonError(ctx, fasthttp.StatusUnauthorized, "unknown or missing key")
 		return s.outcomes[ep][outUnknown], false
+	case errors.Is(err, ErrBusy):
+		ctx.Response.Header.Set("Retry-After", "1")
+		jsonError(ctx, fasthttp.StatusTooManyRequests, "too many password checks at once; retry")
+		return s.outcomes[ep][outError], false
 	default:
 		s.Logger.Error("resolving a credential failed", "endpoint", endpointNames[ep], "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "key store unavailable")

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/analytics"
+	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/portalstore"
@@ -60,6 +62,13 @@ type Config struct {
 	AssertionKey     string
 	AssertionTTL     time.Duration
 	Headers          identity.HeaderNames
+
+	// Passwords and sign-ins.
+	BcryptCost             int
+	BcryptConcurrency      int
+	LoginMaxFailures       int
+	LoginClientMaxFailures int
+	LoginFailureWindow     time.Duration
 
 	// Analytics.
 	HitsSecret     string
@@ -131,6 +140,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.FieldPrefix, "header-field-prefix", d.FieldPrefix, "upstream header prefix: developer custom fields")
 	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
+	fs.IntVar(&c.BcryptCost, "bcrypt-cost", portalstore.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
+	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
+	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
+	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address within --login-failure-window before it is refused with 429 (0: no limit)")
+	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "the window of the sign-in failure limits")
 	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
@@ -267,6 +281,12 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if c.HitsSecret == "" && validateAddr(c.SidecarAddr) == nil && !isLoopback(c.SidecarAddr) {
 		problems = append(problems, fmt.Errorf("--sidecar-addr %s is reachable from other hosts, so POST /hits needs a secret: set --hits-secret (or KEYLENS_HITS_SECRET) and give it to the plugin as hits_secret, or listen on 127.0.0.1", c.SidecarAddr))
 	}
+	if err := portalstore.SetBcryptCost(c.BcryptCost); err != nil {
+		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", portalstore.ErrorMessage(err)))
+	}
+	if c.BcryptConcurrency < 1 || c.LoginMaxFailures < 0 || c.LoginClientMaxFailures < 0 || c.LoginFailureWindow <= 0 {
+		problems = append(problems, errors.New("--bcrypt-concurrency must be at least 1, the --login-*-failures limits 0 or more, --login-failure-window positive"))
+	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > 10*time.Minute {
 		problems = append(problems, errors.New("--jwt-leeway must be 0 to 10m"))
 	}
@@ -384,7 +404,9 @@ func (m *Main) Run(ctx context.Context) error {
 		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
-		Logger:       m.logger,
+		SignInLimits: rest.SignInLimits{PerAccount: guard.New(m.Config.LoginMaxFailures, m.Config.LoginFailureWindow),
+			PerClient: guard.New(m.Config.LoginClientMaxFailures, m.Config.LoginFailureWindow)},
+		Logger: m.logger,
 	})
 	if err != nil {
 		return err
@@ -441,7 +463,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 		leeway = -1 // none; the resolver's zero is its default
 	}
 	res := sidecar.NewResolver(m.backend, sidecar.ResolverOptions{
-		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway,
+		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway, BcryptConcurrency: c.BcryptConcurrency,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,

@@ -1,10 +1,18 @@
 package rest_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/keylens/keylens/guard"
+	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
 // call sends a request with the admin key to h and returns the answer.
@@ -173,5 +181,47 @@ func TestKeyRequestsNeverAnswerTheSecret(t *testing.T) {
 	}
 	if body := call(h, "GET", "/api/portal/requests/"+id, "").Body.String(); strings.Contains(body, secret) {
 		t.Errorf("an approved request answers the secret: %s", body)
+	}
+}
+
+// TestVerifyCredentialsLimits: after the account's failures, 429 with
+// Retry-After before any password is checked (the right one included);
+// after the client's, every account from it; a success clears the
+// account's count.
+func TestVerifyCredentialsLimits(t *testing.T) {
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db,
+		AdminKeyHash: sha256.Sum256([]byte("admin")),
+		SignInLimits: rest.SignInLimits{PerAccount: guard.New(3, time.Minute), PerClient: guard.New(5, time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.Handler()
+	for _, e := range []string{"a@example.com", "b@example.com"} {
+		call(h, "POST", "/api/portal/developers", `{"email":"`+e+`","password":"right-password"}`)
+	}
+	verify := func(user, pw string) *httptest.ResponseRecorder {
+		return call(h, "POST", "/api/portal/developers/verify_credentials", `{"username":"`+user+`","password":"`+pw+`"}`)
+	}
+	for i := range 3 {
+		if rec := verify("a@example.com", "wrong"); rec.Code != 401 {
+			t.Fatalf("wrong password %d: %d", i, rec.Code)
+		}
+	}
+	rec := verify("a@example.com", "right-password")
+	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many failed attempts") {
+		t.Errorf("the right password after 3 failures: %d %q %s, want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if rec := verify("b@example.com", "right-password"); rec.Code != 200 {
+		t.Errorf("another account from the same client: %d", rec.Code)
+	}
+	verify("b@example.com", "wrong")
+	verify("c@example.com", "wrong") // an unknown account counts for the client too
+	if rec := verify("b@example.com", "right-password"); rec.Code != 429 {
+		t.Errorf("after 5 failures from one client: %d, want 429", rec.Code)
 	}
 }

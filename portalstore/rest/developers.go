@@ -2,6 +2,7 @@ package rest
 
 import (
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -149,11 +150,48 @@ func (s *Server) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	if _, err := s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password); err != nil {
-		s.writeError(w, r, err)
+	account, client := "account:"+strings.ToLower(strings.TrimSpace(in.Username)), "client:"+clientAddr(r)
+	if s.refuseGuessing(w, r, account, client) {
 		return
 	}
-	writeOK(w, "Credentials verified")
+	_, err := s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password)
+	switch portalstore.ErrorCode(err) {
+	case "":
+		s.SignInLimits.PerAccount.Succeed(account)
+		writeOK(w, "Credentials verified")
+	case portalstore.EUNAUTHORIZED:
+		s.SignInLimits.PerAccount.Fail(account)
+		s.SignInLimits.PerClient.Fail(client)
+		s.writeError(w, r, err)
+	default:
+		s.writeError(w, r, err)
+	}
+}
+
+// refuseGuessing answers 429 with Retry-After, before any password is
+// checked, when the account or the client has failed too often lately.
+func (s *Server) refuseGuessing(w http.ResponseWriter, r *http.Request, account, client string) bool {
+	left, blocked := s.SignInLimits.PerAccount.Blocked(account)
+	if l, b := s.SignInLimits.PerClient.Blocked(client); b && l > left {
+		left, blocked = l, true
+	}
+	if !blocked {
+		return false
+	}
+	secs := int(math.Ceil(left.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.writeError(w, r, portalstore.Errorf(portalstore.ELIMITED, "Too many failed attempts: retry in %d seconds", secs))
+	return true
+}
+
+// clientAddr is the address a request came from: the connection's peer
+// (forwarded-for headers are a client's to forge).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // POST /api/portal/developers/password/{id} {"password"}. Any failure is

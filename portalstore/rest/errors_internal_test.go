@@ -11,7 +11,7 @@ import (
 // the client reads each status back as the code it came from.
 func TestErrorTableBothWays(t *testing.T) {
 	for _, code := range []string{portalstore.ECONFLICT, portalstore.EINTERNAL, portalstore.EINVALID, portalstore.ENOTFOUND,
-		portalstore.EUNAUTHORIZED, portalstore.EUNAVAILABLE, portalstore.EFULL} {
+		portalstore.EUNAUTHORIZED, portalstore.EUNAVAILABLE, portalstore.EFULL, portalstore.ELIMITED} {
 		status, ok := errorStatus[code]
 		if !ok {
 			t.Errorf("%s has no status", code)

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -45,6 +46,14 @@ type Config struct {
 	// Health reports whether the store answers; nil means always healthy.
 	Health func(*http.Request) error
 	Logger *slog.Logger
+	// SignInLimits refuse guessing at sign-ins (verify_credentials): per
+	// account and per client address. nil limiters limit nothing.
+	SignInLimits SignInLimits
+}
+
+// SignInLimits are the failure limits of sign-in routes.
+type SignInLimits struct {
+	PerAccount, PerClient *guard.Limiter
 }
 
 // Server is the API: NewServer, then Handler; Shutdown as the listener
@@ -178,6 +187,7 @@ var errorStatus = map[string]int{
 	portalstore.EINTERNAL:     http.StatusInternalServerError,
 	portalstore.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	portalstore.EFULL:         http.StatusInsufficientStorage,
+	portalstore.ELIMITED:      http.StatusTooManyRequests,
 }
 
 // errorCode maps a status code back to its domain error code, for the

@@ -268,6 +268,15 @@ func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*p
 	if !portalstore.CheckPassword(d.PasswordHash, password) || d.Inactive {
 		return nil, unauthorized
 	}
+	// A hash of another cost (imported, or made before --bcrypt-cost
+	// changed) is replaced by one of the configured cost: the same
+	// password, so the history is not touched.
+	rehash := ""
+	if portalstore.NeedsRehash(d.PasswordHash) {
+		if h, err := portalstore.HashPassword(password); err == nil {
+			rehash = h
+		}
+	}
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -275,6 +284,12 @@ func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*p
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `UPDATE developers SET last_login_date = ? WHERE id = ?`, formatTime(tx.now), d.ID); err != nil {
 		return nil, err
+	}
+	if rehash != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, d.ID, d.PasswordHash); err != nil {
+			return nil, err
+		}
+		d.PasswordHash = rehash
 	}
 	d.LastLoginDate = tx.now
 	return d, tx.Commit()

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keylens/keylens/identity"
 )
 
 // Developer is a portal developer as the Tyk Classic Portal API shows it.
@@ -243,6 +245,9 @@ func (d *Developer) Validate() error {
 			return Errorf(EINVALID, "Custom field names must be 1 to 256 characters and values at most %d", MaxFieldLength)
 		}
 	}
+	if err := ValidateFieldNames("fields", mapKeys(d.Fields)); err != nil {
+		return err
+	}
 	for pol, clients := range d.OAuthClients {
 		if pol == "" || len(pol) > maxIDLength {
 			return Errorf(EINVALID, "OAuth client policy ids must be 1 to %d characters", maxIDLength)
@@ -375,4 +380,41 @@ func DiffKeys(cur, next map[string][]string) KeyDiff {
 	slices.Sort(d.Added)
 	slices.Sort(d.Changed)
 	return d
+}
+
+// ValidateFieldNames refuses custom field names that would travel as the
+// same upstream header or session metadata key: "Use case", "Use_case" and
+// "Use-case" all become X-Developer-Field-Use-case; "Case" and "case"
+// become headers that differ only by case, which HTTP treats as one. Such
+// names would silently overwrite each other; refused at write time, the
+// message names both. (A name with no ASCII letter or digit travels in
+// the identity JSON only, as before.)
+func ValidateFieldNames(member string, names []string) error {
+	slices.Sort(names)
+	header := make(map[string]string, len(names))
+	meta := make(map[string]string, len(names))
+	for _, name := range names {
+		h := strings.ToLower(identity.HeaderToken(name))
+		if h == "" {
+			continue
+		}
+		if other, ok := header[h]; ok {
+			return Errorf(EINVALID, "%s: %q and %q would be the same upstream header; rename one", member, other, name)
+		}
+		header[h] = name
+		m := identity.MetaToken(name)
+		if other, ok := meta[m]; ok && m != "" {
+			return Errorf(EINVALID, "%s: %q and %q would be the same session metadata key; rename one", member, other, name)
+		}
+		meta[m] = name
+	}
+	return nil
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
 }

@@ -125,3 +125,25 @@ func TestDiffKeys(t *testing.T) {
 		t.Errorf("diff %+v", d)
 	}
 }
+
+func TestFieldNamesThatCollide(t *testing.T) {
+	for _, names := range [][]string{{"Use case", "Use_case"}, {"Use case", "Use-case"}, {"Case", "case"}, {"a b", "a-b"}, {"x.y", "xy"}} {
+		err := portalstore.ValidateFieldNames("fields", names)
+		if portalstore.ErrorCode(err) != portalstore.EINVALID || !strings.Contains(err.Error(), names[0]) || !strings.Contains(err.Error(), names[1]) {
+			t.Errorf("%q: %v, want EINVALID naming both", names, err)
+		}
+	}
+	for _, names := range [][]string{{"Use case", "Company"}, {"名前", "氏名"}, {"seats", "Seats count"}} {
+		if err := portalstore.ValidateFieldNames("fields", names); err != nil {
+			t.Errorf("%q: %v", names, err)
+		}
+	}
+	d := &portalstore.Developer{Email: "c@example.com", Fields: map[string]string{"Use case": "a", "use_case": "b"}}
+	if err := d.Validate(); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Errorf("a developer with colliding fields: %v", err)
+	}
+	r := &portalstore.KeyRequest{ByUser: "x", ApplyPolicies: []string{"p"}, Fields: map[string]any{"Plan": 1, "plan": 2}}
+	if err := r.Validate(); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Errorf("a key request with colliding fields: %v", err)
+	}
+}

@@ -95,6 +95,9 @@ func (r *KeyRequest) Validate() error {
 	if len(r.Fields) > MaxFieldCount {
 		return Errorf(EINVALID, "A key request has at most %d fields", MaxFieldCount)
 	}
+	if err := ValidateFieldNames("fields", mapKeys(r.Fields)); err != nil {
+		return err
+	}
 	if b, err := json.Marshal(r.Fields); err != nil || len(b) > 64<<10 {
 		return Errorf(EINVALID, "Key request fields are limited to 64 KiB")
 	}

@@ -120,9 +120,24 @@ func TestAggregateAnalyticsSeedCall(t *testing.T) {
 		"/api/activity/keys/aggregate/add2b342/14/8/2017/13/8/2017",
 		"/api/activity/keys/aggregate/add2b342/5/8/2017/13/8/2017?res=week",
 		"/api/activity/keys/aggregate/add2b342/5/8/2017/13/8/2017?p=first",
-		"/api/activity/keys/aggregate/,/5/8/2017/13/8/2017",
+		"/api/activity/keys/aggregate/,/31/2/2017/13/8/2017", // no keys, but the dates are still checked
 	} {
 		wantEnvelope(t, in.do("GET", path, ""), 400, "Error", "")
+	}
+	// A new developer's dashboard in a real custom portal asks for the
+	// aggregate of no keys: an empty answer, not an error.
+	for _, path := range []string{
+		"/api/activity/keys/aggregate/,/5/8/2017/13/8/2017?p=-1&res=day",
+		"/api/activity/keys/aggregate/%20,%20/5/8/2017/13/8/2017",
+	} {
+		if r := in.do("GET", path, ""); r.Status != 200 || strings.TrimSpace(string(r.Body)) != `{"data":[],"pages":0}` {
+			t.Errorf("%s: %d %s, want 200 {\"data\":[],\"pages\":0}", path, r.Status, r.Body)
+		}
+	}
+	// A developer with no keys: the usage route answers the same.
+	dev := createDeveloper(t, in, `{"email":"keyless@example.com"}`)
+	if r := in.do("GET", "/api/portal/developers/"+dev+"/usage", ""); r.Status != 200 || strings.TrimSpace(string(r.Body)) != `{"data":[],"pages":0}` {
+		t.Errorf("usage of a developer with no keys: %d %s", r.Status, r.Body)
 	}
 }
 

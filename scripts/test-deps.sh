@@ -16,6 +16,7 @@ declare -A pkg=(
 	[gcc]=gcc           # the race detector needs cgo
 	[nginx]=nginx-light # forward-auth end-to-end test (auth_request)
 	[initdb]=postgresql # the PostgreSQL store's tests start a throwaway cluster
+	[caddy]=caddy       # forward-auth end-to-end test (forward_auth), with docs/gateways/caddy-keylens.Caddyfile
 )
 
 if ! have go; then

@@ -145,6 +145,19 @@ func HashKeyWith(key, algo string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// KeyHashOf returns the hash a key reference stands for in hit counters:
+// a key hash as it is, anything else hashed as the gateway hashes a key
+// (HashKey). It is the one rule for keys that arrive with hits (POST
+// /hits, Tyk analytics records) and in analytics queries, so that what is
+// counted under a key is what a query for it finds. A raw key that has the
+// shape of a hash (IsKeyHash) is taken for one.
+func KeyHashOf(ref string) string {
+	if IsKeyHash(ref) {
+		return ref
+	}
+	return HashKey(ref)
+}
+
 // IsKeyHash reports whether s has the shape of a key hash: lowercase hex of
 // one of the four digest lengths.
 func IsKeyHash(s string) bool {

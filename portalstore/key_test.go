@@ -135,6 +135,24 @@ func TestKeyID_NeverKeepsARawKey(t *testing.T) {
 	}
 }
 
+// TestKeyHashOf: hit counters file a hash as it is and anything else under
+// the gateway's hash of it, raw custom keys too (a gateway with hash_keys
+// off reports them raw).
+func TestKeyHashOf(t *testing.T) {
+	for in, want := range map[string]string{
+		jsonKey:            "cac572e018c60de0",
+		legacyKey:          "4beaa90b",
+		"cac572e018c60de0": "cac572e018c60de0",
+		"00000000":         "00000000",
+		"my-custom-key-id": portalstore.HashKeyWith("my-custom-key-id", portalstore.HashMurmur32),
+		"CAC572E018C60DE0": portalstore.HashKeyWith("CAC572E018C60DE0", portalstore.HashMurmur32),
+	} {
+		if got := portalstore.KeyHashOf(in); got != want {
+			t.Errorf("KeyHashOf(%.12s…) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func FuzzHashKey(f *testing.F) {
 	for _, v := range hashVectors {
 		f.Add(v.key)

@@ -85,11 +85,7 @@ func parseHits(body []byte, now time.Time) (portalstore.HitBatch, error) {
 	}
 	series := make([]portalstore.HitDelta, len(in))
 	for i := range in {
-		key := in[i].Key
-		if !portalstore.IsKeyHash(key) {
-			key = portalstore.HashKey(key)
-		}
-		series[i] = in[i].Series(key)
+		series[i] = in[i].Series(portalstore.KeyHashOf(in[i].Key))
 	}
 	return portalstore.HitBatch{Series: hits.Fold(nil, series, 1)}, nil
 }

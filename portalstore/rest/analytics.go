@@ -42,7 +42,7 @@ func (s *Server) aggregateKeys(w http.ResponseWriter, r *http.Request) {
 	var keys []string
 	for k := range strings.SplitSeq(r.PathValue("keys"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, keyHashOf(k))
+			keys = append(keys, portalstore.KeyHashOf(k))
 		}
 	}
 	s.answerHits(w, r, keys)
@@ -52,18 +52,9 @@ func (s *Server) aggregateKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) keyActivity(w http.ResponseWriter, r *http.Request) {
 	var keys []string
 	if k := strings.TrimSpace(r.PathValue("key")); k != "" {
-		keys = []string{keyHashOf(k)}
+		keys = []string{portalstore.KeyHashOf(k)}
 	}
 	s.answerHits(w, r, keys)
-}
-
-// keyHashOf takes a key hash as it is and hashes a raw key as the gateway
-// does.
-func keyHashOf(k string) string {
-	if portalstore.IsKeyHash(k) {
-		return k
-	}
-	return portalstore.HashKey(k)
 }
 
 func (s *Server) answerHits(w http.ResponseWriter, r *http.Request, keys []string) {

@@ -3,6 +3,7 @@ package tykanalytics
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -107,18 +108,20 @@ func KeysFor(base, id string) Keys {
 	return k
 }
 
-// takeScript gives the chunk in the processing list if there is one (a
-// chunk taken before a crash or a failure), else moves up to ARGV[1]
+// takeScript names the chunk in the processing list if there is one (a
+// chunk taken before a crash or a failure); else it moves up to ARGV[1]
 // records (and ARGV[2] bytes, at least one record) from the head of a
 // gateway list to the processing list, under a new id: the dataset's epoch
 // (random, set once: a Redis that lost its data starts a new one) and the
 // next sequence number. One script, so the move is atomic: a record is in
 // the gateway's list or in the processing list, never in both or neither.
+// It answers the chunk's id, or nil when there is nothing to take; the
+// records are then read with LRANGE, which costs Redis a fraction of
+// returning them from the script.
 var takeScript = redis.NewScript(`
 local id = redis.call('GET', KEYS[3])
 if id then
-	local items = redis.call('LRANGE', KEYS[2], 0, -1)
-	if #items > 0 then return {id, items} end
+	if redis.call('EXISTS', KEYS[2]) == 1 then return id end
 	redis.call('DEL', KEYS[3])
 end
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
@@ -129,7 +132,6 @@ for i = 1, #items do
 	size = size + #items[i]
 	if size >= limit then break end
 end
-for i = #items, n + 1, -1 do items[i] = nil end
 redis.call('LTRIM', KEYS[1], n, -1)
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
@@ -141,7 +143,7 @@ for i = 1, n, 1000 do
 	redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
 end
 redis.call('SET', KEYS[3], id)
-return {id, items}
+return id
 `)
 
 // doneScript ends the chunk ARGV[1], if it is still the one in the
@@ -347,20 +349,9 @@ func (c *Consumer) sampleLengths() {
 func (c *Consumer) one(list string) (bool, error) {
 	var epoch [8]byte
 	_, _ = rand.Read(epoch[:])
-	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
-	res, err := takeScript.Run(ctx, c.o.Redis,
-		[]string{list, c.keys.Processing, c.keys.ChunkID, c.keys.Sequence, c.keys.Epoch},
-		c.o.ChunkSize, c.o.ChunkBytes, hex.EncodeToString(epoch[:])).Slice()
-	cancel()
-	if errors.Is(err, redis.Nil) {
-		return false, c.redisErr("take", nil)
-	}
-	if c.redisErr("take", err) != nil {
+	id, items, err := c.take(list, hex.EncodeToString(epoch[:]))
+	if err != nil || id == "" {
 		return false, err
-	}
-	id, items, ok := chunkOf(res)
-	if !ok {
-		return false, c.redisErr("take", fmt.Errorf("unexpected answer to the take script: %T", res))
 	}
 	taken := time.Now()
 	c.dec.Count(items, taken, &c.t)
@@ -391,26 +382,38 @@ func (c *Consumer) one(list string) (bool, error) {
 			result = "committed"
 		}
 	}
-	return true, c.finish(id, result)
+	if err := c.finish(id, c.t.Rejected); err != nil {
+		return true, err
+	}
+	c.m.tally(&c.t)
+	c.m.chunks.WithLabelValues(result).Inc()
+	return true, nil
 }
 
-// chunkOf reads the take script's answer: {id, {records...}}.
-func chunkOf(res []any) (string, []string, bool) {
-	if len(res) != 2 {
-		return "", nil, false
+// take runs the take script on list and reads the chunk it names: its id
+// and records; no id when there is nothing to take.
+func (c *Consumer) take(list, epoch string) (string, []string, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	id, err := takeScript.Run(ctx, c.o.Redis,
+		[]string{list, c.keys.Processing, c.keys.ChunkID, c.keys.Sequence, c.keys.Epoch},
+		c.o.ChunkSize, c.o.ChunkBytes, epoch).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", nil, c.redisErr("take", nil)
 	}
-	id, ok := res[0].(string)
-	raw, ok2 := res[1].([]any)
-	if !ok || !ok2 {
-		return "", nil, false
+	if c.redisErr("take", err) != nil {
+		return "", nil, err
 	}
-	items := make([]string, len(raw))
-	for i, r := range raw {
-		if items[i], ok = r.(string); !ok {
-			return "", nil, false
-		}
+	items, err := c.o.Redis.LRange(ctx, c.keys.Processing, 0, -1).Result()
+	if c.redisErr("read chunk", err) != nil {
+		return "", nil, err
 	}
-	return id, items, true
+	if len(items) == 0 {
+		// The chunk vanished between the two calls (a Redis that lost
+		// its data): forget its id and take again.
+		return "", nil, c.finish(id, nil)
+	}
+	return id, items, nil
 }
 
 // chunkBatchID names a chunk's batch: the consumer, the chunk's id in
@@ -418,14 +421,15 @@ func chunkOf(res []any) (string, []string, bool) {
 // older snapshot, which hands out sequence numbers again, cannot give a
 // different chunk an id the store has applied.
 func chunkBatchID(consumer, chunk string, items []string) string {
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	var n [4]byte
+	table := crc32.MakeTable(crc32.Castagnoli)
+	var crc uint32
+	var buf []byte
 	for _, it := range items {
-		n[0], n[1], n[2], n[3] = byte(len(it)>>24), byte(len(it)>>16), byte(len(it)>>8), byte(len(it))
-		crc.Write(n[:])
-		crc.Write([]byte(it))
+		buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(it)))
+		buf = append(buf, it...)
+		crc = crc32.Update(crc, table, buf)
 	}
-	return fmt.Sprintf("tyk/%s/%s/%08x", consumer, chunk, crc.Sum32())
+	return fmt.Sprintf("tyk/%s/%s/%08x", consumer, chunk, crc)
 }
 
 // commit stores the tally's series under id, retrying while the store
@@ -464,9 +468,9 @@ func (c *Consumer) commit(id string, n int) (bool, error) {
 
 // finish moves the chunk's rejected records to the dead-letter list and
 // deletes it, retrying while Redis fails.
-func (c *Consumer) finish(id, result string) error {
+func (c *Consumer) finish(id string, rejected []Rejection) error {
 	args := []any{id, c.o.DeadLetterMax}
-	for _, r := range c.t.Rejected {
+	for _, r := range rejected {
 		args = append(args, r.Index)
 	}
 	backoff := 100 * time.Millisecond
@@ -482,7 +486,5 @@ func (c *Consumer) finish(id, result string) error {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-	c.m.tally(&c.t)
-	c.m.chunks.WithLabelValues(result).Inc()
 	return nil
 }

@@ -193,14 +193,14 @@ func TestConsumersShareTheLists(t *testing.T) {
 // consumer does, and returns its batch as that consumer would commit it.
 func takeAsACrashedConsumer(t *testing.T, r *rig, id string, n int) (portalstore.HitBatch, []string) {
 	keys := KeysFor(DefaultAnalyticsKey, id)
-	res, err := takeScript.Run(context.Background(), r.rdb, []string{keys.Lists[0], keys.Processing, keys.ChunkID, keys.Sequence, keys.Epoch},
-		n, DefaultChunkBytes, "0123456789abcdef").Slice()
+	chunk, err := takeScript.Run(context.Background(), r.rdb, []string{keys.Lists[0], keys.Processing, keys.ChunkID, keys.Sequence, keys.Epoch},
+		n, DefaultChunkBytes, "0123456789abcdef").Text()
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk, items, ok := chunkOf(res)
-	if !ok || len(items) != n {
-		t.Fatalf("take: %v", res)
+	items, err := r.rdb.LRange(context.Background(), keys.Processing, 0, -1).Result()
+	if err != nil || len(items) != n {
+		t.Fatalf("take: %d records, %v", len(items), err)
 	}
 	var tally Tally
 	NewDecoder().Count(items, time.Now(), &tally)
@@ -385,4 +385,56 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		t.Errorf("ConsumerIDFrom gave %q", id)
 	}
 	_ = errors.New
+}
+
+// BenchmarkConsume measures the whole path: records waiting in Redis,
+// taken in chunks, decoded, counted, committed to SQLite through the
+// committer and deleted. It reports records/s.
+func BenchmarkConsume(b *testing.B) {
+	for _, chunk := range []int{500, 2000, 5000} {
+		b.Run(fmt.Sprint("chunk=", chunk), func(b *testing.B) {
+			rs := tyktest.StartRedis(b)
+			rdb := rs.Client(b)
+			db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "keylens.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			committer := analytics.NewCommitter(db, analytics.CommitterOptions{})
+			defer committer.Close(context.Background())
+			recs := benchChunk(b, 1000)
+			raw := make([][]byte, len(recs))
+			for i, r := range recs {
+				raw[i] = []byte(r)
+			}
+			const perRound = 100_000
+			b.ResetTimer()
+			var total time.Duration
+			for range b.N {
+				b.StopTimer()
+				gw := &tyktest.Gateway{Client: rdb, List: DefaultAnalyticsKey}
+				for range perRound / len(raw) {
+					if err := gw.Push(context.Background(), raw...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				c, err := New(Options{Redis: rdb, Store: committer, ConsumerID: "bench", ChunkSize: chunk, PollInterval: time.Millisecond})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				c.Start()
+				for rdb.Exists(context.Background(), DefaultAnalyticsKey, c.Keys().Processing).Val() != 0 {
+					time.Sleep(time.Millisecond)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				_ = c.Close(context.Background())
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*perRound)/total.Seconds(), "records/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

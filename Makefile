@@ -72,6 +72,7 @@ bench:
 	$(GO) test -run=NONE -bench='Flush1M|FlushTwoWriters' -benchtime=3x -count 3 ./analytics/
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
 	$(GO) test -run=NONE -bench='DecodeCount' -cpu 1 -count 5 ./tykanalytics/
+	$(GO) test -run=NONE -bench='Consume' -benchtime=3x -count 3 ./tykanalytics/
 	cd plugin && GOWORK=$(PLUGIN_WORK) $(GO) test -run=NONE -bench=. -count 5 .
 	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 41 -duration 1s
 

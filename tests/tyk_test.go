@@ -151,6 +151,7 @@ type streamer struct {
 	pushed int64
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once
 }
 
 func startStreamer(t *testing.T, rdb *redis.Client, keys []string) *streamer {
@@ -159,6 +160,7 @@ func startStreamer(t *testing.T, rdb *redis.Client, keys []string) *streamer {
 		s.gw = append(s.gw, &tyktest.Gateway{Client: rdb, List: l})
 	}
 	go s.run()
+	t.Cleanup(func() { s.finish() }) // a test that fails early stops it too
 	return s
 }
 
@@ -209,9 +211,9 @@ func (s *streamer) count() int64 {
 
 // finish stops the stream and returns how many key records Redis took.
 func (s *streamer) finish() int64 {
-	close(s.stop)
+	s.once.Do(func() { close(s.stop) })
 	<-s.done
-	return s.pushed
+	return s.count()
 }
 
 // TestTykRecordsSurviveKill9: five rounds of keylens killed with SIGKILL
@@ -251,9 +253,11 @@ func TestTykConsumptionResumesAfterARedisRestart(t *testing.T) {
 	s := startStreamer(t, rdb, keys)
 	for range 2 {
 		time.Sleep(time.Duration(300+rand.IntN(500)) * time.Millisecond)
-		s.mu.Lock() // the gateway would buffer meanwhile; the test's gateway just waits
-		rs.Restart(t, 2*time.Second)
-		s.mu.Unlock()
+		func() {
+			s.mu.Lock() // the gateway would buffer meanwhile; the test's gateway just waits
+			defer s.mu.Unlock()
+			rs.Restart(t, 2*time.Second)
+		}()
 	}
 	time.Sleep(300 * time.Millisecond) // more records after the last restart
 	pushed := s.finish()

@@ -102,18 +102,22 @@ func (d *Decoder) Decode(b string, rec *Record) error {
 		} else if pos, err = skip(b, pos, 1); err != nil {
 			return err
 		}
+		end, err := skip(b, pos, 1) // every length the value claims is there
+		if err != nil {
+			return err
+		}
 		switch name {
 		case "APIKey", "APIID", "ResponseCode", "TimeStamp", "RequestTime":
-			d.r.Reset(b[pos:])
+			d.r.Reset(b[:end])
+			_, _ = d.r.Seek(int64(pos), io.SeekStart)
 			if err := d.member(name, rec); err != nil {
 				return d.wrap(err)
 			}
-			pos = len(b) - d.r.Len()
-		default:
-			if pos, err = skip(b, pos, 1); err != nil {
-				return err
+			if d.r.Len() != 0 {
+				return malformed("member %s: %d bytes left in its value", name, d.r.Len())
 			}
 		}
+		pos = end
 	}
 	if pos != len(b) {
 		return malformed("%d bytes after the record", len(b)-pos)
@@ -165,7 +169,7 @@ func (d *Decoder) string(limit int, table map[string]string) (string, error) {
 	case n > limit:
 		return "", malformed("a string of %d bytes where at most %d are expected", n, limit)
 	}
-	pos := len(d.b) - d.r.Len()
+	pos := int(d.r.Size()) - d.r.Len() // d.r reads a prefix of d.b
 	v := d.b[pos : pos+n]
 	_, _ = d.r.Seek(int64(n), io.SeekCurrent)
 	if s, ok := table[v]; ok {

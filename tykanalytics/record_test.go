@@ -237,6 +237,8 @@ func TestMalformedRecordsRejected(t *testing.T) {
 		{"map claims 4 billion members", "\xdf\xff\xff\xff\xff\xa6APIKey", RejectMalformed},
 		{"APIKey claims 4 GB", "\x81\xa6APIKey" + str32(1<<32-1, "dd07"), RejectMalformed},
 		{"a skipped member claims 4 GB", "\x81\xa4Path" + str32(1<<32-1, "/"), RejectMalformed},
+		{"TimeStamp extension claims 4 GB", "\x81\xa9TimeStamp\xc9\xff\xff\xff\xff\xffabc", RejectMalformed},
+		{"TimeStamp array with a trailing member", "\x81\xa9TimeStamp\x93\x01\x02\x03", RejectMalformed},
 		{"APIKey of 10,000 bytes", encodeMap(t, true, "APIKey", strings.Repeat("k", 10000), "APIID", "a", "ResponseCode", 200, "TimeStamp", ts), RejectMalformed},
 		{"APIID of 300 bytes", encodeMap(t, true, "APIKey", "dd072c63751ba72b", "APIID", strings.Repeat("a", 300), "ResponseCode", 200, "TimeStamp", ts), RejectMalformed},
 		{"APIKey an integer", encodeMap(t, true, "APIKey", 5, "APIID", "a", "ResponseCode", 200, "TimeStamp", ts), RejectMalformed},

@@ -337,3 +337,36 @@ func grepLines(s, prefix string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestTykTwoSidecarsShareTheLists: two `keylens sidecar` processes beside
+// the gateway, reading through the portal, consume the same lists with
+// their own consumer ids while records stream in; the portal counts every
+// record once.
+func TestTykTwoSidecarsShareTheLists(t *testing.T) {
+	rs := tyktest.StartRedis(t)
+	rdb := rs.Client(t)
+	in := startDefault(t)
+	keys := hashKeys("7f", 8)
+	for _, id := range []string{"node-a", "node-b"} {
+		startLoneSidecar(t, "--portal", in.AdminURL, "--admin-key", in.Key,
+			"--tyk-redis", rs.URL, "--tyk-consumer-id", id, "--tyk-chunk-size", "100", "--tyk-poll-interval", "10ms")
+	}
+	s := startStreamer(t, rdb, keys)
+	time.Sleep(1500 * time.Millisecond) // records stream in meanwhile
+	pushed := s.finish()
+	waitFor(t, 60*time.Second, "the records consumed", func() bool {
+		return drained(t, rdb, "node-a") && drained(t, rdb, "node-b")
+	})
+	if got := storedHits(t, in, keys); got != pushed {
+		t.Errorf("stored %d hits, pushed %d key records", got, pushed)
+	}
+	var chunks []int64
+	for _, id := range []string{"node-a", "node-b"} {
+		n, err := rdb.Get(context.Background(), tykanalytics.KeysFor(tyktest.AnalyticsKey, id).Sequence).Int64()
+		if err != nil || n == 0 {
+			t.Errorf("%s took no chunk (%v)", id, err)
+		}
+		chunks = append(chunks, n)
+	}
+	t.Logf("%d key records counted once by two sidecars, which took %v chunks", pushed, chunks)
+}

@@ -116,8 +116,8 @@ func KeysFor(base, id string) Keys {
 // next sequence number. One script, so the move is atomic: a record is in
 // the gateway's list or in the processing list, never in both or neither.
 // It answers the chunk's id, or nil when there is nothing to take; the
-// records are then read with LRANGE, which costs Redis a fraction of
-// returning them from the script.
+// records are read with an LRANGE in the same transaction, which costs
+// Redis a fraction of returning them from the script.
 var takeScript = redis.NewScript(`
 local id = redis.call('GET', KEYS[3])
 if id then
@@ -390,28 +390,37 @@ func (c *Consumer) one(list string) (bool, error) {
 	return true, nil
 }
 
-// take runs the take script on list and reads the chunk it names: its id
-// and records; no id when there is nothing to take.
+// take runs the take script on list and reads the chunk it names, in one
+// MULTI/EXEC: its id and records; no id when there is nothing to take.
+// One transaction, so that a process sharing the consumer id cannot finish
+// that chunk and take another between the two (the records read would
+// then not be the chunk named).
 func (c *Consumer) take(list, epoch string) (string, []string, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	id, err := takeScript.Run(ctx, c.o.Redis,
-		[]string{list, c.keys.Processing, c.keys.ChunkID, c.keys.Sequence, c.keys.Epoch},
-		c.o.ChunkSize, c.o.ChunkBytes, epoch).Text()
+	var script *redis.Cmd
+	var read *redis.StringSliceCmd
+	_, err := c.o.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		// EVAL, not EVALSHA: a restarted Redis has forgotten the script,
+		// and a NOSCRIPT inside MULTI would fail the whole transaction.
+		script = takeScript.Eval(ctx, p, []string{list, c.keys.Processing, c.keys.ChunkID, c.keys.Sequence, c.keys.Epoch},
+			c.o.ChunkSize, c.o.ChunkBytes, epoch)
+		read = p.LRange(ctx, c.keys.Processing, 0, -1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", nil, c.redisErr("take", err)
+	}
+	id, err := script.Text()
 	if errors.Is(err, redis.Nil) {
 		return "", nil, c.redisErr("take", nil)
 	}
 	if c.redisErr("take", err) != nil {
 		return "", nil, err
 	}
-	items, err := c.o.Redis.LRange(ctx, c.keys.Processing, 0, -1).Result()
-	if c.redisErr("read chunk", err) != nil {
+	items, err := read.Result()
+	if c.redisErr("take", err) != nil {
 		return "", nil, err
-	}
-	if len(items) == 0 {
-		// The chunk vanished between the two calls (a Redis that lost
-		// its data): forget its id and take again.
-		return "", nil, c.finish(id, nil)
 	}
 	return id, items, nil
 }

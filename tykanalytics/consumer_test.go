@@ -438,3 +438,30 @@ func BenchmarkConsume(b *testing.B) {
 		})
 	}
 }
+
+// TestConsumersSharingAnIDCountOnce: two processes that end up with the
+// same consumer id (serve and sidecar on one host and store) hand one
+// processing list back and forth; every record still counts once.
+func TestConsumersSharingAnIDCountOnce(t *testing.T) {
+	r := newRig(t)
+	at := time.Now().UTC().Add(-time.Minute)
+	var keys Keys
+	for range 3 {
+		c, _ := r.consumer("shared", Options{ChunkSize: 15, PollInterval: time.Millisecond})
+		keys = c.Keys()
+	}
+	var n int64
+	for batch := range 60 {
+		var recs [][]byte
+		for i := range 50 {
+			recs = append(recs, tyktest.Encode(tyktest.NewRecord(tyktest.Request{APIKey: "4beaa90b", APIID: "a", Code: 200,
+				At: at, Path: fmt.Sprint("/", batch, "/", i)})))
+		}
+		r.push(tyktest.Lists(DefaultAnalyticsKey)[batch%11], recs...)
+		n += int64(len(recs))
+	}
+	eventually(t, 30*time.Second, "the records consumed", func() bool { return r.drained(keys) })
+	if got := total(r.stored(at, "4beaa90b")); got != n {
+		t.Errorf("stored %d hits, want %d", got, n)
+	}
+}

@@ -132,7 +132,10 @@ for i = 1, #items do
 	size = size + #items[i]
 	if size >= limit then break end
 end
-redis.call('LTRIM', KEYS[1], n, -1)
+-- A script that fails half way keeps what it wrote, so the gateway's list
+-- is trimmed last: whatever fails before leaves the records there, and a
+-- processing list without an id (nothing committed of it) is dropped.
+redis.call('DEL', KEYS[2])
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
 	epoch = ARGV[3]
@@ -143,16 +146,19 @@ for i = 1, n, 1000 do
 	redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, n)))
 end
 redis.call('SET', KEYS[3], id)
+redis.call('LTRIM', KEYS[1], n, -1)
 return id
 `)
 
 // doneScript ends the chunk ARGV[1], if it is still the one in the
 // processing list: the records at the 0-based indexes ARGV[3...] go to the
-// dead-letter list, trimmed to its newest ARGV[2], and the chunk is
-// deleted. Running it twice does nothing the second time.
+// dead-letter list (unless that key holds something else than a list: a
+// chunk must never be stuck), trimmed to its newest ARGV[2], and the
+// chunk is deleted. Running it twice does nothing the second time.
 var doneScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-if #ARGV > 2 then
+local t = redis.call('TYPE', KEYS[3]).ok
+if #ARGV > 2 and (t == 'list' or t == 'none') then
 	local items = redis.call('LRANGE', KEYS[1], 0, -1)
 	for i = 3, #ARGV do
 		local v = items[tonumber(ARGV[i]) + 1]
@@ -179,9 +185,11 @@ type Consumer struct {
 	done     chan struct{}
 	once     sync.Once
 
-	failing  bool // the last Redis command failed
-	lagWarn  time.Time
-	lastLens time.Time
+	failing   bool      // the last Redis command failed
+	warned    bool      // a warning was logged for this failure
+	redisWarn time.Time // the last one
+	lagWarn   time.Time
+	lastLens  time.Time
 }
 
 // New returns a consumer; Start runs it.
@@ -306,19 +314,22 @@ func (c *Consumer) run() {
 // redisErr notes the outcome of a Redis command.
 func (c *Consumer) redisErr(op string, err error) error {
 	if err == nil {
-		if c.failing {
+		if c.warned {
 			c.log.Info("Redis answers again")
-			c.failing = false
 		}
+		c.failing, c.warned = false, false
 		c.m.up.Set(1)
 		return nil
 	}
 	c.m.up.Set(0)
 	c.m.errors.WithLabelValues("redis").Inc()
-	if !c.failing {
+	if !c.failing && time.Since(c.redisWarn) > time.Minute {
+		// Once a minute at most: one list of the wrong type fails every
+		// round while the others succeed.
 		c.log.Warn("Redis failed; retrying", "op", op, "err", err)
-		c.failing = true
+		c.redisWarn, c.warned = time.Now(), true
 	}
+	c.failing = true
 	return err
 }
 

@@ -465,3 +465,35 @@ func TestConsumersSharingAnIDCountOnce(t *testing.T) {
 		t.Errorf("stored %d hits, want %d", got, n)
 	}
 }
+
+// TestConsumerSurvivesStrayKeys: a processing list without a chunk id
+// (the leftover of a take that failed half way: its records are still in
+// the gateway's list) is dropped, not counted; a dead-letter key of the
+// wrong type does not hold up the stream.
+func TestConsumerSurvivesStrayKeys(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Minute)
+	keys := KeysFor(DefaultAnalyticsKey, "stray")
+	stray := tyktest.Encode(tyktest.NewRecord(tyktest.Request{APIKey: "4beaa90b", APIID: "a", Code: 200, At: at}))
+	if err := r.rdb.RPush(ctx, keys.Processing, stray, stray).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rdb.Set(ctx, keys.DeadLetter, "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	for range 10 {
+		recs = append(recs, tyktest.Encode(tyktest.NewRecord(tyktest.Request{APIKey: "4beaa90b", APIID: "a", Code: 200, At: at})))
+	}
+	recs = append(recs, []byte("junk"))
+	r.push(DefaultAnalyticsKey, recs...)
+	c, _ := r.consumer("stray", Options{})
+	eventually(t, 10*time.Second, "the records consumed", func() bool { return r.drained(c.Keys()) })
+	if got := total(r.stored(at, "4beaa90b")); got != 10 {
+		t.Errorf("stored %d hits, want 10", got)
+	}
+	if got := testutil.ToFloat64(c.m.records.WithLabelValues(RejectMalformed)); got != 1 {
+		t.Errorf("malformed: %v, want 1", got)
+	}
+}

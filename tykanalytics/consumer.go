@@ -16,14 +16,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/portalstore"
 )
 
-// Store commits hit batches, returning once they are stored, and applies
-// a batch id once (analytics.Committer).
-type Store interface {
-	AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
-}
+// Store is where chunks are committed: the analytics committer, which
+// returns once a batch is stored and applies a batch id once.
+type Store = analytics.Store
 
 // Options configure a Consumer; zero values take the defaults.
 type Options struct {

@@ -60,6 +60,7 @@ fuzz:
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
+	$(GO) test -run=NONE -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./tykanalytics/
 
 ## bench: resolver and analytics benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
 bench:
@@ -70,6 +71,8 @@ bench:
 	$(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./analytics/
 	$(GO) test -run=NONE -bench='Flush1M|FlushTwoWriters' -benchtime=3x -count 3 ./analytics/
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
+	$(GO) test -run=NONE -bench='DecodeCount' -cpu 1 -count 5 ./tykanalytics/
+	$(GO) test -run=NONE -bench='Consume' -benchtime=3x -count 3 ./tykanalytics/
 	cd plugin && GOWORK=$(PLUGIN_WORK) $(GO) test -run=NONE -bench=. -count 5 .
 	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 41 -duration 1s
 

@@ -155,18 +155,6 @@ func IsKeyHash(s string) bool {
 	return false
 }
 
-// IsRawKey reports whether s is recognisably a raw Tyk key rather than a
-// hash: a base64-JSON key naming an org, or a legacy key (24 hex org id
-// followed by a 32 hex id).
-func IsRawKey(s string) bool {
-	if strings.HasPrefix(s, "ey") {
-		if raw, err := base64.StdEncoding.DecodeString(s); err == nil && topLevelString(raw, "org") != "" {
-			return true
-		}
-	}
-	return len(s) == 56 && isHex(s)
-}
-
 // KeyHashOf is the one rule that turns a key reference into the hash keylens
 // files, resolves and counts the key under: a reference with the shape of
 // a key hash (IsKeyHash) is one; anything else (a raw Tyk key, a legacy

@@ -17,6 +17,7 @@ declare -A pkg=(
 	[nginx]=nginx-light # forward-auth end-to-end test (auth_request)
 	[initdb]=postgresql # the PostgreSQL store's tests start a throwaway cluster
 	[caddy]=caddy       # forward-auth end-to-end test (forward_auth), with docs/gateways/caddy-keylens.Caddyfile
+	[redis-server]=redis-server # Tyk analytics tests start a throwaway Redis
 )
 
 if ! have go; then
@@ -52,4 +53,4 @@ if ! "$nginx_bin" -V 2>&1 | grep -q http_auth_request_module; then
 	echo "test-deps: $nginx_bin lacks the auth_request module" >&2
 	exit 1
 fi
-echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | head -1)"
+echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | head -1), $(redis-server --version | cut -d' ' -f1-3)"

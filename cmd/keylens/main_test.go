@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/keylens/keylens/tykanalytics"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -99,5 +102,58 @@ func TestParseFlags_HitsSecretOffLoopback(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("--sidecar-addr %s, secret %q: %v", tt.addr, tt.secret, err)
 		}
+	}
+}
+
+// TestParseFlags_Tyk: the Tyk analytics settings from flags or KEYLENS_*,
+// on serve and sidecar, every problem reported, no password echoed.
+func TestParseFlags_Tyk(t *testing.T) {
+	for _, cmd := range []bool{false, true} {
+		m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+		m.SidecarOnly = cmd
+		err := m.ParseFlags([]string{"--tyk-chunk-size", "500"}, env(map[string]string{
+			"KEYLENS_TYK_REDIS":         "rediss://:pw@redis.internal:6380/2",
+			"KEYLENS_TYK_ANALYTICS_KEY": "analytics-tyk-system-analytics",
+			"KEYLENS_TYK_CONSUMER_ID":   "gw-1",
+		}))
+		if err != nil {
+			t.Fatalf("sidecar %v: %v", cmd, err)
+		}
+		c := m.Config
+		if c.TykRedis != "rediss://:pw@redis.internal:6380/2" || c.TykChunkSize != 500 || c.tykConsumerID() != "gw-1" || c.TykPollInterval != 200*time.Millisecond {
+			t.Errorf("sidecar %v: %+v", cmd, c)
+		}
+	}
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags([]string{"--tyk-redis", "redis://127.0.0.1:6379/0"}, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if id := m.Config.tykConsumerID(); !tykanalytics.ValidConsumerID(id) || id != m.Config.tykConsumerID() {
+		t.Errorf("derived consumer id %q", id)
+	}
+	other := m.Config
+	other.Store = "sqlite:/elsewhere.db"
+	if other.tykConsumerID() == m.Config.tykConsumerID() {
+		t.Error("two stores derive the same consumer id")
+	}
+
+	var stderr bytes.Buffer
+	code := run([]string{"serve", "--tyk-redis", "redis://:s3cret-pw@h:bad/0", "--tyk-chunk-size", "5001", "--tyk-poll-interval", "0s",
+		"--tyk-consumer-id", "a/b", "--tyk-analytics-key", " "}, env(nil), &bytes.Buffer{}, &stderr)
+	if code != exitUsage {
+		t.Errorf("exit %d", code)
+	}
+	for _, want := range []string{"--tyk-redis", "--tyk-chunk-size", "--tyk-poll-interval", "--tyk-consumer-id", "--tyk-analytics-key"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("problem %s not reported:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "s3cret-pw") {
+		t.Errorf("the Redis password is echoed:\n%s", stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"sidecar", "--tyk-consumer-id", "gw-1"}, env(nil), &bytes.Buffer{}, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "only used with --tyk-redis") {
+		t.Errorf("--tyk-consumer-id without --tyk-redis: %d %s", code, stderr.String())
 	}
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/analytics"
@@ -33,6 +35,7 @@ import (
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
+	"github.com/keylens/keylens/tykanalytics"
 )
 
 // Config is everything `keylens serve` and `keylens sidecar` are told.
@@ -74,6 +77,13 @@ type Config struct {
 	HitsSecret     string
 	HitsMaxPending int
 	MetricsMaxKeys int
+
+	// Tyk analytics from Redis.
+	TykRedis        string
+	TykAnalyticsKey string
+	TykConsumerID   string
+	TykChunkSize    int
+	TykPollInterval time.Duration
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
@@ -90,6 +100,9 @@ type Main struct {
 	db             *sqlstore.DB
 	backend        backend // what the sidecar reads: db, or a portal client
 	committer      *analytics.Committer
+	registry       *prometheus.Registry
+	tyk            *tykanalytics.Consumer
+	tykRedis       *redis.Client
 	servers        []*http.Server
 	urls           map[string]string // listener → its URL, for the ready file
 	sidecar        *fasthttp.Server
@@ -148,6 +161,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
+	fs.StringVar(&c.TykRedis, "tyk-redis", "", "consume the Tyk gateway's analytics records from this Redis: redis://[:password@]host:port/db (rediss:// for TLS)")
+	fs.StringVar(&c.TykAnalyticsKey, "tyk-analytics-key", tykanalytics.DefaultAnalyticsKey, "with --tyk-redis: the gateway's analytics list; its _0 ... _9 variants are consumed too")
+	fs.StringVar(&c.TykConsumerID, "tyk-consumer-id", "", "with --tyk-redis: this process's name among the consumers of the lists (its processing list); default: the host name and a digest of the store and list")
+	fs.IntVar(&c.TykChunkSize, "tyk-chunk-size", tykanalytics.DefaultChunkSize, "with --tyk-redis: records taken and committed at once (1 to 5000)")
+	fs.DurationVar(&c.TykPollInterval, "tyk-poll-interval", tykanalytics.DefaultPollInterval, "with --tyk-redis: how long to wait when every list is empty (at most 10s: the gateway expires unread records after 60 s)")
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -315,6 +333,7 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
 		problems = append(problems, errors.New("--admin-key: must not contain white space"))
 	}
+	problems = append(problems, c.validateTyk()...)
 	if !portalstore.ValidHashAlgorithm(c.KeyHash) {
 		problems = append(problems, fmt.Errorf("--key-hash-algorithm %q: want murmur32, murmur64, murmur128 or sha256", c.KeyHash))
 	}
@@ -325,6 +344,64 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		problems = append(problems, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	return problems
+}
+
+// validateTyk returns every problem with the Tyk analytics settings.
+func (c *Config) validateTyk() []error {
+	var problems []error
+	if c.TykRedis == "" {
+		if c.TykAnalyticsKey != tykanalytics.DefaultAnalyticsKey || c.TykConsumerID != "" {
+			problems = append(problems, errors.New("--tyk-analytics-key and --tyk-consumer-id are only used with --tyk-redis"))
+		}
+		return problems
+	}
+	if _, err := redis.ParseURL(c.TykRedis); err != nil {
+		problems = append(problems, fmt.Errorf("--tyk-redis: want redis://[:password@]host:port/db or rediss://…: %s", redactedError(err, c.TykRedis)))
+	}
+	if c.TykAnalyticsKey == "" || strings.ContainsAny(c.TykAnalyticsKey, " \t\r\n") {
+		problems = append(problems, fmt.Errorf("--tyk-analytics-key %q: a Redis key without white space", c.TykAnalyticsKey))
+	}
+	if c.TykConsumerID != "" && !tykanalytics.ValidConsumerID(c.TykConsumerID) {
+		problems = append(problems, fmt.Errorf("--tyk-consumer-id %q: 1 to 128 letters, digits, '.', '_' or '-'", c.TykConsumerID))
+	}
+	if c.TykChunkSize < 1 || c.TykChunkSize > tykanalytics.MaxChunkSize {
+		problems = append(problems, fmt.Errorf("--tyk-chunk-size %d: want 1 to %d", c.TykChunkSize, tykanalytics.MaxChunkSize))
+	}
+	if c.TykPollInterval <= 0 || c.TykPollInterval > 10*time.Second {
+		problems = append(problems, fmt.Errorf("--tyk-poll-interval %v: want more than 0 and at most 10s", c.TykPollInterval))
+	}
+	return problems
+}
+
+// redactedError keeps a URL's password out of an error about it.
+func redactedError(err error, rawURL string) string {
+	u, perr := url.Parse(rawURL)
+	if perr != nil {
+		return "not a URL" // the parser's message quotes it, password and all
+	}
+	msg := err.Error()
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// tykConsumerID is the configured consumer id, or one made of the host
+// name and a digest of the store (or portal) and the list, stable across
+// restarts of the same deployment.
+func (c *Config) tykConsumerID() string {
+	if c.TykConsumerID != "" {
+		return c.TykConsumerID
+	}
+	host, _ := os.Hostname()
+	where := c.Store
+	if c.Portal != "" {
+		where = c.Portal
+	}
+	sum := sha256.Sum256([]byte(where + "\x00" + c.TykAnalyticsKey))
+	return tykanalytics.ConsumerIDFrom(host) + "-" + hex.EncodeToString(sum[:4])
 }
 
 func validateAddr(addr string) error {
@@ -384,6 +461,9 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	if err := m.startSidecar(bg); err != nil {
+		return err
+	}
+	if err := m.startTyk(ctx); err != nil {
 		return err
 	}
 	if m.SidecarOnly {
@@ -457,6 +537,7 @@ var (
 func (m *Main) startSidecar(bg context.Context) error {
 	c := m.Config
 	reg := prometheus.NewRegistry()
+	m.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	leeway := c.JWTLeeway
 	if leeway == 0 {
@@ -511,6 +592,56 @@ func (m *Main) startSidecar(bg context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// startTyk consumes the gateway's analytics records from Redis into the
+// committer, when --tyk-redis is set. An unreachable Redis is not fatal:
+// the consumer retries, and the metrics say so.
+func (m *Main) startTyk(ctx context.Context) error {
+	c := m.Config
+	if c.TykRedis == "" {
+		return nil
+	}
+	opt, err := redis.ParseURL(c.TykRedis) // validated
+	if err != nil {
+		return fmt.Errorf("--tyk-redis: %s", redactedError(err, c.TykRedis))
+	}
+	opt.ClientName = "keylens"
+	opt.Protocol = 2           // any Redis a gateway runs on
+	opt.DisableIdentity = true // no CLIENT SETINFO, which older servers refuse
+	opt.PoolSize = 4           // one consumer, and the length sampler
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	redis.SetLogger(redisLogger{m.logger})
+	m.tykRedis = redis.NewClient(opt)
+	consumer, err := tykanalytics.New(tykanalytics.Options{
+		Redis: m.tykRedis, AnalyticsKey: c.TykAnalyticsKey, ConsumerID: c.tykConsumerID(),
+		ChunkSize: c.TykChunkSize, PollInterval: c.TykPollInterval,
+		Store: m.committer, Logger: m.logger, Metrics: tykanalytics.NewMetrics(m.registry),
+	})
+	if err != nil {
+		return err
+	}
+	m.tyk = consumer
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	redacted := c.TykRedis
+	if u, err := url.Parse(c.TykRedis); err == nil {
+		redacted = u.Redacted()
+	}
+	if err := m.tykRedis.Ping(pctx).Err(); err != nil {
+		m.logger.Warn("the Tyk gateway's Redis does not answer yet; retrying", "redis", redacted, "err", err)
+	} else {
+		m.logger.Info("Tyk gateway's Redis reached", "redis", redacted)
+	}
+	consumer.Start()
+	return nil
+}
+
+// redisLogger sends go-redis's own messages to the log.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.Warn("redis client: " + fmt.Sprintf(format, v...))
 }
 
 // changeRetention is how long the change feed remembers; a sidecar away for
@@ -617,8 +748,9 @@ const (
 	hitsShutdownBudget  = 30 * time.Second
 )
 
-// Close shuts down in the order that loses no acknowledged hit: new hits
-// are refused (503, the writer keeps them) while the batches taken are
+// Close shuts down in the order that loses no acknowledged hit: the Tyk
+// analytics consumer stops taking chunks and finishes the one in hand; new
+// hits are refused (503, the writer keeps them) while the batches taken are
 // committed and their requests answered; meanwhile the admin API finishes
 // its requests in flight, on a budget of its own. Then the store closes.
 // An admin client still sending after its budget is cut off and logged:
@@ -632,6 +764,16 @@ func (m *Main) Close() error {
 	wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hitsShutdownBudget)
 		defer cancel()
+		if m.tyk != nil {
+			// Takes no more chunks; the one in hand is committed and
+			// deleted, or left whole for the next start.
+			if err := m.tyk.Close(ctx); err != nil {
+				m.logger.Warn("Tyk analytics", "err", err)
+			}
+		}
+		if m.tykRedis != nil {
+			_ = m.tykRedis.Close()
+		}
 		if m.committer != nil {
 			// Refuses new batches at once; returns when the queue is
 			// committed.

@@ -180,3 +180,13 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// Of returns the counters of n hits (n >= 1) of keyHash on apiID at
+// unixNano answered with code, each of latency when latency >= 0: what a
+// writer that aggregates itself (a Tyk analytics consumer) adds per hit
+// before folding (Fold).
+func Of(keyHash, apiID string, unixNano int64, code int, n int64, latency time.Duration) Series {
+	s := Series{KeyHash: keyHash, APIID: apiID, Hour: HourOf(unixNano), Code: code}
+	s.add(n, code, unixNano, latency)
+	return s
+}

@@ -114,6 +114,26 @@ func TestEncodeParses(t *testing.T) {
 	})
 }
 
+// TestOfMatchesTheCounter: a series built with Of holds what a Counter
+// holding the same hits drains.
+func TestOfMatchesTheCounter(t *testing.T) {
+	for _, tc := range []struct {
+		code    int
+		latency time.Duration
+	}{{200, 3 * time.Millisecond}, {404, -1}, {500, 0}, {302, time.Second}} {
+		c := NewCounter(0)
+		c.Record("dd072c63751ba72b", "api", now.UnixNano(), tc.code, 2, tc.latency)
+		want := c.Drain(nil)
+		got := Of("dd072c63751ba72b", "api", now.UnixNano(), tc.code, 2, tc.latency)
+		if len(want) != 1 || got != want[0] {
+			t.Errorf("Of(%d, %v) = %+v, the counter drained %+v", tc.code, tc.latency, got, want)
+		}
+		if err := got.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestFold(t *testing.T) {
 	s := func(key string, hour int64, code int, n int64) Series {
 		x := Series{KeyHash: key, APIID: "a", Hour: hour, Code: code}

@@ -37,6 +37,9 @@ type HeaderNames struct {
 	FieldPrefix           string
 	KeyRequestFieldPrefix string
 	Assertion             string
+	// Truncated is set to "true" when custom fields were left out to keep
+	// the identity headers within their size limit.
+	Truncated string
 }
 
 // DefaultHeaderNames are the names of the upstream header contract.
@@ -48,13 +51,14 @@ var DefaultHeaderNames = HeaderNames{
 	FieldPrefix:           "X-Developer-Field-",
 	KeyRequestFieldPrefix: "X-Key-Request-Field-",
 	Assertion:             "X-Developer-Assertion",
+	Truncated:             "X-Developer-Fields-Truncated",
 }
 
 // IsIdentityHeader reports whether a request header of this name claims an
 // identity: those must be removed from anything a client sends before
 // keylens adds its own. Names compare ignoring case.
 func (n HeaderNames) IsIdentityHeader(name string) bool {
-	for _, exact := range []string{n.DeveloperID, n.Email, n.KeyID, n.Policies, n.Assertion} {
+	for _, exact := range []string{n.DeveloperID, n.Email, n.KeyID, n.Policies, n.Assertion, n.Truncated} {
 		if exact != "" && strings.EqualFold(name, exact) {
 			return true
 		}
@@ -73,36 +77,72 @@ type Header struct{ Name, Value string }
 // MaxHeaderValue bounds one header value; longer values are cut.
 const MaxHeaderValue = 4096
 
-// Headers returns the identity as upstream headers, in a stable order:
-// fixed headers first, then custom fields sorted by name. Field names are
-// reduced to header-safe characters and values stripped of control
-// characters, so that no field can inject a header.
+// DefaultMaxHeaderBytes bounds the identity headers of one request (names,
+// values and separators), well inside nginx's default proxy_buffer_size
+// and the header limits of common servers.
+const DefaultMaxHeaderBytes = 8 << 10
+
+// Headers returns the identity as upstream headers within
+// DefaultMaxHeaderBytes (HeadersWithin).
 func (id *Identity) Headers(n HeaderNames) []Header {
-	hs := make([]Header, 0, 4+len(id.Fields)+len(id.KeyRequestFields))
-	add := func(name, value string) {
-		if name != "" && value != "" {
-			hs = append(hs, Header{name, SanitizeValue(value)})
+	hs, _ := id.HeadersWithin(n, DefaultMaxHeaderBytes)
+	return hs
+}
+
+// HeadersWithin returns the identity as upstream headers, in a stable
+// order: fixed headers first, then custom fields sorted by name. Field
+// names are reduced to header-safe characters and values stripped of
+// control characters, so that no field can inject a header. Custom fields
+// that would take the headers past max bytes (each header counting its
+// name, value and ": " and CRLF) are left out, in order, and the
+// Truncated header says so; truncated reports it. The fixed headers always
+// go. The sidecar and the Tyk plugin both build their headers here.
+func (id *Identity) HeadersWithin(n HeaderNames, max int) (hs []Header, truncated bool) {
+	hs = make([]Header, 0, 5+len(id.Fields)+len(id.KeyRequestFields))
+	size := 0
+	add := func(name, value string, custom bool) {
+		if name == "" || value == "" {
+			return
 		}
+		value = SanitizeValue(value)
+		cost := len(name) + len(value) + 4
+		if custom && (truncated || size+cost > max-truncationCost(n)) {
+			truncated = true
+			return
+		}
+		size += cost
+		hs = append(hs, Header{name, value})
 	}
-	add(n.DeveloperID, id.DeveloperID)
-	add(n.Email, id.Email)
-	add(n.KeyID, id.KeyID)
-	add(n.Policies, strings.Join(id.Policies, ","))
+	add(n.DeveloperID, id.DeveloperID, false)
+	add(n.Email, id.Email, false)
+	add(n.KeyID, id.KeyID, false)
+	add(n.Policies, strings.Join(id.Policies, ","), false)
 	if n.FieldPrefix != "" {
 		for _, k := range sortedKeys(id.Fields) {
 			if name := HeaderToken(k); name != "" {
-				add(n.FieldPrefix+name, id.Fields[k])
+				add(n.FieldPrefix+name, id.Fields[k], true)
 			}
 		}
 	}
 	if n.KeyRequestFieldPrefix != "" {
 		for _, k := range sortedKeys(id.KeyRequestFields) {
 			if name := HeaderToken(k); name != "" {
-				add(n.KeyRequestFieldPrefix+name, FieldString(id.KeyRequestFields[k]))
+				add(n.KeyRequestFieldPrefix+name, FieldString(id.KeyRequestFields[k]), true)
 			}
 		}
 	}
-	return hs
+	if truncated && n.Truncated != "" {
+		hs = append(hs, Header{n.Truncated, "true"})
+	}
+	return hs, truncated
+}
+
+// truncationCost is the room kept for the Truncated header itself.
+func truncationCost(n HeaderNames) int {
+	if n.Truncated == "" {
+		return 0
+	}
+	return len(n.Truncated) + len("true") + 4
 }
 
 // FieldString renders a key-request field value as text: strings as they

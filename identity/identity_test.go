@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,4 +108,37 @@ func FuzzHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHeadersWithin(t *testing.T) {
+	id := &identity.Identity{DeveloperID: "dev", Email: "a@example.com", KeyID: "0123abcd", Policies: []string{"p"},
+		Fields: map[string]string{}, KeyRequestFields: map[string]any{"Use case": "billing"}}
+	for i := range 100 {
+		id.Fields[fmt.Sprintf("f%03d", i)] = strings.Repeat("x", 4096)
+	}
+	hs, truncated := id.HeadersWithin(identity.DefaultHeaderNames, identity.DefaultMaxHeaderBytes)
+	size := 0
+	names := map[string]string{}
+	for _, h := range hs {
+		size += len(h.Name) + len(h.Value) + 4
+		names[h.Name] = h.Value
+	}
+	if !truncated || size > identity.DefaultMaxHeaderBytes || names["X-Developer-Fields-Truncated"] != "true" {
+		t.Errorf("100 fields of 4 KiB: truncated %v, %d bytes, marker %q", truncated, size, names["X-Developer-Fields-Truncated"])
+	}
+	for _, fixed := range []string{"X-Developer-Id", "X-Developer-Email", "X-Key-Id", "X-Developer-Policies"} {
+		if names[fixed] == "" {
+			t.Errorf("%s left out: the fixed headers always go", fixed)
+		}
+	}
+	if names["X-Developer-Field-f000"] == "" || names["X-Developer-Field-f099"] != "" {
+		t.Error("fields are not kept in name order up to the limit")
+	}
+	small := &identity.Identity{DeveloperID: "dev", Fields: map[string]string{"Company": "Acme"}}
+	if hs, truncated := small.HeadersWithin(identity.DefaultHeaderNames, identity.DefaultMaxHeaderBytes); truncated || len(hs) != 2 {
+		t.Errorf("a small identity: %v %v", hs, truncated)
+	}
+	if !identity.DefaultHeaderNames.IsIdentityHeader("x-developer-fields-truncated") {
+		t.Error("a client-sent truncation marker is not stripped")
+	}
 }

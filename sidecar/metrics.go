@@ -17,6 +17,7 @@ type Metrics struct {
 	cacheHits       *stripedCounter
 	cacheMisses     prometheus.Counter
 	cacheEvictions  prometheus.Counter
+	truncated       prometheus.Counter
 	storeLookups    *prometheus.CounterVec
 	storeDuration   *prometheus.HistogramVec
 	feedLag         prometheus.Gauge
@@ -34,6 +35,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		cacheHits:      &stripedCounter{},
 		cacheMisses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_cache_misses_total", Help: "Credentials that needed the store."}),
 		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_cache_evictions_total", Help: "Cached identities dropped: expired, evicted for room, or invalidated."}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_identity_headers_truncated_total",
+			Help: "Identities resolved whose custom fields did not all fit in --max-identity-header-bytes: the rest were left out of the headers."}),
 		storeLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keylens_sidecar_store_lookups_total",
 			Help: "Store reads by kind (key, basic, developer) and result (found, not_found, error)."}, []string{"kind", "result"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "keylens_sidecar_store_lookup_duration_seconds",
@@ -45,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		badRequests:     prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_sidecar_unreadable_requests_total", Help: "Requests refused before routing: oversized headers or body, malformed HTTP."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.cacheMisses, m.cacheEvictions, m.storeLookups,
+		reg.MustRegister(m.requests, m.cacheMisses, m.cacheEvictions, m.truncated, m.storeLookups,
 			m.storeDuration, m.feedLag, m.feedLastSeq, m.feedErrors, m.feedLastContact, m.badRequests,
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keylens_sidecar_cache_hits_total",
 				Help: "Credentials answered from the cache (found or unknown)."}, func() float64 { return float64(m.cacheHits.value()) }))

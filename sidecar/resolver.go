@@ -92,6 +92,10 @@ type ResolverOptions struct {
 	// staleness should the feed be lost. Default 10 min.
 	TTL         time.Duration
 	NegativeTTL time.Duration // an unknown credential; default 2 s
+	// MaxHeaderBytes bounds an identity's headers; custom fields beyond
+	// are left out and Headers.Truncated says so. Default
+	// identity.DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 	// BcryptConcurrency bounds the Basic password checks run at once;
 	// default half the CPUs, at least one.
 	BcryptConcurrency int
@@ -137,6 +141,9 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 2 * time.Second
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = identity.DefaultMaxHeaderBytes
 	}
 	if o.BcryptConcurrency <= 0 {
 		o.BcryptConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
@@ -423,7 +430,10 @@ func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, e
 	if err != nil {
 		return nil, err
 	}
-	headers := id.Headers(r.opts.Headers)
+	headers, truncated := id.HeadersWithin(r.opts.Headers, r.opts.MaxHeaderBytes)
+	if truncated {
+		r.m.truncated.Inc()
+	}
 	size := len(body)
 	for _, h := range headers {
 		size += len(h.Name) + len(h.Value)

@@ -61,6 +61,7 @@ type Config struct {
 	NegativeCacheTTL time.Duration
 	IntrospectSecret string
 	KeyHeader        string
+	MaxHeaderBytes   int
 	Assertions       bool
 	AssertionKey     string
 	AssertionTTL     time.Duration
@@ -153,6 +154,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.FieldPrefix, "header-field-prefix", d.FieldPrefix, "upstream header prefix: developer custom fields")
 	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
+	fs.StringVar(&c.Headers.Truncated, "header-fields-truncated", d.Truncated, "upstream header: \"true\" when custom fields were left out to stay within --max-identity-header-bytes")
+	fs.IntVar(&c.MaxHeaderBytes, "max-identity-header-bytes", identity.DefaultMaxHeaderBytes, "size limit of the identity headers of one request; custom fields beyond it are left out (and counted)")
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", portalstore.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
 	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
@@ -302,6 +305,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if err := portalstore.SetBcryptCost(c.BcryptCost); err != nil {
 		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", portalstore.ErrorMessage(err)))
 	}
+	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
+		problems = append(problems, errors.New("--max-identity-header-bytes must be 1024 to 1048576"))
+	}
 	if c.BcryptConcurrency < 1 || c.LoginMaxFailures < 0 || c.LoginClientMaxFailures < 0 || c.LoginFailureWindow <= 0 {
 		problems = append(problems, errors.New("--bcrypt-concurrency must be at least 1, the --login-*-failures limits 0 or more, --login-failure-window positive"))
 	}
@@ -316,7 +322,8 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	for flagName, h := range map[string]string{"--header-developer-id": c.Headers.DeveloperID, "--header-email": c.Headers.Email,
 		"--header-key-id": c.Headers.KeyID, "--header-policies": c.Headers.Policies, "--header-field-prefix": c.Headers.FieldPrefix,
-		"--header-key-request-field-prefix": c.Headers.KeyRequestFieldPrefix, "--header-assertion": c.Headers.Assertion} {
+		"--header-key-request-field-prefix": c.Headers.KeyRequestFieldPrefix, "--header-assertion": c.Headers.Assertion,
+		"--header-fields-truncated": c.Headers.Truncated} {
 		if h != "" && identity.HeaderToken(h) != strings.Trim(h, "-") {
 			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
 		}
@@ -544,7 +551,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 		leeway = -1 // none; the resolver's zero is its default
 	}
 	res := sidecar.NewResolver(m.backend, sidecar.ResolverOptions{
-		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway, BcryptConcurrency: c.BcryptConcurrency,
+		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway, BcryptConcurrency: c.BcryptConcurrency, MaxHeaderBytes: c.MaxHeaderBytes,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -385,4 +386,36 @@ func rawStatus(t *testing.T, addr, request string) string {
 		return f[1]
 	}
 	return line
+}
+
+// TestIdentityHeadersBounded: a developer with 100 custom fields of 4 KiB
+// does not produce 400 KiB of headers: /auth answers at most
+// --max-identity-header-bytes of them, says it left fields out, and counts it.
+func TestIdentityHeadersBounded(t *testing.T) {
+	in := startDefault(t)
+	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
+	fields := make([]string, 100)
+	for i := range fields {
+		fields[i] = fmt.Sprintf(`"f%03d":"%s"`, i, strings.Repeat("v", 4000))
+	}
+	dev := createDeveloper(t, in, `{"email":"wide@example.com","fields":{`+strings.Join(fields, ",")+`}}`)
+	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
+	r := in.sidecar("GET", "/auth", nil, map[string]string{"Authorization": a.RawKey})
+	if r.Status != 200 {
+		t.Fatalf("/auth: %d", r.Status)
+	}
+	size := 0
+	for name, vs := range r.Header {
+		if identity.DefaultHeaderNames.IsIdentityHeader(name) {
+			for _, v := range vs {
+				size += len(name) + len(v) + 4
+			}
+		}
+	}
+	if size > identity.DefaultMaxHeaderBytes || r.Header.Get("X-Developer-Fields-Truncated") != "true" || r.Header.Get("X-Developer-Id") != dev {
+		t.Errorf("identity headers: %d bytes, truncated %q, id %q", size, r.Header.Get("X-Developer-Fields-Truncated"), r.Header.Get("X-Developer-Id"))
+	}
+	if m := string(in.sidecar("GET", "/metrics", nil, nil).Body); !strings.Contains(m, "keylens_sidecar_identity_headers_truncated_total 1") {
+		t.Error("/metrics does not count the truncation")
+	}
 }

@@ -215,13 +215,25 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epAuth][outOK].observe(ctx.ConnID(), start)
 }
 
-// developer answers the identity JSON of the key in the key header.
+// developer answers the identity JSON of the key in the key header, with
+// its assertion when assertions are on. A refusal is marked with
+// identity.OutcomeHeader, which clients require (identity.Client.Fetch):
+// no other service's 401 or 403 can pass for "unknown" or "inactive".
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := now()
 	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
 	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
+		switch ctx.Response.StatusCode() {
+		case fasthttp.StatusUnauthorized:
+			ctx.Response.Header.Set(identity.OutcomeHeader, identity.OutcomeUnknown)
+		case fasthttp.StatusForbidden:
+			ctx.Response.Header.Set(identity.OutcomeHeader, identity.OutcomeInactive)
+		}
 		out.observe(ctx.ConnID(), start)
 		return
+	}
+	if s.Signer != nil && len(s.assertN) > 0 {
+		ctx.Response.Header.SetCanonical(s.assertN, s.Signer.assertionFor(e, start.Time()))
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(e.JSON())

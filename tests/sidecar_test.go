@@ -63,15 +63,21 @@ func TestSidecarDeveloperLookup(t *testing.T) {
 	}
 	for name, auth := range map[string]string{"missing": "", "unknown": "not-a-key", "truncated": raw[:20]} {
 		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": auth})
-		if r.Status != 401 || !strings.Contains(string(r.Body), `"error"`) {
-			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		if r.Status != 401 || !strings.Contains(string(r.Body), `"error"`) || r.Header.Get(identity.OutcomeHeader) != identity.OutcomeUnknown {
+			t.Errorf("%s: %d %s %v", name, r.Status, r.Body, r.Header)
 		}
 	}
 	// Deactivated: 403.
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":true,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
 	waitUntil(t, "deactivation reaches the sidecar", func() bool {
-		return in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw}).Status == 403
+		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw})
+		return r.Status == 403 && r.Header.Get(identity.OutcomeHeader) == identity.OutcomeInactive
 	})
+	// The admin API is no sidecar: the client says so rather than "unknown key".
+	if _, err := identity.NewClient(in.AdminURL, identity.ClientOptions{}).Fetch(context.Background(), raw); !errors.Is(err, identity.ErrNotSidecar) ||
+		!strings.Contains(err.Error(), "answered 401 without X-Keylens-Outcome") {
+		t.Errorf("client pointed at the admin API: %v", err)
+	}
 
 	// The Go client upstream services use.
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":false,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
@@ -194,6 +200,12 @@ func TestSidecarForwardAuth(t *testing.T) {
 		if _, err := v.Verify(context.Background(), "forged"); err == nil {
 			t.Error("a forged assertion verified")
 		}
+	}
+	// /developer carries the assertion too: a client that requires one
+	// accepts the answer.
+	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{Verifier: identity.NewVerifier(in.SidecarURL, nil)})
+	if id, err := c.Fetch(context.Background(), raw); err != nil || id.DeveloperID != dev {
+		t.Errorf("client requiring assertions: %+v, %v", id, err)
 	}
 	// Envoy's ext_authz appends the original path to /auth.
 	if r := in.sidecar("GET", "/auth/orders/1?x=y", nil, map[string]string{"Authorization": raw}); r.Status != 200 || r.Header.Get("X-Developer-Id") != dev {

@@ -42,6 +42,7 @@ const (
 type Client struct {
 	base      string
 	http      *http.Client
+	feed      *http.Client // long polls: the HTTP client's transport, no timeout
 	verifier  *Verifier
 	assertion string
 	cache     *cache.Cache[*Identity]
@@ -82,6 +83,7 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 	return &Client{
 		base:      strings.TrimRight(baseURL, "/"),
 		http:      o.HTTPClient,
+		feed:      &http.Client{Transport: o.HTTPClient.Transport},
 		verifier:  o.Verifier,
 		assertion: o.AssertionHeader,
 		cache:     cache.New[*Identity](o.Size, int64(o.TTL), nil),

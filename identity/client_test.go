@@ -20,10 +20,12 @@ import (
 
 const rawKey = "eyJvcmciOiJvcmciLCJpZCI6InNlY3JldCIsImgiOiJtdXJtdXI2NCJ9"
 
+func testServer(h http.HandlerFunc) *httptest.Server { return httptest.NewServer(h) }
+
 // fetch asks a server answering with h for rawKey.
 func fetch(t *testing.T, h http.HandlerFunc, o identity.ClientOptions) (*identity.Identity, error) {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	srv := testServer(h)
 	defer srv.Close()
 	return identity.NewClient(srv.URL, o).Fetch(context.Background(), rawKey)
 }

@@ -38,9 +38,13 @@ type Server struct {
 	Logger  *slog.Logger
 	// Recorder counts what POST /hits reports; nil turns /hits off.
 	Recorder *analytics.Recorder
-	// HitsSecret, when set, must be presented by POST /hits callers as
-	// "Authorization: Bearer <secret>".
+	// HitsSecret, when set, must be presented by POST /hits and GET
+	// /changes callers as "Authorization: Bearer <secret>": both are the
+	// Tyk plugin's.
 	HitsSecret string
+	// Feed serves GET /changes (the change feed, as far as Resolver has
+	// applied it); nil turns it off.
+	Feed Feed
 
 	m          *Metrics
 	keyHdr     []byte
@@ -65,6 +69,7 @@ const (
 	epDeveloper
 	epIntrospect
 	epHits
+	epChanges
 	numEndpoints
 )
 
@@ -79,7 +84,7 @@ const (
 )
 
 var (
-	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits"}
+	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits", "changes"}
 	resultNames   = [numResults]string{"ok", "unknown", "inactive", "bad_request", "unauthorized", "error"}
 )
 
@@ -186,6 +191,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.hits(ctx)
+	case "/changes":
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.changes(ctx)
 	case "/metrics":
 		s.metrics(ctx)
 	case "/healthz":

@@ -408,3 +408,75 @@ func rawStatus(t *testing.T, addr, request string) string {
 	}
 	return line
 }
+
+// TestSidecarChangeFeed: GET /changes serves the change feed to the Tyk
+// plugin, guarded by the hits secret, and serves a change only once the
+// sidecar's own cache has applied it: right after reading a revocation, a
+// lookup of the key is refused.
+func TestSidecarChangeFeed(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_HITS_SECRET=feed-secret"})
+	dev, raw := issuedKey(t, in)
+	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{})
+	ctx := context.Background()
+	if _, err := c.Changes(ctx, -1, 0, ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the secret: %v", err)
+	}
+	if r := in.sidecar("GET", "/changes?after=x", nil, map[string]string{"Authorization": "Bearer feed-secret"}); r.Status != 400 {
+		t.Errorf("after=x: %d %s", r.Status, r.Body)
+	}
+	var start *identity.Changes
+	waitUntil(t, "the sidecar follows the feed", func() bool {
+		var err error
+		start, err = c.Changes(ctx, -1, 0, "feed-secret")
+		return err == nil
+	})
+	if start.Last < 1 || len(start.Changes) != 0 {
+		t.Fatalf("start position %+v: want the newest change, none listed", start)
+	}
+	if id, err := c.Fetch(ctx, raw); err != nil || id.DeveloperID != dev {
+		t.Fatalf("key before revocation: %v", err)
+	}
+	type polled struct {
+		ch  *identity.Changes
+		err error
+		at  time.Time
+	}
+	done := make(chan polled, 1)
+	go func() {
+		ch, err := c.Changes(ctx, start.Last, 10*time.Second, "feed-secret")
+		done <- polled{ch, err, time.Now()}
+	}()
+	// Give the poll time to start waiting, to exercise the wake-up; the
+	// assertions hold either way (a poll that starts late answers at once).
+	time.Sleep(100 * time.Millisecond)
+	revoked := time.Now()
+	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), ""), 200, "OK", "Data deleted")
+	var p polled
+	select {
+	case p = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long poll did not answer")
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	t.Logf("revocation served by the long poll %v after the DELETE answered", p.at.Sub(revoked).Round(time.Microsecond))
+	if p.at.Sub(revoked) > time.Second {
+		t.Errorf("the long poll answered %v after the revocation", p.at.Sub(revoked))
+	}
+	var found bool
+	for _, ch := range p.ch.Changes {
+		found = found || (ch.Kind == identity.ChangeKeyRevoked && ch.KeyHash == portalstore.HashKey(raw) && ch.DeveloperID == dev)
+	}
+	if !found || p.ch.Last <= start.Last || p.ch.Reset {
+		t.Fatalf("changes %+v: want the revocation of %s", p.ch, portalstore.HashKey(raw))
+	}
+	// Served only once applied: the sidecar itself refuses the key now.
+	if _, err := c.Fetch(ctx, raw); !errors.Is(err, identity.ErrUnknownKey) {
+		t.Errorf("right after the change was served, the sidecar answered %v", err)
+	}
+	// Nothing newer: a short poll answers empty at its position.
+	if ch, err := c.Changes(ctx, p.ch.Last, 50*time.Millisecond, "feed-secret"); err != nil || len(ch.Changes) != 0 || ch.Last != p.ch.Last {
+		t.Errorf("empty poll: %+v, %v", ch, err)
+	}
+}

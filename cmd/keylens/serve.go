@@ -120,7 +120,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.FieldPrefix, "header-field-prefix", d.FieldPrefix, "upstream header prefix: developer custom fields")
 	fs.StringVar(&c.Headers.KeyRequestFieldPrefix, "header-key-request-field-prefix", d.KeyRequestFieldPrefix, "upstream header prefix: key request fields")
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
-	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
+	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits and GET /changes callers (the Tyk plugin) must send Authorization: Bearer <secret>")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "how often counted hits are written to the store")
 	fs.IntVar(&c.AnalyticsMaxSeries, "analytics-max-series", analytics.DefaultMaxSeries, "series (key, API, hour, status) held between flushes; hits of new series beyond it are dropped and counted")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
@@ -358,7 +358,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
 	go m.flusher.Run(bg)
 	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: reg, Logger: m.logger, Recorder: rec, HitsSecret: c.HitsSecret}
+		Gatherer: reg, Logger: m.logger, Recorder: rec, HitsSecret: c.HitsSecret, Feed: m.backend}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {

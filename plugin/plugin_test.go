@@ -363,3 +363,22 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 	t.Fatalf("%s: not within 5s", what)
 }
+
+// TestHooksNeverCloneTheDefinition: the hooks read the definition pointer
+// the gateway puts in the context; ctx.GetDefinition's deep copy (made by
+// reflection on every call) stays off the request path.
+func TestHooksNeverCloneTheDefinition(t *testing.T) {
+	_, raw := newKey(t, "clone@example.com")
+	def := api(t, "")
+	before := gateway.DefinitionClones()
+	r := request(def, "", nil, raw)
+	if rec, next := gateway.RunHook(KeylensAuth, r); !next {
+		t.Fatalf("refused: %d", rec.Code)
+	}
+	KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: 200}, r)
+	r = request(def, raw, &user.SessionState{MetaData: map[string]interface{}{}}, "")
+	gateway.RunHook(KeylensPostAuth, r)
+	if n := gateway.DefinitionClones() - before; n != 0 {
+		t.Errorf("the hooks cloned the API definition %d times", n)
+	}
+}

@@ -27,15 +27,18 @@ type settings struct {
 	FlushInterval    time.Duration
 	MaxSeries        int
 	InjectHeaders    bool
-	PersistSession   bool
-	Headers          identity.HeaderNames
+	// PersistSession asks the gateway to write KeylensAuth's sessions to
+	// Redis (one write a request); off by default. Rate limits and quotas
+	// need no persisted session.
+	PersistSession bool
+	Headers        identity.HeaderNames
 }
 
 func defaultSettings(getenv func(string) string) settings {
 	s := settings{
 		SidecarURL: "http://127.0.0.1:8181", CacheSize: 10000, CacheTTL: 10 * time.Second,
 		NegativeCacheTTL: time.Second, Timeout: 2 * time.Second, FlushInterval: time.Second,
-		MaxSeries: 100000, InjectHeaders: true, PersistSession: true, Headers: identity.DefaultHeaderNames,
+		MaxSeries: 100000, InjectHeaders: true, Headers: identity.DefaultHeaderNames,
 	}
 	if v := getenv("KEYLENS_SIDECAR_URL"); v != "" {
 		s.SidecarURL = v

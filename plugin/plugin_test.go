@@ -154,6 +154,7 @@ func TestAuthHookSetsSessionAndHeaders(t *testing.T) {
 	dev, raw := newKey(t, "ada@example.com")
 	def := api(t, "")
 	r := request(def, "", nil, raw)
+	before := time.Now()
 	rec, next := gateway.RunHook(KeylensAuth, r)
 	if !next {
 		t.Fatalf("known key refused: %d %s", rec.Code, rec.Body)
@@ -162,11 +163,20 @@ func TestAuthHookSetsSessionAndHeaders(t *testing.T) {
 	if s == nil {
 		t.Fatal("no session set")
 	}
-	if s.Alias != "ada@example.com" || s.OrgID == "" || fmt.Sprint(s.ApplyPolicies) != "[pol-pay]" || s.KeyID != r.Header.Get("X-Key-Id") {
+	// KeyID is the credential the client presented, never the key hash;
+	// the org is the API's.
+	if s.Alias != "ada@example.com" || s.OrgID != def.OrgID || fmt.Sprint(s.ApplyPolicies) != "[pol-pay]" || s.KeyID != raw {
 		t.Errorf("session %+v", s)
 	}
-	if !gateway.SessionUpdateScheduled(r) {
-		t.Error("session not scheduled for persistence (persist_session defaults to true)")
+	if ctx.GetAuthToken(r) != raw {
+		t.Errorf("auth token %q, want the raw key", ctx.GetAuthToken(r))
+	}
+	if gateway.SessionUpdateScheduled(r) {
+		t.Error("session scheduled for persistence (persist_session defaults to false)")
+	}
+	if exp := time.Unix(s.Expires, 0); exp.Before(before.Add(sessionMargin)) || exp.After(time.Now().Add(time.Second+sessionMargin)) || s.SessionLifetime < 1 || s.SessionLifetime > 2 {
+		t.Errorf("session expires %v (%v after the request), lifetime %d s: want 0.1 to 1.1 s, lifetime at most 2 s",
+			exp, exp.Sub(before), s.SessionLifetime)
 	}
 	m := s.MetaData
 	krf, _ := m["tyk_key_request_fields"].(map[string]interface{})
@@ -380,5 +390,95 @@ func TestHooksNeverCloneTheDefinition(t *testing.T) {
 	gateway.RunHook(KeylensPostAuth, r)
 	if n := gateway.DefinitionClones() - before; n != 0 {
 		t.Errorf("the hooks cloned the API definition %d times", n)
+	}
+}
+
+// keyRequest is a client request presenting key.
+func keyRequest(key string) *http.Request {
+	r := httptest.NewRequest("GET", "/pay", nil)
+	r.Header.Set("Authorization", key)
+	return r
+}
+
+// TestSessionCarriesTheAPIsOrg: the gateway looks a session's policies up
+// in the session's org (Tyk 5.12+); keylens's own portal org holds none of
+// them, and a policy not found ends the request with 200, an empty body
+// and no upstream call, which the double reports as a failure.
+func TestSessionCarriesTheAPIsOrg(t *testing.T) {
+	_, raw := newKey(t, "org@example.com")
+	def := api(t, "")
+	g := gateway.New()
+	g.AddPolicy(gateway.Policy{ID: "pol-pay", OrgID: def.OrgID})
+	res := g.Do(t, &gateway.API{Def: def, Auth: KeylensAuth}, keyRequest(raw))
+	if res.Code != 200 || res.Upstream == nil || res.Session.OrgID != def.OrgID || res.Upstream.Header.Get("X-Developer-Email") != "org@example.com" {
+		t.Fatalf("%s; session org %q, want the API's %q", res.Describe(), res.Session.OrgID, def.OrgID)
+	}
+}
+
+// TestKeyHashNeverLogsIn: whatever the plugin lets the gateway store, the
+// key hash (sent upstream as X-Key-Id, shown in portal objects) never
+// authenticates at an auth-token API of the same gateway, and after a
+// revocation the key itself authenticates nowhere within a second — even
+// where the gateway persists sessions by itself (a policy with a quota).
+func TestKeyHashNeverLogsIn(t *testing.T) {
+	for _, persist := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persist_session %v", persist), func(t *testing.T) {
+			dev, raw := newKey(t, fmt.Sprintf("hash-%v@example.com", persist))
+			def := api(t, fmt.Sprintf(`,"persist_session":%v`, persist))
+			g := gateway.New()
+			g.AddPolicy(gateway.Policy{ID: "pol-pay", OrgID: def.OrgID, QuotaMax: 1000})
+			keylensAPI := &gateway.API{Def: def, Auth: KeylensAuth}
+			plainAPI := &gateway.API{Def: &apidef.APIDefinition{APIID: "plain", OrgID: def.OrgID}}
+
+			res := g.Do(t, keylensAPI, keyRequest(raw))
+			if res.Upstream == nil {
+				t.Fatalf("the key was refused: %s", res.Describe())
+			}
+			hash := res.Upstream.Header.Get("X-Key-Id")
+			if hash == "" || hash == raw {
+				t.Fatalf("X-Key-Id %q", hash)
+			}
+			if res := g.Do(t, plainAPI, keyRequest(hash)); res.Code < 400 {
+				t.Fatalf("the key hash authenticates at an auth-token API: %s", res.Describe())
+			}
+			// What the gateway stored (it must have: a quota) is the key's
+			// own session, under the key's hash, and short-lived.
+			if keys := g.Redis.Keys(); len(keys) != 1 || keys[0] != "apikey-"+hash {
+				t.Fatalf("stored %v, want only apikey-%s", keys, hash)
+			}
+			if s, _ := g.Redis.Session(hash); time.Until(time.Unix(s.Expires, 0)) > time.Second+sessionMargin || s.Expires == 0 {
+				t.Errorf("the stored session expires at %d, %v from now", s.Expires, time.Until(time.Unix(s.Expires, 0)))
+			}
+
+			admin(t, "DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), "", nil)
+			revoked := time.Now()
+			waitFor(t, "revoked key refused by the plugin and at the auth-token API", func() bool {
+				return g.Do(t, keylensAPI, keyRequest(raw)).Code == 401 && g.Do(t, plainAPI, keyRequest(raw)).Code >= 400
+			})
+			if d := time.Since(revoked); d > time.Second+sessionMargin+200*time.Millisecond {
+				t.Errorf("the revoked key authenticated somewhere for %v", d)
+			}
+		})
+	}
+}
+
+func TestKeyIDAndExpiry(t *testing.T) {
+	for cred, want := range map[string]string{
+		"eyJvcmciOiJ4In0=": "eyJvcmciOiJ4In0=", "Bearer abc": "abc", "bearer  abc": "abc", "Basic dXNlcjpwdw==": "Basic dXNlcjpwdw==",
+		"Bearer": "Bearer",
+	} {
+		if got := keyIDOf(cred); got != want {
+			t.Errorf("keyIDOf(%q) = %q, want %q", cred, got, want)
+		}
+	}
+	sec := int64(time.Second)
+	for _, now := range []int64{1000 * sec, 1000*sec + 1, 1000*sec + sec/2, 1000*sec + 899*sec/1000, 1000*sec + 901*sec/1000, 1001*sec - 1} {
+		exp := sessionExpiry(now, 0) * sec
+		if left := time.Duration(exp - now); left < sessionMargin || left > time.Second+sessionMargin {
+			t.Errorf("at %d ns a session expires %v later", now, left)
+		}
+		if got := sessionExpiry(now, 900); got != 900 {
+			t.Errorf("a credential expiring earlier: %d", got)
+		}
 	}
 }

@@ -57,6 +57,14 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	out := identity.Changes{Changes: []identity.Change{}, Last: applied}
+	if after > applied {
+		// Ahead of this sidecar: it is catching up, or the feed was
+		// recreated (a new store), where the position means nothing.
+		if last, err := s.Feed.LastChange(ctx); err == nil && last < after {
+			out.Reset = true
+			after = -1
+		}
+	}
 	if after >= 0 {
 		applied = s.Resolver.WaitApplied(ctx, after, wait)
 		out.Last = after

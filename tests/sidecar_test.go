@@ -475,6 +475,11 @@ func TestSidecarChangeFeed(t *testing.T) {
 	if _, err := c.Fetch(ctx, raw); !errors.Is(err, identity.ErrUnknownKey) {
 		t.Errorf("right after the change was served, the sidecar answered %v", err)
 	}
+	// A position the feed never reached (a reader of a recreated store):
+	// reset, at once, to where this sidecar stands.
+	if ch, err := c.Changes(ctx, 1<<40, 10*time.Second, "feed-secret"); err != nil || !ch.Reset || ch.Last != p.ch.Last {
+		t.Errorf("a position ahead of the feed: %+v, %v", ch, err)
+	}
 	// Nothing newer: a short poll answers empty at its position.
 	if ch, err := c.Changes(ctx, p.ch.Last, 50*time.Millisecond, "feed-secret"); err != nil || len(ch.Changes) != 0 || ch.Last != p.ch.Last {
 		t.Errorf("empty poll: %+v, %v", ch, err)

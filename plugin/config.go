@@ -31,7 +31,10 @@ type settings struct {
 	// Redis (one write a request); off by default. Rate limits and quotas
 	// need no persisted session.
 	PersistSession bool
-	Headers        identity.HeaderNames
+	// RequireAssertion accepts an identity only with a valid signed
+	// assertion of it (the sidecar's --assertions).
+	RequireAssertion bool
+	Headers          identity.HeaderNames
 }
 
 func defaultSettings(getenv func(string) string) settings {
@@ -108,6 +111,7 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 	duration("flush_interval", &s.FlushInterval)
 	boolean("inject_headers", &s.InjectHeaders)
 	boolean("persist_session", &s.PersistSession)
+	boolean("assertions", &s.RequireAssertion)
 	if v, ok := m["headers"]; ok {
 		hm, ok := v.(map[string]interface{})
 		if !ok {
@@ -142,7 +146,7 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 var knownSettings = map[string]bool{
 	"sidecar_url": true, "hits_secret": true, "cache_size": true, "max_series": true, "cache_ttl": true,
 	"negative_cache_ttl": true, "timeout": true, "flush_interval": true, "inject_headers": true,
-	"persist_session": true, "headers": true,
+	"persist_session": true, "headers": true, "assertions": true,
 }
 
 // apiState is what one API definition's requests use: its settings, and

@@ -80,10 +80,7 @@ func lookup(w http.ResponseWriter, r *http.Request, st *apiState) (*entry, strin
 		return nil, ""
 	}
 	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
-	if err != nil {
-		if r.Context().Err() == nil {
-			logger.Printf("asking the keylens sidecar failed: %v", err)
-		}
+	if err != nil { // logged by state change (outage)
 		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
 		return nil, ""
 	}
@@ -191,10 +188,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
-	if err != nil {
-		if r.Context().Err() == nil {
-			logger.Printf("asking the keylens sidecar failed: %v", err)
-		}
+	if err != nil { // logged by state change (outage)
 		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
 		return
 	}

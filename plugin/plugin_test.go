@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		cmd := exec.Command(bin, "serve", "--store", "sqlite:"+filepath.Join(dir, "k.db"), "--admin-addr", "127.0.0.1:0",
-			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--flush-interval", "50ms")
+			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--flush-interval", "50ms", "--assertions")
 		cmd.Env = append(os.Environ(), "KEYLENS_ADMIN_KEY="+adminKey)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
@@ -277,9 +277,7 @@ func TestPostAuthHookEnrichesGatewaySession(t *testing.T) {
 
 func TestMisconfigurationFailsClosed(t *testing.T) {
 	_, raw := newKey(t, "lovelace@example.com")
-	var logs bytes.Buffer
-	logger.SetOutput(&logs)
-	defer logger.SetOutput(os.Stderr)
+	logs := captureLogs(t)
 	for name, extra := range map[string]string{
 		"bad type":        `,"cache_size":"big"`,
 		"unknown setting": `,"sidecar":"x"`,
@@ -481,4 +479,115 @@ func TestKeyIDAndExpiry(t *testing.T) {
 			t.Errorf("a credential expiring earlier: %d", got)
 		}
 	}
+}
+
+// TestRevocationReachesTheGatewayWithinASecond: the plugin's cache follows
+// the change feed through the sidecar, so a revocation or a deactivation
+// is refused in the gateway well within a second although cache_ttl (and
+// negative_cache_ttl) are an hour here.
+func TestRevocationReachesTheGatewayWithinASecond(t *testing.T) {
+	dev, raw := newKey(t, "feed@example.com")
+	def := api(t, `,"cache_ttl":"1h","negative_cache_ttl":"1h"`)
+	auth := func() int {
+		rec, _ := gateway.RunHook(KeylensAuth, request(def, "", nil, raw))
+		return rec.Code
+	}
+	within := func(what string, want int) {
+		t.Helper()
+		start := time.Now()
+		waitFor(t, what, func() bool { return auth() == want })
+		if d := time.Since(start); d > 900*time.Millisecond {
+			t.Errorf("%s took %v", what, d)
+		}
+	}
+	if code := auth(); code != 200 {
+		t.Fatalf("known key: %d", code)
+	}
+	// Let the follower start (it drops what was cached before it knew its
+	// position), then cache the key again.
+	st := stateFor(def)
+	waitFor(t, "the follower reads the feed", func() bool { return st.res.followed.Load() })
+	if auth() != 200 || auth() != 200 {
+		t.Fatal("known key refused")
+	}
+
+	var d map[string]any
+	admin(t, "GET", "/api/portal/developers/"+dev, "", &d)
+	d["inactive"] = true
+	body, _ := json.Marshal(d)
+	admin(t, "PUT", "/api/portal/developers/"+dev, string(body), nil)
+	within("deactivation refused", 403)
+	d["inactive"] = false
+	body, _ = json.Marshal(d)
+	admin(t, "PUT", "/api/portal/developers/"+dev, string(body), nil)
+	within("reactivation accepted", 200)
+	admin(t, "DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), "", nil)
+	within("revocation refused", 401)
+}
+
+// TestNotASidecar: pointed at a service that is not a keylens sidecar (an
+// echo server answering 200 with JSON, the admin API), the plugin lets no
+// key through: KeylensAuth answers 503 and says in the log what is wrong.
+func TestNotASidecar(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	defer echo.Close()
+	plainSidecar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"developer_id":"d","key_id":"k","email":"x@example.com"}`)
+	}))
+	defer plainSidecar.Close()
+	logs := captureLogs(t)
+	for name, tt := range map[string]struct{ url, extra, says string }{
+		"echo server":  {echo.URL, "", "not a keylens sidecar: the 200 answer names no developer_id and no key_id"},
+		"admin API":    {kl.admin, "", "not a keylens sidecar: answered 401 without X-Keylens-Outcome"},
+		"no assertion": {plainSidecar.URL, `,"assertions":true`, "sent no X-Developer-Assertion"},
+	} {
+		def := api(t, tt.extra)
+		def.ConfigData["keylens"].(map[string]interface{})["sidecar_url"] = tt.url
+		for _, key := range []string{"bogus-key-123", "another-bogus-key"} {
+			if rec, next := gateway.RunHook(KeylensAuth, request(def, "", nil, key)); next || rec.Code != 503 {
+				t.Errorf("%s: %s got %d, want 503", name, key, rec.Code)
+			}
+		}
+		if !strings.Contains(logs.String(), tt.says) {
+			t.Errorf("%s: the log does not say %q:\n%s", name, tt.says, logs.String())
+		}
+		if strings.Contains(logs.String(), "bogus-key") {
+			t.Errorf("%s: a raw key reached the log", name)
+		}
+	}
+	// Assertions on, against the real sidecar (started with --assertions).
+	_, raw := newKey(t, "asserted@example.com")
+	if rec, next := gateway.RunHook(KeylensAuth, request(api(t, `,"assertions":true`), "", nil, raw)); !next {
+		t.Errorf("assertions on, real sidecar: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// captureLogs sends the plugin's log to a buffer for the test.
+func captureLogs(t *testing.T) *syncBuffer {
+	t.Helper()
+	b := &syncBuffer{}
+	logger.SetOutput(b)
+	t.Cleanup(func() { logger.SetOutput(os.Stderr) })
+	return b
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -34,14 +34,18 @@ type settings struct {
 	// RequireAssertion accepts an identity only with a valid signed
 	// assertion of it (the sidecar's --assertions).
 	RequireAssertion bool
-	Headers          identity.HeaderNames
+	// SidecarDown is what KeylensPostAuth does when it cannot ask the
+	// sidecar: "pass" (the gateway authenticated the key; no identity
+	// headers) or "refuse" (503). KeylensAuth always refuses.
+	SidecarDown string
+	Headers     identity.HeaderNames
 }
 
 func defaultSettings(getenv func(string) string) settings {
 	s := settings{
 		SidecarURL: "http://127.0.0.1:8181", CacheSize: 10000, CacheTTL: 10 * time.Second,
 		NegativeCacheTTL: time.Second, Timeout: 2 * time.Second, FlushInterval: time.Second,
-		MaxSeries: 100000, InjectHeaders: true, Headers: identity.DefaultHeaderNames,
+		MaxSeries: 100000, InjectHeaders: true, SidecarDown: sidecarDownPass, Headers: identity.DefaultHeaderNames,
 	}
 	if v := getenv("KEYLENS_SIDECAR_URL"); v != "" {
 		s.SidecarURL = v
@@ -112,6 +116,10 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 	boolean("inject_headers", &s.InjectHeaders)
 	boolean("persist_session", &s.PersistSession)
 	boolean("assertions", &s.RequireAssertion)
+	str("sidecar_down", &s.SidecarDown)
+	if s.SidecarDown != sidecarDownPass && s.SidecarDown != sidecarDownRefuse {
+		errs = append(errs, fmt.Errorf("sidecar_down must be %q or %q", sidecarDownPass, sidecarDownRefuse))
+	}
 	if v, ok := m["headers"]; ok {
 		hm, ok := v.(map[string]interface{})
 		if !ok {
@@ -146,8 +154,14 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 var knownSettings = map[string]bool{
 	"sidecar_url": true, "hits_secret": true, "cache_size": true, "max_series": true, "cache_ttl": true,
 	"negative_cache_ttl": true, "timeout": true, "flush_interval": true, "inject_headers": true,
-	"persist_session": true, "headers": true, "assertions": true,
+	"persist_session": true, "headers": true, "assertions": true, "sidecar_down": true,
 }
+
+// What KeylensPostAuth does when the sidecar cannot be asked.
+const (
+	sidecarDownPass   = "pass"
+	sidecarDownRefuse = "refuse"
+)
 
 // apiState is what one API definition's requests use: its settings, and
 // the resolver and hit shipper shared by every API with the same sidecar

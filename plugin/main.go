@@ -172,7 +172,9 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 // KeylensPostAuth runs after the gateway authenticated the key: it adds
 // the developer's metadata the session lacks and injects the identity
 // headers. A key keylens does not know passes with no identity headers; an
-// inactive developer's key is refused.
+// inactive developer's key is refused. When the sidecar cannot be asked,
+// the request passes without identity headers, or with sidecar_down
+// "refuse" is answered 503.
 func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	_, st := state(w, r)
 	if st == nil {
@@ -189,8 +191,10 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
 	if err != nil { // logged by state change (outage)
-		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
-		return
+		if st.s.SidecarDown == sidecarDownRefuse {
+			reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
+		}
+		return // the gateway authenticated the key: it passes, without identity headers
 	}
 	switch e.err {
 	case identity.ErrUnknownKey:

@@ -591,3 +591,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSidecarDown: KeylensAuth cannot authenticate without the sidecar
+// (503); KeylensPostAuth, behind a key the gateway authenticated itself,
+// passes without identity headers by default, or answers 503 with
+// sidecar_down "refuse".
+func TestSidecarDown(t *testing.T) {
+	captureLogs(t)
+	down := func(extra string) *apidef.APIDefinition {
+		def := api(t, extra)
+		def.ConfigData["keylens"].(map[string]interface{})["sidecar_url"] = "http://127.0.0.1:1"
+		return def
+	}
+	for _, tt := range []struct {
+		extra    string
+		postAuth int // 0: passes
+	}{{"", 0}, {`,"sidecar_down":"pass"`, 0}, {`,"sidecar_down":"refuse"`, 503}} {
+		def := down(tt.extra)
+		if rec, next := gateway.RunHook(KeylensAuth, request(def, "", nil, "some-key")); next || rec.Code != 503 {
+			t.Errorf("%s: auth with the sidecar down: %d", tt.extra, rec.Code)
+		}
+		r := request(def, "some-key", &user.SessionState{MetaData: map[string]interface{}{}}, "")
+		rec, next := gateway.RunHook(KeylensPostAuth, r)
+		switch {
+		case tt.postAuth == 0 && (!next || rec.Code != 200):
+			t.Errorf("%s: post-auth with the sidecar down: %d, want a pass", tt.extra, rec.Code)
+		case tt.postAuth != 0 && (next || rec.Code != tt.postAuth):
+			t.Errorf("%s: post-auth with the sidecar down: %d, want %d", tt.extra, rec.Code, tt.postAuth)
+		}
+		if r.Header.Get("X-Developer-Id") != "" || r.Header.Get("X-Developer-Field-Plan") != "" {
+			t.Errorf("%s: client-sent identity headers passed: %v", tt.extra, r.Header)
+		}
+	}
+	if _, err := parseSettings(map[string]interface{}{"keylens": map[string]interface{}{"sidecar_down": "ignore"}}, func(string) string { return "" }); err == nil ||
+		!strings.Contains(err.Error(), `sidecar_down must be "pass" or "refuse"`) {
+		t.Errorf("a bad sidecar_down: %v", err)
+	}
+}

@@ -171,7 +171,12 @@ type apiState struct {
 	err     error // a misconfiguration: requests are refused
 	res     *resolver
 	hits    *shipper
+	apiID   string
 	logOnce sync.Once
+	// Which request hook stamps the start of a request for the latency
+	// KeylensHits ships (latency.go): the API's first keylens hook, and
+	// only when its response chain has KeylensHits.
+	stampAuth, stampPostAuth bool
 }
 
 var (
@@ -215,6 +220,14 @@ func stateFor(def *apidef.APIDefinition) *apiState {
 	}
 	s, err := parseSettings(cfg, os.Getenv)
 	st := &apiState{s: s, err: err}
+	if def != nil {
+		st.apiID = def.APIID
+		mw := &def.CustomMiddleware
+		for _, h := range mw.Response {
+			st.stampAuth = st.stampAuth || h.Name == "KeylensHits"
+		}
+		st.stampPostAuth = st.stampAuth && mw.AuthCheck.Name != "KeylensAuth"
+	}
 	if err == nil {
 		if sh, ok := shared[s]; ok {
 			st.res, st.hits = sh.res, sh.hits

@@ -54,6 +54,8 @@ type hitCount struct {
 	code int
 	n    int64
 	last int64 // Unix nanoseconds
+	// The latencies measured, of latN of the n hits (nanoseconds).
+	latSum, latN int64
 }
 
 // hitOut is one element of a POST /hits body.
@@ -63,6 +65,8 @@ type hitOut struct {
 	Code  int       `json:"code"`
 	Time  time.Time `json:"time"`
 	Count int64     `json:"count"`
+	// LatencyMS is the mean latency of the series' measured hits.
+	LatencyMS *float64 `json:"latency_ms,omitempty"`
 }
 
 func newShipper(s settings) *shipper {
@@ -75,8 +79,9 @@ func newShipper(s settings) *shipper {
 	return sh
 }
 
-// record counts one hit. The shipper's goroutine starts with the first.
-func (sh *shipper) record(keyHash, apiID string, code int) {
+// record counts one hit, with its latency when measured (latency < 0: not
+// measured). The shipper's goroutine starts with the first.
+func (sh *shipper) record(keyHash, apiID string, code int, latency time.Duration) {
 	sh.once.Do(func() { go sh.run() })
 	now := nowNano()
 	hour := now / int64(time.Hour)
@@ -87,6 +92,7 @@ func (sh *shipper) record(keyHash, apiID string, code int) {
 		if c := &series[i]; c.hour == hour && c.code == code && c.api == apiID {
 			c.n++
 			c.last = now
+			c.addLatency(latency)
 			s.mu.Unlock()
 			return
 		}
@@ -97,6 +103,8 @@ func (sh *shipper) record(keyHash, apiID string, code int) {
 		return
 	}
 	s.m[keyHash] = append(series, hitCount{api: apiID, hour: hour, code: code, n: 1, last: now})
+	series = s.m[keyHash]
+	series[len(series)-1].addLatency(latency)
 	sh.series.Add(1)
 	s.mu.Unlock()
 }
@@ -133,7 +141,7 @@ func (sh *shipper) drain(out []hitOut) []hitOut {
 		for key, series := range s.m {
 			for _, c := range series {
 				for left := c.n; left > 0; left -= min(left, maxHitCount) { // the sidecar's limit per element
-					out = append(out, hitOut{Key: key, APIID: c.api, Code: c.code, Time: time.Unix(0, c.last).UTC(), Count: min(left, maxHitCount)})
+					out = append(out, hitOut{Key: key, APIID: c.api, Code: c.code, Time: time.Unix(0, c.last).UTC(), Count: min(left, maxHitCount), LatencyMS: c.latencyMS()})
 				}
 			}
 			n += len(series)
@@ -220,4 +228,21 @@ func (sh *shipper) post(ctx context.Context, id string, hits []hitOut) (int, []b
 	defer res.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	return res.StatusCode, msg, nil
+}
+
+func (c *hitCount) addLatency(d time.Duration) {
+	if d >= 0 {
+		c.latSum += int64(d)
+		c.latN++
+	}
+}
+
+// latencyMS is the mean of the measured latencies, in ms; the sidecar
+// takes it as each hit's, which keeps the series' mean.
+func (c *hitCount) latencyMS() *float64 {
+	if c.latN == 0 {
+		return nil
+	}
+	ms := float64(c.latSum) / float64(c.latN) / float64(time.Millisecond)
+	return &ms
 }

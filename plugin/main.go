@@ -139,6 +139,10 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
+	var start int64
+	if st.stampAuth {
+		start = monoNow()
+	}
 	st.res.strip.strip(r.Header)
 	e, cred := lookup(w, r, st)
 	if e == nil {
@@ -167,6 +171,9 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 		injectHeaders(r.Header, e)
 	}
 	ctx.SetSession(r, s, st.s.PersistSession)
+	if st.stampAuth {
+		stamp(r, st, &e.id.KeyID, start)
+	}
 }
 
 // KeylensPostAuth runs after the gateway authenticated the key: it adds
@@ -179,6 +186,10 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	_, st := state(w, r)
 	if st == nil {
 		return
+	}
+	var start int64
+	if st.stampPostAuth {
+		start = monoNow()
 	}
 	st.res.strip.strip(r.Header)
 	s := ctx.GetSession(r)
@@ -210,15 +221,24 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st.s.InjectHeaders {
 		injectHeaders(r.Header, e)
 	}
+	if st.stampPostAuth {
+		stamp(r, st, &e.id.KeyID, start)
+	}
 }
 
-// KeylensHits counts the response for the session's key and the API, in
-// memory; a background shipper sends the counts to the sidecar's /hits.
-// It never blocks or fails the request.
+// KeylensHits counts the response for the key and the API, with the
+// request's latency, in memory; a background shipper sends the counts to
+// the sidecar's /hits. It never blocks or fails the request.
 func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if res == nil {
 		return
 	}
+	if st, key, latency, ok := claimStamp(r); ok {
+		st.hits.record(key, st.apiID, res.StatusCode, latency)
+		return
+	}
+	// Not stamped (the slot was taken by another request): count it
+	// from the session, without a latency.
 	s := ctx.GetSession(r)
 	if s == nil {
 		return
@@ -227,14 +247,9 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if key == "" {
 		return // not a key keylens resolved
 	}
-	def := definitionOf(r)
-	st := stateFor(def)
+	st := stateFor(definitionOf(r))
 	if st.err != nil {
 		return
 	}
-	api := ""
-	if def != nil {
-		api = def.APIID
-	}
-	st.hits.record(key, api, res.StatusCode)
+	st.hits.record(key, st.apiID, res.StatusCode, -1)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -134,7 +135,10 @@ func api(t testing.TB, extra string) *apidef.APIDefinition {
 	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	return &apidef.APIDefinition{APIID: "api-pay", OrgID: "org", ConfigData: cfg}
+	return &apidef.APIDefinition{APIID: "api-pay", OrgID: "org", ConfigData: cfg,
+		CustomMiddleware: apidef.MiddlewareSection{Driver: apidef.GoPluginDriver,
+			PostKeyAuth: []apidef.MiddlewareDefinition{{Name: "KeylensPostAuth", Path: "keylens-plugin.so", RequireSession: true}},
+			Response:    []apidef.MiddlewareDefinition{{Name: "KeylensHits", Path: "keylens-plugin.so", RequireSession: true}}}}
 }
 
 // request is a client request with a spoofed identity, as the gateway
@@ -310,32 +314,80 @@ func TestMisconfigurationFailsClosed(t *testing.T) {
 
 // TestHitsReachTheAggregateEndpoint runs requests through the auth and
 // response hooks; the counts travel to the sidecar and the store and come
-// back from Tyk's aggregate endpoint with the right codes.
+// back from Tyk's aggregate endpoint with the right codes and the
+// requests' latency, measured from the auth hook to the response hook.
 func TestHitsReachTheAggregateEndpoint(t *testing.T) {
 	_, raw := newKey(t, "turing@example.com")
 	def := api(t, "")
+	g := gateway.New()
+	g.AddPolicy(gateway.Policy{ID: "pol-pay", OrgID: def.OrgID})
+	codes := []int{200, 200, 200, 404, 500}
+	const upstreamTime = 30 * time.Millisecond
 	var keyHash string
-	for _, code := range []int{200, 200, 200, 404, 500} {
-		r := request(def, "", nil, raw)
-		if rec, next := gateway.RunHook(KeylensAuth, r); !next {
-			t.Fatalf("refused: %d", rec.Code)
+	for _, code := range codes {
+		keylensAPI := &gateway.API{Def: def, Auth: KeylensAuth, Response: []func(http.ResponseWriter, *http.Response, *http.Request){KeylensHits},
+			Upstream: func(w http.ResponseWriter, r *http.Request) {
+				keyHash = r.Header.Get("X-Key-Id")
+				time.Sleep(upstreamTime) // the upstream's work, which the latency includes
+				w.WriteHeader(code)
+			}}
+		if res := g.Do(t, keylensAPI, keyRequest(raw)); res.Code != code {
+			t.Fatalf("answered %s, want %d", res.Describe(), code)
 		}
-		keyHash = r.Header.Get("X-Key-Id")
-		KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: code}, r)
 	}
 	// A request without a keylens session is not counted.
 	KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: 200}, request(def, "", &user.SessionState{}, ""))
 
 	today := time.Now().UTC().Format("2/1/2006")
 	var got struct {
-		Data []struct{ Hits, Success, Error int64 }
+		Data []struct {
+			Hits, Success, Error int64
+			RequestTime          float64 `json:"request_time"`
+		}
 	}
 	waitFor(t, "hits in the aggregate", func() bool {
 		admin(t, "GET", "/api/activity/keys/aggregate/"+keyHash+"/"+today+"/"+today+"?api_id=api-pay", "", &got)
-		return len(got.Data) == 1 && got.Data[0].Hits == 5
+		return len(got.Data) == 1 && got.Data[0].Hits == int64(len(codes))
 	})
 	if d := got.Data[0]; d.Success != 3 || d.Error != 2 {
 		t.Errorf("aggregate %+v, want 5 hits, 3 success, 2 errors", d)
+	}
+	if rt := got.Data[0].RequestTime; rt < float64(upstreamTime/time.Millisecond) || rt > 5000 {
+		t.Errorf("request_time %v ms, want at least the upstream's %v", rt, upstreamTime)
+	}
+}
+
+// The latency stamp survives the request copy the gateway makes when
+// tracing (a shallow copy shares the header map), is taken once, and is
+// not mistaken for another request's.
+func TestLatencyStamps(t *testing.T) {
+	st := &apiState{apiID: "a"}
+	key := "cac572e018c60de0"
+	r := httptest.NewRequest("GET", "/", nil)
+	stamp(r, st, &key, monoNow()-int64(50*time.Millisecond))
+	copied := r.WithContext(context.Background())
+	gotSt, gotKey, d, ok := claimStamp(copied)
+	if !ok || gotSt != st || gotKey != key || d < 50*time.Millisecond || d > time.Minute {
+		t.Fatalf("claim: %v %v %q %v", ok, gotSt == st, gotKey, d)
+	}
+	if _, _, _, ok := claimStamp(r); ok {
+		t.Error("a stamp was taken twice")
+	}
+	if _, _, _, ok := claimStamp(httptest.NewRequest("GET", "/", nil)); ok {
+		t.Error("a request never stamped found a stamp")
+	}
+	// Another request in the same slot: the first finds nothing.
+	a, b := httptest.NewRequest("GET", "/", nil), httptest.NewRequest("GET", "/", nil)
+	for slotOf(headerAddr(a.Header)) != slotOf(headerAddr(b.Header)) {
+		b = httptest.NewRequest("GET", "/", nil)
+	}
+	stamp(a, st, &key, monoNow())
+	stamp(b, st, &key, monoNow())
+	if _, _, _, ok := claimStamp(a); ok {
+		t.Error("a request took another's stamp")
+	}
+	if _, _, _, ok := claimStamp(b); !ok {
+		t.Error("the latest stamp of a slot was lost")
 	}
 }
 

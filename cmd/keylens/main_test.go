@@ -30,6 +30,10 @@ func TestParseFlags_Precedence(t *testing.T) {
 	if c.SidecarAddr != "127.0.0.1:8181" {
 		t.Errorf("default sidecar address %s", c.SidecarAddr)
 	}
+	m = NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(nil, env(map[string]string{"KEYLENS_ORG_ID": "5e9d9544a1dcd60001d0ed20"})); err != nil || m.Config.OrgID != "5e9d9544a1dcd60001d0ed20" {
+		t.Errorf("KEYLENS_ORG_ID: %q, %v", m.Config.OrgID, err)
+	}
 }
 
 func TestParseFlags_DefaultsAreValid(t *testing.T) {
@@ -61,6 +65,9 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"admin key without portal", []string{"sidecar", "--admin-key", "0123456789abcdef"}, exitUsage, "only used with --portal"},
 		{"postgres URL without a host", []string{"serve", "--store", "postgres:///keylens"}, exitUsage, "PostgreSQL URL needs a host"},
 		{"portal is sidecar only", []string{"serve", "--portal", "http://p:3000"}, exitUsage, "-portal"},
+		{"org id with a quote", []string{"serve", "--org-id", `5e9d"x`}, exitUsage, "--org-id"},
+		{"org id with a backslash", []string{"serve", "--org-id", `5e9d\x`}, exitUsage, "no quotes, backslashes or control characters"},
+		{"org id is the portal's", []string{"sidecar", "--org-id", "5e9d9544a1dcd60001d0ed20"}, exitUsage, "-org-id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,6 +37,7 @@ type Config struct {
 	AdminAddr   string
 	SidecarAddr string
 	AdminKey    string
+	OrgID       string // keylens serve: the portal's org, as the gateway's
 	KeyHash     string
 	LogLevel    string
 	LogFormat   string
@@ -99,6 +101,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if !m.SidecarOnly {
 		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+		fs.StringVar(&c.OrgID, "org-id", "", "the portal's org id: set it to the Tyk gateway's org, which the keys keylens generates embed and its policies live in; when unset, the one generated on first run")
 	} else {
 		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "with --portal: the portal's admin key")
@@ -230,6 +233,11 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
 		}
 	}
+	if c.OrgID != "" {
+		if err := validateOrgID(c.OrgID); err != nil {
+			problems = append(problems, fmt.Errorf("--org-id: %w", err))
+		}
+	}
 	if c.AssertionKey != "" && !c.Assertions {
 		problems = append(problems, errors.New("--assertion-key is set but --assertions is off"))
 	}
@@ -252,6 +260,21 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		problems = append(problems, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	return problems
+}
+
+// validateOrgID accepts any org id a key can embed: Tyk's are 24 hex
+// characters, but any non-empty id without '"', '\\' or control characters
+// goes into a key's JSON as it is.
+func validateOrgID(org string) error {
+	if len(org) > 256 {
+		return errors.New("at most 256 characters")
+	}
+	for _, r := range org {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == utf8.RuneError {
+			return fmt.Errorf("%q: no quotes, backslashes or control characters", org)
+		}
+	}
+	return nil
 }
 
 func validateAddr(addr string) error {
@@ -311,6 +334,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	keyHash, err := m.adminKeyHash(ctx)
 	if err != nil {
+		return err
+	}
+	if err := m.settleOrgID(ctx); err != nil {
 		return err
 	}
 	api := &rest.Server{
@@ -451,6 +477,33 @@ func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
 	}
 	copy(sum[:], b)
 	return sum, nil
+}
+
+// settleOrgID makes --org-id the portal's org: developers created from now
+// on belong to it, and the keys keylens generates for them embed it.
+// Developers already stored keep theirs.
+func (m *Main) settleOrgID(ctx context.Context) error {
+	org := m.Config.OrgID
+	if org == "" {
+		return nil
+	}
+	prev, err := m.db.Setting(ctx, portalstore.SettingOrgID)
+	if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev == org {
+		return nil
+	}
+	if err := m.db.PutSetting(ctx, portalstore.SettingOrgID, org); err != nil {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev != "" {
+		m.logger.Warn("the portal's org changes: developers created from now on, and their keys, carry the new org; developers already stored keep theirs",
+			"from", prev, "to", org)
+	} else {
+		m.logger.Info("the portal's org", "org_id", org)
+	}
+	return nil
 }
 
 // listen binds addr now, so a taken port fails start-up, and serves h.

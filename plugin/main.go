@@ -119,13 +119,19 @@ func sessionExpiry(now, credExpires int64) int64 {
 	return exp
 }
 
-// keyIDOf is the session's KeyID for a credential: the token the gateway
-// itself reads from it ("Bearer " removed, as the gateway's auth-token
-// check removes it), or a Basic credential whole. Never the key's hash: a
-// persisted session authenticates its KeyID, and the hash is no secret.
+// keyIDOf is the session's KeyID for a credential: for a key, the token
+// the gateway itself reads ("Bearer " removed, as its auth-token check
+// removes it); for a Basic credential or a Bearer JWT, the Authorization
+// value whole, which no auth-token check takes for a key. Never the key's
+// hash: a stored session authenticates its KeyID, and the hash is no
+// secret.
 func keyIDOf(cred string) string {
 	if len(cred) > 7 && strings.EqualFold(cred[:7], "bearer ") {
-		return strings.TrimSpace(cred[7:])
+		token := strings.TrimSpace(cred[7:])
+		if strings.Count(token, ".") == 2 {
+			return cred // a JWT
+		}
+		return token
 	}
 	return cred
 }

@@ -515,7 +515,7 @@ func TestKeyHashNeverLogsIn(t *testing.T) {
 func TestKeyIDAndExpiry(t *testing.T) {
 	for cred, want := range map[string]string{
 		"eyJvcmciOiJ4In0=": "eyJvcmciOiJ4In0=", "Bearer abc": "abc", "bearer  abc": "abc", "Basic dXNlcjpwdw==": "Basic dXNlcjpwdw==",
-		"Bearer": "Bearer",
+		"Bearer": "Bearer", "Bearer eyJh.eyJz.c2ln": "Bearer eyJh.eyJz.c2ln",
 	} {
 		if got := keyIDOf(cred); got != want {
 			t.Errorf("keyIDOf(%q) = %q, want %q", cred, got, want)

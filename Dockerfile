@@ -6,11 +6,18 @@
 # The Tyk Go plugin, compiled by Tyk's plugin compiler for the gateway that
 # will load it (the version must match the gateway's exactly):
 #   docker build --target plugin --build-arg TYK_VERSION=v5.8.1 --output type=local,dest=bin .
+# writes bin/keylens-plugin_v5.8.1_linux_amd64.so.
 ARG TYK_VERSION=v5.8.1
 
 FROM tykio/tyk-plugin-compiler:${TYK_VERSION} AS plugin-build
-# The plugin module's go.mod replaces identity with ../identity.
-COPY identity /identity
+# The compiler's /build.sh copies /plugin-source to
+# $(dirname $TYK_GW_PATH)/plugin_keylens-plugin, beside the gateway source at
+# $TYK_GW_PATH (/go/src/github.com/TykTechnologies/tyk), and builds it there
+# in a go.work of ./tyk and that folder. The plugin's go.mod replaces
+# identity with ../identity, so identity goes beside them. The result,
+# keylens-plugin_<gateway version>_<os>_<arch>.so, lands in /plugin-source.
+# tests/tykdouble/gateway/load_test.go builds the plugin in this layout.
+COPY identity /go/src/github.com/TykTechnologies/identity
 COPY plugin /plugin-source
 RUN /build.sh keylens-plugin.so
 

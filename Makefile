@@ -79,7 +79,8 @@ bench:
 docker:
 	docker build -t keylens:$(VERSION) .
 
-## plugin: build the Tyk Go plugin with Tyk's plugin compiler for TYK_VERSION, into bin/.
+## plugin: build the Tyk Go plugin with Tyk's plugin compiler for TYK_VERSION:
+## bin/keylens-plugin_$(TYK_VERSION)_linux_amd64.so.
 TYK_VERSION ?= v5.8.1
 plugin:
 	docker build --target plugin --build-arg TYK_VERSION=$(TYK_VERSION) --output type=local,dest=bin .

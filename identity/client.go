@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -19,6 +20,19 @@ var (
 	ErrUnknownKey = errors.New("identity: unknown key")
 	// ErrInactive: the key's developer is deactivated.
 	ErrInactive = errors.New("identity: developer inactive")
+	// ErrNotSidecar: what answered is not a keylens sidecar (or not one
+	// speaking this protocol); the error wrapping it says what is wrong.
+	// Callers treat it as the sidecar being unavailable.
+	ErrNotSidecar = errors.New("identity: not a keylens sidecar")
+)
+
+// A keylens sidecar marks its 401 and 403 answers to GET /developer with
+// OutcomeHeader, so that a client can tell "unknown key" and "developer
+// inactive" from any other service's 401 or 403 (an admin API, a proxy).
+const (
+	OutcomeHeader   = "X-Keylens-Outcome"
+	OutcomeUnknown  = "unknown"
+	OutcomeInactive = "inactive"
 )
 
 // Client asks a keylens sidecar who a key belongs to, caching answers in
@@ -26,10 +40,13 @@ var (
 // NegativeTTL. The cache is keyed by a keyed hash of the credential
 // (cache.Key), so it holds no raw key. Safe for concurrent use.
 type Client struct {
-	base   string
-	http   *http.Client
-	cache  *cache.Cache[*Identity]
-	misses *cache.Cache[error]
+	base      string
+	http      *http.Client
+	feed      *http.Client // long polls: the HTTP client's transport, no timeout
+	verifier  *Verifier
+	assertion string
+	cache     *cache.Cache[*Identity]
+	misses    *cache.Cache[error]
 }
 
 // ClientOptions configure NewClient; zero values take the defaults.
@@ -38,6 +55,12 @@ type ClientOptions struct {
 	Size        int           // cached identities; default 10,000
 	TTL         time.Duration // default 10 s
 	NegativeTTL time.Duration // default 1 s
+	// Verifier, when set, requires every identity the sidecar finds to
+	// come with a valid signed assertion (the sidecar's --assertions)
+	// naming the same developer and key; AssertionHeader is its header,
+	// by default DefaultHeaderNames.Assertion.
+	Verifier        *Verifier
+	AssertionHeader string
 }
 
 // NewClient returns a client of the sidecar at baseURL (http://host:port).
@@ -54,11 +77,17 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = time.Second
 	}
+	if o.AssertionHeader == "" {
+		o.AssertionHeader = DefaultHeaderNames.Assertion
+	}
 	return &Client{
-		base:   strings.TrimRight(baseURL, "/"),
-		http:   o.HTTPClient,
-		cache:  cache.New[*Identity](o.Size, int64(o.TTL), nil),
-		misses: cache.New[error](max(o.Size/10, 100), int64(o.NegativeTTL), nil),
+		base:      strings.TrimRight(baseURL, "/"),
+		http:      o.HTTPClient,
+		feed:      &http.Client{Transport: o.HTTPClient.Transport},
+		verifier:  o.Verifier,
+		assertion: o.AssertionHeader,
+		cache:     cache.New[*Identity](o.Size, int64(o.TTL), nil),
+		misses:    cache.New[error](max(o.Size/10, 100), int64(o.NegativeTTL), nil),
 	}
 }
 
@@ -99,7 +128,13 @@ func (c *Client) Forget() {
 }
 
 // Fetch asks the sidecar without the cache: for callers that cache what
-// they derive from an identity themselves.
+// they derive from an identity themselves. It accepts only a keylens
+// sidecar's answers: 200 with a JSON identity naming a developer and a key
+// (and, with a Verifier, a valid assertion of them), or 401 and 403 marked
+// with OutcomeHeader. Anything else is an error that says what is wrong
+// and never quotes the answer's body (a misdirected request may be echoed
+// back, raw key and all); ErrNotSidecar when the answer cannot be a
+// sidecar's.
 func (c *Client) Fetch(ctx context.Context, credential string) (*Identity, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/developer", nil)
 	if err != nil {
@@ -111,22 +146,84 @@ func (c *Client) Fetch(ctx context.Context, credential string) (*Identity, error
 		return nil, fmt.Errorf("identity: ask sidecar: %w", err)
 	}
 	defer res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		return c.identityOf(ctx, res)
+	case http.StatusUnauthorized:
+		return nil, outcome(res, OutcomeUnknown, ErrUnknownKey)
+	case http.StatusForbidden:
+		return nil, outcome(res, OutcomeInactive, ErrInactive)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return nil, fmt.Errorf("identity: sidecar answered %d", res.StatusCode)
+	default:
+		return nil, fmt.Errorf("%w: answered %d to GET /developer", ErrNotSidecar, res.StatusCode)
+	}
+}
+
+// outcome returns answer when the 401 or 403 in res is marked as the
+// sidecar marks it, else what is wrong.
+func outcome(res *http.Response, want string, answer error) error {
+	switch got := res.Header.Get(OutcomeHeader); got {
+	case want:
+		return answer
+	case "":
+		return fmt.Errorf("%w: answered %d without %s", ErrNotSidecar, res.StatusCode, OutcomeHeader)
+	default:
+		return fmt.Errorf("%w: answered %d with %s %.32q", ErrNotSidecar, res.StatusCode, OutcomeHeader, got)
+	}
+}
+
+// identityOf reads a 200 answer: a JSON identity of a developer and a key,
+// with its assertion when one is required.
+func (c *Client) identityOf(ctx context.Context, res *http.Response) (*Identity, error) {
+	ct := res.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return nil, fmt.Errorf("%w: answered 200 with Content-Type %.64q, not application/json", ErrNotSidecar, ct)
+	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("identity: read sidecar answer: %w", err)
 	}
-	switch res.StatusCode {
-	case http.StatusOK:
-		var id Identity
-		if err := json.Unmarshal(body, &id); err != nil {
-			return nil, fmt.Errorf("identity: sidecar answer: %w", err)
-		}
-		return &id, nil
-	case http.StatusUnauthorized:
-		return nil, ErrUnknownKey
-	case http.StatusForbidden:
-		return nil, ErrInactive
-	default:
-		return nil, fmt.Errorf("identity: sidecar answered %d", res.StatusCode)
+	var id Identity
+	if err := json.Unmarshal(body, &id); err != nil {
+		return nil, fmt.Errorf("%w: the 200 answer is not an identity (%v)", ErrNotSidecar, jsonProblem(err))
 	}
+	switch {
+	case id.DeveloperID == "" && id.KeyID == "":
+		return nil, fmt.Errorf("%w: the 200 answer names no developer_id and no key_id", ErrNotSidecar)
+	case id.DeveloperID == "":
+		return nil, fmt.Errorf("%w: the 200 answer names no developer_id", ErrNotSidecar)
+	case id.KeyID == "":
+		return nil, fmt.Errorf("%w: the 200 answer names no key_id", ErrNotSidecar)
+	}
+	if c.verifier != nil {
+		token := res.Header.Get(c.assertion)
+		if token == "" {
+			return nil, fmt.Errorf("identity: assertions are required but the sidecar sent no %s (start it with --assertions)", c.assertion)
+		}
+		claimed, err := c.verifier.Verify(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if claimed.DeveloperID != id.DeveloperID || claimed.KeyID != id.KeyID {
+			return nil, errors.New("identity: the assertion names another developer or key than the answer")
+		}
+	}
+	return &id, nil
+}
+
+// jsonProblem describes a decoding error without quoting the input.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at offset %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return "a JSON " + typ.Value + ", not an object"
+		}
+		return fmt.Sprintf("%s is a JSON %s", typ.Field, typ.Value)
+	}
+	return "unreadable"
 }

@@ -27,15 +27,30 @@ type settings struct {
 	FlushInterval    time.Duration
 	MaxSeries        int
 	InjectHeaders    bool
-	PersistSession   bool
-	Headers          identity.HeaderNames
+	// MaxHeaderBytes bounds the identity headers of a request, as the
+	// sidecar's --max-identity-header-bytes does (one implementation:
+	// identity.HeadersWithin).
+	MaxHeaderBytes int
+	// PersistSession asks the gateway to write KeylensAuth's sessions to
+	// Redis (one write a request); off by default. Rate limits and quotas
+	// need no persisted session.
+	PersistSession bool
+	// RequireAssertion accepts an identity only with a valid signed
+	// assertion of it (the sidecar's --assertions).
+	RequireAssertion bool
+	// SidecarDown is what KeylensPostAuth does when it cannot ask the
+	// sidecar: "pass" (the gateway authenticated the key; no identity
+	// headers) or "refuse" (503). KeylensAuth always refuses.
+	SidecarDown string
+	Headers     identity.HeaderNames
 }
 
 func defaultSettings(getenv func(string) string) settings {
 	s := settings{
 		SidecarURL: "http://127.0.0.1:8181", CacheSize: 10000, CacheTTL: 10 * time.Second,
 		NegativeCacheTTL: time.Second, Timeout: 2 * time.Second, FlushInterval: time.Second,
-		MaxSeries: 100000, InjectHeaders: true, PersistSession: true, Headers: identity.DefaultHeaderNames,
+		MaxSeries: 100000, InjectHeaders: true, SidecarDown: sidecarDownPass, Headers: identity.DefaultHeaderNames,
+		MaxHeaderBytes: identity.DefaultMaxHeaderBytes,
 	}
 	if v := getenv("KEYLENS_SIDECAR_URL"); v != "" {
 		s.SidecarURL = v
@@ -99,12 +114,18 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 	str("hits_secret", &s.HitsSecret)
 	integer("cache_size", &s.CacheSize)
 	integer("max_series", &s.MaxSeries)
+	integer("max_header_bytes", &s.MaxHeaderBytes)
 	duration("cache_ttl", &s.CacheTTL)
 	duration("negative_cache_ttl", &s.NegativeCacheTTL)
 	duration("timeout", &s.Timeout)
 	duration("flush_interval", &s.FlushInterval)
 	boolean("inject_headers", &s.InjectHeaders)
 	boolean("persist_session", &s.PersistSession)
+	boolean("assertions", &s.RequireAssertion)
+	str("sidecar_down", &s.SidecarDown)
+	if s.SidecarDown != sidecarDownPass && s.SidecarDown != sidecarDownRefuse {
+		errs = append(errs, fmt.Errorf("sidecar_down must be %q or %q", sidecarDownPass, sidecarDownRefuse))
+	}
 	if v, ok := m["headers"]; ok {
 		hm, ok := v.(map[string]interface{})
 		if !ok {
@@ -114,6 +135,7 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 			"developer_id": &s.Headers.DeveloperID, "email": &s.Headers.Email, "key_id": &s.Headers.KeyID,
 			"policies": &s.Headers.Policies, "field_prefix": &s.Headers.FieldPrefix,
 			"key_request_field_prefix": &s.Headers.KeyRequestFieldPrefix, "assertion": &s.Headers.Assertion,
+			"fields_truncated": &s.Headers.Truncated,
 		} {
 			if hv, ok := hm[name]; ok {
 				sv, ok := hv.(string)
@@ -139,8 +161,14 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 var knownSettings = map[string]bool{
 	"sidecar_url": true, "hits_secret": true, "cache_size": true, "max_series": true, "cache_ttl": true,
 	"negative_cache_ttl": true, "timeout": true, "flush_interval": true, "inject_headers": true,
-	"persist_session": true, "headers": true,
+	"persist_session": true, "headers": true, "assertions": true, "sidecar_down": true, "max_header_bytes": true,
 }
+
+// What KeylensPostAuth does when the sidecar cannot be asked.
+const (
+	sidecarDownPass   = "pass"
+	sidecarDownRefuse = "refuse"
+)
 
 // apiState is what one API definition's requests use: its settings, and
 // the resolver and hit shipper shared by every API with the same sidecar
@@ -150,7 +178,12 @@ type apiState struct {
 	err     error // a misconfiguration: requests are refused
 	res     *resolver
 	hits    *shipper
+	apiID   string
 	logOnce sync.Once
+	// Which request hook stamps the start of a request for the latency
+	// KeylensHits ships (latency.go): the API's first keylens hook, and
+	// only when its response chain has KeylensHits.
+	stampAuth, stampPostAuth bool
 }
 
 var (
@@ -194,6 +227,14 @@ func stateFor(def *apidef.APIDefinition) *apiState {
 	}
 	s, err := parseSettings(cfg, os.Getenv)
 	st := &apiState{s: s, err: err}
+	if def != nil {
+		st.apiID = def.APIID
+		mw := &def.CustomMiddleware
+		for _, h := range mw.Response {
+			st.stampAuth = st.stampAuth || h.Name == "KeylensHits"
+		}
+		st.stampPostAuth = st.stampAuth && mw.AuthCheck.Name != "KeylensAuth"
+	}
 	if err == nil {
 		if sh, ok := shared[s]; ok {
 			st.res, st.hits = sh.res, sh.hits

@@ -18,7 +18,10 @@ import (
 	"encoding/json"
 	"log"
 	"net/http"
+	"strings"
+	"time"
 
+	"github.com/TykTechnologies/tyk/apidef"
 	"github.com/TykTechnologies/tyk/ctx"
 	"github.com/TykTechnologies/tyk/user"
 
@@ -38,10 +41,21 @@ func reject(w http.ResponseWriter, status int, msg string) {
 	_, _ = w.Write(body)
 }
 
-// state returns the request's API state, or answers 401 (fail closed) when
-// the API's keylens settings are wrong, logging that once.
-func state(w http.ResponseWriter, r *http.Request) *apiState {
-	def := ctx.GetDefinition(r)
+// definitionOf returns the definition of the API serving r: the gateway's
+// own pointer, which it puts in the request's context before calling a
+// hook. Never modified. (ctx.GetDefinition would return a deep copy made
+// by reflection on every call: tens of microseconds in a real gateway, and
+// a new pointer each time, which stateFor would take for a new API.)
+func definitionOf(r *http.Request) *apidef.APIDefinition {
+	def, _ := r.Context().Value(ctx.Definition).(*apidef.APIDefinition)
+	return def
+}
+
+// state returns the request's API definition and state, or answers 401
+// (fail closed) when the API's keylens settings are wrong, logging that
+// once.
+func state(w http.ResponseWriter, r *http.Request) (*apidef.APIDefinition, *apiState) {
+	def := definitionOf(r)
 	st := stateFor(def)
 	if st.err != nil {
 		st.logOnce.Do(func() {
@@ -52,76 +66,136 @@ func state(w http.ResponseWriter, r *http.Request) *apiState {
 			logger.Printf("API %q: config_data.keylens is invalid, refusing its requests: %v", api, st.err)
 		})
 		reject(w, http.StatusUnauthorized, "authorisation unavailable")
-		return nil
+		return def, nil
 	}
-	return st
+	return def, st
 }
 
 // lookup resolves the request's credential, answering for the hook when it
 // cannot: 401 unknown, 403 inactive, 503 sidecar unreachable.
-func lookup(w http.ResponseWriter, r *http.Request, st *apiState) *entry {
+func lookup(w http.ResponseWriter, r *http.Request, st *apiState) (*entry, string) {
 	cred := credentialOf(ctx.GetAuthToken(r), r)
 	if cred == "" {
 		reject(w, http.StatusUnauthorized, "a key is required")
-		return nil
+		return nil, ""
 	}
 	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
-	if err != nil {
-		if r.Context().Err() == nil {
-			logger.Printf("asking the keylens sidecar failed: %v", err)
-		}
+	if err != nil { // logged by state change (outage)
 		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
-		return nil
+		return nil, ""
 	}
 	switch e.err {
 	case identity.ErrUnknownKey:
 		reject(w, http.StatusUnauthorized, "unknown key")
-		return nil
+		return nil, ""
 	case identity.ErrInactive:
 		reject(w, http.StatusForbidden, "developer inactive")
-		return nil
+		return nil, ""
 	}
-	return e
+	return e, cred
+}
+
+// The sessions KeylensAuth makes live briefly. The gateway writes a
+// session to Redis after the request when asked to (persist_session) and
+// also by itself, after every request of a key with a quota; a stored
+// session authenticates its KeyID at every API of the gateway that checks
+// auth tokens against the same Redis, until it expires. So a session
+// expires shortly after its request: its Expires is the next whole second
+// at least sessionMargin ahead (the gateway checks expiry in seconds, just
+// after the auth hook), i.e. 0.1 to 1.1 s away, or the credential's own
+// expiry when earlier; and its lifetime in Redis is sessionLifetime.
+const (
+	sessionMargin   = 100 * time.Millisecond
+	sessionLifetime = 2 // seconds
+)
+
+// sessionExpiry is the Expires of a session made at now (Unix ns) for a
+// credential expiring at credExpires (Unix s; 0 for none).
+func sessionExpiry(now, credExpires int64) int64 {
+	exp := (now + int64(sessionMargin) + int64(time.Second) - 1) / int64(time.Second)
+	if credExpires != 0 && credExpires < exp {
+		exp = credExpires
+	}
+	return exp
+}
+
+// keyIDOf is the session's KeyID for a credential: for a key, the token
+// the gateway itself reads ("Bearer " removed, as its auth-token check
+// removes it); for a Basic credential or a Bearer JWT, the Authorization
+// value whole, which no auth-token check takes for a key. Never the key's
+// hash: a stored session authenticates its KeyID, and the hash is no
+// secret.
+func keyIDOf(cred string) string {
+	if len(cred) > 7 && strings.EqualFold(cred[:7], "bearer ") {
+		token := strings.TrimSpace(cred[7:])
+		if strings.Count(token, ".") == 2 {
+			return cred // a JWT
+		}
+		return token
+	}
+	return cred
 }
 
 // KeylensAuth authenticates the request's key through the sidecar and
-// sets the session: alias, org, policies, expiry and the developer's
-// metadata. Client-sent identity headers never reach the upstream.
+// sets the session: the credential as KeyID, the API's org, alias,
+// policies, a short expiry and the developer's metadata. Client-sent
+// identity headers never reach the upstream.
 func KeylensAuth(w http.ResponseWriter, r *http.Request) {
-	st := state(w, r)
+	def, st := state(w, r)
 	if st == nil {
 		return
 	}
+	var start int64
+	if st.stampAuth {
+		start = monoNow()
+	}
 	st.res.strip.strip(r.Header)
-	e := lookup(w, r, st)
+	e, cred := lookup(w, r, st)
 	if e == nil {
 		return
 	}
+	var org string
+	if def != nil {
+		org = def.OrgID
+	}
 	s := &user.SessionState{
-		// The session's id is the key's hash: the gateway keys rate
-		// limits and quotas by it, and it never holds the raw key.
-		KeyID:         e.id.KeyID,
-		Alias:         e.id.Email,
-		OrgID:         e.id.OrgID,
-		ApplyPolicies: append([]string(nil), e.id.Policies...), // the gateway may change its session's
-		Expires:       e.id.Expires,
-		MetaData:      make(map[string]interface{}, len(e.meta)),
+		// The credential the client presented: the gateway counts rate
+		// limits and quotas by its hash, and the hash keylens knows the
+		// key by stays in the metadata (keylens_key_id) and X-Key-Id.
+		KeyID: keyIDOf(cred),
+		Alias: e.id.Email,
+		// The API's org: the gateway looks the session's policies up
+		// in the session's org.
+		OrgID:           org,
+		ApplyPolicies:   append([]string(nil), e.id.Policies...), // the gateway may change its session's
+		Expires:         sessionExpiry(time.Now().UnixNano(), e.id.Expires),
+		SessionLifetime: sessionLifetime,
+		MetaData:        make(map[string]interface{}, len(e.meta)),
 	}
 	setMeta(s.MetaData, e, true)
 	if st.s.InjectHeaders {
 		injectHeaders(r.Header, e)
 	}
 	ctx.SetSession(r, s, st.s.PersistSession)
+	if st.stampAuth {
+		stamp(r, st, &e.id.KeyID, start)
+	}
 }
 
 // KeylensPostAuth runs after the gateway authenticated the key: it adds
 // the developer's metadata the session lacks and injects the identity
 // headers. A key keylens does not know passes with no identity headers; an
-// inactive developer's key is refused.
+// inactive developer's key is refused. When the sidecar cannot be asked,
+// the request passes without identity headers, or with sidecar_down
+// "refuse" is answered 503.
 func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
-	st := state(w, r)
+	_, st := state(w, r)
 	if st == nil {
 		return
+	}
+	var start int64
+	if st.stampPostAuth {
+		start = monoNow()
 	}
 	st.res.strip.strip(r.Header)
 	s := ctx.GetSession(r)
@@ -133,12 +207,11 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
-	if err != nil {
-		if r.Context().Err() == nil {
-			logger.Printf("asking the keylens sidecar failed: %v", err)
+	if err != nil { // logged by state change (outage)
+		if st.s.SidecarDown == sidecarDownRefuse {
+			reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
 		}
-		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
-		return
+		return // the gateway authenticated the key: it passes, without identity headers
 	}
 	switch e.err {
 	case identity.ErrUnknownKey:
@@ -154,15 +227,24 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st.s.InjectHeaders {
 		injectHeaders(r.Header, e)
 	}
+	if st.stampPostAuth {
+		stamp(r, st, &e.id.KeyID, start)
+	}
 }
 
-// KeylensHits counts the response for the session's key and the API, in
-// memory; a background shipper sends the counts to the sidecar's /hits.
-// It never blocks or fails the request.
+// KeylensHits counts the response for the key and the API, with the
+// request's latency, in memory; a background shipper sends the counts to
+// the sidecar's /hits. It never blocks or fails the request.
 func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if res == nil {
 		return
 	}
+	if st, key, latency, ok := claimStamp(r); ok {
+		st.hits.record(key, st.apiID, res.StatusCode, latency)
+		return
+	}
+	// Not stamped (the slot was taken by another request): count it
+	// from the session, without a latency.
 	s := ctx.GetSession(r)
 	if s == nil {
 		return
@@ -171,14 +253,9 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if key == "" {
 		return // not a key keylens resolved
 	}
-	def := ctx.GetDefinition(r)
-	st := stateFor(def)
+	st := stateFor(definitionOf(r))
 	if st.err != nil {
 		return
 	}
-	api := ""
-	if def != nil {
-		api = def.APIID
-	}
-	st.hits.record(key, api, res.StatusCode, -1)
+	st.hits.record(key, st.apiID, res.StatusCode, -1)
 }

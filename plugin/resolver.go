@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/cache"
@@ -31,22 +33,39 @@ type metaPair struct {
 }
 
 // resolver caches entries over the sidecar, keyed by a keyed hash of the
-// credential (cache.Key): it holds no raw key.
+// credential (cache.Key): it holds no raw key. A goroutine, started on
+// first use, follows the sidecar's change feed and drops what each change
+// makes stale as it commits; cache_ttl bounds an entry's life only when
+// the feed is lost.
 type resolver struct {
+	s       settings
 	client  *identity.Client
 	names   identity.HeaderNames
 	strip   *stripper
-	found   *cache.Cache[entry]
-	missing *cache.Cache[entry] // unknown or inactive, for a shorter time
+	found   *cache.Tracked[entry] // identities, indexed by key hash and developer
+	missing *cache.Cache[entry]   // unknown or inactive, for a shorter time
+
+	follow   sync.Once
+	followed atomic.Bool // the feed has answered once
+	sidecar  *outage     // lookups
+	feed     *outage     // the change feed
 }
 
 func newResolver(s settings) *resolver {
+	o := identity.ClientOptions{HTTPClient: &http.Client{Timeout: s.Timeout}, AssertionHeader: s.Headers.Assertion}
+	if s.RequireAssertion {
+		o.Verifier = identity.NewVerifier(s.SidecarURL, &http.Client{Timeout: s.Timeout})
+	}
 	return &resolver{
-		client:  identity.NewClient(s.SidecarURL, identity.ClientOptions{HTTPClient: &http.Client{Timeout: s.Timeout}}),
-		names:   s.Headers,
-		strip:   newStripper(s.Headers),
-		found:   cache.New[entry](s.CacheSize, int64(s.CacheTTL), nil),
+		s:      s,
+		client: identity.NewClient(s.SidecarURL, o),
+		names:  s.Headers,
+		strip:  newStripper(s.Headers),
+		found: cache.NewTracked[entry](s.CacheSize, int64(s.CacheTTL),
+			func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID }, nil),
 		missing: cache.New[entry](max(s.CacheSize/10, 100), int64(s.NegativeCacheTTL), nil),
+		sidecar: newOutage("the keylens sidecar at "+s.SidecarURL, "asking"),
+		feed:    newOutage("the keylens change feed at "+s.SidecarURL+"/changes", "following"),
 	}
 }
 
@@ -64,16 +83,25 @@ func (r *resolver) resolve(ctx context.Context, credential string, hint uint64) 
 	if e, ok := r.missing.Get(k, now, hint); ok {
 		return e, nil
 	}
+	r.follow.Do(func() { go r.followFeed() })
+	gen := r.found.Gen()
 	id, err := r.client.Fetch(ctx, credential)
 	switch {
 	case err == nil:
+		r.sidecar.ok()
 		e := r.prepare(id)
-		r.found.Add(k, *e, now)
+		r.found.Add(k, *e, now, gen)
 		return e, nil
 	case errors.Is(err, identity.ErrUnknownKey), errors.Is(err, identity.ErrInactive):
+		r.sidecar.ok()
 		e := &entry{err: err}
-		r.missing.Add(k, *e, now)
+		if r.found.Gen() == gen {
+			r.missing.Add(k, *e, now)
+		}
 		return e, nil
+	}
+	if ctx.Err() == nil {
+		r.sidecar.failed(err)
 	}
 	return nil, err
 }
@@ -90,7 +118,8 @@ const (
 
 func (r *resolver) prepare(id *identity.Identity) *entry {
 	e := &entry{id: id}
-	for _, h := range id.Headers(r.names) {
+	headers, _ := id.HeadersWithin(r.names, r.s.MaxHeaderBytes)
+	for _, h := range headers {
 		e.headers = append(e.headers, identity.Header{Name: textproto.CanonicalMIMEHeaderKey(h.Name), Value: h.Value})
 		e.values = append(e.values, []string{h.Value})
 	}
@@ -129,7 +158,7 @@ type stripper struct {
 
 func newStripper(n identity.HeaderNames) *stripper {
 	st := &stripper{names: n}
-	for _, name := range []string{n.DeveloperID, n.Email, n.KeyID, n.Policies, n.Assertion} {
+	for _, name := range []string{n.DeveloperID, n.Email, n.KeyID, n.Policies, n.Assertion, n.Truncated} {
 		if name != "" {
 			st.exact = append(st.exact, textproto.CanonicalMIMEHeaderKey(name))
 		}

@@ -33,6 +33,7 @@ func (r *Resolver) Follow(ctx context.Context, feed Feed) {
 			after, started = last, true
 			r.Purge()
 			r.lastContact.Store(time.Now().UnixNano())
+			r.advance(after)
 		}
 		changes, gap, err := feed.WaitForChanges(ctx, after, 1000, 25*time.Second)
 		if err != nil {
@@ -51,6 +52,7 @@ func (r *Resolver) Follow(ctx context.Context, feed Feed) {
 			r.Apply(c)
 			after = c.Seq
 		}
+		r.advance(after)
 		if n := len(changes); n > 0 {
 			r.m.feedLastSeq.Set(float64(after))
 			r.m.feedLag.Set(now.Sub(changes[n-1].Time).Seconds())
@@ -69,6 +71,49 @@ func (r *Resolver) feedFailed(ctx context.Context, err error, backoff *time.Dura
 	case <-time.After(*backoff):
 	}
 	*backoff = min(*backoff*2, 5*time.Second)
+}
+
+// advance records that the cache has applied the feed up to seq, and wakes
+// the readers waiting in WaitApplied.
+func (r *Resolver) advance(seq int64) {
+	r.feedMu.Lock()
+	defer r.feedMu.Unlock()
+	if seq == r.applied {
+		return
+	}
+	r.applied = seq
+	close(r.advanced)
+	r.advanced = make(chan struct{})
+}
+
+// Applied returns the change feed position the cache has applied: a lookup
+// made now reflects every change up to it. -1 until Follow has started.
+func (r *Resolver) Applied() int64 {
+	r.feedMu.Lock()
+	defer r.feedMu.Unlock()
+	return r.applied
+}
+
+// WaitApplied waits up to wait, or until ctx ends, for the applied position
+// to pass after, and returns it.
+func (r *Resolver) WaitApplied(ctx context.Context, after int64, wait time.Duration) int64 {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		r.feedMu.Lock()
+		applied, advanced := r.applied, r.advanced
+		r.feedMu.Unlock()
+		if applied > after || applied < 0 {
+			return applied
+		}
+		select {
+		case <-advanced:
+		case <-timer.C:
+			return applied
+		case <-ctx.Done():
+			return applied
+		}
+	}
 }
 
 // FeedHealthy reports whether the change feed answered within maxAge.

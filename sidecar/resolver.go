@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,9 +109,11 @@ type ResolverOptions struct {
 // Resolver turns credentials into entries, through a cache that the change
 // feed keeps honest.
 type Resolver struct {
-	store   Store
-	opts    ResolverOptions
-	cache   *cache.Cache[Entry]
+	store Store
+	opts  ResolverOptions
+	// cache holds found credentials, inactive ones included, indexed by
+	// key hash and developer for the change feed's invalidations.
+	cache   *cache.Tracked[Entry]
 	unknown *cache.Cache[struct{}]
 	m       *Metrics
 
@@ -120,15 +121,12 @@ type Resolver struct {
 
 	bcryptSlots chan struct{} // one token per Basic password check under way
 
-	// gen counts applied changes; a fill that read the store before a
-	// change and would be cached after it is not cached.
-	gen atomic.Uint64
-
-	// Indexes for invalidation. Almost every key has one cached credential
-	// and every developer a few keys, so small slices beat nested maps.
-	mu     sync.Mutex
-	byHash map[string][]cache.Key // key hash → cache keys
-	byDev  map[string][]string    // developer id → key hashes
+	// The change feed position applied to the cache (-1 until Follow
+	// starts), and a channel closed when it advances: GET /changes
+	// serves only what the cache has applied.
+	feedMu   sync.Mutex
+	applied  int64
+	advanced chan struct{}
 }
 
 // NewResolver returns a resolver over store.
@@ -162,9 +160,11 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
-	r := &Resolver{store: store, opts: o, m: o.Metrics,
-		byHash: map[string][]cache.Key{}, byDev: map[string][]string{}, bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
-	r.cache = cache.New(o.Size, int64(o.TTL), r.evicted)
+	r := &Resolver{store: store, opts: o, m: o.Metrics, applied: -1, advanced: make(chan struct{}),
+		bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
+	r.cache = cache.NewTracked(o.Size, int64(o.TTL),
+		func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
+		func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() })
 	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	return r
 }
@@ -197,18 +197,16 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 		return nil, ErrUnknown
 	}
 	r.m.cacheMisses.Inc()
-	gen := r.gen.Load()
+	gen := r.cache.Gen()
 	key, expires, err := r.lookupKey(ctx, credential)
 	if err == nil {
 		var e *Entry
 		if e, err = r.entryFor(key, expires); err == nil {
-			if r.gen.Load() == gen {
-				r.add(ck, e, now)
-			}
+			r.cache.Add(ck, *e, now, gen)
 			return e, nil
 		}
 	}
-	if errors.Is(err, ErrUnknown) && r.gen.Load() == gen {
+	if errors.Is(err, ErrUnknown) && r.cache.Gen() == gen {
 		r.unknown.Add(ck, struct{}{}, now)
 	}
 	return nil, err
@@ -452,85 +450,37 @@ func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, e
 	return e, nil
 }
 
-// add caches e under ck and indexes it for invalidation.
-func (r *Resolver) add(ck cache.Key, e *Entry, now int64) {
-	r.mu.Lock()
-	hash, dev := e.KeyID, e.DeveloperID
-	if !slices.Contains(r.byHash[hash], ck) {
-		r.byHash[hash] = append(r.byHash[hash], ck)
-	}
-	if !slices.Contains(r.byDev[dev], hash) {
-		r.byDev[dev] = append(r.byDev[dev], hash)
-	}
-	r.mu.Unlock()
-	r.cache.Add(ck, *e, now)
-}
-
-// evicted keeps the indexes in step with the cache.
-func (r *Resolver) evicted(ck cache.Key, e *Entry) {
-	r.m.cacheEvictions.Inc()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	hash, dev := e.KeyID, e.DeveloperID
-	cks := slices.DeleteFunc(r.byHash[hash], func(c cache.Key) bool { return c == ck })
-	if len(cks) > 0 {
-		r.byHash[hash] = cks
-		return
-	}
-	delete(r.byHash, hash)
-	if hs := slices.DeleteFunc(r.byDev[dev], func(h string) bool { return h == hash }); len(hs) > 0 {
-		r.byDev[dev] = hs
-	} else {
-		delete(r.byDev, dev)
-	}
-}
-
 // InvalidateKey drops every cached credential of a key hash.
-func (r *Resolver) InvalidateKey(hash string) {
-	r.gen.Add(1)
-	r.mu.Lock()
-	cks := slices.Clone(r.byHash[hash])
-	r.mu.Unlock()
-	for _, ck := range cks {
-		r.cache.Remove(ck) // evicted() updates the indexes
-	}
-}
+func (r *Resolver) InvalidateKey(hash string) { r.cache.InvalidateKey(hash) }
 
 // InvalidateDeveloper drops every cached credential of a developer.
-func (r *Resolver) InvalidateDeveloper(id string) {
-	r.gen.Add(1)
-	r.mu.Lock()
-	hashes := slices.Clone(r.byDev[id])
-	r.mu.Unlock()
-	for _, h := range hashes {
-		r.InvalidateKey(h)
-	}
-}
+func (r *Resolver) InvalidateDeveloper(id string) { r.cache.InvalidateDeveloper(id) }
 
 // Purge drops everything cached.
 func (r *Resolver) Purge() {
-	r.gen.Add(1)
 	r.cache.Purge()
 	r.unknown.Purge()
 }
 
-// Apply invalidates what one change can have made stale: the key it names,
-// or every key of a changed developer. A new key also clears the
-// unknown-credential cache, where it may be remembered as unknown.
+// Apply invalidates what one change can have made stale, by the rule every
+// keylens cache follows (identity.Change.Stale).
 func (r *Resolver) Apply(c portalstore.Change) {
-	if c.KeyHash != "" {
-		r.InvalidateKey(c.KeyHash)
+	hash, dev, newKey := wireChange(c).Stale()
+	if hash != "" {
+		r.cache.InvalidateKey(hash)
 	}
-	// A key change names its developer too, but only a change to the
-	// developer (fields, email, activation, deletion) alters what the
-	// developer's other keys resolve to.
-	if c.Kind == portalstore.ChangeDeveloper && c.DeveloperID != "" {
-		r.InvalidateDeveloper(c.DeveloperID)
+	if dev != "" {
+		r.cache.InvalidateDeveloper(dev)
 	}
-	if c.Kind == portalstore.ChangeKeyAdded {
-		r.gen.Add(1)
+	if newKey {
+		r.cache.Invalidated()
 		r.unknown.Purge()
 	}
+}
+
+// wireChange is c as the feed's readers receive it.
+func wireChange(c portalstore.Change) identity.Change {
+	return identity.Change{Seq: c.Seq, Time: c.Time, Kind: c.Kind, DeveloperID: c.DeveloperID, KeyHash: c.KeyHash, ClientID: c.ClientID}
 }
 
 // Len reports how many credentials are cached.

@@ -37,9 +37,13 @@ type Server struct {
 	Logger  *slog.Logger
 	// Hits commits what POST /hits reports; nil turns /hits off.
 	Hits HitWriter
-	// HitsSecret, when set, must be presented by POST /hits callers as
-	// "Authorization: Bearer <secret>".
+	// HitsSecret, when set, must be presented by POST /hits and GET
+	// /changes callers as "Authorization: Bearer <secret>": both are the
+	// Tyk plugin's.
 	HitsSecret string
+	// Feed serves GET /changes (the change feed, as far as Resolver has
+	// applied it); nil turns it off.
+	Feed Feed
 
 	m          *Metrics
 	keyHdr     []byte
@@ -63,6 +67,7 @@ const (
 	epDeveloper
 	epIntrospect
 	epHits
+	epChanges
 	numEndpoints
 )
 
@@ -77,7 +82,7 @@ const (
 )
 
 var (
-	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits"}
+	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits", "changes"}
 	resultNames   = [numResults]string{"ok", "unknown", "inactive", "bad_request", "unauthorized", "error"}
 )
 
@@ -183,6 +188,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.hits(ctx)
+	case "/changes":
+		if !ctx.IsGet() {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.changes(ctx)
 	case "/metrics":
 		s.metrics(ctx)
 	case "/healthz":
@@ -212,13 +223,25 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epAuth][outOK].observe(ctx.ConnID(), start)
 }
 
-// developer answers the identity JSON of the key in the key header.
+// developer answers the identity JSON of the key in the key header, with
+// its assertion when assertions are on. A refusal is marked with
+// identity.OutcomeHeader, which clients require (identity.Client.Fetch):
+// no other service's 401 or 403 can pass for "unknown" or "inactive".
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := now()
 	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
 	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
+		switch ctx.Response.StatusCode() {
+		case fasthttp.StatusUnauthorized:
+			ctx.Response.Header.Set(identity.OutcomeHeader, identity.OutcomeUnknown)
+		case fasthttp.StatusForbidden:
+			ctx.Response.Header.Set(identity.OutcomeHeader, identity.OutcomeInactive)
+		}
 		out.observe(ctx.ConnID(), start)
 		return
+	}
+	if s.Signer != nil && len(s.assertN) > 0 {
+		ctx.Response.Header.SetCanonical(s.assertN, s.Signer.assertionFor(e, start.Time()))
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(e.JSON())

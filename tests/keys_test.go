@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -423,5 +424,40 @@ func TestRawKeyWithSlashInPath(t *testing.T) {
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), `{"apply_policies":["pol-gold"]}`), 200, "OK", "Data updated")
 	if d := getDeveloper(t, in, dev); strings.Join(d.Keys[hash], ",") != "pol-gold" {
 		t.Errorf("keys %v", d.Keys)
+	}
+}
+
+// TestOrgID: --org-id (KEYLENS_ORG_ID) makes the gateway's org the portal's:
+// developers created from then on belong to it and the keys generated for
+// them embed it. Changing it later leaves stored developers in theirs.
+func TestOrgID(t *testing.T) {
+	const gatewayOrg, laterOrg = "5e9d9544a1dcd60001d0ed20", "5e9d9544a1dcd60001d0ed21"
+	store := "sqlite:" + filepath.Join(t.TempDir(), "keylens.db")
+	in := startKeylens(t, store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey}, "--org-id", gatewayOrg)
+	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
+	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
+	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
+	if org := portalstore.KeyOrg(a.RawKey); org != gatewayOrg {
+		t.Errorf("the key embeds org %q, want the gateway's %s", org, gatewayOrg)
+	}
+	d := decodeAs[developerOut](t, in.do("GET", "/api/portal/developers/"+dev, ""))
+	c := decodeAs[struct {
+		OrgID string `json:"org_id"`
+	}](t, in.do("GET", "/api/portal/catalogue", ""))
+	if d.OrgID != gatewayOrg || c.OrgID != gatewayOrg {
+		t.Errorf("developer org %q, catalogue org %q, want %s", d.OrgID, c.OrgID, gatewayOrg)
+	}
+	in.stop()
+
+	in = startKeylens(t, store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_ORG_ID=" + laterOrg})
+	later := createDeveloper(t, in, `{"email":"grace@example.com"}`)
+	b := decodeApproval(t, in.do("POST", "/api/portal/developers/"+later+"/keys", `{"apply_policies":["pol-token"]}`))
+	a2 := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
+	if portalstore.KeyOrg(b.RawKey) != laterOrg || portalstore.KeyOrg(a2.RawKey) != gatewayOrg {
+		t.Errorf("after the change: a new developer's key embeds %q (want %s), an older developer's %q (want %s)",
+			portalstore.KeyOrg(b.RawKey), laterOrg, portalstore.KeyOrg(a2.RawKey), gatewayOrg)
+	}
+	if !strings.Contains(in.stderr.String(), "the portal's org changes") {
+		t.Errorf("the change was not logged:\n%s", in.stderr)
 	}
 }

@@ -65,15 +65,21 @@ func TestSidecarDeveloperLookup(t *testing.T) {
 	}
 	for name, auth := range map[string]string{"missing": "", "unknown": "not-a-key", "truncated": raw[:20]} {
 		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": auth})
-		if r.Status != 401 || !strings.Contains(string(r.Body), `"error"`) {
-			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		if r.Status != 401 || !strings.Contains(string(r.Body), `"error"`) || r.Header.Get(identity.OutcomeHeader) != identity.OutcomeUnknown {
+			t.Errorf("%s: %d %s %v", name, r.Status, r.Body, r.Header)
 		}
 	}
 	// Deactivated: 403.
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":true,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
 	waitUntil(t, "deactivation reaches the sidecar", func() bool {
-		return in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw}).Status == 403
+		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw})
+		return r.Status == 403 && r.Header.Get(identity.OutcomeHeader) == identity.OutcomeInactive
 	})
+	// The admin API is no sidecar: the client says so rather than "unknown key".
+	if _, err := identity.NewClient(in.AdminURL, identity.ClientOptions{}).Fetch(context.Background(), raw); !errors.Is(err, identity.ErrNotSidecar) ||
+		!strings.Contains(err.Error(), "answered 401 without X-Keylens-Outcome") {
+		t.Errorf("client pointed at the admin API: %v", err)
+	}
 
 	// The Go client upstream services use.
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":false,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
@@ -196,6 +202,12 @@ func TestSidecarForwardAuth(t *testing.T) {
 		if _, err := v.Verify(context.Background(), "forged"); err == nil {
 			t.Error("a forged assertion verified")
 		}
+	}
+	// /developer carries the assertion too: a client that requires one
+	// accepts the answer.
+	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{Verifier: identity.NewVerifier(in.SidecarURL, nil)})
+	if id, err := c.Fetch(context.Background(), raw); err != nil || id.DeveloperID != dev {
+		t.Errorf("client requiring assertions: %+v, %v", id, err)
 	}
 	// Envoy's ext_authz appends the original path to /auth.
 	if r := in.sidecar("GET", "/auth/orders/1?x=y", nil, map[string]string{"Authorization": raw}); r.Status != 200 || r.Header.Get("X-Developer-Id") != dev {
@@ -417,5 +429,82 @@ func TestIdentityHeadersBounded(t *testing.T) {
 	}
 	if m := string(in.sidecar("GET", "/metrics", nil, nil).Body); !strings.Contains(m, "keylens_sidecar_identity_headers_truncated_total 1") {
 		t.Error("/metrics does not count the truncation")
+	}
+}
+
+// TestSidecarChangeFeed: GET /changes serves the change feed to the Tyk
+// plugin, guarded by the hits secret, and serves a change only once the
+// sidecar's own cache has applied it: right after reading a revocation, a
+// lookup of the key is refused.
+func TestSidecarChangeFeed(t *testing.T) {
+	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_HITS_SECRET=feed-secret"})
+	dev, raw := issuedKey(t, in)
+	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{})
+	ctx := context.Background()
+	if _, err := c.Changes(ctx, -1, 0, ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the secret: %v", err)
+	}
+	if r := in.sidecar("GET", "/changes?after=x", nil, map[string]string{"Authorization": "Bearer feed-secret"}); r.Status != 400 {
+		t.Errorf("after=x: %d %s", r.Status, r.Body)
+	}
+	var start *identity.Changes
+	waitUntil(t, "the sidecar follows the feed", func() bool {
+		var err error
+		start, err = c.Changes(ctx, -1, 0, "feed-secret")
+		return err == nil
+	})
+	if start.Last < 1 || len(start.Changes) != 0 {
+		t.Fatalf("start position %+v: want the newest change, none listed", start)
+	}
+	if id, err := c.Fetch(ctx, raw); err != nil || id.DeveloperID != dev {
+		t.Fatalf("key before revocation: %v", err)
+	}
+	type polled struct {
+		ch  *identity.Changes
+		err error
+		at  time.Time
+	}
+	done := make(chan polled, 1)
+	go func() {
+		ch, err := c.Changes(ctx, start.Last, 10*time.Second, "feed-secret")
+		done <- polled{ch, err, time.Now()}
+	}()
+	// Give the poll time to start waiting, to exercise the wake-up; the
+	// assertions hold either way (a poll that starts late answers at once).
+	time.Sleep(100 * time.Millisecond)
+	revoked := time.Now()
+	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), ""), 200, "OK", "Data deleted")
+	var p polled
+	select {
+	case p = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long poll did not answer")
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	t.Logf("revocation served by the long poll %v after the DELETE answered", p.at.Sub(revoked).Round(time.Microsecond))
+	if p.at.Sub(revoked) > time.Second {
+		t.Errorf("the long poll answered %v after the revocation", p.at.Sub(revoked))
+	}
+	var found bool
+	for _, ch := range p.ch.Changes {
+		found = found || (ch.Kind == identity.ChangeKeyRevoked && ch.KeyHash == portalstore.HashKey(raw) && ch.DeveloperID == dev)
+	}
+	if !found || p.ch.Last <= start.Last || p.ch.Reset {
+		t.Fatalf("changes %+v: want the revocation of %s", p.ch, portalstore.HashKey(raw))
+	}
+	// Served only once applied: the sidecar itself refuses the key now.
+	if _, err := c.Fetch(ctx, raw); !errors.Is(err, identity.ErrUnknownKey) {
+		t.Errorf("right after the change was served, the sidecar answered %v", err)
+	}
+	// A position the feed never reached (a reader of a recreated store):
+	// reset, at once, to where this sidecar stands.
+	if ch, err := c.Changes(ctx, 1<<40, 10*time.Second, "feed-secret"); err != nil || !ch.Reset || ch.Last != p.ch.Last {
+		t.Errorf("a position ahead of the feed: %+v, %v", ch, err)
+	}
+	// Nothing newer: a short poll answers empty at its position.
+	if ch, err := c.Changes(ctx, p.ch.Last, 50*time.Millisecond, "feed-secret"); err != nil || len(ch.Changes) != 0 || ch.Last != p.ch.Last {
+		t.Errorf("empty poll: %+v, %v", ch, err)
 	}
 }

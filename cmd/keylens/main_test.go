@@ -33,6 +33,10 @@ func TestParseFlags_Precedence(t *testing.T) {
 	if c.SidecarAddr != "127.0.0.1:8181" {
 		t.Errorf("default sidecar address %s", c.SidecarAddr)
 	}
+	m = NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(nil, env(map[string]string{"KEYLENS_ORG_ID": "5e9d9544a1dcd60001d0ed20"})); err != nil || m.Config.OrgID != "5e9d9544a1dcd60001d0ed20" {
+		t.Errorf("KEYLENS_ORG_ID: %q, %v", m.Config.OrgID, err)
+	}
 }
 
 func TestParseFlags_DefaultsAreValid(t *testing.T) {
@@ -67,6 +71,9 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"open /hits on every address", []string{"serve", "--sidecar-addr", "0.0.0.0:8181"}, exitUsage, "needs a secret: set --hits-secret"},
 		{"open /hits on a host name", []string{"sidecar", "--sidecar-addr", "gateway-1:8181"}, exitUsage, "needs a secret: set --hits-secret"},
 		{"too little room for hits", []string{"serve", "--hits-max-pending", "9999"}, exitUsage, "--hits-max-pending must be at least 10000"},
+		{"org id with a quote", []string{"serve", "--org-id", `5e9d"x`}, exitUsage, "--org-id"},
+		{"org id with a backslash", []string{"serve", "--org-id", `5e9d\x`}, exitUsage, "no quotes, backslashes or control characters"},
+		{"org id is the portal's", []string{"sidecar", "--org-id", "5e9d9544a1dcd60001d0ed20"}, exitUsage, "flag provided but not defined: -org-id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

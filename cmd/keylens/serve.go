@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -45,6 +46,7 @@ type Config struct {
 	AdminAddr   string
 	SidecarAddr string
 	AdminKey    string
+	OrgID       string // keylens serve: the portal's org, as the gateway's
 	KeyHash     string
 	LogLevel    string
 	LogFormat   string
@@ -132,6 +134,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if !m.SidecarOnly {
 		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
+		fs.StringVar(&c.OrgID, "org-id", "", "the portal's org id: set it to the Tyk gateway's org, which the keys keylens generates embed and its policies live in; when unset, the one generated on first run")
 	} else {
 		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "with --portal: the portal's admin key")
@@ -161,7 +164,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "the window of the sign-in failure limits")
-	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits callers must send Authorization: Bearer <secret>")
+	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits and GET /changes callers (the Tyk plugin) must send Authorization: Bearer <secret>")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
 	fs.StringVar(&c.TykRedis, "tyk-redis", "", "consume the Tyk gateway's analytics records from this Redis: redis://[:password@]host:port/db (rediss:// for TLS)")
@@ -328,6 +331,11 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
 		}
 	}
+	if c.OrgID != "" {
+		if err := validateOrgID(c.OrgID); err != nil {
+			problems = append(problems, fmt.Errorf("--org-id: %w", err))
+		}
+	}
 	if c.AssertionKey != "" && !c.Assertions {
 		problems = append(problems, errors.New("--assertion-key is set but --assertions is off"))
 	}
@@ -411,6 +419,21 @@ func (c *Config) tykConsumerID() string {
 	return tykanalytics.ConsumerIDFrom(host) + "-" + hex.EncodeToString(sum[:4])
 }
 
+// validateOrgID accepts any org id a key can embed: Tyk's are 24 hex
+// characters, but any non-empty id without '"', '\\' or control characters
+// goes into a key's JSON as it is.
+func validateOrgID(org string) error {
+	if len(org) > 256 {
+		return errors.New("at most 256 characters")
+	}
+	for _, r := range org {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == utf8.RuneError {
+			return fmt.Errorf("%q: no quotes, backslashes or control characters", org)
+		}
+	}
+	return nil
+}
+
 func validateAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -479,6 +502,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	keyHash, err := m.adminKeyHash(ctx)
 	if err != nil {
+		return err
+	}
+	if err := m.settleOrgID(ctx); err != nil {
 		return err
 	}
 	api, err := rest.NewServer(rest.Config{
@@ -557,7 +583,7 @@ func (m *Main) startSidecar(bg context.Context) error {
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
 	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret}
+		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret, Feed: m.backend}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {
@@ -704,6 +730,33 @@ func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
 	}
 	copy(sum[:], b)
 	return sum, nil
+}
+
+// settleOrgID makes --org-id the portal's org: developers created from now
+// on belong to it, and the keys keylens generates for them embed it.
+// Developers already stored keep theirs.
+func (m *Main) settleOrgID(ctx context.Context) error {
+	org := m.Config.OrgID
+	if org == "" {
+		return nil
+	}
+	prev, err := m.db.Setting(ctx, portalstore.SettingOrgID)
+	if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev == org {
+		return nil
+	}
+	if err := m.db.PutSetting(ctx, portalstore.SettingOrgID, org); err != nil {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev != "" {
+		m.logger.Warn("the portal's org changes: developers created from now on, and their keys, carry the new org; developers already stored keep theirs",
+			"from", prev, "to", org)
+	} else {
+		m.logger.Info("the portal's org", "org_id", org)
+	}
+	return nil
 }
 
 // listen binds addr now, so a taken port fails start-up, and serves h.

@@ -5,3 +5,5 @@
 module github.com/TykTechnologies/tyk
 
 go 1.22
+
+require github.com/TykTechnologies/murmur3 v0.0.0-20230310161213-aad17efd5632

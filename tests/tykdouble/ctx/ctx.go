@@ -4,8 +4,12 @@
 // Semantics, as the gateway's: values live in the request's context; a
 // setter replaces the request's context in place (*r = *r.WithContext(…)),
 // so the caller's *http.Request sees it. SetSession fills an empty KeyID
-// from the request's auth token; scheduleUpdate asks the gateway to persist
-// the session.
+// from the request's auth token, sets the key hash (the hash of KeyID,
+// hashed keys on), makes KeyID the request's auth token, and with
+// scheduleUpdate touches the session, which the gateway then writes to its
+// store under the hash of the auth token. GetDefinition returns a deep
+// copy of the definition, made by reflection on every call; the pointer
+// itself is the context's value under Definition.
 package ctx
 
 import (
@@ -13,18 +17,42 @@ import (
 	"net/http"
 
 	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/internal/double"
+	"github.com/TykTechnologies/tyk/storage"
 	"github.com/TykTechnologies/tyk/user"
 )
 
 // Key is the type of the context keys.
 type Key uint
 
-// The context keys the double uses.
+// The context keys, in the gateway's order.
 const (
 	SessionData Key = iota
+	// Deprecated: the gateway now marks the session itself (Touch).
 	UpdateSession
 	AuthToken
+	HashedAuthToken
+	VersionData
+	VersionName
+	VersionDefault
+	OrgSessionContext
+	ContextData
+	RetainHost
+	TrackThisEndpoint
+	DoNotTrackThisEndpoint
+	UrlRewritePath
+	RequestMethod
+	OrigRequestURL
+	LoopLevel
+	LoopLevelLimit
+	ThrottleLevel
+	ThrottleLevelLimit
+	Trace
+	CheckLoopLimits
+	UrlRewriteTarget
+	TransformedRequestMethod
 	Definition
+	RequestStatus
 )
 
 func setContext(r *http.Request, c context.Context) {
@@ -41,17 +69,26 @@ func GetSession(r *http.Request) *user.SessionState {
 }
 
 // SetSession stores s as the request's session. An empty KeyID takes the
-// request's auth token. scheduleUpdate asks the gateway to persist s.
+// request's auth token, and KeyID becomes the auth token. scheduleUpdate
+// asks the gateway to persist s.
 func SetSession(r *http.Request, s *user.SessionState, scheduleUpdate bool, hashKey ...bool) {
 	if s == nil {
-		panic("SetSession called with nil session")
+		panic("setting a nil context SessionData")
 	}
 	if s.KeyID == "" {
 		s.KeyID = GetAuthToken(r)
 	}
+	hashKeys := double.HashKeys
+	if len(hashKey) > 1 { // sic: the gateway reads the argument only when given two
+		hashKeys = hashKey[0]
+	}
+	if s.KeyHashEmpty() {
+		s.SetKeyHash(storage.HashKey(s.KeyID, hashKeys))
+	}
 	c := context.WithValue(r.Context(), SessionData, s)
+	c = context.WithValue(c, AuthToken, s.KeyID)
 	if scheduleUpdate {
-		c = context.WithValue(c, UpdateSession, true)
+		s.Touch()
 	}
 	setContext(r, c)
 }
@@ -64,10 +101,18 @@ func GetAuthToken(r *http.Request) string {
 	return ""
 }
 
-// GetDefinition returns the definition of the API serving the request.
+// SetDefinition puts the API's definition in the request's context, as the
+// gateway does before it calls a Go plugin hook.
+func SetDefinition(r *http.Request, s *apidef.APIDefinition) {
+	setContext(r, context.WithValue(r.Context(), Definition, s))
+}
+
+// GetDefinition returns a deep copy of the definition of the API serving
+// the request, made by reflection: costly on a request path.
 func GetDefinition(r *http.Request) *apidef.APIDefinition {
 	if d, ok := r.Context().Value(Definition).(*apidef.APIDefinition); ok {
-		return d
+		double.DefinitionClones.Add(1)
+		return double.Clone(d)
 	}
 	return nil
 }

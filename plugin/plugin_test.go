@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -49,38 +48,29 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building keylens: %v\n%s", err, out)
 			return 1
 		}
+		ready := filepath.Join(dir, "ready.json")
 		cmd := exec.Command(bin, "serve", "--store", "sqlite:"+filepath.Join(dir, "k.db"), "--admin-addr", "127.0.0.1:0",
-			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--assertions")
+			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--assertions", "--ready-file", ready)
 		cmd.Env = append(os.Environ(), "KEYLENS_ADMIN_KEY="+adminKey)
-		stderr, _ := cmd.StderrPipe()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			panic(err)
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		addrs := make(chan [2]string, 2)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var rec struct{ Msg, Addr string }
-				if json.Unmarshal(sc.Bytes(), &rec) == nil {
-					switch rec.Msg {
-					case "admin API listening":
-						addrs <- [2]string{"admin", rec.Addr}
-					case "sidecar listening":
-						addrs <- [2]string{"sidecar", rec.Addr}
-					}
+		// keylens writes its listeners' URLs to the ready file once both
+		// listen: its one readiness signal.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if b, err := os.ReadFile(ready); err == nil {
+				var urls map[string]string
+				if err := json.Unmarshal(b, &urls); err != nil {
+					fmt.Fprintln(os.Stderr, "ready file:", err)
+					return 1
 				}
+				kl.admin, kl.sidecar = urls["admin"], urls["sidecar"]
+				break
 			}
-		}()
-		for range 2 {
-			select {
-			case a := <-addrs:
-				if a[0] == "admin" {
-					kl.admin = "http://" + a[1]
-				} else {
-					kl.sidecar = "http://" + a[1]
-				}
-			case <-time.After(30 * time.Second):
+			if time.Now().After(deadline) {
 				fmt.Fprintln(os.Stderr, "keylens did not start")
 				return 1
 			}

@@ -154,6 +154,13 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	// One credential a request: with two Authorization (or key) headers,
+	// proxies and servers disagree on which one counts.
+	if len(ctx.Request.Header.PeekAll(fasthttp.HeaderAuthorization)) > 1 ||
+		(s.KeyHeader != fasthttp.HeaderAuthorization && len(ctx.Request.Header.PeekAll(s.KeyHeader)) > 1) {
+		jsonError(ctx, fasthttp.StatusBadRequest, "send one "+s.KeyHeader+" header")
+		return
+	}
 	path := ctx.Path()
 	if bytes.HasPrefix(path, []byte("/auth/")) {
 		// Envoy's ext_authz appends the original path to its path_prefix.

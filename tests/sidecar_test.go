@@ -508,3 +508,23 @@ func TestSidecarChangeFeed(t *testing.T) {
 		t.Errorf("empty poll: %+v, %v", ch, err)
 	}
 }
+
+// TestOneAuthorizationHeaderAtTheSidecar: two Authorization headers are a
+// 400 at the sidecar, not "the first wins".
+func TestOneAuthorizationHeaderAtTheSidecar(t *testing.T) {
+	in := startDefault(t)
+	_, raw := issuedKey(t, in)
+	for _, path := range []string{"/auth", "/developer"} {
+		req, _ := http.NewRequest("GET", in.SidecarURL+path, nil)
+		req.Header.Add("Authorization", raw)
+		req.Header.Add("Authorization", "another")
+		if r := send(t, req); r.Status != 400 {
+			t.Errorf("%s with two Authorization headers: %d %s", path, r.Status, r.Body)
+		}
+		req, _ = http.NewRequest("GET", in.SidecarURL+path, nil)
+		req.Header.Set("Authorization", raw)
+		if r := send(t, req); r.Status != 200 {
+			t.Errorf("%s with one: %d", path, r.Status)
+		}
+	}
+}

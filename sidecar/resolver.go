@@ -33,10 +33,12 @@ import (
 // credential (the SQL store, or a portal's admin API).
 type Store = portalstore.CredentialService
 
-// Outcomes other than an identity. Neither is a failure of keylens.
+// Outcomes other than an identity. Neither is a failure of keylens. They
+// are the identity contract's own errors: the sidecar, identity.Client and
+// the Tyk plugin speak one vocabulary.
 var (
-	ErrUnknown  = errors.New("unknown credential")
-	ErrInactive = errors.New("developer inactive")
+	ErrUnknown  = identity.ErrUnknownKey
+	ErrInactive = identity.ErrInactive
 )
 
 // ErrBusy: every slot for a Basic password check is taken; the caller

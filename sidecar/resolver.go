@@ -7,21 +7,14 @@ package sidecar
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/identity"
@@ -121,7 +114,8 @@ type Resolver struct {
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
 
-	bcryptSlots chan struct{} // one token per Basic password check under way
+	bcryptSlots chan struct{}   // one token per Basic password check under way
+	authn       []authenticator // the credential kinds, asked in order
 
 	// The change feed position applied to the cache (-1 until Follow
 	// starts), and a channel closed when it advances: GET /changes
@@ -168,6 +162,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
 		func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() })
 	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
+	r.authn = r.authenticators()
 	return r
 }
 
@@ -213,202 +208,6 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	}
 	return nil, err
 }
-
-// lookupKey finds the stored credential a request's credential names,
-// verifying Basic passwords and JWT signatures. It returns the credential's
-// own expiry (a JWT's exp) when it has one.
-func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalstore.Credential, int64, error) {
-	cred := bytes.TrimSpace(credential)
-	switch {
-	case len(cred) == 0 || len(cred) > maxCredential:
-		return nil, 0, ErrUnknown
-	case hasPrefixFold(cred, "basic "):
-		return r.lookupBasic(ctx, bytes.TrimSpace(cred[6:]))
-	case hasPrefixFold(cred, "bearer "):
-		cred = bytes.TrimSpace(cred[7:])
-	}
-	if bytes.Count(cred, []byte{'.'}) == 2 {
-		return r.lookupJWT(ctx, string(cred))
-	}
-	k, err := r.findKey(ctx, portalstore.HashKey(string(cred)))
-	return k, 0, err
-}
-
-// maxCredential bounds what is hashed and parsed; real keys and JWTs are
-// far shorter.
-const maxCredential = 8 << 10
-
-func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
-	start := time.Now()
-	k, err := r.store.ResolveKey(ctx, hash)
-	r.m.observeStore("key", start, err)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		return nil, ErrUnknown
-	}
-	return k, err
-}
-
-func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstore.Credential, int64, error) {
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
-	n, err := base64.StdEncoding.Decode(raw, encoded)
-	if err != nil {
-		return nil, 0, ErrUnknown
-	}
-	user, pass, ok := bytes.Cut(raw[:n], []byte{':'})
-	if !ok || len(user) == 0 {
-		return nil, 0, ErrUnknown
-	}
-	select {
-	case r.bcryptSlots <- struct{}{}:
-		defer func() { <-r.bcryptSlots }()
-	default:
-		return nil, 0, ErrBusy
-	}
-	start := time.Now()
-	c, err := r.store.ResolveBasicUser(ctx, string(user))
-	r.m.observeStore("basic", start, err)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		portalstore.CheckPassword("", string(pass)) // same cost as a real check
-		return nil, 0, ErrUnknown
-	} else if err != nil {
-		return nil, 0, err
-	}
-	if c.Key.AuthType != portalstore.AuthBasic || !portalstore.CheckPassword(c.Key.BasicPasswordHash, string(pass)) {
-		return nil, 0, ErrUnknown
-	}
-	return c, 0, nil
-}
-
-// jwtMethods are the algorithms a JWT may name at all; "none" is never
-// among them. Which of them a given key accepts is pinned by its material
-// in keyFor.
-var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-	"ES256", "ES384", "ES512", "EdDSA"}
-
-func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Credential, int64, error) {
-	if !numericDates(token) {
-		return nil, 0, ErrUnknown
-	}
-	var key *portalstore.Credential
-	claims := jwt.RegisteredClaims{}
-	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods), jwt.WithLeeway(r.opts.JWTLeeway), jwt.WithIssuedAt())
-	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		if _, ok := t.Header["crit"]; ok {
-			// RFC 7515 §4.1.11: extensions the recipient must
-			// understand; keylens understands none.
-			return nil, ErrUnknown
-		}
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, ErrUnknown
-		}
-		k, err := r.findKey(ctx, portalstore.HashKey(kid))
-		if errors.Is(err, ErrUnknown) {
-			return nil, ErrUnknown
-		} else if err != nil {
-			return nil, storeError{err}
-		}
-		if k.Key.AuthType != portalstore.AuthJWT {
-			return nil, ErrUnknown
-		}
-		key = k
-		return verificationKey(&k.Key, t.Method)
-	})
-	if err != nil {
-		// A store failure stays a failure; everything else about a token
-		// (malformed, bad signature, expired, wrong algorithm) is an
-		// unknown credential.
-		var se storeError
-		if errors.As(err, &se) {
-			return nil, 0, se.error
-		}
-		return nil, 0, ErrUnknown
-	}
-	var exp int64
-	if claims.ExpiresAt != nil {
-		exp = claims.ExpiresAt.Unix()
-	}
-	return key, exp, nil
-}
-
-// DefaultJWTLeeway is the clock skew tolerated on JWT dates.
-const DefaultJWTLeeway = 30 * time.Second
-
-// maxNumericDate is the latest exp, nbf or iat a token may carry: the end
-// of year 9999. Later dates (exp=1e30, say) are not dates but garbage, and
-// a credential that never expires in practice should say so by leaving
-// exp out.
-const maxNumericDate = 253402300799
-
-// numericDates reports whether the token's exp, nbf and iat, when present,
-// are what RFC 7519 §2 says they are: JSON numbers (not strings, which
-// golang-jwt would read as numbers), finite, from 1970 to the year 9999.
-func numericDates(token string) bool {
-	first := strings.IndexByte(token, '.')
-	last := strings.LastIndexByte(token, '.')
-	if first < 0 || last <= first {
-		return false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(token[first+1 : last])
-	if err != nil {
-		return true // malformed: the parser refuses it
-	}
-	var claims map[string]json.RawMessage
-	if json.Unmarshal(payload, &claims) != nil {
-		return true // not an object: the parser refuses it
-	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		raw, ok := claims[name]
-		if !ok {
-			continue
-		}
-		var n json.Number
-		if len(raw) == 0 || raw[0] == '"' || json.Unmarshal(raw, &n) != nil {
-			return false
-		}
-		f, err := n.Float64()
-		if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-			return false
-		}
-	}
-	return true
-}
-
-// verificationKey returns the key to check a token signed with method,
-// refusing any method the key's material does not pin: an HMAC secret
-// verifies only HS*, a public key only its own family, so an HMAC token
-// can never be checked against a public key used as a secret.
-func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) {
-	if k.JWTPublicKey == "" {
-		if _, ok := method.(*jwt.SigningMethodHMAC); ok && k.JWTSecret != "" {
-			return []byte(k.JWTSecret), nil
-		}
-		return nil, ErrUnknown
-	}
-	pub, err := portalstore.ParsePublicKeyPEM(k.JWTPublicKey)
-	if err != nil {
-		return nil, ErrUnknown
-	}
-	switch pub.(type) {
-	case *rsa.PublicKey:
-		switch method.(type) {
-		case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
-			return pub, nil
-		}
-	case *ecdsa.PublicKey:
-		if _, ok := method.(*jwt.SigningMethodECDSA); ok {
-			return pub, nil
-		}
-	case ed25519.PublicKey:
-		if _, ok := method.(*jwt.SigningMethodEd25519); ok {
-			return pub, nil
-		}
-	}
-	return nil, ErrUnknown
-}
-
-// storeError carries a store failure out of the JWT keyfunc.
-type storeError struct{ error }
 
 // entryFor builds the entry of a credential: the encoded answers.
 func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, error) {

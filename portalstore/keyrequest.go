@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/keylens/keylens/identity"
 )
 
 // KeyRequest is a developer's request for a key to one or more policies,
@@ -256,25 +258,21 @@ type CredentialService interface {
 	ResolveBasicUser(ctx context.Context, username string) (*Credential, error)
 }
 
-// Change kinds in the change feed.
+// Change kinds in the change feed: the identity contract's, which every
+// follower of the feed (sidecar, Tyk plugin) reads.
 const (
-	ChangeDeveloper    = "developer"     // a developer was created, updated, deactivated or deleted
-	ChangeKeyAdded     = "key_added"     // a key now resolves
-	ChangeKeyUpdated   = "key_updated"   // a key's policies changed
-	ChangeKeyRevoked   = "key_revoked"   // a key no longer resolves
-	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted
+	ChangeDeveloper    = identity.ChangeDeveloper    // a developer was created, updated, deactivated or deleted
+	ChangeKeyAdded     = identity.ChangeKeyAdded     // a key now resolves
+	ChangeKeyUpdated   = identity.ChangeKeyUpdated   // a key's policies changed
+	ChangeKeyRevoked   = identity.ChangeKeyRevoked   // a key no longer resolves
+	ChangeOAuthRemoved = identity.ChangeOAuthRemoved // an OAuth client was deleted
 )
 
 // Change is one entry of the change feed: something that can alter how a
-// key resolves. Seq increases with every change and is never reused.
-type Change struct {
-	Seq         int64     `json:"seq"`
-	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"`
-	DeveloperID string    `json:"developer_id,omitempty"`
-	KeyHash     string    `json:"key_hash,omitempty"`
-	ClientID    string    `json:"client_id,omitempty"`
-}
+// key resolves. Seq increases with every change and is never reused. The
+// type is the identity contract's, so that the store, the admin API, the
+// sidecar and the plugin pass one shape.
+type Change = identity.Change
 
 // ChangeService reads the change feed.
 type ChangeService interface {

@@ -80,7 +80,7 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) {
 				if c.Seq > applied {
 					break // not in this sidecar's cache yet
 				}
-				out.Changes = append(out.Changes, wireChange(c))
+				out.Changes = append(out.Changes, c)
 				out.Last = c.Seq
 			}
 			if gap {

@@ -266,7 +266,7 @@ func (r *Resolver) Purge() {
 // Apply invalidates what one change can have made stale, by the rule every
 // keylens cache follows (identity.Change.Stale).
 func (r *Resolver) Apply(c portalstore.Change) {
-	hash, dev, newKey := wireChange(c).Stale()
+	hash, dev, newKey := c.Stale()
 	if hash != "" {
 		r.cache.InvalidateKey(hash)
 	}
@@ -277,11 +277,6 @@ func (r *Resolver) Apply(c portalstore.Change) {
 		r.cache.Invalidated()
 		r.unknown.Purge()
 	}
-}
-
-// wireChange is c as the feed's readers receive it.
-func wireChange(c portalstore.Change) identity.Change {
-	return identity.Change{Seq: c.Seq, Time: c.Time, Kind: c.Kind, DeveloperID: c.DeveloperID, KeyHash: c.KeyHash, ClientID: c.ClientID}
 }
 
 // Len reports how many credentials are cached.

@@ -9,9 +9,9 @@ import (
 )
 
 // The hooks read the time from a clock kept to within clockTick by a
-// goroutine: time.Now costs ~50 ns on some virtual machines, more than the
-// rest of a response hook, and neither an hour bucket nor a cache TTL of
-// seconds needs better.
+// goroutine: time.Now can cost more than the rest of a response hook on
+// virtual machines (docs/benchmarks.md), and neither an hour bucket nor a
+// cache TTL of seconds needs better.
 const clockTick = 50 * time.Millisecond
 
 var (

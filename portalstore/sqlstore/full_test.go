@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
@@ -51,5 +53,41 @@ func TestFullStore(t *testing.T) {
 	}
 	if err := db.Ping(ctx); err != nil {
 		t.Errorf("Ping after space returned: %v", err)
+	}
+}
+
+// TestRehashToConfiguredCost: a password stored at another bcrypt cost (an
+// import, or an older --bcrypt-cost) is stored again at the configured cost
+// on its next successful check; a failed check changes nothing.
+func TestRehashToConfiguredCost(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "k.db"))
+	cheap, err := bcrypt.GenerateFromPassword([]byte("imported-password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &portalstore.Developer{Email: "imported@example.com", Password: string(cheap)}
+	if err := db.CreateDeveloper(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	cost := func() int {
+		got, _ := db.FindDeveloperByEmail(ctx, d.Email)
+		c, err := bcrypt.Cost([]byte(got.PasswordHash))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if _, err := db.VerifyCredentials(ctx, d.Email, "wrong-password"); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED || cost() != bcrypt.MinCost {
+		t.Fatalf("a failed check: %v, cost %d", err, cost())
+	}
+	if _, err := db.VerifyCredentials(ctx, d.Email, "imported-password"); err != nil {
+		t.Fatal(err)
+	}
+	if c := cost(); c != portalstore.BcryptCost() {
+		t.Errorf("after a successful check the hash has cost %d, want the configured %d", c, portalstore.BcryptCost())
+	}
+	if _, err := db.VerifyCredentials(ctx, d.Email, "imported-password"); err != nil {
+		t.Errorf("the rehashed password: %v", err)
 	}
 }

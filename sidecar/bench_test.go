@@ -185,7 +185,11 @@ func BenchmarkCachedIdentityMemory(b *testing.B) {
 func BenchmarkAuthHandler(b *testing.B) {
 	f := newFixture(b)
 	a := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
-	h := (&sidecar.Server{Resolver: f.r}).Handler()
+	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
 	// Prime the cache directly: a RequestCtx outside a server is not a
 	// usable context.Context for the store, and the hit path never uses it.
 	if _, err := f.r.Resolve(context.Background(), []byte(a.RawKey)); err != nil {

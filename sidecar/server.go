@@ -19,8 +19,8 @@ import (
 	"github.com/keylens/keylens/identity/hits"
 )
 
-// Server is the sidecar's HTTP face.
-type Server struct {
+// Config is what the sidecar serves and how.
+type Config struct {
 	Resolver *Resolver
 	// KeyHeader is the request header that carries the credential;
 	// default Authorization.
@@ -44,7 +44,14 @@ type Server struct {
 	// Feed serves GET /changes (the change feed, as far as Resolver has
 	// applied it); nil turns it off.
 	Feed Feed
+}
 
+// Server is the sidecar's HTTP face: NewServer, then Handler or
+// NewFastHTTPServer.
+type Server struct {
+	Config
+
+	handler    fasthttp.RequestHandler
 	m          *Metrics
 	keyHdr     []byte
 	assertN    []byte
@@ -91,18 +98,21 @@ const (
 	maxBodySize   = hits.MaxBody // a POST /hits body; far more than a form
 )
 
-// Handler returns the request handler.
-func (s *Server) Handler() fasthttp.RequestHandler {
-	s.m = s.Resolver.m
-	if s.KeyHeader == "" {
-		s.KeyHeader = "Authorization"
+// NewServer checks c and builds the sidecar's handler.
+func NewServer(c Config) (*Server, error) {
+	if c.Resolver == nil {
+		return nil, errors.New("sidecar: the server needs a Resolver")
 	}
-	if s.Logger == nil {
-		s.Logger = slog.New(slog.DiscardHandler)
+	if c.KeyHeader == "" {
+		c.KeyHeader = "Authorization"
 	}
-	if s.Gatherer == nil {
-		s.Gatherer = prometheus.DefaultGatherer
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.DefaultGatherer
+	}
+	s := &Server{Config: c, m: c.Resolver.m}
 	s.keyHdr = []byte(s.KeyHeader)
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
@@ -113,8 +123,12 @@ func (s *Server) Handler() fasthttp.RequestHandler {
 		}
 	}
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-	return s.serve
+	s.handler = s.serve
+	return s, nil
 }
+
+// Handler returns the request handler.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
 
 // NewFastHTTPServer wraps the handler with limits that keep hostile input
 // cheap: bounded headers and bodies, timeouts.

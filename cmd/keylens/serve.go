@@ -582,16 +582,16 @@ func (m *Main) startSidecar(bg context.Context) error {
 	})
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
-	srv := &sidecar.Server{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
+	cfg := sidecar.Config{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
 		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret, Feed: m.backend}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {
 			return fmt.Errorf("--assertion-key: %w", err)
 		}
-		srv.Signer = signer
+		cfg.Signer = signer
 	}
-	srv.Healthy = func() error {
+	cfg.Healthy = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := m.backend.Ping(ctx); err != nil {
@@ -610,6 +610,10 @@ func (m *Main) startSidecar(bg context.Context) error {
 	}
 	go res.Follow(bg, m.backend)
 
+	srv, err := sidecar.NewServer(cfg)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.SidecarAddr)
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)

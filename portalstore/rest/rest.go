@@ -411,6 +411,10 @@ func (s *Server) writeDecodeError(w http.ResponseWriter, r *http.Request, err er
 	s.writeError(w, r, err)
 }
 
+// apiActor is who acts through the REST API: the admin key is its only
+// credential.
+var apiActor = portalstore.Actor{Name: portalstore.ActorAdminKey, Via: portalstore.ViaAPI}
+
 // requireAdmin lets through requests whose Authorization header carries the
 // admin key, raw as Tyk Dashboard clients send it or after "Bearer ".
 // The comparison is of SHA-256 digests in constant time.
@@ -431,7 +435,8 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, envelope{Status: "Error", Message: "Not authorised"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		// Every change the request makes is recorded as the admin key's.
+		next.ServeHTTP(w, r.WithContext(portalstore.WithActor(r.Context(), apiActor)))
 	})
 }
 

@@ -143,6 +143,9 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, d.ID, "", ""); err != nil {
 		return err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperCreated, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email); err != nil {
+		return err
+	}
 	for _, hash := range sortedKeys(d.Keys) {
 		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
 			return err
@@ -169,6 +172,51 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	if err != nil {
 		return err
 	}
+	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// PatchDeveloper changes the members p names, in one transaction.
+func (db *DB) PatchDeveloper(ctx context.Context, id string, p portalstore.DeveloperPatch) (*portalstore.Developer, error) {
+	// A new password is hashed before the transaction: bcrypt is slow.
+	hash := ""
+	if p.Password != "" {
+		h, err := portalstore.HashPassword(p.Password)
+		if err != nil {
+			return nil, err
+		}
+		hash = h
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	d := p.Apply(cur)
+	d.Password = ""
+	if err := d.PrepareUpdate(tx.now); err != nil {
+		return nil, err
+	}
+	if hash != "" {
+		d.PasswordHash, d.PasswordUpdated = hash, tx.now
+	}
+	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
+		return nil, err
+	}
+	return d, tx.Commit()
+}
+
+// updateDeveloper writes d, a prepared replacement of cur, inside tx: the
+// row, the key diff, subscriptions and OAuth clients, the change feed and
+// the audit trail.
+func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer) error {
+	id := cur.ID
 	d.MergeUpdate(cur)
 	if err := checkEmailFree(ctx, tx, d.Email, id); err != nil {
 		return err
@@ -188,6 +236,10 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 		return err
 	}
 	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperUpdated, portalstore.ObjectDeveloper, id, id,
+		portalstore.DeveloperChanges(cur, d)); err != nil {
 		return err
 	}
 	diff := portalstore.DiffKeys(cur.Keys, d.Keys)
@@ -218,10 +270,7 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 			return err
 		}
 	}
-	if err := writeSubscriptionsAndClients(ctx, tx, d); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return writeSubscriptionsAndClients(ctx, tx, d)
 }
 
 // DeleteDeveloper removes a developer; their keys, subscriptions and OAuth
@@ -241,7 +290,17 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
+	var email string
+	if err := tx.QueryRowContext(ctx, `SELECT email FROM developers WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
+		return errDeveloperNotFound
+	} else if err != nil {
+		return err
+	}
 	if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperDeleted, portalstore.ObjectDeveloper, id, id,
+		fmt.Sprintf("%s, with %d keys", email, len(hashes))); err != nil {
 		return err
 	}
 	for _, h := range hashes {
@@ -321,6 +380,9 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
 		d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperPassword, portalstore.ObjectDeveloper, id, id, cur.Email); err != nil {
 		return err
 	}
 	return tx.Commit()

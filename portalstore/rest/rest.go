@@ -178,28 +178,6 @@ type list[T any] struct {
 	Pages int `json:"Pages"`
 }
 
-// errorStatus maps domain error codes to HTTP status codes.
-var errorStatus = map[string]int{
-	portalstore.ECONFLICT:     http.StatusConflict,
-	portalstore.EINVALID:      http.StatusBadRequest,
-	portalstore.ENOTFOUND:     http.StatusNotFound,
-	portalstore.EUNAUTHORIZED: http.StatusUnauthorized,
-	portalstore.EINTERNAL:     http.StatusInternalServerError,
-	portalstore.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	portalstore.EFULL:         http.StatusInsufficientStorage,
-	portalstore.ELIMITED:      http.StatusTooManyRequests,
-}
-
-// errorCode maps a status code back to its domain error code, for the
-// client: the other direction of errorStatus.
-var errorCode = func() map[int]string {
-	m := make(map[int]string, len(errorStatus))
-	for code, status := range errorStatus {
-		m[status] = code
-	}
-	return m
-}()
-
 // writeError answers err in the envelope. Only internal errors are logged:
 // the rest are the client's, and their message says what went wrong.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -210,7 +188,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case portalstore.EFULL:
 		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
-	status := errorStatus[code]
+	status := portalstore.HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -17,7 +17,8 @@ build:
 
 ## run: start `keylens serve` on the embedded SQLite store (./data/keylens.db).
 run: build
-	@echo "keylens: portal API on http://127.0.0.1:3000, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"
+	@echo "keylens: admin console on http://127.0.0.1:3000/admin/ (sign in with the admin key it prints on first start, or KEYLENS_ADMIN_KEY),"
+	@echo "         portal API on http://127.0.0.1:3000/api/, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"
 	./$(BIN) serve
 
 ## test: install what the tests need, then vet, run every test with the race detector, and fuzz briefly.

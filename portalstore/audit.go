@@ -91,6 +91,9 @@ type AuditEntry struct {
 	DeveloperID string `json:"developer_id"`
 	// Detail says what changed, in a line; never a secret.
 	Detail string `json:"detail"`
+	// DeveloperEmail is the developer's current email, filled on reads;
+	// "" once the developer is deleted.
+	DeveloperEmail string `json:"developer_email,omitempty"`
 }
 
 // NewAuditEntry returns the entry for a change made at now by the actor

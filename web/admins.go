@@ -212,7 +212,7 @@ func activityRowOf(e portalstore.AuditEntry) activityRow {
 	if row.What == "" {
 		row.What = e.Action
 	}
-	if e.DeveloperID != "" {
+	if e.DeveloperEmail != "" { // the developer still exists
 		row.DevLink = Prefix + "developers/" + e.DeveloperID
 		if e.ObjectType == portalstore.ObjectKey && e.Action != portalstore.AuditKeyRevoked {
 			row.ObjectLink = row.DevLink + "/keys/" + e.ObjectID

@@ -273,7 +273,7 @@ func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	c.render(w, r, status, "error", view{Title: http.StatusText(status), Error: portalstore.ErrorMessage(err)})
+	c.render(w, r, status, "error", view{Title: http.StatusText(status), Data: portalstore.ErrorMessage(err)})
 }
 
 // redirect answers a POST with 303 to path, with a flash message by name.

@@ -521,8 +521,8 @@ func TestActivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := b.get("/admin/activity")
-	want(t, p, http.StatusOK, "root@example.com<br><span class=\"hint\">via console</span>", "edited developer", "deactivated",
-		"admin key<br><span class=\"hint\">via api</span>", "added developer", "other@example.com", "added admin")
+	want(t, p, http.StatusOK, `<span class="nowrap">root@example.com</span><br><span class="hint">via console</span>`, "edited developer", "deactivated",
+		`<span class="nowrap">admin key</span><br><span class="hint">via api</span>`, "added developer", "other@example.com", "added admin")
 	if strings.Index(p.Body, "other@example.com") > strings.Index(p.Body, "deactivated") {
 		t.Error("activity is not newest first")
 	}

@@ -115,7 +115,7 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 func (c *Console) refuseForm(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := context.WithValue(r.Context(), sessionKey{}, s)
 	c.render(w, r.WithContext(ctx), http.StatusForbidden, "error", view{Title: "Form refused",
-		Error: "This form was not sent from this console session, or it was sent from a page older than your sign-in. " +
+		Data: "This form was not sent from this console session, or it was sent from a page older than your sign-in. " +
 			"Nothing was changed. Go back, reload the page and try again."})
 }
 

@@ -44,7 +44,7 @@ func (c *Console) checkSignInForm(w http.ResponseWriter, r *http.Request) bool {
 	if r.ParseForm() != nil || err != nil || ck.Value == "" || !sameOrigin(r) ||
 		subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(ck.Value)) != 1 {
 		c.render(w, r, http.StatusForbidden, "error", view{Title: "Form refused",
-			Error: "This sign-in form is stale or was not sent from this console. Open the sign-in page again."})
+			Data: "This sign-in form is stale or was not sent from this console. Open the sign-in page again."})
 		return false
 	}
 	return true

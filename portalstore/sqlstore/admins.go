@@ -259,14 +259,15 @@ func (db *DB) FindAudit(ctx context.Context, f portalstore.AuditFilter) ([]porta
 	defer tx.Rollback()
 	where, args := "1 = 1", []any{}
 	if f.DeveloperID != "" {
-		where, args = "developer_id = ?", append(args, f.DeveloperID)
+		where, args = "a.developer_id = ?", append(args, f.DeveloperID)
 	}
 	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log WHERE `+where, args...).Scan(&total); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log a WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	query := `SELECT seq, at, actor, actor_id, via, action, object_type, object_id, developer_id, detail FROM audit_log WHERE ` +
-		where + ` ORDER BY seq DESC`
+	query := `SELECT a.seq, a.at, a.actor, a.actor_id, a.via, a.action, a.object_type, a.object_id, a.developer_id, a.detail,
+		COALESCE(d.email, '') FROM audit_log a LEFT JOIN developers d ON d.id = a.developer_id AND a.developer_id <> ''
+		WHERE ` + where + ` ORDER BY a.seq DESC`
 	if f.Limit > 0 {
 		query += ` LIMIT ? OFFSET ?`
 		args = append(args, f.Limit, max(f.Offset, 0))
@@ -275,7 +276,8 @@ func (db *DB) FindAudit(ctx context.Context, f portalstore.AuditFilter) ([]porta
 	err = eachRow(ctx, tx, query, args, func(rows *sql.Rows) error {
 		var e portalstore.AuditEntry
 		var at string
-		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.ActorID, &e.Via, &e.Action, &e.ObjectType, &e.ObjectID, &e.DeveloperID, &e.Detail); err != nil {
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.ActorID, &e.Via, &e.Action, &e.ObjectType, &e.ObjectID, &e.DeveloperID, &e.Detail,
+			&e.DeveloperEmail); err != nil {
 			return err
 		}
 		t, err := time.Parse(changeTimeLayout, at)

@@ -332,8 +332,14 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	if total != len(forDev) || len(page) != 3 || page[0].Seq != forDev[2].Seq || page[2].Seq != forDev[4].Seq {
 		t.Errorf("developer filter, page 2..4: total %d (want %d), %+v", total, len(forDev), page)
 	}
-	if deleted, n, err := s.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: other.ID}); err != nil || n != 2 || len(deleted) != 2 {
-		t.Errorf("a deleted developer's trail: %d entries, %v; want created and deleted", n, err)
+	if deleted, n, err := s.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: other.ID}); err != nil || n != 2 || len(deleted) != 2 ||
+		deleted[0].DeveloperEmail != "" {
+		t.Errorf("a deleted developer's trail: %d entries, %v; want created and deleted, without an email", n, err)
+	}
+	for _, e := range page {
+		if e.DeveloperEmail != d.Email {
+			t.Errorf("entry %d: developer email %q, want the current %q", e.Seq, e.DeveloperEmail, d.Email)
+		}
 	}
 }
 

@@ -25,7 +25,7 @@ const testAdminKey = "console-test-admin-key-0123456789"
 // testConsole is the console over a real SQLite file, in process, with a
 // clock the test moves.
 type testConsole struct {
-	t   *testing.T
+	t   testing.TB
 	db  *sqlstore.DB
 	c   *Console
 	h   http.Handler
@@ -33,7 +33,7 @@ type testConsole struct {
 	now time.Time
 }
 
-func newTestConsole(t *testing.T, opts ...func(*Config)) *testConsole {
+func newTestConsole(t testing.TB, opts ...func(*Config)) *testConsole {
 	t.Helper()
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {

@@ -55,6 +55,12 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 		where = `email_lower LIKE ? ESCAPE '\'`
 		args = append(args, "%"+escapeLike(strings.ToLower(f.EmailContains))+"%")
 	}
+	if f.EmailContains != "" && !db.pg {
+		devs, total, ok, err := findFewDevelopers(ctx, tx, where, args, f)
+		if ok || err != nil {
+			return devs, total, err
+		}
+	}
 	var total int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM developers WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
@@ -67,6 +73,43 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 	devs, err := queryDevelopers(ctx, tx, query, args...)
 	return devs, total, err
 }
+
+// findFewDevelopers answers an email search on SQLite when few developers
+// match: one scan of the email index (emails and rowids only) finds them
+// all, and only their rows are read and sorted. Walking the rows in id
+// order instead would read every developer to find a handful, after a
+// second scan to count them. ok is false when more than selectiveSearch
+// match: walking the id order then finds a page sooner.
+func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f portalstore.DeveloperFilter) (devs []*portalstore.Developer, total int, ok bool, err error) {
+	var rowids []any
+	scanArgs := append(append([]any{}, args...), selectiveSearch+1)
+	if err := eachRow(ctx, tx, `SELECT rowid FROM developers WHERE `+where+` LIMIT ?`, scanArgs, func(rows *sql.Rows) error {
+		var id int64
+		err := rows.Scan(&id)
+		rowids = append(rowids, id)
+		return err
+	}); err != nil {
+		return nil, 0, false, err
+	}
+	if len(rowids) > selectiveSearch {
+		return nil, 0, false, nil
+	}
+	if len(rowids) == 0 {
+		return []*portalstore.Developer{}, 0, true, nil
+	}
+	total = len(rowids)
+	query := `SELECT ` + developerColumns + ` FROM developers WHERE rowid IN (` + placeholders(total) + `) ORDER BY id`
+	if f.Limit > 0 {
+		query += ` LIMIT ? OFFSET ?`
+		rowids = append(rowids, f.Limit, max(f.Offset, 0))
+	}
+	devs, err = queryDevelopers(ctx, tx, query, rowids...)
+	return devs, total, true, err
+}
+
+// selectiveSearch is the most matches of an email search that SQLite reads
+// by rowid and sorts; more, and walking the id order finds a page sooner.
+const selectiveSearch = 2000
 
 // CreateDeveloper validates and stores d.
 func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {

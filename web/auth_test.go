@@ -392,3 +392,22 @@ func TestCSRF(t *testing.T) {
 	fresh := tc.browser()
 	want(t, fresh.do("POST", "/admin/signin/key", url.Values{"key": {testAdminKey}, "csrf": {"forged"}}), http.StatusForbidden)
 }
+
+// Behind a proxy that rewrites Host, a form's Origin names the public host.
+func TestOriginBehindAProxy(t *testing.T) {
+	tc := newTestConsole(t, func(c *Config) { c.PublicHost = "keylens.example.com" })
+	b := tc.signedIn()
+	for origin, status := range map[string]int{"https://keylens.example.com": http.StatusSeeOther, "https://evil.example": http.StatusForbidden,
+		"http://console.test": http.StatusSeeOther} {
+		req := httptestRequest("POST", "/admin/developers", url.Values{"email": {"o" + strconv.Itoa(status) + "-" + strings.Split(origin, "//")[1] + "@example.com"}, "csrf": {b.csrf}}, b)
+		req.Header.Set("Origin", origin)
+		if rec := serve(tc, req); rec.Code != status {
+			t.Errorf("Origin %s: %d, want %d", origin, rec.Code, status)
+		}
+	}
+	req := httptestRequest("POST", "/admin/developers", url.Values{"email": {"fetch@example.com"}, "csrf": {b.csrf}}, b)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if rec := serve(tc, req); rec.Code != http.StatusForbidden {
+		t.Errorf("Sec-Fetch-Site cross-site without Origin: %d", rec.Code)
+	}
+}

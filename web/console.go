@@ -51,6 +51,10 @@ type Config struct {
 	// Secure marks cookies Secure: the console is reached over https
 	// (--public-url https://…).
 	Secure bool
+	// PublicHost is the host (and port) browsers reach the console at,
+	// when a proxy in front may change the Host header: a form POST's
+	// Origin may name it as well as the request's Host.
+	PublicHost string
 	// Gravatar shows developers' Gravatar images over their initials; the
 	// Content-Security-Policy then allows images from www.gravatar.com.
 	Gravatar bool

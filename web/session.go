@@ -93,7 +93,7 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 		sess := &session{Session: s, csrf: csrfToken(ck.Value)}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-			if err := r.ParseForm(); err != nil || !sameOrigin(r) ||
+			if err := r.ParseForm(); err != nil || !c.sameOrigin(r) ||
 				subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sess.csrf)) != 1 {
 				c.refuseForm(w, r, sess)
 				return
@@ -123,10 +123,10 @@ func (c *Console) refuseForm(w http.ResponseWriter, r *http.Request, s *session)
 // Sec-Fetch-Site) says it came from another site. Browsers send one of
 // them with every form POST; a request with neither is not a browser's and
 // stands on its CSRF token alone.
-func sameOrigin(r *http.Request) bool {
+func (c *Console) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
+		return err == nil && u.Host != "" && (u.Host == r.Host || u.Host == c.PublicHost)
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

@@ -41,7 +41,7 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 func (c *Console) checkSignInForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	ck, err := r.Cookie(signInCookie)
-	if r.ParseForm() != nil || err != nil || ck.Value == "" || !sameOrigin(r) ||
+	if r.ParseForm() != nil || err != nil || ck.Value == "" || !c.sameOrigin(r) ||
 		subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(ck.Value)) != 1 {
 		c.render(w, r, http.StatusForbidden, "error", view{Title: "Form refused",
 			Data: "This sign-in form is stale or was not sent from this console. Open the sign-in page again."})

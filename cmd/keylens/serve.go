@@ -544,6 +544,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Developers: db, Catalogue: db, Keys: db, Hits: db, Admins: db, Sessions: db, Audit: db,
 		AdminKeyHash: keyHash,
 		Secure:       strings.HasPrefix(m.Config.PublicURL, "https://"),
+		PublicHost:   publicHost(m.Config.PublicURL),
 		Gravatar:     m.Config.ConsoleGravatar,
 		PerAccount:   signIn.PerAccount, PerClient: signIn.PerClient,
 		Logger: m.logger,
@@ -911,6 +912,14 @@ func (m *Main) Close() error {
 		m.logger.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// publicHost is the host[:port] of --public-url ("" when unset).
+func publicHost(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // isLoopback reports whether a listen address (host:port, validated) is

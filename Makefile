@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 
-.PHONY: all build run test fuzz bench vet fmt-check deps docker plugin clean
+.PHONY: all build run test fuzz bench vet fmt-check deps docker plugin clean screenshots
 
 all: build
 
@@ -17,7 +17,8 @@ build:
 
 ## run: start `keylens serve` on the embedded SQLite store (./data/keylens.db).
 run: build
-	@echo "keylens: portal API on http://127.0.0.1:3000, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"
+	@echo "keylens: admin console on http://127.0.0.1:3000/admin/ (sign in with the admin key it prints on first start, or KEYLENS_ADMIN_KEY),"
+	@echo "         portal API on http://127.0.0.1:3000/api/, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"
 	./$(BIN) serve
 
 ## test: install what the tests need, then vet, run every test with the race detector, and fuzz briefly.
@@ -30,6 +31,10 @@ test: deps vet fmt-check
 
 deps:
 	@./scripts/test-deps.sh
+
+## screenshots: photograph every console screen at 1280x800 into docs/screenshots/ (the browser test, in chromium).
+screenshots: deps
+	KEYLENS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestConsoleInABrowser$$' ./tests/
 
 # The plugin is tested in a workspace with a double of the gateway's packages
 # (tests/tykdouble); its go.mod never names the gateway.

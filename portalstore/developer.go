@@ -182,6 +182,10 @@ type DeveloperService interface {
 	// EINVALID and ECONFLICT as for CreateDeveloper. d is updated to what
 	// was stored.
 	UpdateDeveloper(ctx context.Context, id string, d *Developer) error
+	// PatchDeveloper changes the members p names and keeps every other,
+	// reading and writing in one transaction; it returns what was
+	// stored. ENOTFOUND, EINVALID and ECONFLICT as for UpdateDeveloper.
+	PatchDeveloper(ctx context.Context, id string, p DeveloperPatch) (*Developer, error)
 	// DeleteDeveloper removes the developer and every key of theirs;
 	// ENOTFOUND if none.
 	DeleteDeveloper(ctx context.Context, id string) error

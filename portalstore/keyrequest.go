@@ -224,6 +224,10 @@ type KeyService interface {
 	ResetKeyQuota(ctx context.Context, devID, keyHash string) error
 	// DeleteOAuthClient removes an OAuth client by its client id.
 	DeleteOAuthClient(ctx context.Context, clientID string) error
+	// FindDeveloperKeys returns the keys of developer devID, oldest
+	// first, without their secrets (hashes of basic passwords, JWT
+	// material); none for an unknown developer.
+	FindDeveloperKeys(ctx context.Context, devID string) ([]*Key, error)
 	// FindKey returns the key with hash; ENOTFOUND if none.
 	FindKey(ctx context.Context, hash string) (*Key, error)
 	// FindKeyByBasicUsername returns the basic-auth key of username.

@@ -18,6 +18,8 @@ declare -A pkg=(
 	[initdb]=postgresql # the PostgreSQL store's tests start a throwaway cluster
 	[caddy]=caddy       # forward-auth end-to-end test (forward_auth), with docs/gateways/caddy-keylens.Caddyfile
 	[redis-server]=redis-server # Tyk analytics tests start a throwaway Redis
+	[chromium]=chromium # the console's browser tests (chromedp), headless
+	[npm]=npm           # fetches axe-core, the accessibility engine the browser tests inject
 )
 
 if ! have go; then
@@ -53,4 +55,24 @@ if ! "$nginx_bin" -V 2>&1 | grep -q http_auth_request_module; then
 	echo "test-deps: $nginx_bin lacks the auth_request module" >&2
 	exit 1
 fi
-echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | head -1), $(redis-server --version | cut -d' ' -f1-3)"
+
+# axe-core, the accessibility engine the console's browser tests inject, from
+# the npm registry into a cache outside the repository; its one file is
+# copied to tests/testdata/ (ignored by git). Pinned, so that every run checks
+# the same rules.
+AXE_VERSION=4.14.1
+axe_cache="${KEYLENS_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/keylens-test}/axe-core-$AXE_VERSION"
+axe_file="$axe_cache/node_modules/axe-core/axe.min.js"
+if [ ! -s "$axe_file" ]; then
+	echo "test-deps: fetching axe-core $AXE_VERSION"
+	mkdir -p "$axe_cache"
+	if ! npm install --prefix "$axe_cache" --no-save --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION" >/dev/null || [ ! -s "$axe_file" ]; then
+		echo "test-deps: npm could not fetch axe-core $AXE_VERSION" >&2
+		exit 1
+	fi
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$here/tests/testdata"
+cp "$axe_file" "$here/tests/testdata/axe.min.js"
+
+echo "test-deps: $(go version | cut -d' ' -f3), $("$nginx_bin" -v 2>&1), $(ls -d /usr/lib/postgresql/*/bin | head -1), $(redis-server --version | cut -d' ' -f1-3), $(chromium --version 2>/dev/null | head -1), axe-core $AXE_VERSION"

@@ -2,6 +2,7 @@
 //
 //	keylens serve [flags]     portal REST API and sidecar in one process
 //	keylens sidecar [flags]   the sidecar alone, beside a gateway, on a shared store or a portal
+//	keylens admin add EMAIL   add an admin account of the console
 //	keylens rotate-secrets-key  re-seal the secrets at rest under a new key
 //	keylens version
 package main
@@ -62,6 +63,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return exitFailed
 		}
 		return exitOK
+	case "admin":
+		return adminCommand(context.Background(), args[1:], getenv, stdout, stderr)
 	case "rotate-secrets-key":
 		return rotateSecretsKey(context.Background(), args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
@@ -81,6 +84,8 @@ const usage = `keylens: which developer owns this key?
 Usage:
   keylens serve [flags]     run the portal REST API and the sidecar (keylens serve -h for flags)
   keylens sidecar [flags]   run the sidecar alone on a shared store or a portal (keylens sidecar -h)
+  keylens admin add EMAIL   add an admin account of the console (the password is asked for, or read from stdin)
+  keylens admin list        list the console's admin accounts
   keylens rotate-secrets-key [flags]
                             re-seal the JWT and OAuth secrets at rest under a new key (-h for flags)
   keylens version           print the version

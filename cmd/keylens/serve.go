@@ -37,6 +37,7 @@ import (
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
 	"github.com/keylens/keylens/tykanalytics"
+	"github.com/keylens/keylens/web"
 )
 
 // Config is everything `keylens serve` and `keylens sidecar` are told.
@@ -47,10 +48,15 @@ type Config struct {
 	SidecarAddr string
 	AdminKey    string
 	OrgID       string // keylens serve: the portal's org, as the gateway's
-	KeyHash     string
-	LogLevel    string
-	LogFormat   string
-	ReadyFile   string
+	// PublicURL is where browsers reach the admin listener; an https
+	// URL marks the console's cookies Secure.
+	PublicURL string
+	// ConsoleGravatar shows developers' Gravatar images in the console.
+	ConsoleGravatar bool
+	KeyHash         string
+	LogLevel        string
+	LogFormat       string
+	ReadyFile       string
 	// SecretsKeyFile names a file holding the key that seals secrets at
 	// rest; KEYLENS_SECRETS_KEY may carry the key itself instead.
 	SecretsKeyFile string
@@ -135,6 +141,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:3000", "address of the portal REST API")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
 		fs.StringVar(&c.OrgID, "org-id", "", "the portal's org id: set it to the Tyk gateway's org, which the keys keylens generates embed and its policies live in; when unset, the one generated on first run")
+		fs.StringVar(&c.PublicURL, "public-url", "", "the URL browsers reach the admin listener at (e.g. https://keylens.example.com behind a TLS proxy); https marks the console's cookies Secure")
+		fs.BoolVar(&c.ConsoleGravatar, "console-gravatar", true, "show developers' Gravatar images in the console (the browser then asks www.gravatar.com for a digest of each viewed developer's email); false shows initials only")
 	} else {
 		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
 		fs.StringVar(&c.AdminKey, "admin-key", "", "with --portal: the portal's admin key")
@@ -342,6 +350,11 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if !sidecarOnly && c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
 		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			problems = append(problems, fmt.Errorf("--public-url %q: want an absolute http or https URL without credentials", c.PublicURL))
+		}
+	}
 	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
 		problems = append(problems, fmt.Errorf("--admin-key: must be at least %d characters", minAdminKeyLength))
 	}
@@ -507,6 +520,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.settleOrgID(ctx); err != nil {
 		return err
 	}
+	// One limiter pair for every sign-in: a client guessing at the console
+	// and at verify_credentials is counted once.
+	signIn := rest.SignInLimits{PerAccount: guard.New(m.Config.LoginMaxFailures, m.Config.LoginFailureWindow),
+		PerClient: guard.New(m.Config.LoginClientMaxFailures, m.Config.LoginFailureWindow)}
 	api, err := rest.NewServer(rest.Config{
 		Developers:   db,
 		Catalogue:    db,
@@ -517,17 +534,36 @@ func (m *Main) Run(ctx context.Context) error {
 		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
-		SignInLimits: rest.SignInLimits{PerAccount: guard.New(m.Config.LoginMaxFailures, m.Config.LoginFailureWindow),
-			PerClient: guard.New(m.Config.LoginClientMaxFailures, m.Config.LoginFailureWindow)},
+		SignInLimits: signIn,
+		Logger:       m.logger,
+	})
+	if err != nil {
+		return err
+	}
+	console, err := web.New(web.Config{
+		Developers: db, Catalogue: db, Keys: db, Hits: db, Admins: db, Sessions: db, Audit: db,
+		AdminKeyHash: keyHash,
+		Secure:       strings.HasPrefix(m.Config.PublicURL, "https://"),
+		PublicHost:   publicHost(m.Config.PublicURL),
+		Gravatar:     m.Config.ConsoleGravatar,
+		PerAccount:   signIn.PerAccount, PerClient: signIn.PerClient,
 		Logger: m.logger,
 	})
 	if err != nil {
 		return err
 	}
-	if err := m.listen("admin API", m.Config.AdminAddr, api.Handler(), api.Shutdown); err != nil {
+	admin := http.NewServeMux()
+	admin.Handle(web.Prefix, console.Handler())
+	admin.Handle("/", api.Handler())
+	if err := m.listen("admin API", m.Config.AdminAddr, admin, api.Shutdown); err != nil {
 		return err
 	}
 	m.urls["admin"] = "http://" + m.servers[len(m.servers)-1].Addr
+	m.urls["console"] = m.urls["admin"] + web.Prefix
+	if m.Config.PublicURL != "" {
+		m.urls["console"] = strings.TrimSuffix(m.Config.PublicURL, "/") + web.Prefix
+	}
+	m.logger.Info("admin console", "url", m.urls["console"])
 	go m.pruneChanges(bg)
 	return m.ready()
 }
@@ -724,7 +760,7 @@ func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
 	}
 	if stored == hex.EncodeToString(newHash[:]) {
 		fmt.Fprintf(m.stdout, "\nkeylens generated an admin key. It is shown only this once; the store keeps only its hash.\n\n"+
-			"    export KEYLENS_ADMIN_KEY=%s\n\nSend it as the Authorization header of portal API calls.\n\n", key)
+			"    export KEYLENS_ADMIN_KEY=%s\n\nSend it as the Authorization header of portal API calls, and sign in to the admin console with it.\n\n", key)
 	} else {
 		m.logger.Info("using the admin key whose hash is in the store (set --admin-key or KEYLENS_ADMIN_KEY to use another)")
 	}
@@ -876,6 +912,14 @@ func (m *Main) Close() error {
 		m.logger.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// publicHost is the host[:port] of --public-url ("" when unset).
+func publicHost(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // isLoopback reports whether a listen address (host:port, validated) is

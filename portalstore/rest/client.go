@@ -84,7 +84,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode != http.StatusOK {
 		var env envelope
 		_ = json.Unmarshal(answer, &env)
-		code := errorCode[resp.StatusCode]
+		code := portalstore.CodeOfStatus(resp.StatusCode)
 		if resp.StatusCode == http.StatusRequestEntityTooLarge || resp.StatusCode == http.StatusMethodNotAllowed {
 			code = portalstore.EINVALID // the request's own fault: too large, or a method the route does not take
 		}

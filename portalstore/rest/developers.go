@@ -207,7 +207,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.Developers.SetPassword(r.Context(), r.PathValue("id"), in.Password); err != nil {
 		if code := portalstore.ErrorCode(err); code == portalstore.EINVALID || code == portalstore.ENOTFOUND {
-			writeJSON(w, errorStatus[code], envelope{Status: "Error", Message: "Developer password validation failed."})
+			writeJSON(w, portalstore.HTTPStatus(code), envelope{Status: "Error", Message: "Developer password validation failed."})
 			return
 		}
 		s.writeError(w, r, err)

@@ -178,28 +178,6 @@ type list[T any] struct {
 	Pages int `json:"Pages"`
 }
 
-// errorStatus maps domain error codes to HTTP status codes.
-var errorStatus = map[string]int{
-	portalstore.ECONFLICT:     http.StatusConflict,
-	portalstore.EINVALID:      http.StatusBadRequest,
-	portalstore.ENOTFOUND:     http.StatusNotFound,
-	portalstore.EUNAUTHORIZED: http.StatusUnauthorized,
-	portalstore.EINTERNAL:     http.StatusInternalServerError,
-	portalstore.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	portalstore.EFULL:         http.StatusInsufficientStorage,
-	portalstore.ELIMITED:      http.StatusTooManyRequests,
-}
-
-// errorCode maps a status code back to its domain error code, for the
-// client: the other direction of errorStatus.
-var errorCode = func() map[int]string {
-	m := make(map[int]string, len(errorStatus))
-	for code, status := range errorStatus {
-		m[status] = code
-	}
-	return m
-}()
-
 // writeError answers err in the envelope. Only internal errors are logged:
 // the rest are the client's, and their message says what went wrong.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -210,7 +188,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case portalstore.EFULL:
 		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
-	status := errorStatus[code]
+	status := portalstore.HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -411,6 +389,10 @@ func (s *Server) writeDecodeError(w http.ResponseWriter, r *http.Request, err er
 	s.writeError(w, r, err)
 }
 
+// apiActor is who acts through the REST API: the admin key is its only
+// credential.
+var apiActor = portalstore.Actor{Name: portalstore.ActorAdminKey, Via: portalstore.ViaAPI}
+
 // requireAdmin lets through requests whose Authorization header carries the
 // admin key, raw as Tyk Dashboard clients send it or after "Bearer ".
 // The comparison is of SHA-256 digests in constant time.
@@ -431,7 +413,8 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, envelope{Status: "Error", Message: "Not authorised"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		// Every change the request makes is recorded as the admin key's.
+		next.ServeHTTP(w, r.WithContext(portalstore.WithActor(r.Context(), apiActor)))
 	})
 }
 

@@ -78,19 +78,35 @@ func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error 
 	if _, err := tx.ExecContext(ctx, `INSERT INTO catalogue (id, org_id, apis) VALUES (?, ?, ?)`, c.ID, c.OrgID, string(apis)); err != nil {
 		return err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditCatalogueUpdated, portalstore.ObjectCatalogue, c.ID, "", portalstore.CatalogueChanges(cur, c)); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
 // PortalConfig returns the stored configuration, or the defaults.
 func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, error) {
-	var p portalstore.PortalConfig
-	raw, err := db.Setting(ctx, settingPortalConfig)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		org, _ := db.Setting(ctx, portalstore.SettingOrgID)
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return loadPortalConfig(ctx, tx)
+}
+
+func loadPortalConfig(ctx context.Context, tx *Tx) (*portalstore.PortalConfig, error) {
+	var raw string
+	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, settingPortalConfig).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		var org string
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, portalstore.SettingOrgID).Scan(&org); err != nil {
+			return nil, err
+		}
 		return &portalstore.PortalConfig{OrgID: org}, nil
 	} else if err != nil {
 		return nil, err
 	}
+	var p portalstore.PortalConfig
 	if err := json.Unmarshal([]byte(raw), &p); err != nil {
 		return nil, err
 	}
@@ -99,19 +115,24 @@ func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, erro
 
 // PutPortalConfig replaces the configuration.
 func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) error {
-	// The id is the store's: whatever a client sends is replaced.
-	p.ID = portalstore.NewObjectID(db.Now())
-	if cur, err := db.PortalConfig(ctx); err != nil {
+	tx, err := db.begin(ctx)
+	if err != nil {
 		return err
-	} else if cur.ID != "" {
-		p.ID = cur.ID
+	}
+	defer tx.Rollback()
+	cur, err := loadPortalConfig(ctx, tx)
+	if err != nil {
+		return err
+	}
+	// The id is the store's: whatever a client sends is replaced.
+	p.ID = cur.ID
+	if p.ID == "" {
+		p.ID = portalstore.NewObjectID(tx.now)
 	}
 	if p.OrgID == "" {
-		org, err := db.OrgID(ctx)
-		if err != nil {
+		if p.OrgID, err = orgID(ctx, tx); err != nil {
 			return err
 		}
-		p.OrgID = org
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -120,5 +141,12 @@ func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) 
 	if len(b) > 256<<10 {
 		return portalstore.Errorf(portalstore.EINVALID, "The portal configuration is limited to 256 KiB")
 	}
-	return db.PutSetting(ctx, settingPortalConfig, string(b))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+		settingPortalConfig, string(b)); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditConfigUpdated, portalstore.ObjectConfiguration, p.ID, "", portalstore.ConfigChanges(cur, p)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

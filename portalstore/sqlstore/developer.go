@@ -55,6 +55,12 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 		where = `email_lower LIKE ? ESCAPE '\'`
 		args = append(args, "%"+escapeLike(strings.ToLower(f.EmailContains))+"%")
 	}
+	if f.EmailContains != "" && !db.pg {
+		devs, total, ok, err := findFewDevelopers(ctx, tx, where, args, f)
+		if ok || err != nil {
+			return devs, total, err
+		}
+	}
 	var total int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM developers WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err
@@ -67,6 +73,43 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 	devs, err := queryDevelopers(ctx, tx, query, args...)
 	return devs, total, err
 }
+
+// findFewDevelopers answers an email search on SQLite when few developers
+// match: one scan of the email index (emails and rowids only) finds them
+// all, and only their rows are read and sorted. Walking the rows in id
+// order instead would read every developer to find a handful, after a
+// second scan to count them. ok is false when more than selectiveSearch
+// match: walking the id order then finds a page sooner.
+func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f portalstore.DeveloperFilter) (devs []*portalstore.Developer, total int, ok bool, err error) {
+	var rowids []any
+	scanArgs := append(append([]any{}, args...), selectiveSearch+1)
+	if err := eachRow(ctx, tx, `SELECT rowid FROM developers WHERE `+where+` LIMIT ?`, scanArgs, func(rows *sql.Rows) error {
+		var id int64
+		err := rows.Scan(&id)
+		rowids = append(rowids, id)
+		return err
+	}); err != nil {
+		return nil, 0, false, err
+	}
+	if len(rowids) > selectiveSearch {
+		return nil, 0, false, nil
+	}
+	if len(rowids) == 0 {
+		return []*portalstore.Developer{}, 0, true, nil
+	}
+	total = len(rowids)
+	query := `SELECT ` + developerColumns + ` FROM developers WHERE rowid IN (` + placeholders(total) + `) ORDER BY id`
+	if f.Limit > 0 {
+		query += ` LIMIT ? OFFSET ?`
+		rowids = append(rowids, f.Limit, max(f.Offset, 0))
+	}
+	devs, err = queryDevelopers(ctx, tx, query, rowids...)
+	return devs, total, true, err
+}
+
+// selectiveSearch is the most matches of an email search that SQLite reads
+// by rowid and sorts; more, and walking the id order finds a page sooner.
+const selectiveSearch = 2000
 
 // CreateDeveloper validates and stores d.
 func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {
@@ -143,6 +186,9 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, d.ID, "", ""); err != nil {
 		return err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperCreated, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email); err != nil {
+		return err
+	}
 	for _, hash := range sortedKeys(d.Keys) {
 		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
 			return err
@@ -169,6 +215,51 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	if err != nil {
 		return err
 	}
+	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// PatchDeveloper changes the members p names, in one transaction.
+func (db *DB) PatchDeveloper(ctx context.Context, id string, p portalstore.DeveloperPatch) (*portalstore.Developer, error) {
+	// A new password is hashed before the transaction: bcrypt is slow.
+	hash := ""
+	if p.Password != "" {
+		h, err := portalstore.HashPassword(p.Password)
+		if err != nil {
+			return nil, err
+		}
+		hash = h
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	d := p.Apply(cur)
+	d.Password = ""
+	if err := d.PrepareUpdate(tx.now); err != nil {
+		return nil, err
+	}
+	if hash != "" {
+		d.PasswordHash, d.PasswordUpdated = hash, tx.now
+	}
+	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
+		return nil, err
+	}
+	return d, tx.Commit()
+}
+
+// updateDeveloper writes d, a prepared replacement of cur, inside tx: the
+// row, the key diff, subscriptions and OAuth clients, the change feed and
+// the audit trail.
+func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer) error {
+	id := cur.ID
 	d.MergeUpdate(cur)
 	if err := checkEmailFree(ctx, tx, d.Email, id); err != nil {
 		return err
@@ -188,6 +279,10 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 		return err
 	}
 	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperUpdated, portalstore.ObjectDeveloper, id, id,
+		portalstore.DeveloperChanges(cur, d)); err != nil {
 		return err
 	}
 	diff := portalstore.DiffKeys(cur.Keys, d.Keys)
@@ -218,10 +313,7 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 			return err
 		}
 	}
-	if err := writeSubscriptionsAndClients(ctx, tx, d); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return writeSubscriptionsAndClients(ctx, tx, d)
 }
 
 // DeleteDeveloper removes a developer; their keys, subscriptions and OAuth
@@ -241,7 +333,17 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
+	var email string
+	if err := tx.QueryRowContext(ctx, `SELECT email FROM developers WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
+		return errDeveloperNotFound
+	} else if err != nil {
+		return err
+	}
 	if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperDeleted, portalstore.ObjectDeveloper, id, id,
+		fmt.Sprintf("%s, with %d keys", email, len(hashes))); err != nil {
 		return err
 	}
 	for _, h := range hashes {
@@ -321,6 +423,9 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
 		d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperPassword, portalstore.ObjectDeveloper, id, id, cur.Email); err != nil {
 		return err
 	}
 	return tx.Commit()

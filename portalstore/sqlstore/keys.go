@@ -74,6 +74,37 @@ func (db *DB) FindKey(ctx context.Context, hash string) (*portalstore.Key, error
 	return findKey(ctx, db.rdb, `key_hash = ?`, hash)
 }
 
+// FindDeveloperKeys returns a developer's keys, oldest first, without
+// their secrets.
+func (db *DB) FindDeveloperKeys(ctx context.Context, devID string) ([]*portalstore.Key, error) {
+	out := []*portalstore.Key{}
+	err := eachRow(ctx, db.rdb, `SELECT key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
+		basic_username FROM developer_keys WHERE developer_id = ? ORDER BY date_created, key_hash`, []any{devID}, func(rows *sql.Rows) error {
+		var k portalstore.Key
+		var pols, fields, created, qrt string
+		if err := rows.Scan(&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt, &k.BasicUsername); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
+			return fmt.Errorf("key %s policies: %w", k.Hash, err)
+		}
+		if err := json.Unmarshal([]byte(fields), &k.Fields); err != nil {
+			return fmt.Errorf("key %s fields: %w", k.Hash, err)
+		}
+		var err error
+		if k.DateCreated, err = parseTime(created); err != nil {
+			return err
+		}
+		if k.QuotaResetAt, err = parseTime(qrt); err != nil {
+			return err
+		}
+		k.Policies = nonNil(k.Policies)
+		out = append(out, &k)
+		return nil
+	})
+	return out, err
+}
+
 // FindKeyByBasicUsername returns the basic-auth key of username.
 func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error) {
 	if username == "" {
@@ -174,6 +205,10 @@ func (db *DB) CreateKeyRequest(ctx context.Context, r *portalstore.KeyRequest) e
 	}
 	defer tx.Rollback()
 	if err := createKeyRequest(ctx, tx, r); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestCreated, portalstore.ObjectKeyRequest, r.ID, r.ByUser,
+		"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -408,13 +443,36 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 	if err := writeKeyRequest(ctx, tx, r, false); err != nil {
 		return err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestUpdated, portalstore.ObjectKeyRequest, id, r.ByUser,
+		"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
 // DeleteKeyRequest removes a request; a key it produced stays (revoke it
 // through the developer's keys).
 func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
-	return execOne(ctx, db.wdb, errKeyRequestNotFound, `DELETE FROM key_requests WHERE id = ?`, id)
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	r, err := findKeyRequest(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM key_requests WHERE id = ?`, id); err != nil {
+		return err
+	}
+	detail := "pending, policies " + strings.Join(r.ApplyPolicies, ", ")
+	if r.Approved {
+		detail = "approved (its key " + r.Key + " stays), policies " + strings.Join(r.ApplyPolicies, ", ")
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestDeleted, portalstore.ObjectKeyRequest, id, r.ByUser, detail); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // ApproveKeyRequest approves request id.
@@ -442,7 +500,20 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 	if err != nil {
 		return nil, err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestApproved, portalstore.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a)); err != nil {
+		return nil, err
+	}
 	return a, tx.Commit()
+}
+
+// issuedDetail says what an approval issued, for the audit trail: the key
+// hash or the OAuth client id, never a secret.
+func issuedDetail(r *portalstore.KeyRequest, a *portalstore.Approval) string {
+	what := "key " + a.KeyHash
+	if a.OAuthClient != nil {
+		what = "OAuth client " + a.OAuthClient.ClientID
+	}
+	return what + " for " + strings.Join(r.ApplyPolicies, ", ")
 }
 
 // IssueKey files a request for devID and approves it in one transaction.
@@ -471,6 +542,13 @@ func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequ
 	}
 	a, err := db.approve(ctx, tx, r, secrets)
 	if err != nil {
+		return nil, err
+	}
+	objType, objID := portalstore.ObjectKey, a.KeyHash
+	if a.OAuthClient != nil {
+		objType, objID = portalstore.ObjectOAuthClient, a.OAuthClient.ClientID
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyIssued, objType, objID, devID, issuedDetail(r, a)); err != nil {
 		return nil, err
 	}
 	return a, tx.Commit()
@@ -597,7 +675,19 @@ func (db *DB) SetKeyPolicies(ctx context.Context, devID, hash string, policies [
 	if err := checkPoliciesPublished(ctx, tx, policies); err != nil {
 		return err
 	}
+	var old string
+	if err := tx.QueryRowContext(ctx, `SELECT policies FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash).Scan(&old); errors.Is(err, sql.ErrNoRows) {
+		return errKeyNotFound
+	} else if err != nil {
+		return err
+	}
+	var oldPols []string
+	_ = json.Unmarshal([]byte(old), &oldPols)
 	if err := updateKeyPolicies(ctx, tx, devID, hash, policies); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyPolicies, portalstore.ObjectKey, hash, devID,
+		strings.Join(oldPols, ", ")+" → "+strings.Join(policies, ", ")); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
@@ -622,12 +712,26 @@ func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
 	if err := deleteKey(ctx, tx, devID, hash); err != nil {
 		return err
 	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyRevoked, portalstore.ObjectKey, hash, devID, ""); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
 // ResetKeyQuota records a quota reset.
 func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
-	return execOne(ctx, db.wdb, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(db.Now()), devID, hash)
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(tx.now), devID, hash); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditKeyQuotaReset, portalstore.ObjectKey, hash, devID, ""); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // DeleteOAuthClient removes an OAuth client.
@@ -648,6 +752,9 @@ func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
 		return err
 	}
 	if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
+		return err
+	}
+	if err := recordAudit(ctx, tx, portalstore.AuditOAuthClientDeleted, portalstore.ObjectOAuthClient, clientID, devID, ""); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -164,3 +164,45 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 		<-done // the reader's check: a wait that ends empty after 10 s fails
 	}
 }
+
+// Email searches take one of two plans on SQLite by how many match (see
+// selectiveSearch): both answer the same pages, in id order.
+func TestSearchPlansAgree(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
+	var devs []*portalstore.Developer
+	for i := range 2600 {
+		domain := "many.example"
+		if i%5 == 0 {
+			domain = "few.example"
+		}
+		devs = append(devs, &portalstore.Developer{Email: fmt.Sprintf("d%04d@%s", (i*7919)%2600, domain)})
+	}
+	if err := db.CreateDevelopers(ctx, devs); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]int{"many.example": 2080, "few.example": 520, "example": 2600, "d0007@": 1} {
+		var all []*portalstore.Developer
+		for off := 0; ; off += 250 {
+			page, total, err := db.FindDevelopers(ctx, portalstore.DeveloperFilter{EmailContains: q, Offset: off, Limit: 250})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != want {
+				t.Fatalf("%q: total %d, want %d", q, total, want)
+			}
+			all = append(all, page...)
+			if len(page) < 250 {
+				break
+			}
+		}
+		if len(all) != want {
+			t.Errorf("%q: %d developers in the pages, want %d", q, len(all), want)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i-1].ID >= all[i].ID {
+				t.Fatalf("%q: page order breaks at %d", q, i)
+			}
+		}
+	}
+}

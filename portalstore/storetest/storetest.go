@@ -22,6 +22,9 @@ type Store interface {
 	portalstore.ChangeService
 	portalstore.CredentialService
 	portalstore.HitService
+	portalstore.AdminService
+	portalstore.SessionService
+	portalstore.AuditService
 }
 
 // Run runs the whole suite; newStore returns an empty store for each test.
@@ -32,6 +35,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("KeyRequests", func(t *testing.T) { testKeyRequests(t, newStore) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
 	t.Run("Hits", func(t *testing.T) { testHits(t, newStore) })
+	t.Run("Admins", func(t *testing.T) { testAdmins(t, newStore) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("PatchDeveloper", func(t *testing.T) { testPatchDeveloper(t, newStore) })
 	t.Run("Credentials", func(t *testing.T) {
 		RunCredentials(t, func(t *testing.T) (Store, portalstore.CredentialService) { s := newStore(t); return s, s })
 	})

@@ -1,0 +1,33 @@
+-- PostgreSQL twin of migrations/sqlite/0005_console.sql.
+CREATE TABLE admins (
+	id            TEXT PRIMARY KEY,
+	email         TEXT NOT NULL,
+	email_lower   TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL,
+	disabled      BOOLEAN NOT NULL DEFAULT FALSE,
+	date_created  TEXT NOT NULL,
+	last_login    TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE admin_sessions (
+	id_hash    TEXT PRIMARY KEY,
+	admin_id   TEXT REFERENCES admins (id) ON DELETE CASCADE,
+	admin_key  TEXT NOT NULL DEFAULT '',
+	created_at BIGINT NOT NULL,
+	last_seen  BIGINT NOT NULL
+);
+CREATE INDEX admin_sessions_admin_id ON admin_sessions (admin_id);
+
+CREATE TABLE audit_log (
+	seq          BIGSERIAL PRIMARY KEY,
+	at           TEXT NOT NULL,
+	actor        TEXT NOT NULL DEFAULT '',
+	actor_id     TEXT NOT NULL DEFAULT '',
+	via          TEXT NOT NULL DEFAULT '',
+	action       TEXT NOT NULL,
+	object_type  TEXT NOT NULL DEFAULT '',
+	object_id    TEXT NOT NULL DEFAULT '',
+	developer_id TEXT NOT NULL DEFAULT '',
+	detail       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_developer_id ON audit_log (developer_id, seq);

@@ -1,0 +1,234 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keylens/keylens/guard"
+	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens/portalstore/sqlstore"
+)
+
+const testAdminKey = "console-test-admin-key-0123456789"
+
+// testConsole is the console over a real SQLite file, in process, with a
+// clock the test moves.
+type testConsole struct {
+	t   testing.TB
+	db  *sqlstore.DB
+	c   *Console
+	h   http.Handler
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestConsole(t testing.TB, opts ...func(*Config)) *testConsole {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tc := &testConsole{t: t, db: db, now: time.Now().UTC().Truncate(time.Second)}
+	cfg := Config{Developers: db, Catalogue: db, Keys: db, Hits: db, Admins: db, Sessions: db, Audit: db,
+		AdminKeyHash: sha256.Sum256([]byte(testAdminKey)), Gravatar: true,
+		PerAccount: guard.New(5, 15*time.Minute), PerClient: guard.New(20, 15*time.Minute),
+		Now: tc.clock}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.c, tc.h = c, c.Handler()
+	return tc
+}
+
+func (tc *testConsole) clock() time.Time {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.now
+}
+
+func (tc *testConsole) advance(d time.Duration) {
+	tc.mu.Lock()
+	tc.now = tc.now.Add(d)
+	tc.mu.Unlock()
+}
+
+// browser is one browser: its own cookies, and the CSRF token of the last
+// page it read.
+type browser struct {
+	tc      *testConsole
+	cookies map[string]string
+	csrf    string
+	addr    string // RemoteAddr
+}
+
+func (tc *testConsole) browser() *browser {
+	return &browser{tc: tc, cookies: map[string]string{}, addr: "192.0.2.10:5555"}
+}
+
+type page struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) do(method, path string, form url.Values) page {
+	b.tc.t.Helper()
+	path, _, _ = strings.Cut(path, "#") // a browser never sends the fragment
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, "http://console.test"+path, body)
+	req.RemoteAddr = b.addr
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://console.test")
+	}
+	for n, v := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: n, Value: v})
+	}
+	rec := httptest.NewRecorder()
+	b.tc.h.ServeHTTP(rec, req)
+	res := rec.Result()
+	for _, ck := range res.Cookies() {
+		if ck.MaxAge < 0 {
+			delete(b.cookies, ck.Name)
+		} else {
+			b.cookies[ck.Name] = ck.Value
+		}
+	}
+	p := page{Status: rec.Code, Header: rec.Header(), Body: rec.Body.String()}
+	if m := csrfField.FindStringSubmatch(p.Body); m != nil {
+		b.csrf = html.UnescapeString(m[1])
+	}
+	return p
+}
+
+func (b *browser) get(path string) page {
+	b.tc.t.Helper()
+	return b.do("GET", path, nil)
+}
+
+// post sends a form with the browser's current CSRF token.
+func (b *browser) post(path string, form url.Values) page {
+	b.tc.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, set := form["csrf"]; !set {
+		form.Set("csrf", b.csrf)
+	}
+	return b.do("POST", path, form)
+}
+
+// follow GETs the page a 303 points at.
+func (b *browser) follow(p page) page {
+	b.tc.t.Helper()
+	if p.Status != http.StatusSeeOther {
+		b.tc.t.Fatalf("status %d, want 303:\n%s", p.Status, text(p.Body))
+	}
+	return b.get(p.Header.Get("Location"))
+}
+
+// signIn signs the browser in with the admin key.
+func (b *browser) signIn() {
+	b.tc.t.Helper()
+	b.get("/admin/signin")
+	p := b.post("/admin/signin/key", url.Values{"key": {testAdminKey}})
+	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/admin/developers" {
+		b.tc.t.Fatalf("sign-in with the admin key: %d %s\n%s", p.Status, p.Header.Get("Location"), text(p.Body))
+	}
+	b.get("/admin/developers") // its CSRF token
+}
+
+func (tc *testConsole) signedIn() *browser {
+	b := tc.browser()
+	b.signIn()
+	return b
+}
+
+// want fails unless the page has status and contains every string.
+func want(t *testing.T, p page, status int, contains ...string) {
+	t.Helper()
+	if p.Status != status {
+		t.Fatalf("status %d, want %d:\n%s", p.Status, status, text(p.Body))
+	}
+	for _, s := range contains {
+		if !strings.Contains(p.Body, s) {
+			t.Errorf("page lacks %q:\n%s", s, text(p.Body))
+		}
+	}
+}
+
+var tags = regexp.MustCompile(`(?s)<[^>]*>|\s+`)
+
+// text is a page without its markup, for failure messages.
+func text(body string) string {
+	s := tags.ReplaceAllString(body, " ")
+	if len(s) > 3000 {
+		s = s[:3000] + "…"
+	}
+	return s
+}
+
+// fixture creates what pages show: a catalogue, a configuration and a
+// developer, made through the store (as the REST API would).
+func (tc *testConsole) fixture() *portalstore.Developer {
+	tc.t.Helper()
+	ctx := context.Background()
+	if err := tc.db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
+		{Name: "Payments", PolicyID: "pol-payments", APIID: "payments", AuthType: portalstore.AuthToken, Show: true},
+		{Name: "Payments Gold", PolicyID: "pol-gold", APIID: "payments", AuthType: portalstore.AuthToken},
+		{Name: "Reports", PolicyID: "pol-reports", APIID: "reports", AuthType: portalstore.AuthBasic},
+		{Name: "Partner", PolicyID: "pol-partner", APIID: "partner", AuthType: portalstore.AuthOAuth},
+		{Name: "Events", PolicyID: "pol-events", APIID: "events", AuthType: portalstore.AuthJWT},
+	}}); err != nil {
+		tc.t.Fatal(err)
+	}
+	if err := tc.db.PutPortalConfig(ctx, &portalstore.PortalConfig{SignupFields: []string{"Name", "Company"},
+		KeyRequestFields: []string{"Use case"}}); err != nil {
+		tc.t.Fatal(err)
+	}
+	d := &portalstore.Developer{Email: "ada@example.com", Password: "correct-horse",
+		Fields: map[string]string{"Name": "Ada Lovelace", "Company": "Analytical Engines", "Team": "Core"}}
+	if err := tc.db.CreateDeveloper(ctx, d); err != nil {
+		tc.t.Fatal(err)
+	}
+	return d
+}
+
+// httptestRequest is a form POST from browser b, cookies and all, for tests
+// that look at the raw response.
+func httptestRequest(method, path string, form url.Values, b *browser) *http.Request {
+	req := httptest.NewRequest(method, "http://console.test"+path, strings.NewReader(form.Encode()))
+	req.RemoteAddr = b.addr
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for n, v := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: n, Value: v})
+	}
+	return req
+}
+
+func serve(tc *testConsole, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	tc.h.ServeHTTP(rec, req)
+	return rec
+}

@@ -1,0 +1,106 @@
+package web
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// Issued credentials are shown once. The POST that issues them (New Key,
+// approving a request) hands them to this store, in memory only, and
+// redirects to a page that takes them out: reloading that page, or going
+// back to it, finds nothing, and resubmitting the form is not needed to see
+// them (so a reload can never issue a second key). What nobody fetched is
+// forgotten after issuedTTL. keylens never writes them anywhere.
+type issuedStore struct {
+	mu sync.Mutex
+	m  map[string]*issuedEntry
+}
+
+type issuedEntry struct {
+	session     string // the IDHash of the session that may read it
+	developerID string
+	email       string
+	approval    *portalstore.Approval
+	authType    string
+	policies    []string
+	expires     time.Time
+}
+
+const (
+	issuedTTL = 10 * time.Minute
+	maxIssued = 1000
+)
+
+func newIssuedStore() *issuedStore { return &issuedStore{m: map[string]*issuedEntry{}} }
+
+// put keeps e and returns the nonce that fetches it.
+func (s *issuedStore) put(e *issuedEntry, now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.m {
+		if now.After(v.expires) || len(s.m) >= maxIssued {
+			delete(s.m, k)
+		}
+	}
+	nonce := randomToken()
+	e.expires = now.Add(issuedTTL)
+	s.m[nonce] = e
+	return nonce
+}
+
+// take returns and forgets the entry of nonce, if the session may read it.
+func (s *issuedStore) take(nonce, session string, now time.Time) *issuedEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[nonce]
+	if e == nil || e.session != session {
+		return nil
+	}
+	delete(s.m, nonce)
+	if now.After(e.expires) {
+		return nil
+	}
+	return e
+}
+
+// showOnce keeps what an approval issued and redirects to the page that
+// shows it once.
+func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, dev *portalstore.Developer, a *portalstore.Approval, policies []string) {
+	authType := portalstore.AuthToken
+	if cat, err := c.Catalogue.Catalogue(r.Context()); err == nil && len(policies) > 0 {
+		if e := cat.Entry(policies[0]); e != nil {
+			authType = e.AuthType
+		}
+	}
+	if a.OAuthClient != nil {
+		authType = portalstore.AuthOAuth
+	}
+	nonce := c.issued.put(&issuedEntry{session: sessionFrom(r).IDHash, developerID: dev.ID, email: dev.Email,
+		approval: a, authType: authType, policies: policies}, c.Now())
+	http.Redirect(w, r, Prefix+"issued/"+nonce, http.StatusSeeOther)
+}
+
+type issuedData struct {
+	DeveloperID, Email string
+	AuthType           string
+	Policies           []string
+	RawKey, Password   string
+	KeyHash            string
+	Client             *portalstore.OAuthClient
+	Gone               bool
+}
+
+// GET /admin/issued/{nonce}
+func (c *Console) issuedPage(w http.ResponseWriter, r *http.Request) {
+	e := c.issued.take(r.PathValue("nonce"), sessionFrom(r).IDHash, c.Now())
+	if e == nil {
+		c.render(w, r, http.StatusGone, "issued", view{Title: "Issued credentials", Data: issuedData{Gone: true}})
+		return
+	}
+	d := issuedData{DeveloperID: e.developerID, Email: e.email, AuthType: e.authType, Policies: e.policies,
+		RawKey: e.approval.RawKey, Password: e.approval.Password, KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
+	c.render(w, r, http.StatusOK, "issued", view{Title: "Issued credentials", Nav: "developers", Data: d})
+}

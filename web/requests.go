@@ -1,0 +1,160 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+const requestsPerPage = 20
+
+type requestsData struct {
+	Pending, Approved           []requestRow
+	PendingTotal, ApprovedTotal int
+	PendingPage, ApprovedPage   pager
+	RequireApproval             bool
+}
+
+type requestRow struct {
+	ID             string
+	DeveloperID    string
+	DeveloperEmail string
+	Policies       []policyRow
+	AuthType       string
+	Fields         []fieldRow
+	RedirectURI    string
+	HasJWTMaterial bool
+	Created        time.Time
+	KeyHash, Short string
+}
+
+// GET /admin/requests?p=&ap=: Key requests, pending first (oldest first:
+// a queue), then the approved ones (newest first).
+func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cat, err := c.Catalogue.Catalogue(ctx)
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	cfg, err := c.Catalogue.PortalConfig(ctx)
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	link := func(p, ap int) string {
+		return Prefix + "requests?" + url.Values{"p": {strconv.Itoa(p)}, "ap": {strconv.Itoa(ap)}}.Encode()
+	}
+	p := pageParam(r)
+	ap, err := strconv.Atoi(q.Get("ap"))
+	if err != nil || ap < 1 {
+		ap = 1
+	}
+	ap = min(ap, 1<<20)
+
+	no, yes := false, true
+	pending, pendingTotal, err := c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &no,
+		Offset: (p - 1) * requestsPerPage, Limit: requestsPerPage})
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	// Approved requests come oldest first from the store: page from the
+	// end for newest first.
+	_, approvedTotal, err := c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &yes, Limit: 1})
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	var approved []*portalstore.KeyRequest
+	if end := approvedTotal - (ap-1)*requestsPerPage; end > 0 {
+		start := max(0, end-requestsPerPage)
+		approved, _, err = c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &yes, Offset: start, Limit: end - start})
+		if err != nil {
+			c.errorPage(w, r, err)
+			return
+		}
+		slices.Reverse(approved)
+	}
+	d := requestsData{PendingTotal: pendingTotal, ApprovedTotal: approvedTotal, RequireApproval: cfg.RequireKeyApproval,
+		PendingPage:  newPager(p, pendingTotal, requestsPerPage, func(n int) string { return link(n, ap) }),
+		ApprovedPage: newPager(ap, approvedTotal, requestsPerPage, func(n int) string { return link(p, n) })}
+	for _, kr := range pending {
+		d.Pending = append(d.Pending, requestRowOf(kr, cat))
+	}
+	for _, kr := range approved {
+		d.Approved = append(d.Approved, requestRowOf(kr, cat))
+	}
+	c.render(w, r, http.StatusOK, "requests", view{Title: "Key requests", Nav: "requests", Flash: flash(r), Data: d})
+}
+
+func requestRowOf(kr *portalstore.KeyRequest, cat *portalstore.Catalogue) requestRow {
+	row := requestRow{ID: kr.ID, DeveloperID: kr.ByUser, Created: kr.DateCreated, KeyHash: kr.Key, Short: shortHash(kr.Key),
+		RedirectURI: kr.OAuthInfo.RedirectURI, HasJWTMaterial: kr.JWTSecret != "" || kr.Certificate != "", AuthType: "(No Catalog Entry)"}
+	if kr.PortalDeveloper != nil {
+		row.DeveloperEmail = kr.PortalDeveloper.Email
+	}
+	for i, p := range kr.ApplyPolicies {
+		row.Policies = append(row.Policies, policyOf(p, cat))
+		if e := cat.Entry(p); i == 0 && e != nil {
+			row.AuthType = e.AuthType
+		}
+	}
+	for _, name := range sortedKeys(kr.Fields) {
+		row.Fields = append(row.Fields, fieldRow{Name: name, Value: fieldText(kr.Fields[name])})
+	}
+	return row
+}
+
+// fieldText writes a key request field's value: fields are free JSON.
+func fieldText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// POST /admin/requests/{id}/approve: issue what the request's catalogue
+// entry names, and show it once.
+func (c *Console) approveRequest(w http.ResponseWriter, r *http.Request) {
+	kr, err := c.Keys.FindKeyRequestByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	a, err := c.Keys.ApproveKeyRequest(r.Context(), kr.ID)
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	dev := kr.PortalDeveloper
+	if dev == nil {
+		dev = &portalstore.Developer{ID: kr.ByUser}
+	}
+	c.showOnce(w, r, dev, a, kr.ApplyPolicies)
+}
+
+// POST /admin/requests/{id}/reject: a pending request is deleted, as Tyk
+// rejects one; nothing was issued.
+func (c *Console) rejectRequest(w http.ResponseWriter, r *http.Request) {
+	kr, err := c.Keys.FindKeyRequestByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	if kr.Approved {
+		c.errorPage(w, r, portalstore.Errorf(portalstore.ECONFLICT, "This request is approved already: revoke its key from the developer's profile instead."))
+		return
+	}
+	if err := c.Keys.DeleteKeyRequest(r.Context(), kr.ID); err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	redirect(w, r, Prefix+"requests", "rejected")
+}

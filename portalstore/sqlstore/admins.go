@@ -152,28 +152,10 @@ func (db *DB) VerifyAdmin(ctx context.Context, email, password string) (*portals
 	if !portalstore.CheckPassword(a.PasswordHash, password) || a.Disabled {
 		return nil, unauthorized
 	}
-	rehash := ""
-	if portalstore.NeedsRehash(a.PasswordHash) {
-		if h, err := portalstore.HashPassword(password); err == nil {
-			rehash = h
-		}
-	}
-	tx, err := db.begin(ctx)
-	if err != nil {
+	if a.LastLogin, a.PasswordHash, err = db.signedIn(ctx, "admins", "last_login", a.ID, a.PasswordHash, password); err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE admins SET last_login = ? WHERE id = ?`, formatTime(tx.now), a.ID); err != nil {
-		return nil, err
-	}
-	if rehash != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE admins SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, a.ID, a.PasswordHash); err != nil {
-			return nil, err
-		}
-		a.PasswordHash = rehash
-	}
-	a.LastLogin = tx.now
-	return a, tx.Commit()
+	return a, nil
 }
 
 // ---- sessions ----

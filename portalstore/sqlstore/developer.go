@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/keylens/keylens/portalstore"
 )
@@ -370,31 +371,39 @@ func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*p
 	if !portalstore.CheckPassword(d.PasswordHash, password) || d.Inactive {
 		return nil, unauthorized
 	}
-	// A hash of another cost (imported, or made before --bcrypt-cost
-	// changed) is replaced by one of the configured cost: the same
-	// password, so the history is not touched.
+	if d.LastLoginDate, d.PasswordHash, err = db.signedIn(ctx, "developers", "last_login_date", d.ID, d.PasswordHash, password); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// signedIn records a successful sign-in of row id of table (developers,
+// admins): the time, in lastCol, and the password again at the configured
+// bcrypt cost when hash was made at another (imported, or made before
+// --bcrypt-cost changed): the same password, so no history changes. It
+// returns the time and the hash now stored.
+func (db *DB) signedIn(ctx context.Context, table, lastCol, id, hash, password string) (time.Time, string, error) {
 	rehash := ""
-	if portalstore.NeedsRehash(d.PasswordHash) {
+	if portalstore.NeedsRehash(hash) {
 		if h, err := portalstore.HashPassword(password); err == nil {
-			rehash = h
+			rehash = h // bcrypt before the transaction: it must not hold the write lock
 		}
 	}
 	tx, err := db.begin(ctx)
 	if err != nil {
-		return nil, err
+		return time.Time{}, "", err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE developers SET last_login_date = ? WHERE id = ?`, formatTime(tx.now), d.ID); err != nil {
-		return nil, err
+	if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+lastCol+` = ? WHERE id = ?`, formatTime(tx.now), id); err != nil {
+		return time.Time{}, "", err
 	}
 	if rehash != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, d.ID, d.PasswordHash); err != nil {
-			return nil, err
+		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, id, hash); err != nil {
+			return time.Time{}, "", err
 		}
-		d.PasswordHash = rehash
+		hash = rehash
 	}
-	d.LastLoginDate = tx.now
-	return d, tx.Commit()
+	return tx.now, hash, tx.Commit()
 }
 
 // SetPassword replaces a developer's password.

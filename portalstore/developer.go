@@ -261,6 +261,9 @@ func (d *Developer) Validate() error {
 				len(c.RedirectURI) > MaxFieldLength || len(c.AppDescription) > MaxFieldLength || len(c.UseCase) > MaxFieldLength {
 				return Errorf(EINVALID, "OAuth clients need a client_id; their members are limited to %d characters", MaxFieldLength)
 			}
+			if LooksSealed(c.Secret) {
+				return Errorf(EINVALID, "An OAuth client secret must not start with %q", SealedPrefix)
+			}
 		}
 	}
 	return nil

@@ -106,10 +106,8 @@ func (r *KeyRequest) Validate() error {
 	if len(r.JWTSecret) > 16<<10 || len(r.Certificate) > 16<<10 || len(r.OAuthInfo.RedirectURI) > MaxFieldLength {
 		return Errorf(EINVALID, "jwt_secret, certificate or oauth_info is too long")
 	}
-	if u := r.OAuthInfo.RedirectURI; u != "" {
-		if err := ValidateRedirectURI(u); err != nil {
-			return err
-		}
+	if LooksSealed(r.JWTSecret) {
+		return Errorf(EINVALID, "jwt_secret must not start with %q", SealedPrefix)
 	}
 	return nil
 }
@@ -326,6 +324,13 @@ func JWTKeyMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string
 	}
 	return "", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
+
+// SealedPrefix starts every secret the store seals at rest. A client's
+// secret may not start with it: it would pass for a sealed one.
+const SealedPrefix = "keylens-sealed:v1:"
+
+// LooksSealed reports whether s has the shape of a sealed secret.
+func LooksSealed(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), SealedPrefix) }
 
 // MinHMACSecret is the shortest HMAC secret a JWT key accepts.
 const MinHMACSecret = 32

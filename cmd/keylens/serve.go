@@ -494,6 +494,13 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := db.CheckSecrets(ctx); err != nil {
 			return fmt.Errorf("secrets at rest: %w", err)
 		}
+		// A key set on a store that held secrets in the clear seals them
+		// now, so that none stays readable in the file.
+		if n, err := db.SealCleartext(ctx); err != nil {
+			return fmt.Errorf("secrets at rest: sealing those stored in the clear: %w", err)
+		} else if n > 0 {
+			m.logger.Info("sealed secrets stored in the clear before the secrets key was set", "secrets", n)
+		}
 		m.logger.Info("store open", "store", redactStore(m.Config.Store))
 	}
 	db := m.db

@@ -604,6 +604,11 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 
 	switch entry.AuthType {
 	case portalstore.AuthOAuth:
+		// Only an OAuth client is sent to its redirect URI: other entries
+		// ignore one (Tyk's own sample files "..." with a token policy).
+		if err := portalstore.ValidateRedirectURI(r.OAuthInfo.RedirectURI); r.OAuthInfo.RedirectURI != "" && err != nil {
+			return nil, err
+		}
 		c := &portalstore.OAuthClient{
 			ClientID:       randomHex(16),
 			Secret:         base64.StdEncoding.EncodeToString([]byte(randomUUID())),

@@ -24,7 +24,7 @@ import (
 // was sealed with, so that the wrong key is an error, never garbage.
 
 // sealedPrefix starts every sealed value: "keylens-sealed:v1:<key id>:<base64 nonce+ciphertext>".
-const sealedPrefix = "keylens-sealed:v1:"
+const sealedPrefix = portalstore.SealedPrefix
 
 // secretBox seals and opens secrets under one key.
 type secretBox struct {
@@ -77,13 +77,49 @@ func (db *DB) UseSecretsKey(key []byte) error {
 	return nil
 }
 
-// seal returns s sealed, or s itself without a key (or when empty, or
-// sealed already).
+// seal returns s sealed, or s itself without a key (or when empty). Every
+// writer holds opened secrets, so nothing is sealed twice; a client's
+// secret that merely looks sealed is refused by validation
+// (portalstore.LooksSealed).
 func (db *DB) seal(s string) string {
-	if db.secrets == nil || s == "" || strings.HasPrefix(s, sealedPrefix) {
+	if db.secrets == nil || s == "" {
 		return s
 	}
 	return db.secrets.seal(s)
+}
+
+// SealCleartext seals, under the current key, the secrets stored in the
+// clear before a key was set, in one transaction, and reports how many.
+func (db *DB) SealCleartext(ctx context.Context) (int, error) {
+	if db.secrets == nil {
+		return 0, nil
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	n := 0
+	for _, c := range secretColumns {
+		type row struct{ key, secret string }
+		var rows []row
+		if err := eachRow(ctx, tx, `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> '' AND `+c.col+` NOT LIKE ?`,
+			[]any{sealedPrefix + "%"}, func(r *sql.Rows) error {
+				var x row
+				err := r.Scan(&x.key, &x.secret)
+				rows = append(rows, x)
+				return err
+			}); err != nil {
+			return 0, err
+		}
+		for _, r := range rows {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.key+` = ?`, db.secrets.seal(r.secret), r.key); err != nil {
+				return 0, err
+			}
+			n++
+		}
+	}
+	return n, tx.Commit()
 }
 
 func (b *secretBox) seal(s string) string {

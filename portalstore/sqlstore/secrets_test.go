@@ -140,3 +140,48 @@ func TestParseSecretsKey(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsKeySetLater: a key set on a store that held secrets in the
+// clear seals them; a client's secret that looks sealed is refused.
+func TestSecretsKeySetLater(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "k.db")
+	db, err := sqlstore.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := &portalstore.Developer{Email: "later@example.com"}
+	if err := db.CreateDeveloper(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "a-clear-hmac-secret-stored-first-0123"
+	a, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "keylens-sealed:v1:deadbeef:" + strings.Repeat("ab", 20)}
+	if err := db.CreateKeyRequest(ctx, fake); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Errorf("a secret that looks sealed: %v, want EINVALID", err)
+	}
+	db.Close()
+	db, err = sqlstore.Open(ctx, "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.UseSecretsKey(bytes.Repeat([]byte{7}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.SealCleartext(ctx); err != nil || n != 1 {
+		t.Fatalf("SealCleartext: %d, %v", n, err)
+	}
+	if c, err := db.ResolveKey(ctx, a.KeyHash); err != nil || c.Key.JWTSecret != secret {
+		t.Errorf("the sealed secret reads %+v, %v", c, err)
+	}
+	if n, _ := db.SealCleartext(ctx); n != 0 {
+		t.Errorf("a second SealCleartext sealed %d again", n)
+	}
+}

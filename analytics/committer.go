@@ -5,6 +5,8 @@ package analytics
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +62,12 @@ type Committer struct {
 	abandoned  int64 // hits answered with an error at Close
 	wake       chan struct{}
 	stop       chan struct{} // closed when Close gives up on what is left
+	stopOnce   sync.Once
 	done       chan struct{} // closed when the loop has returned
+	// base is every commit attempt's context: Close cancels it when it
+	// gives up, so that a store that hangs cannot hold shutdown.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 type commitRequest struct {
@@ -96,6 +103,7 @@ func NewCommitter(store Store, o CommitterOptions) *Committer {
 	}
 	c := &Committer{store: store, opts: o, m: o.Metrics, wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	c.base, c.cancelBase = context.WithCancel(context.Background())
 	o.Metrics.watch(c)
 	go c.run()
 	return c
@@ -110,6 +118,12 @@ func NewCommitter(store Store, o CommitterOptions) *Committer {
 func (c *Committer) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
 	r := &commitRequest{batches: batches, at: time.Now(), done: make(chan struct{})}
 	for i := range batches {
+		if batches[i].ID == "" {
+			// A batch without an id gets one: a commit retried after
+			// an answer was lost (a portal's, or the database's) is
+			// then applied once, as a named batch is.
+			batches[i].ID = anonymousBatchID()
+		}
 		if err := batches[i].Validate(); err != nil {
 			c.m.invalidBatches.Inc()
 			return nil, portalstore.Errorf(portalstore.EINVALID, "%s", err.Error())
@@ -193,7 +207,9 @@ func (c *Committer) commit(group []*commitRequest) {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		applied, err := c.store.AddHits(context.Background(), batches)
+		actx, cancel := context.WithTimeout(c.base, commitTimeout)
+		applied, err := c.store.AddHits(actx, batches)
+		cancel()
 		c.m.commitSeconds.Observe(time.Since(start).Seconds())
 		if err == nil {
 			if attempt > 0 {
@@ -263,6 +279,18 @@ func (c *Committer) commit(group []*commitRequest) {
 	}
 }
 
+// commitTimeout bounds one commit attempt: far more than a transaction of
+// MaxRows takes, so that only a store that hangs (a portal whose
+// connection went silent) meets it.
+const commitTimeout = time.Minute
+
+// anonymousBatchID names a batch its writer did not name.
+func anonymousBatchID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "anon-" + hex.EncodeToString(b[:])
+}
+
 // commitAttempts is how often a failing commit is tried (over some 350 ms)
 // before its writers are told to retry.
 const commitAttempts = 4
@@ -292,7 +320,8 @@ func (c *Committer) Close(ctx context.Context) error {
 		close(r.done)
 	}
 	c.mu.Unlock()
-	close(c.stop)
+	c.stopOnce.Do(func() { close(c.stop) })
+	c.cancelBase() // an attempt under way ends now
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -31,22 +31,28 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 	if !ok || len(user) == 0 {
 		return nil, 0, ErrUnknown
 	}
-	select {
-	case r.bcryptSlots <- struct{}{}:
-		defer func() { <-r.bcryptSlots }()
-	default:
-		return nil, 0, ErrBusy
-	}
 	start := time.Now()
 	c, err := r.store.ResolveBasicUser(ctx, string(user))
 	r.m.observeStore("basic", start, err)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		portalstore.CheckPassword("", string(pass)) // same cost as a real check
-		return nil, 0, ErrUnknown
-	} else if err != nil {
+	hash := ""
+	switch {
+	case err == nil && c.Key.AuthType == portalstore.AuthBasic:
+		hash = c.Key.BasicPasswordHash
+	case err == nil, portalstore.ErrorCode(err) == portalstore.ENOTFOUND:
+		// Unknown: the same cost as a real check (an empty hash).
+	default:
 		return nil, 0, err
 	}
-	if c.Key.AuthType != portalstore.AuthBasic || !portalstore.CheckPassword(c.Key.BasicPasswordHash, string(pass)) {
+	// Only the comparison takes a slot: a slow store lookup (a portal's
+	// round trip) must not fill them while the CPUs idle.
+	select {
+	case r.bcryptSlots <- struct{}{}:
+	default:
+		return nil, 0, ErrBusy
+	}
+	ok = r.checkPassword(hash, string(pass))
+	<-r.bcryptSlots
+	if !ok || hash == "" {
 		return nil, 0, ErrUnknown
 	}
 	return c, 0, nil

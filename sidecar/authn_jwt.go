@@ -29,8 +29,8 @@ type jwtAuthenticator struct{ r *Resolver }
 
 func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
 	tok := bearer(cred)
-	if bytes.Count(tok, []byte{'.'}) != 2 {
-		return nil, 0, errNotMine
+	if bytes.Count(tok, []byte{'.'}) != 2 || !jwtHeader(tok[:bytes.IndexByte(tok, '.')]) {
+		return nil, 0, errNotMine // an API key may have two dots too
 	}
 	return a.r.lookupJWT(ctx, string(tok))
 }
@@ -107,9 +107,10 @@ func numericDates(token string) bool {
 	if json.Unmarshal(payload, &claims) != nil {
 		return true // not an object: the parser refuses it
 	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		raw, ok := claims[name]
-		if !ok {
+	for name, raw := range claims {
+		// golang-jwt reads the registered claims whatever their case:
+		// so are they checked, "EXP" as "exp".
+		if !strings.EqualFold(name, "exp") && !strings.EqualFold(name, "nbf") && !strings.EqualFold(name, "iat") {
 			continue
 		}
 		var n json.Number
@@ -159,3 +160,17 @@ func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) 
 
 // storeError carries a store failure out of the JWT keyfunc.
 type storeError struct{ error }
+
+// jwtHeader reports whether seg, a token's first segment, is a JOSE header:
+// base64url of a JSON object naming an alg.
+func jwtHeader(seg []byte) bool {
+	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
+	n, err := base64.RawURLEncoding.Decode(raw, seg)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	return json.Unmarshal(raw[:n], &h) == nil && h.Alg != nil
+}

@@ -116,6 +116,9 @@ type Resolver struct {
 
 	bcryptSlots chan struct{}   // one token per Basic password check under way
 	authn       []authenticator // the credential kinds, asked in order
+	// checkPassword compares a Basic password with its bcrypt hash
+	// (portalstore.CheckPassword; replaced in tests).
+	checkPassword func(hash, password string) bool
 
 	// The change feed position applied to the cache (-1 until Follow
 	// starts), and a channel closed when it advances: GET /changes
@@ -163,6 +166,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() })
 	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	r.authn = r.authenticators()
+	r.checkPassword = portalstore.CheckPassword
 	return r
 }
 

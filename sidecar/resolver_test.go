@@ -237,6 +237,8 @@ func TestResolveJWT(t *testing.T) {
 		"kid of a non-jwt key": sign(jwt.SigningMethodHS256, tokenKey.RawKey, valid, []byte(secret)),
 		"garbage in three":     "a.b.c",
 		"iat in the future":    sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()}, []byte(secret)),
+		"EXP as a string":      sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"EXP": "99999999999999"}, []byte(secret)),
+		"Iat in the future":    sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"Iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()}, []byte(secret)),
 		"exp as a string":      sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": fmt.Sprint(now.Add(time.Hour).Unix())}, []byte(secret)),
 		"nbf as a string":      sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"nbf": "0", "exp": now.Add(time.Hour).Unix()}, []byte(secret)),
 		"exp 1e30":             sign(jwt.SigningMethodHS256, hmacKey.RawKey, jwt.MapClaims{"exp": 1e30}, []byte(secret)),
@@ -351,20 +353,6 @@ func signWithHeader(t *testing.T, kid string, header map[string]any, claims jwt.
 	return s
 }
 
-// slowBasic holds every Basic lookup until released, as a slow bcrypt
-// would hold its slot.
-type slowBasic struct {
-	sidecar.Store
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (s *slowBasic) ResolveBasicUser(ctx context.Context, user string) (*portalstore.Credential, error) {
-	s.entered <- struct{}{}
-	<-s.release
-	return s.Store.ResolveBasicUser(ctx, user)
-}
-
 // TestBasicChecksAreBounded: with every password-check slot taken, another
 // Basic credential is ErrBusy at once (not queued, not cached as unknown),
 // while keys resolve as usual.
@@ -373,15 +361,20 @@ func TestBasicChecksAreBounded(t *testing.T) {
 	ctx := context.Background()
 	basic := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
 	token := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
-	store := &slowBasic{Store: f.db, entered: make(chan struct{}), release: make(chan struct{})}
-	r := sidecar.NewResolver(store, sidecar.ResolverOptions{BcryptConcurrency: 1})
+	r := sidecar.NewResolver(f.db, sidecar.ResolverOptions{BcryptConcurrency: 1})
+	entered, release := make(chan struct{}), make(chan struct{})
+	sidecar.SetPasswordCheck(r, func(hash, pw string) bool {
+		entered <- struct{}{}
+		<-release
+		return portalstore.CheckPassword(hash, pw)
+	})
 	cred := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":"+basic.Password))
 	first := make(chan error, 1)
 	go func() {
 		_, err := r.Resolve(ctx, []byte(cred))
 		first <- err
 	}()
-	<-store.entered // the one slot is taken
+	<-entered // the one slot is taken
 	wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":a-guess"))
 	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrBusy) {
 		t.Errorf("a second password check: %v, want ErrBusy", err)
@@ -389,17 +382,29 @@ func TestBasicChecksAreBounded(t *testing.T) {
 	if e, err := r.Resolve(ctx, []byte(token.RawKey)); err != nil || e.DeveloperID != f.dev.ID {
 		t.Errorf("a key while the slot is taken: %v, %v", e, err)
 	}
-	close(store.release)
+	close(release)
 	if err := <-first; err != nil {
 		t.Errorf("the check holding the slot: %v", err)
 	}
-	go func() {
-		for range store.entered {
-		}
-	}()
 	// Not cached as unknown: once a slot is free the guess is checked.
+	go func() { <-entered }()
 	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrUnknown) {
 		t.Errorf("the guess once a slot is free: %v, want ErrUnknown", err)
 	}
-	close(store.entered)
+}
+
+// TestAPIKeyWithTwoDots: a custom API key shaped like a.b.c is an API key,
+// not a malformed JWT.
+func TestAPIKeyWithTwoDots(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := &portalstore.Developer{Email: "dots@example.com", Keys: map[string][]string{"my.custom.key": {"pol-token"}}}
+	if err := f.db.CreateDeveloper(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, cred := range []string{"my.custom.key", "Bearer my.custom.key"} {
+		if e, err := f.r.Resolve(ctx, []byte(cred)); err != nil || e.DeveloperID != d.ID {
+			t.Errorf("%s: %v, %v", cred, e, err)
+		}
+	}
 }

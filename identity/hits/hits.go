@@ -35,6 +35,10 @@ const (
 	Skew = time.Hour
 	// MaxLatency bounds one hit's latency.
 	MaxLatency = 24 * time.Hour
+	// MaxSeriesHits and MaxSeriesLatencyUS bound what one series of a
+	// batch adds, so that stored sums stay far from overflowing.
+	MaxSeriesHits      = MaxCount * MaxPerRequest
+	MaxSeriesLatencyUS = 1 << 60
 )
 
 // Series are the counters of one series: what one batch adds to it, or
@@ -85,8 +89,8 @@ func (s *Series) Validate() error {
 		return invalid("status code %d is not an HTTP status (%d-%d)", s.Code, MinCode, MaxCode)
 	case s.Hour < 0:
 		return invalid("hour %d is before 1970", s.Hour)
-	case s.Hits < 1 || s.Success < 0 || s.Errors < 0 || s.Success+s.Errors > s.Hits ||
-		s.LatencyUS < 0 || s.LatencyCount < 0 || s.LatencyCount > s.Hits:
+	case s.Hits < 1 || s.Hits > MaxSeriesHits || s.Success < 0 || s.Errors < 0 || s.Success > s.Hits || s.Errors > s.Hits-s.Success ||
+		s.LatencyUS < 0 || s.LatencyUS > MaxSeriesLatencyUS || s.LatencyCount < 0 || s.LatencyCount > s.Hits:
 		return invalid("inconsistent counts in a series")
 	}
 	return nil
@@ -129,7 +133,12 @@ func (s *Series) add(n int64, code int, unixNano int64, latency time.Duration) {
 	}
 	s.LastHit = max(s.LastHit, unixNano)
 	if latency >= 0 {
-		s.LatencyUS += n * latency.Microseconds()
+		us := latency.Microseconds()
+		if us > 0 && n > (MaxSeriesLatencyUS-s.LatencyUS)/us {
+			s.LatencyUS = MaxSeriesLatencyUS // saturate rather than wrap (Parse refuses such elements)
+		} else {
+			s.LatencyUS += n * us
+		}
 		s.LatencyCount += n
 	}
 }

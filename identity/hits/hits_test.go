@@ -36,6 +36,7 @@ func TestParseRefuses(t *testing.T) {
 		"count too big":    `[{"key":"k","code":200,"count":1000000001}]`,
 		"too many":         many,
 		"second bad":       `[{"key":"k","code":200},{"key":"","code":200}]`,
+		"latency sum":      `[{"key":"k","code":200,"count":1000000000,"latency_ms":86400000}]`,
 	} {
 		if _, err := Parse([]byte(body), now); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
@@ -369,5 +370,17 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(keys)), "bytes/series")
 		runtime.KeepAlive(c)
+	}
+}
+
+func TestValidateRefusesOverflowingCounts(t *testing.T) {
+	for name, s := range map[string]Series{
+		"success+errors wrap": {KeyHash: "k", Code: 200, Hits: 1, Success: 1 << 62, Errors: 1 << 62},
+		"hits too many":       {KeyHash: "k", Code: 200, Hits: MaxSeriesHits + 1},
+		"latency too large":   {KeyHash: "k", Code: 200, Hits: 1, LatencyUS: MaxSeriesLatencyUS + 1, LatencyCount: 1},
+	} {
+		if err := s.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
 	}
 }

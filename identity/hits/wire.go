@@ -56,6 +56,8 @@ func Parse(body []byte, now time.Time) ([]Hit, error) {
 			return nil, invalid("hit %d: latency_ms must be 0 to a day", i)
 		case h.Count != nil && (*h.Count < 1 || *h.Count > MaxCount):
 			return nil, invalid("hit %d: count must be 1 to %d", i, MaxCount)
+		case h.Count != nil && h.LatencyMS != nil && *h.LatencyMS*1000*float64(*h.Count) > MaxSeriesLatencyUS:
+			return nil, invalid("hit %d: count × latency_ms is too large to sum", i)
 		}
 		if h.Time == nil {
 			h.Time = &now

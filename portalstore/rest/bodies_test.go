@@ -225,3 +225,13 @@ func TestVerifyCredentialsLimits(t *testing.T) {
 		t.Errorf("after 5 failures from one client: %d, want 429", rec.Code)
 	}
 }
+
+// TestMembersMatchIgnoringCase: Tyk's clients may capitalise a member, as
+// encoding/json accepts; the strict check accepts what the decoder reads.
+func TestMembersMatchIgnoringCase(t *testing.T) {
+	h := newTestServer(t)
+	rec := call(h, "POST", "/api/portal/developers/verify_credentials", `{"Username":"nobody@example.com","Password":"wrong-password"}`)
+	if rec.Code != 401 {
+		t.Errorf("capitalised members: %d %s, want 401", rec.Code, rec.Body)
+	}
+}

@@ -71,6 +71,11 @@ func (s *Server) lastChange(w http.ResponseWriter, r *http.Request) {
 	}{last})
 }
 
+// maxHitBatches bounds the batches of one POST /api/keylens/hits (a
+// sidecar sends a group of at most 10,000 series), well inside the
+// databases' limits on one statement's parameters.
+const maxHitBatches = 10000
+
 // maxHitsBody bounds a POST /api/keylens/hits body: a sidecar's group of
 // batches, up to some 10,000 series.
 const maxHitsBody = 16 << 20
@@ -97,6 +102,10 @@ func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 		in.Batches = []portalstore.HitBatch{in.HitBatch}
 	case in.ID != "" || in.Series != nil:
 		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
+		return
+	}
+	if len(in.Batches) > maxHitBatches {
+		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "at most %d batches a request", maxHitBatches))
 		return
 	}
 	applied, err := s.HitWriter.AddHits(r.Context(), in.Batches)

@@ -288,7 +288,9 @@ func checkMembers(body []byte, v any, required []string) error {
 	}
 	var unknown []string
 	for m := range top {
-		if !known[m] {
+		// encoding/json matches member names ignoring case, and so do
+		// Tyk's clients ("Username" for "username"): so does this check.
+		if !known[strings.ToLower(m)] {
 			unknown = append(unknown, m)
 		}
 	}
@@ -326,7 +328,7 @@ func knownMembers(t reflect.Type) map[string]bool {
 		addFieldMembers(known, st)
 		if t.Implements(reflect.TypeFor[extraMembers]()) {
 			for _, m := range reflect.Zero(t).Interface().(extraMembers).ExtraJSONMembers() {
-				known[m] = true
+				known[strings.ToLower(m)] = true
 			}
 		}
 	}
@@ -352,9 +354,9 @@ func addFieldMembers(known map[string]bool, t reflect.Type) {
 			addFieldMembers(known, ft)
 		case !f.IsExported():
 		case name != "":
-			known[name] = true
+			known[strings.ToLower(name)] = true
 		default:
-			known[f.Name] = true
+			known[strings.ToLower(f.Name)] = true
 		}
 	}
 }

@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,24 +10,11 @@ import (
 	"time"
 )
 
-// caddyBinary finds Caddy. make test installs it; in CI its absence fails.
-func caddyBinary(t *testing.T) string {
-	t.Helper()
-	if path, err := exec.LookPath("caddy"); err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("caddy is not installed (scripts/test-deps.sh installs it); in CI a missing dependency fails")
-	}
-	t.Skip("caddy is not installed: run make test, which installs it (under CI=true this fails instead)")
-	return ""
-}
-
 // startCaddy runs Caddy with docs/gateways/caddy-keylens.Caddyfile, the
 // recipe itself, configured through its environment variables.
 func startCaddy(t *testing.T, sidecarAddr, appAddr string) string {
 	t.Helper()
-	bin := caddyBinary(t)
+	bin := findBinary(t, "caddy", "caddy")
 	recipe, err := filepath.Abs("../docs/gateways/caddy-keylens.Caddyfile")
 	if err != nil {
 		t.Fatal(err)

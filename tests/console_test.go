@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,30 +22,12 @@ import (
 // photographed at 1280×800; with KEYLENS_SCREENSHOTS=DIR the photographs
 // are kept there (make screenshots writes docs/screenshots/).
 
-// chromiumBinary finds chromium. make test installs it; in CI its absence
-// fails.
-func chromiumBinary(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (scripts/test-deps.sh installs it); in CI a missing dependency fails")
-	}
-	t.Skip("chromium is not installed: run make test, which installs it (under CI=true this fails instead)")
-	return ""
-}
-
 // axeSource is axe-core's script, which scripts/test-deps.sh copies into
 // testdata from the npm registry.
 func axeSource(t *testing.T) string {
 	b, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("testdata/axe.min.js: %v (scripts/test-deps.sh fetches it); in CI a missing dependency fails", err)
-		}
-		t.Skipf("testdata/axe.min.js: %v: run make test (scripts/test-deps.sh fetches axe-core)", err)
+		missingDependency(t, "axe-core is not in testdata/axe.min.js ("+err.Error()+")")
 	}
 	return string(b)
 }
@@ -62,7 +43,7 @@ type ui struct {
 }
 
 func newUI(t *testing.T, base string) *ui {
-	chrome, axe := chromiumBinary(t), axeSource(t)
+	chrome, axe := findBinary(t, "chromium", "chromium", "chromium-browser"), axeSource(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome),
 		chromedp.Headless,

@@ -150,6 +150,30 @@ func waitReady(path string, done <-chan struct{}) (map[string]string, error) {
 	}
 }
 
+// findBinary returns the first of names on PATH (or given as a path), for a
+// dependency scripts/test-deps.sh installs. Missing, it fails the test
+// under CI=true (a missing dependency must never pass for a skip there)
+// and skips it elsewhere.
+func findBinary(t *testing.T, what string, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if path, err := exec.LookPath(n); err == nil {
+			return path
+		}
+	}
+	missingDependency(t, what+" is not installed")
+	return ""
+}
+
+// missingDependency fails the test under CI=true and skips it elsewhere.
+func missingDependency(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (scripts/test-deps.sh installs it); in CI a missing dependency fails", why)
+	}
+	t.Skipf("%s: run make test, which installs it (under CI=true this fails instead)", why)
+}
+
 // cleanEnv is the test process's environment without KEYLENS_* settings, so
 // a developer's shell cannot change what the tests see.
 func cleanEnv() []string {

@@ -17,27 +17,12 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
-// nginxBinary finds nginx. make test installs it; in CI its absence fails.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed (scripts/test-deps.sh installs it); in CI a missing dependency fails")
-	}
-	t.Skip("nginx is not installed: run make test, which installs it (under CI=true this fails instead)")
-	return ""
-}
-
 // startNginx runs nginx in the foreground on a free loopback port, with
 // docs/gateways/nginx-keylens.conf (the recipe the README shows) between
 // the sidecar and app.
 func startNginx(t *testing.T, sidecarAddr, appAddr string) string {
 	t.Helper()
-	bin := nginxBinary(t)
+	bin := findBinary(t, "nginx", "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
 	recipe, err := filepath.Abs("../docs/gateways/nginx-keylens.conf")
 	if err != nil {

@@ -94,32 +94,7 @@ func (db *DB) SealCleartext(ctx context.Context) (int, error) {
 	if db.secrets == nil {
 		return 0, nil
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	n := 0
-	for _, c := range secretColumns {
-		type row struct{ key, secret string }
-		var rows []row
-		if err := eachRow(ctx, tx, `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> '' AND `+c.col+` NOT LIKE ?`,
-			[]any{sealedPrefix + "%"}, func(r *sql.Rows) error {
-				var x row
-				err := r.Scan(&x.key, &x.secret)
-				rows = append(rows, x)
-				return err
-			}); err != nil {
-			return 0, err
-		}
-		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.key+` = ?`, db.secrets.seal(r.secret), r.key); err != nil {
-				return 0, err
-			}
-			n++
-		}
-	}
-	return n, tx.Commit()
+	return db.rewriteSecrets(ctx, true, func(plain string) (string, error) { return db.secrets.seal(plain), nil })
 }
 
 func (b *secretBox) seal(s string) string {
@@ -191,6 +166,24 @@ func (db *DB) RotateSecrets(ctx context.Context, newKey []byte) (int, error) {
 			return 0, err
 		}
 	}
+	n, err := db.rewriteSecrets(ctx, false, func(stored string) (string, error) {
+		plain, err := db.unseal(stored)
+		if err != nil || next == nil {
+			return plain, err
+		}
+		return next.seal(plain), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	db.secrets = next
+	return n, nil
+}
+
+// rewriteSecrets replaces every stored secret (only those in the clear,
+// with onlyClear) by rewrite of it, in one transaction, and reports how
+// many it rewrote.
+func (db *DB) rewriteSecrets(ctx context.Context, onlyClear bool, rewrite func(string) (string, error)) (int, error) {
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return 0, err
@@ -198,9 +191,13 @@ func (db *DB) RotateSecrets(ctx context.Context, newKey []byte) (int, error) {
 	defer tx.Rollback()
 	n := 0
 	for _, c := range secretColumns {
+		query, args := `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> ''`, []any(nil)
+		if onlyClear {
+			query, args = query+` AND `+c.col+` NOT LIKE ?`, []any{sealedPrefix + "%"}
+		}
 		type row struct{ key, secret string }
 		var rows []row
-		if err := eachRow(ctx, tx, `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> ''`, nil, func(r *sql.Rows) error {
+		if err := eachRow(ctx, tx, query, args, func(r *sql.Rows) error {
 			var x row
 			err := r.Scan(&x.key, &x.secret)
 			rows = append(rows, x)
@@ -209,13 +206,9 @@ func (db *DB) RotateSecrets(ctx context.Context, newKey []byte) (int, error) {
 			return 0, err
 		}
 		for _, r := range rows {
-			plain, err := db.unseal(r.secret)
+			out, err := rewrite(r.secret)
 			if err != nil {
 				return 0, fmt.Errorf("%s %s: %w", c.table, r.key, err)
-			}
-			out := plain
-			if next != nil {
-				out = next.seal(plain)
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.key+` = ?`, out, r.key); err != nil {
 				return 0, err
@@ -223,11 +216,7 @@ func (db *DB) RotateSecrets(ctx context.Context, newKey []byte) (int, error) {
 			n++
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	db.secrets = next
-	return n, nil
+	return n, tx.Commit()
 }
 
 // openKey opens k's sealed material in place.

@@ -25,22 +25,19 @@ func (db *DB) CreateAdmin(ctx context.Context, a *portalstore.Admin) error {
 	if err := a.PrepareNew(db.Now()); err != nil {
 		return err
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO admins (`+adminColumns+`, email_lower) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Email, a.PasswordHash, a.Disabled, formatTime(a.DateCreated), formatTime(a.LastLogin), strings.ToLower(a.Email))
-	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "An admin with this email already exists")
-	} else if err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditAdminCreated, portalstore.ObjectAdmin, a.ID, "", a.Email); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO admins (`+adminColumns+`, email_lower) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Email, a.PasswordHash, a.Disabled, formatTime(a.DateCreated), formatTime(a.LastLogin), strings.ToLower(a.Email))
+		if isUniqueViolation(err) {
+			return portalstore.Errorf(portalstore.ECONFLICT, "An admin with this email already exists")
+		} else if err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditAdminCreated, portalstore.ObjectAdmin, a.ID, "", a.Email); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // FindAdmins returns every admin, by email.
@@ -84,57 +81,51 @@ func queryAdmins(ctx context.Context, q querier, query string, args ...any) ([]*
 // SetAdminDisabled disables or enables an admin; disabling ends their
 // sessions.
 func (db *DB) SetAdminDisabled(ctx context.Context, id string, disabled bool) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var email string
-	if err := tx.QueryRowContext(ctx, `SELECT email FROM admins WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
-		return errAdminNotFound
-	} else if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE admins SET disabled = ? WHERE id = ?`, disabled, id); err != nil {
-		return err
-	}
-	action := portalstore.AuditAdminEnabled
-	if disabled {
-		action = portalstore.AuditAdminDisabled
-		if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
+	return db.write(ctx, func(tx *Tx) error {
+		var email string
+		if err := tx.QueryRowContext(ctx, `SELECT email FROM admins WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
+			return errAdminNotFound
+		} else if err != nil {
 			return err
 		}
-	}
-	if err := recordAudit(ctx, tx, action, portalstore.ObjectAdmin, id, "", email); err != nil {
-		return err
-	}
-	return tx.Commit()
+		if _, err := tx.ExecContext(ctx, `UPDATE admins SET disabled = ? WHERE id = ?`, disabled, id); err != nil {
+			return err
+		}
+		action := portalstore.AuditAdminEnabled
+		if disabled {
+			action = portalstore.AuditAdminDisabled
+			if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
+				return err
+			}
+		}
+		if err := recordAudit(ctx, tx, action, portalstore.ObjectAdmin, id, "", email); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // DeleteAdmin removes an admin; their sessions go with them (ON DELETE
 // CASCADE).
 func (db *DB) DeleteAdmin(ctx context.Context, id string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var email string
-	if err := tx.QueryRowContext(ctx, `SELECT email FROM admins WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
-		return errAdminNotFound
-	} else if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, id); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditAdminDeleted, portalstore.ObjectAdmin, id, "", email); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		var email string
+		if err := tx.QueryRowContext(ctx, `SELECT email FROM admins WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
+			return errAdminNotFound
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditAdminDeleted, portalstore.ObjectAdmin, id, "", email); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // VerifyAdmin checks an admin's email and password.

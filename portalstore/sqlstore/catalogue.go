@@ -49,39 +49,36 @@ func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error 
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	cur, err := loadCatalogue(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if cur.ID != "" {
-		c.ID = cur.ID
-	} else if c.ID == "" {
-		c.ID = portalstore.NewObjectID(tx.now)
-	}
-	if c.OrgID == "" {
-		if c.OrgID, err = orgID(ctx, tx); err != nil {
+	return db.write(ctx, func(tx *Tx) error {
+		cur, err := loadCatalogue(ctx, tx)
+		if err != nil {
 			return err
 		}
-	}
-	apis, err := json.Marshal(c.APIs)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM catalogue`); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO catalogue (id, org_id, apis) VALUES (?, ?, ?)`, c.ID, c.OrgID, string(apis)); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditCatalogueUpdated, portalstore.ObjectCatalogue, c.ID, "", portalstore.CatalogueChanges(cur, c)); err != nil {
-		return err
-	}
-	return tx.Commit()
+		if cur.ID != "" {
+			c.ID = cur.ID
+		} else if c.ID == "" {
+			c.ID = portalstore.NewObjectID(tx.now)
+		}
+		if c.OrgID == "" {
+			if c.OrgID, err = orgID(ctx, tx); err != nil {
+				return err
+			}
+		}
+		apis, err := json.Marshal(c.APIs)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM catalogue`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO catalogue (id, org_id, apis) VALUES (?, ?, ?)`, c.ID, c.OrgID, string(apis)); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditCatalogueUpdated, portalstore.ObjectCatalogue, c.ID, "", portalstore.CatalogueChanges(cur, c)); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // PortalConfig returns the stored configuration, or the defaults.
@@ -115,38 +112,35 @@ func loadPortalConfig(ctx context.Context, tx *Tx) (*portalstore.PortalConfig, e
 
 // PutPortalConfig replaces the configuration.
 func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	cur, err := loadPortalConfig(ctx, tx)
-	if err != nil {
-		return err
-	}
-	// The id is the store's: whatever a client sends is replaced.
-	p.ID = cur.ID
-	if p.ID == "" {
-		p.ID = portalstore.NewObjectID(tx.now)
-	}
-	if p.OrgID == "" {
-		if p.OrgID, err = orgID(ctx, tx); err != nil {
+	return db.write(ctx, func(tx *Tx) error {
+		cur, err := loadPortalConfig(ctx, tx)
+		if err != nil {
 			return err
 		}
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	if len(b) > 256<<10 {
-		return portalstore.Errorf(portalstore.EINVALID, "The portal configuration is limited to 256 KiB")
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-		settingPortalConfig, string(b)); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditConfigUpdated, portalstore.ObjectConfiguration, p.ID, "", portalstore.ConfigChanges(cur, p)); err != nil {
-		return err
-	}
-	return tx.Commit()
+		// The id is the store's: whatever a client sends is replaced.
+		p.ID = cur.ID
+		if p.ID == "" {
+			p.ID = portalstore.NewObjectID(tx.now)
+		}
+		if p.OrgID == "" {
+			if p.OrgID, err = orgID(ctx, tx); err != nil {
+				return err
+			}
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		if len(b) > 256<<10 {
+			return portalstore.Errorf(portalstore.EINVALID, "The portal configuration is limited to 256 KiB")
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+			settingPortalConfig, string(b)); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditConfigUpdated, portalstore.ObjectConfiguration, p.ID, "", portalstore.ConfigChanges(cur, p)); err != nil {
+			return err
+		}
+		return nil
+	})
 }

@@ -117,15 +117,12 @@ func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) err
 	if err := d.PrepareNew(db.Now()); err != nil {
 		return err
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := createDeveloper(ctx, tx, d); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		if err := createDeveloper(ctx, tx, d); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // CreateDevelopers stores many developers in one transaction, for imports
@@ -136,17 +133,14 @@ func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Develope
 			return fmt.Errorf("%s: %w", d.Email, err)
 		}
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, d := range devs {
-		if err := createDeveloper(ctx, tx, d); err != nil {
-			return err
+	return db.write(ctx, func(tx *Tx) error {
+		for _, d := range devs {
+			if err := createDeveloper(ctx, tx, d); err != nil {
+				return err
+			}
 		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
@@ -207,19 +201,16 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 	if err := d.PrepareUpdate(db.Now()); err != nil {
 		return err
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return err
-	}
-	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if err := updateDeveloper(ctx, tx, cur, d); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // PatchDeveloper changes the members p names, in one transaction.
@@ -320,42 +311,39 @@ func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer)
 // DeleteDeveloper removes a developer; their keys, subscriptions and OAuth
 // clients go with them (ON DELETE CASCADE).
 func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var hashes []string
-	if err := eachRow(ctx, tx, `SELECT key_hash FROM developer_keys WHERE developer_id = ? ORDER BY key_hash`, []any{id}, func(rows *sql.Rows) error {
-		var h string
-		err := rows.Scan(&h)
-		hashes = append(hashes, h)
-		return err
-	}); err != nil {
-		return err
-	}
-	var email string
-	if err := tx.QueryRowContext(ctx, `SELECT email FROM developers WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
-		return errDeveloperNotFound
-	} else if err != nil {
-		return err
-	}
-	if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperDeleted, portalstore.ObjectDeveloper, id, id,
-		fmt.Sprintf("%s, with %d keys", email, len(hashes))); err != nil {
-		return err
-	}
-	for _, h := range hashes {
-		if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
+	return db.write(ctx, func(tx *Tx) error {
+		var hashes []string
+		if err := eachRow(ctx, tx, `SELECT key_hash FROM developer_keys WHERE developer_id = ? ORDER BY key_hash`, []any{id}, func(rows *sql.Rows) error {
+			var h string
+			err := rows.Scan(&h)
+			hashes = append(hashes, h)
+			return err
+		}); err != nil {
 			return err
 		}
-	}
-	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
-		return err
-	}
-	return tx.Commit()
+		var email string
+		if err := tx.QueryRowContext(ctx, `SELECT email FROM developers WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
+			return errDeveloperNotFound
+		} else if err != nil {
+			return err
+		}
+		if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditDeveloperDeleted, portalstore.ObjectDeveloper, id, id,
+			fmt.Sprintf("%s, with %d keys", email, len(hashes))); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
+				return err
+			}
+		}
+		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // VerifyCredentials checks a developer's email and password.
@@ -417,27 +405,24 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 		return err
 	}
 	d.PasswordHash = h
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return err
-	}
-	history, err := json.Marshal(portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash))
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
-		d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperPassword, portalstore.ObjectDeveloper, id, id, cur.Email); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
+		history, err := json.Marshal(portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
+			d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditDeveloperPassword, portalstore.ObjectDeveloper, id, id, cur.Email); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func developerExists(ctx context.Context, tx *Tx, id string) (bool, error) {

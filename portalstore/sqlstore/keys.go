@@ -2,10 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,19 +196,16 @@ const keyRequestColumns = `id, org_id, by_user, for_api, for_plan, apply_policie
 
 // CreateKeyRequest validates and stores r.
 func (db *DB) CreateKeyRequest(ctx context.Context, r *portalstore.KeyRequest) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := createKeyRequest(ctx, tx, r); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestCreated, portalstore.ObjectKeyRequest, r.ID, r.ByUser,
-		"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		if err := createKeyRequest(ctx, tx, r); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestCreated, portalstore.ObjectKeyRequest, r.ID, r.ByUser,
+			"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 func createKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) error {
@@ -410,69 +404,63 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	cur, err := findKeyRequest(ctx, tx, id)
-	if err != nil {
-		return err
-	}
-	if exists, err := developerExists(ctx, tx, r.ByUser); err != nil {
-		return err
-	} else if !exists {
-		return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
-	}
-	if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
-		return err
-	}
-	// Approval state, key and creation belong to the server; the JWT
-	// secret is write-only (never answered), so a replacement without
-	// one keeps the stored one.
-	r.ID, r.Approved, r.Key, r.DateCreated = id, cur.Approved, cur.Key, cur.DateCreated
-	if r.JWTSecret == "" && !cur.Approved {
-		r.JWTSecret = cur.JWTSecret
-	}
-	if cur.Approved {
-		r.JWTSecret = "" // the key holds it now, and only the key
-	}
-	if r.OrgID == "" {
-		r.OrgID = cur.OrgID
-	}
-	if err := writeKeyRequest(ctx, tx, r, false); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestUpdated, portalstore.ObjectKeyRequest, id, r.ByUser,
-		"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		cur, err := findKeyRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if exists, err := developerExists(ctx, tx, r.ByUser); err != nil {
+			return err
+		} else if !exists {
+			return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
+		}
+		if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
+			return err
+		}
+		// Approval state, key and creation belong to the server; the JWT
+		// secret is write-only (never answered), so a replacement without
+		// one keeps the stored one.
+		r.ID, r.Approved, r.Key, r.DateCreated = id, cur.Approved, cur.Key, cur.DateCreated
+		if r.JWTSecret == "" && !cur.Approved {
+			r.JWTSecret = cur.JWTSecret
+		}
+		if cur.Approved {
+			r.JWTSecret = "" // the key holds it now, and only the key
+		}
+		if r.OrgID == "" {
+			r.OrgID = cur.OrgID
+		}
+		if err := writeKeyRequest(ctx, tx, r, false); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestUpdated, portalstore.ObjectKeyRequest, id, r.ByUser,
+			"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // DeleteKeyRequest removes a request; a key it produced stays (revoke it
 // through the developer's keys).
 func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	r, err := findKeyRequest(ctx, tx, id)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM key_requests WHERE id = ?`, id); err != nil {
-		return err
-	}
-	detail := "pending, policies " + strings.Join(r.ApplyPolicies, ", ")
-	if r.Approved {
-		detail = "approved (its key " + r.Key + " stays), policies " + strings.Join(r.ApplyPolicies, ", ")
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestDeleted, portalstore.ObjectKeyRequest, id, r.ByUser, detail); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		r, err := findKeyRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM key_requests WHERE id = ?`, id); err != nil {
+			return err
+		}
+		detail := "pending, policies " + strings.Join(r.ApplyPolicies, ", ")
+		if r.Approved {
+			detail = "approved (its key " + r.Key + " stays), policies " + strings.Join(r.ApplyPolicies, ", ")
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestDeleted, portalstore.ObjectKeyRequest, id, r.ByUser, detail); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // ApproveKeyRequest approves request id.
@@ -483,27 +471,25 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 	} else if err != nil {
 		return nil, err
 	}
-	secrets, err := db.basicSecretsFor(ctx, policy)
+	secrets, err := db.basicSecretFor(ctx, policy)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := db.begin(ctx)
+	var a *portalstore.Approval
+	err = db.write(ctx, func(tx *Tx) error {
+		r, err := findKeyRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if a, err = db.approve(ctx, tx, r, secrets); err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, portalstore.AuditKeyRequestApproved, portalstore.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a))
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
-	r, err := findKeyRequest(ctx, tx, id)
-	if err != nil {
-		return nil, err
-	}
-	a, err := db.approve(ctx, tx, r, secrets)
-	if err != nil {
-		return nil, err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestApproved, portalstore.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a)); err != nil {
-		return nil, err
-	}
-	return a, tx.Commit()
+	return a, nil
 }
 
 // issuedDetail says what an approval issued, for the audit trail: the key
@@ -520,150 +506,115 @@ func issuedDetail(r *portalstore.KeyRequest, a *portalstore.Approval) string {
 func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequest) (*portalstore.Approval, error) {
 	r.ByUser = devID
 	r.Normalize()
-	var secrets *basicSecrets
+	var secrets *portalstore.BasicSecret
 	if len(r.ApplyPolicies) > 0 {
 		var err error
-		if secrets, err = db.basicSecretsFor(ctx, r.ApplyPolicies[0]); err != nil {
+		if secrets, err = db.basicSecretFor(ctx, r.ApplyPolicies[0]); err != nil {
 			return nil, err
 		}
 	}
-	tx, err := db.begin(ctx)
+	var a *portalstore.Approval
+	err := db.write(ctx, func(tx *Tx) error {
+		if exists, err := developerExists(ctx, tx, devID); err != nil {
+			return err
+		} else if !exists {
+			return errDeveloperNotFound
+		}
+		if err := createKeyRequest(ctx, tx, r); err != nil {
+			return err
+		}
+		var err error
+		if a, err = db.approve(ctx, tx, r, secrets); err != nil {
+			return err
+		}
+		objType, objID := portalstore.ObjectKey, a.KeyHash
+		if a.OAuthClient != nil {
+			objType, objID = portalstore.ObjectOAuthClient, a.OAuthClient.ClientID
+		}
+		return recordAudit(ctx, tx, portalstore.AuditKeyIssued, objType, objID, devID, issuedDetail(r, a))
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
-	if exists, err := developerExists(ctx, tx, devID); err != nil {
-		return nil, err
-	} else if !exists {
-		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
-	}
-	if err := createKeyRequest(ctx, tx, r); err != nil {
-		return nil, err
-	}
-	a, err := db.approve(ctx, tx, r, secrets)
-	if err != nil {
-		return nil, err
-	}
-	objType, objID := portalstore.ObjectKey, a.KeyHash
-	if a.OAuthClient != nil {
-		objType, objID = portalstore.ObjectOAuthClient, a.OAuthClient.ClientID
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyIssued, objType, objID, devID, issuedDetail(r, a)); err != nil {
-		return nil, err
-	}
-	return a, tx.Commit()
+	return a, nil
 }
 
-// basicSecrets is a basic-auth password and its bcrypt hash, made before
-// the write transaction so that bcrypt's cost is not paid holding the lock.
-type basicSecrets struct{ password, hash string }
-
-func newBasicSecrets() (*basicSecrets, error) {
-	pw := randomAlnum(16)
-	h, err := portalstore.HashPassword(pw)
-	return &basicSecrets{pw, h}, err
-}
-
-// basicSecretsFor prepares basic-auth secrets when policy's catalogue entry
-// is basic; nil otherwise (approve makes them itself should the catalogue
-// change in between).
-func (db *DB) basicSecretsFor(ctx context.Context, policy string) (*basicSecrets, error) {
+// basicSecretFor prepares a Basic secret when policy's catalogue entry is
+// basic; nil otherwise (Issue makes one itself should the catalogue change
+// in between).
+func (db *DB) basicSecretFor(ctx context.Context, policy string) (*portalstore.BasicSecret, error) {
 	cat, err := db.Catalogue(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if e := cat.Entry(policy); e != nil && e.AuthType == portalstore.AuthBasic {
-		return newBasicSecrets()
+		return portalstore.NewBasicSecret()
 	}
 	return nil, nil
 }
 
-// approve issues what the request's first policy's catalogue entry names.
-func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, basic *basicSecrets) (*portalstore.Approval, error) {
-	if r.Approved {
-		return nil, portalstore.Errorf(portalstore.ECONFLICT, "Key request %s is already approved", r.ID)
-	}
-	dev, err := findDeveloper(ctx, tx, `id = ?`, r.ByUser)
-	if err != nil {
+// approve issues what the request's first policy's catalogue entry names
+// (portalstore.Issuer decides what) and stores it.
+func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, basic *portalstore.BasicSecret) (*portalstore.Approval, error) {
+	var org string
+	var oauthClients int
+	err := tx.QueryRowContext(ctx, `SELECT org_id, (SELECT COUNT(*) FROM oauth_clients c WHERE c.developer_id = d.id AND c.policy_id = ?)
+		FROM developers d WHERE id = ?`, firstPolicy(r), r.ByUser).Scan(&org, &oauthClients)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errDeveloperNotFound
+	} else if err != nil {
 		return nil, err
 	}
 	cat, err := loadCatalogue(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	policy := r.ApplyPolicies[0]
-	entry := cat.Entry(policy)
-	if entry == nil {
-		return nil, portalstore.Errorf(portalstore.EINVALID, "Policy %s is not in the catalogue", policy)
+	issuer := portalstore.Issuer{OrgID: org, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now}
+	issued, err := issuer.Issue(r, cat.Entry(firstPolicy(r)), basic)
+	if err != nil {
+		return nil, err
 	}
-	org := dev.OrgID
-	algo := db.KeyHashAlgorithm
-	a := &portalstore.Approval{PolicyID: policy}
-	key := &portalstore.Key{DeveloperID: dev.ID, Policies: r.ApplyPolicies, AuthType: entry.AuthType,
-		RequestID: r.ID, Fields: r.Fields, DateCreated: tx.now}
-
-	switch entry.AuthType {
-	case portalstore.AuthOAuth:
-		// Only an OAuth client is sent to its redirect URI: other entries
-		// ignore one (Tyk's own sample files "..." with a token policy).
-		if err := portalstore.ValidateRedirectURI(r.OAuthInfo.RedirectURI); r.OAuthInfo.RedirectURI != "" && err != nil {
+	if c := issued.Approval.OAuthClient; c != nil {
+		if err := insertOAuthClient(ctx, tx, r.ByUser, issued.Approval.PolicyID, oauthClients, c); err != nil {
 			return nil, err
 		}
-		c := &portalstore.OAuthClient{
-			ClientID:       randomHex(16),
-			Secret:         base64.StdEncoding.EncodeToString([]byte(randomUUID())),
-			RedirectURI:    r.OAuthInfo.RedirectURI,
-			AppDescription: fieldString(r.Fields, "oauth_app_description"),
-			UseCase:        fieldString(r.Fields, "oauth_use_case"),
-			DateCreated:    tx.now,
-		}
-		if err := insertOAuthClient(ctx, tx, dev.ID, policy, len(dev.OAuthClients[policy]), c); err != nil {
+		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, r.ByUser, "", ""); err != nil {
 			return nil, err
 		}
-		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, dev.ID, "", ""); err != nil {
-			return nil, err
-		}
-		a.OAuthClient = c
-	case portalstore.AuthBasic:
-		if basic == nil {
-			if basic, err = newBasicSecrets(); err != nil {
-				return nil, err
-			}
-		}
-		a.RawKey, a.Password = randomAlnum(10), basic.password
-		key.BasicUsername, key.BasicPasswordHash = a.RawKey, basic.hash
-		key.Hash = portalstore.HashKey(portalstore.KeyFor(org, a.RawKey, algo))
-	case portalstore.AuthJWT:
-		secret, pub, err := portalstore.JWTKeyMaterial(r.JWTSecret, r.Certificate)
-		if err != nil {
-			return nil, err
-		}
-		key.JWTSecret, key.JWTPublicKey = secret, pub
-		a.RawKey = portalstore.GenerateKey(org, algo) // the kid JWTs name
-		key.Hash = portalstore.HashKey(a.RawKey)
-	default: // authToken
-		a.RawKey = portalstore.GenerateKey(org, algo)
-		key.Hash = portalstore.HashKey(a.RawKey)
 	}
-	if key.Hash != "" {
+	var hash string
+	if key := issued.Key; key != nil {
+		hash = key.Hash
 		if err := insertKey(ctx, tx, key); err != nil {
 			return nil, err
 		}
 		for _, p := range r.ApplyPolicies {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)
-				ON CONFLICT (developer_id, policy_id) DO UPDATE SET key_hash = excluded.key_hash`, dev.ID, p, key.Hash); err != nil {
+			if err := upsertSubscription(ctx, tx, r.ByUser, p, hash); err != nil {
 				return nil, err
 			}
 		}
-		a.KeyHash = key.Hash
 	}
-	r.Approved, r.Key = true, key.Hash
 	// The key holds the JWT secret from now on: the request's copy goes.
-	r.JWTSecret = ""
-	if _, err := tx.ExecContext(ctx, `UPDATE key_requests SET approved = ?, key_hash = ?, jwt_secret = '' WHERE id = ?`, true, key.Hash, r.ID); err != nil {
+	r.Approved, r.Key, r.JWTSecret = true, hash, ""
+	if _, err := tx.ExecContext(ctx, `UPDATE key_requests SET approved = ?, key_hash = ?, jwt_secret = '' WHERE id = ?`, true, hash, r.ID); err != nil {
 		return nil, err
 	}
-	return a, nil
+	return issued.Approval, nil
+}
+
+func firstPolicy(r *portalstore.KeyRequest) string {
+	if len(r.ApplyPolicies) == 0 {
+		return ""
+	}
+	return r.ApplyPolicies[0]
+}
+
+// upsertSubscription points developer devID's subscription to policy at
+// the key hash.
+func upsertSubscription(ctx context.Context, tx *Tx, devID, policy, hash string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)
+		ON CONFLICT (developer_id, policy_id) DO UPDATE SET key_hash = excluded.key_hash`, devID, policy, hash)
+	return err
 }
 
 // SetKeyPolicies replaces the policies of a developer's key and points the
@@ -672,134 +623,82 @@ func (db *DB) SetKeyPolicies(ctx context.Context, devID, hash string, policies [
 	if len(policies) == 0 {
 		return portalstore.Errorf(portalstore.EINVALID, "apply_policies needs at least one policy")
 	}
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := checkPoliciesPublished(ctx, tx, policies); err != nil {
-		return err
-	}
-	var old string
-	if err := tx.QueryRowContext(ctx, `SELECT policies FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash).Scan(&old); errors.Is(err, sql.ErrNoRows) {
-		return errKeyNotFound
-	} else if err != nil {
-		return err
-	}
-	var oldPols []string
-	_ = json.Unmarshal([]byte(old), &oldPols)
-	if err := updateKeyPolicies(ctx, tx, devID, hash, policies); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyPolicies, portalstore.ObjectKey, hash, devID,
-		strings.Join(oldPols, ", ")+" → "+strings.Join(policies, ", ")); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
-		return err
-	}
-	for _, p := range policies {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)
-			ON CONFLICT (developer_id, policy_id) DO UPDATE SET key_hash = excluded.key_hash`, devID, p, hash); err != nil {
+	return db.write(ctx, func(tx *Tx) error {
+		if err := checkPoliciesPublished(ctx, tx, policies); err != nil {
 			return err
 		}
-	}
-	return tx.Commit()
+		var old string
+		if err := tx.QueryRowContext(ctx, `SELECT policies FROM developer_keys WHERE developer_id = ? AND key_hash = ?`, devID, hash).Scan(&old); errors.Is(err, sql.ErrNoRows) {
+			return errKeyNotFound
+		} else if err != nil {
+			return err
+		}
+		var oldPols []string
+		_ = json.Unmarshal([]byte(old), &oldPols)
+		if err := updateKeyPolicies(ctx, tx, devID, hash, policies); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyPolicies, portalstore.ObjectKey, hash, devID,
+			strings.Join(oldPols, ", ")+" → "+strings.Join(policies, ", ")); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
+			return err
+		}
+		for _, p := range policies {
+			if err := upsertSubscription(ctx, tx, devID, p, hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // RevokeKey removes a developer's key.
 func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := deleteKey(ctx, tx, devID, hash); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyRevoked, portalstore.ObjectKey, hash, devID, ""); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		if err := deleteKey(ctx, tx, devID, hash); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyRevoked, portalstore.ObjectKey, hash, devID, ""); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // ResetKeyQuota records a quota reset.
 func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(tx.now), devID, hash); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditKeyQuotaReset, portalstore.ObjectKey, hash, devID, ""); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return db.write(ctx, func(tx *Tx) error {
+		if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(tx.now), devID, hash); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditKeyQuotaReset, portalstore.ObjectKey, hash, devID, ""); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // DeleteOAuthClient removes an OAuth client.
 func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var devID string
-	err = tx.QueryRowContext(ctx, `SELECT developer_id FROM oauth_clients WHERE client_id = ?`, clientID).Scan(&devID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
-	} else if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE client_id = ?`, clientID); err != nil {
-		return err
-	}
-	if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
-		return err
-	}
-	if err := recordAudit(ctx, tx, portalstore.AuditOAuthClientDeleted, portalstore.ObjectOAuthClient, clientID, devID, ""); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-func fieldString(fields map[string]any, name string) string {
-	if s, ok := fields[name].(string); ok {
-		return s
-	}
-	return ""
-}
-
-const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-// randomAlnum returns n characters drawn uniformly from [A-Za-z0-9].
-func randomAlnum(n int) string {
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for b.Len() < n {
-		_, _ = rand.Read(buf)
-		if int(buf[0]) < 256-256%len(alnum) { // reject to stay uniform
-			b.WriteByte(alnum[int(buf[0])%len(alnum)])
+	return db.write(ctx, func(tx *Tx) error {
+		var devID string
+		err := tx.QueryRowContext(ctx, `SELECT developer_id FROM oauth_clients WHERE client_id = ?`, clientID).Scan(&devID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+		} else if err != nil {
+			return err
 		}
-	}
-	return b.String()
-}
-
-func randomHex(nBytes int) string {
-	b := make([]byte, nBytes)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// randomUUID returns a random (version 4) UUID string, the form Tyk's OAuth
-// client secrets are the base64 of.
-func randomUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE client_id = ?`, clientID); err != nil {
+			return err
+		}
+		if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
+			return err
+		}
+		if err := recordAudit(ctx, tx, portalstore.AuditOAuthClientDeleted, portalstore.ObjectOAuthClient, clientID, devID, ""); err != nil {
+			return err
+		}
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/TykTechnologies/tyk/gateway"
 	"github.com/TykTechnologies/tyk/user"
+	"github.com/keylens/keylens/identity/clock"
 )
 
 // BenchmarkPostAuthCached runs the post-auth hook on a cached key, as on a
@@ -179,7 +180,7 @@ func BenchmarkResponseHook(b *testing.B) {
 	for done := 0; done < b.N; done += batch {
 		b.StopTimer()
 		for _, r := range rs {
-			stamp(r, st, &key, monoNow())
+			stamp(r, st, &key, clock.Mono())
 		}
 		b.StartTimer()
 		for _, r := range rs[:min(batch, b.N-done)] {

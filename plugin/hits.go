@@ -47,9 +47,9 @@ func newShipper(s settings) *shipper {
 
 // record counts one hit; latency < 0 means none was measured. The
 // shipper's goroutine starts with the first hit.
-func (sh *shipper) record(keyHash, apiID string, code int, latency time.Duration) {
+func (sh *shipper) record(keyHash, apiID string, at int64, code int, latency time.Duration) {
 	sh.once.Do(func() { go sh.batcher.Run(context.Background(), sh.s.FlushInterval, sh.logFailure) })
-	sh.counter.Record(keyHash, apiID, nowNano(), code, 1, latency)
+	sh.counter.Record(keyHash, apiID, at, code, 1, latency)
 }
 
 // logFailure logs when shipping starts failing and when it works again,

@@ -26,19 +26,13 @@ const stampSlots = 4096 // a power of two
 
 type stampSlot struct {
 	hdr   atomic.Uintptr // the request's header map; 0 when free
-	start atomic.Int64   // monoNow at the first hook
+	start atomic.Int64   // clock.Mono at the first hook
 	st    atomic.Pointer[apiState]
 	key   atomic.Pointer[string] // the key hash, from the shared identity
 	_     [32]byte               // one slot a cache line
 }
 
 var stamps [stampSlots]stampSlot
-
-// monoBase anchors monoNow: time.Since reads only the monotonic clock, at
-// about half the cost of time.Now.
-var monoBase = time.Now()
-
-func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 func headerAddr(h http.Header) uintptr { return *(*uintptr)(unsafe.Pointer(&h)) }
 
@@ -47,7 +41,7 @@ func slotOf(addr uintptr) *stampSlot {
 }
 
 // stamp records that r, of the API st, for the key keyHash, started at
-// start (monoNow), overwriting whatever held the slot.
+// start (clock.Mono), overwriting whatever held the slot.
 func stamp(r *http.Request, st *apiState, keyHash *string, start int64) {
 	addr := headerAddr(r.Header)
 	if addr == 0 {
@@ -61,8 +55,9 @@ func stamp(r *http.Request, st *apiState, keyHash *string, start int64) {
 	s.hdr.Store(addr)
 }
 
-// claimStamp takes r's slot back: its API, key hash and latency so far.
-func claimStamp(r *http.Request) (*apiState, string, time.Duration, bool) {
+// claimStamp takes r's slot back: its API, key hash and latency as of
+// mono (clock.Mono).
+func claimStamp(r *http.Request, mono int64) (*apiState, string, time.Duration, bool) {
 	addr := headerAddr(r.Header)
 	if addr == 0 {
 		return nil, "", 0, false
@@ -77,7 +72,7 @@ func claimStamp(r *http.Request) (*apiState, string, time.Duration, bool) {
 	if !s.hdr.CompareAndSwap(addr, 0) || st == nil || key == nil {
 		return nil, "", 0, false
 	}
-	d := time.Duration(monoNow() - start)
+	d := time.Duration(mono - start)
 	if d < 0 {
 		d = -1
 	}

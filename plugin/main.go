@@ -26,6 +26,7 @@ import (
 	"github.com/TykTechnologies/tyk/user"
 
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/clock"
 )
 
 func main() {}
@@ -73,13 +74,13 @@ func state(w http.ResponseWriter, r *http.Request) (*apidef.APIDefinition, *apiS
 
 // lookup resolves the request's credential, answering for the hook when it
 // cannot: 401 unknown, 403 inactive, 503 sidecar unreachable.
-func lookup(w http.ResponseWriter, r *http.Request, st *apiState) (*entry, string) {
+func lookup(w http.ResponseWriter, r *http.Request, st *apiState, now int64) (*entry, string) {
 	cred := credentialOf(ctx.GetAuthToken(r), r)
 	if cred == "" {
 		reject(w, http.StatusUnauthorized, "a key is required")
 		return nil, ""
 	}
-	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
+	e, err := st.res.resolve(r.Context(), cred, now, hintOf(r))
 	if err != nil { // logged by state change (outage)
 		reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
 		return nil, ""
@@ -145,12 +146,9 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	var start int64
-	if st.stampAuth {
-		start = monoNow()
-	}
+	now := clock.Now()
 	st.res.strip.strip(r.Header)
-	e, cred := lookup(w, r, st)
+	e, cred := lookup(w, r, st, now.Wall)
 	if e == nil {
 		return
 	}
@@ -168,7 +166,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 		// in the session's org.
 		OrgID:           org,
 		ApplyPolicies:   append([]string(nil), e.id.Policies...), // the gateway may change its session's
-		Expires:         sessionExpiry(time.Now().UnixNano(), e.id.Expires),
+		Expires:         sessionExpiry(now.Wall, e.id.Expires),
 		SessionLifetime: sessionLifetime,
 		MetaData:        make(map[string]interface{}, len(e.meta)),
 	}
@@ -178,7 +176,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx.SetSession(r, s, st.s.PersistSession)
 	if st.stampAuth {
-		stamp(r, st, &e.id.KeyID, start)
+		stamp(r, st, &e.id.KeyID, now.Mono)
 	}
 }
 
@@ -193,10 +191,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	var start int64
-	if st.stampPostAuth {
-		start = monoNow()
-	}
+	now := clock.Now()
 	st.res.strip.strip(r.Header)
 	s := ctx.GetSession(r)
 	if s == nil {
@@ -206,7 +201,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if cred == "" {
 		return
 	}
-	e, err := st.res.resolve(r.Context(), cred, hintOf(r))
+	e, err := st.res.resolve(r.Context(), cred, now.Wall, hintOf(r))
 	if err != nil { // logged by state change (outage)
 		if st.s.SidecarDown == sidecarDownRefuse {
 			reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
@@ -228,7 +223,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 		injectHeaders(r.Header, e)
 	}
 	if st.stampPostAuth {
-		stamp(r, st, &e.id.KeyID, start)
+		stamp(r, st, &e.id.KeyID, now.Mono)
 	}
 }
 
@@ -239,8 +234,9 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if res == nil {
 		return
 	}
-	if st, key, latency, ok := claimStamp(r); ok {
-		st.hits.record(key, st.apiID, res.StatusCode, latency)
+	now := clock.Now()
+	if st, key, latency, ok := claimStamp(r, now.Mono); ok {
+		st.hits.record(key, st.apiID, now.Wall, res.StatusCode, latency)
 		return
 	}
 	// Not stamped (the slot was taken by another request): count it
@@ -257,5 +253,5 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if st.err != nil {
 		return
 	}
-	st.hits.record(key, st.apiID, res.StatusCode, -1)
+	st.hits.record(key, st.apiID, now.Wall, res.StatusCode, -1)
 }

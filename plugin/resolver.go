@@ -69,11 +69,11 @@ func newResolver(s settings) *resolver {
 	}
 }
 
-// resolve returns the entry of credential: an identity, or an entry whose
-// err says unknown or inactive. Other errors are failures to ask.
-func (r *resolver) resolve(ctx context.Context, credential string, hint uint64) (*entry, error) {
+// resolve returns the entry of credential as of now (Unix nanoseconds): an
+// identity, or an entry whose err says unknown or inactive. Other errors
+// are failures to ask.
+func (r *resolver) resolve(ctx context.Context, credential string, now int64, hint uint64) (*entry, error) {
 	k := cache.KeyOfString(credential)
-	now := nowNano()
 	if e, ok := r.found.Get(k, now, hint); ok {
 		if e.id.Expires == 0 || e.id.Expires > now/1e9 {
 			return e, nil

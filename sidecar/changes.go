@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/clock"
 )
 
 // changes serves GET /changes?after=N&wait=D&limit=L: the change feed to
@@ -18,7 +19,7 @@ import (
 // one from a cache that has not caught up. Without after it answers at
 // once with where to start: {"changes":[],"last":<applied position>}.
 func (s *Server) changes(ctx *fasthttp.RequestCtx) {
-	start := now()
+	start := clock.Now()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if !s.requireBearer(ctx, epChanges, s.HitsSecret, &s.hitsSecret, "keylens changes", "a valid Bearer secret is required", start) {
 		return
@@ -97,7 +98,7 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epChanges][outOK].observe(ctx.ConnID(), start)
 }
 
-func (s *Server) badChanges(ctx *fasthttp.RequestCtx, start stamp, msg string) {
+func (s *Server) badChanges(ctx *fasthttp.RequestCtx, start clock.Stamp, msg string) {
 	jsonError(ctx, fasthttp.StatusBadRequest, msg)
 	s.outcomes[epChanges][outBad].observe(ctx.ConnID(), start)
 }

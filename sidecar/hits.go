@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/portalstore"
 )
@@ -22,7 +23,7 @@ type HitWriter interface {
 // committed to the store; 503 with Retry-After that nothing was, and the
 // writer should send the same batch again later.
 func (s *Server) hits(ctx *fasthttp.RequestCtx) {
-	start := now()
+	start := clock.Now()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if s.Hits == nil {
 		jsonError(ctx, fasthttp.StatusNotFound, "analytics are off")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -113,8 +114,8 @@ type outcomeStripes struct {
 }
 
 // observe counts a request that started at start, on connection conn.
-func (o outcome) observe(conn uint64, start stamp) {
-	d := start.elapsed()
+func (o outcome) observe(conn uint64, start clock.Stamp) {
+	d := start.Elapsed()
 	st := &o.s[conn&(stripes-1)]
 	st.count.Add(1)
 	st.sumNS.Add(uint64(max(d, 0)))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/cache"
+	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -175,7 +176,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 // is an entry (Inactive set for a deactivated developer), ErrUnknown, or a
 // store failure. A cache hit allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
-	return r.resolveAt(ctx, credential, now().wall)
+	return r.resolveAt(ctx, credential, clock.Now().Wall)
 }
 
 // resolveAt is Resolve for a request that read the clock already: now is

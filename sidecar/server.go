@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/keylens/keylens/identity"
+	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/identity/hits"
 )
 
@@ -229,8 +230,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 // copies nothing from the request into the response, so a client's own
 // identity headers can never come back as if they were keylens's.
 func (s *Server) auth(ctx *fasthttp.RequestCtx) {
-	start := now()
-	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
+	start := clock.Now()
+	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
 	if out, ok := s.refuse(ctx, epAuth, e, err); !ok {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -249,8 +250,8 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 // identity.OutcomeHeader, which clients require (identity.Client.Fetch):
 // no other service's 401 or 403 can pass for "unknown" or "inactive".
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
-	start := now()
-	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.wall)
+	start := clock.Now()
+	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
 	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
 		switch ctx.Response.StatusCode() {
 		case fasthttp.StatusUnauthorized:
@@ -309,7 +310,7 @@ var inactiveBody = []byte(`{"active":false}`)
 // introspect is RFC 7662 token introspection: form token=…; an active key
 // answers active with its developer; anything else exactly {"active":false}.
 func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
-	start := now()
+	start := clock.Now()
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if !s.requireBearer(ctx, epIntrospect, s.IntrospectSecret, &s.secret, "keylens introspection", "invalid_client", start) {
@@ -326,7 +327,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epIntrospect][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	e, err := s.Resolver.resolveAt(ctx, token, start.wall)
+	e, err := s.Resolver.resolveAt(ctx, token, start.Wall)
 	switch {
 	case err == nil && !e.Inactive:
 	case err == nil:
@@ -368,7 +369,7 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 // requireBearer lets the request through when no secret is configured or
 // it presents the secret (whose SHA-256 is hash); otherwise it answers 401
 // with a WWW-Authenticate challenge for realm, counts it, and reports false.
-func (s *Server) requireBearer(ctx *fasthttp.RequestCtx, ep endpoint, secret string, hash *[32]byte, realm, msg string, start stamp) bool {
+func (s *Server) requireBearer(ctx *fasthttp.RequestCtx, ep endpoint, secret string, hash *[32]byte, realm, msg string, start clock.Stamp) bool {
 	if secret == "" || bearerMatches(ctx, hash) {
 		return true
 	}

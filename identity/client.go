@@ -45,8 +45,7 @@ type Client struct {
 	feed      *http.Client // long polls: the HTTP client's transport, no timeout
 	verifier  *Verifier
 	assertion string
-	cache     *cache.Cache[*Identity]
-	misses    *cache.Cache[error]
+	cache     *cache.Resolutions[*Identity]
 }
 
 // ClientOptions configure NewClient; zero values take the defaults.
@@ -86,8 +85,9 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 		feed:      &http.Client{Transport: o.HTTPClient.Transport},
 		verifier:  o.Verifier,
 		assertion: o.AssertionHeader,
-		cache:     cache.New[*Identity](o.Size, int64(o.TTL), nil),
-		misses:    cache.New[error](max(o.Size/10, 100), int64(o.NegativeTTL), nil),
+		cache: cache.NewResolutions(o.Size, int64(o.TTL), int64(o.NegativeTTL),
+			func(id **Identity) (string, string) { return (*id).KeyID, (*id).DeveloperID },
+			func(id **Identity) int64 { return (*id).Expires }, nil),
 	}
 }
 
@@ -101,31 +101,26 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	}
 	k := cache.KeyOfString(credential)
 	now := time.Now().UnixNano()
-	if id, ok := c.cache.Get(k, now, 0); ok {
-		if (*id).Expires == 0 || (*id).Expires > now/1e9 {
-			return *id, nil
+	if id, refused, ok := c.cache.Get(k, now, 0); ok {
+		if refused != nil {
+			return nil, refused
 		}
-		c.cache.Remove(k)
+		return *id, nil
 	}
-	if err, ok := c.misses.Get(k, now, 0); ok {
-		return nil, *err
-	}
+	gen := c.cache.Gen()
 	id, err := c.Fetch(ctx, credential)
 	switch {
 	case err == nil:
-		c.cache.Add(k, id, now)
+		c.cache.Add(k, id, now, gen)
 	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInactive):
-		c.misses.Add(k, err, now)
+		c.cache.Refuse(k, err, now, gen)
 	}
 	return id, err
 }
 
 // Forget drops everything cached, e.g. after a revocation the caller
 // learned of another way.
-func (c *Client) Forget() {
-	c.cache.Purge()
-	c.misses.Purge()
-}
+func (c *Client) Forget() { c.cache.Purge() }
 
 // Fetch asks the sidecar without the cache: for callers that cache what
 // they derive from an identity themselves. It accepts only a keylens

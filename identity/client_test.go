@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +168,160 @@ func TestFetchRequiresAValidAssertion(t *testing.T) {
 				t.Fatalf("got %+v, %v; want an error saying %q", id, err, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// countingSidecar answers /developer with h and counts the requests.
+func countingSidecar(t *testing.T, h http.HandlerFunc) (*identity.Client, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return identity.NewClient(srv.URL, identity.ClientOptions{TTL: time.Minute, NegativeTTL: time.Minute}), &n
+}
+
+// TestLookupCaches: Lookup asks the sidecar once per credential while an
+// answer is fresh, for identities and for unknown and inactive answers;
+// failures are never cached; a credential's own expiry ends its caching;
+// Forget drops everything.
+func TestLookupCaches(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name      string
+		h         http.HandlerFunc
+		wantErr   error
+		wantAsked int64 // after three lookups
+	}{
+		{"identity", answer(200, "application/json", "", goodBody), nil, 1},
+		{"unknown", answer(401, "application/json", identity.OutcomeUnknown, `{}`), identity.ErrUnknownKey, 1},
+		{"inactive", answer(403, "application/json", identity.OutcomeInactive, `{}`), identity.ErrInactive, 1},
+		{"sidecar failing", answer(503, "application/json", "", `{}`), nil, 3},
+		{"not a sidecar", answer(404, "text/plain", "", `no`), nil, 3},
+		{"expired credential", answer(200, "application/json", "",
+			strings.Replace(goodBody, `"policies"`, `"expires":1000,"policies"`, 1)), nil, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, asked := countingSidecar(t, tt.h)
+			for range 3 {
+				id, err := c.Lookup(ctx, rawKey)
+				switch {
+				case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+					t.Fatalf("Lookup: %v, want %v", err, tt.wantErr)
+				case tt.wantErr == nil && tt.wantAsked == 1 && (err != nil || id.DeveloperID != "dev1"):
+					t.Fatalf("Lookup: %+v, %v", id, err)
+				}
+			}
+			if got := asked.Load(); got != tt.wantAsked {
+				t.Errorf("three lookups asked the sidecar %d times, want %d", got, tt.wantAsked)
+			}
+			c.Forget()
+			_, _ = c.Lookup(ctx, rawKey)
+			if got := asked.Load(); got != tt.wantAsked+1 {
+				t.Errorf("after Forget the sidecar was asked %d times, want %d", got, tt.wantAsked+1)
+			}
+		})
+	}
+	t.Run("per credential", func(t *testing.T) {
+		c, asked := countingSidecar(t, answer(200, "application/json", "", goodBody))
+		_, _ = c.Lookup(ctx, rawKey)
+		_, _ = c.Lookup(ctx, "Bearer "+rawKey)
+		if _, err := c.Lookup(ctx, ""); !errors.Is(err, identity.ErrUnknownKey) {
+			t.Errorf("empty credential: %v", err)
+		}
+		if got := asked.Load(); got != 2 {
+			t.Errorf("two credentials and an empty one asked %d times, want 2", got)
+		}
+	})
+}
+
+// TestVerifierRefuses: an assertion counts only from the sidecar's issuer,
+// for the developer it names, signed with EdDSA by a key of the JWKS; an
+// unknown kid fetches the JWKS again, at most once per MinRefresh.
+func TestVerifierRefuses(t *testing.T) {
+	ctx := context.Background()
+	pub1, key1, _ := ed25519.GenerateKey(rand.Reader)
+	pub2, key2, _ := ed25519.GenerateKey(rand.Reader)
+	var jwksFetches atomic.Int64
+	var published atomic.Value // []byte
+	jwksOf := func(keys map[string]ed25519.PublicKey) []byte {
+		var set []map[string]string
+		for kid, pub := range keys {
+			set = append(set, map[string]string{"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": base64.RawURLEncoding.EncodeToString(pub)})
+		}
+		b, _ := json.Marshal(map[string]any{"keys": set})
+		return b
+	}
+	published.Store(jwksOf(map[string]ed25519.PublicKey{"k1": pub1}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jwksFetches.Add(1)
+		_, _ = w.Write(published.Load().([]byte))
+	}))
+	defer srv.Close()
+
+	type claims = identity.AssertionClaims
+	valid := func() claims {
+		return claims{Identity: identity.Identity{DeveloperID: "dev1", KeyID: "k"},
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: identity.AssertionIssuer, Subject: "dev1",
+				ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))}}
+	}
+	sign := func(c claims, kid string, k ed25519.PrivateKey) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	v := identity.NewVerifier(srv.URL, nil)
+	v.MinRefresh = time.Hour
+	if id, err := v.Verify(ctx, sign(valid(), "k1", key1)); err != nil || id.DeveloperID != "dev1" {
+		t.Fatalf("valid assertion: %+v, %v", id, err)
+	}
+
+	wrongIssuer := valid()
+	wrongIssuer.Issuer = "someone-else"
+	otherSubject := valid()
+	otherSubject.Subject = "dev2"
+	noExpiry := valid()
+	noExpiry.ExpiresAt = nil
+	expired := valid()
+	expired.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute))
+	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, valid()).SignedString([]byte(string(pub1)))
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, valid()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	for name, token := range map[string]string{
+		"wrong issuer":              sign(wrongIssuer, "k1", key1),
+		"subject mismatch":          sign(otherSubject, "k1", key1),
+		"no expiry":                 sign(noExpiry, "k1", key1),
+		"expired":                   sign(expired, "k1", key1),
+		"signed by another key":     sign(valid(), "k1", key2),
+		"HS256 with the public key": hs,
+		"alg none":                  none,
+	} {
+		if id, err := v.Verify(ctx, token); err == nil || id != nil {
+			t.Errorf("%s: accepted (%+v)", name, id)
+		}
+	}
+	if n := jwksFetches.Load(); n != 1 {
+		t.Fatalf("the JWKS was fetched %d times for known kids, want once", n)
+	}
+
+	// The sidecar rotates to k2. Within MinRefresh an unknown kid is
+	// refused without asking again; after it, the JWKS is fetched again
+	// and the new key verifies.
+	published.Store(jwksOf(map[string]ed25519.PublicKey{"k1": pub1, "k2": pub2}))
+	rotated := sign(valid(), "k2", key2)
+	if _, err := v.Verify(ctx, rotated); err == nil || jwksFetches.Load() != 1 {
+		t.Errorf("unknown kid within MinRefresh: %v after %d fetches; want refused without a fetch", err, jwksFetches.Load())
+	}
+	v.MinRefresh = 0
+	if id, err := v.Verify(ctx, rotated); err != nil || id.DeveloperID != "dev1" || jwksFetches.Load() != 2 {
+		t.Errorf("rotated key: %+v, %v after %d fetches; want verified after a second fetch", id, err, jwksFetches.Load())
+	}
+	if _, err := v.Verify(ctx, sign(valid(), "k9", key1)); err == nil {
+		t.Error("a kid the JWKS does not hold was accepted")
 	}
 }

@@ -48,26 +48,8 @@ func (r *resolver) followFeed() {
 	}
 }
 
-// apply drops what c makes stale. The negative cache holds answers it
-// cannot attribute to a key or a developer ("unknown", "inactive"), so
-// every change that can turn one into an identity empties it: a new key,
-// or a changed (say, reactivated) developer.
-func (r *resolver) apply(c identity.Change) {
-	hash, dev, newKey := c.Stale()
-	if hash != "" {
-		r.found.InvalidateKey(hash)
-	}
-	if dev != "" {
-		r.found.InvalidateDeveloper(dev)
-	}
-	if newKey || dev != "" {
-		r.found.Invalidated() // a fill under way is not cached
-		r.missing.Purge()
-	}
-}
+// apply drops what c makes stale (cache.Resolutions.Invalidate says how).
+func (r *resolver) apply(c identity.Change) { r.cache.Invalidate(c.Stale()) }
 
 // purge drops everything cached.
-func (r *resolver) purge() {
-	r.found.Purge()
-	r.missing.Purge()
-}
+func (r *resolver) purge() { r.cache.Purge() }

@@ -38,12 +38,11 @@ type metaPair struct {
 // makes stale as it commits; cache_ttl bounds an entry's life only when
 // the feed is lost.
 type resolver struct {
-	s       settings
-	client  *identity.Client
-	names   identity.HeaderNames
-	strip   *stripper
-	found   *cache.Tracked[entry] // identities, indexed by key hash and developer
-	missing *cache.Cache[entry]   // unknown or inactive, for a shorter time
+	s      settings
+	client *identity.Client
+	names  identity.HeaderNames
+	strip  *stripper
+	cache  *cache.Resolutions[entry] // identities; unknown or inactive for a shorter time
 
 	follow   sync.Once
 	followed atomic.Bool // the feed has answered once
@@ -61,9 +60,9 @@ func newResolver(s settings) *resolver {
 		client: identity.NewClient(s.SidecarURL, o),
 		names:  s.Headers,
 		strip:  newStripper(s.Headers),
-		found: cache.NewTracked[entry](s.CacheSize, int64(s.CacheTTL),
-			func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID }, nil),
-		missing: cache.New[entry](max(s.CacheSize/10, 100), int64(s.NegativeCacheTTL), nil),
+		cache: cache.NewResolutions(s.CacheSize, int64(s.CacheTTL), int64(s.NegativeCacheTTL),
+			func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID },
+			func(e *entry) int64 { return e.id.Expires }, nil),
 		sidecar: newOutage("the keylens sidecar at "+s.SidecarURL, "asking"),
 		feed:    newOutage("the keylens change feed at "+s.SidecarURL+"/changes", "following"),
 	}
@@ -74,36 +73,43 @@ func newResolver(s settings) *resolver {
 // are failures to ask.
 func (r *resolver) resolve(ctx context.Context, credential string, now int64, hint uint64) (*entry, error) {
 	k := cache.KeyOfString(credential)
-	if e, ok := r.found.Get(k, now, hint); ok {
-		if e.id.Expires == 0 || e.id.Expires > now/1e9 {
-			return e, nil
+	if e, refused, ok := r.cache.Get(k, now, hint); ok {
+		if refused != nil {
+			return refusal(refused), nil
 		}
-		r.found.Remove(k)
-	}
-	if e, ok := r.missing.Get(k, now, hint); ok {
 		return e, nil
 	}
 	r.follow.Do(func() { go r.followFeed() })
-	gen := r.found.Gen()
+	gen := r.cache.Gen()
 	id, err := r.client.Fetch(ctx, credential)
 	switch {
 	case err == nil:
 		r.sidecar.ok()
 		e := r.prepare(id)
-		r.found.Add(k, *e, now, gen)
+		r.cache.Add(k, *e, now, gen)
 		return e, nil
 	case errors.Is(err, identity.ErrUnknownKey), errors.Is(err, identity.ErrInactive):
 		r.sidecar.ok()
-		e := &entry{err: err}
-		if r.found.Gen() == gen {
-			r.missing.Add(k, *e, now)
-		}
-		return e, nil
+		r.cache.Refuse(k, err, now, gen)
+		return refusal(err), nil
 	}
 	if ctx.Err() == nil {
 		r.sidecar.failed(err)
 	}
 	return nil, err
+}
+
+// The entries of the two refusals, shared: callers only read their err.
+var (
+	unknownEntry  = &entry{err: identity.ErrUnknownKey}
+	inactiveEntry = &entry{err: identity.ErrInactive}
+)
+
+func refusal(err error) *entry {
+	if errors.Is(err, identity.ErrInactive) {
+		return inactiveEntry
+	}
+	return unknownEntry
 }
 
 // Session metadata names: Tyk's, and keylens's own key hash for the

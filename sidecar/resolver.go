@@ -107,11 +107,10 @@ type ResolverOptions struct {
 type Resolver struct {
 	store Store
 	opts  ResolverOptions
-	// cache holds found credentials, inactive ones included, indexed by
-	// key hash and developer for the change feed's invalidations.
-	cache   *cache.Tracked[Entry]
-	unknown *cache.Cache[struct{}]
-	m       *Metrics
+	// cache holds found credentials, inactive ones included, and
+	// unknown ones briefly; the change feed invalidates it.
+	cache *cache.Resolutions[Entry]
+	m     *Metrics
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
 
@@ -162,10 +161,10 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics, applied: -1, advanced: make(chan struct{}),
 		bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
-	r.cache = cache.NewTracked(o.Size, int64(o.TTL),
+	r.cache = cache.NewResolutions(o.Size, int64(o.TTL), int64(o.NegativeTTL),
 		func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
+		func(e *Entry) int64 { return e.Expires },
 		func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() })
-	r.unknown = cache.New[struct{}](max(o.Size/4, 1000), int64(o.NegativeTTL), nil)
 	r.authn = r.authenticators()
 	r.checkPassword = portalstore.CheckPassword
 	return r
@@ -187,16 +186,9 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		conn = rc.ConnID()
 	}
-	if e, ok := r.cache.Get(ck, now, conn); ok {
-		if e.Expires == 0 || e.Expires > now/1e9 {
-			r.m.cacheHits.add(conn)
-			return e, nil
-		}
-		r.cache.Remove(ck) // an expired JWT
-	}
-	if _, ok := r.unknown.Get(ck, now, conn); ok {
+	if e, refused, ok := r.cache.Get(ck, now, conn); ok {
 		r.m.cacheHits.add(conn)
-		return nil, ErrUnknown
+		return e, refused
 	}
 	r.m.cacheMisses.Inc()
 	gen := r.cache.Gen()
@@ -208,8 +200,8 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 			return e, nil
 		}
 	}
-	if errors.Is(err, ErrUnknown) && r.cache.Gen() == gen {
-		r.unknown.Add(ck, struct{}{}, now)
+	if errors.Is(err, ErrUnknown) {
+		r.cache.Refuse(ck, ErrUnknown, now, gen)
 	}
 	return nil, err
 }
@@ -256,33 +248,12 @@ func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, e
 	return e, nil
 }
 
-// InvalidateKey drops every cached credential of a key hash.
-func (r *Resolver) InvalidateKey(hash string) { r.cache.InvalidateKey(hash) }
-
-// InvalidateDeveloper drops every cached credential of a developer.
-func (r *Resolver) InvalidateDeveloper(id string) { r.cache.InvalidateDeveloper(id) }
-
 // Purge drops everything cached.
-func (r *Resolver) Purge() {
-	r.cache.Purge()
-	r.unknown.Purge()
-}
+func (r *Resolver) Purge() { r.cache.Purge() }
 
 // Apply invalidates what one change can have made stale, by the rule every
 // keylens cache follows (identity.Change.Stale).
-func (r *Resolver) Apply(c portalstore.Change) {
-	hash, dev, newKey := c.Stale()
-	if hash != "" {
-		r.cache.InvalidateKey(hash)
-	}
-	if dev != "" {
-		r.cache.InvalidateDeveloper(dev)
-	}
-	if newKey {
-		r.cache.Invalidated()
-		r.unknown.Purge()
-	}
-}
+func (r *Resolver) Apply(c portalstore.Change) { r.cache.Invalidate(c.Stale()) }
 
 // Len reports how many credentials are cached.
 func (r *Resolver) Len() int { return r.cache.Len() }

@@ -1,0 +1,90 @@
+package cache
+
+// Resolutions caches what resolving credentials gave: the values found
+// (a Tracked cache, so that a change can drop what it made stale), each
+// served until the credential's own expiry at the latest, and refusals
+// (unknown key, inactive developer) for a shorter time. The keylens
+// sidecar, the Tyk plugin and identity.Client all cache credentials in
+// one of these.
+//
+// A fill reads Gen before asking the source and hands it to Add or
+// Refuse: an answer fetched before an invalidation is not cached.
+type Resolutions[V any] struct {
+	found   *Tracked[V]
+	refused *Cache[error]
+	expires func(*V) int64
+}
+
+// NewResolutions returns a cache of size found values living ttl and of
+// refusals living negativeTTL (nanoseconds). owner names the key hash and
+// developer of a value; expires its credential's own expiry in Unix
+// seconds (0: none); onEvict, if not nil, is called when a found value
+// leaves the cache, as Cache's is.
+func NewResolutions[V any](size int, ttl, negativeTTL int64, owner func(*V) (keyHash, developerID string),
+	expires func(*V) int64, onEvict func(Key, *V)) *Resolutions[V] {
+	return &Resolutions[V]{
+		found:   NewTracked(size, ttl, owner, onEvict),
+		refused: New[error](max(size/4, 1000), negativeTTL, nil),
+		expires: expires,
+	}
+}
+
+// Get returns what is cached under key at now (UnixNano): a found value,
+// or the error a refusal was cached with; ok is false when neither is
+// (then resolve, and Add or Refuse). A found value whose credential has
+// expired is dropped. It allocates nothing.
+func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused error, ok bool) {
+	if v, ok := r.found.Get(key, now, hint); ok {
+		if exp := r.expires(v); exp == 0 || exp > now/1e9 {
+			return v, nil, true
+		}
+		r.found.Remove(key)
+	}
+	if err, ok := r.refused.Get(key, now, hint); ok {
+		return nil, *err, true
+	}
+	return nil, nil, false
+}
+
+// Gen returns the invalidation count, to read before asking the source.
+func (r *Resolutions[V]) Gen() uint64 { return r.found.Gen() }
+
+// Add caches a found value from now, unless an invalidation came since
+// gen. It reports whether v stays cached.
+func (r *Resolutions[V]) Add(key Key, v V, now int64, gen uint64) bool {
+	return r.found.Add(key, v, now, gen)
+}
+
+// Refuse caches a refusal (err) from now, unless an invalidation came
+// since gen.
+func (r *Resolutions[V]) Refuse(key Key, err error, now int64, gen uint64) {
+	if r.found.Gen() == gen {
+		r.refused.Add(key, err, now)
+	}
+}
+
+// Invalidate drops what a change made stale (identity.Change.Stale says
+// what): every value of keyHash, every value of developerID's keys, and,
+// when a key was added or a developer changed (a refusal may have become
+// an identity: a new key, a reactivated developer), every refusal.
+func (r *Resolutions[V]) Invalidate(keyHash, developerID string, newKey bool) {
+	if keyHash != "" {
+		r.found.InvalidateKey(keyHash)
+	}
+	if developerID != "" {
+		r.found.InvalidateDeveloper(developerID)
+	}
+	if newKey || developerID != "" {
+		r.found.Invalidated() // a fill under way is not cached
+		r.refused.Purge()
+	}
+}
+
+// Purge drops everything.
+func (r *Resolutions[V]) Purge() {
+	r.found.Purge()
+	r.refused.Purge()
+}
+
+// Len reports how many found values are cached.
+func (r *Resolutions[V]) Len() int { return r.found.Len() }

@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"errors"
+	"testing"
+)
+
+type resolved struct {
+	hash, dev string
+	exp       int64 // Unix seconds
+}
+
+var errUnknown = errors.New("unknown")
+
+func newResolutions() *Resolutions[resolved] {
+	return NewResolutions(100, 60e9, 2e9,
+		func(r *resolved) (string, string) { return r.hash, r.dev },
+		func(r *resolved) int64 { return r.exp }, nil)
+}
+
+const t0 = int64(1_700_000_000e9) // UnixNano
+
+// A found value is served until the cache's TTL or the credential's own
+// expiry, whichever is first; a refusal for the shorter negative TTL.
+func TestResolutionsServeFoundAndRefused(t *testing.T) {
+	r := newResolutions()
+	r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
+	r.Add(ckey(2), resolved{"k2", "ada", t0/1e9 + 5}, t0, r.Gen()) // a JWT expiring in 5 s
+	r.Refuse(ckey(3), errUnknown, t0, r.Gen())
+
+	if v, err, ok := r.Get(ckey(1), t0+10e9, 0); !ok || err != nil || v.hash != "k1" {
+		t.Errorf("found value: %v %v %v", v, err, ok)
+	}
+	if v, _, ok := r.Get(ckey(2), t0+4e9, 0); !ok || v.hash != "k2" {
+		t.Error("an unexpired credential was not served")
+	}
+	if _, _, ok := r.Get(ckey(2), t0+5e9, 0); ok {
+		t.Error("an expired credential was served")
+	}
+	if r.Len() != 1 {
+		t.Errorf("the expired credential stays cached: %d values", r.Len())
+	}
+	if _, _, ok := r.Get(ckey(1), t0+61e9, 0); ok {
+		t.Error("found value served past the TTL")
+	}
+	if v, err, ok := r.Get(ckey(3), t0+1e9, 0); !ok || v != nil || err != errUnknown {
+		t.Errorf("refusal: %v %v %v", v, err, ok)
+	}
+	if _, _, ok := r.Get(ckey(3), t0+3e9, 0); ok {
+		t.Error("refusal served past the negative TTL")
+	}
+	if _, _, ok := r.Get(ckey(4), t0, 0); ok {
+		t.Error("a credential never resolved was served")
+	}
+}
+
+// An answer fetched before an invalidation is not cached: it may predate
+// the change.
+func TestResolutionsDropFillsThatAChangeOvertook(t *testing.T) {
+	r := newResolutions()
+	gen := r.Gen()
+	r.Invalidate("k9", "", false) // a change lands while the fill is asked
+	if r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, gen) {
+		t.Error("a value fetched before a change stayed cached")
+	}
+	r.Refuse(ckey(2), errUnknown, t0, gen)
+	if _, _, ok := r.Get(ckey(2), t0, 0); ok {
+		t.Error("a refusal fetched before a change stayed cached")
+	}
+}
+
+// Invalidate follows identity.Change.Stale: a key hash drops that key, a
+// developer every key of theirs, and a new key or a changed developer
+// every refusal (it may have become an identity).
+func TestResolutionsInvalidate(t *testing.T) {
+	r := newResolutions()
+	fill := func() {
+		r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
+		r.Add(ckey(2), resolved{"k2", "ada", 0}, t0, r.Gen())
+		r.Add(ckey(3), resolved{"k3", "bob", 0}, t0, r.Gen())
+		r.Refuse(ckey(4), errUnknown, t0, r.Gen())
+	}
+	has := func(i int) bool { _, _, ok := r.Get(ckey(i), t0, 0); return ok }
+	for _, tt := range []struct {
+		name      string
+		hash, dev string
+		newKey    bool
+		want      [4]bool
+	}{
+		{"a key changed", "k1", "", false, [4]bool{false, true, true, true}},
+		{"a developer changed", "", "ada", false, [4]bool{false, false, true, false}},
+		{"a key was added", "k5", "", true, [4]bool{true, true, true, false}},
+	} {
+		r.Purge()
+		fill()
+		r.Invalidate(tt.hash, tt.dev, tt.newKey)
+		if got := [4]bool{has(1), has(2), has(3), has(4)}; got != tt.want {
+			t.Errorf("%s: cached %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	r.Purge()
+	if has(1) || has(3) || has(4) {
+		t.Error("Purge left something cached")
+	}
+}
+
+func TestResolutionsGetAllocatesNothing(t *testing.T) {
+	r := newResolutions()
+	r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
+	r.Refuse(ckey(2), errUnknown, t0, r.Gen())
+	if n := testing.AllocsPerRun(100, func() {
+		r.Get(ckey(1), t0, 0)
+		r.Get(ckey(2), t0, 0)
+		r.Get(ckey(3), t0, 0)
+	}); n != 0 {
+		t.Errorf("Get allocates %v times", n)
+	}
+}

@@ -159,7 +159,7 @@ var resolveColumns = func() string {
 
 // ResolveKey reads the key with hash and its owner in one query.
 func (db *DB) ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
-	return resolve(ctx, db.rdb, `k.key_hash = ?`, hash)
+	return resolve(ctx, db.rdb, resolveByHash, hash)
 }
 
 // ResolveBasicUser reads the basic key of username and its owner in one
@@ -168,16 +168,22 @@ func (db *DB) ResolveBasicUser(ctx context.Context, username string) (*portalsto
 	if username == "" {
 		return nil, errKeyNotFound
 	}
-	return resolve(ctx, db.rdb, `k.basic_username = ?`, username)
+	return resolve(ctx, db.rdb, resolveByBasicUser, username)
 }
 
-func resolve(ctx context.Context, q querier, where string, arg any) (*portalstore.Credential, error) {
+// The two resolutions: by key hash and by Basic username.
+var (
+	resolveByHash      = `SELECT ` + resolveColumns + ` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE k.key_hash = ?`
+	resolveByBasicUser = `SELECT ` + resolveColumns + ` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE k.basic_username = ?`
+)
+
+func resolve(ctx context.Context, p *pool, query string, arg any) (*portalstore.Credential, error) {
 	var c portalstore.Credential
 	var fields string
-	err := scanKey(q.QueryRowContext(ctx, `SELECT `+resolveColumns+` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE `+where, arg),
+	err := scanKey(p.queryRowPrepared(ctx, query, arg),
 		&c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
 	if err == nil {
-		err = q.store().openKey(&c.Key)
+		err = p.store().openKey(&c.Key)
 	}
 	if err != nil {
 		return nil, err

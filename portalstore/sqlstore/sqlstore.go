@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -162,6 +163,35 @@ type pool struct {
 	*sql.DB
 	pg bool
 	db *DB
+
+	stmts sync.Map // query → *sql.Stmt, for queryRowPrepared
+}
+
+// queryRowPrepared runs a fixed query of the hot path through a statement
+// prepared once (database/sql prepares it again on each connection that
+// needs it): SQLite parses a query on every unprepared call, a sizeable
+// share of a key's resolution.
+func (p *pool) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
+	st, ok := p.stmts.Load(query)
+	if !ok {
+		prepared, err := p.DB.PrepareContext(ctx, p.q(query))
+		if err != nil { // the unprepared query reports it
+			return p.QueryRowContext(ctx, query, args...)
+		}
+		if st, ok = p.stmts.LoadOrStore(query, prepared); ok {
+			prepared.Close()
+		}
+	}
+	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+}
+
+// Close closes the prepared statements and the pool.
+func (p *pool) Close() error {
+	p.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return p.DB.Close()
 }
 
 func (p *pool) store() *DB { return p.db }

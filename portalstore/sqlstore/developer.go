@@ -471,8 +471,7 @@ func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err
 // writeSubscriptionsAndClients inserts d's subscriptions and OAuth clients.
 func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
 	for _, pol := range sortedKeys(d.Subscriptions) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO developer_subscriptions (developer_id, policy_id, key_hash) VALUES (?, ?, ?)`,
-			d.ID, pol, d.Subscriptions[pol]); err != nil {
+		if err := upsertSubscription(ctx, tx, d.ID, pol, d.Subscriptions[pol]); err != nil {
 			return err
 		}
 	}

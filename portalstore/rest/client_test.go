@@ -28,7 +28,7 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.Handler())
+	srv := httptest.NewServer(checked(t, api.Handler()))
 	t.Cleanup(srv.Close)
 	return db, api, srv
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keylens/keylens/docs"
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/portalstore"
 )
@@ -63,6 +64,8 @@ type Server struct {
 	handler  http.Handler
 	stop     chan struct{} // closed by Shutdown
 	stopOnce sync.Once
+	patterns []string // every route registered, in ServeMux syntax
+	openapi  []byte   // docs/openapi.yaml as JSON
 }
 
 // NewServer checks c and builds the API.
@@ -84,7 +87,11 @@ func NewServer(c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Config: c, stop: make(chan struct{})}
+	openapi, err := docs.OpenAPIJSON()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Config: c, stop: make(chan struct{}), openapi: openapi}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -92,6 +99,11 @@ func NewServer(c Config) (*Server, error) {
 // Handler returns the API with its middleware: panic recovery, request
 // logging, admin authentication and enveloped 404/405 answers.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes are the patterns of every route the API registers (Go ServeMux
+// syntax, such as "GET /api/portal/developers/{id}"); "/", the catch-all
+// that answers 401, 404 and 405 in the envelope, is not one.
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
 
 // Shutdown ends every long poll in flight (each answers what it has) and
 // makes new ones answer at once, so that a graceful shutdown is not held up
@@ -102,65 +114,72 @@ func (s *Server) Shutdown() {
 
 func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
+	// handle registers a route and records its pattern: Routes lists them,
+	// and a test checks them against docs/openapi.yaml.
+	handle := func(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, h)
+		s.patterns = append(s.patterns, pattern)
+	}
 	// Developers (developers.go).
-	api.HandleFunc("GET /api/portal/developers", s.listDevelopers)
-	api.HandleFunc("POST /api/portal/developers", s.createDeveloper)
-	api.HandleFunc("GET /api/portal/developers/{id}", s.getDeveloper)
-	api.HandleFunc("PUT /api/portal/developers/{id}", s.updateDeveloper)
-	api.HandleFunc("DELETE /api/portal/developers/{id}", s.deleteDeveloper)
-	api.HandleFunc("GET /api/portal/developers/{a}/{b}", s.getDeveloperPair) // email/{email}, {id}/usage
-	api.HandleFunc("POST /api/portal/developers/verify_credentials", s.verifyCredentials)
+	handle(api, "GET /api/portal/developers", s.listDevelopers)
+	handle(api, "POST /api/portal/developers", s.createDeveloper)
+	handle(api, "GET /api/portal/developers/{id}", s.getDeveloper)
+	handle(api, "PUT /api/portal/developers/{id}", s.updateDeveloper)
+	handle(api, "DELETE /api/portal/developers/{id}", s.deleteDeveloper)
+	handle(api, "GET /api/portal/developers/{a}/{b}", s.getDeveloperPair) // email/{email}, {id}/usage
+	handle(api, "POST /api/portal/developers/verify_credentials", s.verifyCredentials)
 	// password/{id}, {id}/keys and {id}/subscriptions overlap: one dispatcher.
-	api.HandleFunc("POST /api/portal/developers/{a}/{b}", s.postDeveloperPair)
+	handle(api, "POST /api/portal/developers/{a}/{b}", s.postDeveloperPair)
 
 	// Developer keys, and the deprecated routes of the same (devkeys.go).
-	api.HandleFunc("PUT /api/portal/developers/{id}/keys/{keyId}", s.setKeyPolicies)
-	api.HandleFunc("POST /api/portal/developers/{id}/keys/{keyId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
+	handle(api, "PUT /api/portal/developers/{id}/keys/{keyId}", s.setKeyPolicies)
+	handle(api, "POST /api/portal/developers/{id}/keys/{keyId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
 		s.resetQuota(w, r, r.PathValue("id"), r.PathValue("keyId"))
 	})
 	// {id}/keys/{keyId} and oauth/{apiId}/{appId} overlap: one dispatcher.
-	api.HandleFunc("DELETE /api/portal/developers/{a}/{b}/{c}", s.deleteDeveloperTriple)
-	api.HandleFunc("GET /api/portal/developers/{devId}/{keyId}/{policyId}", s.setKeyPolicyDeprecated)
-	api.HandleFunc("DELETE /api/portal/developers/key/{apiId}/{keyId}/{devId}", func(w http.ResponseWriter, r *http.Request) {
+	handle(api, "DELETE /api/portal/developers/{a}/{b}/{c}", s.deleteDeveloperTriple)
+	handle(api, "GET /api/portal/developers/{devId}/{keyId}/{policyId}", s.setKeyPolicyDeprecated)
+	handle(api, "DELETE /api/portal/developers/key/{apiId}/{keyId}/{devId}", func(w http.ResponseWriter, r *http.Request) {
 		s.revokeKey(w, r, r.PathValue("devId"), r.PathValue("keyId"))
 	})
-	api.HandleFunc("POST /api/portal/developers/key/{apiId}/{keyId}/{devId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
+	handle(api, "POST /api/portal/developers/key/{apiId}/{keyId}/{devId}/reset_quota", func(w http.ResponseWriter, r *http.Request) {
 		s.resetQuota(w, r, r.PathValue("devId"), r.PathValue("keyId"))
 	})
-	api.HandleFunc("DELETE /api/portal/developers/oauth/{appId}", func(w http.ResponseWriter, r *http.Request) {
+	handle(api, "DELETE /api/portal/developers/oauth/{appId}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteOAuthClient(w, r, r.PathValue("appId"))
 	})
 
 	// Catalogue and configuration (catalogue.go).
-	api.HandleFunc("GET /api/portal/catalogue", s.getCatalogue)
-	api.HandleFunc("POST /api/portal/catalogue", s.putCatalogue)
-	api.HandleFunc("PUT /api/portal/catalogue", s.putCatalogue)
-	api.HandleFunc("GET /api/portal/configuration", s.getConfiguration)
-	api.HandleFunc("POST /api/portal/configuration", s.putConfiguration)
-	api.HandleFunc("PUT /api/portal/configuration", s.putConfiguration)
+	handle(api, "GET /api/portal/catalogue", s.getCatalogue)
+	handle(api, "POST /api/portal/catalogue", s.putCatalogue)
+	handle(api, "PUT /api/portal/catalogue", s.putCatalogue)
+	handle(api, "GET /api/portal/configuration", s.getConfiguration)
+	handle(api, "POST /api/portal/configuration", s.putConfiguration)
+	handle(api, "PUT /api/portal/configuration", s.putConfiguration)
 
 	// Key requests (keyrequests.go).
-	api.HandleFunc("GET /api/portal/requests", s.listKeyRequests)
-	api.HandleFunc("POST /api/portal/requests", s.createKeyRequest)
-	api.HandleFunc("GET /api/portal/requests/{id}", s.getKeyRequest)
-	api.HandleFunc("PUT /api/portal/requests/{id}", s.updateKeyRequest)
-	api.HandleFunc("UPDATE /api/portal/requests/{id}", s.updateKeyRequest) // the method Tyk's docs name
-	api.HandleFunc("DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
-	api.HandleFunc("PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
+	handle(api, "GET /api/portal/requests", s.listKeyRequests)
+	handle(api, "POST /api/portal/requests", s.createKeyRequest)
+	handle(api, "GET /api/portal/requests/{id}", s.getKeyRequest)
+	handle(api, "PUT /api/portal/requests/{id}", s.updateKeyRequest)
+	handle(api, "UPDATE /api/portal/requests/{id}", s.updateKeyRequest) // the method Tyk's docs name
+	handle(api, "DELETE /api/portal/requests/{id}", s.deleteKeyRequest)
+	handle(api, "PUT /api/portal/requests/approve/{id}", s.approveKeyRequest)
 
 	// Activity: Tyk's aggregate analytics (activity.go).
-	api.HandleFunc("GET /api/activity/keys/aggregate/{keys}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.aggregateKeys)
-	api.HandleFunc("GET /api/activity/keys/{key}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.keyActivity)
+	handle(api, "GET /api/activity/keys/aggregate/{keys}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.aggregateKeys)
+	handle(api, "GET /api/activity/keys/{key}/{fd}/{fm}/{fy}/{td}/{tm}/{ty}", s.keyActivity)
 
 	// keylens's own: what a sidecar in another process needs (keylens.go).
-	api.HandleFunc("POST /api/keylens/hits", s.addHits)
-	api.HandleFunc("GET /api/keylens/changes", s.listChanges)
-	api.HandleFunc("GET /api/keylens/changes/last", s.lastChange)
-	api.HandleFunc("GET /api/keylens/credentials", s.findCredential)
-	api.HandleFunc("GET /api/keylens/credentials/{hash}", s.getCredential)
+	handle(api, "POST /api/keylens/hits", s.addHits)
+	handle(api, "GET /api/keylens/changes", s.listChanges)
+	handle(api, "GET /api/keylens/changes/last", s.lastChange)
+	handle(api, "GET /api/keylens/credentials", s.findCredential)
+	handle(api, "GET /api/keylens/credentials/{hash}", s.getCredential)
 
 	root := http.NewServeMux()
-	root.HandleFunc("GET /healthz", s.healthz)
+	handle(root, "GET /healthz", s.healthz)
+	handle(root, "GET /api/openapi.json", s.openAPI)
 	root.Handle("/", s.requireAdmin(enveloped(api)))
 	return s.recoverer(s.logRequests(root))
 }
@@ -459,6 +478,15 @@ func (s *statusOnly) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
 	}
+}
+
+// openAPI serves docs/openapi.yaml as JSON. It needs no admin key: the
+// description holds no secret, and tools fetch it without credentials.
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(s.openapi)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

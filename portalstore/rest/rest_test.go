@@ -1,21 +1,36 @@
 package rest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/keylens/keylens/docs/contract"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
 // newTestServer serves the API over a real SQLite file, in process: every
-// handler test is a few milliseconds.
+// handler test is a few milliseconds. Every exchange of a test (not of a
+// fuzz target, whose inputs are meant to be anything) is checked against
+// docs/openapi.yaml.
 func newTestServer(t testing.TB) http.Handler {
+	h := newAPI(t).Handler()
+	if _, fuzz := t.(*testing.F); fuzz {
+		return h
+	}
+	return checked(t, h)
+}
+
+// newAPI is the API over a real SQLite file; the admin key is "admin".
+func newAPI(t testing.TB) *rest.Server {
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +40,32 @@ func newTestServer(t testing.TB) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api.Handler()
+	return api
+}
+
+// checked serves h, checking every exchange against docs/openapi.yaml:
+// a failed check fails t.
+func checked(t testing.TB, h http.Handler) http.Handler {
+	c, err := contract.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading the request: %v", err)
+		}
+		orig := r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if err := c.Check(contract.Admin, orig, body, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+			t.Errorf("%v", err)
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
 }
 
 // FuzzDeveloperBodies sends arbitrary bodies to every route that reads one.

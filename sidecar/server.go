@@ -176,53 +176,71 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusBadRequest, "send one "+s.KeyHeader+" header")
 		return
 	}
-	path := ctx.Path()
-	if bytes.HasPrefix(path, []byte("/auth/")) {
-		// Envoy's ext_authz appends the original path to its path_prefix.
-		s.auth(ctx)
+	r := lookup(ctx.Path())
+	if r == nil {
+		jsonError(ctx, fasthttp.StatusNotFound, "not found")
 		return
 	}
-	switch string(path) {
-	case "/auth":
-		s.auth(ctx)
-	case "/developer":
-		if !ctx.IsGet() && !ctx.IsHead() {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.developer(ctx)
-	case "/introspect":
-		if !ctx.IsPost() {
-			methodNotAllowed(ctx, "POST")
-			return
-		}
-		s.introspect(ctx)
-	case "/.well-known/jwks.json":
-		if s.Signer == nil {
-			jsonError(ctx, fasthttp.StatusNotFound, "assertions are off")
-			return
-		}
-		ctx.SetContentType("application/json")
-		ctx.SetBody(s.Signer.JWKS())
-	case "/hits":
-		if !ctx.IsPost() {
-			methodNotAllowed(ctx, "POST")
-			return
-		}
-		s.hits(ctx)
-	case "/changes":
-		if !ctx.IsGet() {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.changes(ctx)
-	case "/metrics":
-		s.metrics(ctx)
-	case "/healthz":
-		s.healthz(ctx)
-	default:
-		jsonError(ctx, fasthttp.StatusNotFound, "not found")
+	if r.methods != "" && !r.allows(ctx.Method()) {
+		methodNotAllowed(ctx, r.methods)
+		return
 	}
+	r.serve(s, ctx)
+}
+
+// route is one path the sidecar serves. routes is what serve dispatches
+// on, and what a test checks against docs/openapi.yaml.
+type route struct {
+	path string
+	// prefix: every path below path too (path ends in "/").
+	prefix bool
+	// methods are the methods served, as the Allow header lists them; ""
+	// is every method (forward-auth sees the proxied request's).
+	methods string
+	serve   func(*Server, *fasthttp.RequestCtx)
+}
+
+var routes = []route{
+	{path: "/auth", serve: (*Server).auth},
+	// Envoy's ext_authz appends the original path to its path_prefix.
+	{path: "/auth/", prefix: true, serve: (*Server).auth},
+	{path: "/developer", methods: "GET, HEAD", serve: (*Server).developer},
+	{path: "/introspect", methods: "POST", serve: (*Server).introspect},
+	{path: "/.well-known/jwks.json", methods: "GET, HEAD", serve: (*Server).jwks},
+	{path: "/hits", methods: "POST", serve: (*Server).hits},
+	{path: "/changes", methods: "GET", serve: (*Server).changes},
+	{path: "/metrics", methods: "GET, HEAD", serve: func(s *Server, ctx *fasthttp.RequestCtx) { s.metrics(ctx) }},
+	{path: "/healthz", methods: "GET, HEAD", serve: (*Server).healthz},
+}
+
+// lookup is the route serving path; nil for none.
+func lookup(path []byte) *route {
+	for i := range routes {
+		r := &routes[i]
+		if string(path) == r.path || (r.prefix && bytes.HasPrefix(path, []byte(r.path))) {
+			return r
+		}
+	}
+	return nil
+}
+
+// allows reports whether the route serves method.
+func (r *route) allows(method []byte) bool {
+	for m := range strings.SplitSeq(r.methods, ", ") {
+		if string(method) == m {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) jwks(ctx *fasthttp.RequestCtx) {
+	if s.Signer == nil {
+		jsonError(ctx, fasthttp.StatusNotFound, "assertions are off")
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(s.Signer.JWKS())
 }
 
 // auth is forward-auth (nginx auth_request, Traefik ForwardAuth, Envoy

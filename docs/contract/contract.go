@@ -242,6 +242,9 @@ func (c *Checker) Check(listener string, req *http.Request, reqBody []byte, stat
 	c.exercised[listener+" "+route.Method+" "+route.Path] = true
 	c.mu.Unlock()
 
+	if fixed, ok := membersAsNamed(route.Operation, reqBody); ok {
+		rr.Body = io.NopCloser(bytes.NewReader(fixed))
+	}
 	in := &openapi3filter.RequestValidationInput{Request: rr, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: presented, MultiError: true}}
 	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
@@ -261,6 +264,41 @@ func (c *Checker) Check(listener string, req *http.Request, reqBody []byte, stat
 		return fmt.Errorf("contract: %s (%s %s): %s; body %s", what, route.Method, route.Path, strings.Join(problems, "; "), clip(resBody))
 	}
 	return nil
+}
+
+// membersAsNamed respells the top-level members of a JSON object body as
+// the operation's schema names them, ignoring case: keylens's decoder
+// matches member names ignoring case, as Tyk's does, and the description
+// says so. ok is false when there is nothing to respell.
+func membersAsNamed(op *openapi3.Operation, body []byte) ([]byte, bool) {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return nil, false
+	}
+	mt := op.RequestBody.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return nil, false
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil || top == nil {
+		return nil, false
+	}
+	changed := false
+	for name := range mt.Schema.Value.Properties {
+		for m, v := range top {
+			if m != name && strings.EqualFold(m, name) {
+				if _, taken := top[name]; !taken {
+					delete(top, m)
+					top[name] = v
+					changed = true
+				}
+			}
+		}
+	}
+	if !changed {
+		return nil, false
+	}
+	out, err := json.Marshal(top)
+	return out, err == nil
 }
 
 // presented checks that a request presents the credential a security

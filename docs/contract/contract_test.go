@@ -32,6 +32,7 @@ func TestCheck(t *testing.T) {
 		{"another content type", Admin, "GET", "/api/keylens/changes/last", "", "k", 200, http.Header{"Content-Type": {"text/html"}}, ok, "not one the description allows"},
 		{"an error outside the envelope", Admin, "GET", "/api/keylens/changes/last", "", "k", 404, json, `{"error":"x"}`, "not one the description allows"},
 		{"a good body", Admin, "PUT", "/api/portal/developers/abc", goodReq, "k", 200, json, okEnv, ""},
+		{"member names ignoring case", Admin, "PUT", "/api/portal/developers/abc", `{"EMAIL":"a@example.com","Fields":{}}`, "k", 200, json, okEnv, ""},
 		{"a refused body, refused", Admin, "PUT", "/api/portal/developers/abc", `{"emial":"a"}`, "k", 400, json, `{"Status":"Error","Message":"x","Meta":null}`, ""},
 		{"a refused body, accepted", Admin, "PUT", "/api/portal/developers/abc", `{"emial":"a"}`, "k", 200, json, okEnv, "refuses the request"},
 		{"no admin key, accepted", Admin, "PUT", "/api/portal/developers/abc", goodReq, "", 200, json, okEnv, "refuses the request"},

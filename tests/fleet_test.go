@@ -59,7 +59,7 @@ func TestFleetOnPostgreSQL(t *testing.T) {
 				}
 				req, _ := http.NewRequest("POST", sc+"/hits", strings.NewReader("["+strings.Join(hits, ",")+"]"))
 				req.Header.Set("Content-Type", "application/json")
-				res, err := client.Do(req) // not send: no t.Fatal off the test's goroutine
+				res, err := client.Do(withTest(req, t)) // not send: no t.Fatal off the test's goroutine
 				if err != nil {
 					t.Errorf("POST /hits: %v", err)
 					return

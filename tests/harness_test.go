@@ -4,6 +4,7 @@ package tests
 import (
 	"errors"
 
+	"github.com/keylens/keylens/docs/contract"
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 
 	"bytes"
@@ -38,6 +39,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if contractSummary() != 0 && code == 0 {
+		code = 1
+	}
 	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -88,6 +92,8 @@ func startKeylens(t testing.TB, store string, env []string, args ...string) *ins
 		t.Fatalf("keylens did not become ready (%v, exit %v):\n%s", err, in.exitErr, in.stderr)
 	}
 	in.AdminURL, in.SidecarURL = urls["admin"], urls["sidecar"]
+	contractTransport.Register(contract.Admin, in.AdminURL)
+	contractTransport.Register(contract.Sidecar, in.SidecarURL)
 	in.Key = testAdminKey
 	t.Cleanup(func() {
 		select {
@@ -203,7 +209,9 @@ func decodeAs[T any](t testing.TB, r response) T {
 	return v
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// client is how tests talk to keylens: every exchange with one of its
+// listeners is checked against docs/openapi.yaml (contract.go).
+var client = &http.Client{Timeout: 30 * time.Second, Transport: contractTransport}
 
 // do sends a request to the admin API with the admin key.
 func (in *instance) do(method, path, body string) response {
@@ -230,7 +238,7 @@ func (in *instance) doAuth(method, path, body, auth string) response {
 
 func send(t testing.TB, req *http.Request) response {
 	t.Helper()
-	res, err := client.Do(req)
+	res, err := client.Do(withTest(req, t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ type hitPoster struct {
 }
 
 func newHitPoster(t testing.TB) *hitPoster {
-	return &hitPoster{t: t, client: &http.Client{Timeout: 60 * time.Second}}
+	return &hitPoster{t: t, client: &http.Client{Timeout: 60 * time.Second, Transport: contractTransport}}
 }
 
 // post sends body under batch id; it returns the status (0 when no answer
@@ -45,7 +45,7 @@ func (p *hitPoster) post(sidecar, id string, body []byte) (int, string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Keylens-Batch", id)
-	res, err := p.client.Do(req)
+	res, err := p.client.Do(withTest(req, p.t))
 	if err != nil {
 		return 0, ""
 	}
@@ -125,7 +125,7 @@ func TestHitsFloodKeepsAdminWritesMoving(t *testing.T) {
 			t0 := time.Now()
 			req, _ := http.NewRequest("POST", in.AdminURL+"/api/portal/developers", strings.NewReader(fmt.Sprintf(`{"email":"flood-%d@example.com"}`, i)))
 			req.Header.Set("Authorization", in.Key)
-			res, err := client.Do(req)
+			res, err := client.Do(withTest(req, t))
 			if err != nil {
 				t.Errorf("admin write %d: %v", i, err)
 				return

@@ -379,7 +379,7 @@ func TestChangeFeedOverHTTP(t *testing.T) {
 		start := time.Now()
 		req, _ := http.NewRequest("GET", in.AdminURL+fmt.Sprintf("/api/keylens/changes?after=%d&wait=20s", all.Last), nil)
 		req.Header.Set("Authorization", in.Key)
-		res, err := client.Do(req)
+		res, err := client.Do(withTest(req, t))
 		if err != nil {
 			pollErr = err
 			return

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens/docs/contract"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/portalstore"
 )
@@ -309,6 +310,7 @@ func startLoneSidecar(t *testing.T, args ...string) string {
 		t.Fatalf("keylens sidecar did not become ready (%v):\n%s", err, stderr.String())
 	}
 	base := urls["sidecar"]
+	contractTransport.Register(contract.Sidecar, base)
 	waitUntil(t, "the sidecar follows the change feed", func() bool {
 		req, _ := http.NewRequest("GET", base+"/healthz", nil)
 		return send(t, req).Status == 200

@@ -89,7 +89,7 @@ type AdminService interface {
 	VerifyAdmin(ctx context.Context, email, password string) (*Admin, error)
 }
 
-// Console session lifetimes: a session ends after SessionIdleTimeout
+// Session lifetimes (console and developer portal): a session ends after SessionIdleTimeout
 // without a request, and SessionMaxAge after sign-in whatever happens.
 const (
 	SessionIdleTimeout = 30 * time.Minute
@@ -100,11 +100,17 @@ const (
 	SessionTouchInterval = time.Minute
 )
 
-// Session is a signed-in console session. Only the SHA-256 of its id is
-// stored; the id itself lives in the browser's cookie.
+// Session is a signed-in session of the admin console or of the developer
+// portal: one kind of record for both, told apart by who it belongs to.
+// Only the SHA-256 of its id is stored; the id itself lives in the
+// browser's cookie.
 type Session struct {
 	IDHash string // hex SHA-256 of the session id
-	// AdminID is the signed-in admin; "" for a session of the admin key.
+	// DeveloperID is the signed-in developer of a portal session; "" for
+	// a console session. A session is one or the other, never both.
+	DeveloperID string
+	// AdminID is the signed-in admin; "" for a session of the admin key
+	// (or of a developer).
 	AdminID string
 	// AdminKey, for a session of the admin key, fingerprints the key it
 	// signed in with (AdminKeyFingerprint): once keylens runs with
@@ -113,9 +119,13 @@ type Session struct {
 	Created  time.Time
 	LastSeen time.Time
 
-	// Email is the admin's, filled on reads; "" for the admin key.
+	// Email is the admin's or developer's, filled on reads; "" for the
+	// admin key.
 	Email string
 }
+
+// IsDeveloper reports whether s is a developer portal session.
+func (s *Session) IsDeveloper() bool { return s.DeveloperID != "" }
 
 // NewSessionID returns a new random 256-bit session id (base64url, for the
 // cookie) and the hash to store.
@@ -154,20 +164,24 @@ func (s *Session) NeedsTouch(now time.Time) bool {
 
 // Actor is who a session acts as, for the audit trail.
 func (s *Session) Actor(via string) Actor {
+	if s.DeveloperID != "" {
+		return Actor{ID: s.DeveloperID, Name: s.Email, Via: via}
+	}
 	if s.AdminID == "" {
 		return Actor{Name: ActorAdminKey, Via: via}
 	}
 	return Actor{ID: s.AdminID, Name: s.Email, Via: via}
 }
 
-// SessionService keeps console sessions.
+// SessionService keeps console and developer portal sessions.
 type SessionService interface {
 	// CreateSession stores s, whose IDHash, Created and LastSeen the
 	// caller sets.
 	CreateSession(ctx context.Context, s *Session) error
-	// FindSession returns the session with idHash and its admin's email;
-	// ENOTFOUND if none, or if its admin is disabled or gone. Expiry is
-	// the caller's to check (Session.Expired).
+	// FindSession returns the session with idHash and its admin's (or
+	// developer's) email; ENOTFOUND if none, or if its admin is disabled
+	// or gone, or its developer inactive or gone. Expiry is the caller's
+	// to check (Session.Expired).
 	FindSession(ctx context.Context, idHash string) (*Session, error)
 	// TouchSession records a request at `at`.
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
@@ -176,4 +190,7 @@ type SessionService interface {
 	// DeleteExpiredSessions removes the sessions expired at now and
 	// returns how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+	// DeleteDeveloperSessions ends every session of developer devID but
+	// the one whose IDHash is except ("" ends them all).
+	DeleteDeveloperSessions(ctx context.Context, devID, except string) error
 }

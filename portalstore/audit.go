@@ -8,13 +8,14 @@ import (
 	"time"
 )
 
-// Actor is who makes a change: an admin account, or the admin key.
+// Actor is who makes a change: an admin account, the admin key, or a
+// developer acting for themselves in the developer portal.
 // Transports put it in the request's context (WithActor); a store records
 // it with every change, in the change's own transaction.
 type Actor struct {
-	ID   string // the admin's id; "" for the admin key
-	Name string // the admin's email, or ActorAdminKey
-	Via  string // ViaConsole, ViaAPI, ViaCommandLine
+	ID   string // the admin's (or developer's) id; "" for the admin key
+	Name string // the admin's (or developer's) email, or ActorAdminKey
+	Via  string // ViaConsole, ViaAPI, ViaCommandLine, ViaPortal
 }
 
 // ActorAdminKey names the admin key in the audit trail.
@@ -25,6 +26,7 @@ const (
 	ViaConsole     = "console"
 	ViaAPI         = "api"
 	ViaCommandLine = "command line"
+	ViaPortal      = "developer portal"
 )
 
 type actorKey struct{}
@@ -48,6 +50,8 @@ const (
 	AuditDeveloperUpdated   = "developer.updated"
 	AuditDeveloperDeleted   = "developer.deleted"
 	AuditDeveloperPassword  = "developer.password_set"
+	AuditDeveloperSignedUp  = "developer.signed_up"
+	AuditPasswordReset      = "developer.password_reset"
 	AuditKeyRequestCreated  = "key_request.created"
 	AuditKeyRequestUpdated  = "key_request.updated"
 	AuditKeyRequestDeleted  = "key_request.deleted"

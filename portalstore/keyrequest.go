@@ -35,6 +35,11 @@ type KeyRequest struct {
 	JWTSecret      string         `json:"jwt_secret"`
 	Certificate    string         `json:"certificate"`
 	OAuthInfo      OAuthInfo      `json:"oauth_info"`
+	// ShowOnce keeps what approving the request issues (sealed under the
+	// secrets key, when set) until its developer has seen it once in the
+	// developer portal (AccountService.TakeReveals). Requests filed in the
+	// portal set it; it is not part of Tyk's shape.
+	ShowOnce bool `json:"-"`
 
 	PortalDeveloper *Developer       `json:"portal_developer,omitempty"`
 	CatalogueEntry  *CatalogueEntry  `json:"catalogue_entry,omitempty"`

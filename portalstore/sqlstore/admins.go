@@ -94,7 +94,7 @@ func (db *DB) SetAdminDisabled(ctx context.Context, id string, disabled bool) er
 		action := portalstore.AuditAdminEnabled
 		if disabled {
 			action = portalstore.AuditAdminDisabled
-			if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE admin_id = ?`, id); err != nil {
 				return err
 			}
 		}
@@ -115,7 +115,7 @@ func (db *DB) DeleteAdmin(ctx context.Context, id string) error {
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE admin_id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE admin_id = ?`, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, id); err != nil {
@@ -147,68 +147,6 @@ func (db *DB) VerifyAdmin(ctx context.Context, email, password string) (*portals
 		return nil, err
 	}
 	return a, nil
-}
-
-// ---- sessions ----
-
-// CreateSession stores a new session.
-func (db *DB) CreateSession(ctx context.Context, s *portalstore.Session) error {
-	var admin any // NULL for the admin key
-	if s.AdminID != "" {
-		admin = s.AdminID
-	}
-	_, err := db.wdb.ExecContext(ctx, `INSERT INTO admin_sessions (id_hash, admin_id, admin_key, created_at, last_seen) VALUES (?, ?, ?, ?, ?)`,
-		s.IDHash, admin, s.AdminKey, s.Created.Unix(), s.LastSeen.Unix())
-	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "Session exists")
-	}
-	return err
-}
-
-// FindSession returns a live admin's (or the admin key's) session.
-func (db *DB) FindSession(ctx context.Context, idHash string) (*portalstore.Session, error) {
-	var s portalstore.Session
-	var admin, email sql.NullString
-	var disabled sql.NullBool
-	var created, seen int64
-	err := db.rdb.QueryRowContext(ctx, `SELECT s.id_hash, s.admin_id, s.admin_key, s.created_at, s.last_seen, a.email, a.disabled
-		FROM admin_sessions s LEFT JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = ?`, idHash).
-		Scan(&s.IDHash, &admin, &s.AdminKey, &created, &seen, &email, &disabled)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errSessionNotFound
-	} else if err != nil {
-		return nil, err
-	}
-	if admin.Valid && (!email.Valid || disabled.Bool) {
-		return nil, errSessionNotFound
-	}
-	s.AdminID, s.Email = admin.String, email.String
-	s.Created, s.LastSeen = time.Unix(created, 0), time.Unix(seen, 0)
-	return &s, nil
-}
-
-var errSessionNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Session not found")
-
-// TouchSession records a request.
-func (db *DB) TouchSession(ctx context.Context, idHash string, at time.Time) error {
-	_, err := db.wdb.ExecContext(ctx, `UPDATE admin_sessions SET last_seen = ? WHERE id_hash = ? AND last_seen < ?`, at.Unix(), idHash, at.Unix())
-	return err
-}
-
-// DeleteSession ends a session.
-func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
-	_, err := db.wdb.ExecContext(ctx, `DELETE FROM admin_sessions WHERE id_hash = ?`, idHash)
-	return err
-}
-
-// DeleteExpiredSessions removes sessions idle or old beyond the limits.
-func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.wdb.ExecContext(ctx, `DELETE FROM admin_sessions WHERE last_seen <= ? OR created_at <= ?`,
-		now.Add(-portalstore.SessionIdleTimeout).Unix(), now.Add(-portalstore.SessionMaxAge).Unix())
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // ---- audit ----

@@ -410,18 +410,7 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 		if err != nil {
 			return err
 		}
-		history, err := json.Marshal(portalstore.AppendPasswordHistory(cur.PasswordHistory, d.PasswordHash))
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ?`,
-			d.PasswordHash, formatTime(tx.now), string(history), id); err != nil {
-			return err
-		}
-		if err := recordAudit(ctx, tx, portalstore.AuditDeveloperPassword, portalstore.ObjectDeveloper, id, id, cur.Email); err != nil {
-			return err
-		}
-		return nil
+		return writePassword(ctx, tx, cur, d.PasswordHash, portalstore.AuditDeveloperPassword)
 	})
 }
 

@@ -235,7 +235,10 @@ func createKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) er
 	if r.OrgID == "" {
 		r.OrgID = dev.OrgID
 	}
-	return writeKeyRequest(ctx, tx, r, true)
+	if err := writeKeyRequest(ctx, tx, r, true); err != nil {
+		return err
+	}
+	return fileReveal(ctx, tx, r)
 }
 
 // checkPoliciesPublished requires every policy to have a catalogue entry:
@@ -488,6 +491,9 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 			return err
 		}
 		if a, err = db.approve(ctx, tx, r, secrets); err != nil {
+			return err
+		}
+		if err := keepReveal(ctx, tx, r, a); err != nil {
 			return err
 		}
 		return recordAudit(ctx, tx, portalstore.AuditKeyRequestApproved, portalstore.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a))

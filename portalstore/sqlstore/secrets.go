@@ -135,6 +135,7 @@ var secretColumns = []struct{ table, key, col string }{
 	{"developer_keys", "key_hash", "jwt_secret"},
 	{"key_requests", "id", "jwt_secret"},
 	{"oauth_clients", "client_id", "secret"},
+	{"reveals", "request_id", "secret"}, // approvals a developer has yet to see (see keepReveal)
 }
 
 // CheckSecrets reports, before anything is served, a store whose sealed

@@ -25,6 +25,7 @@ type Store interface {
 	portalstore.AdminService
 	portalstore.SessionService
 	portalstore.AuditService
+	portalstore.AccountService
 }
 
 // Run runs the whole suite; newStore returns an empty store for each test.
@@ -39,6 +40,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("PatchDeveloper", func(t *testing.T) { testPatchDeveloper(t, newStore) })
+	t.Run("DeveloperSessions", func(t *testing.T) { testDeveloperSessions(t, newStore) })
+	t.Run("ChangePassword", func(t *testing.T) { testChangePassword(t, newStore) })
+	t.Run("PasswordReset", func(t *testing.T) { testPasswordReset(t, newStore) })
+	t.Run("Reveals", func(t *testing.T) { testReveals(t, newStore) })
 	t.Run("Credentials", func(t *testing.T) {
 		RunCredentials(t, func(t *testing.T) (Store, portalstore.CredentialService) { s := newStore(t); return s, s })
 	})

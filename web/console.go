@@ -12,13 +12,9 @@
 package web
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
-	"errors"
 	"fmt"
-	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -36,6 +32,16 @@ var staticFS embed.FS
 
 // Prefix is where the console is served.
 const Prefix = "/admin/"
+
+// The console's cookies. Both are HttpOnly, SameSite=Strict, scoped to
+// the console, and Secure when the console is reached over https.
+const (
+	sessionCookie = "keylens_session"
+	// signInCookie carries the sign-in form's CSRF token before there is
+	// a session (a double-submit token): a sign-in cannot be forged
+	// either, so nobody can sign a browser in to their own account.
+	signInCookie = "keylens_signin"
+)
 
 // Config is what the console serves and how.
 type Config struct {
@@ -69,10 +75,9 @@ type Config struct {
 // Console is the admin console: New, then Handler.
 type Console struct {
 	Config
-	pages   map[string]*template.Template
+	*site
 	issued  *issuedStore
 	handler http.Handler
-	csp     string
 }
 
 // New checks c and builds the console.
@@ -95,15 +100,23 @@ func New(c Config) (*Console, error) {
 		c.Now = time.Now
 	}
 	con := &Console{Config: c, issued: newIssuedStore()}
-	if err := con.parseTemplates(); err != nil {
+	fingerprint := portalstore.AdminKeyFingerprint(c.AdminKeyHash)
+	con.site = &site{name: "keylens console", prefix: Prefix, home: Prefix + "developers",
+		signInPath: Prefix + "signin", signInPage: "signin", signOut: Prefix + "signout",
+		sessionCookie: sessionCookie, signInCookie: signInCookie,
+		menu: []menuItem{{"developers", "Developers", Prefix + "developers"}, {"requests", "Key requests", Prefix + "requests"},
+			{"catalogue", "Catalogue", Prefix + "catalogue"}, {"configuration", "Configuration", Prefix + "configuration"},
+			{"admins", "Admins", Prefix + "admins"}, {"activity", "Activity", Prefix + "activity"}},
+		// An admin's session, or the admin key's while keylens runs with
+		// that key: never a developer's.
+		accept: func(s *portalstore.Session) bool {
+			return !s.IsDeveloper() && (s.AdminID != "" || s.AdminKey == fingerprint)
+		},
+		via: portalstore.ViaConsole, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
+		perAccount: c.PerAccount, perClient: c.PerClient, logger: c.Logger, now: c.Now}
+	if err := con.parse(pageFiles, c.Gravatar); err != nil {
 		return nil, err
 	}
-	img := "'self'"
-	if c.Gravatar {
-		img += " " + gravatarOrigin
-	}
-	con.csp = "default-src 'self'; img-src " + img + "; style-src 'self'; script-src 'self'; form-action 'self'; " +
-		"frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 	con.handler = con.routes()
 	return con, nil
 }
@@ -113,8 +126,6 @@ func (c *Console) Handler() http.Handler { return c.handler }
 
 func (c *Console) routes() http.Handler {
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", cacheStatic(http.FileServerFS(static))))
 
 	mux.HandleFunc("GET /admin/signin", c.signInPage)
 	mux.HandleFunc("POST /admin/signin", c.signIn)
@@ -122,7 +133,7 @@ func (c *Console) routes() http.Handler {
 
 	// Everything else needs a session; POSTs need its CSRF token too.
 	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, c.authed(h)) }
-	page("POST /admin/signout", c.signOut)
+	page("POST /admin/signout", c.signOutHandler)
 	page("GET /admin/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"developers", http.StatusSeeOther)
 	})
@@ -169,116 +180,12 @@ func (c *Console) routes() http.Handler {
 
 	page("GET /admin/activity", c.activityPage)
 
-	return c.recoverer(c.headers(c.notFound(mux)))
-}
-
-// headers sets the security headers every response carries.
-func (c *Console) headers(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", c.csp)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if !strings.HasPrefix(r.URL.Path, "/admin/static/") {
-			h.Set("Cache-Control", "no-store")
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func cacheStatic(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		next.ServeHTTP(w, r)
-	})
-}
-
-// notFound answers the mux's own 404 and 405 with a page.
-func (c *Console) notFound(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			c.errorPage(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "There is no such page."))
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// recoverer turns a panic into a logged 500 page.
-func (c *Console) recoverer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				c.Logger.Error("panic serving console request", "method", r.Method, "route", r.Pattern, "panic", v)
-				c.errorPage(w, r, errors.New("panic"))
-			}
-		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-// view is what every page template gets: the page's own data in Data.
-type view struct {
-	Title string
-	Nav   string // the menu entry to mark current
-	Who   string // who is signed in: an email, or "admin key"
-	CSRF  string
-	Flash string
-	Error string
-	Data  any
+	return c.handle(mux)
 }
 
 // pageFiles lists each page template; each is parsed with the layout.
 var pageFiles = []string{"signin", "developers", "developer_new", "profile", "edit", "confirm", "key_new", "key_policy",
 	"key", "issued", "requests", "catalogue", "entry", "configuration", "admins", "activity", "error"}
-
-func (c *Console) parseTemplates() error {
-	c.pages = map[string]*template.Template{}
-	for _, name := range pageFiles {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/chart.html", "templates/"+name+".html")
-		if err != nil {
-			return fmt.Errorf("web: template %s: %w", name, err)
-		}
-		c.pages[name] = t
-	}
-	return nil
-}
-
-// render writes page name with status. The page is rendered into a buffer
-// first, so that a template error answers 500 rather than half a page.
-func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
-	if s := sessionFrom(r); s != nil {
-		v.Who, v.CSRF = s.who(), s.csrf
-	}
-	var buf bytes.Buffer
-	if err := c.pages[name].Execute(&buf, v); err != nil {
-		c.Logger.Error("rendering a console page", "page", name, "err", err)
-		http.Error(w, "Internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
-// errorPage answers err with its status and its caller-safe message. Only
-// internal errors are logged, as in the REST API.
-func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, err error) {
-	code := portalstore.ErrorCode(err)
-	if code == portalstore.EINTERNAL || code == portalstore.EFULL {
-		c.Logger.Error("console request failed", "method", r.Method, "route", r.Pattern, "err", err)
-	}
-	status := portalstore.HTTPStatus(code)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	c.render(w, r, status, "error", view{Title: http.StatusText(status), Data: portalstore.ErrorMessage(err)})
-}
 
 // redirect answers a POST with 303 to path, with a flash message by name.
 func redirect(w http.ResponseWriter, r *http.Request, path, flash string) {

@@ -194,7 +194,8 @@ func (a *Approval) MarshalJSON() ([]byte, error) {
 
 // KeyRequestFilter selects key requests.
 type KeyRequestFilter struct {
-	Approved      *bool // nil: both
+	Approved      *bool  // nil: both
+	ByUser        string // "": every developer's
 	Offset, Limit int
 }
 

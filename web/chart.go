@@ -86,13 +86,14 @@ func usageRange(r *http.Request, now time.Time) (from, to time.Time, errMsg stri
 
 // loadUsage queries the counters of keys per day from `from` to `to` (both
 // whole days) and draws them; with codes, it also totals them by status.
-func (c *Console) loadUsage(ctx context.Context, r *http.Request, keys []string, label string, codes bool) (*usage, error) {
-	from, to, errMsg := usageRange(r, c.Now())
+// The console and the developer portal both draw it.
+func loadUsage(ctx context.Context, hits portalstore.HitService, now time.Time, r *http.Request, keys []string, label string, codes bool) (*usage, error) {
+	from, to, errMsg := usageRange(r, now)
 	u := &usage{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Error: errMsg}
 	var rows []portalstore.HitRow
 	if len(keys) > 0 {
 		var err error
-		rows, err = c.Hits.QueryHits(ctx, portalstore.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: portalstore.ResDay, ByCode: codes})
+		rows, err = hits.QueryHits(ctx, portalstore.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: portalstore.ResDay, ByCode: codes})
 		if err != nil {
 			return nil, err
 		}

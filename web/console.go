@@ -112,7 +112,7 @@ func New(c Config) (*Console, error) {
 		accept: func(s *portalstore.Session) bool {
 			return !s.IsDeveloper() && (s.AdminID != "" || s.AdminKey == fingerprint)
 		},
-		via: portalstore.ViaConsole, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
+		via: portalstore.ViaConsole, flashes: flashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
 		perAccount: c.PerAccount, perClient: c.PerClient, logger: c.Logger, now: c.Now}
 	if err := con.parse(pageFiles, c.Gravatar); err != nil {
 		return nil, err

@@ -280,7 +280,7 @@ func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
 		hashes = append(hashes, k.Hash)
 		d.Keys = append(d.Keys, keyRowOf(k, cat))
 	}
-	if d.Usage, err = c.loadUsage(ctx, r, hashes, "Hits, successes and errors per day of all "+dev.Email+"'s keys", false); err != nil {
+	if d.Usage, err = loadUsage(ctx, c.Hits, c.Now(), r, hashes, "Hits, successes and errors per day of all "+dev.Email+"'s keys", false); err != nil {
 		c.errorPage(w, r, err)
 		return
 	}

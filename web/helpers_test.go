@@ -72,13 +72,15 @@ func (tc *testConsole) advance(d time.Duration) {
 // page it read.
 type browser struct {
 	tc      *testConsole
+	h       http.Handler // the portal's; nil: the console's (tc.h)
+	origin  string       // the site's origin: requests go to it
 	cookies map[string]string
 	csrf    string
 	addr    string // RemoteAddr
 }
 
 func (tc *testConsole) browser() *browser {
-	return &browser{tc: tc, cookies: map[string]string{}, addr: "192.0.2.10:5555"}
+	return &browser{tc: tc, origin: "http://console.test", cookies: map[string]string{}, addr: "192.0.2.10:5555"}
 }
 
 type page struct {
@@ -96,17 +98,21 @@ func (b *browser) do(method, path string, form url.Values) page {
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req := httptest.NewRequest(method, "http://console.test"+path, body)
+	req := httptest.NewRequest(method, b.origin+path, body)
 	req.RemoteAddr = b.addr
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", "http://console.test")
+		req.Header.Set("Origin", b.origin)
 	}
 	for n, v := range b.cookies {
 		req.AddCookie(&http.Cookie{Name: n, Value: v})
 	}
 	rec := httptest.NewRecorder()
-	b.tc.h.ServeHTTP(rec, req)
+	h := b.h
+	if h == nil {
+		h = b.tc.h
+	}
+	h.ServeHTTP(rec, req)
 	res := rec.Result()
 	for _, ck := range res.Cookies() {
 		if ck.MaxAge < 0 {
@@ -116,8 +122,10 @@ func (b *browser) do(method, path string, form url.Values) page {
 		}
 	}
 	p := page{Status: rec.Code, Header: rec.Header(), Body: rec.Body.String()}
-	if m := csrfField.FindStringSubmatch(p.Body); m != nil {
-		b.csrf = html.UnescapeString(m[1])
+	// The last token: a page shown before sign-in to a signed-in
+	// visitor has the session's in its header and its own in its form.
+	if m := csrfField.FindAllStringSubmatch(p.Body, -1); m != nil {
+		b.csrf = html.UnescapeString(m[len(m)-1][1])
 	}
 	return p
 }

@@ -91,6 +91,8 @@ type issuedData struct {
 	KeyHash            string
 	Client             *portalstore.OAuthClient
 	Gone               bool
+	// Slot tells apart the element ids of several credentials on a page.
+	Slot string
 }
 
 // GET /admin/issued/{nonce}

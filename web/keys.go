@@ -138,7 +138,7 @@ func (c *Console) keyPage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
-	u, err := c.loadUsage(r.Context(), r, []string{k.Hash}, "Hits, successes and errors per day of key "+shortHash(k.Hash), true)
+	u, err := loadUsage(r.Context(), c.Hits, c.Now(), r, []string{k.Hash}, "Hits, successes and errors per day of key "+shortHash(k.Hash), true)
 	if err != nil {
 		c.errorPage(w, r, err)
 		return

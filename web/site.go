@@ -47,6 +47,9 @@ type site struct {
 	// console, a developer's on the portal.
 	accept func(*portalstore.Session) bool
 	via    string // the audit trail's Via for this site's sessions
+	// flashes are the messages a redirect may name (?done=): a page
+	// shows only these, never text from the URL.
+	flashes map[string]string
 
 	sessions   portalstore.SessionService
 	secure     bool
@@ -74,11 +77,14 @@ type view struct {
 	Title string
 	Nav   string // the menu entry to mark current
 	Who   string // who is signed in: an email, or "admin key"
-	CSRF  string
-	Flash string
-	Error string
-	Data  any
-	Site  siteView
+	CSRF  string // the token of the page's forms
+	// SessionCSRF is the session's token, for the sign-out form: a page
+	// shown before sign-in has another one for its own forms.
+	SessionCSRF string
+	Flash       string
+	Error       string
+	Data        any
+	Site        siteView
 }
 
 // parse parses each page of names with the shared layout and parts.
@@ -162,7 +168,10 @@ func (s *site) recoverer(next http.Handler) http.Handler {
 // first, so that a template error answers 500 rather than half a page.
 func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	if sess := sessionFrom(r); sess != nil {
-		v.Who, v.CSRF = sess.who(), sess.csrf
+		v.Who, v.SessionCSRF = sess.who(), sess.csrf
+		if v.CSRF == "" {
+			v.CSRF = sess.csrf
+		}
 	}
 	v.Site = siteView{Name: s.name, Static: s.prefix + "static/", Home: s.home, SignOut: s.signOut, SignIn: s.signInPath, Menu: s.publicMenu}
 	if v.Who != "" {
@@ -192,6 +201,9 @@ func (s *site) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.render(w, r, status, "error", view{Title: http.StatusText(status), Data: portalstore.ErrorMessage(err)})
 }
+
+// flash is the message the request's ?done= names, if it is one.
+func (s *site) flash(r *http.Request) string { return s.flashes[r.URL.Query().Get("done")] }
 
 // ---- sessions and CSRF ----
 
@@ -377,7 +389,7 @@ func (s *site) renderSignIn(w http.ResponseWriter, r *http.Request, status int, 
 func (s *site) renderPublic(w http.ResponseWriter, r *http.Request, status int, page string, v view) {
 	v.CSRF = s.preSessionToken(w, r)
 	if v.Flash == "" {
-		v.Flash = flash(r)
+		v.Flash = s.flash(r)
 	}
 	s.render(w, r, status, page, v)
 }

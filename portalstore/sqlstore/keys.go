@@ -317,6 +317,9 @@ func (db *DB) FindKeyRequests(ctx context.Context, f portalstore.KeyRequestFilte
 	if f.Approved != nil {
 		where, args = "approved = ?", append(args, *f.Approved)
 	}
+	if f.ByUser != "" {
+		where, args = where+" AND by_user = ?", append(args, f.ByUser)
+	}
 	var total int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_requests WHERE `+where, args...).Scan(&total); err != nil {
 		return nil, 0, err

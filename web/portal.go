@@ -1,0 +1,167 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keylens/keylens/guard"
+	"github.com/keylens/keylens/mailer"
+	"github.com/keylens/keylens/portalstore"
+)
+
+// The developer portal: what a developer does for themselves (seed 001's
+// self-service paragraphs), on its own listener because it faces the
+// internet and the admin API and console must not. It shares the console's
+// layout, stylesheet, sessions, CSRF tokens and sign-in limits (site); its
+// sessions are developers' and every page reads only the signed-in
+// developer's own data: another developer's key, request, OAuth client or
+// usage is "not found", whatever the URL or form says.
+
+// PortalSetup is what the developer portal serves and how.
+type PortalSetup struct {
+	Developers portalstore.DeveloperService
+	Catalogue  portalstore.CatalogueService
+	Keys       portalstore.KeyService
+	Hits       portalstore.HitService
+	Sessions   portalstore.SessionService
+	Accounts   portalstore.AccountService
+	// Mailer sends password reset emails.
+	Mailer mailer.Sender
+	// URL is where browsers reach the portal, e.g.
+	// https://developers.example.com behind a TLS proxy: the links in
+	// emails start with it (never with a request's Host, which a client
+	// chooses), and https marks cookies Secure.
+	URL string
+	// PerAccount and PerClient are the sign-in limiters the console and
+	// the REST API's verify_credentials use: guesses count once, wherever
+	// they are made. nil limits nothing.
+	PerAccount, PerClient *guard.Limiter
+	Logger                *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Portal is the developer portal: NewPortal, then Handler.
+type Portal struct {
+	PortalSetup
+	*site
+	issued  *issuedStore
+	handler http.Handler
+	mails   sync.WaitGroup // emails being sent
+}
+
+// The portal's cookies: named apart from the console's, since browsers
+// share cookies between ports of one host.
+const (
+	portalSessionCookie = "keylens_portal_session"
+	portalSignInCookie  = "keylens_portal_form"
+)
+
+// portalPages lists the portal's page templates.
+var portalPages = []string{"portal_catalogue", "portal_signin", "portal_signup", "portal_reset", "portal_reset_set",
+	"portal_dashboard", "portal_request", "portal_issued", "portal_key", "portal_profile", "portal_password",
+	"portal_oauth", "portal_client", "error"}
+
+// NewPortal checks s and builds the portal.
+func NewPortal(s PortalSetup) (*Portal, error) {
+	var missing []string
+	for name, set := range map[string]bool{"Developers": s.Developers != nil, "Catalogue": s.Catalogue != nil,
+		"Keys": s.Keys != nil, "Hits": s.Hits != nil, "Sessions": s.Sessions != nil, "Accounts": s.Accounts != nil,
+		"Mailer": s.Mailer != nil} {
+		if !set {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("web: the developer portal needs %s", strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("web: the developer portal's URL %q: want http(s)://host[:port] (served at the root)", s.URL)
+	}
+	s.URL = strings.TrimSuffix(s.URL, "/")
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	p := &Portal{PortalSetup: s, issued: newIssuedStore()}
+	p.site = &site{name: "keylens developer portal", prefix: "/", home: "/dashboard",
+		signInPath: "/login", signInPage: "portal_signin", signOut: "/logout",
+		sessionCookie: portalSessionCookie, signInCookie: portalSignInCookie,
+		menu: []menuItem{{"dashboard", "Dashboard", "/dashboard"}, {"catalogue", "Catalogue", "/catalogue"},
+			{"oauth", "OAuth clients", "/oauth-clients"}, {"profile", "Edit profile", "/profile"}},
+		publicMenu: []menuItem{{"catalogue", "Catalogue", "/catalogue"}, {"login", "Log in", "/login"}, {"signup", "Sign up", "/signup"}},
+		accept:     (*portalstore.Session).IsDeveloper,
+		via:        portalstore.ViaPortal, flashes: portalFlashes, sessions: s.Sessions, secure: u.Scheme == "https", publicHost: u.Host,
+		perAccount: s.PerAccount, perClient: s.PerClient, logger: s.Logger, now: s.Now}
+	if err := p.parse(portalPages, false); err != nil {
+		return nil, err
+	}
+	p.handler = p.routes()
+	return p, nil
+}
+
+// Handler serves the portal at the root of its listener.
+func (p *Portal) Handler() http.Handler { return p.handler }
+
+// Wait waits for the emails being sent (shutdown, tests).
+func (p *Portal) Wait() { p.mails.Wait() }
+
+func (p *Portal) routes() http.Handler {
+	mux := http.NewServeMux()
+	open := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, p.optional(h)) }
+	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, p.authed(h)) }
+
+	open("GET /{$}", p.cataloguePage)
+	open("GET /catalogue", p.cataloguePage)
+	open("GET /signup", p.signUpPage)
+	mux.HandleFunc("POST /signup", p.signUp)
+	open("GET /login", p.logInPage)
+	mux.HandleFunc("POST /login", p.logIn)
+	open("GET /reset", p.resetPage)
+	mux.HandleFunc("POST /reset", p.requestReset)
+	open("GET /reset/{token}", p.resetSetPage)
+	mux.HandleFunc("POST /reset/{token}", p.resetSet)
+
+	page("POST /logout", p.signOutHandler)
+	page("GET /dashboard", p.dashboardPage)
+	page("GET /keys/new", p.requestPage)
+	page("POST /keys", p.requestKey)
+	page("GET /keys/{hash}", p.keyPage)
+	page("GET /issued/{nonce}", p.issuedPage)
+	page("GET /profile", p.profilePage)
+	page("POST /profile", p.saveProfile)
+	page("GET /password", p.passwordPage)
+	page("POST /password", p.changePassword)
+	page("GET /oauth-clients", p.oauthPage)
+	page("GET /oauth-clients/{id}", p.clientPage)
+	return p.handle(mux)
+}
+
+// portalFlashes are the portal's messages a redirect may name.
+var portalFlashes = map[string]string{
+	"welcome":          "Welcome! Your account is ready: request a key from the catalogue.",
+	"requested":        "Key requested: an admin approves it, and you will see the key here once, on your next visit after that.",
+	"profile-saved":    "Profile saved.",
+	"password-changed": "Password changed. Your other sessions were signed out.",
+	"password-reset":   "Your password is reset and every session of yours was signed out. Log in with the new password.",
+	"signed-out":       "You are logged out.",
+	"expired":          "Your session has ended. Log in again.",
+}
+
+// me is the signed-in developer, read afresh: ENOTFOUND if they are gone.
+func (p *Portal) me(ctx context.Context, r *http.Request) (*portalstore.Developer, error) {
+	return p.Developers.FindDeveloperByID(ctx, sessionFrom(r).DeveloperID)
+}
+
+// notMine is the answer for anything that is not the developer's own: the
+// same as for what does not exist.
+var notMine = portalstore.Errorf(portalstore.ENOTFOUND, "Not found")

@@ -1,0 +1,340 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+type portalCatalogueData struct {
+	Entries  []portalstore.CatalogueEntry
+	SignedIn bool
+}
+
+// published returns the catalogue entries with show: true, the only ones a
+// developer sees or may request.
+func (p *Portal) published(ctx context.Context) (*portalstore.Catalogue, []portalstore.CatalogueEntry, error) {
+	cat, err := p.Catalogue.Catalogue(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []portalstore.CatalogueEntry
+	for _, e := range cat.APIs {
+		if e.Show {
+			out = append(out, e)
+		}
+	}
+	return cat, out, nil
+}
+
+// GET /catalogue (and /): public.
+func (p *Portal) cataloguePage(w http.ResponseWriter, r *http.Request) {
+	_, entries, err := p.published(r.Context())
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "portal_catalogue", view{Title: "API catalogue", Nav: "catalogue",
+		Data: portalCatalogueData{Entries: entries, SignedIn: sessionFrom(r) != nil}})
+}
+
+// portalKeyRow is a key on the dashboard, with its last 30 days.
+type portalKeyRow struct {
+	keyRow
+	Hits, Success, Errors int64
+}
+
+type pendingRow struct {
+	ID       string
+	Policies []policyRow
+	Created  string
+}
+
+type dashboardData struct {
+	Dev      *portalstore.Developer
+	Name     string
+	Reveals  []issuedData
+	Keys     []portalKeyRow
+	Pending  []pendingRow
+	Usage    *usage
+	Clients  int
+	HasEntry bool
+}
+
+// maxPendingShown bounds the pending requests the dashboard lists.
+const maxPendingShown = 100
+
+// GET /dashboard: the credentials approved since the last visit (shown
+// once), keys with their policies and 30 days' usage, pending requests.
+func (p *Portal) dashboardPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	dev, err := p.me(ctx, r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	cat, entries, err := p.published(ctx)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	d := dashboardData{Dev: dev, Name: dev.Fields["Name"], HasEntry: len(entries) > 0}
+	for _, cs := range dev.OAuthClients {
+		d.Clients += len(cs)
+	}
+	keys, err := p.Keys.FindDeveloperKeys(ctx, dev.ID)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	hashes := make([]string, 0, len(keys))
+	for _, k := range keys {
+		hashes = append(hashes, k.Hash)
+		row := portalKeyRow{keyRow: keyRowOf(k, cat)}
+		u, err := loadUsage(ctx, p.Hits, p.Now(), r, []string{k.Hash}, "", false)
+		if err != nil {
+			p.errorPage(w, r, err)
+			return
+		}
+		row.Hits, row.Success, row.Errors = u.Chart.Hits, u.Chart.Success, u.Chart.Errors
+		d.Keys = append(d.Keys, row)
+	}
+	if d.Usage, err = loadUsage(ctx, p.Hits, p.Now(), r, hashes, "Hits, successes and errors per day of all your keys", false); err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	pending := false
+	reqs, _, err := p.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &pending, ByUser: dev.ID, Limit: maxPendingShown})
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	for _, kr := range reqs {
+		row := pendingRow{ID: kr.ID, Created: day(kr.DateCreated)}
+		for _, pol := range kr.ApplyPolicies {
+			row.Policies = append(row.Policies, policyOf(pol, cat))
+		}
+		d.Pending = append(d.Pending, row)
+	}
+	// Last, once everything else has been read: what approvals issued
+	// since the last visit, which this page shows once.
+	reveals, err := p.Accounts.TakeReveals(ctx, dev.ID)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	for i, rv := range reveals {
+		d.Reveals = append(d.Reveals, issuedData{AuthType: rv.AuthType, Policies: rv.Policies, RawKey: rv.RawKey,
+			Password: rv.Password, KeyHash: rv.KeyHash, Client: rv.OAuthClient, Slot: "-" + strconv.Itoa(i+1)})
+	}
+	p.render(w, r, http.StatusOK, "portal_dashboard", view{Title: "Dashboard", Nav: "dashboard", Flash: p.flash(r), Data: d})
+}
+
+type keyRequestData struct {
+	Entry            portalstore.CatalogueEntry
+	Fields           []field
+	JWTSecret        string
+	RedirectURI      string
+	AppDesc, UseCase string
+	Approval         bool
+}
+
+// requestable returns the published entry of policy; ENOTFOUND for a
+// policy that is not published (hidden entries cannot be requested).
+func (p *Portal) requestable(ctx context.Context, policy string) (*portalstore.CatalogueEntry, *portalstore.PortalConfig, error) {
+	_, entries, err := p.published(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := p.Catalogue.PortalConfig(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range entries {
+		if entries[i].PolicyID == policy {
+			return &entries[i], cfg, nil
+		}
+	}
+	return nil, nil, portalstore.Errorf(portalstore.ENOTFOUND, "There is no such API in the catalogue.")
+}
+
+func keyRequestFields(cfg *portalstore.PortalConfig, values map[string]string) []field {
+	var out []field
+	for _, n := range cfg.KeyRequestFields {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, field{Name: n, Value: values[n]})
+		}
+	}
+	return out
+}
+
+// GET /keys/new?policy=…
+func (p *Portal) requestPage(w http.ResponseWriter, r *http.Request) {
+	e, cfg, err := p.requestable(r.Context(), r.URL.Query().Get("policy"))
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "portal_request", view{Title: "Request a key", Nav: "catalogue",
+		Data: keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, nil), Approval: cfg.RequireKeyApproval}})
+}
+
+// POST /keys: a key request for one published policy, by the signed-in
+// developer (never anyone else: by_user is the session's). Without
+// required approval the key is issued at once and shown once; with it,
+// the request waits for an admin, and what approval issues is kept
+// (sealed) for the developer's next visit.
+func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	e, cfg, err := p.requestable(r.Context(), formValue(r, "policy"))
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	names := make([]string, 0, len(cfg.KeyRequestFields))
+	for _, f := range keyRequestFields(cfg, nil) {
+		names = append(names, f.Name)
+	}
+	values := postedFields(r, names)
+	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval,
+		RedirectURI: formValue(r, "redirect_uri"), AppDesc: formValue(r, "app_description"), UseCase: formValue(r, "use_case")}
+	kr := &portalstore.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}
+	for n, v := range values {
+		if v != "" {
+			kr.Fields[n] = v
+		}
+	}
+	switch e.AuthType {
+	case portalstore.AuthJWT:
+		kr.JWTSecret = strings.TrimSpace(r.PostFormValue("jwt_secret"))
+		d.JWTSecret = kr.JWTSecret
+		_, _, err = portalstore.JWTKeyMaterial(kr.JWTSecret, "")
+	case portalstore.AuthOAuth:
+		kr.OAuthInfo.RedirectURI = d.RedirectURI
+		if d.AppDesc != "" {
+			kr.Fields["oauth_app_description"] = d.AppDesc
+		}
+		if d.UseCase != "" {
+			kr.Fields["oauth_use_case"] = d.UseCase
+		}
+		err = portalstore.ValidateRedirectURI(d.RedirectURI)
+	}
+	var a *portalstore.Approval
+	if err == nil {
+		if cfg.RequireKeyApproval {
+			kr.ShowOnce = true
+			err = p.Keys.CreateKeyRequest(r.Context(), kr)
+		} else {
+			a, err = p.Keys.IssueKey(r.Context(), s.DeveloperID, kr)
+		}
+	}
+	switch portalstore.ErrorCode(err) {
+	case "":
+	case portalstore.EINVALID:
+		p.render(w, r, http.StatusBadRequest, "portal_request", view{Title: "Request a key", Nav: "catalogue",
+			Error: portalstore.ErrorMessage(err), Data: d})
+		return
+	default:
+		p.errorPage(w, r, err)
+		return
+	}
+	if a == nil {
+		redirect(w, r, "/dashboard", "requested")
+		return
+	}
+	nonce := p.issued.put(&issuedEntry{session: s.IDHash, developerID: s.DeveloperID, email: s.Email,
+		approval: a, authType: e.AuthType, policies: kr.ApplyPolicies}, p.Now())
+	http.Redirect(w, r, "/issued/"+nonce, http.StatusSeeOther)
+}
+
+// GET /issued/{nonce}: a key issued at once, shown once.
+func (p *Portal) issuedPage(w http.ResponseWriter, r *http.Request) {
+	e := p.issued.take(r.PathValue("nonce"), sessionFrom(r).IDHash, p.Now())
+	if e == nil {
+		p.render(w, r, http.StatusGone, "portal_issued", view{Title: "Your new key", Nav: "dashboard", Data: issuedData{Gone: true}})
+		return
+	}
+	d := issuedData{AuthType: e.authType, Policies: e.policies, RawKey: e.approval.RawKey, Password: e.approval.Password,
+		KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
+	p.render(w, r, http.StatusOK, "portal_issued", view{Title: "Your new key", Nav: "dashboard", Data: d})
+}
+
+type portalKeyData struct {
+	Key   keyRow
+	Usage *usage
+}
+
+// GET /keys/{hash}: one of the developer's keys and its usage.
+func (p *Portal) keyPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	k, err := p.Keys.FindKey(ctx, r.PathValue("hash"))
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND || (err == nil && k.DeveloperID != sessionFrom(r).DeveloperID) {
+		p.errorPage(w, r, notMine)
+		return
+	} else if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	cat, err := p.Catalogue.Catalogue(ctx)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	d := portalKeyData{Key: keyRowOf(k, cat)}
+	if d.Usage, err = loadUsage(ctx, p.Hits, p.Now(), r, []string{k.Hash}, "Hits, successes and errors per day of key "+shortHash(k.Hash), true); err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "portal_key", view{Title: "Key " + shortHash(k.Hash), Nav: "dashboard", Data: d})
+}
+
+// GET /oauth-clients: the developer's OAuth clients.
+func (p *Portal) oauthPage(w http.ResponseWriter, r *http.Request) {
+	dev, err := p.me(r.Context(), r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	cat, err := p.Catalogue.Catalogue(r.Context())
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	var rows []clientRow
+	for _, pol := range sortedKeys(dev.OAuthClients) {
+		for _, cl := range dev.OAuthClients[pol] {
+			rows = append(rows, clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription,
+				RedirectURI: cl.RedirectURI, Policy: policyOf(pol, cat), Created: cl.DateCreated})
+		}
+	}
+	p.render(w, r, http.StatusOK, "portal_oauth", view{Title: "OAuth clients", Nav: "oauth", Data: rows})
+}
+
+// GET /oauth-clients/{id}: one of the developer's OAuth clients.
+func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request) {
+	dev, err := p.me(r.Context(), r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	cat, err := p.Catalogue.Catalogue(r.Context())
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	for pol, cs := range dev.OAuthClients {
+		for _, cl := range cs {
+			if cl.ClientID == id {
+				p.render(w, r, http.StatusOK, "portal_client", view{Title: "OAuth client", Nav: "oauth",
+					Data: clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription, RedirectURI: cl.RedirectURI,
+						Policy: policyOf(pol, cat), Created: cl.DateCreated}})
+				return
+			}
+		}
+	}
+	p.errorPage(w, r, notMine)
+}

@@ -164,3 +164,38 @@ func TestParseFlags_Tyk(t *testing.T) {
 		t.Errorf("--tyk-consumer-id without --tyk-redis: %d %s", code, stderr.String())
 	}
 }
+
+// TestParseFlags_Portal: the developer portal's listener, URL and email
+// settings; a bad one is reported without echoing an SMTP password.
+func TestParseFlags_Portal(t *testing.T) {
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(nil, env(nil)); err != nil || m.Config.PortalAddr != "127.0.0.1:3001" || m.Config.SMTPURL != "" {
+		t.Fatalf("defaults: %+v, %v", m.Config, err)
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		ok   bool
+	}{
+		{[]string{"--portal-addr", ""}, nil, true}, // no portal
+		{[]string{"--portal-addr", "127.0.0.1:3000"}, nil, false},
+		{[]string{"--portal-addr", "nonsense"}, nil, false},
+		{[]string{"--portal-url", "https://developers.example.com"}, nil, true},
+		{[]string{"--portal-url", "https://developers.example.com/portal"}, nil, false},
+		{[]string{"--portal-url", "ftp://x"}, nil, false},
+		{[]string{"--smtp-url", "smtps://u:hunter2@mail.example.com", "--mail-from", "portal@example.com"}, nil, true},
+		{nil, map[string]string{"KEYLENS_SMTP_URL": "smtp://mail.example.com:2525", "KEYLENS_MAIL_FROM": "p@example.com"}, true},
+		{[]string{"--smtp-url", "smtp://u:hunter2@mail.example.com"}, nil, false}, // no sender
+		{[]string{"--smtp-url", "http://u:hunter2@mail.example.com", "--mail-from", "portal@example.com"}, nil, false},
+	} {
+		var stderr bytes.Buffer
+		m := NewMain(&bytes.Buffer{}, &stderr)
+		err := m.ParseFlags(tt.args, env(tt.env))
+		if (err == nil) != tt.ok {
+			t.Errorf("%v %v: %v", tt.args, tt.env, err)
+		}
+		if err != nil && strings.Contains(err.Error()+stderr.String(), "hunter2") {
+			t.Errorf("%v: the SMTP password is echoed: %v", tt.args, err)
+		}
+	}
+}

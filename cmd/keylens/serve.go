@@ -32,6 +32,7 @@ import (
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/hits"
+	"github.com/keylens/keylens/mailer"
 	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
@@ -53,10 +54,19 @@ type Config struct {
 	PublicURL string
 	// ConsoleGravatar shows developers' Gravatar images in the console.
 	ConsoleGravatar bool
-	KeyHash         string
-	LogLevel        string
-	LogFormat       string
-	ReadyFile       string
+	// PortalAddr is the developer portal's listener ("" for none);
+	// PortalURL where browsers reach it (links in emails; https marks its
+	// cookies Secure).
+	PortalAddr string
+	PortalURL  string
+	// SMTPURL sends the portal's emails (smtp:// or smtps://); without
+	// it they are written to the log. MailFrom is their sender.
+	SMTPURL   string
+	MailFrom  string
+	KeyHash   string
+	LogLevel  string
+	LogFormat string
+	ReadyFile string
 	// SecretsKeyFile names a file holding the key that seals secrets at
 	// rest; KEYLENS_SECRETS_KEY may carry the key itself instead.
 	SecretsKeyFile string
@@ -113,6 +123,7 @@ type Main struct {
 	tyk            *tykanalytics.Consumer
 	tykRedis       *redis.Client
 	servers        []*http.Server
+	portal         *web.Portal
 	urls           map[string]string // listener → its URL, for the ready file
 	sidecar        *fasthttp.Server
 	cancel         context.CancelFunc
@@ -121,7 +132,7 @@ type Main struct {
 
 // NewMain returns a Main writing to stdout and stderr.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{stdout: stdout, stderr: stderr, serveErrs: make(chan error, 2), urls: map[string]string{}}
+	return &Main{stdout: stdout, stderr: stderr, serveErrs: make(chan error, 4), urls: map[string]string{}}
 }
 
 var errHelp = errors.New("help requested")
@@ -142,6 +153,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.StringVar(&c.AdminKey, "admin-key", "", "admin key clients send in Authorization; when unset, one is generated on first run and printed once")
 		fs.StringVar(&c.OrgID, "org-id", "", "the portal's org id: set it to the Tyk gateway's org, which the keys keylens generates embed and its policies live in; when unset, the one generated on first run")
 		fs.StringVar(&c.PublicURL, "public-url", "", "the URL browsers reach the admin listener at (e.g. https://keylens.example.com behind a TLS proxy); https marks the console's cookies Secure")
+		fs.StringVar(&c.PortalAddr, "portal-addr", "127.0.0.1:3001", "address of the developer portal (sign up, keys, usage, profile, password reset); empty: no portal. It faces developers: put it, not the admin listener, behind your public TLS proxy")
+		fs.StringVar(&c.PortalURL, "portal-url", "", "the URL browsers reach the developer portal at (e.g. https://developers.example.com behind a TLS proxy): the links in its emails start with it, and https marks its cookies Secure; default http://<portal-addr>")
+		fs.StringVar(&c.SMTPURL, "smtp-url", "", "send the portal's emails through this server: smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (TLS from the start); unset: emails are written to the log (development only: a reset link in the log works)")
+		fs.StringVar(&c.MailFrom, "mail-from", "", "the sender address of the portal's emails (needed with --smtp-url)")
 		fs.BoolVar(&c.ConsoleGravatar, "console-gravatar", true, "show developers' Gravatar images in the console (the browser then asks www.gravatar.com for a digest of each viewed developer's email); false shows initials only")
 	} else {
 		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
@@ -184,7 +199,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.SecretsKeyFile, "secrets-key-file", "", "file holding a 32-byte key (64 hex characters, base64 or raw) that seals JWT HMAC and OAuth client secrets at rest with AES-256-GCM; or set KEYLENS_SECRETS_KEY to the key itself")
-	fs.StringVar(&c.ReadyFile, "ready-file", "", `once every listener listens, write {"admin":URL,"sidecar":URL} to this file (replaced atomically, removed at shutdown): a readiness signal for supervisors and tests`)
+	fs.StringVar(&c.ReadyFile, "ready-file", "", `once every listener listens, write {"admin":URL,"console":URL,"portal":URL,"sidecar":URL} to this file (replaced atomically, removed at shutdown): a readiness signal for supervisors and tests`)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nEvery flag can also be set as KEYLENS_<NAME> (e.g. KEYLENS_STORE); flags win.\n\n", name)
 		fs.PrintDefaults()
@@ -298,6 +313,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	addrs := []struct{ flag, addr string }{{"--sidecar-addr", c.SidecarAddr}}
 	if !sidecarOnly {
 		addrs = append(addrs, struct{ flag, addr string }{"--admin-addr", c.AdminAddr})
+		if c.PortalAddr != "" {
+			addrs = append(addrs, struct{ flag, addr string }{"--portal-addr", c.PortalAddr})
+		}
 	}
 	for _, a := range addrs {
 		if err := validateAddr(a.addr); err != nil {
@@ -349,6 +367,20 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	if !sidecarOnly && c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
 		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
+	}
+	if !sidecarOnly && c.PortalAddr != "" && !strings.HasSuffix(c.PortalAddr, ":0") && (c.PortalAddr == c.AdminAddr || c.PortalAddr == c.SidecarAddr) {
+		problems = append(problems, fmt.Errorf("--portal-addr %s is the address of another listener", c.PortalAddr))
+	}
+	if c.PortalURL != "" {
+		if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			problems = append(problems, fmt.Errorf("--portal-url %q: want http(s)://host[:port], without a path (the portal is served at the root)", c.PortalURL))
+		}
+	}
+	if c.SMTPURL != "" {
+		if _, err := mailer.NewSMTP(c.SMTPURL, c.MailFrom); err != nil {
+			problems = append(problems, err)
+		}
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
@@ -571,6 +603,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.urls["console"] = strings.TrimSuffix(m.Config.PublicURL, "/") + web.Prefix
 	}
 	m.logger.Info("admin console", "url", m.urls["console"])
+	if err := m.startPortal(db, signIn); err != nil {
+		return err
+	}
 	go m.pruneChanges(bg)
 	return m.ready()
 }
@@ -806,13 +841,57 @@ func (m *Main) settleOrgID(ctx context.Context) error {
 	return nil
 }
 
-// listen binds addr now, so a taken port fails start-up, and serves h.
-// listen serves h on addr; onShutdown, when set, runs as shutdown begins.
+// startPortal serves the developer portal on its own listener, unless
+// --portal-addr is empty. Its sessions live in the store with the
+// console's, and its sign-ins count in the same limiters.
+func (m *Main) startPortal(db *sqlstore.DB, signIn rest.SignInLimits) error {
+	if m.Config.PortalAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.Config.PortalAddr)
+	if err != nil {
+		return fmt.Errorf("developer portal: %w", err)
+	}
+	portalURL := strings.TrimSuffix(m.Config.PortalURL, "/")
+	if portalURL == "" {
+		portalURL = "http://" + ln.Addr().String()
+	}
+	send, err := mailer.New(m.Config.SMTPURL, m.Config.MailFrom, m.logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if m.Config.SMTPURL == "" {
+		m.logger.Warn("no --smtp-url: the developer portal's emails (password reset links) are written to this log, not sent")
+	}
+	m.portal, err = web.NewPortal(web.PortalSetup{
+		Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db, Accounts: db,
+		Mailer: send, URL: portalURL,
+		PerAccount: signIn.PerAccount, PerClient: signIn.PerClient,
+		Logger: m.logger,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	m.serve("developer portal", ln, m.portal.Handler(), nil)
+	m.urls["portal"] = portalURL
+	return nil
+}
+
+// listen binds addr now, so a taken port fails start-up, and serves h;
+// onShutdown, when set, runs as shutdown begins.
 func (m *Main) listen(name, addr string, h http.Handler, onShutdown func()) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	m.serve(name, ln, h, onShutdown)
+	return nil
+}
+
+// serve serves h on ln until Close.
+func (m *Main) serve(name string, ln net.Listener, h http.Handler, onShutdown func()) {
 	srv := &http.Server{
 		Addr:              ln.Addr().String(),
 		Handler:           h,
@@ -834,7 +913,6 @@ func (m *Main) listen(name, addr string, h http.Handler, onShutdown func()) erro
 			m.serveErrs <- err
 		}
 	}()
-	return nil
 }
 
 // Wait blocks until ctx ends (a signal) or a listener fails.
@@ -905,6 +983,9 @@ func (m *Main) Close() error {
 		})
 	}
 	wg.Wait()
+	if m.portal != nil {
+		m.portal.Wait() // emails being sent (each on a deadline of its own)
+	}
 	errs := hitErrs
 	if m.cancel != nil {
 		m.cancel()

@@ -33,9 +33,9 @@ test: deps vet fmt-check
 deps:
 	@./scripts/test-deps.sh
 
-## screenshots: photograph every console screen at 1280x800 into docs/screenshots/ (the browser test, in chromium).
+## screenshots: photograph every console and developer portal screen at 1280x800 into docs/screenshots/ (the browser test, in chromium).
 screenshots: deps
-	KEYLENS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestConsoleInABrowser$$' ./tests/
+	KEYLENS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^(TestConsoleInABrowser|TestPortalInABrowser)$$' ./tests/
 
 # The plugin is tested in a workspace with a double of the gateway's packages
 # (tests/tykdouble); its go.mod never names the gateway.

@@ -379,7 +379,7 @@ func TestInvalidConfigurationReportsEveryProblem(t *testing.T) {
 func TestTakenPortFailsStartUp(t *testing.T) {
 	in := startDefault(t)
 	cmd := exec.Command(keylensBin, "serve", "--store", "sqlite:"+t.TempDir()+"/k.db", "--admin-addr", strings.TrimPrefix(in.AdminURL, "http://"),
-		"--sidecar-addr", "127.0.0.1:0", "--admin-key", testAdminKey)
+		"--sidecar-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0", "--admin-key", testAdminKey)
 	cmd.Env = cleanEnv()
 	out, err := cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") {

@@ -56,6 +56,7 @@ type instance struct {
 	cmd        *exec.Cmd
 	AdminURL   string
 	SidecarURL string
+	PortalURL  string // the developer portal's
 	Store      string
 	Key        string // admin key requests send
 	stdout     *lockedBuffer
@@ -73,7 +74,7 @@ func startKeylens(t testing.TB, store string, env []string, args ...string) *ins
 	}
 	ready := filepath.Join(t.TempDir(), "ready.json")
 	argv := append([]string{"serve", "--store", store, "--admin-addr", "127.0.0.1:0",
-		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--ready-file", ready}, args...)
+		"--sidecar-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0", "--log-format", "json", "--ready-file", ready}, args...)
 	in := &instance{t: t, Store: store, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	in.cmd = exec.Command(keylensBin, argv...)
 	in.cmd.Env = append(cleanEnv(), env...)
@@ -91,7 +92,7 @@ func startKeylens(t testing.TB, store string, env []string, args ...string) *ins
 		<-in.done
 		t.Fatalf("keylens did not become ready (%v, exit %v):\n%s", err, in.exitErr, in.stderr)
 	}
-	in.AdminURL, in.SidecarURL = urls["admin"], urls["sidecar"]
+	in.AdminURL, in.SidecarURL, in.PortalURL = urls["admin"], urls["sidecar"], urls["portal"]
 	contractTransport.Register(contract.Admin, in.AdminURL)
 	contractTransport.Register(contract.Sidecar, in.SidecarURL)
 	in.Key = testAdminKey

@@ -68,7 +68,7 @@ func TestSecretsSealedAtRestEndToEnd(t *testing.T) {
 	if out, err := rotate.CombinedOutput(); err != nil || !strings.Contains(string(out), "2 secrets re-sealed") {
 		t.Fatalf("rotate-secrets-key: %v\n%s", err, out)
 	}
-	old := exec.Command(keylensBin, "serve", "--store", store, "--admin-addr", "127.0.0.1:0", "--sidecar-addr", "127.0.0.1:0")
+	old := exec.Command(keylensBin, "serve", "--store", store, "--admin-addr", "127.0.0.1:0", "--sidecar-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0")
 	old.Env = append(cleanEnv(), env(key1)...)
 	if out, err := old.CombinedOutput(); err == nil || !strings.Contains(string(out), "not with this secrets key") {
 		t.Errorf("the old key after rotation: %v\n%s", err, out)

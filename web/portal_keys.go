@@ -127,7 +127,7 @@ func (p *Portal) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, rv := range reveals {
-		d.Reveals = append(d.Reveals, issuedData{AuthType: rv.AuthType, Policies: rv.Policies, RawKey: rv.RawKey,
+		d.Reveals = append(d.Reveals, issuedData{AuthType: rv.AuthType, Policies: policyNames(rv.Policies, cat), RawKey: rv.RawKey,
 			Password: rv.Password, KeyHash: rv.KeyHash, Client: rv.OAuthClient, Slot: "-" + strconv.Itoa(i+1)})
 	}
 	p.render(w, r, http.StatusOK, "portal_dashboard", view{Title: "Dashboard", Nav: "dashboard", Flash: p.flash(r), Data: d})
@@ -257,7 +257,11 @@ func (p *Portal) issuedPage(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusGone, "portal_issued", view{Title: "Your new key", Nav: "dashboard", Data: issuedData{Gone: true}})
 		return
 	}
-	d := issuedData{AuthType: e.authType, Policies: e.policies, RawKey: e.approval.RawKey, Password: e.approval.Password,
+	cat, err := p.Catalogue.Catalogue(r.Context())
+	if err != nil {
+		cat = &portalstore.Catalogue{} // the key is shown all the same, under its policy ids
+	}
+	d := issuedData{AuthType: e.authType, Policies: policyNames(e.policies, cat), RawKey: e.approval.RawKey, Password: e.approval.Password,
 		KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
 	p.render(w, r, http.StatusOK, "portal_issued", view{Title: "Your new key", Nav: "dashboard", Data: d})
 }
@@ -337,4 +341,16 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.errorPage(w, r, notMine)
+}
+
+// policyNames names policies as the catalogue does, for developers.
+func policyNames(ids []string, cat *portalstore.Catalogue) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id
+		if p := policyOf(id, cat); p.Name != "" {
+			out[i] = p.Name
+		}
+	}
+	return out
 }

@@ -40,9 +40,10 @@ COPY --from=build /out/keylens /usr/local/bin/keylens
 COPY --from=build --chown=65532:65532 /out/data /data
 ENV KEYLENS_STORE=sqlite:/data/keylens.db \
     KEYLENS_ADMIN_ADDR=0.0.0.0:3000 \
+    KEYLENS_PORTAL_ADDR=0.0.0.0:3001 \
     KEYLENS_SIDECAR_ADDR=0.0.0.0:8181
 VOLUME ["/data"]
-EXPOSE 3000 8181
+EXPOSE 3000 3001 8181
 USER nonroot:nonroot
 ENTRYPOINT ["/usr/local/bin/keylens"]
 CMD ["serve"]

@@ -199,3 +199,15 @@ func TestParseFlags_Portal(t *testing.T) {
 		}
 	}
 }
+
+func TestParseFlags_PortalURLNeededForEmailsBeyondLoopback(t *testing.T) {
+	args := []string{"--portal-addr", "0.0.0.0:3001", "--smtp-url", "smtp://mail.example.com", "--mail-from", "p@example.com"}
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(args, env(nil)); err == nil || !strings.Contains(err.Error(), "--portal-url") {
+		t.Errorf("emails with links to 0.0.0.0: %v", err)
+	}
+	m = NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(append(args, "--portal-url", "https://developers.example.com"), env(nil)); err != nil {
+		t.Error(err)
+	}
+}

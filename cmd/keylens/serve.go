@@ -381,6 +381,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		if _, err := mailer.NewSMTP(c.SMTPURL, c.MailFrom); err != nil {
 			problems = append(problems, err)
 		}
+		if !sidecarOnly && c.PortalAddr != "" && c.PortalURL == "" && validateAddr(c.PortalAddr) == nil && !isLoopback(c.PortalAddr) {
+			problems = append(problems, fmt.Errorf("--portal-addr %s is reachable from other hosts and emails are sent: set --portal-url to the URL developers reach the portal at, which the links in emails start with", c.PortalAddr))
+		}
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {

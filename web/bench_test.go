@@ -75,3 +75,52 @@ func BenchmarkPages100k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPortalPages measures the server time of the developer portal's
+// pages for a developer with five keys, each with 30 days of traffic, in
+// process on a real SQLite file:
+//
+//	go test -run '^$' -bench PortalPages -benchtime 200x ./web/
+func BenchmarkPortalPages(b *testing.B) {
+	tp := newTestPortalB(b)
+	ctx := context.Background()
+	br := tp.signUp("ada@example.com", "first-pass")
+	d := tp.developer("ada@example.com")
+	var series []portalstore.HitDelta
+	var first string
+	for k := range 5 {
+		a, err := tp.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if k == 0 {
+			first = a.KeyHash
+		}
+		for day := range 30 {
+			h := time.Now().UTC().AddDate(0, 0, -day).Truncate(time.Hour)
+			for _, code := range []int{200, 404, 500} {
+				series = append(series, portalstore.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600,
+					Code: code, Hits: int64(100 + k + day), LastHit: h.UnixNano()})
+			}
+		}
+	}
+	if _, err := tp.db.AddHits(ctx, []portalstore.HitBatch{{Series: series}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range []struct{ name, path string }{
+		{"Catalogue", "/catalogue"},
+		{"Dashboard", "/dashboard"},
+		{"Key", "/keys/" + first},
+		{"Profile", "/profile"},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			if pg := br.get(p.path); pg.Status != http.StatusOK {
+				b.Fatalf("%s: %d", p.path, pg.Status)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				br.get(p.path)
+			}
+		})
+	}
+}

@@ -24,7 +24,9 @@ type testPortal struct {
 	smtp *smtptest.Server
 }
 
-func newTestPortal(t *testing.T) *testPortal {
+func newTestPortal(t *testing.T) *testPortal { return newTestPortalB(t) }
+
+func newTestPortalB(t testing.TB) *testPortal {
 	t.Helper()
 	tc := newTestConsole(t)
 	srv := smtptest.Start(t, nil)

@@ -85,9 +85,12 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 		feed:      &http.Client{Transport: o.HTTPClient.Transport},
 		verifier:  o.Verifier,
 		assertion: o.AssertionHeader,
-		cache: cache.NewResolutions(o.Size, int64(o.TTL), int64(o.NegativeTTL),
-			func(id **Identity) (string, string) { return (*id).KeyID, (*id).DeveloperID },
-			func(id **Identity) int64 { return (*id).Expires }, nil),
+		cache: cache.NewResolutions(cache.ResolutionsOptions[*Identity]{
+			Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
+			Owner:           func(id **Identity) (string, string) { return (*id).KeyID, (*id).DeveloperID },
+			Expires:         func(id **Identity) int64 { return (*id).Expires },
+			RefusesInactive: true,
+		}),
 	}
 }
 
@@ -117,6 +120,11 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	}
 	return id, err
 }
+
+// Apply drops what a change of the sidecar's feed (Changes) made
+// stale, by the rule every keylens cache follows (Change.Stale), so that a
+// caller following the feed can cache for long.
+func (c *Client) Apply(ch Change) { c.cache.Invalidate(ch.Stale()) }
 
 // Forget drops everything cached, e.g. after a revocation the caller
 // learned of another way.

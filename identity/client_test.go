@@ -189,17 +189,18 @@ func countingSidecar(t *testing.T, h http.HandlerFunc) (*identity.Client, *atomi
 // Forget drops everything.
 func TestLookupCaches(t *testing.T) {
 	ctx := context.Background()
+	failing := errors.New("any failure")
 	for _, tt := range []struct {
 		name      string
 		h         http.HandlerFunc
-		wantErr   error
+		wantErr   error // nil: the identity
 		wantAsked int64 // after three lookups
 	}{
 		{"identity", answer(200, "application/json", "", goodBody), nil, 1},
 		{"unknown", answer(401, "application/json", identity.OutcomeUnknown, `{}`), identity.ErrUnknownKey, 1},
 		{"inactive", answer(403, "application/json", identity.OutcomeInactive, `{}`), identity.ErrInactive, 1},
-		{"sidecar failing", answer(503, "application/json", "", `{}`), nil, 3},
-		{"not a sidecar", answer(404, "text/plain", "", `no`), nil, 3},
+		{"sidecar failing", answer(503, "application/json", "", `{}`), failing, 3},
+		{"not a sidecar", answer(404, "text/plain", "", `no`), identity.ErrNotSidecar, 3},
 		{"expired credential", answer(200, "application/json", "",
 			strings.Replace(goodBody, `"policies"`, `"expires":1000,"policies"`, 1)), nil, 3},
 	} {
@@ -207,11 +208,19 @@ func TestLookupCaches(t *testing.T) {
 			c, asked := countingSidecar(t, tt.h)
 			for range 3 {
 				id, err := c.Lookup(ctx, rawKey)
-				switch {
-				case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
-					t.Fatalf("Lookup: %v, want %v", err, tt.wantErr)
-				case tt.wantErr == nil && tt.wantAsked == 1 && (err != nil || id.DeveloperID != "dev1"):
-					t.Fatalf("Lookup: %+v, %v", id, err)
+				switch tt.wantErr {
+				case nil:
+					if err != nil || id == nil || id.DeveloperID != "dev1" {
+						t.Fatalf("Lookup: %+v, %v; want the identity", id, err)
+					}
+				case failing:
+					if err == nil || id != nil || errors.Is(err, identity.ErrUnknownKey) || errors.Is(err, identity.ErrInactive) {
+						t.Fatalf("Lookup: %+v, %v; want a failure", id, err)
+					}
+				default:
+					if !errors.Is(err, tt.wantErr) || id != nil {
+						t.Fatalf("Lookup: %+v, %v; want %v", id, err, tt.wantErr)
+					}
 				}
 			}
 			if got := asked.Load(); got != tt.wantAsked {
@@ -224,6 +233,20 @@ func TestLookupCaches(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a change of the feed", func(t *testing.T) {
+		c, asked := countingSidecar(t, answer(200, "application/json", "", goodBody))
+		_, _ = c.Lookup(ctx, rawKey)
+		c.Apply(identity.Change{Kind: identity.ChangeKeyRevoked, KeyHash: "ffffffffffffffff"}) // another key
+		_, _ = c.Lookup(ctx, rawKey)
+		if got := asked.Load(); got != 1 {
+			t.Errorf("another key's change: the sidecar was asked %d times, want 1", got)
+		}
+		c.Apply(identity.Change{Kind: identity.ChangeKeyRevoked, KeyHash: "cac572e018c60de0"}) // this key
+		_, _ = c.Lookup(ctx, rawKey)
+		if got := asked.Load(); got != 2 {
+			t.Errorf("this key's change: the sidecar was asked %d times, want 2", got)
+		}
+	})
 	t.Run("per credential", func(t *testing.T) {
 		c, asked := countingSidecar(t, answer(200, "application/json", "", goodBody))
 		_, _ = c.Lookup(ctx, rawKey)

@@ -60,9 +60,12 @@ func newResolver(s settings) *resolver {
 		client: identity.NewClient(s.SidecarURL, o),
 		names:  s.Headers,
 		strip:  newStripper(s.Headers),
-		cache: cache.NewResolutions(s.CacheSize, int64(s.CacheTTL), int64(s.NegativeCacheTTL),
-			func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID },
-			func(e *entry) int64 { return e.id.Expires }, nil),
+		cache: cache.NewResolutions(cache.ResolutionsOptions[entry]{
+			Size: s.CacheSize, TTL: int64(s.CacheTTL), NegativeTTL: int64(s.NegativeCacheTTL),
+			Owner:           func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID },
+			Expires:         func(e *entry) int64 { return e.id.Expires },
+			RefusesInactive: true,
+		}),
 		sidecar: newOutage("the keylens sidecar at "+s.SidecarURL, "asking"),
 		feed:    newOutage("the keylens change feed at "+s.SidecarURL+"/changes", "following"),
 	}

@@ -161,10 +161,12 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics, applied: -1, advanced: make(chan struct{}),
 		bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
-	r.cache = cache.NewResolutions(o.Size, int64(o.TTL), int64(o.NegativeTTL),
-		func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
-		func(e *Entry) int64 { return e.Expires },
-		func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() })
+	r.cache = cache.NewResolutions(cache.ResolutionsOptions[Entry]{
+		Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
+		Owner:   func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
+		Expires: func(e *Entry) int64 { return e.Expires },
+		OnEvict: func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() },
+	})
 	r.authn = r.authenticators()
 	r.checkPassword = portalstore.CheckPassword
 	return r

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -335,6 +336,36 @@ func TestApplyInvalidatesOnlyWhatChanged(t *testing.T) {
 	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeDeveloper, DeveloperID: f.dev.ID})
 	if n := f.r.Len(); n != 0 {
 		t.Errorf("after a developer change %d entries cached, want 0", n)
+	}
+}
+
+// A wrong Basic password is remembered as unknown, so that repeating the
+// guess costs no bcrypt comparison: a developer change (any edit) keeps
+// that memory; a new key, which may be what the credential names, drops it.
+func TestGuessesStayCachedAcrossDeveloperChanges(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	var checks atomic.Int64
+	sidecar.SetPasswordCheck(f.r, func(hash, pw string) bool { checks.Add(1); return portalstore.CheckPassword(hash, pw) })
+	guess := []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(a.RawKey+":guess")))
+	resolve := func() {
+		t.Helper()
+		if _, err := f.r.Resolve(ctx, guess); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Fatalf("guess: %v", err)
+		}
+	}
+	resolve()
+	resolve()
+	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeDeveloper, DeveloperID: f.dev.ID})
+	resolve()
+	if n := checks.Load(); n != 1 {
+		t.Errorf("a guess repeated twice, across a developer change, cost %d password checks, want 1", n)
+	}
+	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeKeyAdded, DeveloperID: f.dev.ID, KeyHash: "ffffffffffffffff"})
+	resolve()
+	if n := checks.Load(); n != 2 {
+		t.Errorf("after a new key the guess cost %d checks in all, want 2", n)
 	}
 }
 

@@ -12,20 +12,35 @@ package cache
 type Resolutions[V any] struct {
 	found   *Tracked[V]
 	refused *Cache[error]
-	expires func(*V) int64
+	o       ResolutionsOptions[V]
 }
 
-// NewResolutions returns a cache of size found values living ttl and of
-// refusals living negativeTTL (nanoseconds). owner names the key hash and
-// developer of a value; expires its credential's own expiry in Unix
-// seconds (0: none); onEvict, if not nil, is called when a found value
-// leaves the cache, as Cache's is.
-func NewResolutions[V any](size int, ttl, negativeTTL int64, owner func(*V) (keyHash, developerID string),
-	expires func(*V) int64, onEvict func(Key, *V)) *Resolutions[V] {
+// ResolutionsOptions configure NewResolutions.
+type ResolutionsOptions[V any] struct {
+	Size        int   // found values
+	TTL         int64 // of a found value, nanoseconds
+	NegativeTTL int64 // of a refusal, nanoseconds; max(Size/4, 1000) are kept
+	// Owner names the key hash and developer of a value; Expires its
+	// credential's own expiry in Unix seconds (0: none).
+	Owner   func(*V) (keyHash, developerID string)
+	Expires func(*V) int64
+	// RefusesInactive says refusals include inactive developers (the
+	// plugin and identity.Client cache "inactive" as a refusal; the
+	// sidecar caches an inactive developer's key as a found value): then
+	// a changed developer drops every refusal, as a reactivation may have
+	// made one an identity.
+	RefusesInactive bool
+	// OnEvict, if not nil, is called when a found value leaves the cache,
+	// as Cache's is.
+	OnEvict func(Key, *V)
+}
+
+// NewResolutions returns an empty cache.
+func NewResolutions[V any](o ResolutionsOptions[V]) *Resolutions[V] {
 	return &Resolutions[V]{
-		found:   NewTracked(size, ttl, owner, onEvict),
-		refused: New[error](max(size/4, 1000), negativeTTL, nil),
-		expires: expires,
+		found:   NewTracked(o.Size, o.TTL, o.Owner, o.OnEvict),
+		refused: New[error](max(o.Size/4, 1000), o.NegativeTTL, nil),
+		o:       o,
 	}
 }
 
@@ -35,7 +50,7 @@ func NewResolutions[V any](size int, ttl, negativeTTL int64, owner func(*V) (key
 // expired is dropped. It allocates nothing.
 func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused error, ok bool) {
 	if v, ok := r.found.Get(key, now, hint); ok {
-		if exp := r.expires(v); exp == 0 || exp > now/1e9 {
+		if exp := r.o.Expires(v); exp == 0 || exp > now/1e9 {
 			return v, nil, true
 		}
 		r.found.Remove(key)
@@ -58,15 +73,22 @@ func (r *Resolutions[V]) Add(key Key, v V, now int64, gen uint64) bool {
 // Refuse caches a refusal (err) from now, unless an invalidation came
 // since gen.
 func (r *Resolutions[V]) Refuse(key Key, err error, now int64, gen uint64) {
-	if r.found.Gen() == gen {
-		r.refused.Add(key, err, now)
+	if r.found.Gen() != gen {
+		return
+	}
+	r.refused.Add(key, err, now)
+	// An invalidation that counted before this load may have emptied the
+	// refusals before err was in them: undo (as Tracked.Add does). One
+	// that counts after it empties them after err was added.
+	if r.found.Gen() != gen {
+		r.refused.Remove(key)
 	}
 }
 
 // Invalidate drops what a change made stale (identity.Change.Stale says
-// what): every value of keyHash, every value of developerID's keys, and,
-// when a key was added or a developer changed (a refusal may have become
-// an identity: a new key, a reactivated developer), every refusal.
+// what): every value of keyHash, every value of developerID's keys, and
+// every refusal when one may have become an identity: a key was added,
+// or, with RefusesInactive, a developer changed (say, was reactivated).
 func (r *Resolutions[V]) Invalidate(keyHash, developerID string, newKey bool) {
 	if keyHash != "" {
 		r.found.InvalidateKey(keyHash)
@@ -74,7 +96,7 @@ func (r *Resolutions[V]) Invalidate(keyHash, developerID string, newKey bool) {
 	if developerID != "" {
 		r.found.InvalidateDeveloper(developerID)
 	}
-	if newKey || developerID != "" {
+	if newKey || (developerID != "" && r.o.RefusesInactive) {
 		r.found.Invalidated() // a fill under way is not cached
 		r.refused.Purge()
 	}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"sync"
 	"testing"
 )
 
@@ -13,9 +14,11 @@ type resolved struct {
 var errUnknown = errors.New("unknown")
 
 func newResolutions() *Resolutions[resolved] {
-	return NewResolutions(100, 60e9, 2e9,
-		func(r *resolved) (string, string) { return r.hash, r.dev },
-		func(r *resolved) int64 { return r.exp }, nil)
+	return NewResolutions(ResolutionsOptions[resolved]{Size: 100, TTL: 60e9, NegativeTTL: 2e9,
+		Owner:           func(r *resolved) (string, string) { return r.hash, r.dev },
+		Expires:         func(r *resolved) int64 { return r.exp },
+		RefusesInactive: true,
+	})
 }
 
 const t0 = int64(1_700_000_000e9) // UnixNano
@@ -101,6 +104,37 @@ func TestResolutionsInvalidate(t *testing.T) {
 	r.Purge()
 	if has(1) || has(3) || has(4) {
 		t.Error("Purge left something cached")
+	}
+
+	// Where refusals are only unknown keys (the sidecar caches an
+	// inactive developer's key as found), a changed developer keeps them:
+	// they are what makes a repeated guess cost nothing.
+	r = NewResolutions(ResolutionsOptions[resolved]{Size: 100, TTL: 60e9, NegativeTTL: 2e9,
+		Owner:   func(r *resolved) (string, string) { return r.hash, r.dev },
+		Expires: func(r *resolved) int64 { return r.exp },
+	})
+	fill()
+	r.Invalidate("", "ada", false)
+	if got := [4]bool{has(1), has(2), has(3), has(4)}; got != [4]bool{false, false, true, true} {
+		t.Errorf("without RefusesInactive, a developer change: cached %v", got)
+	}
+}
+
+// A refusal fetched before an invalidation never stays cached after it,
+// however the two interleave.
+func TestResolutionsRefuseRacesInvalidate(t *testing.T) {
+	r := newResolutions()
+	for i := range 20000 {
+		k := ckey(i)
+		gen := r.Gen()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); r.Refuse(k, errUnknown, t0, gen) }()
+		go func() { defer wg.Done(); r.Invalidate("", "", true) }()
+		wg.Wait()
+		if _, _, ok := r.Get(k, t0, 0); ok {
+			t.Fatalf("round %d: a refusal from before a new key stayed cached", i)
+		}
 	}
 }
 

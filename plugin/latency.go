@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/keylens/keylens/identity/clock"
 )
 
 // A request's latency is measured from the first keylens hook of its API
@@ -55,9 +57,8 @@ func stamp(r *http.Request, st *apiState, keyHash *string, start int64) {
 	s.hdr.Store(addr)
 }
 
-// claimStamp takes r's slot back: its API, key hash and latency as of
-// mono (clock.Mono).
-func claimStamp(r *http.Request, mono int64) (*apiState, string, time.Duration, bool) {
+// claimStamp takes r's slot back: its API, key hash and latency so far.
+func claimStamp(r *http.Request) (*apiState, string, time.Duration, bool) {
 	addr := headerAddr(r.Header)
 	if addr == 0 {
 		return nil, "", 0, false
@@ -72,7 +73,7 @@ func claimStamp(r *http.Request, mono int64) (*apiState, string, time.Duration, 
 	if !s.hdr.CompareAndSwap(addr, 0) || st == nil || key == nil {
 		return nil, "", 0, false
 	}
-	d := time.Duration(mono - start)
+	d := time.Duration(clock.Mono() - start)
 	if d < 0 {
 		d = -1
 	}

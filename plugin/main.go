@@ -146,9 +146,13 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	now := clock.Now()
+	var start int64
+	if st.stampAuth {
+		start = clock.Mono()
+	}
+	now := clock.Coarse()
 	st.res.strip.strip(r.Header)
-	e, cred := lookup(w, r, st, now.Wall)
+	e, cred := lookup(w, r, st, now)
 	if e == nil {
 		return
 	}
@@ -166,7 +170,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 		// in the session's org.
 		OrgID:           org,
 		ApplyPolicies:   append([]string(nil), e.id.Policies...), // the gateway may change its session's
-		Expires:         sessionExpiry(now.Wall, e.id.Expires),
+		Expires:         sessionExpiry(now, e.id.Expires),
 		SessionLifetime: sessionLifetime,
 		MetaData:        make(map[string]interface{}, len(e.meta)),
 	}
@@ -176,7 +180,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx.SetSession(r, s, st.s.PersistSession)
 	if st.stampAuth {
-		stamp(r, st, &e.id.KeyID, now.Mono)
+		stamp(r, st, &e.id.KeyID, start)
 	}
 }
 
@@ -191,7 +195,10 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	now := clock.Now()
+	var start int64
+	if st.stampPostAuth {
+		start = clock.Mono()
+	}
 	st.res.strip.strip(r.Header)
 	s := ctx.GetSession(r)
 	if s == nil {
@@ -201,7 +208,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if cred == "" {
 		return
 	}
-	e, err := st.res.resolve(r.Context(), cred, now.Wall, hintOf(r))
+	e, err := st.res.resolve(r.Context(), cred, clock.Coarse(), hintOf(r))
 	if err != nil { // logged by state change (outage)
 		if st.s.SidecarDown == sidecarDownRefuse {
 			reject(w, http.StatusServiceUnavailable, "authorisation unavailable")
@@ -223,7 +230,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 		injectHeaders(r.Header, e)
 	}
 	if st.stampPostAuth {
-		stamp(r, st, &e.id.KeyID, now.Mono)
+		stamp(r, st, &e.id.KeyID, start)
 	}
 }
 
@@ -234,9 +241,9 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if res == nil {
 		return
 	}
-	now := clock.Now()
-	if st, key, latency, ok := claimStamp(r, now.Mono); ok {
-		st.hits.record(key, st.apiID, now.Wall, res.StatusCode, latency)
+	now := clock.Coarse()
+	if st, key, latency, ok := claimStamp(r); ok {
+		st.hits.record(key, st.apiID, now, res.StatusCode, latency)
 		return
 	}
 	// Not stamped (the slot was taken by another request): count it
@@ -253,5 +260,5 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if st.err != nil {
 		return
 	}
-	st.hits.record(key, st.apiID, now.Wall, res.StatusCode, -1)
+	st.hits.record(key, st.apiID, now, res.StatusCode, -1)
 }

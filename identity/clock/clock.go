@@ -1,5 +1,6 @@
 // Package clock is the one clock of keylens's hot paths: the sidecar's
-// handlers and the plugin's hooks.
+// handlers (Now) and the plugin's hooks (Mono for latencies, Coarse for
+// everything else).
 //
 // time.Now reads two clocks, a sizeable share of a cached answer on virtual
 // machines (docs/benchmarks.md). A Stamp reads only the monotonic clock and
@@ -10,6 +11,7 @@
 package clock
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -45,6 +47,31 @@ func checkWall(mono int64) {
 	t := time.Now()
 	offset.Store(t.UnixNano() - int64(t.Sub(epoch)))
 	checked.Store(mono)
+}
+
+// CoarseTick bounds how far Coarse lags.
+const CoarseTick = 50 * time.Millisecond
+
+var (
+	coarse     atomic.Int64
+	coarseOnce sync.Once
+)
+
+// Coarse returns the wall time in Unix nanoseconds to within CoarseTick,
+// for callers that read it on every request of a path where even a
+// monotonic clock read shows (the plugin's hooks) and need no better:
+// cache lifetimes, hour buckets. A read is one atomic load; a goroutine
+// started on the first call keeps it, from Now.
+func Coarse() int64 {
+	coarseOnce.Do(func() {
+		coarse.Store(Now().Wall)
+		go func() {
+			for range time.Tick(CoarseTick) {
+				coarse.Store(Now().Wall)
+			}
+		}()
+	})
+	return coarse.Load()
 }
 
 // Time is the stamp's wall time.

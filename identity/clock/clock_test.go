@@ -44,6 +44,27 @@ func TestMonoIsMonotonic(t *testing.T) {
 	}
 }
 
+// Coarse keeps up with the wall clock: after a second it has moved on by
+// about a second. (The bounds are loose: a loaded machine may delay the
+// ticker; what matters is that it ticks.)
+func TestCoarseFollowsTheWallClock(t *testing.T) {
+	first := Coarse()
+	if d := time.Duration(time.Now().UnixNano() - first); d < 0 || d > time.Second {
+		t.Errorf("Coarse is %v behind the wall clock when it starts", d)
+	}
+	time.Sleep(time.Second)
+	if moved := time.Duration(Coarse() - first); moved < time.Second/2 || moved > 2*time.Second {
+		t.Errorf("over a second Coarse moved %v", moved)
+	}
+}
+
+func BenchmarkCoarse(b *testing.B) {
+	Coarse()
+	for range b.N {
+		_ = Coarse()
+	}
+}
+
 func BenchmarkNow(b *testing.B) {
 	for range b.N {
 		_ = Now()

@@ -54,7 +54,11 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 		return nil, Errorf(ECONFLICT, "Key request %s is already approved", r.ID)
 	}
 	if entry == nil || len(r.ApplyPolicies) == 0 || entry.PolicyID != r.ApplyPolicies[0] {
-		return nil, Errorf(EINVALID, "Policy %s is not in the catalogue", firstOf(r.ApplyPolicies))
+		var policy string
+		if len(r.ApplyPolicies) > 0 {
+			policy = r.ApplyPolicies[0]
+		}
+		return nil, Errorf(EINVALID, "Policy %s is not in the catalogue", policy)
 	}
 	a := &Approval{PolicyID: entry.PolicyID}
 	if entry.AuthType == AuthOAuth {
@@ -99,13 +103,6 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 	}
 	a.KeyHash = key.Hash
 	return &Issued{Approval: a, Key: key}, nil
-}
-
-func firstOf(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
 }
 
 func fieldString(fields map[string]any, name string) string {

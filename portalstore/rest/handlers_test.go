@@ -87,7 +87,9 @@ func TestDeveloperHandlers(t *testing.T) {
 	a.do("POST", "/api/portal/developers/"+id+"/elsewhere", `{}`, 404)
 
 	// Usage of a developer without keys is an empty list; of nobody, 404.
-	a.do("GET", "/api/portal/developers/"+id+"/usage", "", 200)
+	if got := jsonOf(t, a.do("GET", "/api/portal/developers/"+id+"/usage", "", 200)); got != `{"data":[],"pages":0}` {
+		t.Errorf("usage without keys: %s", got)
+	}
 	a.do("GET", "/api/portal/developers/"+unknownID+"/usage", "", 404)
 	a.do("GET", "/api/portal/developers/"+id+"/elsewhere", "", 404)
 
@@ -236,9 +238,9 @@ func TestActivityAndKeylensHandlers(t *testing.T) {
 		t.Errorf("key activity: %s", s)
 	}
 	a.do("GET", "/api/activity/keys/"+key+"/31/2/2026/1/1/2026", "", 400)
-	usage := a.do("GET", "/api/portal/developers/"+dev+"/usage", "", 200)
-	if usage == nil {
-		t.Error("usage answered nothing")
+	usage := jsonOf(t, a.do("GET", "/api/portal/developers/"+dev+"/usage?from=2026-05-01&to=2026-07-01", "", 200))
+	if !strings.Contains(usage, `"hits":4`) || !strings.Contains(usage, `"error":1`) {
+		t.Errorf("usage: %s", usage)
 	}
 
 	last := a.do("GET", "/api/keylens/changes/last", "", 200)["last"].(float64)

@@ -457,7 +457,8 @@ func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err
 	return string(fb), string(hb), err
 }
 
-// writeSubscriptionsAndClients inserts d's subscriptions and OAuth clients.
+// writeSubscriptionsAndClients writes d's subscriptions and inserts its
+// OAuth clients.
 func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
 	for _, pol := range sortedKeys(d.Subscriptions) {
 		if err := upsertSubscription(ctx, tx, d.ID, pol, d.Subscriptions[pol]); err != nil {

@@ -478,10 +478,13 @@ func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
 // ApproveKeyRequest approves request id.
 func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Approval, error) {
 	var policy string
-	if err := db.rdb.QueryRowContext(ctx, `SELECT for_plan FROM key_requests WHERE id = ?`, id).Scan(&policy); errors.Is(err, sql.ErrNoRows) {
+	var approved bool
+	if err := db.rdb.QueryRowContext(ctx, `SELECT for_plan, approved FROM key_requests WHERE id = ?`, id).Scan(&policy, &approved); errors.Is(err, sql.ErrNoRows) {
 		return nil, errKeyRequestNotFound
 	} else if err != nil {
 		return nil, err
+	} else if approved { // before paying for a Basic secret; approve checks again
+		return nil, errAlreadyApproved(id)
 	}
 	secrets, err := db.basicSecretFor(ctx, policy)
 	if err != nil {
@@ -571,6 +574,9 @@ func (db *DB) basicSecretFor(ctx context.Context, policy string) (*portalstore.B
 // approve issues what the request's first policy's catalogue entry names
 // (portalstore.Issuer decides what) and stores it.
 func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, basic *portalstore.BasicSecret) (*portalstore.Approval, error) {
+	if r.Approved {
+		return nil, errAlreadyApproved(r.ID)
+	}
 	var org string
 	var oauthClients int
 	err := tx.QueryRowContext(ctx, `SELECT org_id, (SELECT COUNT(*) FROM oauth_clients c WHERE c.developer_id = d.id AND c.policy_id = ?)
@@ -615,6 +621,10 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 		return nil, err
 	}
 	return issued.Approval, nil
+}
+
+func errAlreadyApproved(id string) error {
+	return portalstore.Errorf(portalstore.ECONFLICT, "Key request %s is already approved", id)
 }
 
 func firstPolicy(r *portalstore.KeyRequest) string {

@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -120,6 +119,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	// SQLite parses a query on every unprepared call, a sizeable share
+	// of a key's resolution. (pgx caches PostgreSQL's statements itself,
+	// as the DSN's default_query_exec_mode says, which PgBouncer users
+	// set: explicit statements would override it.)
+	if err := db.rdb.prepare(ctx, resolveByHash, resolveByBasicUser); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare %s: %w", path, err)
+	}
 	return db, nil
 }
 
@@ -164,33 +171,37 @@ type pool struct {
 	pg bool
 	db *DB
 
-	stmts sync.Map // query → *sql.Stmt, for queryRowPrepared
+	prepared map[string]*sql.Stmt // by query; written only while opening
 }
 
-// queryRowPrepared runs a fixed query of the hot path through a statement
-// prepared once (database/sql prepares it again on each connection that
-// needs it): SQLite parses a query on every unprepared call, a sizeable
-// share of a key's resolution.
-func (p *pool) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
-	st, ok := p.stmts.Load(query)
-	if !ok {
-		prepared, err := p.DB.PrepareContext(ctx, p.q(query))
-		if err != nil { // the unprepared query reports it
-			return p.QueryRowContext(ctx, query, args...)
+// prepare prepares queries once for the pool (database/sql prepares each
+// again on every connection that runs it).
+func (p *pool) prepare(ctx context.Context, queries ...string) error {
+	p.prepared = make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := p.DB.PrepareContext(ctx, p.q(q))
+		if err != nil {
+			return err
 		}
-		if st, ok = p.stmts.LoadOrStore(query, prepared); ok {
-			prepared.Close()
-		}
+		p.prepared[q] = st
 	}
-	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	return nil
+}
+
+// queryRowPrepared runs query through its prepared statement, or as any
+// query when it has none.
+func (p *pool) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.prepared[query]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return p.QueryRowContext(ctx, query, args...)
 }
 
 // Close closes the prepared statements and the pool.
 func (p *pool) Close() error {
-	p.stmts.Range(func(_, st any) bool {
-		st.(*sql.Stmt).Close()
-		return true
-	})
+	for _, st := range p.prepared {
+		st.Close()
+	}
 	return p.DB.Close()
 }
 

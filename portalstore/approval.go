@@ -1,6 +1,7 @@
 package portalstore
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -25,6 +26,17 @@ func NewBasicSecret() (*BasicSecret, error) {
 type Issued struct {
 	Approval *Approval
 	Key      *Key
+}
+
+// Provisioner creates what an approval issued in an API gateway before the
+// approval commits, so that the gateway accepts the credential the moment
+// the developer receives it. owner is the developer it is issued to. A
+// refusal or an unreachable gateway is an EBADGATEWAY error carrying the
+// gateway's reason, and nothing may then remain in the gateway; after a
+// success, undo removes what was created (the store calls it when the
+// approval does not commit after all).
+type Provisioner interface {
+	Provision(ctx context.Context, issued *Issued, owner CredentialOwner) (undo func(context.Context), err error)
 }
 
 // Issuer mints credentials for approved key requests in one org with one

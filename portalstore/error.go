@@ -17,6 +17,7 @@ const (
 	EUNAVAILABLE  = "unavailable"  // cannot be done now; the same request may succeed later
 	EFULL         = "full"         // the store is out of space; nothing was written
 	ELIMITED      = "limited"      // too many failed attempts: refused for a while
+	EBADGATEWAY   = "bad_gateway"  // the API gateway refused or could not be reached; nothing was stored
 )
 
 // Error is the one error type the domain returns for expected failures.
@@ -71,6 +72,7 @@ var errorStatus = map[string]int{
 	EUNAVAILABLE:  http.StatusServiceUnavailable,
 	EFULL:         http.StatusInsufficientStorage,
 	ELIMITED:      http.StatusTooManyRequests,
+	EBADGATEWAY:   http.StatusBadGateway,
 }
 
 // statusCode is errorStatus the other way round.

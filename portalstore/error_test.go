@@ -8,7 +8,7 @@ import (
 // TestErrorTableBothWays: every domain error code has its own status, and
 // each status reads back as the code it came from.
 func TestErrorTableBothWays(t *testing.T) {
-	for _, code := range []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EUNAVAILABLE, EFULL, ELIMITED} {
+	for _, code := range []string{ECONFLICT, EINTERNAL, EINVALID, ENOTFOUND, EUNAUTHORIZED, EUNAVAILABLE, EFULL, ELIMITED, EBADGATEWAY} {
 		status, ok := errorStatus[code]
 		if !ok {
 			t.Errorf("%s has no status", code)

@@ -89,6 +89,20 @@ func KeyOrg(key string) string {
 	return ""
 }
 
+// KeyID returns the "id" field of a Tyk base64-JSON key: the name under
+// which the gateway's key API creates exactly that key for its org; "" for
+// any other key.
+func KeyID(key string) string {
+	if !strings.HasPrefix(key, "ey") {
+		return ""
+	}
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return ""
+	}
+	return topLevelString(raw, "id")
+}
+
 // topLevelString returns the first string value of name at the top level of
 // the JSON object doc; "" when absent, not a string, or not reached before a
 // syntax error. Keys match exactly (encoding/json's struct decoding would

@@ -115,6 +115,22 @@ func TestKeyOrg(t *testing.T) {
 	}
 }
 
+// KeyID is the id the gateway's key API forms the key from: the GUIDE's
+// third vector is KeyFor(its org, this id, murmur64).
+func TestKeyID(t *testing.T) {
+	if got := portalstore.KeyID(jsonKey); got != "d47239e128754c0c9148363286b8ed46" {
+		t.Errorf("KeyID = %q", got)
+	}
+	if portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", portalstore.KeyID(jsonKey), "murmur64") != jsonKey {
+		t.Error("KeyFor(org, KeyID(key), h) is not the key")
+	}
+	for _, k := range []string{legacyKey, "abc", "eyNotBase64!"} {
+		if got := portalstore.KeyID(k); got != "" {
+			t.Errorf("KeyID(%q) = %q, want none", k, got)
+		}
+	}
+}
+
 func TestKeyHashOf_NeverKeepsARawKey(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{jsonKey, "cac572e018c60de0"},

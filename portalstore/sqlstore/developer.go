@@ -321,6 +321,15 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 		}); err != nil {
 			return err
 		}
+		var clients []string
+		if err := eachRow(ctx, tx, `SELECT client_id FROM oauth_clients WHERE developer_id = ? ORDER BY client_id`, []any{id}, func(rows *sql.Rows) error {
+			var c string
+			err := rows.Scan(&c)
+			clients = append(clients, c)
+			return err
+		}); err != nil {
+			return err
+		}
 		var email string
 		if err := tx.QueryRowContext(ctx, `SELECT email FROM developers WHERE id = ?`, id).Scan(&email); errors.Is(err, sql.ErrNoRows) {
 			return errDeveloperNotFound
@@ -336,6 +345,11 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 		}
 		for _, h := range hashes {
 			if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
+				return err
+			}
+		}
+		for _, c := range clients {
+			if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, id, "", c); err != nil {
 				return err
 			}
 		}

@@ -577,10 +577,12 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 	if r.Approved {
 		return nil, errAlreadyApproved(r.ID)
 	}
-	var org string
+	owner := portalstore.CredentialOwner{ID: r.ByUser}
+	var fields string
 	var oauthClients int
-	err := tx.QueryRowContext(ctx, `SELECT org_id, (SELECT COUNT(*) FROM oauth_clients c WHERE c.developer_id = d.id AND c.policy_id = ?)
-		FROM developers d WHERE id = ?`, firstPolicy(r), r.ByUser).Scan(&org, &oauthClients)
+	err := tx.QueryRowContext(ctx, `SELECT org_id, email, fields, inactive,
+		(SELECT COUNT(*) FROM oauth_clients c WHERE c.developer_id = d.id AND c.policy_id = ?)
+		FROM developers d WHERE id = ?`, firstPolicy(r), r.ByUser).Scan(&owner.OrgID, &owner.Email, &fields, &owner.Inactive, &oauthClients)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errDeveloperNotFound
 	} else if err != nil {
@@ -590,10 +592,20 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 	if err != nil {
 		return nil, err
 	}
-	issuer := portalstore.Issuer{OrgID: org, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now}
+	issuer := portalstore.Issuer{OrgID: owner.OrgID, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now}
 	issued, err := issuer.Issue(r, cat.Entry(firstPolicy(r)), basic)
 	if err != nil {
 		return nil, err
+	}
+	if db.Provisioner != nil {
+		if err := json.Unmarshal([]byte(fields), &owner.Fields); err != nil {
+			return nil, fmt.Errorf("developer %s fields: %w", owner.ID, err)
+		}
+		undo, err := db.Provisioner.Provision(ctx, issued, owner)
+		if err != nil {
+			return nil, err
+		}
+		tx.undo = append(tx.undo, undo)
 	}
 	if c := issued.Approval.OAuthClient; c != nil {
 		if err := insertOAuthClient(ctx, tx, r.ByUser, issued.Approval.PolicyID, oauthClients, c); err != nil {

@@ -62,6 +62,11 @@ type DB struct {
 	// KeyHashAlgorithm is written into generated keys ("h"); Tyk's
 	// hash_key_function. Default portalstore.DefaultHashAlgorithm.
 	KeyHashAlgorithm string
+	// Provisioner, when set, creates each approval's credential in the
+	// gateway inside the approving transaction: its refusal fails the
+	// approval, and what it created is undone if the transaction does not
+	// commit.
+	Provisioner portalstore.Provisioner
 
 	changed *notifier
 	// Change-feed polls, the safety net under the wake-ups: while the
@@ -383,6 +388,26 @@ type Tx struct {
 	db      *DB
 	now     time.Time
 	changed bool // the change feed grew: wake its readers on commit
+	// undo reverses what was done outside the store for this transaction
+	// (a credential created in the gateway), should it not commit.
+	undo []func(context.Context)
+}
+
+// undoTimeout bounds the undo of an uncommitted transaction's outside work.
+const undoTimeout = 10 * time.Second
+
+// abandoned runs the undo functions, newest first, for a transaction
+// that did not commit.
+func (tx *Tx) abandoned() {
+	if len(tx.undo) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	for i := len(tx.undo) - 1; i >= 0; i-- {
+		tx.undo[i](ctx)
+	}
+	tx.undo = nil
 }
 
 // Commit commits and wakes change-feed readers if the feed grew.
@@ -547,7 +572,12 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
+		tx.abandoned()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		tx.abandoned()
+		return err
+	}
+	return nil
 }

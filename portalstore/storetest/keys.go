@@ -465,7 +465,8 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 	})
 	t.Run("DeletingADeveloperRevokesEachKey", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "k@example.com", Keys: map[string][]string{"aaaabbbb": {}, "ccccdddd": {}}}
+		d := &portalstore.Developer{Email: "k@example.com", Keys: map[string][]string{"aaaabbbb": {}, "ccccdddd": {}},
+			OAuthClients: map[string][]portalstore.OAuthClient{"pol-oauth": {{ClientID: "client-1", Secret: "s"}}}}
 		mustCreate(t, s, d)
 		last, _ := s.LastChange(ctx)
 		if err := s.DeleteDeveloper(ctx, d.ID); err != nil {
@@ -474,11 +475,15 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 		changes, _, _ := s.ChangesSince(ctx, last, 100)
 		revoked := map[string]bool{}
 		for _, c := range changes {
-			if c.Kind == portalstore.ChangeKeyRevoked {
+			switch c.Kind {
+			case portalstore.ChangeKeyRevoked:
 				revoked[c.KeyHash] = true
+			case portalstore.ChangeOAuthRemoved:
+				revoked[c.ClientID] = c.DeveloperID == d.ID
 			}
 		}
-		if !revoked["aaaabbbb"] || !revoked["ccccdddd"] {
+		// Its OAuth clients go too: a gateway that holds them hears of it.
+		if !revoked["aaaabbbb"] || !revoked["ccccdddd"] || !revoked["client-1"] {
 			t.Errorf("changes %+v", changes)
 		}
 	})

@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
 	$(GO) test -run=NONE -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./tykanalytics/
+	$(GO) test -run=NONE -fuzz='^FuzzCompare$$' -fuzztime=$(FUZZTIME) ./tykgateway/
 
 ## bench: resolver and analytics benchmarks, then the sidecar load benchmark against a bare fasthttp handler.
 bench:

@@ -1,0 +1,392 @@
+package tykgateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// SettingApplied is the setting holding the sequence number of the last
+// change the outbox applied to the gateway: where it resumes after a
+// restart.
+const SettingApplied = "tyk_gateway_applied_seq"
+
+// Store is what the outbox reads: the change feed, keys and developers as
+// they are now, and its own position.
+type Store interface {
+	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error)
+	LastChange(ctx context.Context) (int64, error)
+	ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error)
+	FindDeveloperKeys(ctx context.Context, devID string) ([]*portalstore.Key, error)
+	FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error)
+	InitSetting(ctx context.Context, name, value string) (string, error)
+	PutSetting(ctx context.Context, name, value string) error
+}
+
+// Outbox applies the change feed to the gateway: in order, one change at
+// a time, each retried with backoff while the gateway is unreachable or
+// failing, and its position stored after each, so that a restart resumes
+// where it stopped. Applying a change makes the gateway agree with the
+// store as it is now (a revoked key is deleted, a changed key or developer
+// rewritten), so applying one twice changes nothing.
+type Outbox struct {
+	Store          Store
+	Client         *Client
+	InactivePolicy string
+	Logger         *slog.Logger
+	Metrics        *Metrics
+
+	pos        atomic.Int64
+	head       atomic.Int64
+	oldestNano atomic.Int64 // time of the oldest change not yet applied; 0 when none
+}
+
+// Backoff bounds of a change the gateway did not take.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// Start reads the stored position (the newest change, the first time:
+// changes from before provisioning was configured are not replayed).
+func (o *Outbox) Start(ctx context.Context) error {
+	last, err := o.Store.LastChange(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := o.Store.InitSetting(ctx, SettingApplied, strconv.FormatInt(last, 10))
+	if err != nil {
+		return err
+	}
+	pos, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("setting %s: %q is not a sequence number", SettingApplied, v)
+	}
+	o.pos.Store(pos)
+	o.head.Store(max(last, pos))
+	if o.Metrics != nil {
+		o.Metrics.watch(o)
+	}
+	return nil
+}
+
+// Position is the sequence number of the last change applied.
+func (o *Outbox) Position() int64 { return o.pos.Load() }
+
+// Run applies changes until ctx ends.
+func (o *Outbox) Run(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		changes, gap, err := o.Store.WaitForChanges(ctx, o.pos.Load(), 100, 30*time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.logger().Warn("reading the change feed for the Tyk gateway failed; retrying", "err", err)
+				failures++
+				sleep(ctx, backoff(failures))
+			}
+			continue
+		}
+		failures = 0
+		if gap {
+			o.logger().Error("changes were pruned before they reached the Tyk gateway; run keylens tyk sync --fix",
+				"after", o.pos.Load())
+		}
+		if head, err := o.Store.LastChange(ctx); err == nil {
+			o.head.Store(head)
+		}
+		for _, c := range changes {
+			o.oldestNano.Store(c.Time.UnixNano())
+			if !o.applyWithRetry(ctx, c) {
+				return // ctx ended
+			}
+			o.oldestNano.Store(0)
+		}
+	}
+}
+
+// applyWithRetry applies c until it succeeds or is refused for good, then
+// stores the position; false when ctx ended first.
+func (o *Outbox) applyWithRetry(ctx context.Context, c portalstore.Change) bool {
+	for attempt := 1; ; attempt++ {
+		err := o.Apply(ctx, c)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			o.Metrics.applied(time.Since(c.Time))
+			break
+		}
+		o.Metrics.failed()
+		if givesUp(err, attempt) {
+			// The gateway is up and refuses this change itself: retrying
+			// for ever would hold back every later change, revocations
+			// among them. tyk sync reports the drift.
+			o.logger().Error("the Tyk gateway refused a change; skipping it (keylens tyk sync reports what differs)",
+				"seq", c.Seq, "kind", c.Kind, "key_hash", c.KeyHash, "developer_id", c.DeveloperID, "err", err)
+			o.Metrics.gaveUp()
+			break
+		}
+		level := slog.LevelWarn
+		if attempt > 1 {
+			level = slog.LevelDebug
+		}
+		o.logger().Log(ctx, level, "the Tyk gateway did not take a change; retrying", "seq", c.Seq, "kind", c.Kind, "attempt", attempt, "err", err)
+		if !sleep(ctx, backoff(attempt)) {
+			return false
+		}
+	}
+	for {
+		err := o.Store.PutSetting(ctx, SettingApplied, strconv.FormatInt(c.Seq, 10))
+		if err == nil {
+			o.pos.Store(c.Seq)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		o.logger().Warn("storing the Tyk outbox position failed; retrying", "seq", c.Seq, "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+// maxAnsweredAttempts bounds the attempts at a change the gateway answers
+// with a 500: Tyk answers so when a policy is not found, which no retry
+// mends.
+const maxAnsweredAttempts = 5
+
+// givesUp decides whether a change that failed attempt times is skipped:
+// never while the gateway is unreachable or says it is overloaded or
+// unavailable (the change waits for it); at once for a 4xx; after
+// maxAnsweredAttempts for any other answer.
+func givesUp(err error, attempt int) bool {
+	switch s := StatusOf(err); {
+	case s == 0 || s == http.StatusTooManyRequests || s == http.StatusRequestTimeout ||
+		s == http.StatusBadGateway || s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
+		return false
+	case s < 500:
+		return true
+	}
+	return attempt >= maxAnsweredAttempts
+}
+
+func backoff(attempt int) time.Duration {
+	d := minBackoff << min(attempt-1, 10)
+	return min(d, maxBackoff)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Apply makes the gateway agree with the store about what change c names.
+func (o *Outbox) Apply(ctx context.Context, c portalstore.Change) error {
+	switch c.Kind {
+	case portalstore.ChangeKeyUpdated, portalstore.ChangeKeyRevoked:
+		return o.applyKey(ctx, c.KeyHash)
+	case portalstore.ChangeDeveloper:
+		keys, err := o.Store.FindDeveloperKeys(ctx, c.DeveloperID)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := o.applyKey(ctx, k.Hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	case portalstore.ChangeOAuthRemoved:
+		d, err := o.Store.FindDeveloperByID(ctx, c.DeveloperID)
+		if err == nil && hasClient(d, c.ClientID) {
+			return nil // rewritten with the developer, not removed
+		} else if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+			return err
+		}
+		return o.Client.DeleteOAuthClientEverywhere(ctx, c.ClientID)
+	}
+	// key_added: approval created the key already (one imported with a
+	// developer object has no raw key to create); unknown kinds are for
+	// other readers.
+	return nil
+}
+
+func hasClient(d *portalstore.Developer, clientID string) bool {
+	for _, cs := range d.OAuthClients {
+		for _, c := range cs {
+			if c.ClientID == clientID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applyKey deletes the key with hash from the gateway when the store no
+// longer has it, and otherwise rewrites its policies, alias, metadata and
+// activation where they differ, keeping its quota counters.
+func (o *Outbox) applyKey(ctx context.Context, hash string) error {
+	cred, err := o.Store.ResolveKey(ctx, hash)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		if err := o.Client.DeleteKey(ctx, hash); err != nil && !IsNotFound(err) {
+			return err
+		}
+		return nil
+	} else if err != nil {
+		return err
+	}
+	s, err := o.Client.GetKey(ctx, hash)
+	if IsNotFound(err) {
+		o.logger().Warn("a changed key is not in the Tyk gateway (issued before provisioning was configured?); keylens tyk sync reports it",
+			"key_hash", hash)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return Reconcile(ctx, o.Client, hash, s, DesiredFor(&cred.Key, cred.Owner, o.InactivePolicy))
+}
+
+// Reconcile rewrites session s of the key with hash to say d: nothing
+// when it does already, only the policies through the policy endpoint
+// when only they differ, else the whole session with suppress_reset.
+// Either way the key's quota counters stay.
+func Reconcile(ctx context.Context, c *Client, hash string, s Session, d Desired) error {
+	diff := Compare(s, d)
+	switch {
+	case diff == (Difference{}):
+		return nil
+	case diff == Difference{Policies: true}:
+		return c.SetKeyPolicies(ctx, hash, d.Policies)
+	}
+	d.Apply(s)
+	return c.PutKey(ctx, hash, s, true)
+}
+
+// Difference says which parts of a session differ from Desired.
+type Difference struct {
+	Policies bool // apply_policies
+	Meta     bool // alias, meta_data, is_inactive or org_id
+}
+
+// Compare tells how session s differs from d.
+func Compare(s Session, d Desired) Difference {
+	// A session with policies loses its own is_inactive when written: it
+	// counts only for one without.
+	inactive, _ := s["is_inactive"].(bool)
+	inactiveDiffers := len(d.Policies) == 0 && inactive != d.Inactive
+	return Difference{
+		Policies: !slices.Equal(s.Policies(), d.Policies),
+		Meta: s.String("alias") != d.Alias || inactiveDiffers || s.String("org_id") != d.OrgID ||
+			canonical(s.Meta()) != canonical(d.Meta),
+	}
+}
+
+// canonical is v as JSON with sorted keys and numbers as the gateway
+// writes them, for comparison; an empty map and none are the same.
+func canonical(v map[string]any) string {
+	if len(v) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	var back any
+	if json.Unmarshal(b, &back) != nil {
+		return ""
+	}
+	b, _ = json.Marshal(back)
+	return string(b)
+}
+
+func (o *Outbox) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
+// Metrics are the outbox's Prometheus collectors; a nil *Metrics records
+// nothing.
+type Metrics struct {
+	reg         prometheus.Registerer
+	appliedN    prometheus.Counter
+	failedN     prometheus.Counter
+	gaveUpN     prometheus.Counter
+	delay       prometheus.Histogram
+	watchedOnce atomic.Bool
+}
+
+// NewMetrics creates the outbox's collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		appliedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_tyk_gateway_changes_applied_total",
+			Help: "Changes applied to the Tyk gateway."}),
+		failedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_tyk_gateway_change_failures_total",
+			Help: "Attempts to apply a change that the Tyk gateway failed or refused (each retry counts)."}),
+		gaveUpN: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_tyk_gateway_changes_refused_total",
+			Help: "Changes the Tyk gateway refused with a 4xx and that were skipped: keylens tyk sync reports the drift."}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keylens_tyk_gateway_apply_delay_seconds",
+			Help:    "Time from a change committing to the Tyk gateway having it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.appliedN, m.failedN, m.gaveUpN, m.delay)
+	}
+	return m
+}
+
+// watch registers the gauges that read o's state.
+func (m *Metrics) watch(o *Outbox) {
+	if m.reg == nil || !m.watchedOnce.CompareAndSwap(false, true) {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_tyk_gateway_changes_pending",
+			Help: "Changes committed and not yet applied to the Tyk gateway."},
+			func() float64 { return float64(max(o.head.Load()-o.pos.Load(), 0)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_tyk_gateway_oldest_pending_seconds",
+			Help: "Age of the oldest change not yet applied to the Tyk gateway (0 when none waits)."},
+			func() float64 {
+				if n := o.oldestNano.Load(); n != 0 {
+					return time.Since(time.Unix(0, n)).Seconds()
+				}
+				return 0
+			}),
+	)
+}
+
+func (m *Metrics) applied(delay time.Duration) {
+	if m != nil {
+		m.appliedN.Inc()
+		m.delay.Observe(delay.Seconds())
+	}
+}
+
+func (m *Metrics) failed() {
+	if m != nil {
+		m.failedN.Inc()
+	}
+}
+
+func (m *Metrics) gaveUp() {
+	if m != nil {
+		m.gaveUpN.Inc()
+	}
+}

@@ -1,0 +1,195 @@
+package tykgateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+var owner = portalstore.CredentialOwner{ID: "dev1", Email: "ada@example.com", OrgID: "org1",
+	Fields: map[string]string{"Company": "AE", "Sign up reason": "tests"}}
+
+// Meta carries the Dashboard's members and the plugin's flat string
+// copies, which $tyk_meta templates can render.
+func TestMeta(t *testing.T) {
+	m := Meta(owner, map[string]any{"Use case": "billing", "seats": 3.0})
+	want := map[string]any{
+		"tyk_developer_id": "dev1", "tyk_developer_email": "ada@example.com",
+		"tyk_key_request_fields_Use_case": "billing", "tyk_key_request_fields_seats": "3",
+		"tyk_user_fields_Company": "AE", "tyk_user_fields_Sign_up_reason": "tests",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, m[k], v)
+		}
+	}
+	if krf := m["tyk_key_request_fields"].(map[string]any); krf["Use case"] != "billing" || krf["seats"] != 3.0 {
+		t.Errorf("tyk_key_request_fields %v", krf)
+	}
+	if uf := m["tyk_user_fields"].(map[string]any); uf["Company"] != "AE" {
+		t.Errorf("tyk_user_fields %v", uf)
+	}
+}
+
+func TestDesiredForInactiveDeveloper(t *testing.T) {
+	k := &portalstore.Key{Policies: []string{"gold", "silver"}}
+	off := owner
+	off.Inactive = true
+	if d := DesiredFor(k, off, "inactive"); !slices.Equal(d.Policies, []string{"inactive"}) || !d.Inactive {
+		t.Errorf("with an inactive policy: %+v", d)
+	}
+	if d := DesiredFor(k, off, ""); !slices.Equal(d.Policies, []string{"gold", "silver"}) || !d.Inactive {
+		t.Errorf("without one: %+v", d)
+	}
+	if d := DesiredFor(k, owner, "inactive"); !slices.Equal(d.Policies, k.Policies) || d.Inactive || d.Alias != "ada@example.com" || d.OrgID != "org1" {
+		t.Errorf("active: %+v", d)
+	}
+}
+
+// Compare reads a session as the gateway answers it: numbers as
+// json.Number, members it omits when zero, and no is_inactive on a key
+// with policies (the gateway drops it).
+func TestCompare(t *testing.T) {
+	d := DesiredFor(&portalstore.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, owner, "")
+	s := Session{}
+	d.Apply(s)
+	b, _ := json.Marshal(s)
+	var answered Session
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&answered); err != nil {
+		t.Fatal(err)
+	}
+	delete(answered, "is_inactive") // false: omitted
+	if diff := Compare(answered, d); diff != (Difference{}) {
+		t.Errorf("a session as written differs: %+v", diff)
+	}
+	off := owner
+	off.Inactive = true
+	if diff := Compare(answered, DesiredFor(&portalstore.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, off, "")); diff != (Difference{}) {
+		t.Errorf("is_inactive compared on a key with policies: %+v", diff)
+	}
+	answered["apply_policies"] = []any{"silver"}
+	if diff := Compare(answered, d); diff != (Difference{Policies: true}) {
+		t.Errorf("policies: %+v", diff)
+	}
+	answered["alias"] = "other@example.com"
+	if diff := Compare(answered, d); diff != (Difference{Policies: true, Meta: true}) {
+		t.Errorf("alias: %+v", diff)
+	}
+	if diff := Compare(Session{"meta_data": "not a map", "apply_policies": 7}, d); !diff.Policies || !diff.Meta {
+		t.Errorf("garbage session: %+v", diff)
+	}
+}
+
+// The client's requests: the secret on every call, keys by hash with
+// ?hashed=, suppress_reset on a PUT, forms for the revoke endpoints, and
+// the gateway's message in errors.
+func TestClientRequests(t *testing.T) {
+	var got []*http.Request
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got, bodies = append(got, r), append(bodies, string(b))
+		if r.URL.Path == "/tyk/keys/missing" {
+			w.WriteHeader(404)
+			io.WriteString(w, `{"status":"error","message":"There is no such key found"}`)
+			return
+		}
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL+"/", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_ = c.PutKey(ctx, "abcd", Session{"org_id": "o"}, true)
+	err = c.DeleteKey(ctx, "missing")
+	_ = c.RevokeToken(ctx, "tok", "access_token", "cid", "o")
+	if !IsNotFound(err) || err.Error() != "gateway answered 404: There is no such key found" {
+		t.Errorf("404: %v", err)
+	}
+	put, del, rev := got[0], got[1], got[2]
+	for _, r := range got {
+		if r.Header.Get("X-Tyk-Authorization") != "s3cret" {
+			t.Errorf("%s %s without the secret", r.Method, r.URL)
+		}
+	}
+	if put.Method != "PUT" || put.URL.Path != "/tyk/keys/abcd" || put.URL.Query().Get("hashed") == "" ||
+		put.URL.Query().Get("suppress_reset") != "1" || bodies[0] != `{"org_id":"o"}` {
+		t.Errorf("PUT %s %s", put.URL, bodies[0])
+	}
+	if del.Method != "DELETE" || del.URL.Query().Get("hashed") == "" {
+		t.Errorf("DELETE %s", del.URL)
+	}
+	if rev.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
+		bodies[2] != "client_id=cid&org_id=o&token=tok&token_type_hint=access_token" {
+		t.Errorf("revoke %s %q", rev.Header.Get("Content-Type"), bodies[2])
+	}
+	if _, err := New("ftp://x", "s"); err == nil {
+		t.Error("ftp URL accepted")
+	}
+	if _, err := New("http://u:p@x", "s"); err == nil {
+		t.Error("URL with credentials accepted")
+	}
+	if _, err := New("http://x", ""); err == nil {
+		t.Error("empty secret accepted")
+	}
+	unreachable, _ := New("http://127.0.0.1:1", "s")
+	if err := unreachable.DeleteKey(ctx, "x"); err == nil || StatusOf(err) != 0 || givesUp(err, 1000) {
+		t.Errorf("unreachable: %v", err)
+	}
+}
+
+// A change waits for a gateway that is down or overloaded, is skipped at
+// once when refused with a 4xx, and after a few 500s.
+func TestGivesUp(t *testing.T) {
+	down := errors.New("gateway unreachable")
+	for _, tt := range []struct {
+		err     error
+		attempt int
+		want    bool
+	}{
+		{down, 1000, false}, {&Error{Status: 503}, 1000, false}, {&Error{Status: 429}, 1000, false},
+		{&Error{Status: 400}, 1, true}, {&Error{Status: 404}, 1, true},
+		{&Error{Status: 500}, maxAnsweredAttempts - 1, false}, {&Error{Status: 500}, maxAnsweredAttempts, true},
+	} {
+		if got := givesUp(tt.err, tt.attempt); got != tt.want {
+			t.Errorf("givesUp(%v, %d) = %v", tt.err, tt.attempt, got)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	if backoff(1) != minBackoff || backoff(2) != 2*minBackoff || backoff(50) != maxBackoff {
+		t.Errorf("backoff %v %v %v", backoff(1), backoff(2), backoff(50))
+	}
+}
+
+// FuzzCompare: whatever a gateway answers as a session, comparing it never
+// panics.
+func FuzzCompare(f *testing.F) {
+	f.Add([]byte(`{"apply_policies":["a"],"meta_data":{"tyk_developer_id":"d"},"alias":"x","is_inactive":true}`))
+	f.Add([]byte(`{"apply_policies":"a","meta_data":[1],"alias":7,"is_inactive":"yes","org_id":null}`))
+	d := DesiredFor(&portalstore.Key{Policies: []string{"a"}}, owner, "off")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s Session
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if dec.Decode(&s) != nil {
+			return
+		}
+		_ = Compare(s, d)
+		_ = s.Policies()
+		_, _ = s.Meta()[MetaDeveloperID].(string)
+	})
+}

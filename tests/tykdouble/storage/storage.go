@@ -66,3 +66,18 @@ func algorithmOf(key string) string {
 	h, _ := m["h"].(string)
 	return h
 }
+
+// GenerateToken returns the key the gateway forms for org and keyID: with
+// hashAlgorithm set, the standard base64 of the JSON
+// {"org":ORG,"id":ID,"h":ALGO} written verbatim; without, org + keyID.
+func GenerateToken(orgID, keyID, hashAlgorithm string) string {
+	if hashAlgorithm == "" {
+		return orgID + keyID
+	}
+	switch hashAlgorithm {
+	case HashSha256, HashMurmur32, HashMurmur64, HashMurmur128:
+	default:
+		hashAlgorithm = HashMurmur64 // what the gateway writes for an unknown one
+	}
+	return base64.StdEncoding.EncodeToString([]byte(`{"org":"` + orgID + `","id":"` + keyID + `","h":"` + hashAlgorithm + `"}`))
+}

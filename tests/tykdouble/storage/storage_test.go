@@ -21,3 +21,14 @@ func TestHashStrMatchesTheGateway(t *testing.T) {
 		t.Error("with hashing off a key is its own name")
 	}
 }
+
+// The GUIDE's generated key: org, id and murmur64 give its third vector.
+func TestGenerateTokenMatchesTheGateway(t *testing.T) {
+	got := storage.GenerateToken("5e9d9544a1dcd60001d0ed20", "d47239e128754c0c9148363286b8ed46", storage.HashMurmur64)
+	if got != "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0=" {
+		t.Errorf("GenerateToken = %s", got)
+	}
+	if storage.GenerateToken("org", "id", "") != "orgid" {
+		t.Error("without a hash function the key is org + id")
+	}
+}

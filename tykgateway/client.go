@@ -35,7 +35,7 @@ const DefaultTimeout = 5 * time.Second
 func New(baseURL, secret string) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, fmt.Errorf("%q: want an http or https URL without credentials, e.g. http://tyk-gateway:8080", baseURL)
+		return nil, errors.New("want an http or https URL without credentials, e.g. http://tyk-gateway:8080") // never echoed: it may hold a password
 	}
 	if secret == "" {
 		return nil, errors.New("the gateway's secret is empty")

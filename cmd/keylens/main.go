@@ -4,6 +4,7 @@
 //	keylens sidecar [flags]   the sidecar alone, beside a gateway, on a shared store or a portal
 //	keylens admin add EMAIL   add an admin account of the console
 //	keylens rotate-secrets-key  re-seal the secrets at rest under a new key
+//	keylens tyk sync [--fix]  compare keys with the Tyk gateway and repair drift
 //	keylens version
 package main
 
@@ -54,6 +55,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		if err := m.Run(ctx); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			m.Close()
+			var ue usageError
+			if errors.As(err, &ue) {
+				return exitUsage
+			}
 			return exitFailed
 		}
 		serveErr := m.Wait(ctx)
@@ -65,6 +70,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return exitOK
 	case "admin":
 		return adminCommand(context.Background(), args[1:], getenv, stdout, stderr)
+	case "tyk":
+		return tykCommand(context.Background(), args[1:], getenv, stdout, stderr)
 	case "rotate-secrets-key":
 		return rotateSecretsKey(context.Background(), args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
@@ -88,5 +95,6 @@ Usage:
   keylens admin list        list the console's admin accounts
   keylens rotate-secrets-key [flags]
                             re-seal the JWT and OAuth secrets at rest under a new key (-h for flags)
+  keylens tyk sync [--fix]  report (and repair) differences between keylens and the Tyk gateway (-h for flags)
   keylens version           print the version
 `

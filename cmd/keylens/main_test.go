@@ -211,3 +211,39 @@ func TestParseFlags_PortalURLNeededForEmailsBeyondLoopback(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestParseFlags_TykGateway(t *testing.T) {
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	err := m.ParseFlags([]string{"--tyk-gateway", "http://tyk:8080", "--tyk-inactive-policy", "off"},
+		env(map[string]string{"KEYLENS_TYK_SECRET": "gw-secret"}))
+	if err != nil || m.Config.TykSecret != "gw-secret" || m.Config.TykGateway != "http://tyk:8080" || m.Config.TykInactivePolicy != "off" {
+		t.Fatalf("%v %+v", err, m.Config)
+	}
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--tyk-gateway", "http://tyk:8080"}, nil, "secret is empty"},
+		{[]string{"--tyk-gateway", "http://user:pa55word@tyk:8080"}, map[string]string{"KEYLENS_TYK_SECRET": "s"}, "without credentials"},
+		{[]string{"--tyk-secret", "s"}, nil, "only used with --tyk-gateway"},
+		{[]string{"--tyk-inactive-policy", "off"}, nil, "only used with --tyk-gateway"},
+	} {
+		var stderr bytes.Buffer
+		code := run(append([]string{"serve"}, tt.args...), env(tt.env), &bytes.Buffer{}, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), "pa55word") {
+			t.Errorf("%v: exit %d\n%s", tt.args, code, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"sidecar", "--tyk-gateway", "http://tyk:8080"}, env(nil), &bytes.Buffer{}, &stderr); code != exitUsage {
+		t.Errorf("keylens sidecar accepted --tyk-gateway: %d", code)
+	}
+	if code := run([]string{"tyk", "sync", "--tyk-gateway", "http://tyk:8080"}, env(nil), &bytes.Buffer{}, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "secret is empty") {
+		t.Errorf("tyk sync without a secret: %d %s", code, stderr.String())
+	}
+	if code := run([]string{"tyk", "frob"}, env(nil), &bytes.Buffer{}, &stderr); code != exitUsage {
+		t.Errorf("tyk frob: %d", code)
+	}
+}

@@ -38,6 +38,7 @@ import (
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
 	"github.com/keylens/keylens/tykanalytics"
+	"github.com/keylens/keylens/tykgateway"
 	"github.com/keylens/keylens/web"
 )
 
@@ -103,6 +104,11 @@ type Config struct {
 	TykConsumerID   string
 	TykChunkSize    int
 	TykPollInterval time.Duration
+
+	// Tyk gateway provisioning.
+	TykGateway        string
+	TykSecret         string
+	TykInactivePolicy string
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
@@ -122,6 +128,8 @@ type Main struct {
 	registry       *prometheus.Registry
 	tyk            *tykanalytics.Consumer
 	tykRedis       *redis.Client
+	outbox         *tykgateway.Outbox
+	outboxDone     chan struct{}
 	servers        []*http.Server
 	portal         *web.Portal
 	urls           map[string]string // listener → its URL, for the ready file
@@ -195,6 +203,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TykConsumerID, "tyk-consumer-id", "", "with --tyk-redis: this process's name among the consumers of the lists (its processing list); default: the host name and a digest of the store and list")
 	fs.IntVar(&c.TykChunkSize, "tyk-chunk-size", tykanalytics.DefaultChunkSize, "with --tyk-redis: records taken and committed at once (1 to 5000)")
 	fs.DurationVar(&c.TykPollInterval, "tyk-poll-interval", tykanalytics.DefaultPollInterval, "with --tyk-redis: how long to wait when every list is empty (at most 10s: the gateway expires unread records after 60 s)")
+	if !m.SidecarOnly {
+		fs.StringVar(&c.TykGateway, "tyk-gateway", "", "provision keys in the Tyk gateway at this URL (its /tyk/ REST API): approvals create the credential there first, and later changes follow")
+		fs.StringVar(&c.TykSecret, "tyk-secret", "", "with --tyk-gateway: the gateway's secret (X-Tyk-Authorization); better set as KEYLENS_TYK_SECRET")
+		fs.StringVar(&c.TykInactivePolicy, "tyk-inactive-policy", "", "with --tyk-gateway: a gateway policy with is_inactive: true that replaces a deactivated developer's policies (Tyk ignores a key's own is_inactive when it has policies)")
+	}
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -397,6 +410,13 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 		problems = append(problems, errors.New("--admin-key: must not contain white space"))
 	}
 	problems = append(problems, c.validateTyk()...)
+	if c.TykGateway != "" {
+		if _, err := tykgateway.New(c.TykGateway, c.TykSecret); err != nil {
+			problems = append(problems, fmt.Errorf("--tyk-gateway/--tyk-secret: %w", err))
+		}
+	} else if c.TykSecret != "" || c.TykInactivePolicy != "" {
+		problems = append(problems, errors.New("--tyk-secret and --tyk-inactive-policy are only used with --tyk-gateway"))
+	}
 	if !portalstore.ValidHashAlgorithm(c.KeyHash) {
 		problems = append(problems, fmt.Errorf("--key-hash-algorithm %q: want murmur32, murmur64, murmur128 or sha256", c.KeyHash))
 	}
@@ -560,6 +580,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if err := m.settleOrgID(ctx); err != nil {
+		return err
+	}
+	if err := m.startProvisioning(ctx, bg); err != nil {
 		return err
 	}
 	// One limiter pair for every sign-in: a client guessing at the console
@@ -766,12 +789,101 @@ func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // longer is told to drop its cache and start afresh.
 const changeRetention = 24 * time.Hour
 
+// startProvisioning connects the store to the Tyk gateway, when
+// --tyk-gateway is set: approvals create their credential there, and an
+// outbox applies later changes. A refused secret is a configuration
+// error; an unreachable gateway is not fatal (approvals fail with 502 and
+// changes wait until it answers).
+func (m *Main) startProvisioning(ctx, bg context.Context) error {
+	c := m.Config
+	if c.TykGateway == "" {
+		return nil
+	}
+	client, err := tykgateway.New(c.TykGateway, c.TykSecret) // validated
+	if err != nil {
+		return usageError{err}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pols, err := client.Policies(pctx)
+	switch status := tykgateway.StatusOf(err); {
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		return usageError{fmt.Errorf("--tyk-gateway %s refused --tyk-secret (KEYLENS_TYK_SECRET): %w", client.URL(), err)}
+	case err != nil:
+		m.logger.Warn("the Tyk gateway does not answer yet: approvals fail with 502 and changes wait until it does", "gateway", client.URL(), "err", err)
+	default:
+		m.logger.Info("Tyk gateway reached: keys are provisioned there", "gateway", client.URL(), "policies", len(pols))
+		m.warnMissingPolicies(ctx, pols)
+	}
+	if c.TykInactivePolicy == "" {
+		m.logger.Warn("--tyk-inactive-policy is not set: a deactivated developer's keys get is_inactive, which Tyk ignores for keys with policies (all portal keys): they keep working at the gateway until revoked")
+	}
+	m.db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger}
+	m.outbox = &tykgateway.Outbox{Store: m.db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger,
+		Metrics: tykgateway.NewMetrics(m.registry)}
+	if err := m.outbox.Start(ctx); err != nil {
+		return fmt.Errorf("tyk gateway outbox: %w", err)
+	}
+	m.outboxDone = make(chan struct{})
+	go func() {
+		defer close(m.outboxDone)
+		m.outbox.Run(bg)
+	}()
+	return nil
+}
+
+// warnMissingPolicies logs catalogue policies the gateway lacks.
+func (m *Main) warnMissingPolicies(ctx context.Context, pols []tykgateway.Policy) {
+	cat, err := m.db.Catalogue(ctx)
+	if err != nil {
+		return
+	}
+	have := map[string]bool{}
+	for _, p := range pols {
+		have[p.PolicyID()] = true
+	}
+	for _, e := range cat.APIs {
+		if !have[e.PolicyID] {
+			m.logger.Warn("a catalogue policy is not in the Tyk gateway: its keys will not work there (keylens tyk sync lists them)", "policy", e.PolicyID)
+		}
+	}
+	if p := m.Config.TykInactivePolicy; p != "" && !have[p] {
+		m.logger.Warn("--tyk-inactive-policy is not in the Tyk gateway: deactivating a developer will fail there", "policy", p)
+	}
+}
+
+// usageError is a configuration the world refuses (a gateway secret):
+// exit code 2, as for a bad flag.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// pruneBefore is how far the change feed may be pruned: changeRetention,
+// but never past a change the Tyk gateway has not been given yet.
+func (m *Main) pruneBefore(ctx context.Context) (time.Time, error) {
+	before := time.Now().Add(-changeRetention)
+	if m.outbox == nil {
+		return before, nil
+	}
+	pending, _, err := m.db.ChangesSince(ctx, m.outbox.Position(), 1)
+	if err != nil {
+		return before, err
+	}
+	if len(pending) > 0 && pending[0].Time.Before(before) {
+		before = pending[0].Time
+	}
+	return before, nil
+}
+
 // pruneChanges trims the change feed hourly until ctx ends.
 func (m *Main) pruneChanges(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := m.db.PruneChanges(ctx, time.Now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+		before, err := m.pruneBefore(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.logger.Warn("pruning the change feed failed", "err", err)
+		} else if n, err := m.db.PruneChanges(ctx, before); err != nil && ctx.Err() == nil {
 			m.logger.Warn("pruning the change feed failed", "err", err)
 		} else if n > 0 {
 			m.logger.Debug("pruned the change feed", "removed", n)
@@ -992,6 +1104,9 @@ func (m *Main) Close() error {
 	errs := hitErrs
 	if m.cancel != nil {
 		m.cancel()
+	}
+	if m.outboxDone != nil {
+		<-m.outboxDone // it uses the store
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())

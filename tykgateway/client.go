@@ -105,6 +105,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// Never the URL: a key's id in a path is as good as the key.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("gateway unreachable: %w", err)
 	}
 	defer resp.Body.Close()
@@ -129,7 +134,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // quota counters are int64: no float rounding on a round trip
 	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("gateway answer to %s %s: %w", method, path, err)
+		return fmt.Errorf("gateway answer to %s: %w", method, err)
 	}
 	return nil
 }

@@ -98,6 +98,15 @@ func gatewayError(what string, err error) error {
 // than keylens's is removed again and refused: the gateway's
 // hash_key_function is not keylens's --key-hash-algorithm.
 func (p *Provisioner) Provision(ctx context.Context, issued *portalstore.Issued, owner portalstore.CredentialOwner) (func(context.Context), error) {
+	undo, err := p.provision(ctx, issued, owner)
+	if err != nil {
+		p.logger().Warn("an approval failed at the Tyk gateway; nothing was stored", "developer_id", owner.ID,
+			"policy", issued.Approval.PolicyID, "err", portalstore.ErrorMessage(err))
+	}
+	return undo, err
+}
+
+func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued, owner portalstore.CredentialOwner) (func(context.Context), error) {
 	a := issued.Approval
 	if c := a.OAuthClient; c != nil {
 		return p.provisionOAuth(ctx, c, a.PolicyID, owner)

@@ -178,7 +178,7 @@ func (p *Provisioner) provisionOAuth(ctx context.Context, c *portalstore.OAuthCl
 	}
 	if ans.ClientID != c.ClientID || ans.Secret != c.Secret {
 		undo(ctx)
-		return nil, portalstore.Errorf(portalstore.EBADGATEWAY, "Tyk gateway created OAuth client %q instead of %q", ans.ClientID, c.ClientID)
+		return nil, portalstore.Errorf(portalstore.EBADGATEWAY, "Tyk gateway did not keep the OAuth client id and secret keylens issued (it answered client %q)", ans.ClientID)
 	}
 	return undo, nil
 }

@@ -371,11 +371,13 @@ func TestTykLaterChanges(t *testing.T) {
 	if st, out := g.authenticate("api-token", auth); st != 403 || out["message"] != "Key is inactive, please renew" {
 		t.Errorf("deactivated developer's key: %d %v", st, out)
 	}
+	setDev(func(d map[string]any) { d["inactive"] = false })
+	waitFor(t, 5*time.Second, "reactivation at the gateway", func() bool { return slices.Equal(policiesOf(g.session(hash)), []string{"pol-gold"}) })
+	// The rewrites of the developer recorded its OAuth client as removed
+	// and re-added; those changes came before the reactivation's.
 	if g.clients()["api-oauth/"+o.ClientID] == nil {
 		t.Error("rewriting the developer deleted its OAuth client at the gateway")
 	}
-	setDev(func(d map[string]any) { d["inactive"] = false })
-	waitFor(t, 5*time.Second, "reactivation at the gateway", func() bool { return slices.Equal(policiesOf(g.session(hash)), []string{"pol-gold"}) })
 	if st, out := g.authenticate("api-token", auth); st != 200 {
 		t.Errorf("reactivated developer's key: %d %v", st, out)
 	}
@@ -391,8 +393,12 @@ func TestTykLaterChanges(t *testing.T) {
 	waitFor(t, 5*time.Second, "developer deletion at the gateway", func() bool {
 		return g.session(portalstore.HashKey(b.RawKey)) == nil && g.clients()["api-oauth/"+o.ClientID] == nil
 	})
-	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
-	for _, want := range []string{"keylens_tyk_gateway_changes_pending 0", "keylens_tyk_gateway_oldest_pending_seconds 0",
+	var metrics string
+	waitFor(t, 5*time.Second, "no change pending", func() bool {
+		metrics = string(in.sidecar("GET", "/metrics", nil, nil).Body)
+		return strings.Contains(metrics, "keylens_tyk_gateway_changes_pending 0")
+	})
+	for _, want := range []string{"keylens_tyk_gateway_oldest_pending_seconds 0",
 		"keylens_tyk_gateway_changes_applied_total", "keylens_tyk_gateway_change_failures_total 0", "keylens_tyk_gateway_apply_delay_seconds_count"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

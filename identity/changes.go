@@ -18,7 +18,11 @@ const (
 	ChangeKeyAdded     = "key_added"     // a key now resolves
 	ChangeKeyUpdated   = "key_updated"   // a key's policies changed
 	ChangeKeyRevoked   = "key_revoked"   // a key no longer resolves
-	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted
+	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted, and its tokens with it
+	ChangeTokenRevoked = "token_revoked" // an OAuth access token (KeyHash: its hash) no longer resolves
+	// ChangeTokensRevoked: every access token of an OAuth client
+	// (ClientID, of developer DeveloperID) no longer resolves.
+	ChangeTokensRevoked = "tokens_revoked"
 )
 
 // Change is one entry of keylens's change feed: something that can alter
@@ -38,8 +42,13 @@ type Change struct {
 // (fields, email, activation, deletion) loses every one of its keys —
 // a key change names its developer too, but alters only that key; a new
 // key may be cached as unknown, so newKey asks to forget unknown answers.
+// An OAuth client's tokens are cached under their own hashes, which the
+// feed does not list when the client loses them all (deleted, or
+// revoke_all): such a change drops every credential of the client's
+// developer.
 func (c Change) Stale() (keyHash, developerID string, newKey bool) {
-	if c.Kind == ChangeDeveloper {
+	switch c.Kind {
+	case ChangeDeveloper, ChangeOAuthRemoved, ChangeTokensRevoked:
 		developerID = c.DeveloperID
 	}
 	return c.KeyHash, developerID, c.Kind == ChangeKeyAdded

@@ -20,7 +20,9 @@ func TestChangeStale(t *testing.T) {
 		{identity.Change{Kind: identity.ChangeKeyUpdated, DeveloperID: "d", KeyHash: "h"}, "h", "", false},
 		{identity.Change{Kind: identity.ChangeKeyAdded, DeveloperID: "d", KeyHash: "h"}, "h", "", true},
 		{identity.Change{Kind: identity.ChangeDeveloper, DeveloperID: "d"}, "", "d", false},
-		{identity.Change{Kind: identity.ChangeOAuthRemoved, DeveloperID: "d", ClientID: "c"}, "", "", false},
+		{identity.Change{Kind: identity.ChangeOAuthRemoved, DeveloperID: "d", ClientID: "c"}, "", "d", false},
+		{identity.Change{Kind: identity.ChangeTokenRevoked, DeveloperID: "d", KeyHash: "t", ClientID: "c"}, "t", "", false},
+		{identity.Change{Kind: identity.ChangeTokensRevoked, DeveloperID: "d", ClientID: "c"}, "", "d", false},
 	} {
 		hash, dev, newKey := tt.c.Stale()
 		if hash != tt.hash || dev != tt.dev || newKey != tt.forgetUnknown {

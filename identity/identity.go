@@ -22,8 +22,13 @@ type Identity struct {
 	Policies         []string       `json:"policies"`
 	KeyRequestFields map[string]any `json:"key_request_fields"`
 	// Expires is when the credential stops being valid (Unix seconds),
-	// when known: a JWT's exp. 0 means no expiry known.
+	// when known: a JWT's exp, an OAuth token's. 0 means no expiry known.
 	Expires int64 `json:"expires,omitempty"`
+	// ClientID is the OAuth client an access token was issued to; empty
+	// for other credentials. KeyID is then the token's hash.
+	ClientID string `json:"client_id,omitempty"`
+	// IssuedAt is when an OAuth access token was issued (Unix seconds).
+	IssuedAt int64 `json:"issued_at,omitempty"`
 }
 
 // HeaderNames are the upstream header names; configurable, with

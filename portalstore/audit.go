@@ -61,6 +61,8 @@ const (
 	AuditKeyRevoked         = "key.revoked"
 	AuditKeyQuotaReset      = "key.quota_reset"
 	AuditOAuthClientDeleted = "oauth_client.deleted"
+	AuditOAuthTokenRevoked  = "oauth_client.token_revoked"  // one access token, by the admin
+	AuditOAuthTokensRevoked = "oauth_client.tokens_revoked" // every access token of a client
 	AuditCatalogueUpdated   = "catalogue.updated"
 	AuditConfigUpdated      = "configuration.updated"
 	AuditAdminCreated       = "admin.created"

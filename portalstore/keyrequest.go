@@ -245,6 +245,9 @@ type KeyService interface {
 type Credential struct {
 	Key   Key             `json:"key"`
 	Owner CredentialOwner `json:"owner"`
+	// Token is set for an OAuth access token: Key is then the token's
+	// view as a key (its hash, the client's policy, AuthType oauth).
+	Token *TokenGrant `json:"token,omitempty"`
 }
 
 // CredentialOwner is what an identity needs of a key's developer.
@@ -264,16 +267,22 @@ type CredentialService interface {
 	// ResolveBasicUser returns the basic-auth key of username and its
 	// owner; ENOTFOUND if none.
 	ResolveBasicUser(ctx context.Context, username string) (*Credential, error)
+	// ResolveToken returns the OAuth access token with hash (TokenHash),
+	// its client's grant and the client's developer; ENOTFOUND if none,
+	// expired, or its client is gone.
+	ResolveToken(ctx context.Context, hash string) (*Credential, error)
 }
 
 // Change kinds in the change feed: the identity contract's, which every
 // follower of the feed (sidecar, Tyk plugin) reads.
 const (
-	ChangeDeveloper    = identity.ChangeDeveloper    // a developer was created, updated, deactivated or deleted
-	ChangeKeyAdded     = identity.ChangeKeyAdded     // a key now resolves
-	ChangeKeyUpdated   = identity.ChangeKeyUpdated   // a key's policies changed
-	ChangeKeyRevoked   = identity.ChangeKeyRevoked   // a key no longer resolves
-	ChangeOAuthRemoved = identity.ChangeOAuthRemoved // an OAuth client was deleted
+	ChangeDeveloper     = identity.ChangeDeveloper     // a developer was created, updated, deactivated or deleted
+	ChangeKeyAdded      = identity.ChangeKeyAdded      // a key now resolves
+	ChangeKeyUpdated    = identity.ChangeKeyUpdated    // a key's policies changed
+	ChangeKeyRevoked    = identity.ChangeKeyRevoked    // a key no longer resolves
+	ChangeOAuthRemoved  = identity.ChangeOAuthRemoved  // an OAuth client was deleted, and its tokens with it
+	ChangeTokenRevoked  = identity.ChangeTokenRevoked  // an OAuth access token was revoked
+	ChangeTokensRevoked = identity.ChangeTokensRevoked // every access token of an OAuth client was revoked
 )
 
 // Change is one entry of the change feed: something that can alter how a

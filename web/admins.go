@@ -199,6 +199,8 @@ var actions = map[string]string{
 	portalstore.AuditKeyRevoked:         "revoked key",
 	portalstore.AuditKeyQuotaReset:      "reset key quota",
 	portalstore.AuditOAuthClientDeleted: "deleted OAuth client",
+	portalstore.AuditOAuthTokenRevoked:  "revoked an OAuth token",
+	portalstore.AuditOAuthTokensRevoked: "revoked every OAuth token",
 	portalstore.AuditCatalogueUpdated:   "changed catalogue",
 	portalstore.AuditConfigUpdated:      "changed configuration",
 	portalstore.AuditAdminCreated:       "added admin",

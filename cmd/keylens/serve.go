@@ -596,6 +596,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Changes:      db,
 		Credentials:  db,
 		Hits:         db,
+		Tokens:       db,
+		TokenAdmin:   db,
 		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
@@ -875,7 +877,8 @@ func (m *Main) pruneBefore(ctx context.Context) (time.Time, error) {
 	return before, nil
 }
 
-// pruneChanges trims the change feed hourly until ctx ends.
+// pruneChanges trims the change feed, applied hit batches and expired
+// OAuth tokens hourly until ctx ends.
 func (m *Main) pruneChanges(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -890,6 +893,11 @@ func (m *Main) pruneChanges(ctx context.Context) {
 		}
 		if err := m.db.PruneHitBatches(ctx, time.Now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
 			m.logger.Warn("pruning applied hit batches failed", "err", err)
+		}
+		if n, err := m.db.PruneTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.logger.Warn("pruning expired OAuth tokens failed", "err", err)
+		} else if n > 0 {
+			m.logger.Debug("pruned expired OAuth tokens", "removed", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -22,7 +22,7 @@ func TestChangesAreAuditedAsTheAdminKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db,
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, Tokens: db, TokenAdmin: db,
 		AdminKeyHash: sha256.Sum256([]byte("admin-key-for-tests"))})
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		switch code {
 		case portalstore.EUNAUTHORIZED:
+			if env.Message != notAuthorised && env.Message != "" {
+				return portalstore.Errorf(code, "%s", env.Message) // a client's credentials, not the admin key
+			}
 			return portalstore.Errorf(code, "the portal refused the admin key")
 		case "", portalstore.EINTERNAL:
 			return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
@@ -113,7 +116,7 @@ func (c *Client) resolve(ctx context.Context, path string, query url.Values) (*p
 	}
 	k := &cred.Key
 	k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey = rec.Key.BasicPasswordHash, rec.Key.JWTSecret, rec.Key.JWTPublicKey
-	cred.Owner = rec.Owner
+	cred.Owner, cred.Token = rec.Owner, rec.Token
 	if k.Hash == "" || cred.Owner.ID == "" || cred.Owner.ID != k.DeveloperID {
 		return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s is not a credential", path)
 	}
@@ -130,6 +133,48 @@ func (c *Client) ResolveKey(ctx context.Context, hash string) (*portalstore.Cred
 // round trip; ENOTFOUND if none.
 func (c *Client) ResolveBasicUser(ctx context.Context, username string) (*portalstore.Credential, error) {
 	return c.resolve(ctx, "/api/keylens/credentials", url.Values{"basic_username": {username}})
+}
+
+// ResolveToken returns the OAuth access token with hash, its grant and
+// its developer, in one round trip; ENOTFOUND if none.
+func (c *Client) ResolveToken(ctx context.Context, hash string) (*portalstore.Credential, error) {
+	cred, err := c.resolve(ctx, "/api/keylens/credentials", url.Values{"token_hash": {hash}})
+	if err == nil && cred.Token == nil {
+		return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer for a token is not a token")
+	}
+	return cred, err
+}
+
+var _ portalstore.TokenService = (*Client)(nil)
+
+// IssueToken files a token for the client cred authenticates, through the
+// portal; the token itself never leaves the caller, only its hash.
+func (c *Client) IssueToken(ctx context.Context, cred portalstore.ClientCredentials, hash string, ttl time.Duration) (*portalstore.TokenGrant, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	body, err := json.Marshal(clientTokenBody{ClientID: cred.ID, ClientSecret: cred.Secret, TokenHash: hash,
+		TTLSeconds: max(int64(ttl/time.Second), 1)})
+	if err != nil {
+		return nil, err
+	}
+	var g portalstore.TokenGrant
+	if err := c.do(ctx, http.MethodPost, "/api/keylens/oauth/tokens", nil, body, &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// RevokeClientToken revokes a token of the client cred authenticates,
+// through the portal.
+func (c *Client) RevokeClientToken(ctx context.Context, cred portalstore.ClientCredentials, hash string) error {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	body, err := json.Marshal(clientTokenBody{ClientID: cred.ID, ClientSecret: cred.Secret, TokenHash: hash})
+	if err != nil {
+		return err
+	}
+	var out envelope
+	return c.do(ctx, http.MethodPost, "/api/keylens/oauth/tokens/revoke", nil, body, &out)
 }
 
 // WaitForChanges long-polls the portal's change feed.

@@ -23,7 +23,7 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db,
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, Tokens: db, TokenAdmin: db,
 		AdminKeyHash: sha256.Sum256([]byte("admin"))})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func newPortal(t *testing.T) (*sqlstore.DB, *rest.Server, *httptest.Server) {
 // suite against the client of a real portal: one round trip a credential,
 // with the same answers as the store.
 func TestClientIsAResolverBackend(t *testing.T) {
-	storetest.RunCredentials(t, func(t *testing.T) (storetest.Store, portalstore.CredentialService) {
+	storetest.RunCredentials(t, func(t *testing.T) (storetest.Store, storetest.Backend) {
 		db, _, srv := newPortal(t)
 		c, err := rest.NewClient(srv.URL+"/", "admin")
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 type credentialRecord struct {
 	Key   keyRecord                   `json:"key"`
 	Owner portalstore.CredentialOwner `json:"owner"`
+	Token *portalstore.TokenGrant     `json:"token,omitempty"`
 }
 
 type keyRecord struct {
@@ -36,7 +37,7 @@ func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *port
 		return
 	}
 	k := &c.Key
-	writeJSON(w, http.StatusOK, credentialRecord{Owner: c.Owner, Key: keyRecord{Key: k,
+	writeJSON(w, http.StatusOK, credentialRecord{Owner: c.Owner, Token: c.Token, Key: keyRecord{Key: k,
 		BasicPasswordHash: k.BasicPasswordHash, JWTSecret: k.JWTSecret, JWTPublicKey: k.JWTPublicKey}})
 }
 
@@ -47,14 +48,21 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) {
 }
 
 // GET /api/keylens/credentials?basic_username=U: the basic key of username
-// U and its owner.
+// U and its owner; ?token_hash=H: the OAuth access token with hash H, its
+// grant and its developer.
 func (s *Server) findCredential(w http.ResponseWriter, r *http.Request) {
-	user := r.URL.Query().Get("basic_username")
-	if user == "" {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "basic_username is required"))
-		return
+	q := r.URL.Query()
+	user, token := q.Get("basic_username"), q.Get("token_hash")
+	var c *portalstore.Credential
+	var err error
+	switch {
+	case (user == "") == (token == ""):
+		err = portalstore.Errorf(portalstore.EINVALID, "basic_username or token_hash is required, not both")
+	case user != "":
+		c, err = s.Credentials.ResolveBasicUser(r.Context(), user)
+	default:
+		c, err = s.Credentials.ResolveToken(r.Context(), token)
 	}
-	c, err := s.Credentials.ResolveBasicUser(r.Context(), user)
 	s.writeCredential(w, r, c, err)
 }
 

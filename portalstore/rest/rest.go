@@ -36,6 +36,13 @@ type Config struct {
 	Changes     portalstore.ChangeService
 	Credentials portalstore.CredentialService
 	Hits        portalstore.HitService
+	// Tokens issues and revokes OAuth access tokens for sidecars that
+	// run against this API; TokenAdmin revokes them as the admin.
+	Tokens     portalstore.TokenService
+	TokenAdmin portalstore.TokenAdminService
+	// Revoker performs the seed's two token revocations; default
+	// LocalRevoker over TokenAdmin.
+	Revoker TokenRevoker
 	// HitWriter, when set, takes hit batches instead of Hits: a
 	// committer that groups them into fewer transactions.
 	HitWriter interface {
@@ -72,7 +79,8 @@ type Server struct {
 func NewServer(c Config) (*Server, error) {
 	var missing []string
 	for name, set := range map[string]bool{"Developers": c.Developers != nil, "Catalogue": c.Catalogue != nil,
-		"Keys": c.Keys != nil, "Changes": c.Changes != nil, "Credentials": c.Credentials != nil, "Hits": c.Hits != nil} {
+		"Keys": c.Keys != nil, "Changes": c.Changes != nil, "Credentials": c.Credentials != nil, "Hits": c.Hits != nil,
+		"Tokens": c.Tokens != nil, "TokenAdmin": c.TokenAdmin != nil} {
 		if !set {
 			missing = append(missing, name)
 		}
@@ -83,6 +91,9 @@ func NewServer(c Config) (*Server, error) {
 	}
 	if c.HitWriter == nil {
 		c.HitWriter = c.Hits
+	}
+	if c.Revoker == nil {
+		c.Revoker = LocalRevoker{c.TokenAdmin}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -149,6 +160,13 @@ func (s *Server) routes() http.Handler {
 		s.deleteOAuthClient(w, r, r.PathValue("appId"))
 	})
 
+	// OAuth client tokens (oauth.go): where the seed puts them, and
+	// beside the other portal routes.
+	for _, prefix := range []string{"", "/api/portal"} {
+		handle(api, "POST "+prefix+"/oauth-clients/{id}/revoke", s.revokeOAuthToken)
+		handle(api, "POST "+prefix+"/oauth-clients/{id}/revoke_all", s.revokeAllOAuthTokens)
+	}
+
 	// Catalogue and configuration (catalogue.go).
 	handle(api, "GET /api/portal/catalogue", s.getCatalogue)
 	handle(api, "POST /api/portal/catalogue", s.putCatalogue)
@@ -176,6 +194,8 @@ func (s *Server) routes() http.Handler {
 	handle(api, "GET /api/keylens/changes/last", s.lastChange)
 	handle(api, "GET /api/keylens/credentials", s.findCredential)
 	handle(api, "GET /api/keylens/credentials/{hash}", s.getCredential)
+	handle(api, "POST /api/keylens/oauth/tokens", s.issueOAuthToken)
+	handle(api, "POST /api/keylens/oauth/tokens/revoke", s.revokeClientToken)
 
 	root := http.NewServeMux()
 	handle(root, "GET /healthz", s.healthz)
@@ -410,6 +430,9 @@ func (s *Server) writeDecodeError(w http.ResponseWriter, r *http.Request, err er
 	s.writeError(w, r, err)
 }
 
+// notAuthorised answers a missing or wrong admin key, as Tyk does.
+const notAuthorised = "Not authorised"
+
 // apiActor is who acts through the REST API: the admin key is its only
 // credential.
 var apiActor = portalstore.Actor{Name: portalstore.ActorAdminKey, Via: portalstore.ViaAPI}
@@ -431,7 +454,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 		}
 		sum := sha256.Sum256([]byte(key))
 		if key == "" || subtle.ConstantTimeCompare(sum[:], s.AdminKeyHash[:]) != 1 {
-			writeJSON(w, http.StatusUnauthorized, envelope{Status: "Error", Message: "Not authorised"})
+			writeJSON(w, http.StatusUnauthorized, envelope{Status: "Error", Message: notAuthorised})
 			return
 		}
 		// Every change the request makes is recorded as the admin key's.

@@ -36,7 +36,7 @@ func newAPI(t testing.TB) *rest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
+	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, Tokens: db, TokenAdmin: db, AdminKeyHash: sha256.Sum256([]byte("admin"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,8 @@ func FuzzDeveloperBodies(f *testing.F) {
 		`{"email":"a@b.io","oauth_clients":{"p":[{"client_id":"c"}]},"subscriptions":{"p":"k"}}`, `null`, `[]`, "\x00",
 		`{"by_user":"000000000000000000000000","for_plan":"p","fields":{"a":[1,{"b":null}]}}`, `{"apis":[{"policy_id":"p","auth_type":"basic","config":{}}]}`,
 		`{"require_key_approval":true,"signup_fields":["a"],"x":{"y":1}}`, `{"apply_policies":["p"],"oauth_info":{"redirect_uri":"x"}}`,
+		`{"token":"klat_x","token_type_hint":"access_token"}`, `{"client_secret":"MzUy"}`,
+		`{"client_id":"c","client_secret":"s","token_hash":"0000000000000000000000000000000000000000000000000000000000000000","ttl_seconds":60}`,
 	} {
 		f.Add(uint8(0), s)
 	}
@@ -92,6 +94,10 @@ func FuzzDeveloperBodies(f *testing.F) {
 		{"PUT", "/api/portal/configuration"},
 		{"POST", "/api/portal/developers/000000000000000000000000/keys"},
 		{"PUT", "/api/portal/developers/000000000000000000000000/keys/abcd1234"},
+		{"POST", "/oauth-clients/411f0800957c4a3e81fe181141dbc22a/revoke"},
+		{"POST", "/api/portal/oauth-clients/411f0800957c4a3e81fe181141dbc22a/revoke_all"},
+		{"POST", "/api/keylens/oauth/tokens"},
+		{"POST", "/api/keylens/oauth/tokens/revoke"},
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		rt := routes[int(route)%len(routes)]

@@ -305,7 +305,14 @@ func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer)
 			return err
 		}
 	}
-	return writeSubscriptionsAndClients(ctx, tx, d)
+	if err := writeSubscriptionsAndClients(ctx, tx, d); err != nil {
+		return err
+	}
+	// The tokens of clients the update removed go with them; those of
+	// clients it kept stay.
+	_, err = tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE developer_id = ?
+		AND client_id NOT IN (SELECT client_id FROM oauth_clients WHERE developer_id = ?)`, id, id)
+	return err
 }
 
 // DeleteDeveloper removes a developer; their keys, subscriptions and OAuth

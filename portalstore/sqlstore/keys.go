@@ -730,6 +730,11 @@ func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE client_id = ?`, clientID); err != nil {
 			return err
 		}
+		// Its tokens go with it (oauth.go); the change below drops them
+		// from every cache.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, clientID); err != nil {
+			return err
+		}
 		if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
 			return err
 		}

@@ -8,12 +8,20 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
+// Backend is what a sidecar needs of its store: resolving credentials,
+// and issuing and revoking OAuth tokens for clients.
+type Backend interface {
+	portalstore.CredentialService
+	portalstore.TokenService
+}
+
 // RunCredentials is the conformance suite of resolver backends: what a
 // sidecar reads. newBackend returns an empty store and the backend under
 // test over it (the store itself, or a client of a portal serving it).
-func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, portalstore.CredentialService)) {
+func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, newBackend) })
 	ctx := context.Background()
-	setup := func(t *testing.T) (Store, portalstore.CredentialService, *portalstore.Developer, []string) {
+	setup := func(t *testing.T) (Store, Backend, *portalstore.Developer, []string) {
 		t.Helper()
 		s, b := newBackend(t)
 		if err := s.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{

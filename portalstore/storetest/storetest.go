@@ -21,6 +21,8 @@ type Store interface {
 	portalstore.KeyService
 	portalstore.ChangeService
 	portalstore.CredentialService
+	portalstore.TokenService
+	portalstore.TokenAdminService
 	portalstore.HitService
 	portalstore.AdminService
 	portalstore.SessionService
@@ -45,7 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("PasswordReset", func(t *testing.T) { testPasswordReset(t, newStore) })
 	t.Run("Reveals", func(t *testing.T) { testReveals(t, newStore) })
 	t.Run("Credentials", func(t *testing.T) {
-		RunCredentials(t, func(t *testing.T) (Store, portalstore.CredentialService) { s := newStore(t); return s, s })
+		RunCredentials(t, func(t *testing.T) (Store, Backend) { s := newStore(t); return s, s })
 	})
 }
 

@@ -1,0 +1,222 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keylens/keylens/portalstore"
+)
+
+// OAuth access tokens (migrations 0007): filed by hash, resolved through
+// their client, revoked one by one or all of a client's at once. Deciding
+// what a token is and comparing secrets is the domain's (portalstore's
+// oauth.go); this only stores.
+
+var (
+	_ portalstore.TokenService      = (*DB)(nil)
+	_ portalstore.TokenAdminService = (*DB)(nil)
+)
+
+var errOAuthClientNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+
+// oauthClient is what checking a client needs: its developer and its
+// secret, opened.
+type oauthClient struct {
+	developerID, secret string
+	inactive            bool
+}
+
+// findOAuthClient reads client id; ENOTFOUND if none.
+func findOAuthClient(ctx context.Context, q querier, id string) (*oauthClient, error) {
+	var c oauthClient
+	err := q.QueryRowContext(ctx, `SELECT c.developer_id, c.secret, d.inactive FROM oauth_clients c
+		JOIN developers d ON d.id = c.developer_id WHERE c.client_id = ?`, id).Scan(&c.developerID, &c.secret, &c.inactive)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errOAuthClientNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if c.secret, err = q.store().unseal(c.secret); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// authenticateClient reads the client cred names and checks its secret:
+// ErrInvalidClient for an unknown client or a wrong secret alike.
+func (db *DB) authenticateClient(ctx context.Context, cred portalstore.ClientCredentials) (*oauthClient, error) {
+	c, err := findOAuthClient(ctx, db.rdb, cred.ID)
+	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		// Compare anyway, so that an unknown client costs what a wrong
+		// secret does.
+		portalstore.ClientSecretMatches("-", cred.Secret)
+		return nil, portalstore.ErrInvalidClient
+	} else if err != nil {
+		return nil, err
+	}
+	if !portalstore.ClientSecretMatches(c.secret, cred.Secret) {
+		return nil, portalstore.ErrInvalidClient
+	}
+	return c, nil
+}
+
+func checkTokenHash(hash string) error {
+	if portalstore.TokenHashOf(hash) != hash {
+		return portalstore.Errorf(portalstore.EINVALID, "A token hash is 64 lowercase hex characters")
+	}
+	return nil
+}
+
+// IssueToken files an access token for the client cred authenticates.
+func (db *DB) IssueToken(ctx context.Context, cred portalstore.ClientCredentials, hash string, ttl time.Duration) (*portalstore.TokenGrant, error) {
+	if err := checkTokenHash(hash); err != nil {
+		return nil, err
+	}
+	if ttl < time.Second {
+		return nil, portalstore.Errorf(portalstore.EINVALID, "A token lives at least a second")
+	}
+	c, err := db.authenticateClient(ctx, cred)
+	if err != nil {
+		return nil, err
+	}
+	if c.inactive {
+		return nil, portalstore.Errorf(portalstore.ECONFLICT, "The client's developer is inactive")
+	}
+	var g *portalstore.TokenGrant
+	err = db.write(ctx, func(tx *Tx) error {
+		issued, expires := tx.now.Unix(), tx.now.Add(ttl).Unix()
+		// The client is read again in the transaction: deleted since,
+		// it gets no token.
+		var policy, devID string
+		err := tx.QueryRowContext(ctx, `SELECT policy_id, developer_id FROM oauth_clients WHERE client_id = ?`, cred.ID).Scan(&policy, &devID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return portalstore.ErrInvalidClient
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_tokens (token_hash, client_id, developer_id, issued_at, expires_at)
+			VALUES (?, ?, ?, ?, ?)`, hash, cred.ID, devID, issued, expires); err != nil {
+			return err
+		}
+		g = &portalstore.TokenGrant{ClientID: cred.ID, DeveloperID: devID, Policies: []string{policy}, IssuedAt: issued, ExpiresAt: expires}
+		return nil
+	})
+	return g, err
+}
+
+// RevokeClientToken revokes a token of the client cred authenticates.
+func (db *DB) RevokeClientToken(ctx context.Context, cred portalstore.ClientCredentials, hash string) error {
+	if err := checkTokenHash(hash); err != nil {
+		return err
+	}
+	if _, err := db.authenticateClient(ctx, cred); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		_, err := revokeToken(ctx, tx, cred.ID, hash)
+		return err
+	})
+}
+
+// RevokeToken revokes client clientID's token with hash, if it has one:
+// ENOTFOUND for an unknown client; an unknown token changes nothing.
+func (db *DB) RevokeToken(ctx context.Context, clientID, hash string) error {
+	if err := checkTokenHash(hash); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		c, err := findOAuthClient(ctx, tx, clientID)
+		if err != nil {
+			return err
+		}
+		revoked, err := revokeToken(ctx, tx, clientID, hash)
+		if err != nil || !revoked {
+			return err
+		}
+		return recordAudit(ctx, tx, portalstore.AuditOAuthTokenRevoked, portalstore.ObjectOAuthClient, clientID, c.developerID, "")
+	})
+}
+
+// revokeToken deletes the token and records the change; false when the
+// client had no such token.
+func revokeToken(ctx context.Context, tx *Tx, clientID, hash string) (bool, error) {
+	var devID string
+	err := tx.QueryRowContext(ctx, `DELETE FROM oauth_tokens WHERE token_hash = ? AND client_id = ? RETURNING developer_id`, hash, clientID).Scan(&devID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, recordChange(ctx, tx, portalstore.ChangeTokenRevoked, devID, hash, clientID)
+}
+
+// RevokeAllTokens revokes every token of client cred.ID, whose secret
+// cred.Secret must be: ENOTFOUND for an unknown client, EUNAUTHORIZED for
+// a wrong secret.
+func (db *DB) RevokeAllTokens(ctx context.Context, cred portalstore.ClientCredentials) error {
+	return db.write(ctx, func(tx *Tx) error {
+		c, err := findOAuthClient(ctx, tx, cred.ID)
+		if err != nil {
+			return err
+		}
+		if !portalstore.ClientSecretMatches(c.secret, cred.Secret) {
+			return portalstore.Errorf(portalstore.EUNAUTHORIZED, "Wrong client secret")
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, cred.ID)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		if err := recordChange(ctx, tx, portalstore.ChangeTokensRevoked, c.developerID, "", cred.ID); err != nil {
+			return err
+		}
+		return recordAudit(ctx, tx, portalstore.AuditOAuthTokensRevoked, portalstore.ObjectOAuthClient, cred.ID, c.developerID,
+			fmt.Sprintf("%d tokens", n))
+	})
+}
+
+// ResolveToken reads a live token, its client's policy and its developer
+// in one query.
+func (db *DB) ResolveToken(ctx context.Context, hash string) (*portalstore.Credential, error) {
+	var c portalstore.Credential
+	var g portalstore.TokenGrant
+	var policy, fields string
+	err := db.rdb.QueryRowContext(ctx, `SELECT t.client_id, t.issued_at, t.expires_at, c.policy_id,
+		d.id, d.email, d.org_id, d.fields, d.inactive
+		FROM oauth_tokens t JOIN oauth_clients c ON c.client_id = t.client_id AND c.developer_id = t.developer_id
+		JOIN developers d ON d.id = t.developer_id
+		WHERE t.token_hash = ? AND t.expires_at > ?`, hash, db.Now().Unix()).Scan(
+		&g.ClientID, &g.IssuedAt, &g.ExpiresAt, &policy, &c.Owner.ID, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Token not found")
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(fields), &c.Owner.Fields); err != nil {
+		return nil, fmt.Errorf("developer %s fields: %w", c.Owner.ID, err)
+	}
+	g.DeveloperID, g.Policies = c.Owner.ID, []string{policy}
+	c.Key = portalstore.Key{Hash: hash, DeveloperID: c.Owner.ID, Policies: g.Policies, AuthType: portalstore.AuthOAuth,
+		Fields: map[string]any{}, DateCreated: time.Unix(g.IssuedAt, 0).UTC()}
+	c.Token = &g
+	return &c, nil
+}
+
+// PruneTokens removes expired tokens and those whose client is gone, and
+// returns how many.
+func (db *DB) PruneTokens(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE expires_at <= ?
+			OR NOT EXISTS (SELECT 1 FROM oauth_clients c WHERE c.client_id = oauth_tokens.client_id AND c.developer_id = oauth_tokens.developer_id)`, now.Unix())
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	return n, err
+}

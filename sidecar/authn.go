@@ -15,7 +15,7 @@ import (
 // the next one is asked), ErrUnknown (its kind, naming no valid key: an
 // answer, not a failure), or the stored credential with its own expiry (a
 // JWT's exp, Unix seconds; 0 for none). Any other error is a lookup that
-// failed. An OAuth access token will be a fourth kind.
+// failed. An OAuth access token is the fourth kind.
 type authenticator interface {
 	authenticate(ctx context.Context, credential []byte) (*portalstore.Credential, int64, error)
 }
@@ -26,7 +26,7 @@ var errNotMine = errors.New("not this kind of credential")
 // authenticators are asked in order; the API key, which takes anything,
 // last.
 func (r *Resolver) authenticators() []authenticator {
-	return []authenticator{basicAuthenticator{r}, jwtAuthenticator{r}, tokenAuthenticator{r}}
+	return []authenticator{basicAuthenticator{r}, jwtAuthenticator{r}, oauthAuthenticator{r}, tokenAuthenticator{r}}
 }
 
 // lookupKey finds the stored credential a request's credential names: the

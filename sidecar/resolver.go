@@ -1,7 +1,8 @@
-// Package sidecar resolves raw keys, Basic credentials and JWTs to the
-// developer behind them, fast enough for a gateway's request path, and
-// serves the answer over fasthttp: a lookup, RFC 7662 introspection and
-// forward-auth for nginx, Traefik and Envoy.
+// Package sidecar resolves raw keys, Basic credentials, JWTs and OAuth
+// access tokens to the developer behind them, fast enough for a gateway's
+// request path, and serves the answer over fasthttp: a lookup, RFC 7662
+// introspection, forward-auth for nginx, Traefik and Envoy, and the OAuth
+// client-credentials token and revocation endpoints.
 package sidecar
 
 import (
@@ -48,8 +49,8 @@ var ErrBusy = errors.New("too many password checks at once")
 // the assertion slot, which every copy of an entry shares.
 type Entry struct {
 	Inactive    bool
-	Expires     int64  // the credential's own expiry (a JWT's exp), Unix seconds; 0 for none
-	KeyID       string // the key hash
+	Expires     int64  // the credential's own expiry (a JWT's or OAuth token's), Unix seconds; 0 for none
+	KeyID       string // the key hash (an OAuth token's hash)
 	DeveloperID string
 
 	buf     []byte                     // the /developer JSON, then header name, value, name, value, …
@@ -214,6 +215,9 @@ func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, e
 	id := &identity.Identity{
 		DeveloperID: d.ID, Email: d.Email, OrgID: d.OrgID, Fields: d.Fields,
 		KeyID: k.Hash, Policies: k.Policies, KeyRequestFields: k.Fields, Expires: expires,
+	}
+	if t := c.Token; t != nil {
+		id.ClientID, id.IssuedAt = t.ClientID, t.IssuedAt
 	}
 	if id.Fields == nil {
 		id.Fields = map[string]string{}

@@ -18,6 +18,7 @@ import (
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/identity/hits"
+	"github.com/keylens/keylens/portalstore"
 )
 
 // Config is what the sidecar serves and how.
@@ -45,6 +46,12 @@ type Config struct {
 	// Feed serves GET /changes (the change feed, as far as Resolver has
 	// applied it); nil turns it off.
 	Feed Feed
+	// Tokens issues and revokes OAuth access tokens: POST /oauth/token
+	// and /oauth/revoke; nil turns them off.
+	Tokens portalstore.TokenService
+	// TokenTTL is an access token's life; default
+	// portalstore.DefaultTokenTTL.
+	TokenTTL time.Duration
 }
 
 // Server is the sidecar's HTTP face: NewServer, then Handler or
@@ -76,6 +83,8 @@ const (
 	epIntrospect
 	epHits
 	epChanges
+	epToken
+	epRevoke
 	numEndpoints
 )
 
@@ -90,7 +99,7 @@ const (
 )
 
 var (
-	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits", "changes"}
+	endpointNames = [numEndpoints]string{"auth", "developer", "introspect", "hits", "changes", "oauth_token", "oauth_revoke"}
 	resultNames   = [numResults]string{"ok", "unknown", "inactive", "bad_request", "unauthorized", "error"}
 )
 
@@ -112,6 +121,11 @@ func NewServer(c Config) (*Server, error) {
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = portalstore.DefaultTokenTTL
+	} else if c.TokenTTL < time.Second {
+		return nil, errors.New("sidecar: TokenTTL must be at least a second")
 	}
 	s := &Server{Config: c, m: c.Resolver.m}
 	s.keyHdr = []byte(s.KeyHeader)
@@ -209,6 +223,8 @@ var routes = []route{
 	{path: "/.well-known/jwks.json", methods: "GET, HEAD", serve: (*Server).jwks},
 	{path: "/hits", methods: "POST", serve: (*Server).hits},
 	{path: "/changes", methods: "GET", serve: (*Server).changes},
+	{path: "/oauth/token", methods: "POST", serve: (*Server).token},
+	{path: "/oauth/revoke", methods: "POST", serve: (*Server).revoke},
 	{path: "/metrics", methods: "GET, HEAD", serve: func(s *Server, ctx *fasthttp.RequestCtx) { s.metrics(ctx) }},
 	{path: "/healthz", methods: "GET, HEAD", serve: (*Server).healthz},
 }
@@ -319,6 +335,7 @@ type introspectResponse struct {
 	ClientID  string `json:"client_id,omitempty"`
 	Scope     string `json:"scope,omitempty"`
 	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
 	TokenType string `json:"token_type,omitempty"`
 	*identity.Identity
 }
@@ -363,9 +380,13 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	id := e.Identity()
+	clientID := id.KeyID
+	if id.ClientID != "" {
+		clientID = id.ClientID // an OAuth token: its client
+	}
 	body, _ := json.Marshal(introspectResponse{
-		Active: true, Sub: id.DeveloperID, Username: id.Email, ClientID: id.KeyID,
-		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, TokenType: "access_token", Identity: id,
+		Active: true, Sub: id.DeveloperID, Username: id.Email, ClientID: clientID,
+		Scope: strings.Join(id.Policies, " "), Exp: id.Expires, Iat: id.IssuedAt, TokenType: "access_token", Identity: id,
 	})
 	ctx.SetBody(body)
 	s.outcomes[epIntrospect][outOK].observe(ctx.ConnID(), start)

@@ -85,6 +85,7 @@ type Config struct {
 	AssertionKey     string
 	AssertionTTL     time.Duration
 	Headers          identity.HeaderNames
+	OAuthTokenTTL    time.Duration
 
 	// Passwords and sign-ins.
 	BcryptCost             int
@@ -180,6 +181,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.BoolVar(&c.Assertions, "assertions", false, "add X-Developer-Assertion, a signed JWT of the identity, and serve /.well-known/jwks.json")
 	fs.StringVar(&c.AssertionKey, "assertion-key", "", "Ed25519 private key (PKCS #8 PEM) for assertions; generated at start when unset")
 	fs.DurationVar(&c.AssertionTTL, "assertion-ttl", time.Minute, "lifetime of an assertion")
+	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", portalstore.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (1s to 8760h)")
 	d := identity.DefaultHeaderNames
 	fs.StringVar(&c.Headers.DeveloperID, "header-developer-id", d.DeveloperID, "upstream header: developer id")
 	fs.StringVar(&c.Headers.Email, "header-email", d.Email, "upstream header: developer email")
@@ -355,6 +357,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > 10*time.Minute {
 		problems = append(problems, errors.New("--jwt-leeway must be 0 to 10m"))
+	}
+	if c.OAuthTokenTTL < time.Second || c.OAuthTokenTTL > 8760*time.Hour {
+		problems = append(problems, errors.New("--oauth-token-ttl must be 1s to 8760h"))
 	}
 	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
 		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
@@ -662,6 +667,7 @@ func (m *Main) ready() error {
 type backend interface {
 	sidecar.Store
 	sidecar.Feed
+	portalstore.TokenService
 	analytics.Store
 	Ping(context.Context) error
 }
@@ -689,7 +695,8 @@ func (m *Main) startSidecar(bg context.Context) error {
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
 	cfg := sidecar.Config{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret, Feed: m.backend}
+		Gatherer: reg, Logger: m.logger, Hits: m.committer, HitsSecret: c.HitsSecret, Feed: m.backend,
+		Tokens: m.backend, TokenTTL: c.OAuthTokenTTL}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -46,7 +47,16 @@ type Issuer struct {
 	OrgID         string
 	HashAlgorithm string
 	Now           time.Time
+	// CentralJWT says that JWTs are verified centrally, against an
+	// identity provider's keys: a jwt request without material of its
+	// own may then be approved.
+	CentralJWT bool
 }
+
+// ErrNoJWTMaterial refuses a jwt request without material when JWTs are
+// not verified centrally.
+var ErrNoJWTMaterial = Errorf(EINVALID, "A jwt key request needs jwt_secret (an HMAC secret or a PEM public key) or certificate; "+
+	"to approve it without, verify JWTs centrally: start keylens with --jwt-jwks-url, --jwt-public-key or --jwt-hmac-secret")
 
 // Issue mints what entry's auth type names for request r, whose first
 // policy entry is (the caller looks it up in the catalogue):
@@ -56,7 +66,10 @@ type Issuer struct {
 //     (made by NewBasicSecret when nil); the key is the gateway's key of that
 //     username, so that Tyk and keylens agree on its hash;
 //   - jwt: the verification material of r (an HMAC secret or a PEM public
-//     key, required) and a generated key whose id JWTs name as their kid;
+//     key) and a generated key whose id JWTs name as their kid; without
+//     material, and only when CentralJWT is on, a key with none, whose id
+//     the identity provider names in the identity claim of the JWTs it
+//     signs;
 //   - oauth: an OAuth client with a random id and secret, sent to r's
 //     redirect URI, which must be valid.
 //
@@ -102,12 +115,18 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 		key.BasicUsername, key.BasicPasswordHash = a.RawKey, basic.Hash
 		key.Hash = HashKey(KeyFor(is.OrgID, a.RawKey, is.HashAlgorithm))
 	case AuthJWT:
-		secret, pub, err := JWTKeyMaterial(r.JWTSecret, r.Certificate)
-		if err != nil {
-			return nil, err
+		if strings.TrimSpace(r.JWTSecret) == "" && strings.TrimSpace(r.Certificate) == "" {
+			if !is.CentralJWT {
+				return nil, ErrNoJWTMaterial
+			}
+		} else {
+			secret, pub, err := JWTKeyMaterial(r.JWTSecret, r.Certificate)
+			if err != nil {
+				return nil, err
+			}
+			key.JWTSecret, key.JWTPublicKey = secret, pub
 		}
-		key.JWTSecret, key.JWTPublicKey = secret, pub
-		a.RawKey = GenerateKey(is.OrgID, is.HashAlgorithm) // the kid JWTs name
+		a.RawKey = GenerateKey(is.OrgID, is.HashAlgorithm) // the kid JWTs name, or the identity claim
 		key.Hash = HashKey(a.RawKey)
 	default: // authToken
 		a.RawKey = GenerateKey(is.OrgID, is.HashAlgorithm)

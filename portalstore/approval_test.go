@@ -101,8 +101,37 @@ func TestIssue_JWT(t *testing.T) {
 	}
 
 	r.JWTSecret = ""
-	if _, err := testIssuer().Issue(r, entry("pol", portalstore.AuthJWT), nil); portalstore.ErrorCode(err) != portalstore.EINVALID {
-		t.Errorf("jwt without material: %v, want EINVALID", err)
+	_, err = testIssuer().Issue(r, entry("pol", portalstore.AuthJWT), nil)
+	if portalstore.ErrorCode(err) != portalstore.EINVALID || !strings.Contains(portalstore.ErrorMessage(err), "--jwt-jwks-url") {
+		t.Errorf("jwt without material: %v, want EINVALID naming the flag that enables it", err)
+	}
+}
+
+// With central JWT on, a jwt request without material is approved: its
+// key has none, and its id is what the identity provider names.
+func TestIssue_JWTCentral(t *testing.T) {
+	is := testIssuer()
+	is.CentralJWT = true
+	r := requestFor("pol")
+	got, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := got.Key
+	if k.JWTSecret != "" || k.JWTPublicKey != "" || k.AuthType != portalstore.AuthJWT || got.Approval.Password != "" {
+		t.Errorf("key %+v", k)
+	}
+	if k.Hash != portalstore.HashKey(got.Approval.RawKey) || got.Approval.KeyHash != k.Hash || portalstore.KeyOrg(got.Approval.RawKey) != testOrg {
+		t.Errorf("key id %q does not hash to %s", got.Approval.RawKey, k.Hash)
+	}
+	// Material, when given, is still checked and kept.
+	r.JWTSecret = "short"
+	if _, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		t.Errorf("a short secret with central JWT: %v", err)
+	}
+	r.JWTSecret = strings.Repeat("cd", 20)
+	if got, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil); err != nil || got.Key.JWTSecret != r.JWTSecret {
+		t.Errorf("a secret with central JWT: %+v, %v", got, err)
 	}
 }
 

@@ -23,8 +23,10 @@ import (
 var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 	"ES256", "ES384", "ES512", "EdDSA"}
 
-// jwtAuthenticator takes a JWT, raw or after "Bearer ": its kid names a
-// jwt key, whose material (an HMAC secret or a public key) verifies it.
+// jwtAuthenticator takes a JWT, raw or after "Bearer ": signed by the
+// central identity provider's keys when configured (authn_jwks.go), its
+// identity claim names a jwt key; otherwise its kid names a jwt key, whose
+// material (an HMAC secret or a public key) verifies it.
 type jwtAuthenticator struct{ r *Resolver }
 
 func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
@@ -38,6 +40,15 @@ func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*porta
 func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Credential, int64, error) {
 	if !numericDates(token) {
 		return nil, 0, ErrUnknown
+	}
+	if r.central != nil {
+		keyID, exp, err := r.central.verify(ctx, token)
+		switch {
+		case err == nil:
+			return r.centralKey(ctx, keyID, exp)
+		case !errors.Is(err, errNotCentral):
+			return nil, 0, err
+		}
 	}
 	var key *portalstore.Credential
 	claims := jwt.RegisteredClaims{}
@@ -131,28 +142,39 @@ func numericDates(token string) bool {
 // can never be checked against a public key used as a secret.
 func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) {
 	if k.JWTPublicKey == "" {
-		if _, ok := method.(*jwt.SigningMethodHMAC); ok && k.JWTSecret != "" {
-			return []byte(k.JWTSecret), nil
+		if k.JWTSecret == "" {
+			return nil, ErrUnknown
 		}
-		return nil, ErrUnknown
+		return pinned([]byte(k.JWTSecret), method)
 	}
 	pub, err := portalstore.ParsePublicKeyPEM(k.JWTPublicKey)
 	if err != nil {
 		return nil, ErrUnknown
 	}
-	switch pub.(type) {
+	return pinned(pub, method)
+}
+
+// pinned returns key when it is material for method's family ([]byte for
+// HS*, an RSA, ECDSA or Ed25519 public key for its own), ErrUnknown
+// otherwise.
+func pinned(key any, method jwt.SigningMethod) (any, error) {
+	switch key.(type) {
+	case []byte:
+		if _, ok := method.(*jwt.SigningMethodHMAC); ok {
+			return key, nil
+		}
 	case *rsa.PublicKey:
 		switch method.(type) {
 		case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
-			return pub, nil
+			return key, nil
 		}
 	case *ecdsa.PublicKey:
 		if _, ok := method.(*jwt.SigningMethodECDSA); ok {
-			return pub, nil
+			return key, nil
 		}
 	case ed25519.PublicKey:
 		if _, ok := method.(*jwt.SigningMethodEd25519); ok {
-			return pub, nil
+			return key, nil
 		}
 	}
 	return nil, ErrUnknown

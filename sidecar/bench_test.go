@@ -2,6 +2,8 @@ package sidecar_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"crypto/rsa"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens/portalstore"
@@ -48,6 +51,22 @@ func BenchmarkResolveTokenHit(b *testing.B) {
 	if _, err := f.db.IssueToken(context.Background(), client, hash, time.Hour); err != nil {
 		b.Fatal(err)
 	}
+	benchHits(b, f.r, []byte("Bearer "+tok))
+}
+
+// BenchmarkResolveCentralJWTHit: a hot JWT signed by an identity
+// provider's JWKS, answered from the cache.
+func BenchmarkResolveCentralJWTHit(b *testing.B) {
+	f := newFixture(b)
+	f.db.CentralJWT = true
+	key := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-jwt"})
+	priv, _ := rsa.GenerateKey(crand.Reader, 2048)
+	p := newIDP(b)
+	p.serve(b, 200, map[string]any{"a": &priv.PublicKey})
+	if err := f.r.UseCentralJWT(sidecar.CentralJWT{JWKSURL: p.srv.URL}); err != nil {
+		b.Fatal(err)
+	}
+	tok := signed(b, jwt.SigningMethodRS256, "a", jwt.MapClaims{"sub": key.RawKey, "exp": time.Now().Add(time.Hour).Unix()}, priv)
 	benchHits(b, f.r, []byte("Bearer "+tok))
 }
 

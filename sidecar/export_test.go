@@ -1,6 +1,10 @@
 package sidecar
 
-import "github.com/valyala/fasthttp"
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
 
 // SetPasswordCheck replaces the resolver's bcrypt comparison, so that a
 // test can hold a password-check slot.
@@ -14,4 +18,24 @@ func ParseOAuthRequest(req *fasthttp.Request, revoke bool) (id, secret, grant, t
 		return "", "", "", "", e.status, e.code
 	}
 	return o.client.ID, o.client.Secret, o.grant, o.token, 0, ""
+}
+
+// JWKSFetches reports how often the central JWKS was fetched.
+func JWKSFetches(r *Resolver) int64 { return r.central.keys.fetches.Load() }
+
+// SetJWKSClock replaces the clock that rate-limits JWKS fetches.
+func SetJWKSClock(r *Resolver, now func() time.Time) {
+	r.central.keys.mu.Lock()
+	defer r.central.keys.mu.Unlock()
+	r.central.keys.now = now
+}
+
+// ParseJWKS exposes the JWKS parser to the fuzzer: the kids it kept.
+func ParseJWKS(body []byte) ([]string, error) {
+	keys, err := parseJWKS(body)
+	var kids []string
+	for kid := range keys {
+		kids = append(kids, kid)
+	}
+	return kids, err
 }

@@ -115,8 +115,9 @@ type Resolver struct {
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
 
-	bcryptSlots chan struct{}   // one token per Basic password check under way
-	authn       []authenticator // the credential kinds, asked in order
+	bcryptSlots chan struct{}    // one token per Basic password check under way
+	authn       []authenticator  // the credential kinds, asked in order
+	central     *centralVerifier // central JWT verification; nil when off
 	// checkPassword compares a Basic password with its bcrypt hash
 	// (portalstore.CheckPassword; replaced in tests).
 	checkPassword func(hash, password string) bool

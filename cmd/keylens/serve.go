@@ -87,6 +87,17 @@ type Config struct {
 	Headers          identity.HeaderNames
 	OAuthTokenTTL    time.Duration
 
+	// Central JWT verification: one source of keys, and what a token
+	// must say.
+	JWTJWKSURL       string
+	JWTJWKSRefresh   time.Duration
+	JWTHMACSecret    string
+	JWTPublicKeyFile string
+	JWTIssuer        string
+	JWTAudience      string
+	JWTIdentityClaim string
+	jwtPublicKey     any
+
 	// Passwords and sign-ins.
 	BcryptCost             int
 	BcryptConcurrency      int
@@ -181,6 +192,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.BoolVar(&c.Assertions, "assertions", false, "add X-Developer-Assertion, a signed JWT of the identity, and serve /.well-known/jwks.json")
 	fs.StringVar(&c.AssertionKey, "assertion-key", "", "Ed25519 private key (PKCS #8 PEM) for assertions; generated at start when unset")
 	fs.DurationVar(&c.AssertionTTL, "assertion-ttl", time.Minute, "lifetime of an assertion")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", "", "verify JWTs centrally against the identity provider's JWKS at this http(s) URL; a verified JWT resolves to the key whose id is its --jwt-identity-claim, and jwt key requests without a secret may be approved")
+	fs.DurationVar(&c.JWTJWKSRefresh, "jwt-jwks-refresh", sidecar.DefaultJWKSMinRefresh, "with --jwt-jwks-url: the JWKS is fetched again this often, and on a token with an unknown kid at most once per this")
+	fs.StringVar(&c.JWTHMACSecret, "jwt-hmac-secret", "", "verify JWTs centrally with this HMAC secret (HS256/384/512; at least 32 bytes) instead of a JWKS")
+	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key", "", "verify JWTs centrally with the RSA, ECDSA or Ed25519 public key (PEM: PUBLIC KEY or CERTIFICATE) in this file instead of a JWKS")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with central JWT: the iss a token must carry")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with central JWT: a value a token's aud must hold")
+	fs.StringVar(&c.JWTIdentityClaim, "jwt-identity-claim", "sub", "with central JWT: the claim holding the key id (Tyk's jwt_identity_base_field)")
 	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", portalstore.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (1s to 8760h)")
 	d := identity.DefaultHeaderNames
 	fs.StringVar(&c.Headers.DeveloperID, "header-developer-id", d.DeveloperID, "upstream header: developer id")
@@ -246,6 +264,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		}
 	}
 	problems = append(problems, c.Validate(m.SidecarOnly)...)
+	if c.JWTPublicKeyFile != "" {
+		if b, err := os.ReadFile(c.JWTPublicKeyFile); err != nil {
+			problems = append(problems, fmt.Errorf("--jwt-public-key: %w", err))
+		} else if c.jwtPublicKey, err = portalstore.ParsePublicKeyPEM(string(b)); err != nil {
+			problems = append(problems, fmt.Errorf("--jwt-public-key %s: %s", c.JWTPublicKeyFile, portalstore.ErrorMessage(err)))
+		}
+	}
 	key, err := loadSecretsKey(c.SecretsKeyFile, getenv("KEYLENS_SECRETS_KEY"), "--secrets-key-file", "KEYLENS_SECRETS_KEY")
 	if err != nil {
 		problems = append(problems, err)
@@ -357,6 +382,27 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > 10*time.Minute {
 		problems = append(problems, errors.New("--jwt-leeway must be 0 to 10m"))
+	}
+	sources := 0
+	for _, set := range []bool{c.JWTJWKSURL != "", c.JWTHMACSecret != "", c.JWTPublicKeyFile != ""} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources > 1:
+		problems = append(problems, errors.New("--jwt-jwks-url, --jwt-hmac-secret and --jwt-public-key: give one"))
+	case sources == 0 && (c.JWTIssuer != "" || c.JWTAudience != "" || c.JWTIdentityClaim != "sub"):
+		problems = append(problems, errors.New("--jwt-issuer, --jwt-audience and --jwt-identity-claim verify central JWTs: give --jwt-jwks-url, --jwt-hmac-secret or --jwt-public-key"))
+	}
+	if u, err := url.Parse(c.JWTJWKSURL); c.JWTJWKSURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		problems = append(problems, fmt.Errorf("--jwt-jwks-url %q is not an http:// or https:// URL", c.JWTJWKSURL))
+	}
+	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < portalstore.MinHMACSecret {
+		problems = append(problems, fmt.Errorf("--jwt-hmac-secret must be at least %d bytes", portalstore.MinHMACSecret))
+	}
+	if c.JWTIdentityClaim == "" || c.JWTJWKSRefresh < time.Second {
+		problems = append(problems, errors.New("--jwt-identity-claim must name a claim and --jwt-jwks-refresh be at least 1s"))
 	}
 	if c.OAuthTokenTTL < time.Second || c.OAuthTokenTTL > 8760*time.Hour {
 		problems = append(problems, errors.New("--oauth-token-ttl must be 1s to 8760h"))
@@ -546,6 +592,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.db, m.backend = db, db
 		db.KeyHashAlgorithm = m.Config.KeyHash
+		db.CentralJWT = m.Config.centralJWT()
 		if m.Config.secretsKey != nil {
 			if err := db.UseSecretsKey(m.Config.secretsKey); err != nil {
 				return err
@@ -692,6 +739,16 @@ func (m *Main) startSidecar(bg context.Context) error {
 		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway, BcryptConcurrency: c.BcryptConcurrency, MaxHeaderBytes: c.MaxHeaderBytes,
 		Headers: c.Headers, Logger: m.logger, Metrics: sidecar.NewMetrics(reg),
 	})
+	if c.centralJWT() {
+		if err := res.UseCentralJWT(sidecar.CentralJWT{JWKSURL: c.JWTJWKSURL, HMACSecret: []byte(c.JWTHMACSecret),
+			PublicKey: c.jwtPublicKey, Issuer: c.JWTIssuer, Audience: c.JWTAudience, IdentityClaim: c.JWTIdentityClaim,
+			MinRefresh: c.JWTJWKSRefresh}); err != nil {
+			return fmt.Errorf("central JWT: %w", err)
+		}
+		if c.JWTJWKSURL != "" {
+			go m.refreshJWKS(bg, res)
+		}
+	}
 	m.committer = analytics.NewCommitter(m.backend, analytics.CommitterOptions{MaxQueuedRows: c.HitsMaxPending,
 		Logger: m.logger, Metrics: analytics.NewMetrics(reg, c.MetricsMaxKeys)})
 	cfg := sidecar.Config{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
@@ -792,6 +849,28 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.Warn("redis client: " + fmt.Sprintf(format, v...))
+}
+
+// centralJWT reports whether JWTs are verified centrally.
+func (c *Config) centralJWT() bool {
+	return c.JWTJWKSURL != "" || c.JWTHMACSecret != "" || c.JWTPublicKeyFile != ""
+}
+
+// refreshJWKS fetches the identity provider's JWKS at start and every
+// --jwt-jwks-refresh until ctx ends; a failure keeps the keys in use.
+func (m *Main) refreshJWKS(ctx context.Context, res *sidecar.Resolver) {
+	t := time.NewTicker(m.Config.JWTJWKSRefresh)
+	defer t.Stop()
+	for {
+		if err := res.RefreshJWKS(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Warn("fetching the JWKS failed; the keys fetched before stay in use", "url", m.Config.JWTJWKSURL, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // changeRetention is how long the change feed remembers; a sidecar away for

@@ -592,7 +592,7 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 	if err != nil {
 		return nil, err
 	}
-	issuer := portalstore.Issuer{OrgID: owner.OrgID, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now}
+	issuer := portalstore.Issuer{OrgID: owner.OrgID, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now, CentralJWT: db.CentralJWT}
 	issued, err := issuer.Issue(r, cat.Entry(firstPolicy(r)), basic)
 	if err != nil {
 		return nil, err

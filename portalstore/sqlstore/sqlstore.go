@@ -67,6 +67,10 @@ type DB struct {
 	// approval, and what it created is undone if the transaction does not
 	// commit.
 	Provisioner portalstore.Provisioner
+	// CentralJWT says JWTs are verified against an identity provider's
+	// keys, so that jwt requests without material may be approved
+	// (portalstore.Issuer.CentralJWT).
+	CentralJWT bool
 
 	changed *notifier
 	// Change-feed polls, the safety net under the wake-ups: while the

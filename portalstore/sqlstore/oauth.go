@@ -179,17 +179,21 @@ func (db *DB) RevokeAllTokens(ctx context.Context, cred portalstore.ClientCreden
 	})
 }
 
+// resolveTokenQuery reads a live token, its client's policy and its
+// developer: one query of the hot path, prepared once.
+const resolveTokenQuery = `SELECT t.client_id, t.issued_at, t.expires_at, c.policy_id,
+	d.id, d.email, d.org_id, d.fields, d.inactive
+	FROM oauth_tokens t JOIN oauth_clients c ON c.client_id = t.client_id AND c.developer_id = t.developer_id
+	JOIN developers d ON d.id = t.developer_id
+	WHERE t.token_hash = ? AND t.expires_at > ?`
+
 // ResolveToken reads a live token, its client's policy and its developer
 // in one query.
 func (db *DB) ResolveToken(ctx context.Context, hash string) (*portalstore.Credential, error) {
 	var c portalstore.Credential
 	var g portalstore.TokenGrant
 	var policy, fields string
-	err := db.rdb.QueryRowContext(ctx, `SELECT t.client_id, t.issued_at, t.expires_at, c.policy_id,
-		d.id, d.email, d.org_id, d.fields, d.inactive
-		FROM oauth_tokens t JOIN oauth_clients c ON c.client_id = t.client_id AND c.developer_id = t.developer_id
-		JOIN developers d ON d.id = t.developer_id
-		WHERE t.token_hash = ? AND t.expires_at > ?`, hash, db.Now().Unix()).Scan(
+	err := db.rdb.queryRowPrepared(ctx, resolveTokenQuery, hash, db.Now().Unix()).Scan(
 		&g.ClientID, &g.IssuedAt, &g.ExpiresAt, &policy, &c.Owner.ID, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Token not found")

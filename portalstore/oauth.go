@@ -97,6 +97,34 @@ type TokenService interface {
 	RevokeClientToken(ctx context.Context, c ClientCredentials, hash string) error
 }
 
+// TokenRevoker performs the seed's two revocations, for the admin API and
+// the developer portal. LocalRevoker revokes keylens's own tokens; with
+// --tyk-gateway the tokens are the gateway's, and tykgateway.Revoker
+// forwards to it.
+type TokenRevoker interface {
+	// RevokeToken revokes token (a token, or its hash) of client
+	// clientID; hint is RFC 7009's token_type_hint ("" for none):
+	// ENOTFOUND for an unknown client; an unknown token is no error
+	// (RFC 7009 §2.2).
+	RevokeToken(ctx context.Context, clientID, token, hint string) error
+	// RevokeAllTokens revokes every token of client clientID, whose
+	// secret must be secret: ENOTFOUND, EUNAUTHORIZED.
+	RevokeAllTokens(ctx context.Context, clientID, secret string) error
+}
+
+// LocalRevoker revokes the tokens keylens issued, in its store.
+type LocalRevoker struct{ Store TokenAdminService }
+
+// RevokeToken revokes the token with the hash token is filed under.
+func (l LocalRevoker) RevokeToken(ctx context.Context, clientID, token, _ string) error {
+	return l.Store.RevokeToken(ctx, clientID, TokenHashOf(token))
+}
+
+// RevokeAllTokens revokes every token of the client.
+func (l LocalRevoker) RevokeAllTokens(ctx context.Context, clientID, secret string) error {
+	return l.Store.RevokeAllTokens(ctx, ClientCredentials{ID: clientID, Secret: secret})
+}
+
 // TokenAdminService is what the admin does with tokens: the seed's two
 // revocations, and pruning.
 type TokenAdminService interface {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,6 +167,7 @@ type gwLogged struct {
 	Method string
 	Path   string
 	Status int
+	Form   string
 }
 
 func (g *gateway) log() []gwLogged {
@@ -273,6 +275,36 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 			c["description"] != "My App" || c["meta_data"].(map[string]any)["tyk_developer_id"] != dev {
 			t.Fatalf("gateway clients %v", g.clients())
 		}
+
+		// The gateway issues this client's tokens: the seed's revocations
+		// go to it, as forms with the client's org; revoke_all only with
+		// the client's secret (the gateway would answer 200 to a wrong one).
+		revocations := func() []gwLogged {
+			var out []gwLogged
+			for _, l := range g.log() {
+				if strings.HasPrefix(l.Path, "/tyk/oauth/revoke") {
+					out = append(out, l)
+				}
+			}
+			return out
+		}
+		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke", `{"token":"gw-issued-token","token_type_hint":"access_token"}`),
+			200, "OK", "token revoked successfully")
+		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke_all", `{"client_secret":"wrong"}`), 401, "Error", "")
+		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke_all", `{"client_secret":"`+a.Secret+`"}`),
+			200, "OK", "tokens revoked successfully")
+		wantEnvelope(t, in.do("POST", "/oauth-clients/no-such-client/revoke", `{"token":"t"}`), 404, "Error", "")
+		got := revocations()
+		if len(got) != 2 || got[0].Path != "/tyk/oauth/revoke" || got[1].Path != "/tyk/oauth/revoke_all" {
+			t.Fatalf("revocations at the gateway: %+v", got)
+		}
+		one, _ := url.ParseQuery(got[0].Form)
+		all, _ := url.ParseQuery(got[1].Form)
+		if one.Get("token") != "gw-issued-token" || one.Get("token_type_hint") != "access_token" || one.Get("client_id") != a.ClientID || one.Get("org_id") != gwOrg ||
+			all.Get("client_id") != a.ClientID || all.Get("client_secret") != a.Secret || all.Get("org_id") != gwOrg {
+			t.Errorf("revocation forms %q, %q", got[0].Form, got[1].Form)
+		}
+
 		wantEnvelope(t, in.do("DELETE", "/api/portal/developers/oauth/"+a.ClientID, ""), 200, "OK", "Data deleted")
 		waitFor(t, 5*time.Second, "OAuth client deleted at the gateway", func() bool { return g.clients()["api-oauth/"+a.ClientID] == nil })
 	})

@@ -141,6 +141,7 @@ type Main struct {
 	tyk            *tykanalytics.Consumer
 	tykRedis       *redis.Client
 	outbox         *tykgateway.Outbox
+	revoker        portalstore.TokenRevoker // nil: keylens's own tokens (rest's default)
 	outboxDone     chan struct{}
 	servers        []*http.Server
 	portal         *web.Portal
@@ -650,6 +651,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Hits:         db,
 		Tokens:       db,
 		TokenAdmin:   db,
+		Revoker:      m.revoker,
 		HitWriter:    m.committer,
 		AdminKeyHash: keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
@@ -907,6 +909,9 @@ func (m *Main) startProvisioning(ctx, bg context.Context) error {
 		m.logger.Warn("--tyk-inactive-policy is not set: a deactivated developer's keys get is_inactive, which Tyk ignores for keys with policies (all portal keys): they keep working at the gateway until revoked")
 	}
 	m.db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger}
+	// The gateway issues the OAuth tokens of the clients it holds: the
+	// seed's revocations go to it.
+	m.revoker = tykgateway.Revoker{Gateway: client, Clients: m.db}
 	m.outbox = &tykgateway.Outbox{Store: m.db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger,
 		Metrics: tykgateway.NewMetrics(m.registry)}
 	if err := m.outbox.Start(ctx); err != nil {

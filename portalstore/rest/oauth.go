@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -12,32 +11,6 @@ import (
 // routes a sidecar in another process (keylens sidecar --portal) issues
 // and revokes tokens through on behalf of clients that authenticated to
 // it.
-
-// TokenRevoker performs the seed's two revocations. LocalRevoker revokes
-// keylens's own tokens; a gateway that issues the tokens itself needs one
-// that forwards to it instead.
-type TokenRevoker interface {
-	// RevokeToken revokes token (a token, or its hash) of client
-	// clientID: ENOTFOUND for an unknown client; an unknown token is no
-	// error (RFC 7009 §2.2).
-	RevokeToken(ctx context.Context, clientID, token string) error
-	// RevokeAllTokens revokes every token of client clientID, whose
-	// secret must be secret: ENOTFOUND, EUNAUTHORIZED.
-	RevokeAllTokens(ctx context.Context, clientID, secret string) error
-}
-
-// LocalRevoker revokes the tokens keylens issued, in its store.
-type LocalRevoker struct{ Store portalstore.TokenAdminService }
-
-// RevokeToken revokes the token with the hash token is filed under.
-func (l LocalRevoker) RevokeToken(ctx context.Context, clientID, token string) error {
-	return l.Store.RevokeToken(ctx, clientID, portalstore.TokenHashOf(token))
-}
-
-// RevokeAllTokens revokes every token of the client.
-func (l LocalRevoker) RevokeAllTokens(ctx context.Context, clientID, secret string) error {
-	return l.Store.RevokeAllTokens(ctx, portalstore.ClientCredentials{ID: clientID, Secret: secret})
-}
 
 // maxTokenLength bounds a token reference in a body; keylens's tokens are
 // 48 characters, Tyk's some 120.
@@ -73,7 +46,7 @@ func (s *Server) revokeOAuthToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Revoker.RevokeToken(r.Context(), id, in.Token); err != nil {
+	if err := s.Revoker.RevokeToken(r.Context(), id, in.Token, in.TokenTypeHint); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

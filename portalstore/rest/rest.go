@@ -42,7 +42,7 @@ type Config struct {
 	TokenAdmin portalstore.TokenAdminService
 	// Revoker performs the seed's two token revocations; default
 	// LocalRevoker over TokenAdmin.
-	Revoker TokenRevoker
+	Revoker portalstore.TokenRevoker
 	// HitWriter, when set, takes hit batches instead of Hits: a
 	// committer that groups them into fewer transactions.
 	HitWriter interface {
@@ -93,7 +93,7 @@ func NewServer(c Config) (*Server, error) {
 		c.HitWriter = c.Hits
 	}
 	if c.Revoker == nil {
-		c.Revoker = LocalRevoker{c.TokenAdmin}
+		c.Revoker = portalstore.LocalRevoker{Store: c.TokenAdmin}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

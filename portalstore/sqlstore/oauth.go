@@ -26,15 +26,15 @@ var errOAuthClientNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "OAuth cl
 // oauthClient is what checking a client needs: its developer and its
 // secret, opened.
 type oauthClient struct {
-	developerID, secret string
-	inactive            bool
+	developerID, orgID, secret string
+	inactive                   bool
 }
 
 // findOAuthClient reads client id; ENOTFOUND if none.
 func findOAuthClient(ctx context.Context, q querier, id string) (*oauthClient, error) {
 	var c oauthClient
-	err := q.QueryRowContext(ctx, `SELECT c.developer_id, c.secret, d.inactive FROM oauth_clients c
-		JOIN developers d ON d.id = c.developer_id WHERE c.client_id = ?`, id).Scan(&c.developerID, &c.secret, &c.inactive)
+	err := q.QueryRowContext(ctx, `SELECT c.developer_id, d.org_id, c.secret, d.inactive FROM oauth_clients c
+		JOIN developers d ON d.id = c.developer_id WHERE c.client_id = ?`, id).Scan(&c.developerID, &c.orgID, &c.secret, &c.inactive)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errOAuthClientNotFound
 	} else if err != nil {
@@ -177,6 +177,21 @@ func (db *DB) RevokeAllTokens(ctx context.Context, cred portalstore.ClientCreden
 		return recordAudit(ctx, tx, portalstore.AuditOAuthTokensRevoked, portalstore.ObjectOAuthClient, cred.ID, c.developerID,
 			fmt.Sprintf("%d tokens", n))
 	})
+}
+
+// OAuthClientOrg returns the org of client c.ID's developer: ENOTFOUND for
+// an unknown client; with checkSecret, EUNAUTHORIZED unless c.Secret is
+// the client's (compared in constant time). For revocations forwarded to a
+// gateway that issues the tokens itself.
+func (db *DB) OAuthClientOrg(ctx context.Context, c portalstore.ClientCredentials, checkSecret bool) (string, error) {
+	oc, err := findOAuthClient(ctx, db.rdb, c.ID)
+	if err != nil {
+		return "", err
+	}
+	if checkSecret && !portalstore.ClientSecretMatches(oc.secret, c.Secret) {
+		return "", portalstore.Errorf(portalstore.EUNAUTHORIZED, "Wrong client secret")
+	}
+	return oc.orgID, nil
 }
 
 // resolveTokenQuery reads a live token, its client's policy and its

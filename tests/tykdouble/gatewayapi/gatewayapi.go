@@ -92,6 +92,8 @@ type Logged struct {
 	Path   string    `json:"path"`
 	Query  string    `json:"query"`
 	Status int       `json:"status"`
+	// Form is the form a revocation sent (the endpoints that take one).
+	Form string `json:"form,omitempty"`
 }
 
 // state is what the gateway's Redis holds.
@@ -163,7 +165,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 	}
 	g.mu.Lock()
-	g.log = append(g.log, Logged{At: at, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: a.status})
+	g.log = append(g.log, Logged{At: at, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: a.status, Form: r.PostForm.Encode()})
 	g.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)

@@ -44,6 +44,10 @@ type ui struct {
 
 func newUI(t *testing.T, base string) *ui {
 	chrome, axe := findBinary(t, "chromium", "chromium", "chromium-browser"), axeSource(t)
+	profile, err := os.MkdirTemp("", "keylens-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chrome),
 		chromedp.Headless,
@@ -55,12 +59,24 @@ func newUI(t *testing.T, base string) *ui {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		// Chromium's helper processes may still be writing to the profile
+		// for a moment after the browser exits (t.TempDir's cleanup then
+		// fails the test): give them a few tries.
+		for i := 0; ; i++ {
+			if err := os.RemoveAll(profile); err == nil || i == 20 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	shots := os.Getenv("KEYLENS_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -116,11 +118,29 @@ func TestPortalInABrowser(t *testing.T) {
 		chromedp.SendKeys("#app_description", "Fleet console", chromedp.ByQuery))
 	u.screen("portal-request-oauth")
 	u.submit(`form[action="/keys"] button`, "#client-secret")
+	clientID, clientSecret := strings.TrimSpace(u.text("#client-id")), strings.TrimSpace(u.text("#client-secret"))
 	u.open("/oauth-clients")
 	if txt := u.text("tbody"); !strings.Contains(txt, "Fleet console") || !strings.Contains(txt, "https://fleet.example/callback") {
 		t.Errorf("OAuth clients: %s", txt)
 	}
 	u.screen("portal-oauth")
+
+	// The client gets a token from the sidecar; the developer revokes it
+	// on the client's page, and the sidecar refuses it.
+	r := postForm(t, in.SidecarURL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}},
+		"Basic "+base64.StdEncoding.EncodeToString([]byte(clientID+":"+clientSecret)))
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if r.Status != 200 || json.Unmarshal(r.Body, &tok) != nil || tok.AccessToken == "" {
+		t.Fatalf("a token for the portal's client: %d %s", r.Status, r.Body)
+	}
+	eventually(t, in, "Bearer "+tok.AccessToken, http.StatusOK, `"email":"grace@example.com"`)
+	u.open("/oauth-clients/" + clientID)
+	u.run("paste the token", chromedp.SendKeys("#token", tok.AccessToken, chromedp.ByQuery))
+	u.screen("portal-client")
+	u.submit(`form[action$="/revoke"] button`, ".flash")
+	eventually(t, in, "Bearer "+tok.AccessToken, http.StatusUnauthorized, "")
 
 	// Edit the profile.
 	u.open("/profile")

@@ -33,6 +33,10 @@ type PortalSetup struct {
 	Accounts   portalstore.AccountService
 	// Mailer sends password reset emails.
 	Mailer mailer.Sender
+	// Revoker revokes a client's OAuth tokens for its developer: the
+	// admin API's (keylens's own tokens, or the gateway's with
+	// --tyk-gateway).
+	Revoker portalstore.TokenRevoker
 	// URL is where browsers reach the portal, e.g.
 	// https://developers.example.com behind a TLS proxy: the links in
 	// emails start with it (never with a request's Host, which a client
@@ -73,7 +77,7 @@ func NewPortal(s PortalSetup) (*Portal, error) {
 	var missing []string
 	for name, set := range map[string]bool{"Developers": s.Developers != nil, "Catalogue": s.Catalogue != nil,
 		"Keys": s.Keys != nil, "Hits": s.Hits != nil, "Sessions": s.Sessions != nil, "Accounts": s.Accounts != nil,
-		"Mailer": s.Mailer != nil} {
+		"Mailer": s.Mailer != nil, "Revoker": s.Revoker != nil} {
 		if !set {
 			missing = append(missing, name)
 		}
@@ -143,6 +147,8 @@ func (p *Portal) routes() http.Handler {
 	page("POST /password", p.changePassword)
 	page("GET /oauth-clients", p.oauthPage)
 	page("GET /oauth-clients/{id}", p.clientPage)
+	page("POST /oauth-clients/{id}/revoke", p.revokeToken)
+	page("POST /oauth-clients/{id}/revoke_all", p.revokeAllTokens)
 	return p.handle(mux)
 }
 
@@ -155,6 +161,8 @@ var portalFlashes = map[string]string{
 	"password-reset":   "Your password is reset and every session of yours was signed out. Log in with the new password.",
 	"signed-out":       "You are logged out.",
 	"expired":          "Your session has ended. Log in again.",
+	"token-revoked":    "The token is revoked (a token this client never had changes nothing).",
+	"tokens-revoked":   "Every token of this client is revoked. It can still get new ones with its secret.",
 }
 
 // me is the signed-in developer, read afresh: ENOTFOUND if they are gone.

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -317,9 +318,14 @@ func (p *Portal) oauthPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "portal_oauth", view{Title: "OAuth clients", Nav: "oauth", Data: rows})
 }
 
-// GET /oauth-clients/{id}: one of the developer's OAuth clients.
+// GET /oauth-clients/{id}: one of the developer's OAuth clients, with
+// its revocations.
 func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request) {
-	dev, err := p.me(r.Context(), r)
+	p.showClient(w, r, http.StatusOK, "")
+}
+
+func (p *Portal) showClient(w http.ResponseWriter, r *http.Request, status int, problem string) {
+	cl, pol, err := p.myClient(r)
 	if err != nil {
 		p.errorPage(w, r, err)
 		return
@@ -329,18 +335,63 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
+	p.render(w, r, status, "portal_client", view{Title: "OAuth client", Nav: "oauth", Error: problem, Flash: p.flash(r),
+		Data: clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription, RedirectURI: cl.RedirectURI,
+			Policy: policyOf(pol, cat), Created: cl.DateCreated}})
+}
+
+// myClient is the signed-in developer's OAuth client the path names, and
+// its policy; notMine for any other.
+func (p *Portal) myClient(r *http.Request) (*portalstore.OAuthClient, string, error) {
+	dev, err := p.me(r.Context(), r)
+	if err != nil {
+		return nil, "", err
+	}
 	id := r.PathValue("id")
 	for pol, cs := range dev.OAuthClients {
-		for _, cl := range cs {
-			if cl.ClientID == id {
-				p.render(w, r, http.StatusOK, "portal_client", view{Title: "OAuth client", Nav: "oauth",
-					Data: clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription, RedirectURI: cl.RedirectURI,
-						Policy: policyOf(pol, cat), Created: cl.DateCreated}})
-				return
+		for i := range cs {
+			if cs[i].ClientID == id {
+				return &cs[i], pol, nil
 			}
 		}
 	}
-	p.errorPage(w, r, notMine)
+	return nil, "", notMine
+}
+
+// POST /oauth-clients/{id}/revoke {token}: the seed's revocation of one
+// token, by the client's developer.
+func (p *Portal) revokeToken(w http.ResponseWriter, r *http.Request) {
+	cl, _, err := p.myClient(r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if token == "" || len(token) > 1024 {
+		p.showClient(w, r, http.StatusBadRequest, "Paste the access token to revoke (at most 1,024 characters).")
+		return
+	}
+	if err := p.Revoker.RevokeToken(r.Context(), cl.ClientID, token, "access_token"); err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	redirect(w, r, "/oauth-clients/"+url.PathEscape(cl.ClientID), "token-revoked")
+}
+
+// POST /oauth-clients/{id}/revoke_all: the seed's revocation of every
+// token of the client; the developer's session stands for the client's
+// secret, which keylens holds.
+func (p *Portal) revokeAllTokens(w http.ResponseWriter, r *http.Request) {
+	cl, _, err := p.myClient(r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	if err := p.Revoker.RevokeAllTokens(r.Context(), cl.ClientID, cl.Secret); err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	redirect(w, r, "/oauth-clients/"+url.PathEscape(cl.ClientID), "tokens-revoked")
 }
 
 // policyNames names policies as the catalogue does, for developers.

@@ -35,7 +35,8 @@ func newTestPortalB(t testing.TB) *testPortal {
 		t.Fatal(err)
 	}
 	p, err := NewPortal(PortalSetup{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db, Accounts: tc.db,
-		Mailer: m, URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
+		Revoker: portalstore.LocalRevoker{Store: tc.db},
+		Mailer:  m, URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +512,8 @@ func TestPortalSessionCookie(t *testing.T) {
 	}
 	// Over https (a TLS proxy in front), cookies are Secure.
 	p, err := NewPortal(PortalSetup{Developers: tp.db, Catalogue: tp.db, Keys: tp.db, Hits: tp.db, Sessions: tp.db, Accounts: tp.db,
-		Mailer: tp.p.Mailer, URL: "https://developers.example.com"})
+		Revoker: portalstore.LocalRevoker{Store: tp.db},
+		Mailer:  tp.p.Mailer, URL: "https://developers.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,4 +638,54 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// A developer revokes their own OAuth client's tokens, one or all (the
+// seed's two revocations), with their session and CSRF token; another
+// developer's client is not found, and nothing of it is revoked.
+func TestPortalRevokesOAuthTokens(t *testing.T) {
+	tp := newTestPortal(t)
+	ctx := context.Background()
+	ada := tp.signUp("ada@example.com", "first-pass")
+	bob := tp.signUp("bob@example.com", "second-pass")
+	ada.requestKey("pol-partner", url.Values{"redirect_uri": {"https://ada.example.com/cb"}})
+	client := tp.developer("ada@example.com").OAuthClients["pol-partner"][0]
+	cred := portalstore.ClientCredentials{ID: client.ClientID, Secret: client.Secret}
+	issue := func() (token, hash string) {
+		token, hash = portalstore.NewAccessToken()
+		if _, err := tp.db.IssueToken(ctx, cred, hash, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return token, hash
+	}
+	live := func(hash string) bool {
+		_, err := tp.db.ResolveToken(ctx, hash)
+		return err == nil
+	}
+	one, oneHash := issue()
+	_, twoHash := issue()
+	_, threeHash := issue()
+	path := "/oauth-clients/" + client.ClientID
+
+	// Not bob's client, whatever he sends; and no form without the token.
+	bob.get("/oauth-clients")
+	want(t, bob.post(path+"/revoke", url.Values{"token": {one}}), http.StatusNotFound)
+	want(t, bob.post(path+"/revoke_all", nil), http.StatusNotFound)
+	ada.get(path)
+	want(t, ada.post(path+"/revoke", url.Values{"token": {one}, "csrf": {"forged"}}), http.StatusForbidden)
+	want(t, ada.post(path+"/revoke", url.Values{"token": {"  "}}), http.StatusBadRequest, "Paste the access token")
+	if !live(oneHash) || !live(twoHash) || !live(threeHash) {
+		t.Fatal("a refused revocation revoked a token")
+	}
+
+	p := ada.follow(ada.post(path+"/revoke", url.Values{"token": {one}}))
+	want(t, p, http.StatusOK, "The token is revoked")
+	if live(oneHash) || !live(twoHash) {
+		t.Fatalf("after revoking one token: one %v, two %v", live(oneHash), live(twoHash))
+	}
+	p = ada.follow(ada.post(path+"/revoke_all", nil))
+	want(t, p, http.StatusOK, "Every token of this client is revoked")
+	if live(twoHash) || live(threeHash) {
+		t.Fatal("revoke all left a token live")
+	}
 }

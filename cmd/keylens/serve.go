@@ -1078,9 +1078,13 @@ func (m *Main) startPortal(db *sqlstore.DB, signIn rest.SignInLimits) error {
 	if m.Config.SMTPURL == "" {
 		m.logger.Warn("no --smtp-url: the developer portal's emails (password reset links) are written to this log, not sent")
 	}
+	revoker := m.revoker
+	if revoker == nil {
+		revoker = portalstore.LocalRevoker{Store: db}
+	}
 	m.portal, err = web.NewPortal(web.PortalSetup{
 		Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db, Accounts: db,
-		Mailer: send, URL: portalURL,
+		Mailer: send, URL: portalURL, Revoker: revoker,
 		PerAccount: signIn.PerAccount, PerClient: signIn.PerClient,
 		Logger: m.logger,
 	})

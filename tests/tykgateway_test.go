@@ -323,6 +323,26 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 	})
 }
 
+// TestTykCentralJWTKey: with central JWT, a jwt request approved without a
+// secret creates a key named by the id the identity provider puts in its
+// tokens, carrying the developer's policies and metadata, with no JWT
+// material of its own (the API's jwt_source verifies the tokens).
+func TestTykCentralJWTKey(t *testing.T) {
+	g := startGateway(t, "murmur64")
+	in := tykProvisioned(t, g, "", "--jwt-hmac-secret", "an-identity-providers-hmac-secret-0123456789")
+	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
+	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
+	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-jwt"]}`))
+	s := g.session(portalstore.HashKey(a.RawKey))
+	if s == nil {
+		t.Fatalf("central JWT key %s not in the gateway", a.RawKey)
+	}
+	if _, has := s["jwt_data"]; has || !slices.Equal(policiesOf(s), []string{"pol-jwt"}) ||
+		s["meta_data"].(map[string]any)["tyk_developer_id"] != dev {
+		t.Errorf("central JWT session %v", s)
+	}
+}
+
 // TestTykHashMismatchRefused: a gateway whose hash_key_function is not
 // keylens's --key-hash-algorithm stores another key: the approval is
 // refused, the key it created removed, and nothing stored in keylens.

@@ -125,7 +125,13 @@ func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued,
 		if secret == "" {
 			secret = k.JWTPublicKey
 		}
-		s["jwt_data"] = map[string]any{"secret": secret}
+		// A key bound to an identity provider's JWTs (central JWT) has no
+		// material of its own: the API's jwt_source verifies them, and the
+		// key, named by the identity claim, carries the policies and the
+		// developer's metadata.
+		if secret != "" {
+			s["jwt_data"] = map[string]any{"secret": secret}
+		}
 	}
 	if name == "" {
 		return nil, portalstore.Errorf(portalstore.EINTERNAL, "key %s has no id to create it by", k.Hash)

@@ -136,23 +136,14 @@ func (p *Portal) logIn(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := logInData{Email: email, Next: p.safeNext(r.PostFormValue("next"))}
-	account := accountSubject(email)
-	if p.refuseGuessing(w, r, d, account) {
-		return
-	}
-	dev, err := p.Developers.VerifyCredentials(r.Context(), email, password)
-	switch portalstore.ErrorCode(err) {
-	case "":
-	case portalstore.EUNAUTHORIZED:
-		p.failed(r, account)
-		p.renderSignIn(w, r, http.StatusUnauthorized, d, "Wrong email or password, or the account is inactive.")
-		return
-	default:
-		p.errorPage(w, r, err)
-		return
-	}
-	p.perAccount.Succeed(account)
-	p.startSession(w, r, &portalstore.Session{DeveloperID: dev.ID}, d.Next)
+	p.signInWithPassword(w, r, d, accountSubject(email), d.Next, "Wrong email or password, or the account is inactive.",
+		func() (*portalstore.Session, error) {
+			dev, err := p.Developers.VerifyCredentials(r.Context(), email, password)
+			if err != nil {
+				return nil, err
+			}
+			return &portalstore.Session{DeveloperID: dev.ID}, nil
+		})
 }
 
 // ---- password reset by email ----

@@ -26,23 +26,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := signInData{Email: email, Next: c.safeNext(r.PostFormValue("next"))}
-	account := "console-account:" + strings.ToLower(email)
-	if c.refuseGuessing(w, r, d, account) {
-		return
-	}
-	a, err := c.Admins.VerifyAdmin(r.Context(), email, password)
-	switch portalstore.ErrorCode(err) {
-	case "":
-	case portalstore.EUNAUTHORIZED:
-		c.failed(r, account)
-		c.renderSignIn(w, r, http.StatusUnauthorized, d, "Wrong email or password, or the account is disabled.")
-		return
-	default:
-		c.errorPage(w, r, err)
-		return
-	}
-	c.PerAccount.Succeed(account)
-	c.startSession(w, r, &portalstore.Session{AdminID: a.ID}, d.Next)
+	c.signInWithPassword(w, r, d, "console-account:"+strings.ToLower(email), d.Next, "Wrong email or password, or the account is disabled.",
+		func() (*portalstore.Session, error) {
+			a, err := c.Admins.VerifyAdmin(r.Context(), email, password)
+			if err != nil {
+				return nil, err
+			}
+			return &portalstore.Session{AdminID: a.ID}, nil
+		})
 }
 
 // POST /admin/signin/key: the admin key.

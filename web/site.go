@@ -449,6 +449,30 @@ func (s *site) refuseGuessing(w http.ResponseWriter, r *http.Request, data any, 
 	return true
 }
 
+// signInWithPassword is a password sign-in, the console's and the
+// portal's: refused while account or client is blocked; verify's
+// EUNAUTHORIZED is counted against both and answered with wrong; its
+// session is started otherwise, going on to next.
+func (s *site) signInWithPassword(w http.ResponseWriter, r *http.Request, data any, account, next, wrong string,
+	verify func() (*portalstore.Session, error)) {
+	if s.refuseGuessing(w, r, data, account) {
+		return
+	}
+	st, err := verify()
+	switch portalstore.ErrorCode(err) {
+	case "":
+	case portalstore.EUNAUTHORIZED:
+		s.failed(r, account)
+		s.renderSignIn(w, r, http.StatusUnauthorized, data, wrong)
+		return
+	default:
+		s.errorPage(w, r, err)
+		return
+	}
+	s.perAccount.Succeed(account)
+	s.startSession(w, r, st, next)
+}
+
 // failed counts a failed sign-in against the account and the client.
 func (s *site) failed(r *http.Request, account string) {
 	s.perAccount.Fail(account)

@@ -288,12 +288,24 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 			}
 			return out
 		}
+		// keylens's sidecar issues tokens to the client too: revoke_all
+		// revokes those as well.
+		r := postForm(t, in.SidecarURL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}},
+			"Basic "+base64.StdEncoding.EncodeToString([]byte(a.ClientID+":"+a.Secret)))
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if r.Status != 200 || json.Unmarshal(r.Body, &tok) != nil || tok.AccessToken == "" {
+			t.Fatalf("a sidecar token: %d %s", r.Status, r.Body)
+		}
+		eventually(t, in, "Bearer "+tok.AccessToken, http.StatusOK, dev)
 		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke", `{"token":"gw-issued-token","token_type_hint":"access_token"}`),
 			200, "OK", "token revoked successfully")
 		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke_all", `{"client_secret":"wrong"}`), 401, "Error", "")
 		wantEnvelope(t, in.do("POST", "/oauth-clients/"+a.ClientID+"/revoke_all", `{"client_secret":"`+a.Secret+`"}`),
 			200, "OK", "tokens revoked successfully")
 		wantEnvelope(t, in.do("POST", "/oauth-clients/no-such-client/revoke", `{"token":"t"}`), 404, "Error", "")
+		eventually(t, in, "Bearer "+tok.AccessToken, http.StatusUnauthorized, "")
 		got := revocations()
 		if len(got) != 2 || got[0].Path != "/tyk/oauth/revoke" || got[1].Path != "/tyk/oauth/revoke_all" {
 			t.Fatalf("revocations at the gateway: %+v", got)

@@ -12,13 +12,16 @@ type ClientOrgs interface {
 	OAuthClientOrg(ctx context.Context, c portalstore.ClientCredentials, checkSecret bool) (string, error)
 }
 
-// Revoker performs the seed's two token revocations in the gateway, whose
-// OAuth tokens they are when keylens provisions it (--tyk-gateway). The
-// client must be one keylens holds (ENOTFOUND otherwise, as with keylens's
-// own tokens), and for revoke_all the secret must be its secret: the
-// gateway answers 200 to a wrong one and revokes nothing, keylens answers
-// 401. What the gateway refuses or cannot be asked is EBADGATEWAY.
+// Revoker performs the seed's two token revocations when keylens
+// provisions a gateway (--tyk-gateway): the gateway issues tokens to the
+// clients it holds, and keylens's sidecars may still issue their own, so
+// both are revoked. Local goes first: it answers ENOTFOUND for a client
+// keylens does not hold and, for revoke_all, EUNAUTHORIZED for a wrong
+// secret (the gateway answers 200 to a wrong one and revokes nothing).
+// What the gateway refuses or cannot be asked is EBADGATEWAY, after
+// keylens's own tokens are revoked.
 type Revoker struct {
+	Local   portalstore.TokenRevoker
 	Gateway *Client
 	Clients ClientOrgs
 }
@@ -28,6 +31,9 @@ var _ portalstore.TokenRevoker = Revoker{}
 // RevokeToken revokes one token of client clientID in the gateway; hint
 // is passed on, "access_token" when none.
 func (r Revoker) RevokeToken(ctx context.Context, clientID, token, hint string) error {
+	if err := r.Local.RevokeToken(ctx, clientID, token, hint); err != nil {
+		return err
+	}
 	org, err := r.Clients.OAuthClientOrg(ctx, portalstore.ClientCredentials{ID: clientID}, false)
 	if err != nil {
 		return err
@@ -43,6 +49,9 @@ func (r Revoker) RevokeToken(ctx context.Context, clientID, token, hint string) 
 
 // RevokeAllTokens revokes every token of client clientID in the gateway.
 func (r Revoker) RevokeAllTokens(ctx context.Context, clientID, secret string) error {
+	if err := r.Local.RevokeAllTokens(ctx, clientID, secret); err != nil {
+		return err
+	}
 	org, err := r.Clients.OAuthClientOrg(ctx, portalstore.ClientCredentials{ID: clientID, Secret: secret}, true)
 	if err != nil {
 		return err

@@ -909,9 +909,9 @@ func (m *Main) startProvisioning(ctx, bg context.Context) error {
 		m.logger.Warn("--tyk-inactive-policy is not set: a deactivated developer's keys get is_inactive, which Tyk ignores for keys with policies (all portal keys): they keep working at the gateway until revoked")
 	}
 	m.db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger}
-	// The gateway issues the OAuth tokens of the clients it holds: the
-	// seed's revocations go to it.
-	m.revoker = tykgateway.Revoker{Gateway: client, Clients: m.db}
+	// The gateway issues OAuth tokens to the clients it holds (and the
+	// sidecars may issue keylens's own): the seed's revocations go to both.
+	m.revoker = tykgateway.Revoker{Local: portalstore.LocalRevoker{Store: m.db}, Gateway: client, Clients: m.db}
 	m.outbox = &tykgateway.Outbox{Store: m.db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger,
 		Metrics: tykgateway.NewMetrics(m.registry)}
 	if err := m.outbox.Start(ctx); err != nil {

@@ -576,6 +576,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
+		tx.Rollback() // before undoing: the undo calls a gateway, not under the write lock
 		tx.abandoned()
 		return err
 	}

@@ -83,8 +83,15 @@ func (o *Outbox) Start(ctx context.Context) error {
 // Position is the sequence number of the last change applied.
 func (o *Outbox) Position() int64 { return o.pos.Load() }
 
-// Run applies changes until ctx ends.
+// Run applies changes until ctx ends, from the stored position: run it
+// in one process of a store at a time (sqlstore.DB.Exclusive), which may
+// have waited while another moved the position on.
 func (o *Outbox) Run(ctx context.Context) {
+	if v, err := o.Store.InitSetting(ctx, SettingApplied, strconv.FormatInt(o.pos.Load(), 10)); err == nil {
+		if pos, err := strconv.ParseInt(v, 10, 64); err == nil {
+			o.pos.Store(pos)
+		}
+	}
 	failures := 0
 	for ctx.Err() == nil {
 		changes, gap, err := o.Store.WaitForChanges(ctx, o.pos.Load(), 100, 30*time.Second)

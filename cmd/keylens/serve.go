@@ -920,7 +920,9 @@ func (m *Main) startProvisioning(ctx, bg context.Context) error {
 	m.outboxDone = make(chan struct{})
 	go func() {
 		defer close(m.outboxDone)
-		m.outbox.Run(bg)
+		// One outbox per store: two would interleave their writes to
+		// the gateway (an older session written after a newer one).
+		m.db.Exclusive(bg, sqlstore.LockTykOutbox, m.outbox.Run)
 	}()
 	return nil
 }

@@ -23,3 +23,6 @@ func SetMaxPageCount(db *DB, pages int) error {
 func (db *DB) RawQueryRow(ctx context.Context, query string) *sql.Row {
 	return db.rdb.DB.QueryRowContext(ctx, query)
 }
+
+// SetExclusiveRetry sets how often Exclusive asks for its lock again.
+func SetExclusiveRetry(d time.Duration) { exclusiveRetry = d }

@@ -586,3 +586,73 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	return nil
 }
+
+// Lock ids of the work one process of a store does at a time (after
+// writeLock and the migrations' writeLock+1).
+const (
+	LockTykOutbox = writeLock + 2
+)
+
+// Exclusive runs fn while this process holds lock among all the processes
+// of the store, waiting until it does; it returns when fn does or ctx
+// ends. On PostgreSQL the lock is a session advisory lock on a connection
+// of its own, checked every few seconds: if that connection is lost (so is
+// the lock, and another process may take it), fn's context ends. On SQLite
+// fn runs at once: its processes share one file on one machine, and
+// keylens runs one writer of a file.
+func (db *DB) Exclusive(ctx context.Context, lock int64, fn func(ctx context.Context)) {
+	if !db.pg {
+		fn(ctx)
+		return
+	}
+	for ctx.Err() == nil {
+		if db.holdExclusive(ctx, lock, fn) {
+			return
+		}
+		select { // not held, or the connection failed: try again
+		case <-ctx.Done():
+		case <-time.After(exclusiveRetry):
+		}
+	}
+}
+
+// exclusiveRetry is how often a process waiting for an exclusive lock asks
+// again, and how often the holder checks its connection.
+var exclusiveRetry = 2 * time.Second
+
+// holdExclusive tries lock once; when it gets it, it runs fn under it and
+// reports true, unless fn ended because the lock was lost.
+func (db *DB) holdExclusive(ctx context.Context, lock int64, fn func(ctx context.Context)) bool {
+	conn, err := db.rdb.DB.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	var held bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, lock).Scan(&held); err != nil || !held {
+		return false
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var lost atomic.Bool
+	go func() { // the lock lives as long as the connection
+		defer close(done)
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-time.After(exclusiveRetry):
+				if err := conn.PingContext(fctx); err != nil && fctx.Err() == nil {
+					lost.Store(true)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	fn(fctx)
+	cancel()
+	<-done
+	_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lock)
+	return !lost.Load()
+}

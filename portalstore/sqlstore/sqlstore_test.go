@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,39 @@ func TestSearchPlansAgree(t *testing.T) {
 				t.Fatalf("%q: page order breaks at %d", q, i)
 			}
 		}
+	}
+}
+
+// TestPostgreSQLExclusive: of three stores on one database, one at a time
+// runs the exclusive work; each runs it once the holder is done.
+func TestPostgreSQLExclusive(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	sqlstore.SetExclusiveRetry(20 * time.Millisecond)
+	t.Cleanup(func() { sqlstore.SetExclusiveRetry(2 * time.Second) })
+	var holders, most, ran atomic.Int32
+	done := make(chan struct{}, 3)
+	for range 3 {
+		db, err := sqlstore.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		go func() {
+			defer func() { done <- struct{}{} }()
+			db.Exclusive(context.Background(), sqlstore.LockTykOutbox, func(ctx context.Context) {
+				n := holders.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(100 * time.Millisecond)
+				holders.Add(-1)
+				ran.Add(1)
+			})
+		}()
+	}
+	for range 3 {
+		<-done
+	}
+	if ran.Load() != 3 || most.Load() != 1 {
+		t.Errorf("%d of 3 ran the exclusive work, at most %d at once; want 3, 1", ran.Load(), most.Load())
 	}
 }

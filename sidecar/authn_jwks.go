@@ -191,11 +191,12 @@ type keySet struct {
 	minRefresh time.Duration
 	now        func() time.Time
 
-	keys    atomic.Pointer[map[string]jwk]
-	mu      sync.Mutex // one fetch at a time
-	last    time.Time  // when the last fetch started (under mu)
-	fetches atomic.Int64
-	lastErr atomic.Pointer[error]
+	keys     atomic.Pointer[map[string]jwk]
+	mu       sync.Mutex    // guards last and inflight
+	last     time.Time     // when the last fetch started
+	inflight chan struct{} // closed when the fetch under way ends; nil when none
+	fetches  atomic.Int64
+	lastErr  atomic.Pointer[error]
 }
 
 func (s *keySet) get(kid string) (jwk, bool) {
@@ -207,16 +208,46 @@ func (s *keySet) get(kid string) (jwk, bool) {
 	return k, ok
 }
 
+// maxFetchWait bounds how long a lookup waits for a fetch under way: the
+// new set of a rotation is usually in within it, and a provider that hangs
+// does not hold every unknown kid (and every per-key JWT) for the fetch's
+// whole timeout.
+const maxFetchWait = time.Second
+
 // refresh fetches the set again, unless one was fetched less than
 // minRefresh ago (and force is false): a stream of tokens with made-up
-// kids costs the identity provider one request per interval at most.
+// kids costs the identity provider one request per interval at most. One
+// fetch runs at a time; a refresh that finds one under way waits for it,
+// at most maxFetchWait unless forced.
 func (s *keySet) refresh(ctx context.Context, force bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if ch := s.inflight; ch != nil {
+		s.mu.Unlock()
+		var timeout <-chan time.Time
+		if !force {
+			timeout = time.After(maxFetchWait)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-timeout:
+		}
+		return nil
+	}
 	if !force && !s.last.IsZero() && s.now().Sub(s.last) < s.minRefresh {
+		s.mu.Unlock()
 		return nil
 	}
 	s.last = s.now()
+	ch := make(chan struct{})
+	s.inflight = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+		close(ch)
+	}()
 	s.fetches.Add(1)
 	keys, err := s.fetch(ctx)
 	if err != nil {

@@ -256,6 +256,51 @@ func TestCentralJWKS(t *testing.T) {
 }
 
 // One static key instead of a JWKS: an HMAC secret or a public key.
+// While the identity provider hangs a fetch of its JWKS, lookups wait for
+// it only briefly (maxFetchWait, 1 s), not for the fetch's 10 s timeout: a
+// per-key JWT (whose kid the set lacks) still resolves.
+func TestJWKSFetchUnderWayHoldsNoLookup(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.db.CentralJWT = true
+	const perKeySecret = "an-hmac-secret-of-32-characters!"
+	perKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
+	rsaA, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p := newIDP(t)
+	p.serve(t, 200, map[string]any{"a": &rsaA.PublicKey})
+	if err := f.r.UseCentralJWT(sidecar.CentralJWT{JWKSURL: p.srv.URL, MinRefresh: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.RefreshJWKS(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock() // the provider hangs
+	hung := make(chan struct{})
+	go func() { defer close(hung); _ = f.r.RefreshJWKS(ctx) }()
+	for p.requests.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	tok := signed(t, jwt.SigningMethodHS256, perKey.RawKey, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}, []byte(perKeySecret))
+	resolved := make(chan error, 1)
+	go func() {
+		e, err := f.r.Resolve(ctx, []byte("Bearer "+tok))
+		if err == nil && e.KeyID != perKey.KeyHash {
+			err = fmt.Errorf("resolved to %s", e.KeyID)
+		}
+		resolved <- err
+	}()
+	select {
+	case err := <-resolved:
+		if err != nil {
+			t.Errorf("a per-key JWT during a hung JWKS fetch: %v", err)
+		}
+	case <-time.After(5 * time.Second): // the fetch's own timeout is 10 s
+		t.Error("a lookup waited for the hung JWKS fetch")
+	}
+	p.mu.Unlock()
+	<-hung
+}
+
 func TestCentralStaticKeys(t *testing.T) {
 	ctx := context.Background()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)

@@ -33,6 +33,9 @@ type PortalSetup struct {
 	Accounts   portalstore.AccountService
 	// Mailer sends password reset emails.
 	Mailer mailer.Sender
+	// CentralJWT says JWTs are verified against an identity provider's
+	// keys (keylens serve --jwt-*): a jwt request then needs no material.
+	CentralJWT bool
 	// Revoker revokes a client's OAuth tokens for its developer: the
 	// admin API's (keylens's own tokens, or the gateway's with
 	// --tyk-gateway).

@@ -141,6 +141,7 @@ type keyRequestData struct {
 	RedirectURI      string
 	AppDesc, UseCase string
 	Approval         bool
+	CentralJWT       bool // a jwt request may come without material
 }
 
 // requestable returns the published entry of policy; ENOTFOUND for a
@@ -180,7 +181,7 @@ func (p *Portal) requestPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "portal_request", view{Title: "Request a key", Nav: "catalogue",
-		Data: keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, nil), Approval: cfg.RequireKeyApproval}})
+		Data: keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, nil), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT}})
 }
 
 // POST /keys: a key request for one published policy, by the signed-in
@@ -200,7 +201,7 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 		names = append(names, f.Name)
 	}
 	values := postedFields(r, names)
-	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval,
+	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT,
 		RedirectURI: formValue(r, "redirect_uri"), AppDesc: formValue(r, "app_description"), UseCase: formValue(r, "use_case")}
 	kr := &portalstore.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}
 	for n, v := range values {
@@ -212,7 +213,9 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 	case portalstore.AuthJWT:
 		kr.JWTSecret = strings.TrimSpace(r.PostFormValue("jwt_secret"))
 		d.JWTSecret = kr.JWTSecret
-		_, _, err = portalstore.JWTKeyMaterial(kr.JWTSecret, "")
+		if kr.JWTSecret != "" || !p.CentralJWT {
+			_, _, err = portalstore.JWTKeyMaterial(kr.JWTSecret, "")
+		}
 	case portalstore.AuthOAuth:
 		kr.OAuthInfo.RedirectURI = d.RedirectURI
 		if d.AppDesc != "" {

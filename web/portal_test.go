@@ -355,6 +355,13 @@ func TestPortalJWTAndOAuthRequests(t *testing.T) {
 	if strings.Contains(p.Body, cl[0].Secret) {
 		t.Error("the client list shows the secret")
 	}
+
+	// Without central JWT a jwt request needs material; with it, none:
+	// the key id is what the identity provider puts in its tokens.
+	want(t, b.requestKey("pol-events", url.Values{"jwt_secret": {""}}), http.StatusBadRequest, "jwt_secret")
+	tp.p.CentralJWT, tp.db.CentralJWT = true, true
+	want(t, b.get("/keys/new?policy=pol-events"), http.StatusOK, "Leave it empty")
+	want(t, b.follow(b.requestKey("pol-events", url.Values{"jwt_secret": {""}})), http.StatusOK, "JWT key id")
 }
 
 // Every page and action reads only the signed-in developer's own data:

@@ -1086,7 +1086,7 @@ func (m *Main) startPortal(db *sqlstore.DB, signIn rest.SignInLimits) error {
 	}
 	m.portal, err = web.NewPortal(web.PortalSetup{
 		Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db, Accounts: db,
-		Mailer: send, URL: portalURL, Revoker: revoker,
+		Mailer: send, URL: portalURL, Revoker: revoker, CentralJWT: m.Config.centralJWT(),
 		PerAccount: signIn.PerAccount, PerClient: signIn.PerClient,
 		Logger: m.logger,
 	})

@@ -1080,6 +1080,9 @@ func (m *Main) startPortal(db *sqlstore.DB, signIn rest.SignInLimits) error {
 	if m.Config.SMTPURL == "" {
 		m.logger.Warn("no --smtp-url: the developer portal's emails (password reset links) are written to this log, not sent")
 	}
+	if m.Config.secretsKey == nil {
+		m.logger.Warn("no --secrets-key-file: credentials approved for portal requests wait in the store in the clear until their developer's next visit shows them")
+	}
 	revoker := m.revoker
 	if revoker == nil {
 		revoker = portalstore.LocalRevoker{Store: db}

@@ -39,12 +39,12 @@ func (p *Portal) signUpFields(ctx context.Context, values map[string]string) ([]
 }
 
 // postedFields reads the field_name/field_value pairs of a form, keeping
-// only the names allowed.
-func postedFields(r *http.Request, allowed []string) map[string]string {
+// only the names of the fields the form offered.
+func postedFields(r *http.Request, offered []field) map[string]string {
 	names, values := r.PostForm["field_name"], r.PostForm["field_value"]
 	out := map[string]string{}
 	for i, n := range names {
-		if i < len(values) && slices.Contains(allowed, n) {
+		if i < len(values) && slices.ContainsFunc(offered, func(f field) bool { return f.Name == n }) {
 			out[n] = strings.TrimSpace(values[i])
 		}
 	}
@@ -77,11 +77,7 @@ func (p *Portal) signUp(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
-	allowed := make([]string, len(fields))
-	for i, f := range fields {
-		allowed[i] = f.Name
-	}
-	values := postedFields(r, allowed)
+	values := postedFields(r, fields)
 	for i := range fields {
 		fields[i].Value = values[fields[i].Name]
 	}
@@ -291,11 +287,7 @@ func (p *Portal) saveProfile(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
-	allowed := make([]string, len(fields))
-	for i, f := range fields {
-		allowed[i] = f.Name
-	}
-	posted := postedFields(r, allowed)
+	posted := postedFields(r, fields)
 	next := map[string]string{}
 	for n, v := range dev.Fields {
 		next[n] = v

@@ -196,11 +196,7 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
-	names := make([]string, 0, len(cfg.KeyRequestFields))
-	for _, f := range keyRequestFields(cfg, nil) {
-		names = append(names, f.Name)
-	}
-	values := postedFields(r, names)
+	values := postedFields(r, keyRequestFields(cfg, nil))
 	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT,
 		RedirectURI: formValue(r, "redirect_uri"), AppDesc: formValue(r, "app_description"), UseCase: formValue(r, "use_case")}
 	kr := &portalstore.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}

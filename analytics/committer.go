@@ -195,10 +195,16 @@ func (c *Committer) run() {
 		c.mu.Lock()
 		c.busyRows, c.busyHits = 0, 0
 		c.mu.Unlock()
+		// Answer only now: a writer told its batch is stored may send
+		// the next one at once, and must find the room this one took.
+		for _, r := range group {
+			close(r.done)
+		}
 	}
 }
 
-// commit writes a group in one transaction, retrying failures briefly.
+// commit writes a group in one transaction, retrying failures briefly,
+// and sets each request's outcome (run answers them).
 func (c *Committer) commit(group []*commitRequest) {
 	var batches []portalstore.HitBatch
 	for _, r := range group {
@@ -230,7 +236,6 @@ func (c *Committer) commit(group []*commitRequest) {
 						c.m.duplicateBatches.Inc()
 					}
 				}
-				close(r.done)
 			}
 			return
 		}
@@ -246,7 +251,6 @@ func (c *Committer) commit(group []*commitRequest) {
 			c.opts.Logger.Error("hit batch refused by the store", "err", err)
 			c.m.invalidBatches.Inc()
 			group[0].err = err
-			close(group[0].done)
 			return
 		}
 		c.m.commitErrors.Inc()
@@ -259,7 +263,6 @@ func (c *Committer) commit(group []*commitRequest) {
 			c.opts.Logger.Warn("committing hits failed; writers told to retry", "err", err, "batches", len(batches))
 			for _, r := range group {
 				r.err = portalstore.Errorf(portalstore.EUNAVAILABLE, "hits could not be stored now; retry later")
-				close(r.done)
 			}
 			return
 		}
@@ -269,7 +272,6 @@ func (c *Committer) commit(group []*commitRequest) {
 			for _, r := range group {
 				c.abandoned += r.hits
 				r.err = errors.Join(ErrClosing, err)
-				close(r.done)
 			}
 			c.mu.Unlock()
 			return

@@ -95,6 +95,11 @@ func startKeylens(t testing.TB, store string, env []string, args ...string) *ins
 	in.AdminURL, in.SidecarURL, in.PortalURL = urls["admin"], urls["sidecar"], urls["portal"]
 	contractTransport.Register(contract.Admin, in.AdminURL)
 	contractTransport.Register(contract.Sidecar, in.SidecarURL)
+	admin, sidecar := in.AdminURL, in.SidecarURL
+	t.Cleanup(func() { // its ports may serve something else next
+		contractTransport.Unregister(admin)
+		contractTransport.Unregister(sidecar)
+	})
 	in.Key = testAdminKey
 	t.Cleanup(func() {
 		select {

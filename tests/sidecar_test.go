@@ -311,6 +311,7 @@ func startLoneSidecar(t *testing.T, args ...string) string {
 	}
 	base := urls["sidecar"]
 	contractTransport.Register(contract.Sidecar, base)
+	t.Cleanup(func() { contractTransport.Unregister(base) })
 	waitUntil(t, "the sidecar follows the change feed", func() bool {
 		req, _ := http.NewRequest("GET", base+"/healthz", nil)
 		return send(t, req).Status == 200

@@ -420,6 +420,18 @@ func (t *Transport) Register(listener, base string) {
 	t.listeners[u.Host] = listener
 }
 
+// Unregister forgets the listener at base: once it is gone, its port may
+// serve something else (a test's nginx), whose exchanges are not keylens's.
+func (t *Transport) Unregister(base string) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.listeners, u.Host)
+}
+
 // RoundTrip sends req, then checks the exchange, reading the response's
 // body and handing the caller an identical copy.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -39,7 +39,7 @@ const seedDeveloper = `{
 var objectID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // createDeveloper posts body and returns the new id.
-func createDeveloper(t *testing.T, in *instance, body string) string {
+func createDeveloper(t testing.TB, in *instance, body string) string {
 	t.Helper()
 	e := wantEnvelope(t, in.do("POST", "/api/portal/developers", body), 200, "OK", "")
 	if !objectID.MatchString(e.Message) {

@@ -264,7 +264,7 @@ type envelope struct {
 }
 
 // wantEnvelope checks status code and envelope, Message exactly when given.
-func wantEnvelope(t *testing.T, r response, status int, wantStatus, message string) envelope {
+func wantEnvelope(t testing.TB, r response, status int, wantStatus, message string) envelope {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)

@@ -43,7 +43,7 @@ type approval struct {
 	ClientID, Secret, PolicyID, RedirectURI string
 }
 
-func decodeApproval(t *testing.T, r response) approval {
+func decodeApproval(t testing.TB, r response) approval {
 	t.Helper()
 	if r.Status != 200 {
 		t.Fatalf("approval: %d %s", r.Status, r.Body)

@@ -56,14 +56,14 @@ var (
 
 // gateway is one running double.
 type gateway struct {
-	t          *testing.T
+	t          testing.TB
 	URL        string
 	cfg, state string
 	cmd        *exec.Cmd
 	done       chan struct{}
 }
 
-func startGateway(t *testing.T, hashFn string) *gateway {
+func startGateway(t testing.TB, hashFn string) *gateway {
 	t.Helper()
 	gwBinOnce.Do(func() {
 		gwBin = filepath.Join(filepath.Dir(keylensBin), "tykgateway")
@@ -192,7 +192,7 @@ func policiesOf(s map[string]any) []string {
 
 // tykProvisioned starts keylens provisioning into g, with testCatalogue
 // and one developer.
-func tykProvisioned(t *testing.T, g *gateway, store string, args ...string) *instance {
+func tykProvisioned(t testing.TB, g *gateway, store string, args ...string) *instance {
 	t.Helper()
 	return startKeylens(t, store, []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_TYK_SECRET=" + gwSecret},
 		append([]string{"--org-id", gwOrg, "--tyk-gateway", g.URL, "--tyk-inactive-policy", "pol-inactive"}, args...)...)
@@ -665,13 +665,18 @@ func TestTykSync(t *testing.T) {
 	}
 }
 
-// TestTykApplyDelay measures the time from a revoke committing (its
-// answer) to the gateway receiving the DELETE, over 200 revokes; run with
-// -v to see p50 and p99.
-func TestTykApplyDelay(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
+// BenchmarkTykApplyDelay measures the time from a revoke committing (its
+// answer) to the gateway receiving the DELETE, over 200 revokes a round,
+// and reports p50 and p99:
+// go test -run NONE -bench TykApplyDelay -benchtime 1x -count 4 ./tests/
+func BenchmarkTykApplyDelay(b *testing.B) {
+	for range b.N {
+		tykApplyDelay(b)
 	}
+}
+
+func tykApplyDelay(b *testing.B) {
+	t := testing.TB(b)
 	g := startGateway(t, "murmur64")
 	in := tykProvisioned(t, g, "")
 	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
@@ -696,5 +701,6 @@ func TestTykApplyDelay(t *testing.T) {
 		return len(delays) == n
 	})
 	slices.Sort(delays)
-	t.Logf("commit → gateway DELETE over %d revokes: p50 %v, p99 %v, max %v", n, delays[n/2], delays[n*99/100], delays[n-1])
+	b.ReportMetric(float64(delays[n/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(delays[n*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/mail"
 	"slices"
 	"strings"
@@ -249,7 +250,7 @@ func (d *Developer) Validate() error {
 			return Errorf(EINVALID, "Custom field names must be 1 to 256 characters and values at most %d", MaxFieldLength)
 		}
 	}
-	if err := ValidateFieldNames("fields", mapKeys(d.Fields)); err != nil {
+	if err := ValidateFieldNames("fields", slices.Collect(maps.Keys(d.Fields))); err != nil {
 		return err
 	}
 	for pol, clients := range d.OAuthClients {
@@ -416,12 +417,4 @@ func ValidateFieldNames(member string, names []string) error {
 		meta[m] = name
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }

@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,7 +104,7 @@ func (r *KeyRequest) Validate() error {
 	if len(r.Fields) > MaxFieldCount {
 		return Errorf(EINVALID, "A key request has at most %d fields", MaxFieldCount)
 	}
-	if err := ValidateFieldNames("fields", mapKeys(r.Fields)); err != nil {
+	if err := ValidateFieldNames("fields", slices.Collect(maps.Keys(r.Fields))); err != nil {
 		return err
 	}
 	if b, err := json.Marshal(r.Fields); err != nil || len(b) > 64<<10 {

@@ -3,6 +3,7 @@ package web
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -284,7 +285,7 @@ func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
-	for _, pol := range sortedKeys(dev.OAuthClients) {
+	for _, pol := range slices.Sorted(maps.Keys(dev.OAuthClients)) {
 		for _, cl := range dev.OAuthClients[pol] {
 			d.Clients = append(d.Clients, clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription,
 				RedirectURI: cl.RedirectURI, Policy: policyOf(pol, cat), Created: cl.DateCreated})
@@ -457,13 +458,4 @@ func (c *Console) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirect(w, r, Prefix+"developers", "developer-deleted")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -308,7 +310,7 @@ func (p *Portal) oauthPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rows []clientRow
-	for _, pol := range sortedKeys(dev.OAuthClients) {
+	for _, pol := range slices.Sorted(maps.Keys(dev.OAuthClients)) {
 		for _, cl := range dev.OAuthClients[pol] {
 			rows = append(rows, clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription,
 				RedirectURI: cl.RedirectURI, Policy: policyOf(pol, cat), Created: cl.DateCreated})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -106,7 +107,7 @@ func requestRowOf(kr *portalstore.KeyRequest, cat *portalstore.Catalogue) reques
 			row.AuthType = e.AuthType
 		}
 	}
-	for _, name := range sortedKeys(kr.Fields) {
+	for _, name := range slices.Sorted(maps.Keys(kr.Fields)) {
 		row.Fields = append(row.Fields, fieldRow{Name: name, Value: fieldText(kr.Fields[name])})
 	}
 	return row

@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,7 +185,7 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperCreated, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email); err != nil {
 		return err
 	}
-	for _, hash := range sortedKeys(d.Keys) {
+	for _, hash := range slices.Sorted(maps.Keys(d.Keys)) {
 		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
 			return err
 		}
@@ -293,7 +294,7 @@ func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer)
 			return err
 		}
 	}
-	for _, pol := range sortedKeys(cur.OAuthClients) {
+	for _, pol := range slices.Sorted(maps.Keys(cur.OAuthClients)) {
 		for _, c := range cur.OAuthClients[pol] {
 			if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, id, "", c.ClientID); err != nil {
 				return err
@@ -481,12 +482,12 @@ func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err
 // writeSubscriptionsAndClients writes d's subscriptions and inserts its
 // OAuth clients.
 func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
-	for _, pol := range sortedKeys(d.Subscriptions) {
+	for _, pol := range slices.Sorted(maps.Keys(d.Subscriptions)) {
 		if err := upsertSubscription(ctx, tx, d.ID, pol, d.Subscriptions[pol]); err != nil {
 			return err
 		}
 	}
-	for _, pol := range sortedKeys(d.OAuthClients) {
+	for _, pol := range slices.Sorted(maps.Keys(d.OAuthClients)) {
 		for i, c := range d.OAuthClients[pol] {
 			if err := insertOAuthClient(ctx, tx, d.ID, pol, i, &c); err != nil {
 				return err
@@ -649,15 +650,6 @@ func eachRow(ctx context.Context, q querier, query string, args []any, fn func(*
 
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func nonNil(s []string) []string {

@@ -6,10 +6,10 @@ import (
 	"github.com/keylens/keylens/portalstore"
 )
 
-// ClientOrgs is what Revoker needs of the store: a client's org, and its
-// secret checked (sqlstore.DB.OAuthClientOrg).
+// ClientOrgs is what Revoker needs of the store: a client's org
+// (sqlstore.DB.OAuthClientOrg).
 type ClientOrgs interface {
-	OAuthClientOrg(ctx context.Context, c portalstore.ClientCredentials, checkSecret bool) (string, error)
+	OAuthClientOrg(ctx context.Context, clientID string) (string, error)
 }
 
 // Revoker performs the seed's two token revocations when keylens
@@ -34,7 +34,7 @@ func (r Revoker) RevokeToken(ctx context.Context, clientID, token, hint string) 
 	if err := r.Local.RevokeToken(ctx, clientID, token, hint); err != nil {
 		return err
 	}
-	org, err := r.Clients.OAuthClientOrg(ctx, portalstore.ClientCredentials{ID: clientID}, false)
+	org, err := r.Clients.OAuthClientOrg(ctx, clientID)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (r Revoker) RevokeAllTokens(ctx context.Context, clientID, secret string) e
 	if err := r.Local.RevokeAllTokens(ctx, clientID, secret); err != nil {
 		return err
 	}
-	org, err := r.Clients.OAuthClientOrg(ctx, portalstore.ClientCredentials{ID: clientID, Secret: secret}, true)
+	org, err := r.Clients.OAuthClientOrg(ctx, clientID) // the secret was checked by Local
 	if err != nil {
 		return err
 	}

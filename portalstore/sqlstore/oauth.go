@@ -179,17 +179,13 @@ func (db *DB) RevokeAllTokens(ctx context.Context, cred portalstore.ClientCreden
 	})
 }
 
-// OAuthClientOrg returns the org of client c.ID's developer: ENOTFOUND for
-// an unknown client; with checkSecret, EUNAUTHORIZED unless c.Secret is
-// the client's (compared in constant time). For revocations forwarded to a
-// gateway that issues the tokens itself.
-func (db *DB) OAuthClientOrg(ctx context.Context, c portalstore.ClientCredentials, checkSecret bool) (string, error) {
-	oc, err := findOAuthClient(ctx, db.rdb, c.ID)
+// OAuthClientOrg returns the org of client clientID's developer (ENOTFOUND
+// for an unknown client), for revocations forwarded to a gateway that
+// issues the tokens itself.
+func (db *DB) OAuthClientOrg(ctx context.Context, clientID string) (string, error) {
+	oc, err := findOAuthClient(ctx, db.rdb, clientID)
 	if err != nil {
 		return "", err
-	}
-	if checkSecret && !portalstore.ClientSecretMatches(oc.secret, c.Secret) {
-		return "", portalstore.Errorf(portalstore.EUNAUTHORIZED, "Wrong client secret")
 	}
 	return oc.orgID, nil
 }

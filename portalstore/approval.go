@@ -115,17 +115,11 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 		key.BasicUsername, key.BasicPasswordHash = a.RawKey, basic.Hash
 		key.Hash = HashKey(KeyFor(is.OrgID, a.RawKey, is.HashAlgorithm))
 	case AuthJWT:
-		if strings.TrimSpace(r.JWTSecret) == "" && strings.TrimSpace(r.Certificate) == "" {
-			if !is.CentralJWT {
-				return nil, ErrNoJWTMaterial
-			}
-		} else {
-			secret, pub, err := JWTKeyMaterial(r.JWTSecret, r.Certificate)
-			if err != nil {
-				return nil, err
-			}
-			key.JWTSecret, key.JWTPublicKey = secret, pub
+		secret, pub, err := JWTRequestMaterial(r.JWTSecret, r.Certificate, is.CentralJWT)
+		if err != nil {
+			return nil, err
 		}
+		key.JWTSecret, key.JWTPublicKey = secret, pub
 		a.RawKey = GenerateKey(is.OrgID, is.HashAlgorithm) // the kid JWTs name, or the identity claim
 		key.Hash = HashKey(a.RawKey)
 	default: // authToken
@@ -134,6 +128,19 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 	}
 	a.KeyHash = key.Hash
 	return &Issued{Approval: a, Key: key}, nil
+}
+
+// JWTRequestMaterial is the verification material of a jwt request (see
+// JWTKeyMaterial): none is allowed only when JWTs are verified centrally
+// (central), and then the key has none of its own.
+func JWTRequestMaterial(secret, certificate string, central bool) (hmacSecret, publicKeyPEM string, err error) {
+	if strings.TrimSpace(secret) == "" && strings.TrimSpace(certificate) == "" {
+		if !central {
+			return "", "", ErrNoJWTMaterial
+		}
+		return "", "", nil
+	}
+	return JWTKeyMaterial(secret, certificate)
 }
 
 func fieldString(fields map[string]any, name string) string {

@@ -211,9 +211,7 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 	case portalstore.AuthJWT:
 		kr.JWTSecret = strings.TrimSpace(r.PostFormValue("jwt_secret"))
 		d.JWTSecret = kr.JWTSecret
-		if kr.JWTSecret != "" || !p.CentralJWT {
-			_, _, err = portalstore.JWTKeyMaterial(kr.JWTSecret, "")
-		}
+		_, _, err = portalstore.JWTRequestMaterial(kr.JWTSecret, "", p.CentralJWT)
 	case portalstore.AuthOAuth:
 		kr.OAuthInfo.RedirectURI = d.RedirectURI
 		if d.AppDesc != "" {

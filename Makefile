@@ -64,6 +64,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
 	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .
+	cd identity && $(GO) test -run=NONE -fuzz='^FuzzIsJWT$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzOAuthForm$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./sidecar/

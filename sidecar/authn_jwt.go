@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/portalstore"
 )
 
@@ -31,7 +31,7 @@ type jwtAuthenticator struct{ r *Resolver }
 
 func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
 	tok := bearer(cred)
-	if bytes.Count(tok, []byte{'.'}) != 2 || !jwtHeader(tok[:bytes.IndexByte(tok, '.')]) {
+	if !identity.IsJWT(tok) {
 		return nil, 0, errNotMine // an API key may have two dots too
 	}
 	return a.r.lookupJWT(ctx, string(tok))
@@ -182,17 +182,3 @@ func pinned(key any, method jwt.SigningMethod) (any, error) {
 
 // storeError carries a store failure out of the JWT keyfunc.
 type storeError struct{ error }
-
-// jwtHeader reports whether seg, a token's first segment, is a JOSE header:
-// base64url of a JSON object naming an alg.
-func jwtHeader(seg []byte) bool {
-	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
-	n, err := base64.RawURLEncoding.Decode(raw, seg)
-	if err != nil {
-		return false
-	}
-	var h struct {
-		Alg *string `json:"alg"`
-	}
-	return json.Unmarshal(raw[:n], &h) == nil && h.Alg != nil
-}

@@ -16,7 +16,12 @@ FROM tykio/tyk-plugin-compiler:${TYK_VERSION} AS plugin-build
 # in a go.work of ./tyk and that folder. The plugin's go.mod replaces
 # identity with ../identity, so identity goes beside them. The result,
 # keylens-plugin_<gateway version>_<os>_<arch>.so, lands in /plugin-source.
-# tests/tykdouble/gateway/load_test.go builds the plugin in this layout.
+# The image has built the gateway binary from the gateway's own go.mod
+# before this stage; the plugin's modules require nothing it links above
+# the oldest supported release's versions (README, "Supported Tyk
+# versions"), so the workspace selects the gateway's. tests/tykdouble/
+# gateway/load_test.go builds and loads the plugin in this layout and
+# order, once per supported release line.
 COPY identity /go/src/github.com/TykTechnologies/identity
 COPY plugin /plugin-source
 RUN /build.sh keylens-plugin.so

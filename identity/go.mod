@@ -5,4 +5,4 @@ module github.com/keylens/keylens/identity
 
 go 1.22
 
-require github.com/golang-jwt/jwt/v5 v5.3.1
+require github.com/golang-jwt/jwt/v5 v5.2.2

@@ -11,18 +11,35 @@ import (
 )
 
 // TestPluginLoads builds the keylens plugin the way Tyk's plugin compiler
-// does, in its layout, and loads it the way the gateway does. The compiler
-// (its image's /build.sh) copies the plugin source to
+// builds it, in its layout and its order, and loads it the way the
+// gateway does, once for each supported release line
+// (testdata/released-gateways.tsv).
+//
+// The compiler image first builds the gateway binary from the gateway's
+// own go.mod, with no workspace (go install -tags=goplugin -trimpath).
+// Only then does its /build.sh copy the plugin source to
 // $(dirname $TYK_GW_PATH)/plugin_<name> beside the gateway source at
-// $TYK_GW_PATH (…/github.com/TykTechnologies/tyk), makes a go.work of
-// ./tyk and that folder, and runs go build -buildmode=plugin -trimpath
-// there, naming the file <name>_<gateway version>_<os>_<arch>.so. The
-// plugin's go.mod replaces keylens's identity module with ../identity,
-// which the Dockerfile copies to …/TykTechnologies/identity. Here this
-// double stands in for the gateway source, and cmd/loadplugin, built with
-// -trimpath in the same workspace, for the gateway binary: plugin.Open
-// checks that every package the two share was built alike.
+// $TYK_GW_PATH (…/github.com/TykTechnologies/tyk), make a go.work of ./tyk
+// and that folder, and run go build -buildmode=plugin -trimpath there,
+// naming the file <name>_<gateway version>_<os>_<arch>.so. In that
+// workspace minimal version selection raises every module to the higher
+// of the two sides' requirements, so a plugin requiring a module above
+// the gateway's version is built against code the gateway binary does not
+// have, and plugin.Open refuses it ("plugin was built with a different
+// version of package"). The plugin's go.mod replaces keylens's identity
+// module with ../identity, which the Dockerfile copies to
+// …/TykTechnologies/identity.
+//
+// Here this double stands in for the gateway source, its go.mod pinning
+// the release's versions, and cmd/loadplugin, which links golang-jwt/v5
+// as released gateways do, for the gateway binary.
 func TestPluginLoads(t *testing.T) {
+	for _, rel := range releases(t) {
+		t.Run(rel.name, func(t *testing.T) { loadPlugin(t, rel) })
+	}
+}
+
+func loadPlugin(t *testing.T, rel release) {
 	repo, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -30,29 +47,44 @@ func TestPluginLoads(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "go", "src", "github.com", "TykTechnologies") // $(dirname $TYK_GW_PATH)
 	const name = "keylens-plugin.so"                                                 // the Dockerfile's /build.sh argument
 	build := filepath.Join(root, "plugin_"+strings.TrimSuffix(name, ".so"))
-	copyTree(t, filepath.Join(repo, "tests", "tykdouble"), filepath.Join(root, "tyk"))
-	copyTree(t, filepath.Join(repo, "plugin"), build)
-	copyTree(t, filepath.Join(repo, "identity"), filepath.Join(root, "identity")) // the Dockerfile's COPY
+	gw := filepath.Join(root, "tyk")
+	copyTree(t, filepath.Join(repo, "tests", "tykdouble"), gw)
 
-	env := append(os.Environ(), "GOWORK=", "CGO_ENABLED=1")
-	run := func(dir string, args ...string) string {
+	run := func(dir string, env []string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(args[0], args[1:]...)
 		var stderr strings.Builder
-		cmd.Dir, cmd.Env, cmd.Stderr = dir, env, &stderr
+		cmd.Dir, cmd.Env, cmd.Stderr = dir, append(os.Environ(), env...), &stderr
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("%s (in %s): %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
 		}
 		return string(out)
 	}
-	run(root, "go", "work", "init", "./tyk")
-	run(root, "go", "work", "use", "./"+filepath.Base(build))
-	so := strings.TrimSuffix(name, ".so") + "_v5.8.1_" + runtime.GOOS + "_" + runtime.GOARCH + ".so"
-	run(build, "go", "build", "-buildmode=plugin", "-trimpath", "-o", so)
+	// The gateway: its go.mod at the release's versions, its binary built
+	// from that go.mod alone, before any workspace exists.
+	noWork := []string{"GOWORK=off", "CGO_ENABLED=1"}
+	for mod, v := range rel.modules {
+		run(gw, noWork, "go", "get", mod+"@"+v)
+	}
 	host := filepath.Join(root, "gateway")
-	run(filepath.Join(root, "tyk"), "go", "build", "-trimpath", "-o", host, "./cmd/loadplugin")
-	if out := run(root, host, filepath.Join(build, so)); strings.TrimSpace(out) != "ok" {
+	run(gw, noWork, "go", "build", "-tags=goplugin", "-trimpath", "-o", host, "./cmd/loadplugin")
+	for mod, v := range rel.modules {
+		if got := strings.TrimSpace(run(root, nil, "go", "version", "-m", host)); !strings.Contains(got, "\tdep\t"+mod+"\t"+v+"\t") {
+			t.Fatalf("the gateway binary does not link %s at %s:\n%s", mod, v, got)
+		}
+	}
+
+	// Then /build.sh: the plugin beside the gateway, a workspace of the
+	// two, the plugin built in it.
+	copyTree(t, filepath.Join(repo, "plugin"), build)
+	copyTree(t, filepath.Join(repo, "identity"), filepath.Join(root, "identity")) // the Dockerfile's COPY
+	work := []string{"GOWORK=", "CGO_ENABLED=1"}
+	run(root, work, "go", "work", "init", "./tyk")
+	run(root, work, "go", "work", "use", "./"+filepath.Base(build))
+	so := strings.TrimSuffix(name, ".so") + "_" + runtime.GOOS + "_" + runtime.GOARCH + ".so"
+	run(build, work, "go", "build", "-buildmode=plugin", "-trimpath", "-o", so)
+	if out := run(root, nil, host, filepath.Join(build, so)); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("loading the plugin: %s", out)
 	}
 }

@@ -4,6 +4,10 @@
 // the gateway does (plugin.Open, then a symbol per hook, asserted to the
 // hook types) and calls the auth hook across the plugin boundary with the
 // sidecar unreachable. It prints "ok" or says what failed, exiting 1.
+//
+// It links golang-jwt/v5, as released gateways do through their own
+// dependencies, at the version the double's go.mod requires: the load
+// test pins it to each release line's.
 package main
 
 import (
@@ -15,6 +19,8 @@ import (
 
 	"github.com/TykTechnologies/tyk/apidef"
 	"github.com/TykTechnologies/tyk/gateway"
+
+	_ "github.com/golang-jwt/jwt/v5" // linked by every released gateway
 )
 
 func main() {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/apidef/oas"
+	"github.com/TykTechnologies/tyk/ctx"
 
 	"github.com/keylens/keylens/identity"
 )
@@ -179,32 +182,61 @@ type apiState struct {
 	res     *resolver
 	hits    *shipper
 	apiID   string
+	orgID   string // the API's org, which KeylensAuth's sessions carry
+	from    string // where the settings are in the definition, for the log
 	logOnce sync.Once
 	// Which request hook stamps the start of a request for the latency
-	// KeylensHits ships (latency.go): the API's first keylens hook, and
-	// only when its response chain has KeylensHits.
+	// KeylensHits ships (latency.go; describe says which).
 	stampAuth, stampPostAuth bool
 }
 
 var (
-	states   sync.Map // *apidef.APIDefinition → *apiState; a reload brings new definitions
+	states   sync.Map // API definition (defKey) → *apiState; a reload brings new definitions
 	statesMu sync.Mutex
 	nstates  int
 	shared   = map[settings]*apiState{}
 )
+
+// A defKey is the definition of the API serving a request, as the gateway
+// put it in the request's context before calling a hook: a classic API's
+// *apidef.APIDefinition, or an OAS API's *oas.OAS. The gateway keeps one
+// per API until a reload, so the pointer identifies the API's state.
+type defKey = any
+
+// noDefinition stands for a request with neither definition.
+var noDefinition *apidef.APIDefinition
+
+// stateOf returns the state of the API serving r. It reads the
+// definition's pointer from the context and never modifies it: the
+// gateway's ctx.GetDefinition and ctx.GetOASDefinition would return a
+// deep copy made by reflection on every call (tens of microseconds in a
+// real gateway), and a new pointer each time, which stateFor would take
+// for a new API. A classic API's definition is looked for first: most APIs
+// are classic, and an OAS API's response hooks before Tyk 5.11 get the
+// classic definition the gateway extracted from its OAS one.
+func stateOf(r *http.Request) *apiState {
+	c := r.Context()
+	if def, ok := c.Value(ctx.Definition).(*apidef.APIDefinition); ok && def != nil {
+		return stateFor(def)
+	}
+	if o, ok := c.Value(ctx.OASDefinition).(*oas.OAS); ok && o != nil {
+		return stateFor(o)
+	}
+	return stateFor(noDefinition)
+}
 
 // lastState remembers the latest definition looked up: consecutive
 // requests mostly go to the same API.
 var lastState atomic.Pointer[defState]
 
 type defState struct {
-	def *apidef.APIDefinition
+	def defKey
 	st  *apiState
 }
 
 // stateFor returns the state of def, building it on first use. Lookups
 // take no lock.
-func stateFor(def *apidef.APIDefinition) *apiState {
+func stateFor(def defKey) *apiState {
 	if ls := lastState.Load(); ls != nil && ls.def == def {
 		return ls.st
 	}
@@ -221,20 +253,9 @@ func stateFor(def *apidef.APIDefinition) *apiState {
 		states.Range(func(k, _ any) bool { states.Delete(k); return true })
 		nstates = 1
 	}
-	var cfg map[string]interface{}
-	if def != nil {
-		cfg = def.ConfigData
-	}
-	s, err := parseSettings(cfg, os.Getenv)
-	st := &apiState{s: s, err: err}
-	if def != nil {
-		st.apiID = def.APIID
-		mw := &def.CustomMiddleware
-		for _, h := range mw.Response {
-			st.stampAuth = st.stampAuth || h.Name == "KeylensHits"
-		}
-		st.stampPostAuth = st.stampAuth && mw.AuthCheck.Name != "KeylensAuth"
-	}
+	a := describe(def)
+	s, err := parseSettings(a.configData, os.Getenv)
+	st := &apiState{s: s, err: err, apiID: a.apiID, orgID: a.orgID, from: a.from, stampAuth: a.stampAuth, stampPostAuth: a.stampPostAuth}
 	if err == nil {
 		if sh, ok := shared[s]; ok {
 			st.res, st.hits = sh.res, sh.hits
@@ -246,4 +267,58 @@ func stateFor(def *apidef.APIDefinition) *apiState {
 	}
 	states.Store(def, st)
 	return st
+}
+
+// definition is what the plugin reads of an API's definition, of either
+// kind.
+type definition struct {
+	apiID, orgID string
+	configData   map[string]interface{}
+	from         string // where configData.keylens is, for the log
+	// Which request hook stamps a request's start (latency.go).
+	stampAuth, stampPostAuth bool
+}
+
+// describe reads an API definition of either kind.
+//
+// A classic definition names its hooks, so the first keylens request
+// hook stamps, and only when the response chain has KeylensHits.
+//
+// An OAS definition carries the same in its x-tyk-api-gateway extension:
+// the API id and org in info, the classic config_data as
+// middleware.global.pluginConfig.data.value (read whether or not its
+// enabled flag is set, as a classic definition's config_data is). Its
+// hook lists are not read: their shape changed across Tyk releases (a
+// single deprecated plugin object became a list), and reading a member a
+// release lacks would keep the plugin from compiling for it. So on an OAS
+// API whichever keylens request hook runs stamps, a few atomic stores a
+// request that go unread without KeylensHits. The extension is read only
+// here, on an API's first request, and never written: the gateway has
+// already converted it when it loaded the API.
+func describe(def defKey) definition {
+	switch d := def.(type) {
+	case *apidef.APIDefinition:
+		if d == nil {
+			return definition{from: "config_data.keylens"}
+		}
+		a := definition{apiID: d.APIID, orgID: d.OrgID, configData: d.ConfigData, from: "config_data.keylens"}
+		mw := &d.CustomMiddleware
+		for _, h := range mw.Response {
+			a.stampAuth = a.stampAuth || h.Name == "KeylensHits"
+		}
+		a.stampPostAuth = a.stampAuth && mw.AuthCheck.Name != "KeylensAuth"
+		return a
+	case *oas.OAS:
+		a := definition{stampAuth: true, stampPostAuth: true, from: oas.ExtensionTykAPIGateway + ".middleware.global.pluginConfig.data.value.keylens"}
+		x := d.GetTykExtension()
+		if x == nil {
+			return a
+		}
+		a.apiID, a.orgID = x.Info.ID, x.Info.OrgID
+		if mw := x.Middleware; mw != nil && mw.Global != nil && mw.Global.PluginConfig != nil && mw.Global.PluginConfig.Data != nil {
+			a.configData = mw.Global.PluginConfig.Data.Value
+		}
+		return a
+	}
+	return definition{}
 }

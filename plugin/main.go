@@ -10,7 +10,9 @@
 //	KeylensPostAuth  post_key_auth: enrich a session the gateway authenticated
 //	KeylensHits      response: count the hit for the key, API and status
 //
-// Settings come from the definition's config_data.keylens object, with
+// Settings come from the keylens object of the API's config data (a classic
+// definition's config_data; an OAS definition's
+// x-tyk-api-gateway.middleware.global.pluginConfig.data.value), with
 // KEYLENS_SIDECAR_URL and KEYLENS_HITS_SECRET as fallbacks.
 package main
 
@@ -21,7 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/TykTechnologies/tyk/apidef"
 	"github.com/TykTechnologies/tyk/ctx"
 	"github.com/TykTechnologies/tyk/user"
 
@@ -42,34 +43,18 @@ func reject(w http.ResponseWriter, status int, msg string) {
 	_, _ = w.Write(body)
 }
 
-// definitionOf returns the definition of the API serving r: the gateway's
-// own pointer, which it puts in the request's context before calling a
-// hook. Never modified. (ctx.GetDefinition would return a deep copy made
-// by reflection on every call: tens of microseconds in a real gateway, and
-// a new pointer each time, which stateFor would take for a new API.)
-func definitionOf(r *http.Request) *apidef.APIDefinition {
-	def, _ := r.Context().Value(ctx.Definition).(*apidef.APIDefinition)
-	return def
-}
-
-// state returns the request's API definition and state, or answers 401
-// (fail closed) when the API's keylens settings are wrong, logging that
-// once.
-func state(w http.ResponseWriter, r *http.Request) (*apidef.APIDefinition, *apiState) {
-	def := definitionOf(r)
-	st := stateFor(def)
+// state returns the state of the API serving r, or answers 401 (fail
+// closed) when the API's keylens settings are wrong, logging that once.
+func state(w http.ResponseWriter, r *http.Request) *apiState {
+	st := stateOf(r)
 	if st.err != nil {
 		st.logOnce.Do(func() {
-			api := ""
-			if def != nil {
-				api = def.APIID
-			}
-			logger.Printf("API %q: config_data.keylens is invalid, refusing its requests: %v", api, st.err)
+			logger.Printf("API %q: %s is invalid, refusing its requests: %v", st.apiID, st.from, st.err)
 		})
 		reject(w, http.StatusUnauthorized, "authorisation unavailable")
-		return def, nil
+		return nil
 	}
-	return def, st
+	return st
 }
 
 // lookup resolves the request's credential, answering for the hook when it
@@ -102,16 +87,21 @@ func lookup(w http.ResponseWriter, r *http.Request, st *apiState, now int64) (*e
 // session authenticates its KeyID at every API of the gateway that checks
 // auth tokens against the same Redis, until it expires. So a session
 // expires shortly after its request: its Expires is the next whole second
-// at least sessionMargin ahead (the gateway checks expiry in seconds, just
-// after the auth hook), i.e. 0.1 to 1.1 s away, or the credential's own
-// expiry when earlier; and its lifetime in Redis is sessionLifetime.
+// at least sessionMargin after the hook ran, by the wall clock (the
+// gateway compares Expires, in seconds, with time.Now() just after the
+// auth hook), i.e. 1 to 2 s away, or the credential's own expiry when
+// earlier; and its lifetime in Redis is sessionLifetime. The margin is a
+// whole second so that a gateway that stalls between the hook and its
+// check (a loaded machine, a garbage collection) does not find a valid
+// key's session expired.
 const (
-	sessionMargin   = 100 * time.Millisecond
+	sessionMargin   = time.Second
 	sessionLifetime = 2 // seconds
 )
 
-// sessionExpiry is the Expires of a session made at now (Unix ns) for a
-// credential expiring at credExpires (Unix s; 0 for none).
+// sessionExpiry is the Expires of a session made at now (Unix ns, the
+// wall clock) for a credential expiring at credExpires (Unix s; 0 for
+// none).
 func sessionExpiry(now, credExpires int64) int64 {
 	exp := (now + int64(sessionMargin) + int64(time.Second) - 1) / int64(time.Second)
 	if credExpires != 0 && credExpires < exp {
@@ -123,14 +113,14 @@ func sessionExpiry(now, credExpires int64) int64 {
 // keyIDOf is the session's KeyID for a credential: for a key, the token
 // the gateway itself reads ("Bearer " removed, as its auth-token check
 // removes it); for a Basic credential or a Bearer JWT, the Authorization
-// value whole, which no auth-token check takes for a key. Never the key's
-// hash: a stored session authenticates its KeyID, and the hash is no
-// secret.
+// value whole (a JWT by identity.IsJWT, the sidecar's rule), which no
+// auth-token check takes for a key. Never the key's hash: a stored session
+// authenticates its KeyID, and the hash is no secret.
 func keyIDOf(cred string) string {
 	if len(cred) > 7 && strings.EqualFold(cred[:7], "bearer ") {
 		token := strings.TrimSpace(cred[7:])
-		if strings.Count(token, ".") == 2 {
-			return cred // a JWT
+		if identity.IsJWT(token) {
+			return cred
 		}
 		return token
 	}
@@ -142,7 +132,7 @@ func keyIDOf(cred string) string {
 // policies, a short expiry and the developer's metadata. Client-sent
 // identity headers never reach the upstream.
 func KeylensAuth(w http.ResponseWriter, r *http.Request) {
-	def, st := state(w, r)
+	st := state(w, r)
 	if st == nil {
 		return
 	}
@@ -156,10 +146,6 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	var org string
-	if def != nil {
-		org = def.OrgID
-	}
 	s := &user.SessionState{
 		// The credential the client presented: the gateway counts rate
 		// limits and quotas by its hash, and the hash keylens knows the
@@ -168,9 +154,9 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 		Alias: e.id.Email,
 		// The API's org: the gateway looks the session's policies up
 		// in the session's org.
-		OrgID:           org,
+		OrgID:           st.orgID,
 		ApplyPolicies:   append([]string(nil), e.id.Policies...), // the gateway may change its session's
-		Expires:         sessionExpiry(now, e.id.Expires),
+		Expires:         sessionExpiry(time.Now().UnixNano(), e.id.Expires),
 		SessionLifetime: sessionLifetime,
 		MetaData:        make(map[string]interface{}, len(e.meta)),
 	}
@@ -191,7 +177,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 // the request passes without identity headers, or with sidecar_down
 // "refuse" is answered 503.
 func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
-	_, st := state(w, r)
+	st := state(w, r)
 	if st == nil {
 		return
 	}
@@ -256,7 +242,7 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 	if key == "" {
 		return // not a key keylens resolved
 	}
-	st := stateFor(definitionOf(r))
+	st := stateOf(r)
 	if st.err != nil {
 		return
 	}

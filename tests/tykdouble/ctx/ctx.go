@@ -9,7 +9,10 @@
 // scheduleUpdate touches the session, which the gateway then writes to its
 // store under the hash of the auth token. GetDefinition returns a deep
 // copy of the definition, made by reflection on every call; the pointer
-// itself is the context's value under Definition.
+// itself is the context's value under Definition. For an API defined in
+// Tyk's OAS format the gateway puts its *oas.OAS under OASDefinition
+// instead (request hooks from v5.8, response hooks from v5.11), and
+// GetOASDefinition deep-copies it alike.
 package ctx
 
 import (
@@ -17,6 +20,7 @@ import (
 	"net/http"
 
 	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/apidef/oas"
 	"github.com/TykTechnologies/tyk/internal/double"
 	"github.com/TykTechnologies/tyk/storage"
 	"github.com/TykTechnologies/tyk/user"
@@ -53,6 +57,12 @@ const (
 	TransformedRequestMethod
 	Definition
 	RequestStatus
+	GraphQLRequest
+	GraphQLIsWebSocketUpgrade
+	OASOperation
+	// OASDefinition holds the *oas.OAS of an API defined in Tyk's OAS
+	// format, where a classic API has its definition under Definition.
+	OASDefinition
 )
 
 func setContext(r *http.Request, c context.Context) {
@@ -111,6 +121,22 @@ func SetDefinition(r *http.Request, s *apidef.APIDefinition) {
 // the request, made by reflection: costly on a request path.
 func GetDefinition(r *http.Request) *apidef.APIDefinition {
 	if d, ok := r.Context().Value(Definition).(*apidef.APIDefinition); ok {
+		double.DefinitionClones.Add(1)
+		return double.Clone(d)
+	}
+	return nil
+}
+
+// SetOASDefinition puts an OAS API's definition in the request's context,
+// as the gateway does before it calls a Go plugin hook of such an API.
+func SetOASDefinition(r *http.Request, s *oas.OAS) {
+	setContext(r, context.WithValue(r.Context(), OASDefinition, s))
+}
+
+// GetOASDefinition returns a deep copy of the OAS definition of the API
+// serving the request, made by reflection, or nil for a classic API.
+func GetOASDefinition(r *http.Request) *oas.OAS {
+	if d, ok := r.Context().Value(OASDefinition).(*oas.OAS); ok {
 		double.DefinitionClones.Add(1)
 		return double.Clone(d)
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/apidef/oas"
 	"github.com/TykTechnologies/tyk/ctx"
 	"github.com/TykTechnologies/tyk/internal/double"
 	"github.com/TykTechnologies/tyk/storage"
@@ -37,6 +38,10 @@ import (
 // gateway's own context values, the definition, and, when the gateway
 // authenticated the key itself, the token and its session.
 func Request(r *http.Request, def *apidef.APIDefinition, token string, session *user.SessionState) *http.Request {
+	return request(r, token, session, ctx.Definition, def)
+}
+
+func request(r *http.Request, token string, session *user.SessionState, defKey ctx.Key, def any) *http.Request {
 	c := withGatewayValues(r.Context(), r)
 	if token != "" {
 		c = context.WithValue(c, ctx.AuthToken, token)
@@ -47,7 +52,7 @@ func Request(r *http.Request, def *apidef.APIDefinition, token string, session *
 		}
 		c = context.WithValue(c, ctx.SessionData, session)
 	}
-	c = context.WithValue(c, ctx.Definition, def)
+	c = context.WithValue(c, defKey, def)
 	return r.WithContext(c)
 }
 
@@ -93,6 +98,14 @@ type Gateway struct {
 	// SessionLifetime is the APIs' session_lifetime (seconds; 0 keeps a
 	// persisted session forever), for sessions that set none.
 	SessionLifetime int64
+	// OASInResponseHooks models v5.11 and later, where the response hooks
+	// of an OAS API get its *oas.OAS in their context as its request hooks
+	// do; before, from v5.8, they get the classic definition the gateway
+	// extracted from it.
+	OASInResponseHooks bool
+	// PauseAfterAuth stalls the gateway between the authentication hook
+	// and its expiry check, as a loaded or paused gateway process does.
+	PauseAfterAuth time.Duration
 
 	mu       sync.Mutex
 	policies map[string]map[string]Policy // org → policy id → policy
@@ -190,6 +203,9 @@ func (db *Redis) countQuota(name string) {
 // custom_middleware names.
 type API struct {
 	Def *apidef.APIDefinition
+	// OAS is set for an API defined in Tyk's OAS format (OASAPI); Def is
+	// then the classic definition the gateway extracted from it.
+	OAS *oas.OAS
 	// Auth is the auth_check hook (custom Go auth); nil means the
 	// gateway's own auth-token check against its Redis.
 	Auth     func(http.ResponseWriter, *http.Request)
@@ -234,7 +250,7 @@ func (g *Gateway) run(api *API, r *http.Request) Result {
 		return done()
 	}
 	hook := func(h func(http.ResponseWriter, *http.Request)) bool {
-		ctx.SetDefinition(r, api.Def)
+		api.setDefinition(r, true)
 		w := &writer{ResponseWriter: rec}
 		h(w, r)
 		if w.wrote {
@@ -249,6 +265,7 @@ func (g *Gateway) run(api *API, r *http.Request) Result {
 		if !hook(api.Auth) {
 			return done()
 		}
+		time.Sleep(g.PauseAfterAuth)
 	} else {
 		key := stripBearer(r.Header.Get("Authorization"))
 		if key == "" {
@@ -309,7 +326,7 @@ func (g *Gateway) run(api *API, r *http.Request) Result {
 	upstream(upRec, up)
 	resp := upRec.Result()
 	for _, h := range api.Response {
-		ctx.SetDefinition(r, api.Def)
+		api.setDefinition(r, g.OASInResponseHooks)
 		h(rec, resp, r)
 	}
 	for k, v := range resp.Header {
@@ -320,6 +337,17 @@ func (g *Gateway) run(api *API, r *http.Request) Result {
 	out := done()
 	out.Upstream = up
 	return out
+}
+
+// setDefinition puts the API's definition in r's context before a hook:
+// an OAS API's *oas.OAS where the gateway hands it over (oas), else the
+// classic definition.
+func (api *API) setDefinition(r *http.Request, oas bool) {
+	if api.OAS != nil && oas {
+		ctx.SetOASDefinition(r, api.OAS)
+	} else {
+		ctx.SetDefinition(r, api.Def)
+	}
 }
 
 // updateSession writes a touched session to Redis under the hash of the

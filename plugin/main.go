@@ -119,7 +119,7 @@ func sessionExpiry(now, credExpires int64) int64 {
 func keyIDOf(cred string) string {
 	if len(cred) > 7 && strings.EqualFold(cred[:7], "bearer ") {
 		token := strings.TrimSpace(cred[7:])
-		if identity.IsJWT(token) {
+		if identity.IsJWTString(token) {
 			return cred
 		}
 		return token

@@ -14,12 +14,13 @@ import (
 // with two dots among them, is not a JWT. Whether a JWT is valid is for
 // its verification to say.
 //
-// A credential with other than two dots costs three byte searches; it
-// allocates nothing for headers up to 384 bytes, so both can ask on every
-// request.
+// A credential with other than two dots costs at most three byte
+// searches. It allocates nothing for headers up to 384 bytes, so both can
+// ask on every request, and a first segment longer than maxJOSEHeader is
+// no JWT: a client cannot make it allocate more.
 func IsJWT(token []byte) bool {
 	first := bytes.IndexByte(token, '.')
-	if first <= 0 {
+	if first <= 0 || first > maxJOSEHeader {
 		return false
 	}
 	second := bytes.IndexByte(token[first+1:], '.')
@@ -34,6 +35,10 @@ func IsJWT(token []byte) bool {
 	n, ok := decodeBase64URL(token[:first], buf)
 	return ok && isJOSEHeader(buf[:n])
 }
+
+// maxJOSEHeader bounds a JWT's first segment: 16 KiB of base64url, 12 KiB
+// of header, room for a certificate chain in x5c.
+const maxJOSEHeader = 16 << 10
 
 // IsJWTString is IsJWT for a string, without copying it.
 func IsJWTString(token string) bool {

@@ -22,6 +22,7 @@ func TestIsJWT(t *testing.T) {
 		{"a string with escapes before alg", b64(`{"kid":"a\"b\\","alg":"ES256"}`) + "..", true},
 		{"the last alg counts", b64(`{"alg":1,"alg":"HS256"}`) + ".a.b", true},
 		{"a long header", b64(long) + ".a.b", true},
+		{"a header past the bound", b64(`{"alg":"RS256","x5c":["`+strings.Repeat("A", 13<<10)+`"]}`) + ".a.b", false},
 		{"an API key with two dots", "abc.def.ghi", false},
 		{"a Tyk key with two dots", "eyJvcmciOiJ4In0.eyJ.x", false},
 		{"one dot", b64(`{"alg":"HS256"}`) + ".e30", false},
@@ -86,9 +87,11 @@ func FuzzIsJWT(f *testing.F) {
 		if got != IsJWTString(token) {
 			t.Fatalf("string and []byte disagree on %q", token)
 		}
-		// Member names with escapes are compared as written by IsJWT and
-		// unescaped by encoding/json: the reference cannot judge those.
-		if first, _, _ := strings.Cut(token, "."); bytes.ContainsRune(decodeLoose(first), '\\') {
+		// Member names are compared as written by IsJWT and unescaped by
+		// encoding/json, so a name spelling "alg" with \u escapes is
+		// beyond the reference (other escapes cannot spell it), and so is
+		// a header beyond IsJWT's bound.
+		if first, _, _ := strings.Cut(token, "."); bytes.Contains(decodeLoose(first), []byte(`\u`)) || len(first) > maxJOSEHeader {
 			return
 		}
 		if want := isJWTReference(token); got != want {

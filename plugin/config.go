@@ -185,9 +185,32 @@ type apiState struct {
 	orgID   string // the API's org, which KeylensAuth's sessions carry
 	from    string // where the settings are in the definition, for the log
 	logOnce sync.Once
+	last    *defState // the state as lastState holds it, made once
 	// Which request hook stamps the start of a request for the latency
-	// KeylensHits ships (latency.go; describe says which).
+	// KeylensHits ships (latency.go; describe says which): known from a
+	// classic definition, learnt from hitsHook for an OAS one.
 	stampAuth, stampPostAuth bool
+	learnStamps              bool
+	// hitsHook is set once KeylensHits has run for the API (by API id,
+	// whichever definition it was handed).
+	hitsHook *atomic.Bool
+}
+
+// stampsAuth reports whether KeylensAuth stamps its requests.
+func (st *apiState) stampsAuth() bool {
+	return st.stampAuth || st.learnStamps && st.hitsHook.Load()
+}
+
+// stampsPostAuth reports whether KeylensPostAuth stamps its requests.
+func (st *apiState) stampsPostAuth() bool {
+	return st.stampPostAuth || st.learnStamps && st.hitsHook.Load()
+}
+
+// sawHitsHook records that KeylensHits runs for the API.
+func (st *apiState) sawHitsHook() {
+	if !st.hitsHook.Load() {
+		st.hitsHook.Store(true)
+	}
 }
 
 var (
@@ -195,6 +218,7 @@ var (
 	statesMu sync.Mutex
 	nstates  int
 	shared   = map[settings]*apiState{}
+	hitsHook = map[string]*atomic.Bool{} // API id → apiState.hitsHook
 )
 
 // A defKey is the definition of the API serving a request, as the gateway
@@ -241,7 +265,7 @@ func stateFor(def defKey) *apiState {
 		return ls.st
 	}
 	if st, ok := states.Load(def); ok {
-		lastState.Store(&defState{def, st.(*apiState)})
+		lastState.Store(st.(*apiState).last)
 		return st.(*apiState)
 	}
 	statesMu.Lock()
@@ -251,11 +275,18 @@ func stateFor(def defKey) *apiState {
 	}
 	if nstates++; nstates > 10000 { // definitions of past reloads
 		states.Range(func(k, _ any) bool { states.Delete(k); return true })
+		clear(hitsHook)
 		nstates = 1
 	}
 	a := describe(def)
 	s, err := parseSettings(a.configData, os.Getenv)
-	st := &apiState{s: s, err: err, apiID: a.apiID, orgID: a.orgID, from: a.from, stampAuth: a.stampAuth, stampPostAuth: a.stampPostAuth}
+	st := &apiState{s: s, err: err, apiID: a.apiID, orgID: a.orgID, from: a.from,
+		stampAuth: a.stampAuth, stampPostAuth: a.stampPostAuth, learnStamps: a.learnStamps}
+	st.last = &defState{def, st}
+	if st.hitsHook = hitsHook[a.apiID]; st.hitsHook == nil {
+		st.hitsHook = new(atomic.Bool)
+		hitsHook[a.apiID] = st.hitsHook
+	}
 	if err == nil {
 		if sh, ok := shared[s]; ok {
 			st.res, st.hits = sh.res, sh.hits
@@ -275,8 +306,9 @@ type definition struct {
 	apiID, orgID string
 	configData   map[string]interface{}
 	from         string // where configData.keylens is, for the log
-	// Which request hook stamps a request's start (latency.go).
-	stampAuth, stampPostAuth bool
+	// Which request hook stamps a request's start (latency.go), or
+	// whether that is learnt.
+	stampAuth, stampPostAuth, learnStamps bool
 }
 
 // describe reads an API definition of either kind.
@@ -291,9 +323,11 @@ type definition struct {
 // hook lists are not read: their shape changed across Tyk releases (a
 // single deprecated plugin object became a list), and reading a member a
 // release lacks would keep the plugin from compiling for it. So on an OAS
-// API whichever keylens request hook runs stamps, a few atomic stores a
-// request that go unread without KeylensHits. The extension is read only
-// here, on an API's first request, and never written: the gateway has
+// API the stamping is learnt: once KeylensHits has run for the API (its
+// first requests are counted without a latency), whichever keylens
+// request hook runs stamps. An API without KeylensHits never stamps, and
+// leaves the stamp table to the APIs that read it. The extension is read
+// only here, on an API's first request, and never written: the gateway has
 // already converted it when it loaded the API.
 func describe(def defKey) definition {
 	switch d := def.(type) {
@@ -309,7 +343,7 @@ func describe(def defKey) definition {
 		a.stampPostAuth = a.stampAuth && mw.AuthCheck.Name != "KeylensAuth"
 		return a
 	case *oas.OAS:
-		a := definition{stampAuth: true, stampPostAuth: true, from: oas.ExtensionTykAPIGateway + ".middleware.global.pluginConfig.data.value.keylens"}
+		a := definition{learnStamps: true, from: oas.ExtensionTykAPIGateway + ".middleware.global.pluginConfig.data.value.keylens"}
 		x := d.GetTykExtension()
 		if x == nil {
 			return a

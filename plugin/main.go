@@ -136,8 +136,9 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
+	stamping := st.stampsAuth()
 	var start int64
-	if st.stampAuth {
+	if stamping {
 		start = clock.Mono()
 	}
 	now := clock.Coarse()
@@ -165,7 +166,7 @@ func KeylensAuth(w http.ResponseWriter, r *http.Request) {
 		injectHeaders(r.Header, e)
 	}
 	ctx.SetSession(r, s, st.s.PersistSession)
-	if st.stampAuth {
+	if stamping {
 		stamp(r, st, &e.id.KeyID, start)
 	}
 }
@@ -181,8 +182,9 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
+	stamping := st.stampsPostAuth()
 	var start int64
-	if st.stampPostAuth {
+	if stamping {
 		start = clock.Mono()
 	}
 	st.res.strip.strip(r.Header)
@@ -215,7 +217,7 @@ func KeylensPostAuth(w http.ResponseWriter, r *http.Request) {
 	if st.s.InjectHeaders {
 		injectHeaders(r.Header, e)
 	}
-	if st.stampPostAuth {
+	if stamping {
 		stamp(r, st, &e.id.KeyID, start)
 	}
 }
@@ -232,19 +234,18 @@ func KeylensHits(_ http.ResponseWriter, res *http.Response, r *http.Request) {
 		st.hits.record(key, st.apiID, now, res.StatusCode, latency)
 		return
 	}
-	// Not stamped (the slot was taken by another request): count it
-	// from the session, without a latency.
+	// Not stamped (the slot was taken by another request, or the API's
+	// stamping is still to be learnt): count it from the session, without
+	// a latency.
+	st := stateOf(r)
+	st.sawHitsHook()
 	s := ctx.GetSession(r)
-	if s == nil {
+	if s == nil || st.err != nil {
 		return
 	}
 	key, _ := s.MetaData[metaKeyID].(string)
 	if key == "" {
 		return // not a key keylens resolved
-	}
-	st := stateOf(r)
-	if st.err != nil {
-		return
 	}
 	st.hits.record(key, st.apiID, now, res.StatusCode, -1)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -53,15 +54,12 @@ func TestOASAPIs(t *testing.T) {
 			g.AddPolicy(gateway.Policy{ID: "pol-pay", OrgID: "org-oas"})
 			before := gateway.DefinitionClones()
 			var keyHash string
-			for range 3 {
+			do := func() {
 				res := g.Do(t, a, keyRequest(raw))
 				if res.Code != 200 || res.Upstream == nil || res.Session.OrgID != "org-oas" || res.Upstream.Header.Get("X-Developer-Email") == "" {
 					t.Fatalf("%s; session %+v", res.Describe(), res.Session)
 				}
 				keyHash = res.Upstream.Header.Get("X-Key-Id")
-			}
-			if n := gateway.DefinitionClones() - before; n != 0 {
-				t.Errorf("the hooks deep-copied the definition %d times", n)
 			}
 			today := time.Now().UTC().Format("2/1/2006")
 			var got struct {
@@ -70,14 +68,53 @@ func TestOASAPIs(t *testing.T) {
 					RequestTime float64 `json:"request_time"`
 				}
 			}
-			waitFor(t, "the OAS API's hits in the aggregate", func() bool {
-				admin(t, "GET", "/api/activity/keys/aggregate/"+keyHash+"/"+today+"/"+today+"?api_id="+apiID, "", &got)
-				return len(got.Data) == 1 && got.Data[0].Hits == 3
-			})
+			hits := func(n int64) func() bool {
+				return func() bool {
+					admin(t, "GET", "/api/activity/keys/aggregate/"+keyHash+"/"+today+"/"+today+"?api_id="+apiID, "", &got)
+					return len(got.Data) == 1 && got.Data[0].Hits == n
+				}
+			}
+			// The first request is counted without a latency: the
+			// plugin learns from it that the API has KeylensHits.
+			do()
+			waitFor(t, "the OAS API's first hit in the aggregate", hits(1))
+			for range 3 {
+				do()
+			}
+			waitFor(t, "the OAS API's hits in the aggregate", hits(4))
 			if rt := got.Data[0].RequestTime; rt < float64(upstreamTime/time.Millisecond) {
 				t.Errorf("request_time %v ms, want at least the upstream's %v", rt, upstreamTime)
 			}
+			if n := gateway.DefinitionClones() - before; n != 0 {
+				t.Errorf("the hooks deep-copied the definition %d times", n)
+			}
 		})
+	}
+}
+
+// TestOASStampsOnlyForKeylensHits: on an OAS API the plugin cannot read
+// which hooks are configured, so it stamps a request's start only once
+// KeylensHits has run for the API; an API without it leaves the stamp
+// table alone.
+func TestOASStampsOnlyForKeylensHits(t *testing.T) {
+	_, raw := newKey(t, "oas-stamp@example.com")
+	a := oasAPI(t, "api-oas-stamp")
+	auth := func() *http.Request {
+		r := gateway.RequestOAS(keyRequest(raw), a.OAS, "", nil)
+		if rec, next := gateway.RunHook(KeylensAuth, r); !next {
+			t.Fatalf("refused: %d %s", rec.Code, rec.Body)
+		}
+		return r
+	}
+	for range 3 {
+		if _, _, _, ok := claimStamp(auth()); ok {
+			t.Fatal("a request of an API without KeylensHits was stamped")
+		}
+	}
+	r := auth()
+	KeylensHits(httptest.NewRecorder(), &http.Response{StatusCode: 200}, r)
+	if _, _, _, ok := claimStamp(auth()); !ok {
+		t.Error("after KeylensHits ran for the API, its requests are not stamped")
 	}
 }
 

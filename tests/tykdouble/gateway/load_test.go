@@ -32,14 +32,16 @@ import (
 //
 // Here this double stands in for the gateway source, its go.mod pinning
 // the release's versions, and cmd/loadplugin, which links golang-jwt/v5
-// as released gateways do, for the gateway binary.
+// as released gateways do, for the gateway binary. The oldest line is
+// built with its Go (fetched as a toolchain module from the module proxy),
+// so the plugin is known to compile with it.
 func TestPluginLoads(t *testing.T) {
-	for _, rel := range releases(t) {
-		t.Run(rel.name, func(t *testing.T) { loadPlugin(t, rel) })
+	for i, rel := range releases(t) {
+		t.Run(rel.name, func(t *testing.T) { loadPlugin(t, rel, i == 0) })
 	}
 }
 
-func loadPlugin(t *testing.T, rel release) {
+func loadPlugin(t *testing.T, rel release, oldest bool) {
 	repo, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +63,20 @@ func loadPlugin(t *testing.T, rel release) {
 		}
 		return string(out)
 	}
+	// The oldest line is built with its own Go, as its compiler image
+	// does: the plugin must compile with it. The others use this machine's.
+	var toolchain []string
+	if oldest {
+		toolchain = []string{"GOTOOLCHAIN=go" + rel.goVer}
+	}
 	// The gateway: its go.mod at the release's versions, its binary built
 	// from that go.mod alone, before any workspace exists.
-	noWork := []string{"GOWORK=off", "CGO_ENABLED=1"}
+	noWork := append([]string{"GOWORK=off", "CGO_ENABLED=1"}, toolchain...)
+	sums, err := os.ReadFile(filepath.Join(repo, "tests", "tykdouble", "testdata", "released-gateways.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, filepath.Join(gw, "go.sum"), sums) // no checksum database needed
 	for mod, v := range rel.modules {
 		run(gw, noWork, "go", "get", mod+"@"+v)
 	}
@@ -79,13 +92,32 @@ func loadPlugin(t *testing.T, rel release) {
 	// two, the plugin built in it.
 	copyTree(t, filepath.Join(repo, "plugin"), build)
 	copyTree(t, filepath.Join(repo, "identity"), filepath.Join(root, "identity")) // the Dockerfile's COPY
-	work := []string{"GOWORK=", "CGO_ENABLED=1"}
+	work := append([]string{"GOWORK=", "CGO_ENABLED=1"}, toolchain...)
 	run(root, work, "go", "work", "init", "./tyk")
 	run(root, work, "go", "work", "use", "./"+filepath.Base(build))
 	so := strings.TrimSuffix(name, ".so") + "_" + runtime.GOOS + "_" + runtime.GOARCH + ".so"
 	run(build, work, "go", "build", "-buildmode=plugin", "-trimpath", "-o", so)
+	if oldest {
+		if v := run(root, work, "go", "env", "GOVERSION"); strings.TrimSpace(v) != "go"+rel.goVer {
+			t.Fatalf("built with %s, not the line's Go %s", v, rel.goVer)
+		}
+	}
 	if out := run(root, nil, host, filepath.Join(build, so)); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("loading the plugin: %s", out)
+	}
+}
+
+func appendFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

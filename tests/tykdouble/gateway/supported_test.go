@@ -13,8 +13,9 @@ import (
 // TestPluginRequiresNoMoreThanTheOldestRelease guards the plugin's module
 // graph: every module that released gateways also link (the columns of
 // testdata/released-gateways.tsv) is required by the plugin's modules,
-// plugin and identity, at no version above the oldest supported release's,
-// and both modules' go directives allow that release's Go. A newer
+// plugin and identity, at no version above the oldest supported release's;
+// the plugin's graph holds no other module; and both modules' go
+// directives allow that release's Go, with no toolchain line. A newer
 // requirement would make the plugin compiler build the plugin against
 // code the gateway binary does not have, and the gateway refuse to load
 // it; a newer go directive would not compile with that release's Go.
@@ -30,8 +31,9 @@ func TestPluginRequiresNoMoreThanTheOldestRelease(t *testing.T) {
 	for _, dir := range []string{"identity", "plugin"} {
 		mod := filepath.Join(repo, dir)
 		var gomod struct {
-			Go      string
-			Require []struct{ Path, Version string }
+			Go        string
+			Toolchain string
+			Require   []struct{ Path, Version string }
 		}
 		if err := json.Unmarshal([]byte(goCmd(t, mod, "mod", "edit", "-json")), &gomod); err != nil {
 			t.Fatal(err)
@@ -42,12 +44,20 @@ func TestPluginRequiresNoMoreThanTheOldestRelease(t *testing.T) {
 		if gomod.Go == "" || semverLess("v"+oldest.goVer, "v"+gomod.Go) {
 			t.Errorf("%s/go.mod says go %s; the oldest supported release (%s) is built with Go %s", dir, gomod.Go, oldest.name, oldest.goVer)
 		}
+		if gomod.Toolchain != "" {
+			t.Errorf("%s/go.mod names toolchain %s: the plugin compiler builds with its gateway's Go", dir, gomod.Toolchain)
+		}
 	}
 	// The plugin's whole graph, identity's requirements included, as the
 	// plugin compiler's workspace starts from it: no workspace of ours.
 	out := goCmd(t, filepath.Join(repo, "plugin"), "list", "-m", "-f", "{{.Path}} {{.Version}}", "all")
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		path, version, _ := strings.Cut(line, " ")
+		if _, shared := oldest.modules[path]; !shared && !strings.HasPrefix(path, "github.com/keylens/keylens/") {
+			// Any other module may be one the gateway links too, at a
+			// version no row says: add it to the table first.
+			t.Errorf("the plugin's module graph holds %s %s, which released-gateways.tsv does not list", path, version)
+		}
 		check("the plugin's module graph selects", path, version)
 	}
 }

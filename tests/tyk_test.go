@@ -19,10 +19,8 @@ import (
 
 // Tyk analytics from Redis, end to end: a real redis-server, records
 // written as the gateway writes them (tyktest's double of its purger, and
-// the real records in ../shared/fixtures), the real binary consuming them.
-
-// fixtureDir holds the real records, relative to tests/.
-const fixtureDir = "../../shared/fixtures/tyk-analytics"
+// the real records in testdata/tyk-analytics), the real binary consuming
+// them.
 
 // tykKeylens starts keylens serve consuming r's lists as consumer id, on
 // store ("" for a fresh SQLite file).
@@ -68,7 +66,7 @@ func aggregate(t *testing.T, in *instance, keys, day string) []hitRow {
 // the developer's usage exactly as their README totals them; the requests
 // without a session show on /metrics per API only.
 func TestTykFixturesFillTheAggregateEndpoint(t *testing.T) {
-	files := tyktest.Fixtures(t, fixtureDir)
+	files := tyktest.Fixtures(t)
 	rs := tyktest.StartRedis(t)
 	rdb := rs.Client(t)
 	in := tykKeylens(t, rs, "", "e2e-fixtures")

@@ -18,13 +18,9 @@ import (
 	"github.com/keylens/keylens/tykanalytics/tyktest"
 )
 
-// fixtureDir holds the real records captured from a Tyk gateway; the
-// shared folder lies beside the repository (../shared from its root).
-const fixtureDir = "../../shared/fixtures/tyk-analytics"
-
 func fixtures(t testing.TB) []string {
 	var out []string
-	for _, f := range tyktest.Fixtures(t, fixtureDir) {
+	for _, f := range tyktest.Fixtures(t) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -97,9 +93,8 @@ func TestFixturesCountToTheirTotals(t *testing.T) {
 
 // TestFixtureFieldsDecoded: every member keylens reads, from one real record.
 func TestFixtureFieldsDecoded(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "record-006.msgpack"))
+	b, err := os.ReadFile(filepath.Join(tyktest.FixtureDir(t), "record-006.msgpack"))
 	if err != nil {
-		tyktest.Fixtures(t, fixtureDir) // skips or fails as the fixtures' absence deserves
 		t.Fatal(err)
 	}
 	var rec Record

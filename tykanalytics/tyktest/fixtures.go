@@ -10,18 +10,37 @@ import (
 	"testing"
 )
 
-// Fixtures returns the paths of the real records in dir (a path to
-// shared/fixtures/tyk-analytics, which lies beside the repository), each
-// checked against its SHA256SUMS line. Without the folder the test is
-// skipped, except under CI=true, where it fails.
-func Fixtures(tb testing.TB, dir string) []string {
+// FixtureDir is the folder of the real records a Tyk gateway wrote, with
+// their SHA256SUMS and a README of how they were made and what they total:
+// tests/testdata/tyk-analytics, found from the test's working directory
+// (any package of the repository). Without it the test fails.
+func FixtureDir(tb testing.TB) string {
 	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		d := filepath.Join(dir, "tests", "testdata", "tyk-analytics")
+		if _, err := os.Stat(filepath.Join(d, "SHA256SUMS")); err == nil {
+			return d
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("the Tyk analytics fixtures (tests/testdata/tyk-analytics) are not in this tree")
+		}
+		dir = parent
+	}
+}
+
+// Fixtures returns the paths of the real records (FixtureDir), each
+// checked against its SHA256SUMS line.
+func Fixtures(tb testing.TB) []string {
+	tb.Helper()
+	dir := FixtureDir(tb)
 	sums, err := os.Open(filepath.Join(dir, "SHA256SUMS"))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("the Tyk analytics fixtures: %v", err)
-		}
-		tb.Skipf("the Tyk analytics fixtures are not beside the repository: %v", err)
+		tb.Fatalf("the Tyk analytics fixtures: %v", err)
 	}
 	defer sums.Close()
 	var files []string

@@ -1,11 +1,11 @@
 // Package tyktest is a double of what a Tyk gateway writes for analytics,
-// for tests: its analytics record encoded as the gateway encodes it (GUIDE
-// §3), a writer that pushes records to Redis as the gateway's purger does,
+// for tests: its analytics record encoded as the gateway encodes it
+// (docs/tyk-facts.md), a writer that pushes records to Redis as the gateway's purger does,
 // and a throwaway redis-server on a loopback port.
 //
 // It is built from the facts of the record format, not from Tyk's code:
 // the tests check that it re-encodes the real records in
-// ../shared/fixtures/tyk-analytics byte for byte.
+// tests/testdata/tyk-analytics byte for byte.
 package tyktest
 
 import (

@@ -7,15 +7,11 @@ import (
 	"testing"
 )
 
-// FixtureDir holds the real records, relative to this package: the shared
-// folder lies beside the repository.
-const fixtureDir = "../../../shared/fixtures/tyk-analytics"
-
 // TestEncodeMatchesTheGateway: every real record, decoded into Record and
 // encoded again, comes out byte for byte as the gateway wrote it, so the
 // records tests build are the gateway's format.
 func TestEncodeMatchesTheGateway(t *testing.T) {
-	files := Fixtures(t, fixtureDir)
+	files := Fixtures(t)
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {

@@ -13,7 +13,8 @@ const (
 	jsonKey   = "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0="
 )
 
-// The vectors of GUIDE §3, computed with a real Tyk gateway build.
+// The test vectors of docs/tyk-facts.md ("Keys and hashing"), computed with
+// a real Tyk gateway build.
 var hashVectors = []struct {
 	key                                   string
 	murmur32, murmur64, murmur128, sha256 string
@@ -115,8 +116,8 @@ func TestKeyOrg(t *testing.T) {
 	}
 }
 
-// KeyID is the id the gateway's key API forms the key from: the GUIDE's
-// third vector is KeyFor(its org, this id, murmur64).
+// KeyID is the id the gateway's key API forms the key from: the third test
+// vector of docs/tyk-facts.md is KeyFor(its org, this id, murmur64).
 func TestKeyID(t *testing.T) {
 	if got := portalstore.KeyID(jsonKey); got != "d47239e128754c0c9148363286b8ed46" {
 		t.Errorf("KeyID = %q", got)

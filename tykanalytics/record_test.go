@@ -136,9 +136,10 @@ func encodeMap(t testing.TB, compact bool, kv ...any) string {
 	return b.String()
 }
 
-// TestCountBuiltRecords: records built to the GUIDE's format count as the
-// hit pipeline counts a hit, whatever the integers' width, the members'
-// order, or members keylens does not know.
+// TestCountBuiltRecords: records built to the format docs/tyk-facts.md
+// describes ("Analytics records") count as the hit pipeline counts a hit,
+// whatever the integers' width, the members' order, or members keylens
+// does not know.
 func TestCountBuiltRecords(t *testing.T) {
 	at := now.Add(-30 * time.Minute)
 	rawKey := "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0="

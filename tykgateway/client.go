@@ -1,9 +1,9 @@
 // Package tykgateway is a client of a Tyk gateway's REST API (/tyk/): keys
 // by hash, OAuth clients and their tokens, policies and APIs. It follows the
-// gateway's documented behaviour (keylens's GUIDE §3): every call sends the
-// secret in X-Tyk-Authorization, keys are addressed by their hash
-// (?hashed=1), a PUT replaces a whole session, and the OAuth revoke
-// endpoints take form fields.
+// gateway's documented behaviour (docs/tyk-facts.md, "The Gateway API"):
+// every call sends the secret in X-Tyk-Authorization, keys are addressed by
+// their hash (?hashed=1), a PUT replaces a whole session, and the OAuth
+// revoke endpoints take form fields.
 package tykgateway
 
 import (

@@ -3,15 +3,15 @@
 // Plugin code must never import it.
 //
 // What it models, from the gateway's documented behaviour (keylens's
-// GUIDE §3): a Redis of sessions under "apikey-" + the hash of the key
-// name, written after any middleware that touched the request's session
-// (ctx.SetSession with scheduleUpdate, or a quota count), under the
-// request's auth token, which SetSession makes the session's KeyID; the
-// gateway's own auth-token check against that Redis; policies looked up in
-// the session's org, a policy not found there ending the request with 200
-// and an empty body, upstream never called (Tyk 5.12+), which Do reports
-// as a test failure; the expiry and inactivity check; hooks that stop the
-// chain by writing a status >= 400.
+// docs/tyk-facts.md, "The Go plugin surface"): a Redis of sessions under
+// "apikey-" + the hash of the key name, written after any middleware that
+// touched the request's session (ctx.SetSession with scheduleUpdate, or a
+// quota count), under the request's auth token, which SetSession makes the
+// session's KeyID; the gateway's own auth-token check against that Redis;
+// policies looked up in the session's org, a policy not found there ending
+// the request with 200 and an empty body, upstream never called (Tyk
+// 5.12+), which Do reports as a test failure; the expiry and inactivity
+// check; hooks that stop the chain by writing a status >= 400.
 package gateway
 
 import (

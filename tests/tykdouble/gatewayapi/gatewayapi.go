@@ -1,7 +1,7 @@
 // Package gatewayapi is not a Tyk package: it doubles the gateway's REST
 // API (/tyk/) for keylens's end-to-end tests, from the gateway's documented
-// and observed behaviour (keylens's GUIDE §3, "Tyk Gateway API"). It holds
-// no gateway code. What it models:
+// and observed behaviour (keylens's docs/tyk-facts.md, "The Gateway
+// API"). It holds no gateway code. What it models:
 //
 //   - every /tyk/ call needs X-Tyk-Authorization = the secret, else 403;
 //   - POST /tyk/keys/{name} stores a session under the gateway's key of

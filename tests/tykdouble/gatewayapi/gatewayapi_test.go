@@ -45,10 +45,11 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string, header 
 	return resp.StatusCode, out
 }
 
-// The GUIDE's facts, one by one: the key formed from (org, id) is the
-// GUIDE's third vector with its hash; ?hashed= counts for any non-empty
-// value; a PUT replaces and needs the org; a key with policies loses its
-// own is_inactive; the 404 of DELETE; the secret; form-only revocation.
+// The facts of docs/tyk-facts.md ("The Gateway API"), one by one: the key
+// formed from (org, id) is its third test vector with its hash; ?hashed=
+// counts for any non-empty value; a PUT replaces and needs the org; a key
+// with policies loses its own is_inactive; the 404 of DELETE; the secret;
+// form-only revocation.
 func TestGatewayFacts(t *testing.T) {
 	srv := newGateway(t, filepath.Join(t.TempDir(), "state.json"))
 	if st, _ := call(t, srv, "GET", "/tyk/keys", "", "X-Tyk-Authorization", "wrong"); st != 403 {

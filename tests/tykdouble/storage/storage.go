@@ -1,7 +1,8 @@
 // Package storage doubles github.com/TykTechnologies/tyk/storage: the
 // hashing under which the gateway stores a key (hashed keys on). Written
-// from the gateway's documented behaviour (keylens's GUIDE §3), with the
-// very murmur3 module the gateway uses; it holds no gateway code.
+// from the gateway's documented behaviour (keylens's docs/tyk-facts.md,
+// "Keys and hashing"), with the very murmur3 module the gateway uses; it
+// holds no gateway code.
 package storage
 
 import (

@@ -6,7 +6,8 @@ import (
 	"github.com/TykTechnologies/tyk/storage"
 )
 
-// The test vectors of keylens's GUIDE §3, computed with a real gateway.
+// The test vectors of keylens's docs/tyk-facts.md ("Keys and hashing"),
+// computed with a real gateway.
 func TestHashStrMatchesTheGateway(t *testing.T) {
 	for key, want := range map[string]string{
 		"abc": "00000000",
@@ -22,7 +23,8 @@ func TestHashStrMatchesTheGateway(t *testing.T) {
 	}
 }
 
-// The GUIDE's generated key: org, id and murmur64 give its third vector.
+// The generated key of docs/tyk-facts.md: org, id and murmur64 give its
+// third test vector.
 func TestGenerateTokenMatchesTheGateway(t *testing.T) {
 	got := storage.GenerateToken("5e9d9544a1dcd60001d0ed20", "d47239e128754c0c9148363286b8ed46", storage.HashMurmur64)
 	if got != "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0=" {

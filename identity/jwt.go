@@ -84,11 +84,9 @@ func decodeBase64URL(src, dst []byte) (n int, ok bool) {
 // member holding a string. The name is compared as written: a JOSE
 // header's member names are case-sensitive and need no escapes.
 func isJOSEHeader(b []byte) bool {
-	if !json.Valid(b) {
-		return false
-	}
+	// An object first: json.Valid allocates its error for anything else.
 	i := skipSpace(b, 0)
-	if i == len(b) || b[i] != '{' {
+	if i == len(b) || b[i] != '{' || !json.Valid(b) {
 		return false
 	}
 	i++

@@ -104,3 +104,18 @@ func decodeLoose(s string) []byte {
 	b, _ := base64.RawURLEncoding.DecodeString(s)
 	return b
 }
+
+func BenchmarkIsJWT(b *testing.B) {
+	for name, tok := range map[string]string{
+		"an API key":          "eyJvcmciOiI1ZTlkOTU0NGExZGNkNjAwMDFkMGVkMjAiLCJpZCI6ImQ0NzIzOWUxMjg3NTRjMGM5MTQ4MzYzMjg2YjhlZDQ2IiwiaCI6Im11cm11cjY0In0=",
+		"a JWT":               b64(`{"alg":"HS256","typ":"JWT","kid":"d47239e128754c0c9148363286b8ed46"}`) + "." + b64(`{"sub":"x","exp":1767225600}`) + ".c2lnbmF0dXJl",
+		"a key with two dots": "abc.def.ghi",
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				IsJWTString(tok)
+			}
+		})
+	}
+}

@@ -120,11 +120,7 @@ func SetDefinition(r *http.Request, s *apidef.APIDefinition) {
 // GetDefinition returns a deep copy of the definition of the API serving
 // the request, made by reflection: costly on a request path.
 func GetDefinition(r *http.Request) *apidef.APIDefinition {
-	if d, ok := r.Context().Value(Definition).(*apidef.APIDefinition); ok {
-		double.DefinitionClones.Add(1)
-		return double.Clone(d)
-	}
-	return nil
+	return cloneOf[apidef.APIDefinition](r, Definition)
 }
 
 // SetOASDefinition puts an OAS API's definition in the request's context,
@@ -136,7 +132,12 @@ func SetOASDefinition(r *http.Request, s *oas.OAS) {
 // GetOASDefinition returns a deep copy of the OAS definition of the API
 // serving the request, made by reflection, or nil for a classic API.
 func GetOASDefinition(r *http.Request) *oas.OAS {
-	if d, ok := r.Context().Value(OASDefinition).(*oas.OAS); ok {
+	return cloneOf[oas.OAS](r, OASDefinition)
+}
+
+// cloneOf deep-copies the *T under k, counting the copy.
+func cloneOf[T any](r *http.Request, k Key) *T {
+	if d, ok := r.Context().Value(k).(*T); ok {
 		double.DefinitionClones.Add(1)
 		return double.Clone(d)
 	}

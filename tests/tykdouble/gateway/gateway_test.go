@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/TykTechnologies/tyk/apidef"
+	"github.com/TykTechnologies/tyk/apidef/oas"
 	"github.com/TykTechnologies/tyk/ctx"
 	"github.com/TykTechnologies/tyk/gateway"
 	"github.com/TykTechnologies/tyk/storage"
@@ -174,3 +175,29 @@ type fakeT struct {
 
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
 func (f *fakeT) Helper()               {}
+
+// An OAS API is loaded as the gateway loads it: the extension converted
+// once, its settings in the classic definition extracted from it; and
+// ctx.GetOASDefinition hands out a counted deep copy, as GetDefinition does.
+func TestOASAPILoadsAndCopies(t *testing.T) {
+	a, err := gateway.OASAPI([]byte(`{"openapi":"3.0.3","x-tyk-api-gateway":{"info":{"id":"api-1","orgId":"org-1","name":"One","state":{"active":true}},
+		"middleware":{"global":{"pluginConfig":{"driver":"goplugin","data":{"enabled":true,"value":{"k":"v"}}}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, converted := a.OAS.Extensions["x-tyk-api-gateway"].(*oas.XTykAPIGateway); !converted {
+		t.Errorf("the extension is still %T after loading", a.OAS.Extensions["x-tyk-api-gateway"])
+	}
+	if a.Def.APIID != "api-1" || a.Def.OrgID != "org-1" || a.Def.ConfigData["k"] != "v" {
+		t.Errorf("classic definition %+v", a.Def)
+	}
+	r := gateway.RequestOAS(httptest.NewRequest("GET", "/", nil), a.OAS, "", nil)
+	before := gateway.DefinitionClones()
+	c := ctx.GetOASDefinition(r)
+	if c == nil || c == a.OAS || c.GetTykExtension().Info.ID != "api-1" || gateway.DefinitionClones() != before+1 {
+		t.Errorf("GetOASDefinition: %p (the original %p), %d copies counted", c, a.OAS, gateway.DefinitionClones()-before)
+	}
+	if ctx.GetDefinition(r) != nil {
+		t.Error("an OAS API's request carries a classic definition")
+	}
+}

@@ -59,8 +59,8 @@ fmt-check:
 # longer `make fuzz FUZZTIME=5m` is that race if no input was written to
 # testdata/fuzz.
 fuzz:
-	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./portalstore/
-	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./portalstore/
+	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./
+	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
 	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -29,10 +29,10 @@ func openStore(t testing.TB) *sqlstore.DB {
 var day = time.Date(2017, 8, 9, 12, 31, 2, 0, time.UTC)
 
 // query returns the day rows of keys around day.
-func query(t testing.TB, db *sqlstore.DB, byCode bool, keys ...string) []portalstore.HitRow {
+func query(t testing.TB, db *sqlstore.DB, byCode bool, keys ...string) []keylens.HitRow {
 	t.Helper()
-	rows, err := db.QueryHits(context.Background(), portalstore.HitQuery{Keys: keys,
-		From: day.AddDate(0, 0, -1), To: day.AddDate(0, 0, 2), Res: portalstore.ResDay, ByCode: byCode})
+	rows, err := db.QueryHits(context.Background(), keylens.HitQuery{Keys: keys,
+		From: day.AddDate(0, 0, -1), To: day.AddDate(0, 0, 2), Res: keylens.ResDay, ByCode: byCode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +40,8 @@ func query(t testing.TB, db *sqlstore.DB, byCode bool, keys ...string) []portals
 }
 
 // series is n hits of key on api at day answered with code.
-func series(key, api string, code int, n int64) portalstore.HitDelta {
-	d := portalstore.HitDelta{KeyHash: key, APIID: api, Hour: day.Unix() / 3600, Code: code, Hits: n, LastHit: day.UnixNano()}
+func series(key, api string, code int, n int64) keylens.HitDelta {
+	d := keylens.HitDelta{KeyHash: key, APIID: api, Hour: day.Unix() / 3600, Code: code, Hits: n, LastHit: day.UnixNano()}
 	switch {
 	case code < 300:
 		d.Success = n
@@ -51,8 +51,8 @@ func series(key, api string, code int, n int64) portalstore.HitDelta {
 	return d
 }
 
-func batch(id string, s ...portalstore.HitDelta) []portalstore.HitBatch {
-	return []portalstore.HitBatch{{ID: id, Series: s}}
+func batch(id string, s ...keylens.HitDelta) []keylens.HitBatch {
+	return []keylens.HitBatch{{ID: id, Series: s}}
 }
 
 func closeCommitter(t testing.TB, c *analytics.Committer) {
@@ -94,7 +94,7 @@ func TestCommitterRefusesInvalidBatches(t *testing.T) {
 	bad := series("k1", "a", 200, 1)
 	bad.Success = 2
 	_, err := c.AddHits(context.Background(), append(batch("good", series("k1", "a", 200, 1)), batch("bad", series("k1", "a", 200, 1), bad)...))
-	if portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Fatalf("err %v, want EINVALID", err)
 	}
 	if rows := query(t, db, false, "k1"); len(rows) != 0 {
@@ -112,7 +112,7 @@ type flaky struct {
 	calls      int
 }
 
-func (f *flaky) AddHits(ctx context.Context, b []portalstore.HitBatch) ([]bool, error) {
+func (f *flaky) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -154,7 +154,7 @@ func TestCommitterTellsWritersToRetry(t *testing.T) {
 	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
 	defer closeCommitter(t, c)
 	_, err := c.AddHits(context.Background(), batch("b1", series("k1", "a", 200, 6)))
-	if portalstore.ErrorCode(err) != portalstore.EUNAVAILABLE {
+	if keylens.ErrorCode(err) != keylens.EUNAVAILABLE {
 		t.Fatalf("a store that keeps failing: %v, want EUNAVAILABLE", err)
 	}
 	store.mu.Lock()
@@ -178,7 +178,7 @@ type counting struct {
 	gate           chan struct{} // when not nil, each commit waits for a token
 }
 
-func (s *counting) AddHits(ctx context.Context, b []portalstore.HitBatch) ([]bool, error) {
+func (s *counting) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, error) {
 	if s.gate != nil {
 		<-s.gate
 	}
@@ -252,7 +252,7 @@ func TestCommitterBackpressure(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	_, err := c.AddHits(ctx, batch("b-over", series("k", "a", 200, 100)))
-	if !errors.Is(err, analytics.ErrBusy) || portalstore.ErrorCode(err) != portalstore.EUNAVAILABLE {
+	if !errors.Is(err, analytics.ErrBusy) || keylens.ErrorCode(err) != keylens.EUNAVAILABLE {
 		t.Fatalf("over the limit: %v, want ErrBusy", err)
 	}
 	close(store.gate) // the store answers from now on

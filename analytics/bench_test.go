@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 )
 
 // distinct returns n series of n distinct keys, as a flood of new keys
 // would bring.
-func distinct(n, offset int) []portalstore.HitDelta {
-	out := make([]portalstore.HitDelta, n)
+func distinct(n, offset int) []keylens.HitDelta {
+	out := make([]keylens.HitDelta, n)
 	for i := range out {
 		out[i] = series(fmt.Sprintf("%016x", uint64(i+offset)*0x9e3779b97f4a7c15), "api", 200+i%3*100, 3)
 	}
@@ -49,7 +49,7 @@ func BenchmarkCommit100k(b *testing.B) {
 			for i := range b.N {
 				s := distinct(100000, i*100000)
 				b.StartTimer()
-				if _, err := db.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
+				if _, err := db.AddHits(context.Background(), []keylens.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -68,7 +68,7 @@ func BenchmarkCommitTx10k(b *testing.B) {
 			for i := range b.N {
 				s := distinct(analytics.DefaultMaxRows, i*analytics.DefaultMaxRows)
 				b.StartTimer()
-				if _, err := db.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
+				if _, err := db.AddHits(context.Background(), []keylens.HitBatch{{ID: fmt.Sprint("b", i), Series: s}}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -94,7 +94,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 			var wg sync.WaitGroup
 			for w := range writers {
 				wg.Go(func() {
-					s := make([]portalstore.HitDelta, size)
+					s := make([]keylens.HitDelta, size)
 					for i := range s {
 						s[i] = series(fmt.Sprintf("w%02d-key%03d", w, i%100), fmt.Sprint("api", i/100), 200, 1)
 					}
@@ -107,7 +107,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 							return
 						}
 						t0 := time.Now()
-						if _, err := c.AddHits(context.Background(), []portalstore.HitBatch{{ID: fmt.Sprint("b", n), Series: s}}); err != nil {
+						if _, err := c.AddHits(context.Background(), []keylens.HitBatch{{ID: fmt.Sprint("b", n), Series: s}}); err != nil {
 							b.Error(err)
 							return
 						}
@@ -136,9 +136,9 @@ func BenchmarkAggregateYear(b *testing.B) {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	const keys, hours = 1000, 365 * 24
 	ctx := context.Background()
-	batch := make([]portalstore.HitDelta, 0, 50000)
+	batch := make([]keylens.HitDelta, 0, 50000)
 	flush := func() {
-		if _, err := db.AddHits(ctx, []portalstore.HitBatch{{Series: batch}}); err != nil {
+		if _, err := db.AddHits(ctx, []keylens.HitBatch{{Series: batch}}); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -148,15 +148,15 @@ func BenchmarkAggregateYear(b *testing.B) {
 			hour := start.Unix()/3600 + int64(h)
 			key := fmt.Sprintf("%016x", k)
 			batch = append(batch,
-				portalstore.HitDelta{KeyHash: key, APIID: "api", Hour: hour, Code: 200, Hits: 10, Success: 10, LastHit: hour * 3600e9},
-				portalstore.HitDelta{KeyHash: key, APIID: "api", Hour: hour, Code: 500, Hits: 1, Errors: 1, LastHit: hour * 3600e9})
+				keylens.HitDelta{KeyHash: key, APIID: "api", Hour: hour, Code: 200, Hits: 10, Success: 10, LastHit: hour * 3600e9},
+				keylens.HitDelta{KeyHash: key, APIID: "api", Hour: hour, Code: 500, Hits: 1, Errors: 1, LastHit: hour * 3600e9})
 			if len(batch) == cap(batch) {
 				flush()
 			}
 		}
 	}
 	flush()
-	q := portalstore.HitQuery{From: start, To: start.AddDate(1, 0, 0), Res: portalstore.ResDay}
+	q := keylens.HitQuery{From: start, To: start.AddDate(1, 0, 0), Res: keylens.ResDay}
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := range b.N {

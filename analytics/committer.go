@@ -13,13 +13,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Store is where hit batches are committed: the portal store, or a
 // portal's admin API.
 type Store interface {
-	AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
+	AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
 }
 
 // CommitterOptions configure NewCommitter; zero values take the defaults.
@@ -71,7 +71,7 @@ type Committer struct {
 }
 
 type commitRequest struct {
-	batches []portalstore.HitBatch
+	batches []keylens.HitBatch
 	rows    int
 	hits    int64
 	at      time.Time
@@ -83,8 +83,8 @@ type commitRequest struct {
 // Errors AddHits returns when it cannot take a batch now; both are
 // EUNAVAILABLE, which callers answer with 503 and Retry-After.
 var (
-	ErrBusy    = portalstore.Errorf(portalstore.EUNAVAILABLE, "hit analytics are behind; retry later")
-	ErrClosing = portalstore.Errorf(portalstore.EUNAVAILABLE, "keylens is shutting down; retry later")
+	ErrBusy    = keylens.Errorf(keylens.EUNAVAILABLE, "hit analytics are behind; retry later")
+	ErrClosing = keylens.Errorf(keylens.EUNAVAILABLE, "keylens is shutting down; retry later")
 )
 
 // NewCommitter returns a committer to store; it runs until Close.
@@ -115,7 +115,7 @@ func NewCommitter(store Store, o CommitterOptions) *Committer {
 // a retry under the same ids is counted once. EINVALID for a batch that
 // fails validation, with nothing stored; ErrBusy or ErrClosing when it
 // cannot take them now.
-func (c *Committer) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+func (c *Committer) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	r := &commitRequest{batches: batches, at: time.Now(), done: make(chan struct{})}
 	for i := range batches {
 		if batches[i].ID == "" {
@@ -126,7 +126,7 @@ func (c *Committer) AddHits(ctx context.Context, batches []portalstore.HitBatch)
 		}
 		if err := batches[i].Validate(); err != nil {
 			c.m.invalidBatches.Inc()
-			return nil, portalstore.Errorf(portalstore.EINVALID, "%s", err.Error())
+			return nil, keylens.Errorf(keylens.EINVALID, "%s", err.Error())
 		}
 		r.rows += len(batches[i].Series)
 		r.hits += batches[i].Hits()
@@ -206,7 +206,7 @@ func (c *Committer) run() {
 // commit writes a group in one transaction, retrying failures briefly,
 // and sets each request's outcome (run answers them).
 func (c *Committer) commit(group []*commitRequest) {
-	var batches []portalstore.HitBatch
+	var batches []keylens.HitBatch
 	for _, r := range group {
 		batches = append(batches, r.batches...)
 	}
@@ -239,7 +239,7 @@ func (c *Committer) commit(group []*commitRequest) {
 			}
 			return
 		}
-		if portalstore.ErrorCode(err) == portalstore.EINVALID {
+		if keylens.ErrorCode(err) == keylens.EINVALID {
 			// Validated on the way in, so the store's rules differ:
 			// find the batch it refuses by committing each alone.
 			if len(group) > 1 {
@@ -262,7 +262,7 @@ func (c *Committer) commit(group []*commitRequest) {
 			// committed after all.
 			c.opts.Logger.Warn("committing hits failed; writers told to retry", "err", err, "batches", len(batches))
 			for _, r := range group {
-				r.err = portalstore.Errorf(portalstore.EUNAVAILABLE, "hits could not be stored now; retry later")
+				r.err = keylens.Errorf(keylens.EUNAVAILABLE, "hits could not be stored now; retry later")
 			}
 			return
 		}

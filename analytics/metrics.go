@@ -6,7 +6,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Metrics are the committer's own health and, per key, the hits and
@@ -101,7 +101,7 @@ func newKeyCounters(max int) *keyCounters {
 	}
 }
 
-func (k *keyCounters) add(deltas []portalstore.HitDelta) {
+func (k *keyCounters) add(deltas []keylens.HitDelta) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i := range deltas {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // An authenticator resolves one kind of credential (one file each: Basic,
@@ -17,7 +17,7 @@ import (
 // JWT's exp, Unix seconds; 0 for none). Any other error is a lookup that
 // failed. An OAuth access token is the fourth kind.
 type authenticator interface {
-	authenticate(ctx context.Context, credential []byte) (*portalstore.Credential, int64, error)
+	authenticate(ctx context.Context, credential []byte) (*keylens.Credential, int64, error)
 }
 
 // errNotMine: the credential is not of the authenticator's kind.
@@ -31,7 +31,7 @@ func (r *Resolver) authenticators() []authenticator {
 
 // lookupKey finds the stored credential a request's credential names: the
 // first authenticator that takes it decides.
-func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*portalstore.Credential, int64, error) {
+func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*keylens.Credential, int64, error) {
 	cred := bytes.TrimSpace(credential)
 	if len(cred) == 0 || len(cred) > maxCredential {
 		return nil, 0, ErrUnknown
@@ -57,11 +57,11 @@ func bearer(cred []byte) []byte {
 	return cred
 }
 
-func (r *Resolver) findKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
+func (r *Resolver) findKey(ctx context.Context, hash string) (*keylens.Credential, error) {
 	start := time.Now()
 	k, err := r.store.ResolveKey(ctx, hash)
 	r.m.observeStore("key", start, err)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		return nil, ErrUnknown
 	}
 	return k, err

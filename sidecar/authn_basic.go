@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // basicAuthenticator takes "Basic <base64 user:password>" of a basic key:
@@ -14,14 +14,14 @@ import (
 // hash, at most BcryptConcurrency at once (ErrBusy beyond).
 type basicAuthenticator struct{ r *Resolver }
 
-func (a basicAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
+func (a basicAuthenticator) authenticate(ctx context.Context, cred []byte) (*keylens.Credential, int64, error) {
 	if !hasPrefixFold(cred, "basic ") {
 		return nil, 0, errNotMine
 	}
 	return a.r.lookupBasic(ctx, bytes.TrimSpace(cred[6:]))
 }
 
-func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstore.Credential, int64, error) {
+func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*keylens.Credential, int64, error) {
 	raw := make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
 	n, err := base64.StdEncoding.Decode(raw, encoded)
 	if err != nil {
@@ -36,9 +36,9 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*portalstor
 	r.m.observeStore("basic", start, err)
 	hash := ""
 	switch {
-	case err == nil && c.Key.AuthType == portalstore.AuthBasic:
+	case err == nil && c.Key.AuthType == keylens.AuthBasic:
 		hash = c.Key.BasicPasswordHash
-	case err == nil, portalstore.ErrorCode(err) == portalstore.ENOTFOUND:
+	case err == nil, keylens.ErrorCode(err) == keylens.ENOTFOUND:
 		// Unknown: the same cost as a real check (an empty hash).
 	default:
 		return nil, 0, err

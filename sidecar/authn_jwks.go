@@ -19,7 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Central JWT verification: JWTs signed by an identity provider, verified
@@ -60,8 +60,8 @@ func (c *CentralJWT) check() error {
 	if n != 1 {
 		return errors.New("central JWT needs exactly one of a JWKS URL, an HMAC secret and a public key")
 	}
-	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < portalstore.MinHMACSecret {
-		return fmt.Errorf("a central HMAC secret must be at least %d bytes", portalstore.MinHMACSecret)
+	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < keylens.MinHMACSecret {
+		return fmt.Errorf("a central HMAC secret must be at least %d bytes", keylens.MinHMACSecret)
 	}
 	if c.PublicKey != nil {
 		if _, err := pinned(c.PublicKey, jwt.SigningMethodEdDSA); err != nil {
@@ -387,12 +387,12 @@ func (r *Resolver) RefreshJWKS(ctx context.Context) error {
 }
 
 // centralKey is the jwt key whose id a centrally verified JWT names.
-func (r *Resolver) centralKey(ctx context.Context, keyID string, exp int64) (*portalstore.Credential, int64, error) {
-	k, err := r.findKey(ctx, portalstore.HashKey(keyID))
+func (r *Resolver) centralKey(ctx context.Context, keyID string, exp int64) (*keylens.Credential, int64, error) {
+	k, err := r.findKey(ctx, keylens.HashKey(keyID))
 	if err != nil {
 		return nil, 0, err
 	}
-	if k.Key.AuthType != portalstore.AuthJWT {
+	if k.Key.AuthType != keylens.AuthJWT {
 		return nil, 0, ErrUnknown
 	}
 	return k, exp, nil

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // jwtMethods are the algorithms a JWT may name at all; "none" is never
@@ -29,7 +29,7 @@ var jwtMethods = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", 
 // material (an HMAC secret or a public key) verifies it.
 type jwtAuthenticator struct{ r *Resolver }
 
-func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
+func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*keylens.Credential, int64, error) {
 	tok := bearer(cred)
 	if !identity.IsJWT(tok) {
 		return nil, 0, errNotMine // an API key may have two dots too
@@ -37,7 +37,7 @@ func (a jwtAuthenticator) authenticate(ctx context.Context, cred []byte) (*porta
 	return a.r.lookupJWT(ctx, string(tok))
 }
 
-func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Credential, int64, error) {
+func (r *Resolver) lookupJWT(ctx context.Context, token string) (*keylens.Credential, int64, error) {
 	if !numericDates(token) {
 		return nil, 0, ErrUnknown
 	}
@@ -50,7 +50,7 @@ func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Cr
 			return nil, 0, err
 		}
 	}
-	var key *portalstore.Credential
+	var key *keylens.Credential
 	claims := jwt.RegisteredClaims{}
 	parser := jwt.NewParser(jwt.WithValidMethods(jwtMethods), jwt.WithLeeway(r.opts.JWTLeeway), jwt.WithIssuedAt())
 	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
@@ -63,13 +63,13 @@ func (r *Resolver) lookupJWT(ctx context.Context, token string) (*portalstore.Cr
 		if kid == "" {
 			return nil, ErrUnknown
 		}
-		k, err := r.findKey(ctx, portalstore.HashKey(kid))
+		k, err := r.findKey(ctx, keylens.HashKey(kid))
 		if errors.Is(err, ErrUnknown) {
 			return nil, ErrUnknown
 		} else if err != nil {
 			return nil, storeError{err}
 		}
-		if k.Key.AuthType != portalstore.AuthJWT {
+		if k.Key.AuthType != keylens.AuthJWT {
 			return nil, ErrUnknown
 		}
 		key = k
@@ -140,14 +140,14 @@ func numericDates(token string) bool {
 // refusing any method the key's material does not pin: an HMAC secret
 // verifies only HS*, a public key only its own family, so an HMAC token
 // can never be checked against a public key used as a secret.
-func verificationKey(k *portalstore.Key, method jwt.SigningMethod) (any, error) {
+func verificationKey(k *keylens.Key, method jwt.SigningMethod) (any, error) {
 	if k.JWTPublicKey == "" {
 		if k.JWTSecret == "" {
 			return nil, ErrUnknown
 		}
 		return pinned([]byte(k.JWTSecret), method)
 	}
-	pub, err := portalstore.ParsePublicKeyPEM(k.JWTPublicKey)
+	pub, err := keylens.ParsePublicKeyPEM(k.JWTPublicKey)
 	if err != nil {
 		return nil, ErrUnknown
 	}

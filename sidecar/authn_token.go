@@ -3,7 +3,7 @@ package sidecar
 import (
 	"context"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // tokenAuthenticator takes an API key, raw or after "Bearer ": it is
@@ -11,7 +11,7 @@ import (
 // not: it is asked last.
 type tokenAuthenticator struct{ r *Resolver }
 
-func (a tokenAuthenticator) authenticate(ctx context.Context, cred []byte) (*portalstore.Credential, int64, error) {
-	c, err := a.r.findKey(ctx, portalstore.HashKey(string(bearer(cred))))
+func (a tokenAuthenticator) authenticate(ctx context.Context, cred []byte) (*keylens.Credential, int64, error) {
+	c, err := a.r.findKey(ctx, keylens.HashKey(string(bearer(cred))))
 	return c, 0, err
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 	"github.com/keylens/keylens/sidecar"
@@ -26,7 +26,7 @@ import (
 // BenchmarkResolveHit: a hot key answered from the cache.
 func BenchmarkResolveHit(b *testing.B) {
 	f := newFixture(b)
-	a := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
+	a := f.issue(b, &keylens.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
 	cred := []byte(a.RawKey)
 	ctx := context.Background()
 	if _, err := f.r.Resolve(ctx, cred); err != nil {
@@ -47,7 +47,7 @@ func BenchmarkResolveHit(b *testing.B) {
 // cache, to compare with BenchmarkResolveHit.
 func BenchmarkResolveTokenHit(b *testing.B) {
 	f, client := oauthBench(b)
-	tok, hash := portalstore.NewAccessToken()
+	tok, hash := keylens.NewAccessToken()
 	if _, err := f.db.IssueToken(context.Background(), client, hash, time.Hour); err != nil {
 		b.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func BenchmarkResolveTokenHit(b *testing.B) {
 func BenchmarkResolveCentralJWTHit(b *testing.B) {
 	f := newFixture(b)
 	f.db.CentralJWT = true
-	key := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-jwt"})
+	key := f.issue(b, &keylens.KeyRequest{ForPlan: "pol-jwt"})
 	priv, _ := rsa.GenerateKey(crand.Reader, 2048)
 	p := newIDP(b)
 	p.serve(b, 200, map[string]any{"a": &priv.PublicKey})
@@ -79,23 +79,23 @@ func BenchmarkIssueToken(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, hash := portalstore.NewAccessToken()
+		_, hash := keylens.NewAccessToken()
 		if _, err := f.db.IssueToken(ctx, client, hash, time.Hour); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func oauthBench(b *testing.B) (*fixture, portalstore.ClientCredentials) {
+func oauthBench(b *testing.B) (*fixture, keylens.ClientCredentials) {
 	f := newFixture(b)
 	ctx := context.Background()
 	cat, _ := f.db.Catalogue(ctx)
-	cat.APIs = append(cat.APIs, portalstore.CatalogueEntry{PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth})
+	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth})
 	if err := f.db.PutCatalogue(ctx, cat); err != nil {
 		b.Fatal(err)
 	}
-	a := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-oauth"})
-	return f, portalstore.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
+	a := f.issue(b, &keylens.KeyRequest{ForPlan: "pol-oauth"})
+	return f, keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 }
 
 // benchHits resolves cred from the cache in parallel.
@@ -170,14 +170,14 @@ func populate(dsn string, n int) (*population, error) {
 	p := &population{db: db}
 	const batch = 10000
 	for start := 0; start < n; start += batch {
-		devs := make([]*portalstore.Developer, 0, batch)
+		devs := make([]*keylens.Developer, 0, batch)
 		for i := start; i < min(start+batch, n); i++ {
-			raw := portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
+			raw := keylens.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
 			p.keys = append(p.keys, raw)
-			devs = append(devs, &portalstore.Developer{
+			devs = append(devs, &keylens.Developer{
 				Email:  fmt.Sprintf("dev%06d@example.com", i),
 				Fields: map[string]string{"Company": fmt.Sprintf("Company %d", i), "Plan": "gold"},
-				Keys:   map[string][]string{portalstore.HashKey(raw): {"pol-token"}},
+				Keys:   map[string][]string{keylens.HashKey(raw): {"pol-token"}},
 			})
 		}
 		if err := db.CreateDevelopers(ctx, devs); err != nil {
@@ -259,7 +259,7 @@ func BenchmarkCachedIdentityMemory(b *testing.B) {
 // written, without the network.
 func BenchmarkAuthHandler(b *testing.B) {
 	f := newFixture(b)
-	a := f.issue(b, &portalstore.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
+	a := f.issue(b, &keylens.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
 	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r})
 	if err != nil {
 		b.Fatal(err)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Feed is the change feed the resolver follows.
 type Feed interface {
-	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error)
+	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]keylens.Change, bool, error)
 	LastChange(ctx context.Context) (int64, error)
 }
 

@@ -7,15 +7,15 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // HitWriter commits hit batches, returning once they are stored
 // (analytics.Committer).
 type HitWriter interface {
-	AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
+	AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
 }
 
 // hits stores a POST /hits batch: every element is checked first, and one
@@ -55,16 +55,16 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	}
 	// Not the request's context: fasthttp ends it when shutdown begins,
 	// and a batch taken is committed (or refused) whatever happens.
-	applied, err := s.Hits.AddHits(context.Background(), []portalstore.HitBatch{b})
-	switch portalstore.ErrorCode(err) {
+	applied, err := s.Hits.AddHits(context.Background(), []keylens.HitBatch{b})
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EINVALID:
-		jsonError(ctx, fasthttp.StatusBadRequest, portalstore.ErrorMessage(err))
+	case keylens.EINVALID:
+		jsonError(ctx, fasthttp.StatusBadRequest, keylens.ErrorMessage(err))
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
-	case portalstore.EUNAVAILABLE:
+	case keylens.EUNAVAILABLE:
 		ctx.Response.Header.Set("Retry-After", "1")
-		jsonError(ctx, fasthttp.StatusServiceUnavailable, portalstore.ErrorMessage(err))
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, keylens.ErrorMessage(err))
 		s.outcomes[epHits][outError].observe(ctx.ConnID(), start)
 		return
 	default:
@@ -85,14 +85,14 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 
 // parseHits decodes and checks a POST /hits body into one batch of series:
 // raw keys replaced by their hashes, hits of one series summed.
-func parseHits(body []byte, now time.Time) (portalstore.HitBatch, error) {
+func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
 	in, err := hits.Parse(body, now)
 	if err != nil {
-		return portalstore.HitBatch{}, err
+		return keylens.HitBatch{}, err
 	}
-	series := make([]portalstore.HitDelta, len(in))
+	series := make([]keylens.HitDelta, len(in))
 	for i := range in {
-		series[i] = in[i].Series(portalstore.KeyHashOf(in[i].Key))
+		series[i] = in[i].Series(keylens.KeyHashOf(in[i].Key))
 	}
-	return portalstore.HitBatch{Series: hits.Fold(nil, series, 1)}, nil
+	return keylens.HitBatch{Series: hits.Fold(nil, series, 1)}, nil
 }

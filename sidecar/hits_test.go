@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // FuzzParseHits: whatever a POST /hits body holds, parsing never panics,
@@ -29,7 +29,7 @@ func FuzzParseHits(f *testing.F) {
 			t.Fatalf("accepted %q, which the store would refuse: %v", body, err)
 		}
 		for _, s := range b.Series {
-			if !portalstore.IsKeyHash(s.KeyHash) || s.Hour > hits.HourOf(now.Add(hits.Skew).UnixNano()) {
+			if !keylens.IsKeyHash(s.KeyHash) || s.Hour > hits.HourOf(now.Add(hits.Skew).UnixNano()) {
 				t.Fatalf("accepted %+v from %q", s, body)
 			}
 		}

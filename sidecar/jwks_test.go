@@ -21,7 +21,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/sidecar"
 )
 
@@ -112,10 +112,10 @@ func TestCentralJWKS(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.db.CentralJWT = true
-	central := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt"}) // no material: the provider's
+	central := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt"}) // no material: the provider's
 	const perKeySecret = "an-hmac-secret-of-32-characters!"
-	perKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
-	apiKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	perKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
+	apiKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 
 	rsaA, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecB, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -249,7 +249,7 @@ func TestCentralJWKS(t *testing.T) {
 	if err := f.db.RevokeKey(ctx, f.dev.ID, central.KeyHash); err != nil {
 		t.Fatal(err)
 	}
-	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeKeyRevoked, KeyHash: central.KeyHash})
+	f.r.Apply(keylens.Change{Kind: keylens.ChangeKeyRevoked, KeyHash: central.KeyHash})
 	if resolves(good) {
 		t.Error("a revoked key's JWT")
 	}
@@ -264,7 +264,7 @@ func TestJWKSFetchUnderWayHoldsNoLookup(t *testing.T) {
 	ctx := context.Background()
 	f.db.CentralJWT = true
 	const perKeySecret = "an-hmac-secret-of-32-characters!"
-	perKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
+	perKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
 	rsaA, _ := rsa.GenerateKey(rand.Reader, 2048)
 	p := newIDP(t)
 	p.serve(t, 200, map[string]any{"a": &rsaA.PublicKey})
@@ -316,9 +316,9 @@ func TestCentralStaticKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
 			f.db.CentralJWT = true
-			central := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt"})
+			central := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt"})
 			const perKeySecret = "an-hmac-secret-of-32-characters!"
-			perKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
+			perKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: perKeySecret})
 			if err := f.r.UseCentralJWT(tt.c); err != nil {
 				t.Fatal(err)
 			}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/clock"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // Metrics are the sidecar's Prometheus collectors. Children used on the
@@ -60,9 +60,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) observeStore(kind string, start time.Time, err error) {
 	m.storeDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	result := "found"
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.ENOTFOUND:
+	case keylens.ENOTFOUND:
 		result = "not_found"
 	default:
 		result = "error"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/clock"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // The OAuth 2.0 client-credentials grant (RFC 6749 §4.4) and token
@@ -44,7 +44,7 @@ func (e *oauthError) write(ctx *fasthttp.RequestCtx) {
 
 // oauthRequest is a token or revocation request, read and checked.
 type oauthRequest struct {
-	client portalstore.ClientCredentials
+	client keylens.ClientCredentials
 	grant  string // grant_type
 	token  string // the token to revoke
 }
@@ -97,9 +97,9 @@ func parseOAuthRequest(req *fasthttp.Request, revoke bool) (*oauthRequest, *oaut
 		if postSecret != "" || (postID != "" && postID != id) {
 			return invalid("authenticate the client one way: HTTP Basic or client_secret in the form, not both")
 		}
-		o.client = portalstore.ClientCredentials{ID: id, Secret: secret}
+		o.client = keylens.ClientCredentials{ID: id, Secret: secret}
 	case postID != "" && postSecret != "":
-		o.client = portalstore.ClientCredentials{ID: postID, Secret: postSecret}
+		o.client = keylens.ClientCredentials{ID: postID, Secret: postSecret}
 	default:
 		return nil, &oauthError{fasthttp.StatusUnauthorized, "invalid_client",
 			"authenticate the client: HTTP Basic (client_secret_basic) or client_id and client_secret in the form (client_secret_post)"}
@@ -154,13 +154,13 @@ func unescapeIfEncoded(s string) (string, error) {
 
 // storeRefusal is the OAuth answer to the store's refusal of a client.
 func storeRefusal(err error) *oauthError {
-	switch portalstore.ErrorCode(err) {
-	case portalstore.EUNAUTHORIZED:
+	switch keylens.ErrorCode(err) {
+	case keylens.EUNAUTHORIZED:
 		return &oauthError{fasthttp.StatusUnauthorized, "invalid_client", "unknown client or wrong secret"}
-	case portalstore.ECONFLICT:
-		return &oauthError{fasthttp.StatusBadRequest, "unauthorized_client", portalstore.ErrorMessage(err)}
-	case portalstore.EINVALID:
-		return &oauthError{fasthttp.StatusBadRequest, "invalid_request", portalstore.ErrorMessage(err)}
+	case keylens.ECONFLICT:
+		return &oauthError{fasthttp.StatusBadRequest, "unauthorized_client", keylens.ErrorMessage(err)}
+	case keylens.EINVALID:
+		return &oauthError{fasthttp.StatusBadRequest, "invalid_request", keylens.ErrorMessage(err)}
 	}
 	return &oauthError{fasthttp.StatusServiceUnavailable, "temporarily_unavailable", "the key store is unavailable"}
 }
@@ -180,7 +180,7 @@ func (s *Server) token(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epToken][oauthOutcome(oerr)].observe(ctx.ConnID(), start)
 		return
 	}
-	token, hash := portalstore.NewAccessToken()
+	token, hash := keylens.NewAccessToken()
 	sctx, cancel := storeContext()
 	defer cancel()
 	g, err := s.Tokens.IssueToken(sctx, o.client, hash, s.TokenTTL)
@@ -220,7 +220,7 @@ func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epRevoke][oauthOutcome(oerr)].observe(ctx.ConnID(), start)
 		return
 	}
-	hash := portalstore.TokenHash(o.token)
+	hash := keylens.TokenHash(o.token)
 	sctx, cancel := storeContext()
 	defer cancel()
 	if err := s.Tokens.RevokeClientToken(sctx, o.client, hash); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/sidecar"
 )
 
@@ -24,7 +24,7 @@ import (
 type oauthFixture struct {
 	*fixture
 	url     string
-	clients [2]portalstore.ClientCredentials
+	clients [2]keylens.ClientCredentials
 }
 
 func newOAuthFixture(t *testing.T) *oauthFixture {
@@ -32,14 +32,14 @@ func newOAuthFixture(t *testing.T) *oauthFixture {
 	f := newFixture(t)
 	ctx := context.Background()
 	cat, _ := f.db.Catalogue(ctx)
-	cat.APIs = append(cat.APIs, portalstore.CatalogueEntry{PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth})
+	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth})
 	if err := f.db.PutCatalogue(ctx, cat); err != nil {
 		t.Fatal(err)
 	}
 	of := &oauthFixture{fixture: f}
 	for i := range of.clients {
-		a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-oauth"})
-		of.clients[i] = portalstore.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
+		a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-oauth"})
+		of.clients[i] = keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 	}
 	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r, Tokens: f.db, TokenTTL: 90 * time.Second})
 	if err != nil {
@@ -90,12 +90,12 @@ func do(t *testing.T, req *http.Request) answer {
 
 const form = "application/x-www-form-urlencoded"
 
-func basicAuth(c portalstore.ClientCredentials) string {
+func basicAuth(c keylens.ClientCredentials) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ID+":"+c.Secret))
 }
 
 // token gets a token for c with client_secret_basic.
-func (f *oauthFixture) token(t *testing.T, c portalstore.ClientCredentials) string {
+func (f *oauthFixture) token(t *testing.T, c keylens.ClientCredentials) string {
 	t.Helper()
 	a := f.post(t, "/oauth/token", form, "grant_type=client_credentials", basicAuth(c))
 	tok, _ := a.body["access_token"].(string)
@@ -135,10 +135,10 @@ func TestOAuthTokenResolvesEverywhere(t *testing.T) {
 		}
 	}
 	tok := post.body["access_token"].(string)
-	if tok == basic.body["access_token"] || !portalstore.IsAccessToken([]byte(tok)) {
+	if tok == basic.body["access_token"] || !keylens.IsAccessToken([]byte(tok)) {
 		t.Fatalf("tokens %q, %q", tok, basic.body["access_token"])
 	}
-	hash := portalstore.TokenHash(tok)
+	hash := keylens.TokenHash(tok)
 	start := time.Now().Unix()
 
 	auth := f.get(t, "/auth", "Bearer "+tok)
@@ -172,7 +172,7 @@ func TestOAuthTokenResolvesEverywhere(t *testing.T) {
 func TestOAuthTokenErrors(t *testing.T) {
 	f := newOAuthFixture(t)
 	c := f.clients[0]
-	wrong := portalstore.ClientCredentials{ID: c.ID, Secret: f.clients[1].Secret}
+	wrong := keylens.ClientCredentials{ID: c.ID, Secret: f.clients[1].Secret}
 	grant := "grant_type=client_credentials"
 	for _, tt := range []struct {
 		name, ctype, body, auth string
@@ -180,7 +180,7 @@ func TestOAuthTokenErrors(t *testing.T) {
 		code                    string
 	}{
 		{"wrong secret", form, grant, basicAuth(wrong), 401, "invalid_client"},
-		{"unknown client", form, grant, basicAuth(portalstore.ClientCredentials{ID: "nobody", Secret: c.Secret}), 401, "invalid_client"},
+		{"unknown client", form, grant, basicAuth(keylens.ClientCredentials{ID: "nobody", Secret: c.Secret}), 401, "invalid_client"},
 		{"wrong secret posted", form, grant + "&client_id=" + c.ID + "&client_secret=x", "", 401, "invalid_client"},
 		{"no client", form, grant, "", 401, "invalid_client"},
 		{"id without secret", form, grant + "&client_id=" + c.ID, "", 401, "invalid_client"},
@@ -236,14 +236,14 @@ func TestOAuthRevoke(t *testing.T) {
 			t.Fatalf("before: %d", a.status)
 		}
 	}
-	wrong := portalstore.ClientCredentials{ID: f.clients[0].ID, Secret: "x"}
+	wrong := keylens.ClientCredentials{ID: f.clients[0].ID, Secret: "x"}
 	if a := f.post(t, "/oauth/revoke", form, "token="+mine, basicAuth(wrong)); a.status != 401 || a.body["error"] != "invalid_client" {
 		t.Errorf("wrong secret: %d %s", a.status, a.raw)
 	}
 	if a := f.post(t, "/oauth/revoke", form, "token_type_hint=access_token", basicAuth(f.clients[0])); a.status != 400 || a.body["error"] != "invalid_request" {
 		t.Errorf("no token: %d %s", a.status, a.raw)
 	}
-	for _, tok := range []string{theirs, "not-a-token", portalstore.TokenHash(mine)} {
+	for _, tok := range []string{theirs, "not-a-token", keylens.TokenHash(mine)} {
 		if a := f.post(t, "/oauth/revoke", form, "token="+tok, basicAuth(f.clients[0])); a.status != 200 {
 			t.Errorf("revoking %q: %d %s", tok, a.status, a.raw)
 		}
@@ -272,7 +272,7 @@ func TestOAuthTokenExpires(t *testing.T) {
 	ctx := context.Background()
 	// Issued as if 1 h 88 s ago with a 90 s life: 2 s left.
 	f.db.Now = func() time.Time { return time.Now().Add(-time.Hour - 88*time.Second) }
-	tok, hash := portalstore.NewAccessToken()
+	tok, hash := keylens.NewAccessToken()
 	if _, err := f.db.IssueToken(ctx, f.clients[0], hash, time.Hour+90*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestOAuthTokenExpires(t *testing.T) {
 	})
 	// Expired by the sidecar's clock while the store's lags behind.
 	f.db.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
-	tok2, hash2 := portalstore.NewAccessToken()
+	tok2, hash2 := keylens.NewAccessToken()
 	if _, err := f.db.IssueToken(ctx, f.clients[0], hash2, time.Hour); err != nil {
 		t.Fatal(err)
 	}

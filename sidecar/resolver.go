@@ -18,15 +18,15 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/cache"
 	"github.com/keylens/keylens/identity/clock"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // Store is what resolving needs from the portal store: one read per
 // credential (the SQL store, or a portal's admin API).
-type Store = portalstore.CredentialService
+type Store = keylens.CredentialService
 
 // Outcomes other than an identity. Neither is a failure of keylens. They
 // are the identity contract's own errors: the sidecar, identity.Client and
@@ -119,7 +119,7 @@ type Resolver struct {
 	authn       []authenticator  // the credential kinds, asked in order
 	central     *centralVerifier // central JWT verification; nil when off
 	// checkPassword compares a Basic password with its bcrypt hash
-	// (portalstore.CheckPassword; replaced in tests).
+	// (keylens.CheckPassword; replaced in tests).
 	checkPassword func(hash, password string) bool
 
 	// The change feed position applied to the cache (-1 until Follow
@@ -170,7 +170,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		OnEvict: func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() },
 	})
 	r.authn = r.authenticators()
-	r.checkPassword = portalstore.CheckPassword
+	r.checkPassword = keylens.CheckPassword
 	return r
 }
 
@@ -211,7 +211,7 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 }
 
 // entryFor builds the entry of a credential: the encoded answers.
-func (r *Resolver) entryFor(c *portalstore.Credential, expires int64) (*Entry, error) {
+func (r *Resolver) entryFor(c *keylens.Credential, expires int64) (*Entry, error) {
 	k, d := &c.Key, &c.Owner
 	id := &identity.Identity{
 		DeveloperID: d.ID, Email: d.Email, OrgID: d.OrgID, Fields: d.Fields,
@@ -260,7 +260,7 @@ func (r *Resolver) Purge() { r.cache.Purge() }
 
 // Apply invalidates what one change can have made stale, by the rule every
 // keylens cache follows (identity.Change.Stale).
-func (r *Resolver) Apply(c portalstore.Change) { r.cache.Invalidate(c.Stale()) }
+func (r *Resolver) Apply(c keylens.Change) { r.cache.Invalidate(c.Stale()) }
 
 // Len reports how many credentials are cached.
 func (r *Resolver) Len() int { return r.cache.Len() }

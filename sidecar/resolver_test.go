@@ -19,7 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
 )
@@ -27,7 +27,7 @@ import (
 // fixture is a real SQLite store with a catalogue and one developer.
 type fixture struct {
 	db  *sqlstore.DB
-	dev *portalstore.Developer
+	dev *keylens.Developer
 	r   *sidecar.Resolver
 }
 
@@ -39,21 +39,21 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{PolicyID: "pol-token", AuthType: portalstore.AuthToken},
-		{PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
-		{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT},
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+		{PolicyID: "pol-token", AuthType: keylens.AuthToken},
+		{PolicyID: "pol-basic", AuthType: keylens.AuthBasic},
+		{PolicyID: "pol-jwt", AuthType: keylens.AuthJWT},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	dev := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Company": "Analytical Engines"}}
+	dev := &keylens.Developer{Email: "ada@example.com", Fields: map[string]string{"Company": "Analytical Engines"}}
 	if err := db.CreateDeveloper(ctx, dev); err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{db: db, dev: dev, r: sidecar.NewResolver(db, sidecar.ResolverOptions{})}
 }
 
-func (f *fixture) issue(t testing.TB, r *portalstore.KeyRequest) *portalstore.Approval {
+func (f *fixture) issue(t testing.TB, r *keylens.KeyRequest) *keylens.Approval {
 	t.Helper()
 	a, err := f.db.IssueKey(context.Background(), f.dev.ID, r)
 	if err != nil {
@@ -65,7 +65,7 @@ func (f *fixture) issue(t testing.TB, r *portalstore.KeyRequest) *portalstore.Ap
 func TestResolveRawKey(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing"}})
 	for _, cred := range []string{a.RawKey, "Bearer " + a.RawKey, "bearer  " + a.RawKey + " "} {
 		e, err := f.r.Resolve(ctx, []byte(cred))
 		if err != nil {
@@ -89,7 +89,7 @@ func TestResolveFollowsRevocationAndDeactivation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go f.r.Follow(ctx, f.db)
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 	if _, err := f.r.Resolve(ctx, []byte(a.RawKey)); err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +121,11 @@ func TestResolveFollowsRevocationAndDeactivation(t *testing.T) {
 		return errors.Is(err, sidecar.ErrUnknown)
 	})
 	// A key issued after it was remembered as unknown resolves at once.
-	unknown := portalstore.GenerateKey(f.dev.OrgID, "murmur64")
+	unknown := keylens.GenerateKey(f.dev.OrgID, "murmur64")
 	if _, err := f.r.Resolve(ctx, []byte(unknown)); !errors.Is(err, sidecar.ErrUnknown) {
 		t.Fatal(err)
 	}
-	b := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	b := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 	waitFor(t, "new key", func() bool {
 		_, err := f.r.Resolve(ctx, []byte(b.RawKey))
 		return err == nil
@@ -150,7 +150,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestResolveBasic(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-basic"})
 	basic := func(u, p string) []byte { return []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p))) }
 	e, err := f.r.Resolve(ctx, basic(a.RawKey, a.Password))
 	if err != nil || e.DeveloperID != f.dev.ID {
@@ -173,15 +173,15 @@ func TestResolveJWT(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	const secret = "an-hmac-secret-of-32-characters!"
-	hmacKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: secret})
+	hmacKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: secret})
 
 	rsaPriv, _ := rsa.GenerateKey(rand.Reader, 2048)
-	rsaKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &rsaPriv.PublicKey)})
+	rsaKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &rsaPriv.PublicKey)})
 	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ecKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &ecPriv.PublicKey)})
+	ecKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, &ecPriv.PublicKey)})
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	edKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, edPub)})
-	tokenKey := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	edKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: pemPublic(t, edPub)})
+	tokenKey := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 
 	now := time.Now()
 	valid := jwt.MapClaims{"sub": "client", "exp": now.Add(time.Hour).Unix()}
@@ -287,7 +287,7 @@ func pemPublic(t testing.TB, pub any) string {
 func TestCacheHitAllocatesNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 	cred := []byte(a.RawKey)
 	if _, err := f.r.Resolve(ctx, cred); err != nil {
 		t.Fatal(err)
@@ -299,8 +299,8 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 
 func FuzzResolve(f *testing.F) {
 	fx := newFixture(f)
-	a := fx.issue(f, &portalstore.KeyRequest{ForPlan: "pol-token"})
-	b := fx.issue(f, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	a := fx.issue(f, &keylens.KeyRequest{ForPlan: "pol-token"})
+	b := fx.issue(f, &keylens.KeyRequest{ForPlan: "pol-basic"})
 	for _, s := range []string{a.RawKey, "Bearer " + a.RawKey, "Basic " + base64.StdEncoding.EncodeToString([]byte(b.RawKey+":"+b.Password)),
 		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", "Basic ", "a.b.c", "ey"} {
 		f.Add([]byte(s))
@@ -322,18 +322,18 @@ func FuzzResolve(f *testing.F) {
 func TestApplyInvalidatesOnlyWhatChanged(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
-	b := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
+	b := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 	for _, k := range []string{a.RawKey, b.RawKey} {
 		if _, err := f.r.Resolve(ctx, []byte(k)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeKeyRevoked, DeveloperID: f.dev.ID, KeyHash: a.KeyHash})
+	f.r.Apply(keylens.Change{Kind: keylens.ChangeKeyRevoked, DeveloperID: f.dev.ID, KeyHash: a.KeyHash})
 	if n := f.r.Len(); n != 1 {
 		t.Errorf("after a key change %d entries cached, want 1 (the other key)", n)
 	}
-	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeDeveloper, DeveloperID: f.dev.ID})
+	f.r.Apply(keylens.Change{Kind: keylens.ChangeDeveloper, DeveloperID: f.dev.ID})
 	if n := f.r.Len(); n != 0 {
 		t.Errorf("after a developer change %d entries cached, want 0", n)
 	}
@@ -345,9 +345,9 @@ func TestApplyInvalidatesOnlyWhatChanged(t *testing.T) {
 func TestGuessesStayCachedAcrossDeveloperChanges(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	a := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-basic"})
 	var checks atomic.Int64
-	sidecar.SetPasswordCheck(f.r, func(hash, pw string) bool { checks.Add(1); return portalstore.CheckPassword(hash, pw) })
+	sidecar.SetPasswordCheck(f.r, func(hash, pw string) bool { checks.Add(1); return keylens.CheckPassword(hash, pw) })
 	guess := []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(a.RawKey+":guess")))
 	resolve := func() {
 		t.Helper()
@@ -357,12 +357,12 @@ func TestGuessesStayCachedAcrossDeveloperChanges(t *testing.T) {
 	}
 	resolve()
 	resolve()
-	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeDeveloper, DeveloperID: f.dev.ID})
+	f.r.Apply(keylens.Change{Kind: keylens.ChangeDeveloper, DeveloperID: f.dev.ID})
 	resolve()
 	if n := checks.Load(); n != 1 {
 		t.Errorf("a guess repeated twice, across a developer change, cost %d password checks, want 1", n)
 	}
-	f.r.Apply(portalstore.Change{Kind: portalstore.ChangeKeyAdded, DeveloperID: f.dev.ID, KeyHash: "ffffffffffffffff"})
+	f.r.Apply(keylens.Change{Kind: keylens.ChangeKeyAdded, DeveloperID: f.dev.ID, KeyHash: "ffffffffffffffff"})
 	resolve()
 	if n := checks.Load(); n != 2 {
 		t.Errorf("after a new key the guess cost %d checks in all, want 2", n)
@@ -390,14 +390,14 @@ func signWithHeader(t *testing.T, kid string, header map[string]any, claims jwt.
 func TestBasicChecksAreBounded(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	basic := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-basic"})
-	token := f.issue(t, &portalstore.KeyRequest{ForPlan: "pol-token"})
+	basic := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-basic"})
+	token := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
 	r := sidecar.NewResolver(f.db, sidecar.ResolverOptions{BcryptConcurrency: 1})
 	entered, release := make(chan struct{}), make(chan struct{})
 	sidecar.SetPasswordCheck(r, func(hash, pw string) bool {
 		entered <- struct{}{}
 		<-release
-		return portalstore.CheckPassword(hash, pw)
+		return keylens.CheckPassword(hash, pw)
 	})
 	cred := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":"+basic.Password))
 	first := make(chan error, 1)
@@ -429,7 +429,7 @@ func TestBasicChecksAreBounded(t *testing.T) {
 func TestAPIKeyWithTwoDots(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	d := &portalstore.Developer{Email: "dots@example.com", Keys: map[string][]string{"my.custom.key": {"pol-token"}}}
+	d := &keylens.Developer{Email: "dots@example.com", Keys: map[string][]string{"my.custom.key": {"pol-token"}}}
 	if err := f.db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}

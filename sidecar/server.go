@@ -15,10 +15,10 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/clock"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // Config is what the sidecar serves and how.
@@ -48,9 +48,9 @@ type Config struct {
 	Feed Feed
 	// Tokens issues and revokes OAuth access tokens: POST /oauth/token
 	// and /oauth/revoke; nil turns them off.
-	Tokens portalstore.TokenService
+	Tokens keylens.TokenService
 	// TokenTTL is an access token's life; default
-	// portalstore.DefaultTokenTTL.
+	// keylens.DefaultTokenTTL.
 	TokenTTL time.Duration
 }
 
@@ -123,7 +123,7 @@ func NewServer(c Config) (*Server, error) {
 		c.Gatherer = prometheus.DefaultGatherer
 	}
 	if c.TokenTTL == 0 {
-		c.TokenTTL = portalstore.DefaultTokenTTL
+		c.TokenTTL = keylens.DefaultTokenTTL
 	} else if c.TokenTTL < time.Second {
 		return nil, errors.New("sidecar: TokenTTL must be at least a second")
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // hitRow is one row of Tyk's aggregate analytics answer.
@@ -148,7 +148,7 @@ func TestAggregateAnalyticsSeedCall(t *testing.T) {
 func TestHitsFromRawKeysReachDeveloperUsage(t *testing.T) {
 	in := startDefault(t)
 	dev, raw := issuedKey(t, in)
-	hash := portalstore.HashKey(raw)
+	hash := keylens.HashKey(raw)
 
 	for _, body := range []string{
 		``, `{}`, `[`, `[{"key":"","code":200}]`, `[{"key":"k","code":99}]`, `[{"key":"k","code":200,"time":"yesterday"}]`,

@@ -15,9 +15,9 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/docs"
 	"github.com/keylens/keylens/docs/contract"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // contractTransport checks every exchange the tests have with a keylens
@@ -114,7 +114,7 @@ func TestContractTour(t *testing.T) {
 	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey}, "--assertions")
 	dev, raw := issuedKey(t, in)
 	basic := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-basic"]}`))
-	hash := portalstore.HashKey(raw)
+	hash := keylens.HashKey(raw)
 	key := map[string]string{"Authorization": raw}
 	hour := time.Now().Unix() / 3600
 	type call struct {

@@ -1,7 +1,7 @@
 package tests
 
 import (
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 
 	"fmt"
 	"net/http"
@@ -122,7 +122,7 @@ func TestDeveloperLifecycle(t *testing.T) {
 	}
 	// A key sent in a developer object is filed under its hash, as the
 	// gateway hashes it: the same id the sidecar resolves and /hits counts.
-	if pols := d.Keys[portalstore.KeyHashOf("<api-key>")]; len(pols) != 1 || pols[0] != "<policy-id>" {
+	if pols := d.Keys[keylens.KeyHashOf("<api-key>")]; len(pols) != 1 || pols[0] != "<policy-id>" {
 		t.Errorf("keys = %v, want <api-key> filed under its hash", d.Keys)
 	}
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // TestCentralJWTWithAnIdentityProvider: a jwt request filed without a
@@ -79,7 +79,7 @@ func TestCentralJWTWithAnIdentityProvider(t *testing.T) {
 		return in.sidecar("GET", "/auth", nil, map[string]string{"Authorization": "Bearer " + tok})
 	}
 	r = auth(token("a", keyA, a.RawKey))
-	if r.Status != 200 || r.Header.Get("X-Developer-Id") != dev || r.Header.Get("X-Key-Id") != portalstore.HashKey(a.RawKey) ||
+	if r.Status != 200 || r.Header.Get("X-Developer-Id") != dev || r.Header.Get("X-Key-Id") != keylens.HashKey(a.RawKey) ||
 		r.Header.Get("X-Developer-Field-Plan") != "gold" {
 		t.Fatalf("a provider's JWT: %d %v %s", r.Status, r.Header, r.Body)
 	}

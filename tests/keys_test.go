@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // testCatalogue publishes one policy per auth type.
@@ -134,10 +134,10 @@ func TestCommunityThreadFlow(t *testing.T) {
 			t.Errorf("pending request %v", got)
 		}
 		a := decodeApproval(t, in.do("PUT", "/api/portal/requests/approve/"+req, ""))
-		if portalstore.KeyOrg(a.RawKey) == "" || portalstore.KeyHashAlgorithm(a.RawKey) != "murmur64" || a.Password != "" {
+		if keylens.KeyOrg(a.RawKey) == "" || keylens.KeyHashAlgorithm(a.RawKey) != "murmur64" || a.Password != "" {
 			t.Fatalf("RawKey %q is not a murmur64 Tyk key", a.RawKey)
 		}
-		hash := portalstore.HashKey(a.RawKey)
+		hash := keylens.HashKey(a.RawKey)
 		d := getDeveloper(t, in, dev)
 		if strings.Join(d.Keys[hash], ",") != "pol-token" || d.Subscriptions["pol-token"] != hash {
 			t.Errorf("developer keys %v subscriptions %v", d.Keys, d.Subscriptions)
@@ -176,7 +176,7 @@ func TestCommunityThreadFlow(t *testing.T) {
 			t.Fatalf("basic approval %+v", a)
 		}
 		d := getDeveloper(t, in, dev)
-		hash := portalstore.HashKey(portalstore.KeyFor(d.OrgID, a.RawKey, "murmur64"))
+		hash := keylens.HashKey(keylens.KeyFor(d.OrgID, a.RawKey, "murmur64"))
 		if d.Keys[hash] == nil {
 			t.Errorf("basic key not filed under the gateway's hash of (org, username): %v", d.Keys)
 		}
@@ -210,7 +210,7 @@ func TestCommunityThreadFlow(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				req := fileRequest(t, in, fmt.Sprintf(`{"by_user":%q,"for_plan":"pol-jwt","jwt_secret":%s}`, dev, secret))
 				a := decodeApproval(t, in.do("PUT", "/api/portal/requests/approve/"+req, ""))
-				hash := portalstore.HashKey(a.RawKey)
+				hash := keylens.HashKey(a.RawKey)
 				if d := getDeveloper(t, in, dev); d.Keys[hash] == nil {
 					t.Errorf("jwt key id not on the developer: %v", d.Keys)
 				}
@@ -301,13 +301,13 @@ func TestDeveloperKeyRoutes(t *testing.T) {
 
 	// POST .../keys files and approves at once.
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"],"fields":{"foo":"bar"}}`))
-	hash := portalstore.HashKey(a.RawKey)
+	hash := keylens.HashKey(a.RawKey)
 	if l := decodeAs[struct{ Data []map[string]any }](t, in.do("GET", "/api/portal/requests?approved=true", "")); len(l.Data) != 1 || l.Data[0]["key"] != hash {
 		t.Errorf("POST keys did not leave an approved request for %s: %v", hash, l.Data)
 	}
 	// Deprecated subscriptions route: policy_id.
 	sub := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/subscriptions", `{"policy_id":"pol-gold"}`))
-	subHash := portalstore.HashKey(sub.RawKey)
+	subHash := keylens.HashKey(sub.RawKey)
 	if d := getDeveloper(t, in, dev); d.Keys[subHash][0] != "pol-gold" || len(d.Keys) != 2 {
 		t.Errorf("keys after subscriptions route: %v", d.Keys)
 	}
@@ -357,10 +357,10 @@ func TestDeveloperKeyRoutes(t *testing.T) {
 func TestChangeFeedOverHTTP(t *testing.T) {
 	in, dev := portalWithCatalogue(t)
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-	hash := portalstore.HashKey(a.RawKey)
+	hash := keylens.HashKey(a.RawKey)
 
 	type feed struct {
-		Changes []portalstore.Change
+		Changes []keylens.Change
 		Last    int64
 		Reset   bool
 	}
@@ -414,12 +414,12 @@ func TestRawKeyWithSlashInPath(t *testing.T) {
 	// '?' is 0x3f: three in a row put six set bits on a base64 boundary, which encodes as "/".
 	var raw string
 	for i := 0; i < 1000 && !strings.Contains(raw, "/"); i++ {
-		raw = portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("user%d???", i), "murmur64")
+		raw = keylens.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("user%d???", i), "murmur64")
 	}
 	if !strings.Contains(raw, "/") {
 		t.Fatal("no key with / among the candidates")
 	}
-	hash := portalstore.HashKey(raw)
+	hash := keylens.HashKey(raw)
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","keys":{"`+hash+`":["pol-token"]}}`), 200, "OK", "Data updated")
 	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev+"/keys/"+url.PathEscape(raw), `{"apply_policies":["pol-gold"]}`), 200, "OK", "Data updated")
 	if d := getDeveloper(t, in, dev); strings.Join(d.Keys[hash], ",") != "pol-gold" {
@@ -437,7 +437,7 @@ func TestOrgID(t *testing.T) {
 	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
 	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-	if org := portalstore.KeyOrg(a.RawKey); org != gatewayOrg {
+	if org := keylens.KeyOrg(a.RawKey); org != gatewayOrg {
 		t.Errorf("the key embeds org %q, want the gateway's %s", org, gatewayOrg)
 	}
 	d := decodeAs[developerOut](t, in.do("GET", "/api/portal/developers/"+dev, ""))
@@ -453,9 +453,9 @@ func TestOrgID(t *testing.T) {
 	later := createDeveloper(t, in, `{"email":"grace@example.com"}`)
 	b := decodeApproval(t, in.do("POST", "/api/portal/developers/"+later+"/keys", `{"apply_policies":["pol-token"]}`))
 	a2 := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-	if portalstore.KeyOrg(b.RawKey) != laterOrg || portalstore.KeyOrg(a2.RawKey) != gatewayOrg {
+	if keylens.KeyOrg(b.RawKey) != laterOrg || keylens.KeyOrg(a2.RawKey) != gatewayOrg {
 		t.Errorf("after the change: a new developer's key embeds %q (want %s), an older developer's %q (want %s)",
-			portalstore.KeyOrg(b.RawKey), laterOrg, portalstore.KeyOrg(a2.RawKey), gatewayOrg)
+			keylens.KeyOrg(b.RawKey), laterOrg, keylens.KeyOrg(a2.RawKey), gatewayOrg)
 	}
 	if !strings.Contains(in.stderr.String(), "the portal's org changes") {
 		t.Errorf("the change was not logged:\n%s", in.stderr)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // startNginx runs nginx in the foreground on a free loopback port, with
@@ -131,7 +131,7 @@ func forwardAuthScenario(t *testing.T, name string, in *instance, dev, raw, gw s
 	if status != 200 {
 		t.Fatalf("valid key through %s: %d", name, status)
 	}
-	want := map[string]string{"X-Developer-Id": dev, "X-Developer-Email": "ada@example.com", "X-Key-Id": portalstore.HashKey(raw),
+	want := map[string]string{"X-Developer-Id": dev, "X-Developer-Email": "ada@example.com", "X-Key-Id": keylens.HashKey(raw),
 		"X-Developer-Policies": "pol-token,pol-gold", "X-Developer-Field-Company": "Analytical Engines", "X-Key-Request-Field-Use-Case": "invoicing"}
 	for k, v := range want {
 		if vs := got.Values(k); len(vs) != 1 || vs[0] != v {
@@ -173,7 +173,7 @@ func forwardAuthScenario(t *testing.T, name string, in *instance, dev, raw, gw s
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Deactivation: 403.
-	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+other, `{"email":"bob@example.com","inactive":true,"keys":{"`+portalstore.HashKey(b.RawKey)+`":["pol-token"]}}`), 200, "OK", "")
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+other, `{"email":"bob@example.com","inactive":true,"keys":{"`+keylens.HashKey(b.RawKey)+`":["pol-token"]}}`), 200, "OK", "")
 	waitUntil(t, "deactivated developer refused by "+name, func() bool {
 		s, _ := call(map[string]string{"Authorization": b.RawKey})
 		return s == 403

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/docs/contract"
 	"github.com/keylens/keylens/identity"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // sidecarGet sends a request to the sidecar with the given headers.
@@ -56,7 +56,7 @@ func TestSidecarDeveloperLookup(t *testing.T) {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 		id := decodeAs[identity.Identity](t, r)
-		if id.DeveloperID != dev || id.Email != "ada@example.com" || id.KeyID != portalstore.HashKey(raw) ||
+		if id.DeveloperID != dev || id.Email != "ada@example.com" || id.KeyID != keylens.HashKey(raw) ||
 			strings.Join(id.Policies, ",") != "pol-token,pol-gold" || id.Fields["Plan"] != "gold" ||
 			id.KeyRequestFields["Use case"] != "invoicing" || id.KeyRequestFields["seats"] != 3.0 || id.OrgID == "" {
 			t.Errorf("identity %+v", id)
@@ -72,7 +72,7 @@ func TestSidecarDeveloperLookup(t *testing.T) {
 		}
 	}
 	// Deactivated: 403.
-	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":true,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":true,"keys":{"`+keylens.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
 	waitUntil(t, "deactivation reaches the sidecar", func() bool {
 		r := in.sidecar("GET", "/developer", nil, map[string]string{"Authorization": raw})
 		return r.Status == 403 && r.Header.Get(identity.OutcomeHeader) == identity.OutcomeInactive
@@ -84,7 +84,7 @@ func TestSidecarDeveloperLookup(t *testing.T) {
 	}
 
 	// The Go client upstream services use.
-	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":false,"keys":{"`+portalstore.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
+	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, `{"email":"ada@example.com","inactive":false,"keys":{"`+keylens.HashKey(raw)+`":["pol-token"]}}`), 200, "OK", "")
 	c := identity.NewClient(in.SidecarURL, identity.ClientOptions{TTL: time.Millisecond})
 	waitUntil(t, "reactivation", func() bool {
 		id, err := c.Lookup(context.Background(), raw)
@@ -121,7 +121,7 @@ func TestSidecarIntrospection(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &got); err != nil || r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
-	if got["active"] != true || got["sub"] != dev || got["username"] != "ada@example.com" || got["client_id"] != portalstore.HashKey(raw) ||
+	if got["active"] != true || got["sub"] != dev || got["username"] != "ada@example.com" || got["client_id"] != keylens.HashKey(raw) ||
 		got["scope"] != "pol-token pol-gold" || got["developer_id"] != dev || got["key_request_fields"] == nil {
 		t.Errorf("introspection %s", r.Body)
 	}
@@ -182,7 +182,7 @@ func TestSidecarForwardAuth(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("%s /auth: %d %s", method, r.Status, r.Body)
 		}
-		want := map[string]string{"X-Developer-Id": dev, "X-Developer-Email": "ada@example.com", "X-Key-Id": portalstore.HashKey(raw),
+		want := map[string]string{"X-Developer-Id": dev, "X-Developer-Email": "ada@example.com", "X-Key-Id": keylens.HashKey(raw),
 			"X-Developer-Policies": "pol-token,pol-gold", "X-Developer-Field-Company": "Analytical Engines", "X-Developer-Field-Plan": "gold",
 			"X-Key-Request-Field-Use-case": "invoicing", "X-Key-Request-Field-Seats": "3"}
 		for k, v := range want {
@@ -511,10 +511,10 @@ func TestSidecarChangeFeed(t *testing.T) {
 	}
 	var found bool
 	for _, ch := range p.ch.Changes {
-		found = found || (ch.Kind == identity.ChangeKeyRevoked && ch.KeyHash == portalstore.HashKey(raw) && ch.DeveloperID == dev)
+		found = found || (ch.Kind == identity.ChangeKeyRevoked && ch.KeyHash == keylens.HashKey(raw) && ch.DeveloperID == dev)
 	}
 	if !found || p.ch.Last <= start.Last || p.ch.Reset {
-		t.Fatalf("changes %+v: want the revocation of %s", p.ch, portalstore.HashKey(raw))
+		t.Fatalf("changes %+v: want the revocation of %s", p.ch, keylens.HashKey(raw))
 	}
 	// Served only once applied: the sidecar itself refuses the key now.
 	if _, err := c.Fetch(ctx, raw); !errors.Is(err, identity.ErrUnknownKey) {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Tyk gateway provisioning, end to end: the real keylens binary against
@@ -218,7 +218,7 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 
 	t.Run("authToken", func(t *testing.T) {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"],"fields":{"Use case":"billing"}}`))
-		hash := portalstore.HashKey(a.RawKey)
+		hash := keylens.HashKey(a.RawKey)
 		s := g.session(hash)
 		if s == nil {
 			t.Fatalf("key %s not in the gateway", hash)
@@ -237,7 +237,7 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 	})
 	t.Run("basic", func(t *testing.T) {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-basic"]}`))
-		hash := portalstore.HashKey(portalstore.KeyFor(gwOrg, a.RawKey, "murmur64"))
+		hash := keylens.HashKey(keylens.KeyFor(gwOrg, a.RawKey, "murmur64"))
 		s := g.session(hash)
 		if s == nil || strings.Contains(fmt.Sprint(s["basic_auth_data"]), a.Password) {
 			t.Fatalf("basic session %v (the gateway must hold the password hashed)", s)
@@ -257,7 +257,7 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 	t.Run("jwt", func(t *testing.T) {
 		secret := "a-long-enough-hmac-secret-0123456789"
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-jwt"],"jwt_secret":"`+secret+`"}`))
-		if s := g.session(portalstore.HashKey(a.RawKey)); s == nil || s["jwt_data"].(map[string]any)["secret"] != secret {
+		if s := g.session(keylens.HashKey(a.RawKey)); s == nil || s["jwt_data"].(map[string]any)["secret"] != secret {
 			t.Fatalf("jwt session %v", s)
 		}
 		if st, out := g.authenticate("api-token", http.Header{"Authorization": {"Bearer " + hs256(a.RawKey, secret)}}); st != 200 {
@@ -345,7 +345,7 @@ func TestTykCentralJWTKey(t *testing.T) {
 	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
 	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-jwt"]}`))
-	s := g.session(portalstore.HashKey(a.RawKey))
+	s := g.session(keylens.HashKey(a.RawKey))
 	if s == nil {
 		t.Fatalf("central JWT key %s not in the gateway", a.RawKey)
 	}
@@ -396,7 +396,7 @@ func TestTykLaterChanges(t *testing.T) {
 	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
 	dev := createDeveloper(t, in, `{"email":"ada@example.com","fields":{"Company":"AE"}}`)
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-	hash := portalstore.HashKey(a.RawKey)
+	hash := keylens.HashKey(a.RawKey)
 	o := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"https://app.example.com/cb"}}`))
 	auth := http.Header{"Authorization": {a.RawKey}}
 
@@ -455,7 +455,7 @@ func TestTykLaterChanges(t *testing.T) {
 	b := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
 	wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev, ""), 200, "OK", "")
 	waitFor(t, 5*time.Second, "developer deletion at the gateway", func() bool {
-		return g.session(portalstore.HashKey(b.RawKey)) == nil && g.clients()["api-oauth/"+o.ClientID] == nil
+		return g.session(keylens.HashKey(b.RawKey)) == nil && g.clients()["api-oauth/"+o.ClientID] == nil
 	})
 	var metrics string
 	waitFor(t, 5*time.Second, "no change pending", func() bool {
@@ -486,7 +486,7 @@ func TestTykRefusedChangeDoesNotHoldBackRevokes(t *testing.T) {
 	decodeApproval(t, in.do("POST", "/api/portal/developers/"+ada+"/keys", `{"apply_policies":["pol-token"]}`))
 	bob := createDeveloper(t, in, `{"email":"bob@example.com"}`)
 	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+bob+"/keys", `{"apply_policies":["pol-token"]}`))
-	hash := portalstore.HashKey(a.RawKey)
+	hash := keylens.HashKey(a.RawKey)
 	d := decodeAs[map[string]any](t, in.do("GET", "/api/portal/developers/"+ada, ""))
 	d["inactive"] = true
 	body, _ := json.Marshal(d)
@@ -553,7 +553,7 @@ func TestTykGatewayDownAndKeylensKilled(t *testing.T) {
 	var hashes []string
 	for range 4 {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-		hashes = append(hashes, portalstore.HashKey(a.RawKey))
+		hashes = append(hashes, keylens.HashKey(a.RawKey))
 	}
 	g.kill()
 	e := wantEnvelope(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`), 502, "Error", "")
@@ -614,7 +614,7 @@ func TestTykSync(t *testing.T) {
 	var hashes []string
 	for range 3 {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-		hashes = append(hashes, portalstore.HashKey(a.RawKey))
+		hashes = append(hashes, keylens.HashKey(a.RawKey))
 	}
 	in.stop()
 	// Drift made behind keylens's back.
@@ -685,7 +685,7 @@ func tykApplyDelay(b *testing.B) {
 	committed := map[string]time.Time{}
 	for range n {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-		hash := portalstore.HashKey(a.RawKey)
+		hash := keylens.HashKey(a.RawKey)
 		wantEnvelope(t, in.do("DELETE", "/api/portal/developers/"+dev+"/keys/"+hash, ""), 200, "OK", "Data deleted")
 		committed[hash] = time.Now()
 		time.Sleep(5 * time.Millisecond)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // Store is where chunks are committed: the analytics committer, which
@@ -459,11 +459,11 @@ func chunkBatchID(consumer, chunk string, items []string) string {
 func (c *Consumer) commit(id string, n int) (bool, error) {
 	backoff := 50 * time.Millisecond
 	for {
-		applied, err := c.o.Store.AddHits(c.ctx, []portalstore.HitBatch{{ID: id, Series: c.t.Series}})
+		applied, err := c.o.Store.AddHits(c.ctx, []keylens.HitBatch{{ID: id, Series: c.t.Series}})
 		if err == nil {
 			return applied[0], nil
 		}
-		if portalstore.ErrorCode(err) == portalstore.EINVALID {
+		if keylens.ErrorCode(err) == keylens.EINVALID {
 			c.log.Error("the store refused a chunk of Tyk analytics; its records go to the dead-letter list", "err", err, "batch", id)
 			c.t.Series, c.t.Counted, c.t.Rejected = c.t.Series[:0], 0, c.t.Rejected[:0]
 			clear(c.t.NoSession)

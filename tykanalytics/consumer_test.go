@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/tykanalytics/tyktest"
 )
@@ -102,8 +102,8 @@ func (r *rig) drained(keys Keys) bool {
 func (r *rig) stored(at time.Time, keys ...string) map[int]int64 {
 	r.t.Helper()
 	day := time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC)
-	rows, err := r.db.QueryHits(context.Background(), portalstore.HitQuery{Keys: keys, From: day, To: day.AddDate(0, 0, 1),
-		Res: portalstore.ResDay, ByCode: true})
+	rows, err := r.db.QueryHits(context.Background(), keylens.HitQuery{Keys: keys, From: day, To: day.AddDate(0, 0, 1),
+		Res: keylens.ResDay, ByCode: true})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestConsumersShareTheLists(t *testing.T) {
 
 // takeAsACrashedConsumer moves a chunk into id's processing list as a
 // consumer does, and returns its batch as that consumer would commit it.
-func takeAsACrashedConsumer(t *testing.T, r *rig, id string, n int) (portalstore.HitBatch, []string) {
+func takeAsACrashedConsumer(t *testing.T, r *rig, id string, n int) (keylens.HitBatch, []string) {
 	keys := KeysFor(DefaultAnalyticsKey, id)
 	chunk, err := takeScript.Run(context.Background(), r.rdb, []string{keys.Lists[0], keys.Processing, keys.ChunkID, keys.Sequence, keys.Epoch},
 		n, DefaultChunkBytes, "0123456789abcdef").Text()
@@ -204,7 +204,7 @@ func takeAsACrashedConsumer(t *testing.T, r *rig, id string, n int) (portalstore
 	}
 	var tally Tally
 	NewDecoder().Count(items, time.Now(), &tally)
-	return portalstore.HitBatch{ID: chunkBatchID(id, chunk, items), Series: tally.Series}, items
+	return keylens.HitBatch{ID: chunkBatchID(id, chunk, items), Series: tally.Series}, items
 }
 
 // TestConsumerRecoversItsChunk: a consumer that died after taking a chunk,
@@ -222,7 +222,7 @@ func TestConsumerRecoversItsChunk(t *testing.T) {
 			r.push(DefaultAnalyticsKey, recs...)
 			batch, _ := takeAsACrashedConsumer(t, r, "crashy", 20)
 			if committed {
-				if _, err := r.committer.AddHits(context.Background(), []portalstore.HitBatch{batch}); err != nil {
+				if _, err := r.committer.AddHits(context.Background(), []keylens.HitBatch{batch}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -292,7 +292,7 @@ type flakyStore struct {
 	left atomic.Int64
 }
 
-func (f *flakyStore) AddHits(ctx context.Context, b []portalstore.HitBatch) ([]bool, error) {
+func (f *flakyStore) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, error) {
 	if f.left.Add(-1) >= 0 {
 		return nil, analytics.ErrBusy
 	}

@@ -3,8 +3,8 @@ package tykanalytics
 import (
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // NoSessionKey is the APIKey of a record whose request had no session (a
@@ -85,7 +85,7 @@ func (d *Decoder) Count(records []string, now time.Time, t *Tally) {
 		if rec.RequestTime >= 0 && rec.RequestTime <= int64(hits.MaxLatency/time.Millisecond) {
 			latency = time.Duration(rec.RequestTime) * time.Millisecond
 		}
-		t.each = append(t.each, hits.Of(portalstore.KeyHashOf(rec.APIKey), rec.APIID, at, rec.ResponseCode, 1, latency))
+		t.each = append(t.each, hits.Of(keylens.KeyHashOf(rec.APIKey), rec.APIID, at, rec.ResponseCode, 1, latency))
 		t.Counted++
 		if t.Oldest == 0 || at < t.Oldest {
 			t.Oldest = at

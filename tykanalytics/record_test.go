@@ -13,8 +13,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/tykanalytics/tyktest"
 )
 
@@ -305,7 +305,7 @@ func TestCountAllocatesLittle(t *testing.T) {
 func benchChunk(t testing.TB, n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		r := tyktest.NewRecord(tyktest.Request{APIKey: portalstore.HashKeyWith(fmt.Sprint("key", i%200), portalstore.HashMurmur64),
+		r := tyktest.NewRecord(tyktest.Request{APIKey: keylens.HashKeyWith(fmt.Sprint("key", i%200), keylens.HashMurmur64),
 			APIID: fmt.Sprint("api-", i%4), OrgID: "5e9d9544a1dcd60001d0ed20", Code: []int{200, 200, 200, 404, 500}[i%5],
 			At: now.Add(-time.Duration(i) * time.Second), Latency: time.Duration(i%50) * time.Millisecond, Path: fmt.Sprintf("/r%d/ok", i)})
 		r.UserAgent, r.Tags = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // SettingApplied is the setting holding the sequence number of the last
@@ -24,11 +24,11 @@ const SettingApplied = "tyk_gateway_applied_seq"
 // Store is what the outbox reads: the change feed, keys and developers as
 // they are now, and its own position.
 type Store interface {
-	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error)
+	WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]keylens.Change, bool, error)
 	LastChange(ctx context.Context) (int64, error)
-	ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error)
-	FindDeveloperKeys(ctx context.Context, devID string) ([]*portalstore.Key, error)
-	FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error)
+	ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error)
+	FindDeveloperKeys(ctx context.Context, devID string) ([]*keylens.Key, error)
+	FindDeveloperByID(ctx context.Context, id string) (*keylens.Developer, error)
 	InitSetting(ctx context.Context, name, value string) (string, error)
 	PutSetting(ctx context.Context, name, value string) error
 }
@@ -123,7 +123,7 @@ func (o *Outbox) Run(ctx context.Context) {
 
 // applyWithRetry applies c until it succeeds or is refused for good, then
 // stores the position; false when ctx ended first.
-func (o *Outbox) applyWithRetry(ctx context.Context, c portalstore.Change) bool {
+func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 	for attempt := 1; ; attempt++ {
 		err := o.Apply(ctx, c)
 		if ctx.Err() != nil {
@@ -203,11 +203,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Apply makes the gateway agree with the store about what change c names.
-func (o *Outbox) Apply(ctx context.Context, c portalstore.Change) error {
+func (o *Outbox) Apply(ctx context.Context, c keylens.Change) error {
 	switch c.Kind {
-	case portalstore.ChangeKeyUpdated, portalstore.ChangeKeyRevoked:
+	case keylens.ChangeKeyUpdated, keylens.ChangeKeyRevoked:
 		return o.applyKey(ctx, c.KeyHash)
-	case portalstore.ChangeDeveloper:
+	case keylens.ChangeDeveloper:
 		keys, err := o.Store.FindDeveloperKeys(ctx, c.DeveloperID)
 		if err != nil {
 			return err
@@ -218,11 +218,11 @@ func (o *Outbox) Apply(ctx context.Context, c portalstore.Change) error {
 			}
 		}
 		return nil
-	case portalstore.ChangeOAuthRemoved:
+	case keylens.ChangeOAuthRemoved:
 		d, err := o.Store.FindDeveloperByID(ctx, c.DeveloperID)
 		if err == nil && hasClient(d, c.ClientID) {
 			return nil // rewritten with the developer, not removed
-		} else if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		} else if err != nil && keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			return err
 		}
 		return o.Client.DeleteOAuthClientEverywhere(ctx, c.ClientID)
@@ -233,7 +233,7 @@ func (o *Outbox) Apply(ctx context.Context, c portalstore.Change) error {
 	return nil
 }
 
-func hasClient(d *portalstore.Developer, clientID string) bool {
+func hasClient(d *keylens.Developer, clientID string) bool {
 	for _, cs := range d.OAuthClients {
 		for _, c := range cs {
 			if c.ClientID == clientID {
@@ -249,7 +249,7 @@ func hasClient(d *portalstore.Developer, clientID string) bool {
 // activation where they differ, keeping its quota counters.
 func (o *Outbox) applyKey(ctx context.Context, hash string) error {
 	cred, err := o.Store.ResolveKey(ctx, hash)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		if err := o.Client.DeleteKey(ctx, hash); err != nil && !IsNotFound(err) {
 			return err
 		}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // Session metadata names the Tyk Dashboard writes into portal keys.
@@ -22,7 +22,7 @@ const (
 // $tyk_meta header templates render maps as empty, a flat string copy of
 // each field, tyk_key_request_fields_<name> and tyk_user_fields_<name>,
 // named as the keylens plugin names them.
-func Meta(owner portalstore.CredentialOwner, keyFields map[string]any) map[string]any {
+func Meta(owner keylens.CredentialOwner, keyFields map[string]any) map[string]any {
 	krf := make(map[string]any, len(keyFields))
 	for k, v := range keyFields {
 		krf[k] = v
@@ -58,7 +58,7 @@ type Desired struct {
 }
 
 // DesiredFor computes Desired for key k of owner.
-func DesiredFor(k *portalstore.Key, owner portalstore.CredentialOwner, inactivePolicy string) Desired {
+func DesiredFor(k *keylens.Key, owner keylens.CredentialOwner, inactivePolicy string) Desired {
 	pols := append([]string{}, k.Policies...)
 	if owner.Inactive && inactivePolicy != "" {
 		pols = []string{inactivePolicy}
@@ -77,7 +77,7 @@ func (d Desired) Apply(s Session) {
 }
 
 // Provisioner creates approvals' credentials in the gateway: it is the
-// store's portalstore.Provisioner.
+// store's keylens.Provisioner.
 type Provisioner struct {
 	Client *Client
 	// InactivePolicy replaces a deactivated developer's policies.
@@ -85,11 +85,11 @@ type Provisioner struct {
 	Logger         *slog.Logger
 }
 
-var _ portalstore.Provisioner = (*Provisioner)(nil)
+var _ keylens.Provisioner = (*Provisioner)(nil)
 
 // gatewayError is an EBADGATEWAY error naming what the gateway said.
 func gatewayError(what string, err error) error {
-	return portalstore.Errorf(portalstore.EBADGATEWAY, "Tyk gateway: %s: %s", what, err)
+	return keylens.Errorf(keylens.EBADGATEWAY, "Tyk gateway: %s: %s", what, err)
 }
 
 // Provision creates issued's credential for owner: a key by its id (an
@@ -97,16 +97,16 @@ func gatewayError(what string, err error) error {
 // or an OAuth client. A key the gateway stores under another name or hash
 // than keylens's is removed again and refused: the gateway's
 // hash_key_function is not keylens's --key-hash-algorithm.
-func (p *Provisioner) Provision(ctx context.Context, issued *portalstore.Issued, owner portalstore.CredentialOwner) (func(context.Context), error) {
+func (p *Provisioner) Provision(ctx context.Context, issued *keylens.Issued, owner keylens.CredentialOwner) (func(context.Context), error) {
 	undo, err := p.provision(ctx, issued, owner)
 	if err != nil {
 		p.logger().Warn("an approval failed at the Tyk gateway; nothing was stored", "developer_id", owner.ID,
-			"policy", issued.Approval.PolicyID, "err", portalstore.ErrorMessage(err))
+			"policy", issued.Approval.PolicyID, "err", keylens.ErrorMessage(err))
 	}
 	return undo, err
 }
 
-func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued, owner portalstore.CredentialOwner) (func(context.Context), error) {
+func (p *Provisioner) provision(ctx context.Context, issued *keylens.Issued, owner keylens.CredentialOwner) (func(context.Context), error) {
 	a := issued.Approval
 	if c := a.OAuthClient; c != nil {
 		return p.provisionOAuth(ctx, c, a.PolicyID, owner)
@@ -115,12 +115,12 @@ func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued,
 	s := Session{}
 	DesiredFor(k, owner, p.InactivePolicy).Apply(s)
 	s["expires"] = 0
-	name, wantKey := portalstore.KeyID(a.RawKey), a.RawKey
+	name, wantKey := keylens.KeyID(a.RawKey), a.RawKey
 	switch k.AuthType {
-	case portalstore.AuthBasic:
+	case keylens.AuthBasic:
 		name, wantKey = a.RawKey, "" // the username; the gateway forms the key
 		s["basic_auth_data"] = map[string]any{"password": a.Password, "hash_type": ""}
-	case portalstore.AuthJWT:
+	case keylens.AuthJWT:
 		secret := k.JWTSecret
 		if secret == "" {
 			secret = k.JWTPublicKey
@@ -134,7 +134,7 @@ func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued,
 		}
 	}
 	if name == "" {
-		return nil, portalstore.Errorf(portalstore.EINTERNAL, "key %s has no id to create it by", k.Hash)
+		return nil, keylens.Errorf(keylens.EINTERNAL, "key %s has no id to create it by", k.Hash)
 	}
 	ans, err := p.Client.CreateKey(ctx, name, s)
 	if err != nil {
@@ -147,7 +147,7 @@ func (p *Provisioner) provision(ctx context.Context, issued *portalstore.Issued,
 		if ans.KeyHash == "" {
 			why = "the gateway does not hash keys (hash_keys is off); keylens addresses keys by their hash"
 		}
-		return nil, portalstore.Errorf(portalstore.EBADGATEWAY,
+		return nil, keylens.Errorf(keylens.EBADGATEWAY,
 			"Tyk gateway stored the key under hash %q, not keylens's %q: %s", ans.KeyHash, k.Hash, why)
 	}
 	return undo, nil
@@ -168,7 +168,7 @@ func (p *Provisioner) deleteCreated(ctx context.Context, ans *KeyAnswer, org str
 	}
 }
 
-func (p *Provisioner) provisionOAuth(ctx context.Context, c *portalstore.OAuthClient, policy string, owner portalstore.CredentialOwner) (func(context.Context), error) {
+func (p *Provisioner) provisionOAuth(ctx context.Context, c *keylens.OAuthClient, policy string, owner keylens.CredentialOwner) (func(context.Context), error) {
 	ans, err := p.Client.CreateOAuthClient(ctx, OAuthClient{
 		ClientID: c.ClientID, Secret: c.Secret, RedirectURI: c.RedirectURI, PolicyID: policy,
 		MetaData: Meta(owner, nil), Description: c.AppDescription,
@@ -184,7 +184,7 @@ func (p *Provisioner) provisionOAuth(ctx context.Context, c *portalstore.OAuthCl
 	}
 	if ans.ClientID != c.ClientID || ans.Secret != c.Secret {
 		undo(ctx)
-		return nil, portalstore.Errorf(portalstore.EBADGATEWAY, "Tyk gateway did not keep the OAuth client id and secret keylens issued (it answered client %q)", ans.ClientID)
+		return nil, keylens.Errorf(keylens.EBADGATEWAY, "Tyk gateway did not keep the OAuth client id and secret keylens issued (it answered client %q)", ans.ClientID)
 	}
 	return undo, nil
 }

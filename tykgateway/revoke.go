@@ -3,7 +3,7 @@ package tykgateway
 import (
 	"context"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // ClientOrgs is what Revoker needs of the store: a client's org
@@ -21,12 +21,12 @@ type ClientOrgs interface {
 // What the gateway refuses or cannot be asked is EBADGATEWAY, after
 // keylens's own tokens are revoked.
 type Revoker struct {
-	Local   portalstore.TokenRevoker
+	Local   keylens.TokenRevoker
 	Gateway *Client
 	Clients ClientOrgs
 }
 
-var _ portalstore.TokenRevoker = Revoker{}
+var _ keylens.TokenRevoker = Revoker{}
 
 // RevokeToken revokes one token of client clientID in the gateway; hint
 // is passed on, "access_token" when none.

@@ -6,14 +6,14 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // SyncStore is what a sync reads of keylens.
 type SyncStore interface {
-	Catalogue(ctx context.Context) (*portalstore.Catalogue, error)
-	FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter) ([]*portalstore.Developer, int, error)
-	ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error)
+	Catalogue(ctx context.Context) (*keylens.Catalogue, error)
+	FindDevelopers(ctx context.Context, f keylens.DeveloperFilter) ([]*keylens.Developer, int, error)
+	ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error)
 }
 
 // Drift kinds.
@@ -83,7 +83,7 @@ func Sync(ctx context.Context, store SyncStore, c *Client, inactivePolicy string
 	held := map[string]bool{}
 	const page = 500
 	for offset := 0; ; offset += page {
-		devs, _, err := store.FindDevelopers(ctx, portalstore.DeveloperFilter{Offset: offset, Limit: page})
+		devs, _, err := store.FindDevelopers(ctx, keylens.DeveloperFilter{Offset: offset, Limit: page})
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +168,7 @@ func syncPolicies(ctx context.Context, store SyncStore, c *Client, inactivePolic
 
 func syncKey(ctx context.Context, store SyncStore, c *Client, hash, inactivePolicy string, fix bool, rep *SyncReport) error {
 	cred, err := store.ResolveKey(ctx, hash)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		return nil // revoked since listed
 	} else if err != nil {
 		return err

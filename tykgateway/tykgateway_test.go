@@ -12,10 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
-var owner = portalstore.CredentialOwner{ID: "dev1", Email: "ada@example.com", OrgID: "org1",
+var owner = keylens.CredentialOwner{ID: "dev1", Email: "ada@example.com", OrgID: "org1",
 	Fields: map[string]string{"Company": "AE", "Sign up reason": "tests"}}
 
 // Meta carries the Dashboard's members and the plugin's flat string
@@ -41,7 +41,7 @@ func TestMeta(t *testing.T) {
 }
 
 func TestDesiredForInactiveDeveloper(t *testing.T) {
-	k := &portalstore.Key{Policies: []string{"gold", "silver"}}
+	k := &keylens.Key{Policies: []string{"gold", "silver"}}
 	off := owner
 	off.Inactive = true
 	if d := DesiredFor(k, off, "inactive"); !slices.Equal(d.Policies, []string{"inactive"}) || !d.Inactive {
@@ -59,7 +59,7 @@ func TestDesiredForInactiveDeveloper(t *testing.T) {
 // json.Number, members it omits when zero, and no is_inactive on a key
 // with policies (the gateway drops it).
 func TestCompare(t *testing.T) {
-	d := DesiredFor(&portalstore.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, owner, "")
+	d := DesiredFor(&keylens.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, owner, "")
 	s := Session{}
 	d.Apply(s)
 	b, _ := json.Marshal(s)
@@ -75,7 +75,7 @@ func TestCompare(t *testing.T) {
 	}
 	off := owner
 	off.Inactive = true
-	if diff := Compare(answered, DesiredFor(&portalstore.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, off, "")); diff != (Difference{}) {
+	if diff := Compare(answered, DesiredFor(&keylens.Key{Policies: []string{"gold"}, Fields: map[string]any{"seats": 3.0}}, off, "")); diff != (Difference{}) {
 		t.Errorf("is_inactive compared on a key with policies: %+v", diff)
 	}
 	answered["apply_policies"] = []any{"silver"}
@@ -182,7 +182,7 @@ func TestBackoff(t *testing.T) {
 func FuzzCompare(f *testing.F) {
 	f.Add([]byte(`{"apply_policies":["a"],"meta_data":{"tyk_developer_id":"d"},"alias":"x","is_inactive":true}`))
 	f.Add([]byte(`{"apply_policies":"a","meta_data":[1],"alias":7,"is_inactive":"yes","org_id":null}`))
-	d := DesiredFor(&portalstore.Key{Policies: []string{"a"}}, owner, "off")
+	d := DesiredFor(&keylens.Key{Policies: []string{"a"}}, owner, "off")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s Session
 		dec := json.NewDecoder(bytes.NewReader(b))

@@ -6,11 +6,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 type adminsData struct {
-	Admins []*portalstore.Admin
+	Admins []*keylens.Admin
 	Self   string // the signed-in admin's id; "" for the admin key
 	Email  string // the add form's, when it failed
 	MinLen int
@@ -28,7 +28,7 @@ func (c *Console) renderAdmins(w http.ResponseWriter, r *http.Request, status in
 		return
 	}
 	c.render(w, r, status, "admins", view{Title: "Admins", Nav: "admins", Flash: flash(r), Error: errMsg,
-		Data: adminsData{Admins: all, Self: sessionFrom(r).AdminID, Email: email, MinLen: portalstore.MinAdminPasswordLength}})
+		Data: adminsData{Admins: all, Self: sessionFrom(r).AdminID, Email: email, MinLen: keylens.MinAdminPasswordLength}})
 }
 
 // POST /admin/admins: add an admin account.
@@ -36,16 +36,16 @@ func (c *Console) addAdmin(w http.ResponseWriter, r *http.Request) {
 	email, pw := formValue(r, "email"), r.PostFormValue("password")
 	var err error
 	if pw != r.PostFormValue("password_again") {
-		err = portalstore.Errorf(portalstore.EINVALID, "The two passwords differ.")
+		err = keylens.Errorf(keylens.EINVALID, "The two passwords differ.")
 	} else {
-		err = c.Admins.CreateAdmin(r.Context(), &portalstore.Admin{Email: email, Password: pw})
+		err = c.Admins.CreateAdmin(r.Context(), &keylens.Admin{Email: email, Password: pw})
 	}
 	if err != nil {
 		if !formError(err) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderAdmins(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), email, portalstore.ErrorMessage(err))
+		c.renderAdmins(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), email, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"admins", "admin-added")
@@ -55,7 +55,7 @@ func (c *Console) addAdmin(w http.ResponseWriter, r *http.Request) {
 // would lock its own user out mid-task.
 func (c *Console) notSelf(w http.ResponseWriter, r *http.Request, id string) bool {
 	if id == sessionFrom(r).AdminID {
-		c.errorPage(w, r, portalstore.Errorf(portalstore.EINVALID, "You cannot disable or remove your own account: ask another admin, or sign in with the admin key."))
+		c.errorPage(w, r, keylens.Errorf(keylens.EINVALID, "You cannot disable or remove your own account: ask another admin, or sign in with the admin key."))
 		return false
 	}
 	return true
@@ -74,7 +74,7 @@ func (c *Console) setAdminStatus(w http.ResponseWriter, r *http.Request) {
 		disabled = true
 	case "enabled":
 	default:
-		c.errorPage(w, r, portalstore.Errorf(portalstore.EINVALID, "Choose enabled or disabled."))
+		c.errorPage(w, r, keylens.Errorf(keylens.EINVALID, "Choose enabled or disabled."))
 		return
 	}
 	if err := c.Admins.SetAdminDisabled(r.Context(), id, disabled); err != nil {
@@ -129,7 +129,7 @@ type activityData struct {
 }
 
 type activityRow struct {
-	portalstore.AuditEntry
+	keylens.AuditEntry
 	What       string
 	ObjectLink string
 	DevLink    string
@@ -145,7 +145,7 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request) {
 	case d.Developer == "":
 	case strings.Contains(d.Developer, "@"):
 		dev, err := c.Developers.FindDeveloperByEmail(ctx, d.Developer)
-		if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+		if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 			errMsg = "No developer has that email; a deleted developer's activity is found by their id."
 		} else if err != nil {
 			c.errorPage(w, r, err)
@@ -153,7 +153,7 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request) {
 		} else {
 			d.FilterID, d.FilterFor = dev.ID, dev.Email
 		}
-	case portalstore.IsObjectID(d.Developer):
+	case keylens.IsObjectID(d.Developer):
 		d.FilterID = d.Developer
 		if dev, err := c.Developers.FindDeveloperByID(ctx, d.FilterID); err == nil {
 			d.FilterFor = dev.Email
@@ -163,7 +163,7 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request) {
 	}
 	page := pageParam(r)
 	if errMsg == "" {
-		entries, total, err := c.Audit.FindAudit(ctx, portalstore.AuditFilter{DeveloperID: d.FilterID,
+		entries, total, err := c.Audit.FindAudit(ctx, keylens.AuditFilter{DeveloperID: d.FilterID,
 			Offset: (page - 1) * activityPerPage, Limit: activityPerPage})
 		if err != nil {
 			c.errorPage(w, r, err)
@@ -186,47 +186,47 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request) {
 
 // actions are the audit actions in words.
 var actions = map[string]string{
-	portalstore.AuditDeveloperCreated:   "added developer",
-	portalstore.AuditDeveloperUpdated:   "edited developer",
-	portalstore.AuditDeveloperDeleted:   "deleted developer",
-	portalstore.AuditDeveloperPassword:  "set developer's password",
-	portalstore.AuditKeyRequestCreated:  "filed key request",
-	portalstore.AuditKeyRequestUpdated:  "edited key request",
-	portalstore.AuditKeyRequestDeleted:  "deleted (rejected) key request",
-	portalstore.AuditKeyRequestApproved: "approved key request",
-	portalstore.AuditKeyIssued:          "issued key",
-	portalstore.AuditKeyPolicies:        "changed key policy",
-	portalstore.AuditKeyRevoked:         "revoked key",
-	portalstore.AuditKeyQuotaReset:      "reset key quota",
-	portalstore.AuditOAuthClientDeleted: "deleted OAuth client",
-	portalstore.AuditOAuthTokenRevoked:  "revoked an OAuth token",
-	portalstore.AuditOAuthTokensRevoked: "revoked every OAuth token",
-	portalstore.AuditCatalogueUpdated:   "changed catalogue",
-	portalstore.AuditConfigUpdated:      "changed configuration",
-	portalstore.AuditAdminCreated:       "added admin",
-	portalstore.AuditAdminDisabled:      "disabled admin",
-	portalstore.AuditAdminEnabled:       "enabled admin",
-	portalstore.AuditAdminDeleted:       "removed admin",
+	keylens.AuditDeveloperCreated:   "added developer",
+	keylens.AuditDeveloperUpdated:   "edited developer",
+	keylens.AuditDeveloperDeleted:   "deleted developer",
+	keylens.AuditDeveloperPassword:  "set developer's password",
+	keylens.AuditKeyRequestCreated:  "filed key request",
+	keylens.AuditKeyRequestUpdated:  "edited key request",
+	keylens.AuditKeyRequestDeleted:  "deleted (rejected) key request",
+	keylens.AuditKeyRequestApproved: "approved key request",
+	keylens.AuditKeyIssued:          "issued key",
+	keylens.AuditKeyPolicies:        "changed key policy",
+	keylens.AuditKeyRevoked:         "revoked key",
+	keylens.AuditKeyQuotaReset:      "reset key quota",
+	keylens.AuditOAuthClientDeleted: "deleted OAuth client",
+	keylens.AuditOAuthTokenRevoked:  "revoked an OAuth token",
+	keylens.AuditOAuthTokensRevoked: "revoked every OAuth token",
+	keylens.AuditCatalogueUpdated:   "changed catalogue",
+	keylens.AuditConfigUpdated:      "changed configuration",
+	keylens.AuditAdminCreated:       "added admin",
+	keylens.AuditAdminDisabled:      "disabled admin",
+	keylens.AuditAdminEnabled:       "enabled admin",
+	keylens.AuditAdminDeleted:       "removed admin",
 }
 
-func activityRowOf(e portalstore.AuditEntry) activityRow {
+func activityRowOf(e keylens.AuditEntry) activityRow {
 	row := activityRow{AuditEntry: e, What: actions[e.Action]}
 	if row.What == "" {
 		row.What = e.Action
 	}
 	if e.DeveloperEmail != "" { // the developer still exists
 		row.DevLink = Prefix + "developers/" + e.DeveloperID
-		if e.ObjectType == portalstore.ObjectKey && e.Action != portalstore.AuditKeyRevoked {
+		if e.ObjectType == keylens.ObjectKey && e.Action != keylens.AuditKeyRevoked {
 			row.ObjectLink = row.DevLink + "/keys/" + e.ObjectID
 		}
 	}
 	switch e.ObjectType {
-	case portalstore.ObjectCatalogue:
+	case keylens.ObjectCatalogue:
 		row.ObjectLink = Prefix + "catalogue"
-	case portalstore.ObjectConfiguration:
+	case keylens.ObjectConfiguration:
 		row.ObjectLink = Prefix + "configuration"
-	case portalstore.ObjectAdmin:
-		if e.Action != portalstore.AuditAdminDeleted {
+	case keylens.ObjectAdmin:
+		if e.Action != keylens.AuditAdminDeleted {
 			row.ObjectLink = Prefix + "admins"
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // consolePages are every GET page of the console, for the checks that hold
@@ -30,20 +30,20 @@ func (tc *testConsole) everything() []string {
 	tc.t.Helper()
 	d := tc.fixture()
 	ctx := context.Background()
-	a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	oa, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-partner"},
-		OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}, Fields: map[string]any{"oauth_app_description": "Sync app"}})
+	oa, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-partner"},
+		OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}, Fields: map[string]any{"oauth_app_description": "Sync app"}})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	if err := tc.db.CreateKeyRequest(ctx, &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-gold"},
+	if err := tc.db.CreateKeyRequest(ctx, &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-gold"},
 		Fields: map[string]any{"Use case": "invoicing"}}); err != nil {
 		tc.t.Fatal(err)
 	}
-	if err := tc.db.CreateAdmin(ctx, &portalstore.Admin{Email: "grace@example.com", Password: "long-enough-password"}); err != nil {
+	if err := tc.db.CreateAdmin(ctx, &keylens.Admin{Email: "grace@example.com", Password: "long-enough-password"}); err != nil {
 		tc.t.Fatal(err)
 	}
 	var out []string
@@ -113,10 +113,10 @@ func TestGravatarOffAllowsNoOtherOrigin(t *testing.T) {
 func TestSignIn(t *testing.T) {
 	tc := newTestConsole(t)
 	ctx := context.Background()
-	if err := tc.db.CreateAdmin(ctx, &portalstore.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
+	if err := tc.db.CreateAdmin(ctx, &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
 		t.Fatal(err)
 	}
-	off := &portalstore.Admin{Email: "off@example.com", Password: "long-enough-password"}
+	off := &keylens.Admin{Email: "off@example.com", Password: "long-enough-password"}
 	if err := tc.db.CreateAdmin(ctx, off); err != nil {
 		t.Fatal(err)
 	}
@@ -190,14 +190,14 @@ func TestSignIn(t *testing.T) {
 				}
 			}
 			if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure != secure || ck.Path != "/admin/" ||
-				len(ck.Value) != 43 || ck.MaxAge != int(portalstore.SessionMaxAge/time.Second) {
+				len(ck.Value) != 43 || ck.MaxAge != int(keylens.SessionMaxAge/time.Second) {
 				t.Fatalf("secure=%t: session cookie %+v", secure, ck)
 			}
 			// Only the id's hash is stored.
 			if _, err := tc.db.FindSession(context.Background(), ck.Value); err == nil {
 				t.Error("the raw session id is stored")
 			}
-			if _, err := tc.db.FindSession(context.Background(), portalstore.SessionHash(ck.Value)); err != nil {
+			if _, err := tc.db.FindSession(context.Background(), keylens.SessionHash(ck.Value)); err != nil {
 				t.Errorf("the session's hash is not stored: %v", err)
 			}
 		}
@@ -210,7 +210,7 @@ func TestSignIn(t *testing.T) {
 		if b.cookies[sessionCookie] == first {
 			t.Error("signing in again kept the session id")
 		}
-		if _, err := tc.db.FindSession(context.Background(), portalstore.SessionHash(first)); err == nil {
+		if _, err := tc.db.FindSession(context.Background(), keylens.SessionHash(first)); err == nil {
 			t.Error("the replaced session still lives")
 		}
 	})
@@ -235,7 +235,7 @@ func TestSignInFailuresAreLimited(t *testing.T) {
 	tc := newTestConsole(t, func(c *Config) {
 		c.PerAccount, c.PerClient = guard.New(3, 15*time.Minute), guard.New(5, 15*time.Minute)
 	})
-	if err := tc.db.CreateAdmin(context.Background(), &portalstore.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
+	if err := tc.db.CreateAdmin(context.Background(), &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
 		t.Fatal(err)
 	}
 	b := tc.browser()
@@ -293,7 +293,7 @@ func TestExpiredSessionGoesToSignIn(t *testing.T) {
 			want(t, b.follow(p), http.StatusOK, "Your session has ended. Sign in again.")
 			// A POST of an expired session changes nothing.
 			b2 := tc.signedIn()
-			tc.advance(portalstore.SessionIdleTimeout)
+			tc.advance(keylens.SessionIdleTimeout)
 			p = b2.post("/admin/developers", url.Values{"email": {"late@example.com"}})
 			if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/admin/signin?done=expired") {
 				t.Errorf("POST of an expired session: %d → %q", p.Status, p.Header.Get("Location"))
@@ -346,7 +346,7 @@ func TestCSRF(t *testing.T) {
 		{"/admin/signout", nil},
 	}
 	audit := func() int {
-		_, n, err := tc.db.FindAudit(context.Background(), portalstore.AuditFilter{})
+		_, n, err := tc.db.FindAudit(context.Background(), keylens.AuditFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // BenchmarkPages100k measures the server time of the console's heaviest
@@ -23,9 +23,9 @@ func BenchmarkPages100k(b *testing.B) {
 	start := time.Now()
 	tc.fixture()
 	for lo := 0; lo < n-1; lo += 10_000 {
-		devs := make([]*portalstore.Developer, 0, 10_000)
+		devs := make([]*keylens.Developer, 0, 10_000)
 		for i := lo; i < min(lo+10_000, n-1); i++ {
-			devs = append(devs, &portalstore.Developer{Email: fmt.Sprintf("dev%06d@example.com", i),
+			devs = append(devs, &keylens.Developer{Email: fmt.Sprintf("dev%06d@example.com", i),
 				Fields: map[string]string{"Name": fmt.Sprintf("Developer %d", i), "Company": "Example"}})
 		}
 		if err := tc.db.CreateDevelopers(ctx, devs); err != nil {
@@ -37,21 +37,21 @@ func BenchmarkPages100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	// The profile's developer has three keys with 30 days of traffic.
-	var series []portalstore.HitDelta
+	var series []keylens.HitDelta
 	for k := range 3 {
-		a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+		a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		for day := range 30 {
 			h := time.Now().UTC().AddDate(0, 0, -day).Truncate(time.Hour)
 			for _, code := range []int{200, 404, 500} {
-				series = append(series, portalstore.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600,
+				series = append(series, keylens.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600,
 					Code: code, Hits: int64(100 + k + day), LastHit: h.UnixNano()})
 			}
 		}
 	}
-	if _, err := tc.db.AddHits(ctx, []portalstore.HitBatch{{Series: series}}); err != nil {
+	if _, err := tc.db.AddHits(ctx, []keylens.HitBatch{{Series: series}}); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %d developers in %v", n, time.Since(start).Round(time.Second))
@@ -86,10 +86,10 @@ func BenchmarkPortalPages(b *testing.B) {
 	ctx := context.Background()
 	br := tp.signUp("ada@example.com", "first-pass")
 	d := tp.developer("ada@example.com")
-	var series []portalstore.HitDelta
+	var series []keylens.HitDelta
 	var first string
 	for k := range 5 {
-		a, err := tp.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+		a, err := tp.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -99,12 +99,12 @@ func BenchmarkPortalPages(b *testing.B) {
 		for day := range 30 {
 			h := time.Now().UTC().AddDate(0, 0, -day).Truncate(time.Hour)
 			for _, code := range []int{200, 404, 500} {
-				series = append(series, portalstore.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600,
+				series = append(series, keylens.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600,
 					Code: code, Hits: int64(100 + k + day), LastHit: h.UnixNano()})
 			}
 		}
 	}
-	if _, err := tp.db.AddHits(ctx, []portalstore.HitBatch{{Series: series}}); err != nil {
+	if _, err := tp.db.AddHits(ctx, []keylens.HitBatch{{Series: series}}); err != nil {
 		b.Fatal(err)
 	}
 	for _, p := range []struct{ name, path string }{

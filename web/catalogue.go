@@ -9,23 +9,23 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // catalogueVersion fingerprints a catalogue: a form carries the version it
 // was drawn from, and saving over a catalogue changed since is refused
 // rather than undoing someone else's change.
-func catalogueVersion(c *portalstore.Catalogue) string {
+func catalogueVersion(c *keylens.Catalogue) string {
 	b, _ := json.Marshal(c.APIs)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }
 
-var errCatalogueChanged = portalstore.Errorf(portalstore.ECONFLICT,
+var errCatalogueChanged = keylens.Errorf(keylens.ECONFLICT,
 	"The catalogue changed since this form was opened (another admin, or the API). Nothing was saved: open it again.")
 
 type catalogueData struct {
-	Entries []portalstore.CatalogueEntry
+	Entries []keylens.CatalogueEntry
 	Version string
 }
 
@@ -41,13 +41,13 @@ func (c *Console) cataloguePage(w http.ResponseWriter, r *http.Request) {
 }
 
 type entryData struct {
-	Entry     portalstore.CatalogueEntry
+	Entry     keylens.CatalogueEntry
 	Original  string // the policy id the entry had; "" for a new entry
 	Version   string
 	AuthTypes []string
 }
 
-var authTypes = []string{portalstore.AuthToken, portalstore.AuthBasic, portalstore.AuthOAuth, portalstore.AuthJWT}
+var authTypes = []string{keylens.AuthToken, keylens.AuthBasic, keylens.AuthOAuth, keylens.AuthJWT}
 
 // GET /admin/catalogue/new and /admin/catalogue/edit?policy=
 func (c *Console) entryPage(w http.ResponseWriter, r *http.Request) {
@@ -56,12 +56,12 @@ func (c *Console) entryPage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
-	d := entryData{Version: catalogueVersion(cat), AuthTypes: authTypes, Entry: portalstore.CatalogueEntry{AuthType: portalstore.AuthToken, Show: true}}
+	d := entryData{Version: catalogueVersion(cat), AuthTypes: authTypes, Entry: keylens.CatalogueEntry{AuthType: keylens.AuthToken, Show: true}}
 	title := "Add catalogue entry"
 	if strings.HasSuffix(r.URL.Path, "/edit") {
 		e := cat.Entry(r.URL.Query().Get("policy"))
 		if e == nil {
-			c.errorPage(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "No catalogue entry publishes that policy."))
+			c.errorPage(w, r, keylens.Errorf(keylens.ENOTFOUND, "No catalogue entry publishes that policy."))
 			return
 		}
 		d.Entry, d.Original, title = *e, e.PolicyID, "Edit catalogue entry"
@@ -79,10 +79,10 @@ func (c *Console) saveEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	original := r.PostFormValue("original")
-	var e portalstore.CatalogueEntry
+	var e keylens.CatalogueEntry
 	i := -1
 	if original != "" {
-		i = slices.IndexFunc(cat.APIs, func(x portalstore.CatalogueEntry) bool { return x.PolicyID == original })
+		i = slices.IndexFunc(cat.APIs, func(x keylens.CatalogueEntry) bool { return x.PolicyID == original })
 		if i < 0 {
 			c.errorPage(w, r, errCatalogueChanged)
 			return
@@ -96,7 +96,7 @@ func (c *Console) saveEntry(w http.ResponseWriter, r *http.Request) {
 	case r.PostFormValue("version") != catalogueVersion(cat):
 		err = errCatalogueChanged
 	case e.PolicyID == "":
-		err = portalstore.Errorf(portalstore.EINVALID, "An entry needs the policy it publishes.")
+		err = keylens.Errorf(keylens.EINVALID, "An entry needs the policy it publishes.")
 	default:
 		if i >= 0 {
 			cat.APIs[i] = e
@@ -114,8 +114,8 @@ func (c *Console) saveEntry(w http.ResponseWriter, r *http.Request) {
 		if original != "" {
 			title = "Edit catalogue entry"
 		}
-		c.render(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), "entry", view{Title: title, Nav: "catalogue",
-			Error: portalstore.ErrorMessage(err), Data: entryData{Entry: e, Original: original, Version: r.PostFormValue("version"), AuthTypes: authTypes}})
+		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "entry", view{Title: title, Nav: "catalogue",
+			Error: keylens.ErrorMessage(err), Data: entryData{Entry: e, Original: original, Version: r.PostFormValue("version"), AuthTypes: authTypes}})
 		return
 	}
 	redirect(w, r, Prefix+"catalogue", "entry-saved")
@@ -130,7 +130,7 @@ func (c *Console) removeEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	policy := r.PostFormValue("policy")
-	i := slices.IndexFunc(cat.APIs, func(x portalstore.CatalogueEntry) bool { return x.PolicyID == policy })
+	i := slices.IndexFunc(cat.APIs, func(x keylens.CatalogueEntry) bool { return x.PolicyID == policy })
 	if i < 0 || r.PostFormValue("version") != catalogueVersion(cat) {
 		c.errorPage(w, r, errCatalogueChanged)
 		return
@@ -172,9 +172,9 @@ func (c *Console) saveConfiguration(w http.ResponseWriter, r *http.Request) {
 	cfg.RequireKeyApproval = r.PostFormValue("require_key_approval") == "on"
 	cfg.KeyRequestFields = lines(r.PostFormValue("key_request_fields"))
 	cfg.SignupFields = lines(r.PostFormValue("signup_fields"))
-	err = portalstore.ValidateFieldNames("key request fields", slices.Clone(cfg.KeyRequestFields))
+	err = keylens.ValidateFieldNames("key request fields", slices.Clone(cfg.KeyRequestFields))
 	if err == nil {
-		err = portalstore.ValidateFieldNames("sign-up fields", slices.Clone(cfg.SignupFields))
+		err = keylens.ValidateFieldNames("sign-up fields", slices.Clone(cfg.SignupFields))
 	}
 	if err == nil {
 		err = c.Catalogue.PutPortalConfig(r.Context(), cfg)
@@ -184,8 +184,8 @@ func (c *Console) saveConfiguration(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.render(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), "configuration", view{Title: "Configuration", Nav: "configuration",
-			Error: portalstore.ErrorMessage(err), Data: configData{RequireKeyApproval: cfg.RequireKeyApproval,
+		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "configuration", view{Title: "Configuration", Nav: "configuration",
+			Error: keylens.ErrorMessage(err), Data: configData{RequireKeyApproval: cfg.RequireKeyApproval,
 				KeyRequestFields: strings.Join(cfg.KeyRequestFields, "\n"), SignupFields: strings.Join(cfg.SignupFields, "\n")}})
 		return
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // usage is a chart of hits, successes and errors per day over a range, with
@@ -87,13 +87,13 @@ func usageRange(r *http.Request, now time.Time) (from, to time.Time, errMsg stri
 // loadUsage queries the counters of keys per day from `from` to `to` (both
 // whole days) and draws them; with codes, it also totals them by status.
 // The console and the developer portal both draw it.
-func loadUsage(ctx context.Context, hits portalstore.HitService, now time.Time, r *http.Request, keys []string, label string, codes bool) (*usage, error) {
+func loadUsage(ctx context.Context, hits keylens.HitService, now time.Time, r *http.Request, keys []string, label string, codes bool) (*usage, error) {
 	from, to, errMsg := usageRange(r, now)
 	u := &usage{From: from.Format(time.DateOnly), To: to.Format(time.DateOnly), Error: errMsg}
-	var rows []portalstore.HitRow
+	var rows []keylens.HitRow
 	if len(keys) > 0 {
 		var err error
-		rows, err = hits.QueryHits(ctx, portalstore.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: portalstore.ResDay, ByCode: codes})
+		rows, err = hits.QueryHits(ctx, keylens.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: keylens.ResDay, ByCode: codes})
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func loadUsage(ctx context.Context, hits portalstore.HitService, now time.Time, 
 // drawChart lays out one line per measure over the days from `from` to
 // `to`. Rows may hold several per day (one per status code): they are
 // summed.
-func drawChart(rows []portalstore.HitRow, from, to time.Time, label string) chart {
+func drawChart(rows []keylens.HitRow, from, to time.Time, label string) chart {
 	const w, h = 720, 260
 	ch := chart{Label: label, W: w, H: h, Left: 56, Top: 16, Right: w - 16, Bottom: h - 36}
 	n := int(to.Sub(from).Hours()/24) + 1

@@ -6,7 +6,7 @@
 // Pages are html/template, embedded, with one stylesheet and a small script
 // for conveniences (copy buttons); every action is a plain form POST that
 // works without JavaScript. Handlers are thin: they read a form, call the
-// same portalstore services the REST API calls, and render. Sessions are
+// same keylens domain services the REST API calls, and render. Sessions are
 // server-side (session.go), every form carries a CSRF token tied to its
 // session, and every response carries a strict Content-Security-Policy.
 package web
@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore"
 )
 
 //go:embed templates/*.html
@@ -45,13 +45,13 @@ const (
 
 // Config is what the console serves and how.
 type Config struct {
-	Developers portalstore.DeveloperService
-	Catalogue  portalstore.CatalogueService
-	Keys       portalstore.KeyService
-	Hits       portalstore.HitService
-	Admins     portalstore.AdminService
-	Sessions   portalstore.SessionService
-	Audit      portalstore.AuditService
+	Developers keylens.DeveloperService
+	Catalogue  keylens.CatalogueService
+	Keys       keylens.KeyService
+	Hits       keylens.HitService
+	Admins     keylens.AdminService
+	Sessions   keylens.SessionService
+	Audit      keylens.AuditService
 	// AdminKeyHash is the SHA-256 of the admin key, which signs in too.
 	AdminKeyHash [sha256.Size]byte
 	// Secure marks cookies Secure: the console is reached over https
@@ -100,7 +100,7 @@ func New(c Config) (*Console, error) {
 		c.Now = time.Now
 	}
 	con := &Console{Config: c, issued: newIssuedStore()}
-	fingerprint := portalstore.AdminKeyFingerprint(c.AdminKeyHash)
+	fingerprint := keylens.AdminKeyFingerprint(c.AdminKeyHash)
 	con.site = &site{name: "keylens console", prefix: Prefix, home: Prefix + "developers",
 		signInPath: Prefix + "signin", signInPage: "signin", signOut: Prefix + "signout",
 		sessionCookie: sessionCookie, signInCookie: signInCookie,
@@ -109,10 +109,10 @@ func New(c Config) (*Console, error) {
 			{"admins", "Admins", Prefix + "admins"}, {"activity", "Activity", Prefix + "activity"}},
 		// An admin's session, or the admin key's while keylens runs with
 		// that key: never a developer's.
-		accept: func(s *portalstore.Session) bool {
+		accept: func(s *keylens.Session) bool {
 			return !s.IsDeveloper() && (s.AdminID != "" || s.AdminKey == fingerprint)
 		},
-		via: portalstore.ViaConsole, flashes: flashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
+		via: keylens.ViaConsole, flashes: flashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
 		perAccount: c.PerAccount, perClient: c.PerClient, logger: c.Logger, now: c.Now}
 	if err := con.parse(pageFiles, c.Gravatar); err != nil {
 		return nil, err

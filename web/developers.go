@@ -13,7 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // developersPerPage is the Developers list's page size.
@@ -66,12 +66,12 @@ func pageParam(r *http.Request) int {
 // email in SQL.
 func (c *Console) developersPage(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	if strings.ContainsFunc(q, unicode.IsControl) || !utf8.ValidString(q) || len(q) > portalstore.MaxEmailLength {
-		c.errorPage(w, r, portalstore.Errorf(portalstore.EINVALID, "Search for part of an email address."))
+	if strings.ContainsFunc(q, unicode.IsControl) || !utf8.ValidString(q) || len(q) > keylens.MaxEmailLength {
+		c.errorPage(w, r, keylens.Errorf(keylens.EINVALID, "Search for part of an email address."))
 		return
 	}
 	page := pageParam(r)
-	devs, total, err := c.Developers.FindDevelopers(r.Context(), portalstore.DeveloperFilter{EmailContains: q,
+	devs, total, err := c.Developers.FindDevelopers(r.Context(), keylens.DeveloperFilter{EmailContains: q,
 		Offset: (page - 1) * developersPerPage, Limit: developersPerPage})
 	if err != nil {
 		c.errorPage(w, r, err)
@@ -93,7 +93,7 @@ func (c *Console) developersPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // displayName is a developer's name from the usual sign-up fields, if any.
-func displayName(d *portalstore.Developer) string {
+func displayName(d *keylens.Developer) string {
 	for _, f := range []string{"Name", "name", "Full name", "First name"} {
 		if v := strings.TrimSpace(d.Fields[f]); v != "" {
 			return v
@@ -141,7 +141,7 @@ func fieldRows(signup []string, fields map[string]string, blanks int) []fieldRow
 func formFields(r *http.Request) (map[string]string, error) {
 	names, values := r.PostForm["field_name"], r.PostForm["field_value"]
 	if len(names) != len(values) {
-		return nil, portalstore.Errorf(portalstore.EINVALID, "The custom fields were sent incomplete.")
+		return nil, keylens.Errorf(keylens.EINVALID, "The custom fields were sent incomplete.")
 	}
 	out := map[string]string{}
 	for i, name := range names {
@@ -150,7 +150,7 @@ func formFields(r *http.Request) (map[string]string, error) {
 			continue
 		}
 		if _, dup := out[name]; dup {
-			return nil, portalstore.Errorf(portalstore.EINVALID, "The field %q is named twice.", name)
+			return nil, keylens.Errorf(keylens.EINVALID, "The field %q is named twice.", name)
 		}
 		out[name] = v
 	}
@@ -177,7 +177,7 @@ func (c *Console) newDeveloperPage(w http.ResponseWriter, r *http.Request) {
 // POST /admin/developers
 func (c *Console) createDeveloper(w http.ResponseWriter, r *http.Request) {
 	fields, err := formFields(r)
-	d := &portalstore.Developer{Email: formValue(r, "email"), Password: r.PostFormValue("password"), Fields: fields}
+	d := &keylens.Developer{Email: formValue(r, "email"), Password: r.PostFormValue("password"), Fields: fields}
 	if err == nil {
 		err = c.Developers.CreateDeveloper(r.Context(), d)
 	}
@@ -191,8 +191,8 @@ func (c *Console) createDeveloper(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, cerr)
 			return
 		}
-		c.render(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), "developer_new", view{Title: "Add Developer", Nav: "developers",
-			Error: portalstore.ErrorMessage(err), Data: developerFormData{Email: d.Email, Fields: fieldRows(cfg.SignupFields, fields, 3)}})
+		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "developer_new", view{Title: "Add Developer", Nav: "developers",
+			Error: keylens.ErrorMessage(err), Data: developerFormData{Email: d.Email, Fields: fieldRows(cfg.SignupFields, fields, 3)}})
 		return
 	}
 	redirect(w, r, Prefix+"developers/"+d.ID, "developer-added")
@@ -201,8 +201,8 @@ func (c *Console) createDeveloper(w http.ResponseWriter, r *http.Request) {
 // formError reports an error a form answers by showing itself again, with
 // the message: the input's fault, not the server's.
 func formError(err error) bool {
-	switch portalstore.ErrorCode(err) {
-	case portalstore.EINVALID, portalstore.ECONFLICT:
+	switch keylens.ErrorCode(err) {
+	case keylens.EINVALID, keylens.ECONFLICT:
 		return true
 	}
 	return false
@@ -210,7 +210,7 @@ func formError(err error) bool {
 
 // developer loads the developer the path names, answering the error page
 // when it cannot.
-func (c *Console) developer(w http.ResponseWriter, r *http.Request) (*portalstore.Developer, bool) {
+func (c *Console) developer(w http.ResponseWriter, r *http.Request) (*keylens.Developer, bool) {
 	d, err := c.Developers.FindDeveloperByID(r.Context(), r.PathValue("id"))
 	if err != nil {
 		c.errorPage(w, r, err)
@@ -220,7 +220,7 @@ func (c *Console) developer(w http.ResponseWriter, r *http.Request) (*portalstor
 }
 
 type profileData struct {
-	Dev     *portalstore.Developer
+	Dev     *keylens.Developer
 	Avatar  avatar
 	Fields  []fieldRow
 	Usage   *usage
@@ -294,7 +294,7 @@ func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "profile", view{Title: dev.Email, Nav: "developers", Flash: flash(r), Data: d})
 }
 
-func keyRowOf(k *portalstore.Key, cat *portalstore.Catalogue) keyRow {
+func keyRowOf(k *keylens.Key, cat *keylens.Catalogue) keyRow {
 	row := keyRow{Hash: k.Hash, Short: shortHash(k.Hash), AuthType: k.AuthType, BasicUsername: k.BasicUsername,
 		Created: k.DateCreated, QuotaReset: k.QuotaResetAt}
 	if row.AuthType == "" {
@@ -307,7 +307,7 @@ func keyRowOf(k *portalstore.Key, cat *portalstore.Catalogue) keyRow {
 }
 
 // policyOf matches a policy to the catalogue entry that publishes it.
-func policyOf(id string, cat *portalstore.Catalogue) policyRow {
+func policyOf(id string, cat *keylens.Catalogue) policyRow {
 	if e := cat.Entry(id); e != nil {
 		name := e.Name
 		if name == "" {
@@ -331,7 +331,7 @@ const gravatarOrigin = "https://www.gravatar.com"
 // avatarOf is a developer's avatar: the initials of their name (or
 // email), and their Gravatar when enabled. Gravatar is asked for a 404 when
 // it has no image, so the initials beneath show through.
-func (c *Console) avatarOf(d *portalstore.Developer) avatar {
+func (c *Console) avatarOf(d *keylens.Developer) avatar {
 	a := avatar{Initials: initials(displayName(d), d.Email)}
 	if c.Gravatar {
 		sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(d.Email))))
@@ -387,7 +387,7 @@ func (c *Console) saveProfile(w http.ResponseWriter, r *http.Request) {
 	email := formValue(r, "email")
 	fields, err := formFields(r)
 	if err == nil {
-		_, err = c.Developers.PatchDeveloper(r.Context(), id, portalstore.DeveloperPatch{Email: &email, Fields: fields,
+		_, err = c.Developers.PatchDeveloper(r.Context(), id, keylens.DeveloperPatch{Email: &email, Fields: fields,
 			Password: r.PostFormValue("password")})
 	}
 	if err != nil {
@@ -400,7 +400,7 @@ func (c *Console) saveProfile(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, ferr)
 			return
 		}
-		c.renderEdit(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), id, email, fields, cur.Inactive, portalstore.ErrorMessage(err))
+		c.renderEdit(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), id, email, fields, cur.Inactive, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"developers/"+id, "profile-saved")
@@ -414,11 +414,11 @@ func (c *Console) setStatus(w http.ResponseWriter, r *http.Request) {
 		inactive = true
 	case "active":
 	default:
-		c.errorPage(w, r, portalstore.Errorf(portalstore.EINVALID, "Choose active or inactive."))
+		c.errorPage(w, r, keylens.Errorf(keylens.EINVALID, "Choose active or inactive."))
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := c.Developers.PatchDeveloper(r.Context(), id, portalstore.DeveloperPatch{Inactive: &inactive}); err != nil {
+	if _, err := c.Developers.PatchDeveloper(r.Context(), id, keylens.DeveloperPatch{Inactive: &inactive}); err != nil {
 		c.errorPage(w, r, err)
 		return
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -199,23 +199,23 @@ func text(body string) string {
 
 // fixture creates what pages show: a catalogue, a configuration and a
 // developer, made through the store (as the REST API would).
-func (tc *testConsole) fixture() *portalstore.Developer {
+func (tc *testConsole) fixture() *keylens.Developer {
 	tc.t.Helper()
 	ctx := context.Background()
-	if err := tc.db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{Name: "Payments", PolicyID: "pol-payments", APIID: "payments", AuthType: portalstore.AuthToken, Show: true},
-		{Name: "Payments Gold", PolicyID: "pol-gold", APIID: "payments", AuthType: portalstore.AuthToken},
-		{Name: "Reports", PolicyID: "pol-reports", APIID: "reports", AuthType: portalstore.AuthBasic},
-		{Name: "Partner", PolicyID: "pol-partner", APIID: "partner", AuthType: portalstore.AuthOAuth},
-		{Name: "Events", PolicyID: "pol-events", APIID: "events", AuthType: portalstore.AuthJWT},
+	if err := tc.db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+		{Name: "Payments", PolicyID: "pol-payments", APIID: "payments", AuthType: keylens.AuthToken, Show: true},
+		{Name: "Payments Gold", PolicyID: "pol-gold", APIID: "payments", AuthType: keylens.AuthToken},
+		{Name: "Reports", PolicyID: "pol-reports", APIID: "reports", AuthType: keylens.AuthBasic},
+		{Name: "Partner", PolicyID: "pol-partner", APIID: "partner", AuthType: keylens.AuthOAuth},
+		{Name: "Events", PolicyID: "pol-events", APIID: "events", AuthType: keylens.AuthJWT},
 	}}); err != nil {
 		tc.t.Fatal(err)
 	}
-	if err := tc.db.PutPortalConfig(ctx, &portalstore.PortalConfig{SignupFields: []string{"Name", "Company"},
+	if err := tc.db.PutPortalConfig(ctx, &keylens.PortalConfig{SignupFields: []string{"Name", "Company"},
 		KeyRequestFields: []string{"Use case"}}); err != nil {
 		tc.t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "ada@example.com", Password: "correct-horse",
+	d := &keylens.Developer{Email: "ada@example.com", Password: "correct-horse",
 		Fields: map[string]string{"Name": "Ada Lovelace", "Company": "Analytical Engines", "Team": "Core"}}
 	if err := tc.db.CreateDeveloper(ctx, d); err != nil {
 		tc.t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Issued credentials are shown once. The POST that issues them (New Key,
@@ -23,7 +23,7 @@ type issuedEntry struct {
 	session     string // the IDHash of the session that may read it
 	developerID string
 	email       string
-	approval    *portalstore.Approval
+	approval    *keylens.Approval
 	authType    string
 	policies    []string
 	expires     time.Time
@@ -68,15 +68,15 @@ func (s *issuedStore) take(nonce, session string, now time.Time) *issuedEntry {
 
 // showOnce keeps what an approval issued and redirects to the page that
 // shows it once.
-func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, dev *portalstore.Developer, a *portalstore.Approval, policies []string) {
-	authType := portalstore.AuthToken
+func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, dev *keylens.Developer, a *keylens.Approval, policies []string) {
+	authType := keylens.AuthToken
 	if cat, err := c.Catalogue.Catalogue(r.Context()); err == nil && len(policies) > 0 {
 		if e := cat.Entry(policies[0]); e != nil {
 			authType = e.AuthType
 		}
 	}
 	if a.OAuthClient != nil {
-		authType = portalstore.AuthOAuth
+		authType = keylens.AuthOAuth
 	}
 	nonce := c.issued.put(&issuedEntry{session: sessionFrom(r).IDHash, developerID: dev.ID, email: dev.Email,
 		approval: a, authType: authType, policies: policies}, c.Now())
@@ -89,7 +89,7 @@ type issuedData struct {
 	Policies           []string
 	RawKey, Password   string
 	KeyHash            string
-	Client             *portalstore.OAuthClient
+	Client             *keylens.OAuthClient
 	Gone               bool
 	// Slot tells apart the element ids of several credentials on a page.
 	Slot string

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // entryChoice is a catalogue entry offered in a policy picker.
@@ -13,7 +13,7 @@ type entryChoice struct {
 	Checked                  bool
 }
 
-func choices(cat *portalstore.Catalogue, checked []string) []entryChoice {
+func choices(cat *keylens.Catalogue, checked []string) []entryChoice {
 	out := make([]entryChoice, 0, len(cat.APIs))
 	for _, e := range cat.APIs {
 		name := e.Name
@@ -26,7 +26,7 @@ func choices(cat *portalstore.Catalogue, checked []string) []entryChoice {
 }
 
 type newKeyData struct {
-	Dev          *portalstore.Developer
+	Dev          *keylens.Developer
 	Entries      []entryChoice
 	Fields       []fieldRow // the configuration's key request fields
 	RedirectURI  string
@@ -44,7 +44,7 @@ func (c *Console) newKeyPage(w http.ResponseWriter, r *http.Request) {
 	c.renderNewKey(w, r, http.StatusOK, dev, nil, nil, "", "", "")
 }
 
-func (c *Console) renderNewKey(w http.ResponseWriter, r *http.Request, status int, dev *portalstore.Developer,
+func (c *Console) renderNewKey(w http.ResponseWriter, r *http.Request, status int, dev *keylens.Developer,
 	checked []string, fields map[string]string, redirectURI, appDesc, errMsg string) {
 	cat, err := c.Catalogue.Catalogue(r.Context())
 	if err != nil {
@@ -82,13 +82,13 @@ func (c *Console) issueKey(w http.ResponseWriter, r *http.Request) {
 	if appDesc != "" {
 		anyFields["oauth_app_description"] = appDesc
 	}
-	var a *portalstore.Approval
+	var a *keylens.Approval
 	if err == nil {
 		if len(policies) == 0 {
-			err = portalstore.Errorf(portalstore.EINVALID, "Choose at least one policy.")
+			err = keylens.Errorf(keylens.EINVALID, "Choose at least one policy.")
 		} else {
-			a, err = c.Keys.IssueKey(r.Context(), dev.ID, &portalstore.KeyRequest{ApplyPolicies: policies, Fields: anyFields,
-				OAuthInfo: portalstore.OAuthInfo{RedirectURI: redirectURI}, JWTSecret: r.PostFormValue("jwt_secret")})
+			a, err = c.Keys.IssueKey(r.Context(), dev.ID, &keylens.KeyRequest{ApplyPolicies: policies, Fields: anyFields,
+				OAuthInfo: keylens.OAuthInfo{RedirectURI: redirectURI}, JWTSecret: r.PostFormValue("jwt_secret")})
 		}
 	}
 	if err != nil {
@@ -96,7 +96,7 @@ func (c *Console) issueKey(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderNewKey(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), dev, policies, fields, redirectURI, appDesc, portalstore.ErrorMessage(err))
+		c.renderNewKey(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), dev, policies, fields, redirectURI, appDesc, keylens.ErrorMessage(err))
 		return
 	}
 	c.showOnce(w, r, dev, a, policies)
@@ -104,14 +104,14 @@ func (c *Console) issueKey(w http.ResponseWriter, r *http.Request) {
 
 // devKey loads the developer and the key the path names; the key must be
 // the developer's.
-func (c *Console) devKey(w http.ResponseWriter, r *http.Request) (*portalstore.Developer, *portalstore.Key, bool) {
+func (c *Console) devKey(w http.ResponseWriter, r *http.Request) (*keylens.Developer, *keylens.Key, bool) {
 	dev, ok := c.developer(w, r)
 	if !ok {
 		return nil, nil, false
 	}
 	k, err := c.Keys.FindKey(r.Context(), r.PathValue("hash"))
 	if err == nil && k.DeveloperID != dev.ID {
-		err = portalstore.Errorf(portalstore.ENOTFOUND, "Key not found")
+		err = keylens.Errorf(keylens.ENOTFOUND, "Key not found")
 	}
 	if err != nil {
 		c.errorPage(w, r, err)
@@ -121,7 +121,7 @@ func (c *Console) devKey(w http.ResponseWriter, r *http.Request) (*portalstore.D
 }
 
 type keyData struct {
-	Dev   *portalstore.Developer
+	Dev   *keylens.Developer
 	Key   keyRow
 	Usage *usage
 }
@@ -148,7 +148,7 @@ func (c *Console) keyPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type policyFormData struct {
-	Dev      *portalstore.Developer
+	Dev      *keylens.Developer
 	Key      keyRow
 	Entries  []entryChoice
 	Orphans  []string // current policies no catalogue entry publishes
@@ -164,7 +164,7 @@ func (c *Console) changePolicyPage(w http.ResponseWriter, r *http.Request) {
 	c.renderChangePolicy(w, r, http.StatusOK, dev, k, k.Policies, "")
 }
 
-func (c *Console) renderChangePolicy(w http.ResponseWriter, r *http.Request, status int, dev *portalstore.Developer, k *portalstore.Key, checked []string, errMsg string) {
+func (c *Console) renderChangePolicy(w http.ResponseWriter, r *http.Request, status int, dev *keylens.Developer, k *keylens.Key, checked []string, errMsg string) {
 	cat, err := c.Catalogue.Catalogue(r.Context())
 	if err != nil {
 		c.errorPage(w, r, err)
@@ -188,7 +188,7 @@ func (c *Console) changePolicy(w http.ResponseWriter, r *http.Request) {
 	policies := r.PostForm["policy"]
 	var err error
 	if len(policies) == 0 {
-		err = portalstore.Errorf(portalstore.EINVALID, "A key needs at least one policy: to take every policy away, revoke the key.")
+		err = keylens.Errorf(keylens.EINVALID, "A key needs at least one policy: to take every policy away, revoke the key.")
 	} else {
 		err = c.Keys.SetKeyPolicies(r.Context(), dev.ID, k.Hash, policies)
 	}
@@ -197,7 +197,7 @@ func (c *Console) changePolicy(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderChangePolicy(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), dev, k, policies, portalstore.ErrorMessage(err))
+		c.renderChangePolicy(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), dev, k, policies, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"developers/"+dev.ID+"#keys", "policy-changed")
@@ -243,7 +243,7 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // devClient loads the developer and the OAuth client the path names.
-func (c *Console) devClient(w http.ResponseWriter, r *http.Request) (*portalstore.Developer, *portalstore.OAuthClient, bool) {
+func (c *Console) devClient(w http.ResponseWriter, r *http.Request) (*keylens.Developer, *keylens.OAuthClient, bool) {
 	dev, ok := c.developer(w, r)
 	if !ok {
 		return nil, nil, false
@@ -256,7 +256,7 @@ func (c *Console) devClient(w http.ResponseWriter, r *http.Request) (*portalstor
 			}
 		}
 	}
-	c.errorPage(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found"))
+	c.errorPage(w, r, keylens.Errorf(keylens.ENOTFOUND, "OAuth client not found"))
 	return nil, nil, false
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 const xss = `<script>alert(1)</script>`
@@ -19,22 +19,22 @@ const xss = `<script>alert(1)</script>`
 func TestScriptInFieldsIsShownEscaped(t *testing.T) {
 	tc := newTestConsole(t)
 	ctx := context.Background()
-	if err := tc.db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
+	if err := tc.db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
 		{Name: xss, PolicyID: "pol-x", ShortDescription: xss, APIID: xss}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tc.db.PutPortalConfig(ctx, &portalstore.PortalConfig{SignupFields: []string{xss}, KeyRequestFields: []string{xss}}); err != nil {
+	if err := tc.db.PutPortalConfig(ctx, &keylens.PortalConfig{SignupFields: []string{xss}, KeyRequestFields: []string{xss}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "x@example.com", Fields: map[string]string{xss: xss, "Name": xss}}
+	d := &keylens.Developer{Email: "x@example.com", Fields: map[string]string{xss: xss, "Name": xss}}
 	if err := tc.db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := tc.db.CreateKeyRequest(ctx, &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-x"},
+	if err := tc.db.CreateKeyRequest(ctx, &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-x"},
 		Fields: map[string]any{xss: xss}}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-x"}})
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +71,13 @@ func TestScriptInFieldsIsShownEscaped(t *testing.T) {
 
 func TestDevelopersListSearchesAndPages(t *testing.T) {
 	tc := newTestConsole(t)
-	var devs []*portalstore.Developer
+	var devs []*keylens.Developer
 	for i := range 45 {
 		domain := "example.com"
 		if i%3 == 0 {
 			domain = "acme.io"
 		}
-		devs = append(devs, &portalstore.Developer{Email: fmt.Sprintf("dev%02d@%s", i, domain)})
+		devs = append(devs, &keylens.Developer{Email: fmt.Sprintf("dev%02d@%s", i, domain)})
 	}
 	if err := tc.db.CreateDevelopers(context.Background(), devs); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestAddDeveloper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Fields) != 2 || d.Fields["Name"] != "Grace Hopper" || d.Fields["Team"] != "Compilers" || !portalstore.CheckPassword(d.PasswordHash, "battery-staple") {
+	if len(d.Fields) != 2 || d.Fields["Name"] != "Grace Hopper" || d.Fields["Team"] != "Compilers" || !keylens.CheckPassword(d.PasswordHash, "battery-staple") {
 		t.Errorf("stored %+v", d)
 	}
 	// Rules broken: the form again, with the message and what was typed.
@@ -127,8 +127,8 @@ func TestAddDeveloper(t *testing.T) {
 		"Password must be at least 6 characters")
 	want(t, b.post("/admin/developers", url.Values{"email": {"dup@example.com"}, "field_name": {"A", "A"}, "field_value": {"1", "2"}}),
 		http.StatusBadRequest, "named twice")
-	entries, _, _ := tc.db.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: d.ID})
-	if len(entries) != 1 || entries[0].Actor != "admin key" || entries[0].Via != "console" || entries[0].Action != portalstore.AuditDeveloperCreated {
+	entries, _, _ := tc.db.FindAudit(context.Background(), keylens.AuditFilter{DeveloperID: d.ID})
+	if len(entries) != 1 || entries[0].Actor != "admin key" || entries[0].Via != "console" || entries[0].Action != keylens.AuditDeveloperCreated {
 		t.Errorf("audit of the console's add: %+v", entries)
 	}
 }
@@ -137,16 +137,16 @@ func TestProfile(t *testing.T) {
 	tc := newTestConsole(t)
 	d := tc.fixture()
 	ctx := context.Background()
-	a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments", "pol-gold"}})
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments", "pol-gold"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-partner"},
-		OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}, Fields: map[string]any{"oauth_app_description": "Sync app"}}); err != nil {
+	if _, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-partner"},
+		OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}, Fields: map[string]any{"oauth_app_description": "Sync app"}}); err != nil {
 		t.Fatal(err)
 	}
 	// A key the catalogue does not know, imported with the developer.
-	if _, err := tc.db.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{}); err != nil {
+	if _, err := tc.db.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{}); err != nil {
 		t.Fatal(err)
 	}
 	cur, _ := tc.db.FindDeveloperByID(ctx, d.ID)
@@ -157,9 +157,9 @@ func TestProfile(t *testing.T) {
 	// Hits: three days ago and today; one outside the 30 days.
 	now := tc.clock()
 	day := func(n int) time.Time { return now.Truncate(24*time.Hour).AddDate(0, 0, -n).Add(3 * time.Hour) }
-	hit := func(daysAgo, code int, n int64) portalstore.HitDelta {
+	hit := func(daysAgo, code int, n int64) keylens.HitDelta {
 		h := day(daysAgo)
-		s := portalstore.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600, Code: code, Hits: n, LastHit: h.UnixNano()}
+		s := keylens.HitDelta{KeyHash: a.KeyHash, APIID: "payments", Hour: h.Unix() / 3600, Code: code, Hits: n, LastHit: h.UnixNano()}
 		if code < 300 {
 			s.Success = n
 		} else if code >= 400 {
@@ -167,7 +167,7 @@ func TestProfile(t *testing.T) {
 		}
 		return s
 	}
-	if _, err := tc.db.AddHits(ctx, []portalstore.HitBatch{{Series: []portalstore.HitDelta{
+	if _, err := tc.db.AddHits(ctx, []keylens.HitBatch{{Series: []keylens.HitDelta{
 		hit(3, 200, 40), hit(3, 500, 2), hit(0, 429, 5), hit(0, 204, 1000), hit(40, 200, 7),
 	}}}); err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestProfile(t *testing.T) {
 	want(t, p, http.StatusOK, "Key analytics", a.KeyHash, "<td>204</td><td class=\"num\">1,000</td>", "<td>429</td><td class=\"num\">5</td>",
 		"<td>500</td><td class=\"num\">2</td>", "<dt>Hits</dt><dd>1,047</dd>")
 	// Another developer's key is not found under this one.
-	other := &portalstore.Developer{Email: "other@example.com"}
+	other := &keylens.Developer{Email: "other@example.com"}
 	if err := tc.db.CreateDeveloper(ctx, other); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestProfile(t *testing.T) {
 
 func TestChartLayout(t *testing.T) {
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	rows := []portalstore.HitRow{
+	rows := []keylens.HitRow{
 		{Period: from.AddDate(0, 0, 2), Code: 200, Hits: 10, Success: 9, Errors: 1},
 		{Period: from.AddDate(0, 0, 2), Code: 500, Hits: 5, Errors: 5},
 		{Period: from.AddDate(0, 0, 40), Code: 200, Hits: 1000}, // outside: ignored
@@ -253,7 +253,7 @@ func TestNewKeyIsShownOnce(t *testing.T) {
 	p = b.get(link)
 	want(t, p, http.StatusOK, "They will not be shown again", `<output id="raw-key">`, "pol-payments")
 	raw := regexp.MustCompile(`<output id="raw-key">([^<]+)</output>`).FindStringSubmatch(p.Body)[1]
-	k, err := tc.db.FindKey(context.Background(), portalstore.KeyHashOf(raw))
+	k, err := tc.db.FindKey(context.Background(), keylens.KeyHashOf(raw))
 	if err != nil || k.DeveloperID != d.ID || strings.Join(k.Policies, ",") != "pol-payments,pol-gold" || k.Fields["Use case"] != "invoicing" {
 		t.Fatalf("the shown key is not the stored one: %+v, %v", k, err)
 	}
@@ -284,7 +284,7 @@ func TestChangePolicyResetQuotaRevoke(t *testing.T) {
 	tc := newTestConsole(t)
 	d := tc.fixture()
 	ctx := context.Background()
-	a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,14 +309,14 @@ func TestChangePolicyResetQuotaRevoke(t *testing.T) {
 
 	want(t, b.get(base+"/revoke"), http.StatusOK, "Revoke key "+a.KeyHash[:8]+"… of ada@example.com?", "This cannot be undone")
 	want(t, b.follow(b.post(base+"/revoke", nil)), http.StatusOK, "Key revoked: it stops working at once.", "No keys yet.")
-	if _, err := tc.db.FindKey(ctx, a.KeyHash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := tc.db.FindKey(ctx, a.KeyHash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("revoked key still found: %v", err)
 	}
 	want(t, b.post(base+"/revoke", nil), http.StatusNotFound)
 
-	entries, _, _ := tc.db.FindAudit(ctx, portalstore.AuditFilter{DeveloperID: d.ID, Limit: 3})
-	if len(entries) != 3 || entries[0].Action != portalstore.AuditKeyRevoked || entries[1].Action != portalstore.AuditKeyQuotaReset ||
-		entries[2].Action != portalstore.AuditKeyPolicies || entries[2].Detail != "pol-payments → pol-gold, pol-reports" {
+	entries, _, _ := tc.db.FindAudit(ctx, keylens.AuditFilter{DeveloperID: d.ID, Limit: 3})
+	if len(entries) != 3 || entries[0].Action != keylens.AuditKeyRevoked || entries[1].Action != keylens.AuditKeyQuotaReset ||
+		entries[2].Action != keylens.AuditKeyPolicies || entries[2].Detail != "pol-payments → pol-gold, pol-reports" {
 		t.Errorf("audit %+v", entries)
 	}
 }
@@ -330,7 +330,7 @@ func TestEditProfileStatusDelete(t *testing.T) {
 	p := b.get(edit)
 	want(t, p, http.StatusOK, "Edit profile", `value="ada@example.com"`, `value="Ada Lovelace"`, `value="Core"`, "Deactivate developer", "Delete developer…")
 	// A key approved after the form was opened survives the save.
-	a, err := tc.db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,11 +339,11 @@ func TestEditProfileStatusDelete(t *testing.T) {
 	want(t, b.follow(p), http.StatusOK, "Profile saved.", "ada.l@example.com", "Ada King")
 	got, _ := tc.db.FindDeveloperByID(ctx, d.ID)
 	if got.Email != "ada.l@example.com" || got.Fields["Name"] != "Ada King" || got.Fields["Team"] != "" || len(got.Fields) != 2 ||
-		got.Keys[a.KeyHash] == nil || !portalstore.CheckPassword(got.PasswordHash, "correct-horse") {
+		got.Keys[a.KeyHash] == nil || !keylens.CheckPassword(got.PasswordHash, "correct-horse") {
 		t.Errorf("after edit: %+v", got)
 	}
 	want(t, b.post(edit, url.Values{"email": {"ada.l@example.com"}, "password": {"new-secret"}}), http.StatusSeeOther)
-	if got, _ := tc.db.FindDeveloperByID(ctx, d.ID); !portalstore.CheckPassword(got.PasswordHash, "new-secret") {
+	if got, _ := tc.db.FindDeveloperByID(ctx, d.ID); !keylens.CheckPassword(got.PasswordHash, "new-secret") {
 		t.Error("new password not set")
 	}
 	want(t, b.post(edit, url.Values{"email": {"bad"}}), http.StatusBadRequest, "Email address is not valid", `value="bad"`)
@@ -359,7 +359,7 @@ func TestEditProfileStatusDelete(t *testing.T) {
 
 	want(t, b.get("/admin/developers/"+d.ID+"/delete"), http.StatusOK, "Delete ada.l@example.com?", "their 1 keys")
 	want(t, b.follow(b.post("/admin/developers/"+d.ID+"/delete", nil)), http.StatusOK, "Developer deleted")
-	if _, err := tc.db.FindDeveloperByID(ctx, d.ID); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := tc.db.FindDeveloperByID(ctx, d.ID); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Error("developer not deleted")
 	}
 	// The deleted developer's trail stays, found by id.
@@ -370,10 +370,10 @@ func TestKeyRequests(t *testing.T) {
 	tc := newTestConsole(t)
 	d := tc.fixture()
 	ctx := context.Background()
-	r1 := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-gold"}, Fields: map[string]any{"Use case": "invoicing"}}
-	r2 := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-reports"}}
-	r3 := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-events"}} // jwt without a secret
-	for _, r := range []*portalstore.KeyRequest{r1, r2, r3} {
+	r1 := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-gold"}, Fields: map[string]any{"Use case": "invoicing"}}
+	r2 := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-reports"}}
+	r3 := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-events"}} // jwt without a secret
+	for _, r := range []*keylens.KeyRequest{r1, r2, r3} {
 		if err := tc.db.CreateKeyRequest(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -392,14 +392,14 @@ func TestKeyRequests(t *testing.T) {
 	p = b.follow(p)
 	want(t, p, http.StatusOK, "They will not be shown again", "ada@example.com", "pol-gold")
 	raw := regexp.MustCompile(`<output id="raw-key">([^<]+)</output>`).FindStringSubmatch(p.Body)[1]
-	if k, err := tc.db.FindKey(ctx, portalstore.KeyHashOf(raw)); err != nil || k.RequestID != r1.ID {
+	if k, err := tc.db.FindKey(ctx, keylens.KeyHashOf(raw)); err != nil || k.RequestID != r1.ID {
 		t.Errorf("approved key %+v, %v", k, err)
 	}
 	want(t, b.post("/admin/requests/"+r1.ID+"/approve", nil), http.StatusConflict, "already approved")
 	want(t, b.post("/admin/requests/"+r3.ID+"/approve", nil), http.StatusBadRequest, "jwt_secret")
 	want(t, b.post("/admin/requests/"+r1.ID+"/reject", nil), http.StatusConflict, "approved already")
 	want(t, b.follow(b.post("/admin/requests/"+r2.ID+"/reject", nil)), http.StatusOK, "Key request rejected.", "1 pending", "1 approved, newest first")
-	if _, err := tc.db.FindKeyRequestByID(ctx, r2.ID); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := tc.db.FindKeyRequestByID(ctx, r2.ID); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Error("rejected request still there")
 	}
 	want(t, b.post("/admin/requests/000000000000000000000000/approve", nil), http.StatusNotFound)
@@ -509,15 +509,15 @@ func TestActivity(t *testing.T) {
 	tc := newTestConsole(t)
 	d := tc.fixture()
 	ctx := context.Background()
-	if err := tc.db.CreateAdmin(ctx, &portalstore.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
+	if err := tc.db.CreateAdmin(ctx, &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
 		t.Fatal(err)
 	}
 	b := tc.browser()
 	b.get("/admin/signin")
 	b.follow(b.post("/admin/signin", url.Values{"email": {"root@example.com"}, "password": {"long-enough-password"}}))
 	b.post("/admin/developers/"+d.ID+"/status", url.Values{"status": {"inactive"}})
-	other := &portalstore.Developer{Email: "other@example.com"}
-	if err := tc.db.CreateDeveloper(portalstore.WithActor(ctx, portalstore.Actor{Name: "admin key", Via: "api"}), other); err != nil {
+	other := &keylens.Developer{Email: "other@example.com"}
+	if err := tc.db.CreateDeveloper(keylens.WithActor(ctx, keylens.Actor{Name: "admin key", Via: "api"}), other); err != nil {
 		t.Fatal(err)
 	}
 	p := b.get("/admin/activity")

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/mailer"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // The developer portal: what a developer does for themselves (seed 001's
@@ -25,12 +25,12 @@ import (
 
 // PortalSetup is what the developer portal serves and how.
 type PortalSetup struct {
-	Developers portalstore.DeveloperService
-	Catalogue  portalstore.CatalogueService
-	Keys       portalstore.KeyService
-	Hits       portalstore.HitService
-	Sessions   portalstore.SessionService
-	Accounts   portalstore.AccountService
+	Developers keylens.DeveloperService
+	Catalogue  keylens.CatalogueService
+	Keys       keylens.KeyService
+	Hits       keylens.HitService
+	Sessions   keylens.SessionService
+	Accounts   keylens.AccountService
 	// Mailer sends password reset emails.
 	Mailer mailer.Sender
 	// CentralJWT says JWTs are verified against an identity provider's
@@ -39,7 +39,7 @@ type PortalSetup struct {
 	// Revoker revokes a client's OAuth tokens for its developer: the
 	// admin API's (keylens's own tokens, or the gateway's with
 	// --tyk-gateway).
-	Revoker portalstore.TokenRevoker
+	Revoker keylens.TokenRevoker
 	// URL is where browsers reach the portal, e.g.
 	// https://developers.example.com behind a TLS proxy: the links in
 	// emails start with it (never with a request's Host, which a client
@@ -106,8 +106,8 @@ func NewPortal(s PortalSetup) (*Portal, error) {
 		menu: []menuItem{{"dashboard", "Dashboard", "/dashboard"}, {"catalogue", "Catalogue", "/catalogue"},
 			{"oauth", "OAuth clients", "/oauth-clients"}, {"profile", "Edit profile", "/profile"}},
 		publicMenu: []menuItem{{"catalogue", "Catalogue", "/catalogue"}, {"login", "Log in", "/login"}, {"signup", "Sign up", "/signup"}},
-		accept:     (*portalstore.Session).IsDeveloper,
-		via:        portalstore.ViaPortal, flashes: portalFlashes, sessions: s.Sessions, secure: u.Scheme == "https", publicHost: u.Host,
+		accept:     (*keylens.Session).IsDeveloper,
+		via:        keylens.ViaPortal, flashes: portalFlashes, sessions: s.Sessions, secure: u.Scheme == "https", publicHost: u.Host,
 		perAccount: s.PerAccount, perClient: s.PerClient, logger: s.Logger, now: s.Now}
 	if err := p.parse(portalPages, false); err != nil {
 		return nil, err
@@ -169,10 +169,10 @@ var portalFlashes = map[string]string{
 }
 
 // me is the signed-in developer, read afresh: ENOTFOUND if they are gone.
-func (p *Portal) me(ctx context.Context, r *http.Request) (*portalstore.Developer, error) {
+func (p *Portal) me(ctx context.Context, r *http.Request) (*keylens.Developer, error) {
 	return p.Developers.FindDeveloperByID(ctx, sessionFrom(r).DeveloperID)
 }
 
 // notMine is the answer for anything that is not the developer's own: the
 // same as for what does not exist.
-var notMine = portalstore.Errorf(portalstore.ENOTFOUND, "Not found")
+var notMine = keylens.Errorf(keylens.ENOTFOUND, "Not found")

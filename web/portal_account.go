@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/mailer"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // profileFields are the profile fields every developer may edit (seed
@@ -81,28 +81,28 @@ func (p *Portal) signUp(w http.ResponseWriter, r *http.Request) {
 	for i := range fields {
 		fields[i].Value = values[fields[i].Name]
 	}
-	d := &portalstore.Developer{Email: email, Password: password, Fields: map[string]string{}}
+	d := &keylens.Developer{Email: email, Password: password, Fields: map[string]string{}}
 	for n, v := range values {
 		if v != "" {
 			d.Fields[n] = v
 		}
 	}
-	err = portalstore.ValidateTypedPassword(password)
+	err = keylens.ValidateTypedPassword(password)
 	if err == nil {
-		ctx := portalstore.WithActor(r.Context(), portalstore.Actor{Name: email, Via: portalstore.ViaPortal})
+		ctx := keylens.WithActor(r.Context(), keylens.Actor{Name: email, Via: keylens.ViaPortal})
 		err = p.Developers.CreateDeveloper(ctx, d)
 	}
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EINVALID, portalstore.ECONFLICT:
-		p.renderPublic(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), "portal_signup", view{Title: "Sign up", Nav: "signup",
-			Error: portalstore.ErrorMessage(err), Data: signUpData{Email: email, Fields: fields}})
+	case keylens.EINVALID, keylens.ECONFLICT:
+		p.renderPublic(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "portal_signup", view{Title: "Sign up", Nav: "signup",
+			Error: keylens.ErrorMessage(err), Data: signUpData{Email: email, Fields: fields}})
 		return
 	default:
 		p.errorPage(w, r, err)
 		return
 	}
-	p.startSession(w, r, &portalstore.Session{DeveloperID: d.ID}, "/dashboard?done=welcome")
+	p.startSession(w, r, &keylens.Session{DeveloperID: d.ID}, "/dashboard?done=welcome")
 }
 
 type logInData struct {
@@ -133,12 +133,12 @@ func (p *Portal) logIn(w http.ResponseWriter, r *http.Request) {
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := logInData{Email: email, Next: p.safeNext(r.PostFormValue("next"))}
 	p.signInWithPassword(w, r, d, accountSubject(email), d.Next, "Wrong email or password, or the account is inactive.",
-		func() (*portalstore.Session, error) {
+		func() (*keylens.Session, error) {
 			dev, err := p.Developers.VerifyCredentials(r.Context(), email, password)
 			if err != nil {
 				return nil, err
 			}
-			return &portalstore.Session{DeveloperID: dev.ID}, nil
+			return &keylens.Session{DeveloperID: dev.ID}, nil
 		})
 }
 
@@ -163,7 +163,7 @@ func (p *Portal) requestReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := formValue(r, "email")
-	if portalstore.ValidateEmail(email) != nil {
+	if keylens.ValidateEmail(email) != nil {
 		p.renderPublic(w, r, http.StatusBadRequest, "portal_reset", view{Title: "Request password reset",
 			Error: "Enter the email address you signed up with.", Data: resetData{Email: email}})
 		return
@@ -184,7 +184,7 @@ func (p *Portal) requestReset(w http.ResponseWriter, r *http.Request) {
 
 func (p *Portal) sendReset(ctx context.Context, email string) {
 	token, dev, err := p.Accounts.CreatePasswordReset(ctx, email)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		return
 	} else if err != nil {
 		p.Logger.Error("making a password reset token failed", "err", err)
@@ -218,11 +218,11 @@ func (p *Portal) resetSet(w http.ResponseWriter, r *http.Request) {
 	}
 	token := r.PathValue("token")
 	_, err := p.Accounts.ResetPassword(r.Context(), token, r.PostFormValue("password"))
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EINVALID:
+	case keylens.EINVALID:
 		p.renderPublic(w, r, http.StatusBadRequest, "portal_reset_set", view{Title: "Set a new password",
-			Error: portalstore.ErrorMessage(err), Data: resetSetData{Token: token}})
+			Error: keylens.ErrorMessage(err), Data: resetSetData{Token: token}})
 		return
 	default:
 		p.errorPage(w, r, err)
@@ -235,12 +235,12 @@ func (p *Portal) resetSet(w http.ResponseWriter, r *http.Request) {
 // ---- profile and password ----
 
 type portalProfileData struct {
-	Dev    *portalstore.Developer
+	Dev    *keylens.Developer
 	Fields []field
 }
 
 // editableFields are the profile's fields with the developer's values.
-func (p *Portal) editableFields(ctx context.Context, dev *portalstore.Developer) ([]field, error) {
+func (p *Portal) editableFields(ctx context.Context, dev *keylens.Developer) ([]field, error) {
 	cfg, err := p.Catalogue.PortalConfig(ctx)
 	if err != nil {
 		return nil, err
@@ -304,12 +304,12 @@ func (p *Portal) saveProfile(w http.ResponseWriter, r *http.Request) {
 			next[f.Name] = v
 		}
 	}
-	_, err = p.Developers.PatchDeveloper(r.Context(), dev.ID, portalstore.DeveloperPatch{Fields: next})
-	switch portalstore.ErrorCode(err) {
+	_, err = p.Developers.PatchDeveloper(r.Context(), dev.ID, keylens.DeveloperPatch{Fields: next})
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EINVALID:
+	case keylens.EINVALID:
 		p.render(w, r, http.StatusBadRequest, "portal_profile", view{Title: "Edit profile", Nav: "profile",
-			Error: portalstore.ErrorMessage(err), Data: portalProfileData{Dev: dev, Fields: fields}})
+			Error: keylens.ErrorMessage(err), Data: portalProfileData{Dev: dev, Fields: fields}})
 		return
 	default:
 		p.errorPage(w, r, err)
@@ -335,14 +335,14 @@ func (p *Portal) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := p.Accounts.ChangePassword(r.Context(), s.DeveloperID, r.PostFormValue("current"), r.PostFormValue("password"), s.IDHash)
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EUNAUTHORIZED, portalstore.EINVALID:
-		if portalstore.ErrorCode(err) == portalstore.EUNAUTHORIZED {
+	case keylens.EUNAUTHORIZED, keylens.EINVALID:
+		if keylens.ErrorCode(err) == keylens.EUNAUTHORIZED {
 			p.failed(r, account)
 		}
-		p.render(w, r, portalstore.HTTPStatus(portalstore.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
-			Error: portalstore.ErrorMessage(err)})
+		p.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
+			Error: keylens.ErrorMessage(err)})
 		return
 	default:
 		p.errorPage(w, r, err)

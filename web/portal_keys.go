@@ -9,22 +9,22 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 type portalCatalogueData struct {
-	Entries  []portalstore.CatalogueEntry
+	Entries  []keylens.CatalogueEntry
 	SignedIn bool
 }
 
 // published returns the catalogue entries with show: true, the only ones a
 // developer sees or may request.
-func (p *Portal) published(ctx context.Context) (*portalstore.Catalogue, []portalstore.CatalogueEntry, error) {
+func (p *Portal) published(ctx context.Context) (*keylens.Catalogue, []keylens.CatalogueEntry, error) {
 	cat, err := p.Catalogue.Catalogue(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []portalstore.CatalogueEntry
+	var out []keylens.CatalogueEntry
 	for _, e := range cat.APIs {
 		if e.Show {
 			out = append(out, e)
@@ -57,7 +57,7 @@ type pendingRow struct {
 }
 
 type dashboardData struct {
-	Dev      *portalstore.Developer
+	Dev      *keylens.Developer
 	Name     string
 	Reveals  []issuedData
 	Keys     []portalKeyRow
@@ -110,7 +110,7 @@ func (p *Portal) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pending := false
-	reqs, _, err := p.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &pending, ByUser: dev.ID, Limit: maxPendingShown})
+	reqs, _, err := p.Keys.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &pending, ByUser: dev.ID, Limit: maxPendingShown})
 	if err != nil {
 		p.errorPage(w, r, err)
 		return
@@ -137,7 +137,7 @@ func (p *Portal) dashboardPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type keyRequestData struct {
-	Entry            portalstore.CatalogueEntry
+	Entry            keylens.CatalogueEntry
 	Fields           []field
 	JWTSecret        string
 	RedirectURI      string
@@ -148,7 +148,7 @@ type keyRequestData struct {
 
 // requestable returns the published entry of policy; ENOTFOUND for a
 // policy that is not published (hidden entries cannot be requested).
-func (p *Portal) requestable(ctx context.Context, policy string) (*portalstore.CatalogueEntry, *portalstore.PortalConfig, error) {
+func (p *Portal) requestable(ctx context.Context, policy string) (*keylens.CatalogueEntry, *keylens.PortalConfig, error) {
 	_, entries, err := p.published(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -162,10 +162,10 @@ func (p *Portal) requestable(ctx context.Context, policy string) (*portalstore.C
 			return &entries[i], cfg, nil
 		}
 	}
-	return nil, nil, portalstore.Errorf(portalstore.ENOTFOUND, "There is no such API in the catalogue.")
+	return nil, nil, keylens.Errorf(keylens.ENOTFOUND, "There is no such API in the catalogue.")
 }
 
-func keyRequestFields(cfg *portalstore.PortalConfig, values map[string]string) []field {
+func keyRequestFields(cfg *keylens.PortalConfig, values map[string]string) []field {
 	var out []field
 	for _, n := range cfg.KeyRequestFields {
 		if n = strings.TrimSpace(n); n != "" {
@@ -201,18 +201,18 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 	values := postedFields(r, keyRequestFields(cfg, nil))
 	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT,
 		RedirectURI: formValue(r, "redirect_uri"), AppDesc: formValue(r, "app_description"), UseCase: formValue(r, "use_case")}
-	kr := &portalstore.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}
+	kr := &keylens.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}
 	for n, v := range values {
 		if v != "" {
 			kr.Fields[n] = v
 		}
 	}
 	switch e.AuthType {
-	case portalstore.AuthJWT:
+	case keylens.AuthJWT:
 		kr.JWTSecret = strings.TrimSpace(r.PostFormValue("jwt_secret"))
 		d.JWTSecret = kr.JWTSecret
-		_, _, err = portalstore.JWTRequestMaterial(kr.JWTSecret, "", p.CentralJWT)
-	case portalstore.AuthOAuth:
+		_, _, err = keylens.JWTRequestMaterial(kr.JWTSecret, "", p.CentralJWT)
+	case keylens.AuthOAuth:
 		kr.OAuthInfo.RedirectURI = d.RedirectURI
 		if d.AppDesc != "" {
 			kr.Fields["oauth_app_description"] = d.AppDesc
@@ -220,9 +220,9 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 		if d.UseCase != "" {
 			kr.Fields["oauth_use_case"] = d.UseCase
 		}
-		err = portalstore.ValidateRedirectURI(d.RedirectURI)
+		err = keylens.ValidateRedirectURI(d.RedirectURI)
 	}
-	var a *portalstore.Approval
+	var a *keylens.Approval
 	if err == nil {
 		if cfg.RequireKeyApproval {
 			kr.ShowOnce = true
@@ -231,11 +231,11 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 			a, err = p.Keys.IssueKey(r.Context(), s.DeveloperID, kr)
 		}
 	}
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EINVALID:
+	case keylens.EINVALID:
 		p.render(w, r, http.StatusBadRequest, "portal_request", view{Title: "Request a key", Nav: "catalogue",
-			Error: portalstore.ErrorMessage(err), Data: d})
+			Error: keylens.ErrorMessage(err), Data: d})
 		return
 	default:
 		p.errorPage(w, r, err)
@@ -259,7 +259,7 @@ func (p *Portal) issuedPage(w http.ResponseWriter, r *http.Request) {
 	}
 	cat, err := p.Catalogue.Catalogue(r.Context())
 	if err != nil {
-		cat = &portalstore.Catalogue{} // the key is shown all the same, under its policy ids
+		cat = &keylens.Catalogue{} // the key is shown all the same, under its policy ids
 	}
 	d := issuedData{AuthType: e.authType, Policies: policyNames(e.policies, cat), RawKey: e.approval.RawKey, Password: e.approval.Password,
 		KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
@@ -275,7 +275,7 @@ type portalKeyData struct {
 func (p *Portal) keyPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	k, err := p.Keys.FindKey(ctx, r.PathValue("hash"))
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND || (err == nil && k.DeveloperID != sessionFrom(r).DeveloperID) {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND || (err == nil && k.DeveloperID != sessionFrom(r).DeveloperID) {
 		p.errorPage(w, r, notMine)
 		return
 	} else if err != nil {
@@ -341,7 +341,7 @@ func (p *Portal) showClient(w http.ResponseWriter, r *http.Request, status int, 
 
 // myClient is the signed-in developer's OAuth client the path names, and
 // its policy; notMine for any other.
-func (p *Portal) myClient(r *http.Request) (*portalstore.OAuthClient, string, error) {
+func (p *Portal) myClient(r *http.Request) (*keylens.OAuthClient, string, error) {
 	dev, err := p.me(r.Context(), r)
 	if err != nil {
 		return nil, "", err
@@ -394,7 +394,7 @@ func (p *Portal) revokeAllTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 // policyNames names policies as the catalogue does, for developers.
-func policyNames(ids []string, cat *portalstore.Catalogue) []string {
+func policyNames(ids []string, cat *keylens.Catalogue) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = id

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/mailer"
 	"github.com/keylens/keylens/mailer/smtptest"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // testPortal is the developer portal over the console's store, clock and
@@ -35,7 +35,7 @@ func newTestPortalB(t testing.TB) *testPortal {
 		t.Fatal(err)
 	}
 	p, err := NewPortal(PortalSetup{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db, Accounts: tc.db,
-		Revoker: portalstore.LocalRevoker{Store: tc.db},
+		Revoker: keylens.LocalRevoker{Store: tc.db},
 		Mailer:  m, URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
@@ -43,12 +43,12 @@ func newTestPortalB(t testing.TB) *testPortal {
 	}
 	tp := &testPortal{testConsole: tc, p: p, smtp: srv}
 	ctx := context.Background()
-	if err := tc.db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{Name: "Payments", ShortDescription: "Take payments", PolicyID: "pol-payments", APIID: "payments", AuthType: portalstore.AuthToken, Show: true},
-		{Name: "Reports", PolicyID: "pol-reports", APIID: "reports", AuthType: portalstore.AuthBasic, Show: true},
-		{Name: "Partner", PolicyID: "pol-partner", APIID: "partner", AuthType: portalstore.AuthOAuth, Show: true},
-		{Name: "Events", PolicyID: "pol-events", APIID: "events", AuthType: portalstore.AuthJWT, Show: true},
-		{Name: "Internal Gold", PolicyID: "pol-gold", APIID: "payments", AuthType: portalstore.AuthToken},
+	if err := tc.db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+		{Name: "Payments", ShortDescription: "Take payments", PolicyID: "pol-payments", APIID: "payments", AuthType: keylens.AuthToken, Show: true},
+		{Name: "Reports", PolicyID: "pol-reports", APIID: "reports", AuthType: keylens.AuthBasic, Show: true},
+		{Name: "Partner", PolicyID: "pol-partner", APIID: "partner", AuthType: keylens.AuthOAuth, Show: true},
+		{Name: "Events", PolicyID: "pol-events", APIID: "events", AuthType: keylens.AuthJWT, Show: true},
+		{Name: "Internal Gold", PolicyID: "pol-gold", APIID: "payments", AuthType: keylens.AuthToken},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func newTestPortalB(t testing.TB) *testPortal {
 
 func (tp *testPortal) config(approval bool) {
 	tp.t.Helper()
-	if err := tp.db.PutPortalConfig(context.Background(), &portalstore.PortalConfig{SignupFields: []string{"Company"},
+	if err := tp.db.PutPortalConfig(context.Background(), &keylens.PortalConfig{SignupFields: []string{"Company"},
 		KeyRequestFields: []string{"Use case"}, RequireKeyApproval: approval}); err != nil {
 		tp.t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func (tp *testPortal) signUp(email, password string) *browser {
 	return b
 }
 
-func (tp *testPortal) developer(email string) *portalstore.Developer {
+func (tp *testPortal) developer(email string) *keylens.Developer {
 	tp.t.Helper()
 	d, err := tp.db.FindDeveloperByEmail(context.Background(), email)
 	if err != nil {
@@ -129,7 +129,7 @@ func TestPortalEveryPageRendersWithSecurityHeaders(t *testing.T) {
 	b := tp.signUp("ada@example.com", "first-pass")
 	b.requestKey("pol-partner", url.Values{"redirect_uri": {"https://app.example.com/cb"}})
 	d := tp.developer("ada@example.com")
-	if _, err := tp.db.IssueKey(context.Background(), d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-payments"}}); err != nil {
+	if _, err := tp.db.IssueKey(context.Background(), d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-payments"}}); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ := tp.db.FindDeveloperKeys(context.Background(), d.ID)
@@ -165,7 +165,7 @@ func TestPortalSignUpLogInLogOut(t *testing.T) {
 	} {
 		want(t, b.post("/signup", c.form), c.status, c.msg)
 	}
-	if _, n, _ := tp.db.FindDevelopers(context.Background(), portalstore.DeveloperFilter{}); n != 0 {
+	if _, n, _ := tp.db.FindDevelopers(context.Background(), keylens.DeveloperFilter{}); n != 0 {
 		t.Fatalf("refused sign-ups stored %d developers", n)
 	}
 	// Only the configuration's sign-up fields are taken.
@@ -177,8 +177,8 @@ func TestPortalSignUpLogInLogOut(t *testing.T) {
 	if d.Fields["Company"] != "Acme" || len(d.Fields) != 1 {
 		t.Errorf("signed up with fields %v", d.Fields)
 	}
-	if entries, _, _ := tp.db.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: d.ID}); len(entries) == 0 ||
-		entries[0].Via != portalstore.ViaPortal || entries[0].Actor != "ada@example.com" {
+	if entries, _, _ := tp.db.FindAudit(context.Background(), keylens.AuditFilter{DeveloperID: d.ID}); len(entries) == 0 ||
+		entries[0].Via != keylens.ViaPortal || entries[0].Actor != "ada@example.com" {
 		t.Errorf("audit of the sign-up: %+v", entries)
 	}
 
@@ -192,7 +192,7 @@ func TestPortalSignUpLogInLogOut(t *testing.T) {
 	if p.Status != http.StatusSeeOther || p.Header.Get("Location") != "/login?done=signed-out" {
 		t.Fatalf("logout: %d %s", p.Status, p.Header.Get("Location"))
 	}
-	if _, err := tp.db.FindSession(context.Background(), portalstore.SessionHash(old)); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := tp.db.FindSession(context.Background(), keylens.SessionHash(old)); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("the session outlived logout: %v", err)
 	}
 	b.cookies[portalSessionCookie] = old
@@ -216,7 +216,7 @@ func TestPortalSignUpLogInLogOut(t *testing.T) {
 	}
 	// An inactive developer cannot log in, and their sessions end.
 	off := true
-	if _, err := tp.db.PatchDeveloper(context.Background(), d.ID, portalstore.DeveloperPatch{Inactive: &off}); err != nil {
+	if _, err := tp.db.PatchDeveloper(context.Background(), d.ID, keylens.DeveloperPatch{Inactive: &off}); err != nil {
 		t.Fatal(err)
 	}
 	if p := b2.get("/dashboard"); p.Status != http.StatusSeeOther {
@@ -276,7 +276,7 @@ func TestPortalRequestKeyIssuedAtOnceShownOnce(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no key on the issued page:\n%s", text(p.Body))
 	}
-	k, err := tp.db.FindKey(context.Background(), portalstore.HashKey(m[1]))
+	k, err := tp.db.FindKey(context.Background(), keylens.HashKey(m[1]))
 	if err != nil || k.DeveloperID != tp.developer("ada@example.com").ID || k.Fields["Use case"] != "billing" || len(k.Fields) != 1 {
 		t.Fatalf("the shown key is stored as %+v, %v", k, err)
 	}
@@ -303,7 +303,7 @@ func TestPortalRequestKeyWithApprovalShowsItOnceOnTheNextVisit(t *testing.T) {
 		t.Error("a pending request shows credentials")
 	}
 	pending := false
-	reqs, _, _ := tp.db.FindKeyRequests(context.Background(), portalstore.KeyRequestFilter{Approved: &pending})
+	reqs, _, _ := tp.db.FindKeyRequests(context.Background(), keylens.KeyRequestFilter{Approved: &pending})
 	if len(reqs) != 1 {
 		t.Fatalf("%d pending requests", len(reqs))
 	}
@@ -323,7 +323,7 @@ func TestPortalRequestKeyWithApprovalShowsItOnceOnTheNextVisit(t *testing.T) {
 		t.Fatalf("no basic credentials:\n%s", text(p.Body))
 	}
 	k, err := tp.db.FindKeyByBasicUsername(context.Background(), user[1])
-	if err != nil || !portalstore.CheckPassword(k.BasicPasswordHash, pass[1]) {
+	if err != nil || !keylens.CheckPassword(k.BasicPasswordHash, pass[1]) {
 		t.Fatalf("the shown credentials do not match the stored key: %+v, %v", k, err)
 	}
 	if p := b.get("/dashboard"); strings.Contains(p.Body, "Approved since your last visit") || strings.Contains(p.Body, pass[1]) {
@@ -487,7 +487,7 @@ func TestPortalAndConsoleSessionsAreApart(t *testing.T) {
 	want(t, admin.get("/admin/developers"), http.StatusOK)
 
 	// Idle for the timeout, the portal session ends.
-	tp.advance(portalstore.SessionIdleTimeout)
+	tp.advance(keylens.SessionIdleTimeout)
 	p := dev.get("/dashboard")
 	if p.Status != http.StatusSeeOther || !strings.Contains(p.Header.Get("Location"), "done=expired") {
 		t.Errorf("an idle session: %d %s", p.Status, p.Header.Get("Location"))
@@ -519,7 +519,7 @@ func TestPortalSessionCookie(t *testing.T) {
 	}
 	// Over https (a TLS proxy in front), cookies are Secure.
 	p, err := NewPortal(PortalSetup{Developers: tp.db, Catalogue: tp.db, Keys: tp.db, Hits: tp.db, Sessions: tp.db, Accounts: tp.db,
-		Revoker: portalstore.LocalRevoker{Store: tp.db},
+		Revoker: keylens.LocalRevoker{Store: tp.db},
 		Mailer:  tp.p.Mailer, URL: "https://developers.example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -536,7 +536,7 @@ func TestPortalProfile(t *testing.T) {
 	d := tp.developer("ada@example.com")
 	// A field an admin set, which the profile does not offer, survives.
 	fields := map[string]string{"Company": "Acme", "Team": "Core"}
-	if _, err := tp.db.PatchDeveloper(context.Background(), d.ID, portalstore.DeveloperPatch{Fields: fields}); err != nil {
+	if _, err := tp.db.PatchDeveloper(context.Background(), d.ID, keylens.DeveloperPatch{Fields: fields}); err != nil {
 		t.Fatal(err)
 	}
 	want(t, b.get("/profile"), http.StatusOK, "Name", "Telephone", "Country location", "Company", `value="Acme"`)
@@ -621,7 +621,7 @@ func TestPortalPasswordResetByEmail(t *testing.T) {
 	b.post("/reset", url.Values{"email": {"ada@example.com"}})
 	tp.p.Wait()
 	m2 := resetLink.FindStringSubmatch(tp.smtp.Wait(t, 2, 5*time.Second).Body)
-	tp.db.Now = func() time.Time { return time.Now().Add(portalstore.PasswordResetTTL) }
+	tp.db.Now = func() time.Time { return time.Now().Add(keylens.PasswordResetTTL) }
 	want(t, b.get(m2[1]), http.StatusNotFound)
 }
 
@@ -657,9 +657,9 @@ func TestPortalRevokesOAuthTokens(t *testing.T) {
 	bob := tp.signUp("bob@example.com", "second-pass")
 	ada.requestKey("pol-partner", url.Values{"redirect_uri": {"https://ada.example.com/cb"}})
 	client := tp.developer("ada@example.com").OAuthClients["pol-partner"][0]
-	cred := portalstore.ClientCredentials{ID: client.ClientID, Secret: client.Secret}
+	cred := keylens.ClientCredentials{ID: client.ClientID, Secret: client.Secret}
 	issue := func() (token, hash string) {
-		token, hash = portalstore.NewAccessToken()
+		token, hash = keylens.NewAccessToken()
 		if _, err := tp.db.IssueToken(ctx, cred, hash, time.Hour); err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 const requestsPerPage = 20
@@ -60,7 +60,7 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
 	ap = min(ap, 1<<20)
 
 	no, yes := false, true
-	pending, pendingTotal, err := c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &no,
+	pending, pendingTotal, err := c.Keys.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &no,
 		Offset: (p - 1) * requestsPerPage, Limit: requestsPerPage})
 	if err != nil {
 		c.errorPage(w, r, err)
@@ -68,15 +68,15 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	// Approved requests come oldest first from the store: page from the
 	// end for newest first.
-	_, approvedTotal, err := c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &yes, Limit: 1})
+	_, approvedTotal, err := c.Keys.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &yes, Limit: 1})
 	if err != nil {
 		c.errorPage(w, r, err)
 		return
 	}
-	var approved []*portalstore.KeyRequest
+	var approved []*keylens.KeyRequest
 	if end := approvedTotal - (ap-1)*requestsPerPage; end > 0 {
 		start := max(0, end-requestsPerPage)
-		approved, _, err = c.Keys.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &yes, Offset: start, Limit: end - start})
+		approved, _, err = c.Keys.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &yes, Offset: start, Limit: end - start})
 		if err != nil {
 			c.errorPage(w, r, err)
 			return
@@ -95,7 +95,7 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "requests", view{Title: "Key requests", Nav: "requests", Flash: flash(r), Data: d})
 }
 
-func requestRowOf(kr *portalstore.KeyRequest, cat *portalstore.Catalogue) requestRow {
+func requestRowOf(kr *keylens.KeyRequest, cat *keylens.Catalogue) requestRow {
 	row := requestRow{ID: kr.ID, DeveloperID: kr.ByUser, Created: kr.DateCreated, KeyHash: kr.Key, Short: shortHash(kr.Key),
 		RedirectURI: kr.OAuthInfo.RedirectURI, HasJWTMaterial: kr.JWTSecret != "" || kr.Certificate != "", AuthType: "(No Catalog Entry)"}
 	if kr.PortalDeveloper != nil {
@@ -136,7 +136,7 @@ func (c *Console) approveRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	dev := kr.PortalDeveloper
 	if dev == nil {
-		dev = &portalstore.Developer{ID: kr.ByUser}
+		dev = &keylens.Developer{ID: kr.ByUser}
 	}
 	c.showOnce(w, r, dev, a, kr.ApplyPolicies)
 }
@@ -150,7 +150,7 @@ func (c *Console) rejectRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if kr.Approved {
-		c.errorPage(w, r, portalstore.Errorf(portalstore.ECONFLICT, "This request is approved already: revoke its key from the developer's profile instead."))
+		c.errorPage(w, r, keylens.Errorf(keylens.ECONFLICT, "This request is approved already: revoke its key from the developer's profile instead."))
 		return
 	}
 	if err := c.Keys.DeleteKeyRequest(r.Context(), kr.ID); err != nil {

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 type signInData struct {
@@ -27,12 +27,12 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := signInData{Email: email, Next: c.safeNext(r.PostFormValue("next"))}
 	c.signInWithPassword(w, r, d, "console-account:"+strings.ToLower(email), d.Next, "Wrong email or password, or the account is disabled.",
-		func() (*portalstore.Session, error) {
+		func() (*keylens.Session, error) {
 			a, err := c.Admins.VerifyAdmin(r.Context(), email, password)
 			if err != nil {
 				return nil, err
 			}
-			return &portalstore.Session{AdminID: a.ID}, nil
+			return &keylens.Session{AdminID: a.ID}, nil
 		})
 }
 
@@ -54,5 +54,5 @@ func (c *Console) signInWithKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.PerAccount.Succeed(account)
-	c.startSession(w, r, &portalstore.Session{AdminKey: portalstore.AdminKeyFingerprint(c.AdminKeyHash)}, d.Next)
+	c.startSession(w, r, &keylens.Session{AdminKey: keylens.AdminKeyFingerprint(c.AdminKeyHash)}, d.Next)
 }

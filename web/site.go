@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // site is what the admin console and the developer portal share, one
@@ -45,13 +45,13 @@ type site struct {
 	menu, publicMenu            []menuItem
 	// accept says which stored sessions count here: an admin's on the
 	// console, a developer's on the portal.
-	accept func(*portalstore.Session) bool
+	accept func(*keylens.Session) bool
 	via    string // the audit trail's Via for this site's sessions
 	// flashes are the messages a redirect may name (?done=): a page
 	// shows only these, never text from the URL.
 	flashes map[string]string
 
-	sessions   portalstore.SessionService
+	sessions   keylens.SessionService
 	secure     bool
 	publicHost string
 	perAccount *guard.Limiter
@@ -141,7 +141,7 @@ func cacheStatic(next http.Handler) http.Handler {
 func (s *site) notFound(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
-			s.errorPage(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "There is no such page."))
+			s.errorPage(w, r, keylens.Errorf(keylens.ENOTFOUND, "There is no such page."))
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -191,15 +191,15 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name s
 // errorPage answers err with its status and its caller-safe message. Only
 // internal errors are logged, as in the REST API.
 func (s *site) errorPage(w http.ResponseWriter, r *http.Request, err error) {
-	code := portalstore.ErrorCode(err)
-	if code == portalstore.EINTERNAL || code == portalstore.EFULL {
+	code := keylens.ErrorCode(err)
+	if code == keylens.EINTERNAL || code == keylens.EFULL {
 		s.logger.Error(s.name+" request failed", "method", r.Method, "route", r.Pattern, "err", err)
 	}
-	status := portalstore.HTTPStatus(code)
+	status := keylens.HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.render(w, r, status, "error", view{Title: http.StatusText(status), Data: portalstore.ErrorMessage(err)})
+	s.render(w, r, status, "error", view{Title: http.StatusText(status), Data: keylens.ErrorMessage(err)})
 }
 
 // flash is the message the request's ?done= names, if it is one.
@@ -209,13 +209,13 @@ func (s *site) flash(r *http.Request) string { return s.flashes[r.URL.Query().Ge
 
 // session is the signed-in session of a request.
 type session struct {
-	*portalstore.Session
+	*keylens.Session
 	csrf string // the CSRF token of this session's forms
 }
 
 func (s *session) who() string {
 	if s.AdminID == "" && s.DeveloperID == "" {
-		return portalstore.ActorAdminKey
+		return keylens.ActorAdminKey
 	}
 	return s.Email
 }
@@ -296,7 +296,7 @@ func (s *site) optional(next http.HandlerFunc) http.Handler {
 
 func (s *site) withSession(ctx context.Context, sess *session) context.Context {
 	ctx = context.WithValue(ctx, sessionKey{}, sess)
-	return portalstore.WithActor(ctx, sess.Actor(s.via))
+	return keylens.WithActor(ctx, sess.Actor(s.via))
 }
 
 // live returns the request's live session, nil for none (a dead one's
@@ -307,8 +307,8 @@ func (s *site) live(w http.ResponseWriter, r *http.Request) (*session, bool) {
 	if err != nil || ck.Value == "" {
 		return nil, true
 	}
-	st, err := s.sessions.FindSession(r.Context(), portalstore.SessionHash(ck.Value))
-	if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	st, err := s.sessions.FindSession(r.Context(), keylens.SessionHash(ck.Value))
+	if err != nil && keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		s.errorPage(w, r, err)
 		return nil, false
 	}
@@ -410,21 +410,21 @@ func (s *site) checkPublicForm(w http.ResponseWriter, r *http.Request) bool {
 
 // startSession stores a new session (a new id at every sign-in, so that a
 // session id planted before sign-in is worth nothing) and sets its cookie.
-func (s *site) startSession(w http.ResponseWriter, r *http.Request, st *portalstore.Session, next string) {
+func (s *site) startSession(w http.ResponseWriter, r *http.Request, st *keylens.Session, next string) {
 	now := s.now()
 	if _, err := s.sessions.DeleteExpiredSessions(r.Context(), now); err != nil {
 		s.logger.Warn("removing expired sessions failed", "err", err)
 	}
-	id, hash := portalstore.NewSessionID()
+	id, hash := keylens.NewSessionID()
 	st.IDHash, st.Created, st.LastSeen = hash, now, now
 	if err := s.sessions.CreateSession(r.Context(), st); err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
 	if old, err := r.Cookie(s.sessionCookie); err == nil && old.Value != "" {
-		_ = s.sessions.DeleteSession(r.Context(), portalstore.SessionHash(old.Value))
+		_ = s.sessions.DeleteSession(r.Context(), keylens.SessionHash(old.Value))
 	}
-	s.setCookie(w, s.sessionCookie, id, int(portalstore.SessionMaxAge/time.Second))
+	s.setCookie(w, s.sessionCookie, id, int(keylens.SessionMaxAge/time.Second))
 	s.clearCookie(w, s.signInCookie)
 	if next == "" {
 		next = s.home
@@ -454,14 +454,14 @@ func (s *site) refuseGuessing(w http.ResponseWriter, r *http.Request, data any, 
 // EUNAUTHORIZED is counted against both and answered with wrong; its
 // session is started otherwise, going on to next.
 func (s *site) signInWithPassword(w http.ResponseWriter, r *http.Request, data any, account, next, wrong string,
-	verify func() (*portalstore.Session, error)) {
+	verify func() (*keylens.Session, error)) {
 	if s.refuseGuessing(w, r, data, account) {
 		return
 	}
 	st, err := verify()
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
-	case portalstore.EUNAUTHORIZED:
+	case keylens.EUNAUTHORIZED:
 		s.failed(r, account)
 		s.renderSignIn(w, r, http.StatusUnauthorized, data, wrong)
 		return

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -53,8 +53,8 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 	var email, password string
 	if sub == "add" {
 		email = strings.TrimSpace(fs.Arg(0))
-		if err := portalstore.ValidateEmail(email); err != nil {
-			fmt.Fprintf(stderr, "keylens admin add: %s\n", portalstore.ErrorMessage(err))
+		if err := keylens.ValidateEmail(email); err != nil {
+			fmt.Fprintf(stderr, "keylens admin add: %s\n", keylens.ErrorMessage(err))
 			return exitUsage
 		}
 		var err error
@@ -62,8 +62,8 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 			fmt.Fprintf(stderr, "keylens admin add: %v\n", err)
 			return exitUsage
 		}
-		if err := portalstore.ValidateAdminPassword(password); err != nil {
-			fmt.Fprintf(stderr, "keylens admin add: %s\n", portalstore.ErrorMessage(err))
+		if err := keylens.ValidateAdminPassword(password); err != nil {
+			fmt.Fprintf(stderr, "keylens admin add: %s\n", keylens.ErrorMessage(err))
 			return exitUsage
 		}
 	}
@@ -88,11 +88,11 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 		}
 		return exitOK
 	}
-	ctx = portalstore.WithActor(ctx, portalstore.Actor{Name: "keylens admin add", Via: portalstore.ViaCommandLine})
-	a := &portalstore.Admin{Email: email, Password: password}
+	ctx = keylens.WithActor(ctx, keylens.Actor{Name: "keylens admin add", Via: keylens.ViaCommandLine})
+	a := &keylens.Admin{Email: email, Password: password}
 	if err := db.CreateAdmin(ctx, a); err != nil {
-		fmt.Fprintf(stderr, "keylens admin add: %s\n", portalstore.ErrorMessage(err))
-		if portalstore.ErrorCode(err) == portalstore.EINTERNAL {
+		fmt.Fprintf(stderr, "keylens admin add: %s\n", keylens.ErrorMessage(err))
+		if keylens.ErrorCode(err) == keylens.EINTERNAL {
 			return exitFailed
 		}
 		return exitUsage
@@ -104,7 +104,7 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 // readPassword prompts twice on a terminal, or reads stdin's first line.
 func readPassword(stdout io.Writer) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprintf(stdout, "Password (at least %d characters): ", portalstore.MinAdminPasswordLength)
+		fmt.Fprintf(stdout, "Password (at least %d characters): ", keylens.MinAdminPasswordLength)
 		pw, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(stdout)
 		if err != nil {

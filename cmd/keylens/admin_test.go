@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -51,8 +51,8 @@ func TestAdminAdd(t *testing.T) {
 	if _, err := db.VerifyAdmin(context.Background(), "root@example.com", "correct-horse-battery"); err != nil {
 		t.Errorf("the added admin cannot sign in: %v", err)
 	}
-	entries, _, _ := db.FindAudit(context.Background(), portalstore.AuditFilter{})
-	if len(entries) != 1 || entries[0].Via != portalstore.ViaCommandLine || entries[0].Action != portalstore.AuditAdminCreated {
+	entries, _, _ := db.FindAudit(context.Background(), keylens.AuditFilter{})
+	if len(entries) != 1 || entries[0].Via != keylens.ViaCommandLine || entries[0].Action != keylens.AuditAdminCreated {
 		t.Errorf("audit %+v", entries)
 	}
 }

@@ -28,12 +28,12 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/valyala/fasthttp"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/mailer"
-	"github.com/keylens/keylens/portalstore"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
@@ -141,7 +141,7 @@ type Main struct {
 	tyk            *tykanalytics.Consumer
 	tykRedis       *redis.Client
 	outbox         *tykgateway.Outbox
-	revoker        portalstore.TokenRevoker // nil: keylens's own tokens (rest's default)
+	revoker        keylens.TokenRevoker // nil: keylens's own tokens (rest's default)
 	outboxDone     chan struct{}
 	servers        []*http.Server
 	portal         *web.Portal
@@ -200,7 +200,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with central JWT: the iss a token must carry")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with central JWT: a value a token's aud must hold")
 	fs.StringVar(&c.JWTIdentityClaim, "jwt-identity-claim", "sub", "with central JWT: the claim holding the key id (Tyk's jwt_identity_base_field)")
-	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", portalstore.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (1s to 8760h)")
+	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", keylens.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (1s to 8760h)")
 	d := identity.DefaultHeaderNames
 	fs.StringVar(&c.Headers.DeveloperID, "header-developer-id", d.DeveloperID, "upstream header: developer id")
 	fs.StringVar(&c.Headers.Email, "header-email", d.Email, "upstream header: developer email")
@@ -211,7 +211,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.Assertion, "header-assertion", d.Assertion, "upstream header: signed assertion")
 	fs.StringVar(&c.Headers.Truncated, "header-fields-truncated", d.Truncated, "upstream header: \"true\" when custom fields were left out to stay within --max-identity-header-bytes")
 	fs.IntVar(&c.MaxHeaderBytes, "max-identity-header-bytes", identity.DefaultMaxHeaderBytes, "size limit of the identity headers of one request; custom fields beyond it are left out (and counted)")
-	fs.IntVar(&c.BcryptCost, "bcrypt-cost", portalstore.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
+	fs.IntVar(&c.BcryptCost, "bcrypt-cost", keylens.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
 	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address within --login-failure-window before it is refused with 429 (0: no limit)")
@@ -229,7 +229,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.StringVar(&c.TykSecret, "tyk-secret", "", "with --tyk-gateway: the gateway's secret (X-Tyk-Authorization); better set as KEYLENS_TYK_SECRET")
 		fs.StringVar(&c.TykInactivePolicy, "tyk-inactive-policy", "", "with --tyk-gateway: a gateway policy with is_inactive: true that replaces a deactivated developer's policies (Tyk ignores a key's own is_inactive when it has policies)")
 	}
-	fs.StringVar(&c.KeyHash, "key-hash-algorithm", portalstore.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
+	fs.StringVar(&c.KeyHash, "key-hash-algorithm", keylens.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.SecretsKeyFile, "secrets-key-file", "", "file holding a 32-byte key (64 hex characters, base64 or raw) that seals JWT HMAC and OAuth client secrets at rest with AES-256-GCM; or set KEYLENS_SECRETS_KEY to the key itself")
@@ -268,8 +268,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if c.JWTPublicKeyFile != "" {
 		if b, err := os.ReadFile(c.JWTPublicKeyFile); err != nil {
 			problems = append(problems, fmt.Errorf("--jwt-public-key: %w", err))
-		} else if c.jwtPublicKey, err = portalstore.ParsePublicKeyPEM(string(b)); err != nil {
-			problems = append(problems, fmt.Errorf("--jwt-public-key %s: %s", c.JWTPublicKeyFile, portalstore.ErrorMessage(err)))
+		} else if c.jwtPublicKey, err = keylens.ParsePublicKeyPEM(string(b)); err != nil {
+			problems = append(problems, fmt.Errorf("--jwt-public-key %s: %s", c.JWTPublicKeyFile, keylens.ErrorMessage(err)))
 		}
 	}
 	key, err := loadSecretsKey(c.SecretsKeyFile, getenv("KEYLENS_SECRETS_KEY"), "--secrets-key-file", "KEYLENS_SECRETS_KEY")
@@ -372,8 +372,8 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if c.HitsSecret == "" && validateAddr(c.SidecarAddr) == nil && !isLoopback(c.SidecarAddr) {
 		problems = append(problems, fmt.Errorf("--sidecar-addr %s is reachable from other hosts, so POST /hits needs a secret: set --hits-secret (or KEYLENS_HITS_SECRET) and give it to the plugin as hits_secret, or listen on 127.0.0.1", c.SidecarAddr))
 	}
-	if err := portalstore.SetBcryptCost(c.BcryptCost); err != nil {
-		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", portalstore.ErrorMessage(err)))
+	if err := keylens.SetBcryptCost(c.BcryptCost); err != nil {
+		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", keylens.ErrorMessage(err)))
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		problems = append(problems, errors.New("--max-identity-header-bytes must be 1024 to 1048576"))
@@ -399,8 +399,8 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if u, err := url.Parse(c.JWTJWKSURL); c.JWTJWKSURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		problems = append(problems, fmt.Errorf("--jwt-jwks-url %q is not an http:// or https:// URL", c.JWTJWKSURL))
 	}
-	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < portalstore.MinHMACSecret {
-		problems = append(problems, fmt.Errorf("--jwt-hmac-secret must be at least %d bytes", portalstore.MinHMACSecret))
+	if c.JWTHMACSecret != "" && len(c.JWTHMACSecret) < keylens.MinHMACSecret {
+		problems = append(problems, fmt.Errorf("--jwt-hmac-secret must be at least %d bytes", keylens.MinHMACSecret))
 	}
 	if c.JWTIdentityClaim == "" || c.JWTJWKSRefresh < time.Second {
 		problems = append(problems, errors.New("--jwt-identity-claim must name a claim and --jwt-jwks-refresh be at least 1s"))
@@ -469,7 +469,7 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	} else if c.TykSecret != "" || c.TykInactivePolicy != "" {
 		problems = append(problems, errors.New("--tyk-secret and --tyk-inactive-policy are only used with --tyk-gateway"))
 	}
-	if !portalstore.ValidHashAlgorithm(c.KeyHash) {
+	if !keylens.ValidHashAlgorithm(c.KeyHash) {
 		problems = append(problems, fmt.Errorf("--key-hash-algorithm %q: want murmur32, murmur64, murmur128 or sha256", c.KeyHash))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
@@ -716,7 +716,7 @@ func (m *Main) ready() error {
 type backend interface {
 	sidecar.Store
 	sidecar.Feed
-	portalstore.TokenService
+	keylens.TokenService
 	analytics.Store
 	Ping(context.Context) error
 }
@@ -767,8 +767,8 @@ func (m *Main) startSidecar(bg context.Context) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := m.backend.Ping(ctx); err != nil {
-			if portalstore.ErrorCode(err) == portalstore.EFULL {
-				return errors.New(portalstore.ErrorMessage(err))
+			if keylens.ErrorCode(err) == keylens.EFULL {
+				return errors.New(keylens.ErrorMessage(err))
 			}
 			if c.Portal != "" {
 				return fmt.Errorf("portal unreachable: %w", err)
@@ -911,7 +911,7 @@ func (m *Main) startProvisioning(ctx, bg context.Context) error {
 	m.db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger}
 	// The gateway issues OAuth tokens to the clients it holds (and the
 	// sidecars may issue keylens's own): the seed's revocations go to both.
-	m.revoker = tykgateway.Revoker{Local: portalstore.LocalRevoker{Store: m.db}, Gateway: client, Clients: m.db}
+	m.revoker = tykgateway.Revoker{Local: keylens.LocalRevoker{Store: m.db}, Gateway: client, Clients: m.db}
 	m.outbox = &tykgateway.Outbox{Store: m.db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: m.logger,
 		Metrics: tykgateway.NewMetrics(m.registry)}
 	if err := m.outbox.Start(ctx); err != nil {
@@ -1012,7 +1012,7 @@ func (m *Main) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
 	_, _ = rand.Read(raw[:])
 	key := hex.EncodeToString(raw[:])
 	newHash := sha256.Sum256([]byte(key))
-	stored, err := m.db.InitSetting(ctx, portalstore.SettingAdminKeyHash, hex.EncodeToString(newHash[:]))
+	stored, err := m.db.InitSetting(ctx, keylens.SettingAdminKeyHash, hex.EncodeToString(newHash[:]))
 	if err != nil {
 		return sum, fmt.Errorf("admin key: %w", err)
 	}
@@ -1038,14 +1038,14 @@ func (m *Main) settleOrgID(ctx context.Context) error {
 	if org == "" {
 		return nil
 	}
-	prev, err := m.db.Setting(ctx, portalstore.SettingOrgID)
-	if err != nil && portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	prev, err := m.db.Setting(ctx, keylens.SettingOrgID)
+	if err != nil && keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		return fmt.Errorf("org id: %w", err)
 	}
 	if prev == org {
 		return nil
 	}
-	if err := m.db.PutSetting(ctx, portalstore.SettingOrgID, org); err != nil {
+	if err := m.db.PutSetting(ctx, keylens.SettingOrgID, org); err != nil {
 		return fmt.Errorf("org id: %w", err)
 	}
 	if prev != "" {
@@ -1085,7 +1085,7 @@ func (m *Main) startPortal(db *sqlstore.DB, signIn rest.SignInLimits) error {
 	}
 	revoker := m.revoker
 	if revoker == nil {
-		revoker = portalstore.LocalRevoker{Store: db}
+		revoker = keylens.LocalRevoker{Store: db}
 	}
 	m.portal, err = web.NewPortal(web.PortalSetup{
 		Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db, Accounts: db,

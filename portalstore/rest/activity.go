@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Aggregate analytics in Tyk's shapes: {"data":[row…],"pages":N}, rows
@@ -42,7 +42,7 @@ func (s *Server) aggregateKeys(w http.ResponseWriter, r *http.Request) {
 	var keys []string
 	for k := range strings.SplitSeq(r.PathValue("keys"), ",") {
 		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, portalstore.KeyHashOf(k))
+			keys = append(keys, keylens.KeyHashOf(k))
 		}
 	}
 	s.answerHits(w, r, keys)
@@ -52,7 +52,7 @@ func (s *Server) aggregateKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) keyActivity(w http.ResponseWriter, r *http.Request) {
 	var keys []string
 	if k := strings.TrimSpace(r.PathValue("key")); k != "" {
-		keys = []string{portalstore.KeyHashOf(k)}
+		keys = []string{keylens.KeyHashOf(k)}
 	}
 	s.answerHits(w, r, keys)
 }
@@ -61,7 +61,7 @@ func (s *Server) answerHits(w http.ResponseWriter, r *http.Request, keys []strin
 	// No key at all (a new developer's dashboard asks for ",") is an
 	// empty answer, not an error: real custom portals crash on a 400.
 	if len(keys) > maxQueryKeys {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "at most %d keys per query", maxQueryKeys))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "at most %d keys per query", maxQueryKeys))
 		return
 	}
 	from, err := pathDate(r, "fd", "fm", "fy")
@@ -81,12 +81,12 @@ func (s *Server) answerHits(w http.ResponseWriter, r *http.Request, keys []strin
 // both whole, with the query string's res, api_id, by_code and p.
 func (s *Server) queryHits(w http.ResponseWriter, r *http.Request, keys []string, from, to time.Time) {
 	q := r.URL.Query()
-	hq := portalstore.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: q.Get("res")}
+	hq := keylens.HitQuery{Keys: keys, From: from, To: to.AddDate(0, 0, 1), Res: q.Get("res")}
 	if hq.Res == "" {
-		hq.Res = portalstore.ResDay
+		hq.Res = keylens.ResDay
 	}
 	if from.After(to) {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "from is after to"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "from is after to"))
 		return
 	}
 	switch v := q.Get("by_code"); v {
@@ -94,14 +94,14 @@ func (s *Server) queryHits(w http.ResponseWriter, r *http.Request, keys []string
 	case "1", "true":
 		hq.ByCode = true
 	default:
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "by_code must be true or false"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "by_code must be true or false"))
 		return
 	}
 	p := -1
 	if v := q.Get("p"); v != "" {
 		var err error
 		if p, err = strconv.Atoi(v); err != nil {
-			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "p must be a whole number"))
+			s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "p must be a whole number"))
 			return
 		}
 	}
@@ -128,10 +128,10 @@ func (s *Server) queryHits(w http.ResponseWriter, r *http.Request, keys []string
 		var j hitRowJSON
 		t := row.Period
 		j.ID.Year, j.ID.Month, j.ID.Code = t.Year(), int(t.Month()), row.Code
-		if hq.Res != portalstore.ResMonth {
+		if hq.Res != keylens.ResMonth {
 			j.ID.Day = t.Day()
 		}
-		if hq.Res == portalstore.ResHour {
+		if hq.Res == keylens.ResHour {
 			j.ID.Hour = t.Hour()
 		}
 		j.Hits, j.Success, j.Error = row.Hits, row.Success, row.Errors
@@ -166,7 +166,7 @@ func pathDate(r *http.Request, d, m, y string) (time.Time, error) {
 
 // parseDate reads D/M/YYYY (zero-padded or not) or YYYY-MM-DD as a UTC day.
 func parseDate(s string) (time.Time, error) {
-	bad := portalstore.Errorf(portalstore.EINVALID, "date %q: want D/M/YYYY", s)
+	bad := keylens.Errorf(keylens.EINVALID, "date %q: want D/M/YYYY", s)
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
@@ -40,12 +40,12 @@ func TestChangesAreAuditedAsTheAdminKey(t *testing.T) {
 	send("POST", "/api/portal/developers", `{"email":"eve@example.com"}`, "wrong-key")
 	send("POST", "/api/portal/developers", `{"email":"not an email"}`, "admin-key-for-tests")
 	send("GET", "/api/portal/developers", ``, "admin-key-for-tests")
-	entries, total, err := db.FindAudit(context.Background(), portalstore.AuditFilter{})
+	entries, total, err := db.FindAudit(context.Background(), keylens.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total != 1 || entries[0].Action != portalstore.AuditDeveloperCreated || entries[0].Actor != "admin key" ||
-		entries[0].Via != portalstore.ViaAPI || entries[0].Detail != "ada@example.com" {
+	if total != 1 || entries[0].Action != keylens.AuditDeveloperCreated || entries[0].Actor != "admin key" ||
+		entries[0].Via != keylens.ViaAPI || entries[0].Detail != "ada@example.com" {
 		t.Fatalf("audit trail %+v (%d): want one developer.created by the admin key via the API", entries, total)
 	}
 }

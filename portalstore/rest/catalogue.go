@@ -3,7 +3,7 @@ package rest
 import (
 	"net/http"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // GET /api/portal/catalogue
@@ -18,7 +18,7 @@ func (s *Server) getCatalogue(w http.ResponseWriter, r *http.Request) {
 
 // POST and PUT /api/portal/catalogue: replace the catalogue → Message: its id.
 func (s *Server) putCatalogue(w http.ResponseWriter, r *http.Request) {
-	var c portalstore.Catalogue
+	var c keylens.Catalogue
 	if err := decode(w, r, &c, "apis"); err != nil { // a body without apis would wipe the catalogue
 		s.writeDecodeError(w, r, err)
 		return
@@ -42,7 +42,7 @@ func (s *Server) getConfiguration(w http.ResponseWriter, r *http.Request) {
 
 // POST and PUT /api/portal/configuration → Message: its id.
 func (s *Server) putConfiguration(w http.ResponseWriter, r *http.Request) {
-	var p portalstore.PortalConfig
+	var p keylens.PortalConfig
 	if err := decode(w, r, &p); err != nil {
 		s.writeDecodeError(w, r, err)
 		return

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Client reads what a sidecar needs from a keylens portal over its admin
@@ -74,42 +74,42 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return portalstore.Errorf(portalstore.EINTERNAL, "portal unreachable: %v", err)
+		return keylens.Errorf(keylens.EINTERNAL, "portal unreachable: %v", err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return portalstore.Errorf(portalstore.EINTERNAL, "reading the portal's answer: %v", err)
+		return keylens.Errorf(keylens.EINTERNAL, "reading the portal's answer: %v", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var env envelope
 		_ = json.Unmarshal(answer, &env)
-		code := portalstore.CodeOfStatus(resp.StatusCode)
+		code := keylens.CodeOfStatus(resp.StatusCode)
 		if resp.StatusCode == http.StatusRequestEntityTooLarge || resp.StatusCode == http.StatusMethodNotAllowed {
-			code = portalstore.EINVALID // the request's own fault: too large, or a method the route does not take
+			code = keylens.EINVALID // the request's own fault: too large, or a method the route does not take
 		}
 		switch code {
-		case portalstore.EUNAUTHORIZED:
+		case keylens.EUNAUTHORIZED:
 			if env.Message != notAuthorised && env.Message != "" {
-				return portalstore.Errorf(code, "%s", env.Message) // a client's credentials, not the admin key
+				return keylens.Errorf(code, "%s", env.Message) // a client's credentials, not the admin key
 			}
-			return portalstore.Errorf(code, "the portal refused the admin key")
-		case "", portalstore.EINTERNAL:
-			return portalstore.Errorf(portalstore.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
+			return keylens.Errorf(code, "the portal refused the admin key")
+		case "", keylens.EINTERNAL:
+			return keylens.Errorf(keylens.EINTERNAL, "portal answered %d to %s: %s", resp.StatusCode, path, env.Message)
 		default:
-			return portalstore.Errorf(code, "%s", env.Message)
+			return keylens.Errorf(code, "%s", env.Message)
 		}
 	}
 	if err := json.Unmarshal(answer, out); err != nil {
-		return portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s: %v", path, err)
+		return keylens.Errorf(keylens.EINTERNAL, "the portal's answer to %s: %v", path, err)
 	}
 	return nil
 }
 
-func (c *Client) resolve(ctx context.Context, path string, query url.Values) (*portalstore.Credential, error) {
+func (c *Client) resolve(ctx context.Context, path string, query url.Values) (*keylens.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	var cred portalstore.Credential
+	var cred keylens.Credential
 	rec := credentialRecord{Key: keyRecord{Key: &cred.Key}}
 	if err := c.get(ctx, path, query, &rec); err != nil {
 		return nil, err
@@ -118,38 +118,38 @@ func (c *Client) resolve(ctx context.Context, path string, query url.Values) (*p
 	k.BasicPasswordHash, k.JWTSecret, k.JWTPublicKey = rec.Key.BasicPasswordHash, rec.Key.JWTSecret, rec.Key.JWTPublicKey
 	cred.Owner, cred.Token = rec.Owner, rec.Token
 	if k.Hash == "" || cred.Owner.ID == "" || cred.Owner.ID != k.DeveloperID {
-		return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer to %s is not a credential", path)
+		return nil, keylens.Errorf(keylens.EINTERNAL, "the portal's answer to %s is not a credential", path)
 	}
 	return &cred, nil
 }
 
 // ResolveKey returns the key with hash and its owner, in one round trip;
 // ENOTFOUND if none.
-func (c *Client) ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
+func (c *Client) ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error) {
 	return c.resolve(ctx, "/api/keylens/credentials/"+url.PathEscape(hash), nil)
 }
 
 // ResolveBasicUser returns the basic key of username and its owner, in one
 // round trip; ENOTFOUND if none.
-func (c *Client) ResolveBasicUser(ctx context.Context, username string) (*portalstore.Credential, error) {
+func (c *Client) ResolveBasicUser(ctx context.Context, username string) (*keylens.Credential, error) {
 	return c.resolve(ctx, "/api/keylens/credentials", url.Values{"basic_username": {username}})
 }
 
 // ResolveToken returns the OAuth access token with hash, its grant and
 // its developer, in one round trip; ENOTFOUND if none.
-func (c *Client) ResolveToken(ctx context.Context, hash string) (*portalstore.Credential, error) {
+func (c *Client) ResolveToken(ctx context.Context, hash string) (*keylens.Credential, error) {
 	cred, err := c.resolve(ctx, "/api/keylens/credentials", url.Values{"token_hash": {hash}})
 	if err == nil && cred.Token == nil {
-		return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal's answer for a token is not a token")
+		return nil, keylens.Errorf(keylens.EINTERNAL, "the portal's answer for a token is not a token")
 	}
 	return cred, err
 }
 
-var _ portalstore.TokenService = (*Client)(nil)
+var _ keylens.TokenService = (*Client)(nil)
 
 // IssueToken files a token for the client cred authenticates, through the
 // portal; the token itself never leaves the caller, only its hash.
-func (c *Client) IssueToken(ctx context.Context, cred portalstore.ClientCredentials, hash string, ttl time.Duration) (*portalstore.TokenGrant, error) {
+func (c *Client) IssueToken(ctx context.Context, cred keylens.ClientCredentials, hash string, ttl time.Duration) (*keylens.TokenGrant, error) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	body, err := json.Marshal(clientTokenBody{ClientID: cred.ID, ClientSecret: cred.Secret, TokenHash: hash,
@@ -157,7 +157,7 @@ func (c *Client) IssueToken(ctx context.Context, cred portalstore.ClientCredenti
 	if err != nil {
 		return nil, err
 	}
-	var g portalstore.TokenGrant
+	var g keylens.TokenGrant
 	if err := c.do(ctx, http.MethodPost, "/api/keylens/oauth/tokens", nil, body, &g); err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (c *Client) IssueToken(ctx context.Context, cred portalstore.ClientCredenti
 
 // RevokeClientToken revokes a token of the client cred authenticates,
 // through the portal.
-func (c *Client) RevokeClientToken(ctx context.Context, cred portalstore.ClientCredentials, hash string) error {
+func (c *Client) RevokeClientToken(ctx context.Context, cred keylens.ClientCredentials, hash string) error {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	body, err := json.Marshal(clientTokenBody{ClientID: cred.ID, ClientSecret: cred.Secret, TokenHash: hash})
@@ -178,7 +178,7 @@ func (c *Client) RevokeClientToken(ctx context.Context, cred portalstore.ClientC
 }
 
 // WaitForChanges long-polls the portal's change feed.
-func (c *Client) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error) {
+func (c *Client) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]keylens.Change, bool, error) {
 	wait = min(wait, maxChangeWait)
 	ctx, cancel := context.WithTimeout(ctx, wait+lookupTimeout)
 	defer cancel()
@@ -208,7 +208,7 @@ const hitsPerPost = 10000
 // AddHits sends batches to the portal, whole batches to a request, and
 // reports which the portal applied now. It returns once the portal has
 // committed them.
-func (c *Client) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+func (c *Client) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	applied := make([]bool, 0, len(batches))
 	for len(batches) > 0 {
 		n, rows := 0, 0
@@ -217,7 +217,7 @@ func (c *Client) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([
 			n++
 		}
 		body, err := json.Marshal(struct {
-			Batches []portalstore.HitBatch `json:"batches"`
+			Batches []keylens.HitBatch `json:"batches"`
 		}{batches[:n]})
 		if err != nil {
 			return nil, err
@@ -229,7 +229,7 @@ func (c *Client) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([
 			return nil, err
 		}
 		if len(out.Meta.Applied) != n {
-			return nil, portalstore.Errorf(portalstore.EINTERNAL, "the portal answered %d batch outcomes for %d batches", len(out.Meta.Applied), n)
+			return nil, keylens.Errorf(keylens.EINTERNAL, "the portal answered %d batch outcomes for %d batches", len(out.Meta.Applied), n)
 		}
 		applied = append(applied, out.Meta.Applied...)
 		batches = batches[n:]

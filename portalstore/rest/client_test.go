@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/rest"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/portalstore/storetest"
@@ -53,7 +53,7 @@ func TestClientIsAResolverBackend(t *testing.T) {
 func TestClientFollowsTheFeedAndHits(t *testing.T) {
 	ctx := context.Background()
 	db, _, srv := newPortal(t)
-	d := &portalstore.Developer{Email: "ada@example.com", Keys: map[string][]string{"0123abcd": {"p"}}}
+	d := &keylens.Developer{Email: "ada@example.com", Keys: map[string][]string{"0123abcd": {"p"}}}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestClientFollowsTheFeedAndHits(t *testing.T) {
 		t.Errorf("WaitForChanges = %+v, %v, %v; want %+v", changes, gap, err, wantChanges)
 	}
 	// A long poll returns as soon as a change commits.
-	done := make(chan []portalstore.Change, 1)
+	done := make(chan []keylens.Change, 1)
 	go func() {
 		ch, _, _ := c.WaitForChanges(ctx, last, 100, 20*time.Second)
 		done <- ch
@@ -82,7 +82,7 @@ func TestClientFollowsTheFeedAndHits(t *testing.T) {
 	}
 	select {
 	case ch := <-done:
-		if len(ch) != 1 || ch[0].Kind != portalstore.ChangeKeyRevoked || ch[0].KeyHash != "0123abcd" {
+		if len(ch) != 1 || ch[0].Kind != keylens.ChangeKeyRevoked || ch[0].KeyHash != "0123abcd" {
 			t.Errorf("long poll: %+v", ch)
 		}
 	case <-time.After(15 * time.Second):
@@ -90,26 +90,26 @@ func TestClientFollowsTheFeedAndHits(t *testing.T) {
 	}
 
 	// Hits: applied once per batch id, answered per batch.
-	hit := portalstore.HitDelta{KeyHash: "0123abcd", APIID: "a", Hour: 480000, Code: 200, Hits: 2, Success: 2}
+	hit := keylens.HitDelta{KeyHash: "0123abcd", APIID: "a", Hour: 480000, Code: 200, Hits: 2, Success: 2}
 	for i, want := range []string{"[true false true]", "[false false true]"} {
-		applied, err := c.AddHits(ctx, []portalstore.HitBatch{{ID: "b1", Series: []portalstore.HitDelta{hit}},
-			{ID: "b1", Series: []portalstore.HitDelta{hit}}, {Series: []portalstore.HitDelta{hit}}})
+		applied, err := c.AddHits(ctx, []keylens.HitBatch{{ID: "b1", Series: []keylens.HitDelta{hit}},
+			{ID: "b1", Series: []keylens.HitDelta{hit}}, {Series: []keylens.HitDelta{hit}}})
 		if err != nil || fmt.Sprint(applied) != want {
 			t.Errorf("AddHits #%d: %v, %v; want %s", i+1, applied, err, want)
 		}
 	}
 	bad := hit
 	bad.Code = 42
-	if _, err := c.AddHits(ctx, []portalstore.HitBatch{{Series: []portalstore.HitDelta{bad}}}); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if _, err := c.AddHits(ctx, []keylens.HitBatch{{Series: []keylens.HitDelta{bad}}}); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a bad batch: %v, want EINVALID", err)
 	}
 
 	wrong, _ := rest.NewClient(srv.URL, "not-the-admin-key")
-	if _, err := wrong.ResolveKey(ctx, "0123abcd"); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+	if _, err := wrong.ResolveKey(ctx, "0123abcd"); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 		t.Errorf("wrong admin key: %v", err)
 	}
 	down, _ := rest.NewClient("http://127.0.0.1:1", "admin")
-	if err := down.Ping(ctx); portalstore.ErrorCode(err) != portalstore.EINTERNAL {
+	if err := down.Ping(ctx); keylens.ErrorCode(err) != keylens.EINTERNAL {
 		t.Errorf("unreachable portal: %v", err)
 	}
 	for _, bad := range []string{"", "ftp://x", "localhost:3000", "http://"} {

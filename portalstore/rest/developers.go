@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // PageSize is Tyk's page size for portal lists.
@@ -23,7 +23,7 @@ func page(r *http.Request) (int, error) {
 	}
 	p, err := strconv.Atoi(v)
 	if err != nil {
-		return 0, portalstore.Errorf(portalstore.EINVALID, "p must be a whole number")
+		return 0, keylens.Errorf(keylens.EINVALID, "p must be a whole number")
 	}
 	return max(p, 0), nil
 }
@@ -51,10 +51,10 @@ func (s *Server) listDevelopers(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query().Get("q")
 	if strings.ContainsFunc(q, unicode.IsControl) {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "q must not contain control characters"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "q must not contain control characters"))
 		return
 	}
-	filter := portalstore.DeveloperFilter{EmailContains: q}
+	filter := keylens.DeveloperFilter{EmailContains: q}
 	if p > 0 {
 		filter.Offset, filter.Limit = pageOffset(p), PageSize
 	}
@@ -63,7 +63,7 @@ func (s *Server) listDevelopers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[*portalstore.Developer]{Data: devs, Pages: pages(total)})
+	writeJSON(w, http.StatusOK, list[*keylens.Developer]{Data: devs, Pages: pages(total)})
 }
 
 // GET /api/portal/developers/{id}
@@ -88,7 +88,7 @@ func (s *Server) getDeveloperPair(w http.ResponseWriter, r *http.Request) {
 	case b == "usage":
 		s.developerUsage(w, r, a)
 	default:
-		s.writeError(w, r, portalstore.Errorf(portalstore.ENOTFOUND, "Not found"))
+		s.writeError(w, r, keylens.Errorf(keylens.ENOTFOUND, "Not found"))
 	}
 }
 
@@ -103,7 +103,7 @@ func (s *Server) getDeveloperByEmail(w http.ResponseWriter, r *http.Request, ema
 
 // POST /api/portal/developers → Message: the new developer's id.
 func (s *Server) createDeveloper(w http.ResponseWriter, r *http.Request) {
-	var d portalstore.Developer
+	var d keylens.Developer
 	if err := decode(w, r, &d); err != nil {
 		s.writeDecodeError(w, r, err)
 		return
@@ -118,7 +118,7 @@ func (s *Server) createDeveloper(w http.ResponseWriter, r *http.Request) {
 // PUT /api/portal/developers/{id}: a full replacement (see
 // DeveloperService.UpdateDeveloper for what an omitted member keeps).
 func (s *Server) updateDeveloper(w http.ResponseWriter, r *http.Request) {
-	var d portalstore.Developer
+	var d keylens.Developer
 	if err := decode(w, r, &d); err != nil {
 		s.writeDecodeError(w, r, err)
 		return
@@ -155,11 +155,11 @@ func (s *Server) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password)
-	switch portalstore.ErrorCode(err) {
+	switch keylens.ErrorCode(err) {
 	case "":
 		s.SignInLimits.PerAccount.Succeed(account)
 		writeOK(w, "Credentials verified")
-	case portalstore.EUNAUTHORIZED:
+	case keylens.EUNAUTHORIZED:
 		s.SignInLimits.PerAccount.Fail(account)
 		s.SignInLimits.PerClient.Fail(client)
 		s.writeError(w, r, err)
@@ -180,7 +180,7 @@ func (s *Server) refuseGuessing(w http.ResponseWriter, r *http.Request, account,
 	}
 	secs := int(math.Ceil(left.Seconds()))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	s.writeError(w, r, portalstore.Errorf(portalstore.ELIMITED, "Too many failed attempts: retry in %d seconds", secs))
+	s.writeError(w, r, keylens.Errorf(keylens.ELIMITED, "Too many failed attempts: retry in %d seconds", secs))
 	return true
 }
 
@@ -206,8 +206,8 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Developers.SetPassword(r.Context(), r.PathValue("id"), in.Password); err != nil {
-		if code := portalstore.ErrorCode(err); code == portalstore.EINVALID || code == portalstore.ENOTFOUND {
-			writeJSON(w, portalstore.HTTPStatus(code), envelope{Status: "Error", Message: "Developer password validation failed."})
+		if code := keylens.ErrorCode(err); code == keylens.EINVALID || code == keylens.ENOTFOUND {
+			writeJSON(w, keylens.HTTPStatus(code), envelope{Status: "Error", Message: "Developer password validation failed."})
 			return
 		}
 		s.writeError(w, r, err)

@@ -3,17 +3,17 @@ package rest
 import (
 	"net/http"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // keyRequestBody is what the developer-key routes read.
 type keyRequestBody struct {
-	ApplyPolicies []string              `json:"apply_policies"`
-	PolicyID      string                `json:"policy_id"` // deprecated subscriptions route
-	Fields        map[string]any        `json:"fields"`
-	OAuthInfo     portalstore.OAuthInfo `json:"oauth_info"`
-	JWTSecret     string                `json:"jwt_secret"`
-	Certificate   string                `json:"certificate"`
+	ApplyPolicies []string          `json:"apply_policies"`
+	PolicyID      string            `json:"policy_id"` // deprecated subscriptions route
+	Fields        map[string]any    `json:"fields"`
+	OAuthInfo     keylens.OAuthInfo `json:"oauth_info"`
+	JWTSecret     string            `json:"jwt_secret"`
+	Certificate   string            `json:"certificate"`
 }
 
 // issueKey files and approves a request for developer devID; it serves
@@ -24,7 +24,7 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, devID string) 
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	kr := &portalstore.KeyRequest{ApplyPolicies: in.ApplyPolicies, ForPlan: in.PolicyID, Fields: in.Fields,
+	kr := &keylens.KeyRequest{ApplyPolicies: in.ApplyPolicies, ForPlan: in.PolicyID, Fields: in.Fields,
 		OAuthInfo: in.OAuthInfo, JWTSecret: in.JWTSecret, Certificate: in.Certificate}
 	a, err := s.Keys.IssueKey(r.Context(), devID, kr)
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Server) setKeyPolicyDeprecated(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, keyID string, policies []string) {
-	if err := s.Keys.SetKeyPolicies(r.Context(), devID, portalstore.KeyHashOf(keyID), policies); err != nil {
+	if err := s.Keys.SetKeyPolicies(r.Context(), devID, keylens.KeyHashOf(keyID), policies); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -59,7 +59,7 @@ func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, k
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID string) {
-	if err := s.Keys.RevokeKey(r.Context(), devID, portalstore.KeyHashOf(keyID)); err != nil {
+	if err := s.Keys.RevokeKey(r.Context(), devID, keylens.KeyHashOf(keyID)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -67,7 +67,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID 
 }
 
 func (s *Server) resetQuota(w http.ResponseWriter, r *http.Request, devID, keyID string) {
-	if err := s.Keys.ResetKeyQuota(r.Context(), devID, portalstore.KeyHashOf(keyID)); err != nil {
+	if err := s.Keys.ResetKeyQuota(r.Context(), devID, keylens.KeyHashOf(keyID)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // api is a test's view of the in-process API: each call checks its status
@@ -215,7 +215,7 @@ func TestActivityAndKeylensHandlers(t *testing.T) {
 	a.ok("PUT", "/api/portal/catalogue", `{"apis":[{"name":"Pay","policy_id":"pol","api_id":"api"}]}`)
 	dev := a.ok("POST", "/api/portal/developers", `{"email":"ada@example.com"}`)
 	raw := a.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol"]}`, 200)["RawKey"].(string)
-	key := portalstore.KeyHashOf(raw)
+	key := keylens.KeyHashOf(raw)
 
 	const hour = "494530" // 1 June 2026, 10:00 UTC
 	hits := `{"batches":[{"batch_id":"b1","deltas":[{"key_id":"` + key + `","api_id":"api","hour":` + hour + `,"code":200,"hits":3,"success":3},` +

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // keylens's own routes, under /api/keylens/, serve sidecars that run
@@ -19,19 +19,19 @@ import (
 // the owner's other keys or OAuth client secrets. Only the admin key can
 // read it, as only it can mint keys.
 type credentialRecord struct {
-	Key   keyRecord                   `json:"key"`
-	Owner portalstore.CredentialOwner `json:"owner"`
-	Token *portalstore.TokenGrant     `json:"token,omitempty"`
+	Key   keyRecord               `json:"key"`
+	Owner keylens.CredentialOwner `json:"owner"`
+	Token *keylens.TokenGrant     `json:"token,omitempty"`
 }
 
 type keyRecord struct {
-	*portalstore.Key
+	*keylens.Key
 	BasicPasswordHash string `json:"basic_password_hash,omitempty"`
 	JWTSecret         string `json:"jwt_secret,omitempty"`
 	JWTPublicKey      string `json:"jwt_public_key,omitempty"`
 }
 
-func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *portalstore.Credential, err error) {
+func (s *Server) writeCredential(w http.ResponseWriter, r *http.Request, c *keylens.Credential, err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -53,11 +53,11 @@ func (s *Server) getCredential(w http.ResponseWriter, r *http.Request) {
 func (s *Server) findCredential(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	user, token := q.Get("basic_username"), q.Get("token_hash")
-	var c *portalstore.Credential
+	var c *keylens.Credential
 	var err error
 	switch {
 	case (user == "") == (token == ""):
-		err = portalstore.Errorf(portalstore.EINVALID, "basic_username or token_hash is required, not both")
+		err = keylens.Errorf(keylens.EINVALID, "basic_username or token_hash is required, not both")
 	case user != "":
 		c, err = s.Credentials.ResolveBasicUser(r.Context(), user)
 	default:
@@ -95,8 +95,8 @@ const maxHitsBody = 16 << 20
 // been applied before under the same id.
 func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Batches []portalstore.HitBatch `json:"batches"`
-		portalstore.HitBatch
+		Batches []keylens.HitBatch `json:"batches"`
+		keylens.HitBatch
 	}
 	if err := decodeLimit(w, r, &in, maxHitsBody); err != nil {
 		s.writeDecodeError(w, r, err)
@@ -104,16 +104,16 @@ func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case in.Batches == nil && in.Series == nil:
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "give batches, or one batch_id with its deltas"))
 		return
 	case in.Batches == nil:
-		in.Batches = []portalstore.HitBatch{in.HitBatch}
+		in.Batches = []keylens.HitBatch{in.HitBatch}
 	case in.ID != "" || in.Series != nil:
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "give batches, or one batch_id with its deltas, not both"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "give batches, or one batch_id with its deltas, not both"))
 		return
 	}
 	if len(in.Batches) > maxHitBatches {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "at most %d batches a request", maxHitBatches))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "at most %d batches a request", maxHitBatches))
 		return
 	}
 	applied, err := s.HitWriter.AddHits(r.Context(), in.Batches)
@@ -130,7 +130,7 @@ type hitsApplied struct {
 
 // changesResponse is one long-poll answer of the change feed.
 type changesResponse struct {
-	Changes []portalstore.Change `json:"changes"`
+	Changes []keylens.Change `json:"changes"`
 	// Last is the position to ask from next time.
 	Last int64 `json:"last"`
 	// Reset tells the reader that changes it never saw were pruned: it
@@ -150,20 +150,20 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) {
 		after, err = 0, nil
 	}
 	if err != nil || after < 0 {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "after must be a sequence number"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "after must be a sequence number"))
 		return
 	}
 	limit := 1000
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 10000 {
-			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "limit must be 1 to 10000"))
+			s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "limit must be 1 to 10000"))
 			return
 		}
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
 		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
-			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "wait must be a duration such as 25s"))
+			s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "wait must be a duration such as 25s"))
 			return
 		}
 		wait = min(wait, maxChangeWait)

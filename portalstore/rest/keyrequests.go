@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // GET /api/portal/requests?p=N&approved=true|false
@@ -14,11 +14,11 @@ func (s *Server) listKeyRequests(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var f portalstore.KeyRequestFilter
+	var f keylens.KeyRequestFilter
 	if v := r.URL.Query().Get("approved"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "approved must be true or false"))
+			s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "approved must be true or false"))
 			return
 		}
 		f.Approved = &b
@@ -31,7 +31,7 @@ func (s *Server) listKeyRequests(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list[*portalstore.KeyRequest]{Data: reqs, Pages: pages(total)})
+	writeJSON(w, http.StatusOK, list[*keylens.KeyRequest]{Data: reqs, Pages: pages(total)})
 }
 
 // GET /api/portal/requests/{id}
@@ -46,7 +46,7 @@ func (s *Server) getKeyRequest(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/portal/requests → Message: the new request's id.
 func (s *Server) createKeyRequest(w http.ResponseWriter, r *http.Request) {
-	var kr portalstore.KeyRequest
+	var kr keylens.KeyRequest
 	if err := decode(w, r, &kr); err != nil {
 		s.writeDecodeError(w, r, err)
 		return
@@ -60,7 +60,7 @@ func (s *Server) createKeyRequest(w http.ResponseWriter, r *http.Request) {
 
 // PUT (and Tyk's UPDATE) /api/portal/requests/{id} → Message: the id.
 func (s *Server) updateKeyRequest(w http.ResponseWriter, r *http.Request) {
-	var kr portalstore.KeyRequest
+	var kr keylens.KeyRequest
 	if err := decode(w, r, &kr); err != nil {
 		s.writeDecodeError(w, r, err)
 		return

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // OAuth access tokens: the seed's two revocations (admin key), and the
@@ -21,7 +21,7 @@ const maxClientIDLength = 512
 
 func checkClientID(id string) error {
 	if id == "" || len(id) > maxClientIDLength {
-		return portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+		return keylens.Errorf(keylens.ENOTFOUND, "OAuth client not found")
 	}
 	return nil
 }
@@ -38,7 +38,7 @@ func (s *Server) revokeOAuthToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Token == "" || len(in.Token) > maxTokenLength {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "token is required (at most %d characters)", maxTokenLength))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "token is required (at most %d characters)", maxTokenLength))
 		return
 	}
 	id := r.PathValue("id")
@@ -64,7 +64,7 @@ func (s *Server) revokeAllOAuthTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.ClientSecret == "" {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "client_secret is required"))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "client_secret is required"))
 		return
 	}
 	id := r.PathValue("id")
@@ -101,10 +101,10 @@ func (s *Server) issueOAuthToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.TTLSeconds < 1 || in.TTLSeconds > int64(maxTokenTTL/time.Second) {
-		s.writeError(w, r, portalstore.Errorf(portalstore.EINVALID, "ttl_seconds must be 1 to %d", int64(maxTokenTTL/time.Second)))
+		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "ttl_seconds must be 1 to %d", int64(maxTokenTTL/time.Second)))
 		return
 	}
-	g, err := s.Tokens.IssueToken(r.Context(), portalstore.ClientCredentials{ID: in.ClientID, Secret: in.ClientSecret},
+	g, err := s.Tokens.IssueToken(r.Context(), keylens.ClientCredentials{ID: in.ClientID, Secret: in.ClientSecret},
 		in.TokenHash, time.Duration(in.TTLSeconds)*time.Second)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -121,7 +121,7 @@ func (s *Server) revokeClientToken(w http.ResponseWriter, r *http.Request) {
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	if err := s.Tokens.RevokeClientToken(r.Context(), portalstore.ClientCredentials{ID: in.ClientID, Secret: in.ClientSecret}, in.TokenHash); err != nil {
+	if err := s.Tokens.RevokeClientToken(r.Context(), keylens.ClientCredentials{ID: in.ClientID, Secret: in.ClientSecret}, in.TokenHash); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

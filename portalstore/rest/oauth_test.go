@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // The seed's two revocations, verbatim, at the seed's path and beside the
@@ -17,20 +17,20 @@ import (
 func TestSeedTokenRevocations(t *testing.T) {
 	ctx := context.Background()
 	db, _, srv := newPortal(t)
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "p", AuthType: portalstore.AuthOAuth}}}); err != nil {
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "p", AuthType: keylens.AuthOAuth}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "ada@example.com"}
+	d := &keylens.Developer{Email: "ada@example.com"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	a, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"p"}})
+	a, err := db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"p"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := portalstore.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
+	client := keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 	issue := func() (string, string) {
-		token, hash := portalstore.NewAccessToken()
+		token, hash := keylens.NewAccessToken()
 		if _, err := db.IssueToken(ctx, client, hash, time.Hour); err != nil {
 			t.Fatal(err)
 		}

@@ -20,9 +20,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/docs"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // MaxBodyBytes bounds every request body; larger bodies answer 413.
@@ -30,23 +30,23 @@ const MaxBodyBytes = 1 << 20
 
 // Config is what the API serves and how.
 type Config struct {
-	Developers  portalstore.DeveloperService
-	Catalogue   portalstore.CatalogueService
-	Keys        portalstore.KeyService
-	Changes     portalstore.ChangeService
-	Credentials portalstore.CredentialService
-	Hits        portalstore.HitService
+	Developers  keylens.DeveloperService
+	Catalogue   keylens.CatalogueService
+	Keys        keylens.KeyService
+	Changes     keylens.ChangeService
+	Credentials keylens.CredentialService
+	Hits        keylens.HitService
 	// Tokens issues and revokes OAuth access tokens for sidecars that
 	// run against this API; TokenAdmin revokes them as the admin.
-	Tokens     portalstore.TokenService
-	TokenAdmin portalstore.TokenAdminService
+	Tokens     keylens.TokenService
+	TokenAdmin keylens.TokenAdminService
 	// Revoker performs the seed's two token revocations; default
 	// LocalRevoker over TokenAdmin.
-	Revoker portalstore.TokenRevoker
+	Revoker keylens.TokenRevoker
 	// HitWriter, when set, takes hit batches instead of Hits: a
 	// committer that groups them into fewer transactions.
 	HitWriter interface {
-		AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error)
+		AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
 	}
 	// AdminKeyHash is the SHA-256 of the admin key that requests must
 	// present in Authorization.
@@ -93,7 +93,7 @@ func NewServer(c Config) (*Server, error) {
 		c.HitWriter = c.Hits
 	}
 	if c.Revoker == nil {
-		c.Revoker = portalstore.LocalRevoker{Store: c.TokenAdmin}
+		c.Revoker = keylens.LocalRevoker{Store: c.TokenAdmin}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -220,18 +220,18 @@ type list[T any] struct {
 // writeError answers err in the envelope. Only internal errors are logged:
 // the rest are the client's, and their message says what went wrong.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := portalstore.ErrorCode(err)
+	code := keylens.ErrorCode(err)
 	switch code {
-	case portalstore.EINTERNAL:
+	case keylens.EINTERNAL:
 		s.Logger.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
-	case portalstore.EFULL:
+	case keylens.EFULL:
 		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
-	status := portalstore.HTTPStatus(code)
+	status := keylens.HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, envelope{Status: "Error", Message: portalstore.ErrorMessage(err)})
+	writeJSON(w, status, envelope{Status: "Error", Message: keylens.ErrorMessage(err)})
 }
 
 func writeOK(w http.ResponseWriter, message string) {
@@ -252,7 +252,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // errMalformed is Tyk's answer to a body that does not parse.
-var errMalformed = portalstore.Errorf(portalstore.EINVALID, "Request body malformed")
+var errMalformed = keylens.Errorf(keylens.EINVALID, "Request body malformed")
 
 // errTooLarge answers 413; it is not a domain error, so it has its own path.
 var errTooLarge = errors.New("request body too large")
@@ -277,7 +277,7 @@ func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64, req
 		return errMalformed
 	}
 	if !utf8.Valid(body) {
-		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: not valid UTF-8")
+		return keylens.Errorf(keylens.EINVALID, "Request body malformed: not valid UTF-8")
 	}
 	if err := checkMembers(body, v, required); err != nil {
 		return err
@@ -292,14 +292,14 @@ func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64, req
 		}
 	}
 	var typeErr *json.UnmarshalTypeError
-	var domainErr *portalstore.Error
+	var domainErr *keylens.Error
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &domainErr):
 		return err
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: %s must be %s", typeErr.Field, jsonKind(typeErr))
+		return keylens.Errorf(keylens.EINVALID, "Request body malformed: %s must be %s", typeErr.Field, jsonKind(typeErr))
 	default:
 		return errMalformed
 	}
@@ -314,11 +314,11 @@ func checkMembers(body []byte, v any, required []string) error {
 		return errMalformed // not an object: null, an array, a string, garbage
 	}
 	if top == nil {
-		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: a JSON object is required, not null")
+		return keylens.Errorf(keylens.EINVALID, "Request body malformed: a JSON object is required, not null")
 	}
 	for _, m := range required {
 		if raw, ok := top[m]; !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: %s is required", m)
+			return keylens.Errorf(keylens.EINVALID, "Request body malformed: %s is required", m)
 		}
 	}
 	known := knownMembers(reflect.TypeOf(v))
@@ -335,7 +335,7 @@ func checkMembers(body []byte, v any, required []string) error {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return portalstore.Errorf(portalstore.EINVALID, "Request body malformed: unknown member %s", strings.Join(unknown, ", "))
+		return keylens.Errorf(keylens.EINVALID, "Request body malformed: unknown member %s", strings.Join(unknown, ", "))
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ const notAuthorised = "Not authorised"
 
 // apiActor is who acts through the REST API: the admin key is its only
 // credential.
-var apiActor = portalstore.Actor{Name: portalstore.ActorAdminKey, Via: portalstore.ViaAPI}
+var apiActor = keylens.Actor{Name: keylens.ActorAdminKey, Via: keylens.ViaAPI}
 
 // requireAdmin lets through requests whose Authorization header carries the
 // admin key, raw as Tyk Dashboard clients send it or after "Bearer ".
@@ -458,7 +458,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			return
 		}
 		// Every change the request makes is recorded as the admin key's.
-		next.ServeHTTP(w, r.WithContext(portalstore.WithActor(r.Context(), apiActor)))
+		next.ServeHTTP(w, r.WithContext(keylens.WithActor(r.Context(), apiActor)))
 	})
 }
 
@@ -517,8 +517,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		if err := s.Health(r); err != nil {
 			s.Logger.Warn("health check failed", "err", err)
 			body := map[string]string{"status": "unavailable"}
-			if portalstore.ErrorCode(err) == portalstore.EFULL {
-				body = map[string]string{"status": "degraded", "reason": portalstore.ErrorMessage(err)}
+			if keylens.ErrorCode(err) == keylens.EFULL {
+				body = map[string]string{"status": "degraded", "reason": keylens.ErrorMessage(err)}
 			}
 			writeJSON(w, http.StatusServiceUnavailable, body)
 			return

@@ -7,21 +7,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 var (
-	_ portalstore.AdminService   = (*DB)(nil)
-	_ portalstore.SessionService = (*DB)(nil)
-	_ portalstore.AuditService   = (*DB)(nil)
+	_ keylens.AdminService   = (*DB)(nil)
+	_ keylens.SessionService = (*DB)(nil)
+	_ keylens.AuditService   = (*DB)(nil)
 )
 
 const adminColumns = `id, email, password_hash, disabled, date_created, last_login`
 
-var errAdminNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Admin not found")
+var errAdminNotFound = keylens.Errorf(keylens.ENOTFOUND, "Admin not found")
 
 // CreateAdmin validates and stores a new admin.
-func (db *DB) CreateAdmin(ctx context.Context, a *portalstore.Admin) error {
+func (db *DB) CreateAdmin(ctx context.Context, a *keylens.Admin) error {
 	if err := a.PrepareNew(db.Now()); err != nil {
 		return err
 	}
@@ -29,11 +29,11 @@ func (db *DB) CreateAdmin(ctx context.Context, a *portalstore.Admin) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO admins (`+adminColumns+`, email_lower) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Email, a.PasswordHash, a.Disabled, formatTime(a.DateCreated), formatTime(a.LastLogin), strings.ToLower(a.Email))
 		if isUniqueViolation(err) {
-			return portalstore.Errorf(portalstore.ECONFLICT, "An admin with this email already exists")
+			return keylens.Errorf(keylens.ECONFLICT, "An admin with this email already exists")
 		} else if err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditAdminCreated, portalstore.ObjectAdmin, a.ID, "", a.Email); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditAdminCreated, keylens.ObjectAdmin, a.ID, "", a.Email); err != nil {
 			return err
 		}
 		return nil
@@ -41,12 +41,12 @@ func (db *DB) CreateAdmin(ctx context.Context, a *portalstore.Admin) error {
 }
 
 // FindAdmins returns every admin, by email.
-func (db *DB) FindAdmins(ctx context.Context) ([]*portalstore.Admin, error) {
+func (db *DB) FindAdmins(ctx context.Context) ([]*keylens.Admin, error) {
 	return queryAdmins(ctx, db.rdb, `SELECT `+adminColumns+` FROM admins ORDER BY email_lower`)
 }
 
 // FindAdminByID returns the admin with id.
-func (db *DB) FindAdminByID(ctx context.Context, id string) (*portalstore.Admin, error) {
+func (db *DB) FindAdminByID(ctx context.Context, id string) (*keylens.Admin, error) {
 	as, err := queryAdmins(ctx, db.rdb, `SELECT `+adminColumns+` FROM admins WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
@@ -57,10 +57,10 @@ func (db *DB) FindAdminByID(ctx context.Context, id string) (*portalstore.Admin,
 	return as[0], nil
 }
 
-func queryAdmins(ctx context.Context, q querier, query string, args ...any) ([]*portalstore.Admin, error) {
-	out := []*portalstore.Admin{}
+func queryAdmins(ctx context.Context, q querier, query string, args ...any) ([]*keylens.Admin, error) {
+	out := []*keylens.Admin{}
 	err := eachRow(ctx, q, query, args, func(rows *sql.Rows) error {
-		var a portalstore.Admin
+		var a keylens.Admin
 		var created, last string
 		if err := rows.Scan(&a.ID, &a.Email, &a.PasswordHash, &a.Disabled, &created, &last); err != nil {
 			return err
@@ -91,14 +91,14 @@ func (db *DB) SetAdminDisabled(ctx context.Context, id string, disabled bool) er
 		if _, err := tx.ExecContext(ctx, `UPDATE admins SET disabled = ? WHERE id = ?`, disabled, id); err != nil {
 			return err
 		}
-		action := portalstore.AuditAdminEnabled
+		action := keylens.AuditAdminEnabled
 		if disabled {
-			action = portalstore.AuditAdminDisabled
+			action = keylens.AuditAdminDisabled
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE admin_id = ?`, id); err != nil {
 				return err
 			}
 		}
-		if err := recordAudit(ctx, tx, action, portalstore.ObjectAdmin, id, "", email); err != nil {
+		if err := recordAudit(ctx, tx, action, keylens.ObjectAdmin, id, "", email); err != nil {
 			return err
 		}
 		return nil
@@ -121,7 +121,7 @@ func (db *DB) DeleteAdmin(ctx context.Context, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM admins WHERE id = ?`, id); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditAdminDeleted, portalstore.ObjectAdmin, id, "", email); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditAdminDeleted, keylens.ObjectAdmin, id, "", email); err != nil {
 			return err
 		}
 		return nil
@@ -129,18 +129,18 @@ func (db *DB) DeleteAdmin(ctx context.Context, id string) error {
 }
 
 // VerifyAdmin checks an admin's email and password.
-func (db *DB) VerifyAdmin(ctx context.Context, email, password string) (*portalstore.Admin, error) {
-	unauthorized := portalstore.Errorf(portalstore.EUNAUTHORIZED, "Invalid email or password")
+func (db *DB) VerifyAdmin(ctx context.Context, email, password string) (*keylens.Admin, error) {
+	unauthorized := keylens.Errorf(keylens.EUNAUTHORIZED, "Invalid email or password")
 	as, err := queryAdmins(ctx, db.rdb, `SELECT `+adminColumns+` FROM admins WHERE email_lower = ?`, strings.ToLower(strings.TrimSpace(email)))
 	if err != nil {
 		return nil, err
 	}
 	if len(as) == 0 {
-		portalstore.CheckPassword("", password) // the same cost as a real check
+		keylens.CheckPassword("", password) // the same cost as a real check
 		return nil, unauthorized
 	}
 	a := as[0]
-	if !portalstore.CheckPassword(a.PasswordHash, password) || a.Disabled {
+	if !keylens.CheckPassword(a.PasswordHash, password) || a.Disabled {
 		return nil, unauthorized
 	}
 	if a.LastLogin, a.PasswordHash, err = db.signedIn(ctx, "admins", "last_login", a.ID, a.PasswordHash, password); err != nil {
@@ -154,7 +154,7 @@ func (db *DB) VerifyAdmin(ctx context.Context, email, password string) (*portals
 // recordAudit records a change inside the transaction that makes it, with
 // the actor the context carries.
 func recordAudit(ctx context.Context, tx *Tx, action, objectType, objectID, developerID, detail string) error {
-	e := portalstore.NewAuditEntry(ctx, tx.now, action, objectType, objectID, developerID, detail)
+	e := keylens.NewAuditEntry(ctx, tx.now, action, objectType, objectID, developerID, detail)
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, actor_id, via, action, object_type, object_id, developer_id, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Time.Format(changeTimeLayout), e.Actor, e.ActorID, e.Via, e.Action,
 		e.ObjectType, e.ObjectID, e.DeveloperID, e.Detail)
@@ -162,7 +162,7 @@ func recordAudit(ctx context.Context, tx *Tx, action, objectType, objectID, deve
 }
 
 // FindAudit returns a page of the audit trail, newest first.
-func (db *DB) FindAudit(ctx context.Context, f portalstore.AuditFilter) ([]portalstore.AuditEntry, int, error) {
+func (db *DB) FindAudit(ctx context.Context, f keylens.AuditFilter) ([]keylens.AuditEntry, int, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -183,9 +183,9 @@ func (db *DB) FindAudit(ctx context.Context, f portalstore.AuditFilter) ([]porta
 		query += ` LIMIT ? OFFSET ?`
 		args = append(args, f.Limit, max(f.Offset, 0))
 	}
-	out := []portalstore.AuditEntry{}
+	out := []keylens.AuditEntry{}
 	err = eachRow(ctx, tx, query, args, func(rows *sql.Rows) error {
-		var e portalstore.AuditEntry
+		var e keylens.AuditEntry
 		var at string
 		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.ActorID, &e.Via, &e.Action, &e.ObjectType, &e.ObjectID, &e.DeveloperID, &e.Detail,
 			&e.DeveloperEmail); err != nil {

@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 const settingPortalConfig = "portal_config"
 
 // Catalogue returns the stored catalogue, or an empty one for the portal's
 // org when none was stored.
-func (db *DB) Catalogue(ctx context.Context) (*portalstore.Catalogue, error) {
+func (db *DB) Catalogue(ctx context.Context) (*keylens.Catalogue, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -22,16 +22,16 @@ func (db *DB) Catalogue(ctx context.Context) (*portalstore.Catalogue, error) {
 	return loadCatalogue(ctx, tx)
 }
 
-func loadCatalogue(ctx context.Context, tx *Tx) (*portalstore.Catalogue, error) {
-	var c portalstore.Catalogue
+func loadCatalogue(ctx context.Context, tx *Tx) (*keylens.Catalogue, error) {
+	var c keylens.Catalogue
 	var apis string
 	err := tx.QueryRowContext(ctx, `SELECT id, org_id, apis FROM catalogue LIMIT 1`).Scan(&c.ID, &c.OrgID, &apis)
 	if errors.Is(err, sql.ErrNoRows) {
 		var org string
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, portalstore.SettingOrgID).Scan(&org); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, keylens.SettingOrgID).Scan(&org); err != nil {
 			return nil, err
 		}
-		return &portalstore.Catalogue{OrgID: org, APIs: []portalstore.CatalogueEntry{}}, nil
+		return &keylens.Catalogue{OrgID: org, APIs: []keylens.CatalogueEntry{}}, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func loadCatalogue(ctx context.Context, tx *Tx) (*portalstore.Catalogue, error) 
 
 // PutCatalogue replaces the catalogue, keeping its id (one is assigned the
 // first time) and filling org_id with the portal's org when empty.
-func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error {
+func (db *DB) PutCatalogue(ctx context.Context, c *keylens.Catalogue) error {
 	c.Normalize()
 	if err := c.Validate(); err != nil {
 		return err
@@ -57,7 +57,7 @@ func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error 
 		if cur.ID != "" {
 			c.ID = cur.ID
 		} else if c.ID == "" {
-			c.ID = portalstore.NewObjectID(tx.now)
+			c.ID = keylens.NewObjectID(tx.now)
 		}
 		if c.OrgID == "" {
 			if c.OrgID, err = orgID(ctx, tx); err != nil {
@@ -74,7 +74,7 @@ func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error 
 		if _, err := tx.ExecContext(ctx, `INSERT INTO catalogue (id, org_id, apis) VALUES (?, ?, ?)`, c.ID, c.OrgID, string(apis)); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditCatalogueUpdated, portalstore.ObjectCatalogue, c.ID, "", portalstore.CatalogueChanges(cur, c)); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditCatalogueUpdated, keylens.ObjectCatalogue, c.ID, "", keylens.CatalogueChanges(cur, c)); err != nil {
 			return err
 		}
 		return nil
@@ -82,7 +82,7 @@ func (db *DB) PutCatalogue(ctx context.Context, c *portalstore.Catalogue) error 
 }
 
 // PortalConfig returns the stored configuration, or the defaults.
-func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, error) {
+func (db *DB) PortalConfig(ctx context.Context) (*keylens.PortalConfig, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -91,19 +91,19 @@ func (db *DB) PortalConfig(ctx context.Context) (*portalstore.PortalConfig, erro
 	return loadPortalConfig(ctx, tx)
 }
 
-func loadPortalConfig(ctx context.Context, tx *Tx) (*portalstore.PortalConfig, error) {
+func loadPortalConfig(ctx context.Context, tx *Tx) (*keylens.PortalConfig, error) {
 	var raw string
 	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, settingPortalConfig).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		var org string
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, portalstore.SettingOrgID).Scan(&org); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM settings WHERE name = ?), '')`, keylens.SettingOrgID).Scan(&org); err != nil {
 			return nil, err
 		}
-		return &portalstore.PortalConfig{OrgID: org}, nil
+		return &keylens.PortalConfig{OrgID: org}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	var p portalstore.PortalConfig
+	var p keylens.PortalConfig
 	if err := json.Unmarshal([]byte(raw), &p); err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func loadPortalConfig(ctx context.Context, tx *Tx) (*portalstore.PortalConfig, e
 }
 
 // PutPortalConfig replaces the configuration.
-func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) error {
+func (db *DB) PutPortalConfig(ctx context.Context, p *keylens.PortalConfig) error {
 	return db.write(ctx, func(tx *Tx) error {
 		cur, err := loadPortalConfig(ctx, tx)
 		if err != nil {
@@ -120,7 +120,7 @@ func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) 
 		// The id is the store's: whatever a client sends is replaced.
 		p.ID = cur.ID
 		if p.ID == "" {
-			p.ID = portalstore.NewObjectID(tx.now)
+			p.ID = keylens.NewObjectID(tx.now)
 		}
 		if p.OrgID == "" {
 			if p.OrgID, err = orgID(ctx, tx); err != nil {
@@ -132,13 +132,13 @@ func (db *DB) PutPortalConfig(ctx context.Context, p *portalstore.PortalConfig) 
 			return err
 		}
 		if len(b) > 256<<10 {
-			return portalstore.Errorf(portalstore.EINVALID, "The portal configuration is limited to 256 KiB")
+			return keylens.Errorf(keylens.EINVALID, "The portal configuration is limited to 256 KiB")
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
 			settingPortalConfig, string(b)); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditConfigUpdated, portalstore.ObjectConfiguration, p.ID, "", portalstore.ConfigChanges(cur, p)); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditConfigUpdated, keylens.ObjectConfiguration, p.ID, "", keylens.ConfigChanges(cur, p)); err != nil {
 			return err
 		}
 		return nil

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // changePollInterval is how often a waiting reader looks at the table even
@@ -51,7 +51,7 @@ func recordChange(ctx context.Context, tx *Tx, kind, developerID, keyHash, clien
 }
 
 // ChangesSince returns changes with seq > after, oldest first.
-func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]portalstore.Change, bool, error) {
+func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]keylens.Change, bool, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
@@ -71,9 +71,9 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]porta
 		return nil, false, err
 	}
 	defer rows.Close()
-	out := []portalstore.Change{}
+	out := []keylens.Change{}
 	for rows.Next() {
-		var c portalstore.Change
+		var c keylens.Change
 		var at string
 		if err := rows.Scan(&c.Seq, &at, &c.Kind, &c.DeveloperID, &c.KeyHash, &c.ClientID); err != nil {
 			return nil, false, err
@@ -87,7 +87,7 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]porta
 }
 
 // WaitForChanges waits up to wait for a change after `after`.
-func (db *DB) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]portalstore.Change, bool, error) {
+func (db *DB) WaitForChanges(ctx context.Context, after int64, limit int, wait time.Duration) ([]keylens.Change, bool, error) {
 	db.startListening()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()

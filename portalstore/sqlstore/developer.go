@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // querier is what *sql.DB and *sql.Tx have in common for reading.
@@ -25,7 +25,7 @@ const developerColumns = `id, org_id, email, date_created, inactive, fields, non
 	password_hash, password_history, password_max_days, password_updated, last_login_date`
 
 // FindDeveloperByID returns the developer with id; ENOTFOUND if none.
-func (db *DB) FindDeveloperByID(ctx context.Context, id string) (*portalstore.Developer, error) {
+func (db *DB) FindDeveloperByID(ctx context.Context, id string) (*keylens.Developer, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -35,7 +35,7 @@ func (db *DB) FindDeveloperByID(ctx context.Context, id string) (*portalstore.De
 }
 
 // FindDeveloperByEmail returns the developer with email, ignoring case.
-func (db *DB) FindDeveloperByEmail(ctx context.Context, email string) (*portalstore.Developer, error) {
+func (db *DB) FindDeveloperByEmail(ctx context.Context, email string) (*keylens.Developer, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (db *DB) FindDeveloperByEmail(ctx context.Context, email string) (*portalst
 }
 
 // FindDevelopers returns a page of developers, ordered by id, and the total.
-func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter) ([]*portalstore.Developer, int, error) {
+func (db *DB) FindDevelopers(ctx context.Context, f keylens.DeveloperFilter) ([]*keylens.Developer, int, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -82,7 +82,7 @@ func (db *DB) FindDevelopers(ctx context.Context, f portalstore.DeveloperFilter)
 // order instead would read every developer to find a handful, after a
 // second scan to count them. ok is false when more than selectiveSearch
 // match: walking the id order then finds a page sooner.
-func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f portalstore.DeveloperFilter) (devs []*portalstore.Developer, total int, ok bool, err error) {
+func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f keylens.DeveloperFilter) (devs []*keylens.Developer, total int, ok bool, err error) {
 	var rowids []any
 	scanArgs := append(append([]any{}, args...), selectiveSearch+1)
 	if err := eachRow(ctx, tx, `SELECT rowid FROM developers WHERE `+where+` LIMIT ?`, scanArgs, func(rows *sql.Rows) error {
@@ -97,7 +97,7 @@ func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f 
 		return nil, 0, false, nil
 	}
 	if len(rowids) == 0 {
-		return []*portalstore.Developer{}, 0, true, nil
+		return []*keylens.Developer{}, 0, true, nil
 	}
 	total = len(rowids)
 	query := `SELECT ` + developerColumns + ` FROM developers WHERE rowid IN (` + placeholders(total) + `) ORDER BY id`
@@ -114,7 +114,7 @@ func findFewDevelopers(ctx context.Context, tx *Tx, where string, args []any, f 
 const selectiveSearch = 2000
 
 // CreateDeveloper validates and stores d.
-func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) error {
+func (db *DB) CreateDeveloper(ctx context.Context, d *keylens.Developer) error {
 	if err := d.PrepareNew(db.Now()); err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (db *DB) CreateDeveloper(ctx context.Context, d *portalstore.Developer) err
 
 // CreateDevelopers stores many developers in one transaction, for imports
 // and benchmarks: all of them, or none on the first error.
-func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Developer) error {
+func (db *DB) CreateDevelopers(ctx context.Context, devs []*keylens.Developer) error {
 	for _, d := range devs {
 		if err := d.PrepareNew(db.Now()); err != nil {
 			return fmt.Errorf("%s: %w", d.Email, err)
@@ -144,13 +144,13 @@ func (db *DB) CreateDevelopers(ctx context.Context, devs []*portalstore.Develope
 	})
 }
 
-func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
+func createDeveloper(ctx context.Context, tx *Tx, d *keylens.Developer) error {
 	if d.ID == "" {
-		d.ID = portalstore.NewObjectID(tx.now)
+		d.ID = keylens.NewObjectID(tx.now)
 	} else if exists, err := developerExists(ctx, tx, d.ID); err != nil {
 		return err
 	} else if exists {
-		return portalstore.Errorf(portalstore.ECONFLICT, "Developer %s already exists", d.ID)
+		return keylens.Errorf(keylens.ECONFLICT, "Developer %s already exists", d.ID)
 	}
 	if d.DateCreated.IsZero() {
 		d.DateCreated = tx.now
@@ -175,18 +175,18 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 		d.PasswordHash, history, d.PasswordMaxDays, formatTime(d.PasswordUpdated), formatTime(d.LastLoginDate),
 		strings.ToLower(d.Email))
 	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+		return keylens.Errorf(keylens.ECONFLICT, "A developer with this email already exists")
 	} else if err != nil {
 		return err
 	}
-	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, d.ID, "", ""); err != nil {
+	if err := recordChange(ctx, tx, keylens.ChangeDeveloper, d.ID, "", ""); err != nil {
 		return err
 	}
-	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperCreated, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email); err != nil {
+	if err := recordAudit(ctx, tx, keylens.AuditDeveloperCreated, keylens.ObjectDeveloper, d.ID, d.ID, d.Email); err != nil {
 		return err
 	}
 	for _, hash := range slices.Sorted(maps.Keys(d.Keys)) {
-		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
+		if err := insertKey(ctx, tx, &keylens.Key{Hash: hash, DeveloperID: d.ID, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
 			return err
 		}
 	}
@@ -194,9 +194,9 @@ func createDeveloper(ctx context.Context, tx *Tx, d *portalstore.Developer) erro
 }
 
 // UpdateDeveloper replaces developer id with d (see the interface contract).
-func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Developer) error {
+func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *keylens.Developer) error {
 	if d.ID != "" && d.ID != id {
-		return portalstore.Errorf(portalstore.EINVALID, "Developer id in the body does not match the URL")
+		return keylens.Errorf(keylens.EINVALID, "Developer id in the body does not match the URL")
 	}
 	d.ID = id
 	if err := d.PrepareUpdate(db.Now()); err != nil {
@@ -215,11 +215,11 @@ func (db *DB) UpdateDeveloper(ctx context.Context, id string, d *portalstore.Dev
 }
 
 // PatchDeveloper changes the members p names, in one transaction.
-func (db *DB) PatchDeveloper(ctx context.Context, id string, p portalstore.DeveloperPatch) (*portalstore.Developer, error) {
+func (db *DB) PatchDeveloper(ctx context.Context, id string, p keylens.DeveloperPatch) (*keylens.Developer, error) {
 	// A new password is hashed before the transaction: bcrypt is slow.
 	hash := ""
 	if p.Password != "" {
-		h, err := portalstore.HashPassword(p.Password)
+		h, err := keylens.HashPassword(p.Password)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func (db *DB) PatchDeveloper(ctx context.Context, id string, p portalstore.Devel
 // updateDeveloper writes d, a prepared replacement of cur, inside tx: the
 // row, the key diff, subscriptions and OAuth clients, the change feed and
 // the audit trail.
-func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer) error {
+func updateDeveloper(ctx context.Context, tx *Tx, cur, d *keylens.Developer) error {
 	id := cur.ID
 	d.MergeUpdate(cur)
 	if err := checkEmailFree(ctx, tx, d.Email, id); err != nil {
@@ -267,25 +267,25 @@ func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer)
 		d.OrgID, d.Email, strings.ToLower(d.Email), formatTime(d.DateCreated), d.Inactive, fields, d.Nonce, d.SSOKey,
 		d.PasswordHash, history, d.PasswordMaxDays, formatTime(d.PasswordUpdated), formatTime(d.LastLoginDate), id)
 	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+		return keylens.Errorf(keylens.ECONFLICT, "A developer with this email already exists")
 	} else if err != nil {
 		return err
 	}
-	if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+	if err := recordChange(ctx, tx, keylens.ChangeDeveloper, id, "", ""); err != nil {
 		return err
 	}
-	if err := recordAudit(ctx, tx, portalstore.AuditDeveloperUpdated, portalstore.ObjectDeveloper, id, id,
-		portalstore.DeveloperChanges(cur, d)); err != nil {
+	if err := recordAudit(ctx, tx, keylens.AuditDeveloperUpdated, keylens.ObjectDeveloper, id, id,
+		keylens.DeveloperChanges(cur, d)); err != nil {
 		return err
 	}
-	diff := portalstore.DiffKeys(cur.Keys, d.Keys)
+	diff := keylens.DiffKeys(cur.Keys, d.Keys)
 	for _, hash := range diff.Removed {
 		if err := deleteKey(ctx, tx, id, hash); err != nil {
 			return err
 		}
 	}
 	for _, hash := range diff.Added {
-		if err := insertKey(ctx, tx, &portalstore.Key{Hash: hash, DeveloperID: id, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
+		if err := insertKey(ctx, tx, &keylens.Key{Hash: hash, DeveloperID: id, Policies: d.Keys[hash], DateCreated: tx.now}); err != nil {
 			return err
 		}
 	}
@@ -296,7 +296,7 @@ func updateDeveloper(ctx context.Context, tx *Tx, cur, d *portalstore.Developer)
 	}
 	for _, pol := range slices.Sorted(maps.Keys(cur.OAuthClients)) {
 		for _, c := range cur.OAuthClients[pol] {
-			if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, id, "", c.ClientID); err != nil {
+			if err := recordChange(ctx, tx, keylens.ChangeOAuthRemoved, id, "", c.ClientID); err != nil {
 				return err
 			}
 		}
@@ -347,21 +347,21 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 		if err := execOne(ctx, tx, errDeveloperNotFound, `DELETE FROM developers WHERE id = ?`, id); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditDeveloperDeleted, portalstore.ObjectDeveloper, id, id,
+		if err := recordAudit(ctx, tx, keylens.AuditDeveloperDeleted, keylens.ObjectDeveloper, id, id,
 			fmt.Sprintf("%s, with %d keys", email, len(hashes))); err != nil {
 			return err
 		}
 		for _, h := range hashes {
-			if err := recordChange(ctx, tx, portalstore.ChangeKeyRevoked, id, h, ""); err != nil {
+			if err := recordChange(ctx, tx, keylens.ChangeKeyRevoked, id, h, ""); err != nil {
 				return err
 			}
 		}
 		for _, c := range clients {
-			if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, id, "", c); err != nil {
+			if err := recordChange(ctx, tx, keylens.ChangeOAuthRemoved, id, "", c); err != nil {
 				return err
 			}
 		}
-		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, id, "", ""); err != nil {
+		if err := recordChange(ctx, tx, keylens.ChangeDeveloper, id, "", ""); err != nil {
 			return err
 		}
 		return nil
@@ -369,16 +369,16 @@ func (db *DB) DeleteDeveloper(ctx context.Context, id string) error {
 }
 
 // VerifyCredentials checks a developer's email and password.
-func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*portalstore.Developer, error) {
-	unauthorized := portalstore.Errorf(portalstore.EUNAUTHORIZED, "Invalid credentials")
+func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*keylens.Developer, error) {
+	unauthorized := keylens.Errorf(keylens.EUNAUTHORIZED, "Invalid credentials")
 	d, err := db.FindDeveloperByEmail(ctx, email)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		portalstore.CheckPassword("", password) // same cost as a real check
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
+		keylens.CheckPassword("", password) // same cost as a real check
 		return nil, unauthorized
 	} else if err != nil {
 		return nil, err
 	}
-	if !portalstore.CheckPassword(d.PasswordHash, password) || d.Inactive {
+	if !keylens.CheckPassword(d.PasswordHash, password) || d.Inactive {
 		return nil, unauthorized
 	}
 	if d.LastLoginDate, d.PasswordHash, err = db.signedIn(ctx, "developers", "last_login_date", d.ID, d.PasswordHash, password); err != nil {
@@ -394,8 +394,8 @@ func (db *DB) VerifyCredentials(ctx context.Context, email, password string) (*p
 // returns the time and the hash now stored.
 func (db *DB) signedIn(ctx context.Context, table, lastCol, id, hash, password string) (time.Time, string, error) {
 	rehash := ""
-	if portalstore.NeedsRehash(hash) {
-		if h, err := portalstore.HashPassword(password); err == nil {
+	if keylens.NeedsRehash(hash) {
+		if h, err := keylens.HashPassword(password); err == nil {
 			rehash = h // bcrypt before the transaction: it must not hold the write lock
 		}
 	}
@@ -418,11 +418,11 @@ func (db *DB) signedIn(ctx context.Context, table, lastCol, id, hash, password s
 
 // SetPassword replaces a developer's password.
 func (db *DB) SetPassword(ctx context.Context, id, password string) error {
-	d := &portalstore.Developer{Password: password}
+	d := &keylens.Developer{Password: password}
 	if password == "" {
-		return portalstore.Errorf(portalstore.EINVALID, "Password is required")
+		return keylens.Errorf(keylens.EINVALID, "Password is required")
 	}
-	h, err := portalstore.HashPassword(password)
+	h, err := keylens.HashPassword(password)
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,7 @@ func (db *DB) SetPassword(ctx context.Context, id, password string) error {
 		if err != nil {
 			return err
 		}
-		return writePassword(ctx, tx, cur, d.PasswordHash, portalstore.AuditDeveloperPassword)
+		return writePassword(ctx, tx, cur, d.PasswordHash, keylens.AuditDeveloperPassword)
 	})
 }
 
@@ -450,19 +450,19 @@ func checkEmailFree(ctx context.Context, tx *Tx, email, selfID string) error {
 	} else if err != nil {
 		return err
 	}
-	return portalstore.Errorf(portalstore.ECONFLICT, "A developer with this email already exists")
+	return keylens.Errorf(keylens.ECONFLICT, "A developer with this email already exists")
 }
 
 func orgID(ctx context.Context, tx *Tx) (string, error) {
-	org := portalstore.NewObjectID(tx.now)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, portalstore.SettingOrgID, org); err != nil {
+	org := keylens.NewObjectID(tx.now)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, keylens.SettingOrgID, org); err != nil {
 		return "", err
 	}
-	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, portalstore.SettingOrgID).Scan(&org)
+	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, keylens.SettingOrgID).Scan(&org)
 	return org, err
 }
 
-func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err error) {
+func marshalDeveloperJSON(d *keylens.Developer) (fields, history string, err error) {
 	f := d.Fields
 	if f == nil {
 		f = map[string]string{}
@@ -481,7 +481,7 @@ func marshalDeveloperJSON(d *portalstore.Developer) (fields, history string, err
 
 // writeSubscriptionsAndClients writes d's subscriptions and inserts its
 // OAuth clients.
-func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.Developer) error {
+func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *keylens.Developer) error {
 	for _, pol := range slices.Sorted(maps.Keys(d.Subscriptions)) {
 		if err := upsertSubscription(ctx, tx, d.ID, pol, d.Subscriptions[pol]); err != nil {
 			return err
@@ -497,19 +497,19 @@ func writeSubscriptionsAndClients(ctx context.Context, tx *Tx, d *portalstore.De
 	return nil
 }
 
-func insertOAuthClient(ctx context.Context, tx *Tx, devID, policy string, position int, c *portalstore.OAuthClient) error {
+func insertOAuthClient(ctx context.Context, tx *Tx, devID, policy string, position int, c *keylens.OAuthClient) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO oauth_clients (client_id, developer_id, policy_id, position, secret,
 		redirect_uri, app_description, use_case, date_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ClientID, devID, policy, position, tx.db.seal(c.Secret), c.RedirectURI, c.AppDescription, c.UseCase, formatTime(c.DateCreated))
 	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "OAuth client %s already exists", c.ClientID)
+		return keylens.Errorf(keylens.ECONFLICT, "OAuth client %s already exists", c.ClientID)
 	}
 	return err
 }
 
-var errDeveloperNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Developer not found")
+var errDeveloperNotFound = keylens.Errorf(keylens.ENOTFOUND, "Developer not found")
 
-func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*portalstore.Developer, error) {
+func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*keylens.Developer, error) {
 	devs, err := queryDevelopers(ctx, q, `SELECT `+developerColumns+` FROM developers WHERE `+where, args...)
 	if err != nil {
 		return nil, err
@@ -522,13 +522,13 @@ func findDeveloper(ctx context.Context, q querier, where string, args ...any) (*
 
 // queryDevelopers runs a query over developerColumns and fills in each
 // developer's keys, subscriptions and OAuth clients.
-func queryDevelopers(ctx context.Context, q querier, query string, args ...any) ([]*portalstore.Developer, error) {
+func queryDevelopers(ctx context.Context, q querier, query string, args ...any) ([]*keylens.Developer, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	devs := []*portalstore.Developer{}
+	devs := []*keylens.Developer{}
 	for rows.Next() {
 		d, err := scanDeveloper(rows)
 		if err != nil {
@@ -543,9 +543,9 @@ func queryDevelopers(ctx context.Context, q querier, query string, args ...any) 
 	return devs, loadDeveloperChildren(ctx, q, devs)
 }
 
-func scanDeveloper(rows *sql.Rows) (*portalstore.Developer, error) {
+func scanDeveloper(rows *sql.Rows) (*keylens.Developer, error) {
 	var (
-		d                             portalstore.Developer
+		d                             keylens.Developer
 		created, pwUpdated, lastLogin string
 		fields, history               string
 	)
@@ -571,17 +571,17 @@ func scanDeveloper(rows *sql.Rows) (*portalstore.Developer, error) {
 	}
 	d.Keys = map[string][]string{}
 	d.Subscriptions = map[string]string{}
-	d.OAuthClients = map[string][]portalstore.OAuthClient{}
+	d.OAuthClients = map[string][]keylens.OAuthClient{}
 	return &d, nil
 }
 
 // childBatch bounds the ids in one IN (...) list.
 const childBatch = 500
 
-func loadDeveloperChildren(ctx context.Context, q querier, devs []*portalstore.Developer) error {
+func loadDeveloperChildren(ctx context.Context, q querier, devs []*keylens.Developer) error {
 	for start := 0; start < len(devs); start += childBatch {
 		batch := devs[start:min(start+childBatch, len(devs))]
-		byID := make(map[string]*portalstore.Developer, len(batch))
+		byID := make(map[string]*keylens.Developer, len(batch))
 		ids := make([]any, len(batch))
 		for i, d := range batch {
 			byID[d.ID], ids[i] = d, d.ID
@@ -614,7 +614,7 @@ func loadDeveloperChildren(ctx context.Context, q querier, devs []*portalstore.D
 		if err := eachRow(ctx, q, `SELECT developer_id, policy_id, client_id, secret, redirect_uri, app_description, use_case, date_created
 			FROM oauth_clients WHERE developer_id IN `+in+` ORDER BY developer_id, policy_id, position`, ids, func(rows *sql.Rows) error {
 			var dev, pol, created string
-			var c portalstore.OAuthClient
+			var c keylens.OAuthClient
 			if err := rows.Scan(&dev, &pol, &c.ClientID, &c.Secret, &c.RedirectURI, &c.AppDescription, &c.UseCase, &created); err != nil {
 				return err
 			}

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -29,26 +29,26 @@ func TestFullStore(t *testing.T) {
 	var err error
 	created := 0
 	for i := 0; i < 10000 && err == nil; i++ {
-		err = db.CreateDeveloper(ctx, &portalstore.Developer{Email: fmt.Sprintf("d%d@example.com", i),
+		err = db.CreateDeveloper(ctx, &keylens.Developer{Email: fmt.Sprintf("d%d@example.com", i),
 			Fields: map[string]string{"padding": strings.Repeat("x", 2000)}})
 		if err == nil {
 			created++
 		}
 	}
-	if portalstore.ErrorCode(err) != portalstore.EFULL {
+	if keylens.ErrorCode(err) != keylens.EFULL {
 		t.Fatalf("a write to a full store: %v, want EFULL", err)
 	}
-	if err := db.Ping(ctx); portalstore.ErrorCode(err) != portalstore.EFULL {
+	if err := db.Ping(ctx); keylens.ErrorCode(err) != keylens.EFULL {
 		t.Errorf("Ping of a full store: %v, want EFULL", err)
 	}
-	if _, n, _ := db.FindDevelopers(ctx, portalstore.DeveloperFilter{}); n != created {
+	if _, n, _ := db.FindDevelopers(ctx, keylens.DeveloperFilter{}); n != created {
 		t.Errorf("%d developers stored, want %d: the refused write left something", n, created)
 	}
 	// Space comes back: the next write succeeds and health returns.
 	if err := sqlstore.SetMaxPageCount(db, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateDeveloper(ctx, &portalstore.Developer{Email: "after@example.com"}); err != nil {
+	if err := db.CreateDeveloper(ctx, &keylens.Developer{Email: "after@example.com"}); err != nil {
 		t.Fatalf("a write after space returned: %v", err)
 	}
 	if err := db.Ping(ctx); err != nil {
@@ -66,7 +66,7 @@ func TestRehashToConfiguredCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "imported@example.com", Password: string(cheap)}
+	d := &keylens.Developer{Email: "imported@example.com", Password: string(cheap)}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +78,14 @@ func TestRehashToConfiguredCost(t *testing.T) {
 		}
 		return c
 	}
-	if _, err := db.VerifyCredentials(ctx, d.Email, "wrong-password"); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED || cost() != bcrypt.MinCost {
+	if _, err := db.VerifyCredentials(ctx, d.Email, "wrong-password"); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED || cost() != bcrypt.MinCost {
 		t.Fatalf("a failed check: %v, cost %d", err, cost())
 	}
 	if _, err := db.VerifyCredentials(ctx, d.Email, "imported-password"); err != nil {
 		t.Fatal(err)
 	}
-	if c := cost(); c != portalstore.BcryptCost() {
-		t.Errorf("after a successful check the hash has cost %d, want the configured %d", c, portalstore.BcryptCost())
+	if c := cost(); c != keylens.BcryptCost() {
+		t.Errorf("after a successful check the hash has cost %d, want the configured %d", c, keylens.BcryptCost())
 	}
 	if _, err := db.VerifyCredentials(ctx, d.Email, "imported-password"); err != nil {
 		t.Errorf("the rehashed password: %v", err)

@@ -9,18 +9,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
-var _ portalstore.HitService = (*DB)(nil)
+var _ keylens.HitService = (*DB)(nil)
 
 // AddHits applies the batches that were not applied before, hourly and to
 // the daily rollup, in one transaction with their ids.
-func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bool, error) {
+func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	for i := range batches {
 		if err := batches[i].Validate(); err != nil {
-			return nil, portalstore.Errorf(portalstore.EINVALID, "%s", strings.TrimPrefix(err.Error(), hits.ErrInvalid.Error()+": "))
+			return nil, keylens.Errorf(keylens.EINVALID, "%s", strings.TrimPrefix(err.Error(), hits.ErrInvalid.Error()+": "))
 		}
 	}
 	tx, err := db.begin(ctx)
@@ -38,7 +38,7 @@ func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bo
 			n += len(batches[i].Series)
 		}
 	}
-	all := make([]portalstore.HitDelta, 0, n)
+	all := make([]keylens.HitDelta, 0, n)
 	for i := range batches {
 		if applied[i] {
 			all = append(all, batches[i].Series...)
@@ -47,7 +47,7 @@ func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bo
 	hourly, daily := foldRows(all)
 	for _, t := range []struct {
 		table, col string
-		rows       []portalstore.HitDelta
+		rows       []keylens.HitDelta
 	}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
 		if db.pg {
 			err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
@@ -69,7 +69,7 @@ func (db *DB) AddHits(ctx context.Context, batches []portalstore.HitBatch) ([]bo
 // consecutive rows land on the same pages, so far fewer pages are visited,
 // split and journaled than in arrival order, and a row appears once per
 // statement, as PostgreSQL's ON CONFLICT requires.
-func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDelta) {
+func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
 	order := make([]int32, len(deltas))
 	for i := range order {
 		order[i] = int32(i)
@@ -81,10 +81,10 @@ func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDel
 		}
 		return cmp.Or(cmp.Compare(a.Hour, b.Hour), strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
 	})
-	sameSeries := func(a, b *portalstore.HitDelta) bool {
+	sameSeries := func(a, b *keylens.HitDelta) bool {
 		return a.Hour == b.Hour && a.Code == b.Code && a.KeyHash == b.KeyHash && a.APIID == b.APIID
 	}
-	hourly = make([]portalstore.HitDelta, 0, len(deltas))
+	hourly = make([]keylens.HitDelta, 0, len(deltas))
 	for _, i := range order {
 		d := &deltas[i]
 		if n := len(hourly); n > 0 && sameSeries(&hourly[n-1], d) {
@@ -95,7 +95,7 @@ func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDel
 	}
 	// The hours of one key and day are adjacent: fold each such run by
 	// API and code.
-	daily = make([]portalstore.HitDelta, 0, len(hourly))
+	daily = make([]keylens.HitDelta, 0, len(hourly))
 	for start := 0; start < len(hourly); {
 		key, day := hourly[start].KeyHash, floorDiv(hourly[start].Hour, 24)
 		end := start + 1
@@ -107,7 +107,7 @@ func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDel
 			h.Hour = day
 			run = append(run, h)
 		}
-		slices.SortFunc(run, func(a, b portalstore.HitDelta) int {
+		slices.SortFunc(run, func(a, b keylens.HitDelta) int {
 			return cmp.Or(strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
 		})
 		for i := range run {
@@ -124,7 +124,7 @@ func foldRows(deltas []portalstore.HitDelta) (hourly, daily []portalstore.HitDel
 
 // claimBatches records the batches' ids and reports which batches are new:
 // those without an id, and the first of each id not recorded before.
-func claimBatches(ctx context.Context, tx *Tx, batches []portalstore.HitBatch) ([]bool, error) {
+func claimBatches(ctx context.Context, tx *Tx, batches []keylens.HitBatch) ([]bool, error) {
 	applied := make([]bool, len(batches))
 	var sb strings.Builder
 	var args []any
@@ -185,7 +185,7 @@ const upsertRowsPerStatement = 500
 
 // upsertValues adds rows to a SQLite counter table with multi-row upserts:
 // one statement, prepared once, per upsertRowsPerStatement rows.
-func upsertValues(ctx context.Context, tx *Tx, table, col string, rows []portalstore.HitDelta) error {
+func upsertValues(ctx context.Context, tx *Tx, table, col string, rows []keylens.HitDelta) error {
 	var stmt *sql.Stmt
 	args := make([]any, 0, 10*upsertRowsPerStatement)
 	for len(rows) > 0 {
@@ -231,7 +231,7 @@ func upsertStatement(table, col string, n int, greatest string) string {
 
 // upsertUnnest adds rows to a PostgreSQL counter table in one statement:
 // the rows travel as arrays, one round trip whatever their number.
-func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []portalstore.HitDelta) error {
+func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []keylens.HitDelta) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -259,15 +259,15 @@ func (db *DB) PruneHitBatches(ctx context.Context, before time.Time) error {
 
 // QueryHits aggregates counters: hourly rows for ResHour, the daily rollup
 // for ResDay and ResMonth (whose range is widened to whole UTC days).
-func (db *DB) QueryHits(ctx context.Context, q portalstore.HitQuery) ([]portalstore.HitRow, error) {
+func (db *DB) QueryHits(ctx context.Context, q keylens.HitQuery) ([]keylens.HitRow, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	if len(q.Keys) == 0 {
-		return []portalstore.HitRow{}, nil
+		return []keylens.HitRow{}, nil
 	}
 	table, col, unit := "hits_hourly", "hour", int64(3600)
-	if q.Res != portalstore.ResHour {
+	if q.Res != keylens.ResHour {
 		table, col, unit = "hits_daily", "day", 86400
 	}
 	from := floorDiv(q.From.Unix(), unit)
@@ -292,9 +292,9 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		return nil, err
 	}
 	defer rows.Close()
-	var buckets []portalstore.HitBucket
+	var buckets []keylens.HitBucket
 	for rows.Next() {
-		var b portalstore.HitBucket
+		var b keylens.HitBucket
 		var t int64
 		if err := rows.Scan(&t, &b.Code, &b.Hits, &b.Success, &b.Errors, &b.LastHit, &b.LatencyUS, &b.LatencyCount); err != nil {
 			return nil, err
@@ -305,7 +305,7 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return portalstore.FoldHits(buckets, q.Res, q.ByCode), nil
+	return keylens.FoldHits(buckets, q.Res, q.ByCode), nil
 }
 
 func floorDiv(a, b int64) int64 {

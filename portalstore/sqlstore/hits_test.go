@@ -7,17 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/identity/hits"
-	"github.com/keylens/keylens/portalstore"
 )
 
 // TestFoldRowsAgreesWithFold: the sorted fold the store writes with sums
 // exactly what the pipeline's Fold sums, hourly and daily, each row once.
 func TestFoldRowsAgreesWithFold(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var in []portalstore.HitDelta
+	var in []keylens.HitDelta
 	for range 5000 {
-		d := portalstore.HitDelta{KeyHash: fmt.Sprint("k", rng.IntN(30)), APIID: fmt.Sprint("a", rng.IntN(4)),
+		d := keylens.HitDelta{KeyHash: fmt.Sprint("k", rng.IntN(30)), APIID: fmt.Sprint("a", rng.IntN(4)),
 			Hour: 480000 + int64(rng.IntN(72)), Code: 200 + 100*rng.IntN(4), Hits: int64(1 + rng.IntN(5)), LastHit: rng.Int64N(1e18)}
 		d.Success = d.Hits / 2
 		in = append(in, d)
@@ -25,12 +25,12 @@ func TestFoldRowsAgreesWithFold(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		per  int64
-		got  func() []portalstore.HitDelta
+		got  func() []keylens.HitDelta
 	}{
-		{"hourly", 1, func() []portalstore.HitDelta { h, _ := foldRows(in); return h }},
-		{"daily", 24, func() []portalstore.HitDelta { _, d := foldRows(in); return d }},
+		{"hourly", 1, func() []keylens.HitDelta { h, _ := foldRows(in); return h }},
+		{"daily", 24, func() []keylens.HitDelta { _, d := foldRows(in); return d }},
 	} {
-		want := map[string]portalstore.HitDelta{}
+		want := map[string]keylens.HitDelta{}
 		for _, d := range hits.Fold(nil, in, c.per) {
 			want[fmt.Sprint(d.KeyHash, d.Hour, d.APIID, d.Code)] = d
 		}

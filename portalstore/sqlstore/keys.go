@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 const keyColumns = `key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
@@ -16,7 +16,7 @@ const keyColumns = `key_hash, developer_id, policies, auth_type, request_id, fie
 
 // insertKey files k under its developer; a hash or basic username another
 // key holds is a conflict.
-func insertKey(ctx context.Context, tx *Tx, k *portalstore.Key) error {
+func insertKey(ctx context.Context, tx *Tx, k *keylens.Key) error {
 	pols, err := json.Marshal(nonNil(k.Policies))
 	if err != nil {
 		return err
@@ -33,11 +33,11 @@ func insertKey(ctx context.Context, tx *Tx, k *portalstore.Key) error {
 		k.Hash, k.DeveloperID, string(pols), k.AuthType, k.RequestID, string(fb), formatTime(k.DateCreated), formatTime(k.QuotaResetAt),
 		k.BasicUsername, k.BasicPasswordHash, tx.db.seal(k.JWTSecret), k.JWTPublicKey)
 	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "Key %s belongs to another developer", k.Hash)
+		return keylens.Errorf(keylens.ECONFLICT, "Key %s belongs to another developer", k.Hash)
 	} else if err != nil {
 		return err
 	}
-	return recordChange(ctx, tx, portalstore.ChangeKeyAdded, k.DeveloperID, k.Hash, "")
+	return recordChange(ctx, tx, keylens.ChangeKeyAdded, k.DeveloperID, k.Hash, "")
 }
 
 // deleteKey removes a developer's key and the subscriptions that point at
@@ -49,10 +49,10 @@ func deleteKey(ctx context.Context, tx *Tx, devID, hash string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM developer_subscriptions WHERE developer_id = ? AND key_hash = ?`, devID, hash); err != nil {
 		return err
 	}
-	return recordChange(ctx, tx, portalstore.ChangeKeyRevoked, devID, hash, "")
+	return recordChange(ctx, tx, keylens.ChangeKeyRevoked, devID, hash, "")
 }
 
-var errKeyNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key not found")
+var errKeyNotFound = keylens.Errorf(keylens.ENOTFOUND, "Key not found")
 
 // updateKeyPolicies sets a key's policies; ENOTFOUND as deleteKey.
 func updateKeyPolicies(ctx context.Context, tx *Tx, devID, hash string, policies []string) error {
@@ -63,21 +63,21 @@ func updateKeyPolicies(ctx context.Context, tx *Tx, devID, hash string, policies
 	if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET policies = ? WHERE developer_id = ? AND key_hash = ?`, string(pols), devID, hash); err != nil {
 		return err
 	}
-	return recordChange(ctx, tx, portalstore.ChangeKeyUpdated, devID, hash, "")
+	return recordChange(ctx, tx, keylens.ChangeKeyUpdated, devID, hash, "")
 }
 
 // FindKey returns the key filed under hash.
-func (db *DB) FindKey(ctx context.Context, hash string) (*portalstore.Key, error) {
+func (db *DB) FindKey(ctx context.Context, hash string) (*keylens.Key, error) {
 	return findKey(ctx, db.rdb, `key_hash = ?`, hash)
 }
 
 // FindDeveloperKeys returns a developer's keys, oldest first, without
 // their secrets.
-func (db *DB) FindDeveloperKeys(ctx context.Context, devID string) ([]*portalstore.Key, error) {
-	out := []*portalstore.Key{}
+func (db *DB) FindDeveloperKeys(ctx context.Context, devID string) ([]*keylens.Key, error) {
+	out := []*keylens.Key{}
 	err := eachRow(ctx, db.rdb, `SELECT key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
 		basic_username FROM developer_keys WHERE developer_id = ? ORDER BY date_created, key_hash`, []any{devID}, func(rows *sql.Rows) error {
-		var k portalstore.Key
+		var k keylens.Key
 		var pols, fields, created, qrt string
 		if err := rows.Scan(&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt, &k.BasicUsername); err != nil {
 			return err
@@ -103,15 +103,15 @@ func (db *DB) FindDeveloperKeys(ctx context.Context, devID string) ([]*portalsto
 }
 
 // FindKeyByBasicUsername returns the basic-auth key of username.
-func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*portalstore.Key, error) {
+func (db *DB) FindKeyByBasicUsername(ctx context.Context, username string) (*keylens.Key, error) {
 	if username == "" {
 		return nil, errKeyNotFound
 	}
 	return findKey(ctx, db.rdb, `basic_username = ?`, username)
 }
 
-func findKey(ctx context.Context, q querier, where string, args ...any) (*portalstore.Key, error) {
-	var k portalstore.Key
+func findKey(ctx context.Context, q querier, where string, args ...any) (*keylens.Key, error) {
+	var k keylens.Key
 	err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM developer_keys WHERE `+where, args...), &k)
 	if err == nil {
 		err = q.store().openKey(&k)
@@ -123,7 +123,7 @@ func findKey(ctx context.Context, q querier, where string, args ...any) (*portal
 }
 
 // scanKey reads keyColumns, then any extra destinations, from row.
-func scanKey(row *sql.Row, k *portalstore.Key, extra ...any) error {
+func scanKey(row *sql.Row, k *keylens.Key, extra ...any) error {
 	var pols, fields, created, qrt string
 	err := row.Scan(append([]any{&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt,
 		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey}, extra...)...)
@@ -145,7 +145,7 @@ func scanKey(row *sql.Row, k *portalstore.Key, extra ...any) error {
 	return err
 }
 
-var _ portalstore.CredentialService = (*DB)(nil)
+var _ keylens.CredentialService = (*DB)(nil)
 
 // resolveColumns are a key's columns and what an identity needs of its
 // owner, for one JOIN.
@@ -158,13 +158,13 @@ var resolveColumns = func() string {
 }()
 
 // ResolveKey reads the key with hash and its owner in one query.
-func (db *DB) ResolveKey(ctx context.Context, hash string) (*portalstore.Credential, error) {
+func (db *DB) ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error) {
 	return resolve(ctx, db.rdb, resolveByHash, hash)
 }
 
 // ResolveBasicUser reads the basic key of username and its owner in one
 // query.
-func (db *DB) ResolveBasicUser(ctx context.Context, username string) (*portalstore.Credential, error) {
+func (db *DB) ResolveBasicUser(ctx context.Context, username string) (*keylens.Credential, error) {
 	if username == "" {
 		return nil, errKeyNotFound
 	}
@@ -177,8 +177,8 @@ var (
 	resolveByBasicUser = `SELECT ` + resolveColumns + ` FROM developer_keys k JOIN developers d ON d.id = k.developer_id WHERE k.basic_username = ?`
 )
 
-func resolve(ctx context.Context, p *pool, query string, arg any) (*portalstore.Credential, error) {
-	var c portalstore.Credential
+func resolve(ctx context.Context, p *pool, query string, arg any) (*keylens.Credential, error) {
+	var c keylens.Credential
 	var fields string
 	err := scanKey(p.queryRowPrepared(ctx, query, arg),
 		&c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
@@ -201,12 +201,12 @@ const keyRequestColumns = `id, org_id, by_user, for_api, for_plan, apply_policie
 	key_hash, date_created, version, jwt_secret, certificate, redirect_uri`
 
 // CreateKeyRequest validates and stores r.
-func (db *DB) CreateKeyRequest(ctx context.Context, r *portalstore.KeyRequest) error {
+func (db *DB) CreateKeyRequest(ctx context.Context, r *keylens.KeyRequest) error {
 	return db.write(ctx, func(tx *Tx) error {
 		if err := createKeyRequest(ctx, tx, r); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestCreated, portalstore.ObjectKeyRequest, r.ID, r.ByUser,
+		if err := recordAudit(ctx, tx, keylens.AuditKeyRequestCreated, keylens.ObjectKeyRequest, r.ID, r.ByUser,
 			"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
 			return err
 		}
@@ -214,21 +214,21 @@ func (db *DB) CreateKeyRequest(ctx context.Context, r *portalstore.KeyRequest) e
 	})
 }
 
-func createKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) error {
+func createKeyRequest(ctx context.Context, tx *Tx, r *keylens.KeyRequest) error {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
 		return err
 	}
 	dev, err := findDeveloper(ctx, tx, `id = ?`, r.ByUser)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
-		return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
+		return keylens.Errorf(keylens.EINVALID, "by_user %s is not a developer", r.ByUser)
 	} else if err != nil {
 		return err
 	}
 	if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
 		return err
 	}
-	r.ID, r.Approved, r.Key = portalstore.NewObjectID(tx.now), false, ""
+	r.ID, r.Approved, r.Key = keylens.NewObjectID(tx.now), false, ""
 	if r.DateCreated.IsZero() {
 		r.DateCreated = tx.now
 	}
@@ -250,18 +250,18 @@ func checkPoliciesPublished(ctx context.Context, tx *Tx, policies []string) erro
 	}
 	for _, p := range policies {
 		if cat.Entry(p) == nil {
-			return portalstore.Errorf(portalstore.EINVALID, "Policy %s is not in the catalogue", p)
+			return keylens.Errorf(keylens.EINVALID, "Policy %s is not in the catalogue", p)
 		}
 	}
 	return nil
 }
 
-func writeKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, insert bool) error {
+func writeKeyRequest(ctx context.Context, tx *Tx, r *keylens.KeyRequest, insert bool) error {
 	apply, _ := json.Marshal(r.ApplyPolicies)
 	remove, _ := json.Marshal(r.RemovePolicies)
 	fields, err := json.Marshal(r.Fields)
 	if err != nil {
-		return portalstore.Errorf(portalstore.EINVALID, "Key request fields do not encode")
+		return keylens.Errorf(keylens.EINVALID, "Key request fields do not encode")
 	}
 	args := []any{r.OrgID, r.ByUser, r.ForAPI, r.ForPlan, string(apply), string(remove), string(fields), r.Approved,
 		r.Key, formatTime(r.DateCreated), r.Version, tx.db.seal(r.JWTSecret), r.Certificate, r.OAuthInfo.RedirectURI, r.ID}
@@ -278,7 +278,7 @@ func writeKeyRequest(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ins
 }
 
 // FindKeyRequestByID returns a request with its developer and catalogue.
-func (db *DB) FindKeyRequestByID(ctx context.Context, id string) (*portalstore.KeyRequest, error) {
+func (db *DB) FindKeyRequestByID(ctx context.Context, id string) (*keylens.KeyRequest, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, err
@@ -288,13 +288,13 @@ func (db *DB) FindKeyRequestByID(ctx context.Context, id string) (*portalstore.K
 	if err != nil {
 		return nil, err
 	}
-	return r, embedKeyRequests(ctx, tx, []*portalstore.KeyRequest{r})
+	return r, embedKeyRequests(ctx, tx, []*keylens.KeyRequest{r})
 }
 
-var errKeyRequestNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Key request not found")
+var errKeyRequestNotFound = keylens.Errorf(keylens.ENOTFOUND, "Key request not found")
 
 // findKeyRequest reads one request, without embeds; ENOTFOUND if none.
-func findKeyRequest(ctx context.Context, q querier, id string) (*portalstore.KeyRequest, error) {
+func findKeyRequest(ctx context.Context, q querier, id string) (*keylens.KeyRequest, error) {
 	reqs, err := queryKeyRequests(ctx, q, `SELECT `+keyRequestColumns+` FROM key_requests WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
@@ -307,7 +307,7 @@ func findKeyRequest(ctx context.Context, q querier, id string) (*portalstore.Key
 
 // FindKeyRequests returns a page of requests, each with its developer and
 // catalogue embedded as Tyk's list does, and the total.
-func (db *DB) FindKeyRequests(ctx context.Context, f portalstore.KeyRequestFilter) ([]*portalstore.KeyRequest, int, error) {
+func (db *DB) FindKeyRequests(ctx context.Context, f keylens.KeyRequestFilter) ([]*keylens.KeyRequest, int, error) {
 	tx, err := db.beginRead(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -336,10 +336,10 @@ func (db *DB) FindKeyRequests(ctx context.Context, f portalstore.KeyRequestFilte
 	return reqs, total, embedKeyRequests(ctx, tx, reqs)
 }
 
-func queryKeyRequests(ctx context.Context, q querier, query string, args ...any) ([]*portalstore.KeyRequest, error) {
-	out := []*portalstore.KeyRequest{}
+func queryKeyRequests(ctx context.Context, q querier, query string, args ...any) ([]*keylens.KeyRequest, error) {
+	out := []*keylens.KeyRequest{}
 	err := eachRow(ctx, q, query, args, func(rows *sql.Rows) error {
-		var r portalstore.KeyRequest
+		var r keylens.KeyRequest
 		var apply, remove, fields, created string
 		if err := rows.Scan(&r.ID, &r.OrgID, &r.ByUser, &r.ForAPI, &r.ForPlan, &apply, &remove, &fields, &r.Approved,
 			&r.Key, &created, &r.Version, &r.JWTSecret, &r.Certificate, &r.OAuthInfo.RedirectURI); err != nil {
@@ -365,7 +365,7 @@ func queryKeyRequests(ctx context.Context, q querier, query string, args ...any)
 
 // embedKeyRequests fills portal_developer, catalogue_entry (the first
 // policy's) and catalogues (every policy's).
-func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*portalstore.KeyRequest) error {
+func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*keylens.KeyRequest) error {
 	if len(reqs) == 0 {
 		return nil
 	}
@@ -381,7 +381,7 @@ func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*portalstore.KeyReques
 	for id := range ids {
 		args = append(args, id)
 	}
-	devs := map[string]*portalstore.Developer{}
+	devs := map[string]*keylens.Developer{}
 	for start := 0; start < len(args); start += childBatch {
 		batch := args[start:min(start+childBatch, len(args))]
 		ds, err := queryDevelopers(ctx, tx, `SELECT `+developerColumns+` FROM developers WHERE id IN (`+placeholders(len(batch))+`)`, batch...)
@@ -394,7 +394,7 @@ func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*portalstore.KeyReques
 	}
 	for _, r := range reqs {
 		r.PortalDeveloper = devs[r.ByUser]
-		r.Catalogues = []portalstore.CatalogueEntry{}
+		r.Catalogues = []keylens.CatalogueEntry{}
 		for i, p := range r.ApplyPolicies {
 			if e := cat.Entry(p); e != nil {
 				r.Catalogues = append(r.Catalogues, *e)
@@ -408,9 +408,9 @@ func embedKeyRequests(ctx context.Context, tx *Tx, reqs []*portalstore.KeyReques
 }
 
 // UpdateKeyRequest replaces what a client may change on a request.
-func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.KeyRequest) error {
+func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *keylens.KeyRequest) error {
 	if r.ID != "" && r.ID != id {
-		return portalstore.Errorf(portalstore.EINVALID, "Key request id in the body does not match the URL")
+		return keylens.Errorf(keylens.EINVALID, "Key request id in the body does not match the URL")
 	}
 	r.Normalize()
 	if err := r.Validate(); err != nil {
@@ -424,7 +424,7 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 		if exists, err := developerExists(ctx, tx, r.ByUser); err != nil {
 			return err
 		} else if !exists {
-			return portalstore.Errorf(portalstore.EINVALID, "by_user %s is not a developer", r.ByUser)
+			return keylens.Errorf(keylens.EINVALID, "by_user %s is not a developer", r.ByUser)
 		}
 		if err := checkPoliciesPublished(ctx, tx, r.ApplyPolicies); err != nil {
 			return err
@@ -445,7 +445,7 @@ func (db *DB) UpdateKeyRequest(ctx context.Context, id string, r *portalstore.Ke
 		if err := writeKeyRequest(ctx, tx, r, false); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestUpdated, portalstore.ObjectKeyRequest, id, r.ByUser,
+		if err := recordAudit(ctx, tx, keylens.AuditKeyRequestUpdated, keylens.ObjectKeyRequest, id, r.ByUser,
 			"policies "+strings.Join(r.ApplyPolicies, ", ")); err != nil {
 			return err
 		}
@@ -468,7 +468,7 @@ func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
 		if r.Approved {
 			detail = "approved (its key " + r.Key + " stays), policies " + strings.Join(r.ApplyPolicies, ", ")
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyRequestDeleted, portalstore.ObjectKeyRequest, id, r.ByUser, detail); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditKeyRequestDeleted, keylens.ObjectKeyRequest, id, r.ByUser, detail); err != nil {
 			return err
 		}
 		return nil
@@ -476,7 +476,7 @@ func (db *DB) DeleteKeyRequest(ctx context.Context, id string) error {
 }
 
 // ApproveKeyRequest approves request id.
-func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Approval, error) {
+func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*keylens.Approval, error) {
 	var policy string
 	var approved bool
 	if err := db.rdb.QueryRowContext(ctx, `SELECT for_plan, approved FROM key_requests WHERE id = ?`, id).Scan(&policy, &approved); errors.Is(err, sql.ErrNoRows) {
@@ -490,7 +490,7 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 	if err != nil {
 		return nil, err
 	}
-	var a *portalstore.Approval
+	var a *keylens.Approval
 	err = db.write(ctx, func(tx *Tx) error {
 		r, err := findKeyRequest(ctx, tx, id)
 		if err != nil {
@@ -502,7 +502,7 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 		if err := keepReveal(ctx, tx, r, a); err != nil {
 			return err
 		}
-		return recordAudit(ctx, tx, portalstore.AuditKeyRequestApproved, portalstore.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a))
+		return recordAudit(ctx, tx, keylens.AuditKeyRequestApproved, keylens.ObjectKeyRequest, r.ID, r.ByUser, issuedDetail(r, a))
 	})
 	if err != nil {
 		return nil, err
@@ -512,7 +512,7 @@ func (db *DB) ApproveKeyRequest(ctx context.Context, id string) (*portalstore.Ap
 
 // issuedDetail says what an approval issued, for the audit trail: the key
 // hash or the OAuth client id, never a secret.
-func issuedDetail(r *portalstore.KeyRequest, a *portalstore.Approval) string {
+func issuedDetail(r *keylens.KeyRequest, a *keylens.Approval) string {
 	what := "key " + a.KeyHash
 	if a.OAuthClient != nil {
 		what = "OAuth client " + a.OAuthClient.ClientID
@@ -521,17 +521,17 @@ func issuedDetail(r *portalstore.KeyRequest, a *portalstore.Approval) string {
 }
 
 // IssueKey files a request for devID and approves it in one transaction.
-func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequest) (*portalstore.Approval, error) {
+func (db *DB) IssueKey(ctx context.Context, devID string, r *keylens.KeyRequest) (*keylens.Approval, error) {
 	r.ByUser = devID
 	r.Normalize()
-	var secrets *portalstore.BasicSecret
+	var secrets *keylens.BasicSecret
 	if len(r.ApplyPolicies) > 0 {
 		var err error
 		if secrets, err = db.basicSecretFor(ctx, r.ApplyPolicies[0]); err != nil {
 			return nil, err
 		}
 	}
-	var a *portalstore.Approval
+	var a *keylens.Approval
 	err := db.write(ctx, func(tx *Tx) error {
 		if exists, err := developerExists(ctx, tx, devID); err != nil {
 			return err
@@ -545,11 +545,11 @@ func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequ
 		if a, err = db.approve(ctx, tx, r, secrets); err != nil {
 			return err
 		}
-		objType, objID := portalstore.ObjectKey, a.KeyHash
+		objType, objID := keylens.ObjectKey, a.KeyHash
 		if a.OAuthClient != nil {
-			objType, objID = portalstore.ObjectOAuthClient, a.OAuthClient.ClientID
+			objType, objID = keylens.ObjectOAuthClient, a.OAuthClient.ClientID
 		}
-		return recordAudit(ctx, tx, portalstore.AuditKeyIssued, objType, objID, devID, issuedDetail(r, a))
+		return recordAudit(ctx, tx, keylens.AuditKeyIssued, objType, objID, devID, issuedDetail(r, a))
 	})
 	if err != nil {
 		return nil, err
@@ -560,24 +560,24 @@ func (db *DB) IssueKey(ctx context.Context, devID string, r *portalstore.KeyRequ
 // basicSecretFor prepares a Basic secret when policy's catalogue entry is
 // basic; nil otherwise (Issue makes one itself should the catalogue change
 // in between).
-func (db *DB) basicSecretFor(ctx context.Context, policy string) (*portalstore.BasicSecret, error) {
+func (db *DB) basicSecretFor(ctx context.Context, policy string) (*keylens.BasicSecret, error) {
 	cat, err := db.Catalogue(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if e := cat.Entry(policy); e != nil && e.AuthType == portalstore.AuthBasic {
-		return portalstore.NewBasicSecret()
+	if e := cat.Entry(policy); e != nil && e.AuthType == keylens.AuthBasic {
+		return keylens.NewBasicSecret()
 	}
 	return nil, nil
 }
 
 // approve issues what the request's first policy's catalogue entry names
-// (portalstore.Issuer decides what) and stores it.
-func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, basic *portalstore.BasicSecret) (*portalstore.Approval, error) {
+// (keylens.Issuer decides what) and stores it.
+func (db *DB) approve(ctx context.Context, tx *Tx, r *keylens.KeyRequest, basic *keylens.BasicSecret) (*keylens.Approval, error) {
 	if r.Approved {
 		return nil, errAlreadyApproved(r.ID)
 	}
-	owner := portalstore.CredentialOwner{ID: r.ByUser}
+	owner := keylens.CredentialOwner{ID: r.ByUser}
 	var fields string
 	var oauthClients int
 	err := tx.QueryRowContext(ctx, `SELECT org_id, email, fields, inactive,
@@ -592,7 +592,7 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 	if err != nil {
 		return nil, err
 	}
-	issuer := portalstore.Issuer{OrgID: owner.OrgID, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now, CentralJWT: db.CentralJWT}
+	issuer := keylens.Issuer{OrgID: owner.OrgID, HashAlgorithm: db.KeyHashAlgorithm, Now: tx.now, CentralJWT: db.CentralJWT}
 	issued, err := issuer.Issue(r, cat.Entry(firstPolicy(r)), basic)
 	if err != nil {
 		return nil, err
@@ -611,7 +611,7 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 		if err := insertOAuthClient(ctx, tx, r.ByUser, issued.Approval.PolicyID, oauthClients, c); err != nil {
 			return nil, err
 		}
-		if err := recordChange(ctx, tx, portalstore.ChangeDeveloper, r.ByUser, "", ""); err != nil {
+		if err := recordChange(ctx, tx, keylens.ChangeDeveloper, r.ByUser, "", ""); err != nil {
 			return nil, err
 		}
 	}
@@ -636,10 +636,10 @@ func (db *DB) approve(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, ba
 }
 
 func errAlreadyApproved(id string) error {
-	return portalstore.Errorf(portalstore.ECONFLICT, "Key request %s is already approved", id)
+	return keylens.Errorf(keylens.ECONFLICT, "Key request %s is already approved", id)
 }
 
-func firstPolicy(r *portalstore.KeyRequest) string {
+func firstPolicy(r *keylens.KeyRequest) string {
 	if len(r.ApplyPolicies) == 0 {
 		return ""
 	}
@@ -658,7 +658,7 @@ func upsertSubscription(ctx context.Context, tx *Tx, devID, policy, hash string)
 // developer's subscriptions for them at it.
 func (db *DB) SetKeyPolicies(ctx context.Context, devID, hash string, policies []string) error {
 	if len(policies) == 0 {
-		return portalstore.Errorf(portalstore.EINVALID, "apply_policies needs at least one policy")
+		return keylens.Errorf(keylens.EINVALID, "apply_policies needs at least one policy")
 	}
 	return db.write(ctx, func(tx *Tx) error {
 		if err := checkPoliciesPublished(ctx, tx, policies); err != nil {
@@ -675,7 +675,7 @@ func (db *DB) SetKeyPolicies(ctx context.Context, devID, hash string, policies [
 		if err := updateKeyPolicies(ctx, tx, devID, hash, policies); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyPolicies, portalstore.ObjectKey, hash, devID,
+		if err := recordAudit(ctx, tx, keylens.AuditKeyPolicies, keylens.ObjectKey, hash, devID,
 			strings.Join(oldPols, ", ")+" → "+strings.Join(policies, ", ")); err != nil {
 			return err
 		}
@@ -697,7 +697,7 @@ func (db *DB) RevokeKey(ctx context.Context, devID, hash string) error {
 		if err := deleteKey(ctx, tx, devID, hash); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyRevoked, portalstore.ObjectKey, hash, devID, ""); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditKeyRevoked, keylens.ObjectKey, hash, devID, ""); err != nil {
 			return err
 		}
 		return nil
@@ -710,7 +710,7 @@ func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
 		if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(tx.now), devID, hash); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditKeyQuotaReset, portalstore.ObjectKey, hash, devID, ""); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditKeyQuotaReset, keylens.ObjectKey, hash, devID, ""); err != nil {
 			return err
 		}
 		return nil
@@ -723,7 +723,7 @@ func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
 		var devID string
 		err := tx.QueryRowContext(ctx, `SELECT developer_id FROM oauth_clients WHERE client_id = ?`, clientID).Scan(&devID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+			return keylens.Errorf(keylens.ENOTFOUND, "OAuth client not found")
 		} else if err != nil {
 			return err
 		}
@@ -735,10 +735,10 @@ func (db *DB) DeleteOAuthClient(ctx context.Context, clientID string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, clientID); err != nil {
 			return err
 		}
-		if err := recordChange(ctx, tx, portalstore.ChangeOAuthRemoved, devID, "", clientID); err != nil {
+		if err := recordChange(ctx, tx, keylens.ChangeOAuthRemoved, devID, "", clientID); err != nil {
 			return err
 		}
-		if err := recordAudit(ctx, tx, portalstore.AuditOAuthClientDeleted, portalstore.ObjectOAuthClient, clientID, devID, ""); err != nil {
+		if err := recordAudit(ctx, tx, keylens.AuditOAuthClientDeleted, keylens.ObjectOAuthClient, clientID, devID, ""); err != nil {
 			return err
 		}
 		return nil

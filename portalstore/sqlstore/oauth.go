@@ -8,20 +8,20 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // OAuth access tokens (migrations 0007): filed by hash, resolved through
 // their client, revoked one by one or all of a client's at once. Deciding
-// what a token is and comparing secrets is the domain's (portalstore's
+// what a token is and comparing secrets is the domain's (package keylens's
 // oauth.go); this only stores.
 
 var (
-	_ portalstore.TokenService      = (*DB)(nil)
-	_ portalstore.TokenAdminService = (*DB)(nil)
+	_ keylens.TokenService      = (*DB)(nil)
+	_ keylens.TokenAdminService = (*DB)(nil)
 )
 
-var errOAuthClientNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "OAuth client not found")
+var errOAuthClientNotFound = keylens.Errorf(keylens.ENOTFOUND, "OAuth client not found")
 
 // oauthClient is what checking a client needs: its developer and its
 // secret, opened.
@@ -48,45 +48,45 @@ func findOAuthClient(ctx context.Context, q querier, id string) (*oauthClient, e
 
 // authenticateClient reads the client cred names and checks its secret:
 // ErrInvalidClient for an unknown client or a wrong secret alike.
-func (db *DB) authenticateClient(ctx context.Context, cred portalstore.ClientCredentials) (*oauthClient, error) {
+func (db *DB) authenticateClient(ctx context.Context, cred keylens.ClientCredentials) (*oauthClient, error) {
 	c, err := findOAuthClient(ctx, db.rdb, cred.ID)
-	if portalstore.ErrorCode(err) == portalstore.ENOTFOUND {
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		// Compare anyway, so that an unknown client costs what a wrong
 		// secret does.
-		portalstore.ClientSecretMatches("-", cred.Secret)
-		return nil, portalstore.ErrInvalidClient
+		keylens.ClientSecretMatches("-", cred.Secret)
+		return nil, keylens.ErrInvalidClient
 	} else if err != nil {
 		return nil, err
 	}
-	if !portalstore.ClientSecretMatches(c.secret, cred.Secret) {
-		return nil, portalstore.ErrInvalidClient
+	if !keylens.ClientSecretMatches(c.secret, cred.Secret) {
+		return nil, keylens.ErrInvalidClient
 	}
 	return c, nil
 }
 
 func checkTokenHash(hash string) error {
-	if portalstore.TokenHashOf(hash) != hash {
-		return portalstore.Errorf(portalstore.EINVALID, "A token hash is 64 lowercase hex characters")
+	if keylens.TokenHashOf(hash) != hash {
+		return keylens.Errorf(keylens.EINVALID, "A token hash is 64 lowercase hex characters")
 	}
 	return nil
 }
 
 // IssueToken files an access token for the client cred authenticates.
-func (db *DB) IssueToken(ctx context.Context, cred portalstore.ClientCredentials, hash string, ttl time.Duration) (*portalstore.TokenGrant, error) {
+func (db *DB) IssueToken(ctx context.Context, cred keylens.ClientCredentials, hash string, ttl time.Duration) (*keylens.TokenGrant, error) {
 	if err := checkTokenHash(hash); err != nil {
 		return nil, err
 	}
 	if ttl < time.Second {
-		return nil, portalstore.Errorf(portalstore.EINVALID, "A token lives at least a second")
+		return nil, keylens.Errorf(keylens.EINVALID, "A token lives at least a second")
 	}
 	c, err := db.authenticateClient(ctx, cred)
 	if err != nil {
 		return nil, err
 	}
 	if c.inactive {
-		return nil, portalstore.Errorf(portalstore.ECONFLICT, "The client's developer is inactive")
+		return nil, keylens.Errorf(keylens.ECONFLICT, "The client's developer is inactive")
 	}
-	var g *portalstore.TokenGrant
+	var g *keylens.TokenGrant
 	err = db.write(ctx, func(tx *Tx) error {
 		issued, expires := tx.now.Unix(), tx.now.Add(ttl).Unix()
 		// The client is read again in the transaction: deleted since,
@@ -94,7 +94,7 @@ func (db *DB) IssueToken(ctx context.Context, cred portalstore.ClientCredentials
 		var policy, devID string
 		err := tx.QueryRowContext(ctx, `SELECT policy_id, developer_id FROM oauth_clients WHERE client_id = ?`, cred.ID).Scan(&policy, &devID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return portalstore.ErrInvalidClient
+			return keylens.ErrInvalidClient
 		} else if err != nil {
 			return err
 		}
@@ -102,14 +102,14 @@ func (db *DB) IssueToken(ctx context.Context, cred portalstore.ClientCredentials
 			VALUES (?, ?, ?, ?, ?)`, hash, cred.ID, devID, issued, expires); err != nil {
 			return err
 		}
-		g = &portalstore.TokenGrant{ClientID: cred.ID, DeveloperID: devID, Policies: []string{policy}, IssuedAt: issued, ExpiresAt: expires}
+		g = &keylens.TokenGrant{ClientID: cred.ID, DeveloperID: devID, Policies: []string{policy}, IssuedAt: issued, ExpiresAt: expires}
 		return nil
 	})
 	return g, err
 }
 
 // RevokeClientToken revokes a token of the client cred authenticates.
-func (db *DB) RevokeClientToken(ctx context.Context, cred portalstore.ClientCredentials, hash string) error {
+func (db *DB) RevokeClientToken(ctx context.Context, cred keylens.ClientCredentials, hash string) error {
 	if err := checkTokenHash(hash); err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (db *DB) RevokeToken(ctx context.Context, clientID, hash string) error {
 		if err != nil || !revoked {
 			return err
 		}
-		return recordAudit(ctx, tx, portalstore.AuditOAuthTokenRevoked, portalstore.ObjectOAuthClient, clientID, c.developerID, "")
+		return recordAudit(ctx, tx, keylens.AuditOAuthTokenRevoked, keylens.ObjectOAuthClient, clientID, c.developerID, "")
 	})
 }
 
@@ -151,30 +151,30 @@ func revokeToken(ctx context.Context, tx *Tx, clientID, hash string) (bool, erro
 	} else if err != nil {
 		return false, err
 	}
-	return true, recordChange(ctx, tx, portalstore.ChangeTokenRevoked, devID, hash, clientID)
+	return true, recordChange(ctx, tx, keylens.ChangeTokenRevoked, devID, hash, clientID)
 }
 
 // RevokeAllTokens revokes every token of client cred.ID, whose secret
 // cred.Secret must be: ENOTFOUND for an unknown client, EUNAUTHORIZED for
 // a wrong secret.
-func (db *DB) RevokeAllTokens(ctx context.Context, cred portalstore.ClientCredentials) error {
+func (db *DB) RevokeAllTokens(ctx context.Context, cred keylens.ClientCredentials) error {
 	return db.write(ctx, func(tx *Tx) error {
 		c, err := findOAuthClient(ctx, tx, cred.ID)
 		if err != nil {
 			return err
 		}
-		if !portalstore.ClientSecretMatches(c.secret, cred.Secret) {
-			return portalstore.Errorf(portalstore.EUNAUTHORIZED, "Wrong client secret")
+		if !keylens.ClientSecretMatches(c.secret, cred.Secret) {
+			return keylens.Errorf(keylens.EUNAUTHORIZED, "Wrong client secret")
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, cred.ID)
 		if err != nil {
 			return err
 		}
 		n, _ := res.RowsAffected()
-		if err := recordChange(ctx, tx, portalstore.ChangeTokensRevoked, c.developerID, "", cred.ID); err != nil {
+		if err := recordChange(ctx, tx, keylens.ChangeTokensRevoked, c.developerID, "", cred.ID); err != nil {
 			return err
 		}
-		return recordAudit(ctx, tx, portalstore.AuditOAuthTokensRevoked, portalstore.ObjectOAuthClient, cred.ID, c.developerID,
+		return recordAudit(ctx, tx, keylens.AuditOAuthTokensRevoked, keylens.ObjectOAuthClient, cred.ID, c.developerID,
 			fmt.Sprintf("%d tokens", n))
 	})
 }
@@ -200,14 +200,14 @@ const resolveTokenQuery = `SELECT t.client_id, t.issued_at, t.expires_at, c.poli
 
 // ResolveToken reads a live token, its client's policy and its developer
 // in one query.
-func (db *DB) ResolveToken(ctx context.Context, hash string) (*portalstore.Credential, error) {
-	var c portalstore.Credential
-	var g portalstore.TokenGrant
+func (db *DB) ResolveToken(ctx context.Context, hash string) (*keylens.Credential, error) {
+	var c keylens.Credential
+	var g keylens.TokenGrant
 	var policy, fields string
 	err := db.rdb.queryRowPrepared(ctx, resolveTokenQuery, hash, db.Now().Unix()).Scan(
 		&g.ClientID, &g.IssuedAt, &g.ExpiresAt, &policy, &c.Owner.ID, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, portalstore.Errorf(portalstore.ENOTFOUND, "Token not found")
+		return nil, keylens.Errorf(keylens.ENOTFOUND, "Token not found")
 	} else if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (db *DB) ResolveToken(ctx context.Context, hash string) (*portalstore.Crede
 		return nil, fmt.Errorf("developer %s fields: %w", c.Owner.ID, err)
 	}
 	g.DeveloperID, g.Policies = c.Owner.ID, []string{policy}
-	c.Key = portalstore.Key{Hash: hash, DeveloperID: c.Owner.ID, Policies: g.Policies, AuthType: portalstore.AuthOAuth,
+	c.Key = keylens.Key{Hash: hash, DeveloperID: c.Owner.ID, Policies: g.Policies, AuthType: keylens.AuthOAuth,
 		Fields: map[string]any{}, DateCreated: time.Unix(g.IssuedAt, 0).UTC()}
 	c.Token = &g
 	return &c, nil

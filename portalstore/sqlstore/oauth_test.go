@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // An expired token is unknown at once, before any pruning; sealed client
@@ -19,19 +19,19 @@ func TestTokenExpiresOnTheStoreClock(t *testing.T) {
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return now }
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "p", AuthType: portalstore.AuthOAuth}}}); err != nil {
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "p", AuthType: keylens.AuthOAuth}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "ada@example.com"}
+	d := &keylens.Developer{Email: "ada@example.com"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	a, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"p"}})
+	a, err := db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"p"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, hash := portalstore.NewAccessToken()
-	g, err := db.IssueToken(ctx, portalstore.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}, hash, time.Minute)
+	_, hash := keylens.NewAccessToken()
+	g, err := db.IssueToken(ctx, keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}, hash, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestTokenExpiresOnTheStoreClock(t *testing.T) {
 		t.Fatalf("a second before expiry: %v", err)
 	}
 	now = now.Add(time.Second)
-	if _, err := db.ResolveToken(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := db.ResolveToken(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Fatalf("at expiry: %v, want ENOTFOUND", err)
 	}
 	if n, err := db.PruneTokens(ctx, now); err != nil || n != 1 {

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
-var _ portalstore.AccountService = (*DB)(nil)
+var _ keylens.AccountService = (*DB)(nil)
 
 // ChangePassword changes a developer's password in the portal.
 func (db *DB) ChangePassword(ctx context.Context, devID, current, next, keep string) error {
@@ -19,15 +19,15 @@ func (db *DB) ChangePassword(ctx context.Context, devID, current, next, keep str
 	if err != nil {
 		return err
 	}
-	if !portalstore.CheckPassword(d.PasswordHash, current) {
-		return portalstore.Errorf(portalstore.EUNAUTHORIZED, "Your current password is not right")
+	if !keylens.CheckPassword(d.PasswordHash, current) {
+		return keylens.Errorf(keylens.EUNAUTHORIZED, "Your current password is not right")
 	}
 	hash, err := newPasswordHash(d, next)
 	if err != nil {
 		return err
 	}
 	return db.write(ctx, func(tx *Tx) error {
-		if err := writePassword(ctx, tx, d, hash, portalstore.AuditDeveloperPassword); err != nil {
+		if err := writePassword(ctx, tx, d, hash, keylens.AuditDeveloperPassword); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE developer_id = ? AND id_hash <> ?`, devID, keep)
@@ -37,34 +37,34 @@ func (db *DB) ChangePassword(ctx context.Context, devID, current, next, keep str
 
 // newPasswordHash hashes a developer's new, typed password (bcrypt, before
 // any transaction), refusing one of their recent ones.
-func newPasswordHash(d *portalstore.Developer, pw string) (string, error) {
-	if err := portalstore.ValidateTypedPassword(pw); err != nil {
+func newPasswordHash(d *keylens.Developer, pw string) (string, error) {
+	if err := keylens.ValidateTypedPassword(pw); err != nil {
 		return "", err
 	}
-	if err := portalstore.CheckPasswordReuse(d.PasswordHash, d.PasswordHistory, pw); err != nil {
+	if err := keylens.CheckPasswordReuse(d.PasswordHash, d.PasswordHistory, pw); err != nil {
 		return "", err
 	}
-	return portalstore.HashPassword(pw)
+	return keylens.HashPassword(pw)
 }
 
 // writePassword stores hash as d's password, if the stored one is still
 // the one d was read with (else ECONFLICT: it changed meanwhile), and adds
 // it to the history.
-func writePassword(ctx context.Context, tx *Tx, d *portalstore.Developer, hash, action string) error {
-	history, err := json.Marshal(portalstore.AppendPasswordHistory(d.PasswordHistory, hash))
+func writePassword(ctx context.Context, tx *Tx, d *keylens.Developer, hash, action string) error {
+	history, err := json.Marshal(keylens.AppendPasswordHistory(d.PasswordHistory, hash))
 	if err != nil {
 		return err
 	}
-	if err := execOne(ctx, tx, portalstore.Errorf(portalstore.ECONFLICT, "The password changed meanwhile: try again"),
+	if err := execOne(ctx, tx, keylens.Errorf(keylens.ECONFLICT, "The password changed meanwhile: try again"),
 		`UPDATE developers SET password_hash = ?, password_updated = ?, password_history = ? WHERE id = ? AND password_hash = ?`,
 		hash, formatTime(tx.now), string(history), d.ID, d.PasswordHash); err != nil {
 		return err
 	}
-	return recordAudit(ctx, tx, action, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email)
+	return recordAudit(ctx, tx, action, keylens.ObjectDeveloper, d.ID, d.ID, d.Email)
 }
 
 // CreatePasswordReset makes a reset token for an active developer.
-func (db *DB) CreatePasswordReset(ctx context.Context, email string) (string, *portalstore.Developer, error) {
+func (db *DB) CreatePasswordReset(ctx context.Context, email string) (string, *keylens.Developer, error) {
 	d, err := db.FindDeveloperByEmail(ctx, strings.TrimSpace(email))
 	if err != nil {
 		return "", nil, err
@@ -72,13 +72,13 @@ func (db *DB) CreatePasswordReset(ctx context.Context, email string) (string, *p
 	if d.Inactive {
 		return "", nil, errDeveloperNotFound
 	}
-	token, hash := portalstore.NewSessionID() // 256 random bits; only the SHA-256 is stored
+	token, hash := keylens.NewSessionID() // 256 random bits; only the SHA-256 is stored
 	err = db.write(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM password_resets WHERE expires_at <= ?`, tx.now.Unix()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO password_resets (token_hash, developer_id, expires_at) VALUES (?, ?, ?)`,
-			hash, d.ID, tx.now.Add(portalstore.PasswordResetTTL).Unix())
+			hash, d.ID, tx.now.Add(keylens.PasswordResetTTL).Unix())
 		return err
 	})
 	if err != nil {
@@ -87,7 +87,7 @@ func (db *DB) CreatePasswordReset(ctx context.Context, email string) (string, *p
 	return token, d, nil
 }
 
-var errResetNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "This password reset link is not valid: it was used, it expired, or it was never sent")
+var errResetNotFound = keylens.Errorf(keylens.ENOTFOUND, "This password reset link is not valid: it was used, it expired, or it was never sent")
 
 // resetOwner returns the developer a live token resets.
 func (db *DB) resetOwner(ctx context.Context, q querier, token string) (string, error) {
@@ -96,7 +96,7 @@ func (db *DB) resetOwner(ctx context.Context, q querier, token string) (string, 
 	}
 	var devID string
 	err := q.QueryRowContext(ctx, `SELECT developer_id FROM password_resets WHERE token_hash = ? AND expires_at > ?`,
-		portalstore.SessionHash(token), db.Now().Unix()).Scan(&devID)
+		keylens.SessionHash(token), db.Now().Unix()).Scan(&devID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", errResetNotFound
 	}
@@ -110,7 +110,7 @@ func (db *DB) CheckPasswordReset(ctx context.Context, token string) error {
 }
 
 // ResetPassword spends a reset token on a new password.
-func (db *DB) ResetPassword(ctx context.Context, token, password string) (*portalstore.Developer, error) {
+func (db *DB) ResetPassword(ctx context.Context, token, password string) (*keylens.Developer, error) {
 	devID, err := db.resetOwner(ctx, db.rdb, token)
 	if err != nil {
 		return nil, err
@@ -126,10 +126,10 @@ func (db *DB) ResetPassword(ctx context.Context, token, password string) (*porta
 	err = db.write(ctx, func(tx *Tx) error {
 		// Spent here, in the transaction that uses it: a token works once.
 		if err := execOne(ctx, tx, errResetNotFound, `DELETE FROM password_resets WHERE token_hash = ? AND expires_at > ?`,
-			portalstore.SessionHash(token), tx.now.Unix()); err != nil {
+			keylens.SessionHash(token), tx.now.Unix()); err != nil {
 			return err
 		}
-		if err := writePassword(ctx, tx, d, hash, portalstore.AuditPasswordReset); err != nil {
+		if err := writePassword(ctx, tx, d, hash, keylens.AuditPasswordReset); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM password_resets WHERE developer_id = ?`, devID); err != nil {
@@ -146,7 +146,7 @@ func (db *DB) ResetPassword(ctx context.Context, token, password string) (*porta
 
 // fileReveal notes, as r is filed, that what approving it issues is to be
 // kept for its developer (r.ShowOnce).
-func fileReveal(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) error {
+func fileReveal(ctx context.Context, tx *Tx, r *keylens.KeyRequest) error {
 	if !r.ShowOnce {
 		return nil
 	}
@@ -156,23 +156,23 @@ func fileReveal(ctx context.Context, tx *Tx, r *portalstore.KeyRequest) error {
 
 // keepReveal keeps, sealed, what approving r issued, when r was filed to
 // be shown once to its developer; nothing otherwise.
-func keepReveal(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, a *portalstore.Approval) error {
+func keepReveal(ctx context.Context, tx *Tx, r *keylens.KeyRequest, a *keylens.Approval) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reveals WHERE request_id = ?`, r.ID).Scan(&n); err != nil || n == 0 {
 		return err
 	}
-	authType := portalstore.AuthOAuth
+	authType := keylens.AuthOAuth
 	if a.OAuthClient == nil {
 		cat, err := loadCatalogue(ctx, tx)
 		if err != nil {
 			return err
 		}
-		authType = portalstore.AuthToken
+		authType = keylens.AuthToken
 		if e := cat.Entry(firstPolicy(r)); e != nil {
 			authType = e.AuthType
 		}
 	}
-	b, err := json.Marshal(portalstore.NewReveal(r, authType, a, tx.now))
+	b, err := json.Marshal(keylens.NewReveal(r, authType, a, tx.now))
 	if err != nil {
 		return err
 	}
@@ -181,13 +181,13 @@ func keepReveal(ctx context.Context, tx *Tx, r *portalstore.KeyRequest, a *porta
 }
 
 // TakeReveals returns and forgets what a developer has yet to see.
-func (db *DB) TakeReveals(ctx context.Context, devID string) ([]*portalstore.Reveal, error) {
+func (db *DB) TakeReveals(ctx context.Context, devID string) ([]*keylens.Reveal, error) {
 	// Most visits find none: a read says so without taking the write lock.
 	var n int
 	if err := db.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM reveals WHERE developer_id = ? AND secret <> ''`, devID).Scan(&n); err != nil || n == 0 {
 		return nil, err
 	}
-	var out []*portalstore.Reveal
+	var out []*keylens.Reveal
 	err := db.write(ctx, func(tx *Tx) error {
 		out = nil
 		var sealed []string
@@ -205,7 +205,7 @@ func (db *DB) TakeReveals(ctx context.Context, devID string) ([]*portalstore.Rev
 			if err != nil {
 				return err
 			}
-			var rv portalstore.Reveal
+			var rv keylens.Reveal
 			if err := json.Unmarshal([]byte(plain), &rv); err != nil {
 				return fmt.Errorf("a kept approval does not decode: %w", err)
 			}

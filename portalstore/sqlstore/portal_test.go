@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // A key waiting to be shown to its developer is sealed at rest under the
@@ -19,14 +19,14 @@ func TestRevealSealedAtRestAndGoneOnceShown(t *testing.T) {
 	if err := db.UseSecretsKey(bytes.Repeat([]byte{7}, 32)); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "pol", Show: true}}}); err != nil {
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "pol", Show: true}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "s@example.com"}
+	d := &keylens.Developer{Email: "s@example.com"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	r := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol"}, ShowOnce: true}
+	r := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol"}, ShowOnce: true}
 	if err := db.CreateKeyRequest(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestRevealSealedAtRestAndGoneOnceShown(t *testing.T) {
 	if err := db.RawQueryRow(ctx, `SELECT secret FROM reveals`).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
-	if !portalstore.LooksSealed(stored) || bytes.Contains([]byte(stored), []byte(a.RawKey)) {
+	if !keylens.LooksSealed(stored) || bytes.Contains([]byte(stored), []byte(a.RawKey)) {
 		t.Errorf("the kept approval is stored as %q", stored)
 	}
 	if fileHolds(t, path, a.RawKey) {
@@ -60,7 +60,7 @@ func TestPasswordResetExpires(t *testing.T) {
 	db := openSQLite(t, filepath.Join(t.TempDir(), "k.db"))
 	now := time.Now()
 	db.Now = func() time.Time { return now }
-	d := &portalstore.Developer{Email: "s@example.com", Password: "first-pass"}
+	d := &keylens.Developer{Email: "s@example.com", Password: "first-pass"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -68,19 +68,19 @@ func TestPasswordResetExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(portalstore.PasswordResetTTL - time.Second)
+	now = now.Add(keylens.PasswordResetTTL - time.Second)
 	if err := db.CheckPasswordReset(ctx, token); err != nil {
 		t.Errorf("a token a second before it expires: %v", err)
 	}
 	now = now.Add(time.Second)
-	if err := db.CheckPasswordReset(ctx, token); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if err := db.CheckPasswordReset(ctx, token); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("an expired token: %v", err)
 	}
-	if _, err := db.ResetPassword(ctx, token, "second-pass"); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := db.ResetPassword(ctx, token, "second-pass"); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("an expired token resets: %v", err)
 	}
 	var stored string
-	if err := db.RawQueryRow(ctx, `SELECT token_hash FROM password_resets`).Scan(&stored); err != nil || stored != portalstore.SessionHash(token) {
+	if err := db.RawQueryRow(ctx, `SELECT token_hash FROM password_resets`).Scan(&stored); err != nil || stored != keylens.SessionHash(token) {
 		t.Errorf("stored %q (%v), want only the token's SHA-256", stored, err)
 	}
 }

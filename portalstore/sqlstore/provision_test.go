@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 )
@@ -16,13 +16,13 @@ import (
 type recordingProvisioner struct {
 	fail    error
 	cancel  context.CancelFunc // called after a successful Provision
-	issued  []*portalstore.Issued
-	owners  []portalstore.CredentialOwner
+	issued  []*keylens.Issued
+	owners  []keylens.CredentialOwner
 	undone  int
 	created int
 }
 
-func (p *recordingProvisioner) Provision(ctx context.Context, is *portalstore.Issued, owner portalstore.CredentialOwner) (func(context.Context), error) {
+func (p *recordingProvisioner) Provision(ctx context.Context, is *keylens.Issued, owner keylens.CredentialOwner) (func(context.Context), error) {
 	p.issued, p.owners = append(p.issued, is), append(p.owners, owner)
 	if p.fail != nil {
 		return nil, p.fail
@@ -56,22 +56,22 @@ func TestProvisioner_PostgreSQL(t *testing.T) {
 // undoes it.
 func testProvisioner(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	ctx := context.Background()
-	setup := func(t *testing.T) (*sqlstore.DB, *portalstore.Developer, *recordingProvisioner) {
+	setup := func(t *testing.T) (*sqlstore.DB, *keylens.Developer, *recordingProvisioner) {
 		db := open(t)
 		p := &recordingProvisioner{}
 		db.Provisioner = p
-		cat := &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "pol-token", AuthType: portalstore.AuthToken}}}
+		cat := &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "pol-token", AuthType: keylens.AuthToken}}}
 		if err := db.PutCatalogue(ctx, cat); err != nil {
 			t.Fatal(err)
 		}
-		d := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Company": "AE"}}
+		d := &keylens.Developer{Email: "ada@example.com", Fields: map[string]string{"Company": "AE"}}
 		if err := db.CreateDeveloper(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		return db, d, p
 	}
-	request := func() *portalstore.KeyRequest {
-		return &portalstore.KeyRequest{ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"use": "billing"}}
+	request := func() *keylens.KeyRequest {
+		return &keylens.KeyRequest{ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"use": "billing"}}
 	}
 
 	t.Run("AskedFirstWithTheIssuedKeyAndItsOwner", func(t *testing.T) {
@@ -93,14 +93,14 @@ func testProvisioner(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 	})
 	t.Run("RefusalStoresNothing", func(t *testing.T) {
 		db, d, p := setup(t)
-		p.fail = portalstore.Errorf(portalstore.EBADGATEWAY, "Tyk gateway: no")
+		p.fail = keylens.Errorf(keylens.EBADGATEWAY, "Tyk gateway: no")
 		r := request()
-		if err := db.CreateKeyRequest(ctx, &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: r.ApplyPolicies}); err != nil {
+		if err := db.CreateKeyRequest(ctx, &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: r.ApplyPolicies}); err != nil {
 			t.Fatal(err)
 		}
-		reqs, _, _ := db.FindKeyRequests(ctx, portalstore.KeyRequestFilter{})
+		reqs, _, _ := db.FindKeyRequests(ctx, keylens.KeyRequestFilter{})
 		_, err := db.ApproveKeyRequest(ctx, reqs[0].ID)
-		if portalstore.ErrorCode(err) != portalstore.EBADGATEWAY || portalstore.HTTPStatus(portalstore.ErrorCode(err)) != 502 {
+		if keylens.ErrorCode(err) != keylens.EBADGATEWAY || keylens.HTTPStatus(keylens.ErrorCode(err)) != 502 {
 			t.Fatalf("approve: %v", err)
 		}
 		if keys, _ := db.FindDeveloperKeys(ctx, d.ID); len(keys) != 0 {
@@ -109,10 +109,10 @@ func testProvisioner(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 		if got, _ := db.FindKeyRequestByID(ctx, reqs[0].ID); got.Approved {
 			t.Error("request approved")
 		}
-		if _, err := db.IssueKey(ctx, d.ID, request()); portalstore.ErrorCode(err) != portalstore.EBADGATEWAY {
+		if _, err := db.IssueKey(ctx, d.ID, request()); keylens.ErrorCode(err) != keylens.EBADGATEWAY {
 			t.Errorf("IssueKey: %v", err)
 		}
-		if reqs, n, _ := db.FindKeyRequests(ctx, portalstore.KeyRequestFilter{}); n != 1 {
+		if reqs, n, _ := db.FindKeyRequests(ctx, keylens.KeyRequestFilter{}); n != 1 {
 			t.Errorf("IssueKey refused by the gateway filed a request: %v", reqs)
 		}
 	})

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Secrets at rest. Without a secrets key, JWT HMAC secrets and OAuth client
@@ -24,7 +24,7 @@ import (
 // was sealed with, so that the wrong key is an error, never garbage.
 
 // sealedPrefix starts every sealed value: "keylens-sealed:v1:<key id>:<base64 nonce+ciphertext>".
-const sealedPrefix = portalstore.SealedPrefix
+const sealedPrefix = keylens.SealedPrefix
 
 // secretBox seals and opens secrets under one key.
 type secretBox struct {
@@ -80,7 +80,7 @@ func (db *DB) UseSecretsKey(key []byte) error {
 // seal returns s sealed, or s itself without a key (or when empty). Every
 // writer holds opened secrets, so nothing is sealed twice; a client's
 // secret that merely looks sealed is refused by validation
-// (portalstore.LooksSealed).
+// (keylens.LooksSealed).
 func (db *DB) seal(s string) string {
 	if db.secrets == nil || s == "" {
 		return s
@@ -221,7 +221,7 @@ func (db *DB) rewriteSecrets(ctx context.Context, onlyClear bool, rewrite func(s
 }
 
 // openKey opens k's sealed material in place.
-func (db *DB) openKey(k *portalstore.Key) (err error) {
+func (db *DB) openKey(k *keylens.Key) (err error) {
 	k.JWTSecret, err = db.unseal(k.JWTSecret)
 	return err
 }

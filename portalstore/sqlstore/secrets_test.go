@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -47,26 +47,26 @@ func TestSecretsSealedAtRest(t *testing.T) {
 		return db
 	}
 	db := open(key1)
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT}, {PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth}}}); err != nil {
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+		{PolicyID: "pol-jwt", AuthType: keylens.AuthJWT}, {PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "s@example.com"}
+	d := &keylens.Developer{Email: "s@example.com"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	const jwtSecret, pendingSecret = "jwt-hmac-secret-at-rest-0123456789", "pending-hmac-secret-at-rest-01234"
-	a, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: jwtSecret})
+	a, err := db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: jwtSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
-		OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
+	o, err := db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
+		OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	oauthSecret := o.OAuthClient.Secret
-	pending := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: pendingSecret}
+	pending := &keylens.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: pendingSecret}
 	if err := db.CreateKeyRequest(ctx, pending); err != nil {
 		t.Fatal(err)
 	}
@@ -150,20 +150,20 @@ func TestSecretsKeySetLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT}}}); err != nil {
+	if err := db.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "pol-jwt", AuthType: keylens.AuthJWT}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "later@example.com"}
+	d := &keylens.Developer{Email: "later@example.com"}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	const secret = "a-clear-hmac-secret-stored-first-0123"
-	a, err := db.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: secret})
+	a, err := db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "keylens-sealed:v1:deadbeef:" + strings.Repeat("ab", 20)}
-	if err := db.CreateKeyRequest(ctx, fake); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	fake := &keylens.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "keylens-sealed:v1:deadbeef:" + strings.Repeat("ab", 20)}
+	if err := db.CreateKeyRequest(ctx, fake); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a secret that looks sealed: %v, want EINVALID", err)
 	}
 	db.Close()

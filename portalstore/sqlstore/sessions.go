@@ -6,32 +6,32 @@ import (
 	"errors"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
-var _ portalstore.SessionService = (*DB)(nil)
+var _ keylens.SessionService = (*DB)(nil)
 
 // Sessions of the admin console and of the developer portal: one table,
 // a row belongs to an admin (admin_id), the admin key (admin_key) or a
 // developer (developer_id).
 
 // CreateSession stores a new session.
-func (db *DB) CreateSession(ctx context.Context, s *portalstore.Session) error {
+func (db *DB) CreateSession(ctx context.Context, s *keylens.Session) error {
 	if s.DeveloperID != "" && (s.AdminID != "" || s.AdminKey != "") {
-		return portalstore.Errorf(portalstore.EINVALID, "A session is an admin's or a developer's, not both")
+		return keylens.Errorf(keylens.EINVALID, "A session is an admin's or a developer's, not both")
 	}
 	_, err := db.wdb.ExecContext(ctx, `INSERT INTO sessions (id_hash, admin_id, admin_key, developer_id, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
 		s.IDHash, nullIfEmpty(s.AdminID), s.AdminKey, nullIfEmpty(s.DeveloperID), s.Created.Unix(), s.LastSeen.Unix())
 	if isUniqueViolation(err) {
-		return portalstore.Errorf(portalstore.ECONFLICT, "Session exists")
+		return keylens.Errorf(keylens.ECONFLICT, "Session exists")
 	}
 	return err
 }
 
 // FindSession returns a live admin's (or the admin key's, or an active
 // developer's) session.
-func (db *DB) FindSession(ctx context.Context, idHash string) (*portalstore.Session, error) {
-	var s portalstore.Session
+func (db *DB) FindSession(ctx context.Context, idHash string) (*keylens.Session, error) {
+	var s keylens.Session
 	var admin, email, dev, devEmail sql.NullString
 	var disabled, inactive sql.NullBool
 	var created, seen int64
@@ -59,7 +59,7 @@ func (db *DB) FindSession(ctx context.Context, idHash string) (*portalstore.Sess
 	return &s, nil
 }
 
-var errSessionNotFound = portalstore.Errorf(portalstore.ENOTFOUND, "Session not found")
+var errSessionNotFound = keylens.Errorf(keylens.ENOTFOUND, "Session not found")
 
 // TouchSession records a request.
 func (db *DB) TouchSession(ctx context.Context, idHash string, at time.Time) error {
@@ -76,7 +76,7 @@ func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
 // DeleteExpiredSessions removes sessions idle or old beyond the limits.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
 	res, err := db.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?`,
-		now.Add(-portalstore.SessionIdleTimeout).Unix(), now.Add(-portalstore.SessionMaxAge).Unix())
+		now.Add(-keylens.SessionIdleTimeout).Unix(), now.Add(-keylens.SessionMaxAge).Unix())
 	if err != nil {
 		return 0, err
 	}

@@ -1,4 +1,4 @@
-// Package sqlstore implements the portalstore services on SQL. SQLite
+// Package sqlstore implements the keylens services on SQL. SQLite
 // (modernc.org/sqlite, pure Go) is the embedded default; PostgreSQL (pgx)
 // runs behind the same code: the SQL is portable, written with ?
 // placeholders that are rebound to $n for PostgreSQL.
@@ -27,7 +27,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -35,11 +35,11 @@ var migrations embed.FS
 
 // Compile-time checks that DB provides every service.
 var (
-	_ portalstore.DeveloperService = (*DB)(nil)
-	_ portalstore.SettingsService  = (*DB)(nil)
-	_ portalstore.CatalogueService = (*DB)(nil)
-	_ portalstore.KeyService       = (*DB)(nil)
-	_ portalstore.ChangeService    = (*DB)(nil)
+	_ keylens.DeveloperService = (*DB)(nil)
+	_ keylens.SettingsService  = (*DB)(nil)
+	_ keylens.CatalogueService = (*DB)(nil)
+	_ keylens.KeyService       = (*DB)(nil)
+	_ keylens.ChangeService    = (*DB)(nil)
 )
 
 // DB is an open store. Public methods each run in one transaction; the
@@ -60,16 +60,16 @@ type DB struct {
 	// Now is the clock, replaceable in tests.
 	Now func() time.Time
 	// KeyHashAlgorithm is written into generated keys ("h"); Tyk's
-	// hash_key_function. Default portalstore.DefaultHashAlgorithm.
+	// hash_key_function. Default keylens.DefaultHashAlgorithm.
 	KeyHashAlgorithm string
 	// Provisioner, when set, creates each approval's credential in the
 	// gateway inside the approving transaction: its refusal fails the
 	// approval, and what it created is undone if the transaction does not
 	// commit.
-	Provisioner portalstore.Provisioner
+	Provisioner keylens.Provisioner
 	// CentralJWT says JWTs are verified against an identity provider's
 	// keys, so that jwt requests without material may be approved
-	// (portalstore.Issuer.CentralJWT).
+	// (keylens.Issuer.CentralJWT).
 	CentralJWT bool
 
 	changed *notifier
@@ -121,7 +121,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
 	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
-		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
+		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {
@@ -164,7 +164,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
-		KeyHashAlgorithm: portalstore.DefaultHashAlgorithm, changed: newNotifier(),
+		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {
@@ -310,7 +310,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-var errFull = portalstore.Errorf(portalstore.EFULL, "The store is out of space: writes fail until space is freed")
+var errFull = keylens.Errorf(keylens.EFULL, "The store is out of space: writes fail until space is freed")
 
 // storageError turns a write that failed for want of space (SQLite's
 // SQLITE_FULL, PostgreSQL's disk_full, a full disk) into EFULL and notes
@@ -485,7 +485,7 @@ func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 	var v string
 	err := db.rdb.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", portalstore.Errorf(portalstore.ENOTFOUND, "Setting %s is not set", name)
+		return "", keylens.Errorf(keylens.ENOTFOUND, "Setting %s is not set", name)
 	}
 	return v, err
 }
@@ -515,7 +515,7 @@ func (db *DB) PutSetting(ctx context.Context, name, value string) error {
 
 // OrgID returns the portal's org id, creating it on first use.
 func (db *DB) OrgID(ctx context.Context) (string, error) {
-	return db.InitSetting(ctx, portalstore.SettingOrgID, portalstore.NewObjectID(db.Now()))
+	return db.InitSetting(ctx, keylens.SettingOrgID, keylens.NewObjectID(db.Now()))
 }
 
 // isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY

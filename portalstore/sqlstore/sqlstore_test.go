@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 	"github.com/keylens/keylens/portalstore/storetest"
@@ -40,7 +40,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "keylens.db")
 	db := openSQLite(t, path)
-	d := &portalstore.Developer{Email: "keep@example.com", Password: "password1", Keys: map[string][]string{"aaaabbbb": {"p"}}}
+	d := &keylens.Developer{Email: "keep@example.com", Password: "password1", Keys: map[string][]string{"aaaabbbb": {"p"}}}
 	if err := db.CreateDeveloper(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Keys["aaaabbbb"] == nil || !portalstore.CheckPassword(got.PasswordHash, "password1") {
+	if got.Keys["aaaabbbb"] == nil || !keylens.CheckPassword(got.PasswordHash, "password1") {
 		t.Errorf("after reopen: %+v", got)
 	}
 	if org2, _ := db.OrgID(ctx); org2 != org || got.OrgID != org {
@@ -159,7 +159,7 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 			done <- time.Since(start)
 		}()
 		time.Sleep(300 * time.Millisecond)
-		if err := writer.CreateDeveloper(ctx, &portalstore.Developer{Email: fmt.Sprintf("n%d@example.com", time.Now().UnixNano())}); err != nil {
+		if err := writer.CreateDeveloper(ctx, &keylens.Developer{Email: fmt.Sprintf("n%d@example.com", time.Now().UnixNano())}); err != nil {
 			t.Fatal(err)
 		}
 		<-done // the reader's check: a wait that ends empty after 10 s fails
@@ -171,21 +171,21 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 func TestSearchPlansAgree(t *testing.T) {
 	ctx := context.Background()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
-	var devs []*portalstore.Developer
+	var devs []*keylens.Developer
 	for i := range 2600 {
 		domain := "many.example"
 		if i%5 == 0 {
 			domain = "few.example"
 		}
-		devs = append(devs, &portalstore.Developer{Email: fmt.Sprintf("d%04d@%s", (i*7919)%2600, domain)})
+		devs = append(devs, &keylens.Developer{Email: fmt.Sprintf("d%04d@%s", (i*7919)%2600, domain)})
 	}
 	if err := db.CreateDevelopers(ctx, devs); err != nil {
 		t.Fatal(err)
 	}
 	for q, want := range map[string]int{"many.example": 2080, "few.example": 520, "example": 2600, "d0007@": 1} {
-		var all []*portalstore.Developer
+		var all []*keylens.Developer
 		for off := 0; ; off += 250 {
-			page, total, err := db.FindDevelopers(ctx, portalstore.DeveloperFilter{EmailContains: q, Offset: off, Limit: 250})
+			page, total, err := db.FindDevelopers(ctx, keylens.DeveloperFilter{EmailContains: q, Offset: off, Limit: 250})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
@@ -14,11 +14,11 @@ func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("CreateFindVerify", func(t *testing.T) {
 		s := newStore(t)
-		a := &portalstore.Admin{Email: "Root@Example.com", Password: "correct-horse-battery"}
+		a := &keylens.Admin{Email: "Root@Example.com", Password: "correct-horse-battery"}
 		if err := s.CreateAdmin(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		if !portalstore.IsObjectID(a.ID) || a.Password != "" || !strings.HasPrefix(a.PasswordHash, "$2") {
+		if !keylens.IsObjectID(a.ID) || a.Password != "" || !strings.HasPrefix(a.PasswordHash, "$2") {
 			t.Fatalf("created admin %+v: want an object id and only a bcrypt hash", a)
 		}
 		got, err := s.FindAdminByID(ctx, a.ID)
@@ -34,7 +34,7 @@ func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
 			"UnknownEmail":  {"nobody@example.com", "correct-horse-battery"},
 			"EmptyPassword": {"root@example.com", ""},
 		} {
-			if _, err := s.VerifyAdmin(ctx, c[0], c[1]); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+			if _, err := s.VerifyAdmin(ctx, c[0], c[1]); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 				t.Errorf("%s: VerifyAdmin = %v, want EUNAUTHORIZED", name, err)
 			}
 		}
@@ -46,35 +46,35 @@ func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("Rules", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.CreateAdmin(ctx, &portalstore.Admin{Email: "a@example.com", Password: "short-pw"}); portalstore.ErrorCode(err) != portalstore.EINVALID {
-			t.Errorf("password under %d characters: %v, want EINVALID", portalstore.MinAdminPasswordLength, err)
+		if err := s.CreateAdmin(ctx, &keylens.Admin{Email: "a@example.com", Password: "short-pw"}); keylens.ErrorCode(err) != keylens.EINVALID {
+			t.Errorf("password under %d characters: %v, want EINVALID", keylens.MinAdminPasswordLength, err)
 		}
-		if err := s.CreateAdmin(ctx, &portalstore.Admin{Email: "not an email", Password: "long-enough-password"}); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		if err := s.CreateAdmin(ctx, &keylens.Admin{Email: "not an email", Password: "long-enough-password"}); keylens.ErrorCode(err) != keylens.EINVALID {
 			t.Errorf("bad email: %v, want EINVALID", err)
 		}
-		if err := s.CreateAdmin(ctx, &portalstore.Admin{Email: "a@example.com", Password: "long-enough-password"}); err != nil {
+		if err := s.CreateAdmin(ctx, &keylens.Admin{Email: "a@example.com", Password: "long-enough-password"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateAdmin(ctx, &portalstore.Admin{Email: "A@EXAMPLE.com", Password: "long-enough-password"}); portalstore.ErrorCode(err) != portalstore.ECONFLICT {
+		if err := s.CreateAdmin(ctx, &keylens.Admin{Email: "A@EXAMPLE.com", Password: "long-enough-password"}); keylens.ErrorCode(err) != keylens.ECONFLICT {
 			t.Errorf("email taken ignoring case: %v, want ECONFLICT", err)
 		}
-		if err := s.SetAdminDisabled(ctx, portalstore.NewObjectID(time.Now()), true); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if err := s.SetAdminDisabled(ctx, keylens.NewObjectID(time.Now()), true); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("disable an unknown admin: %v, want ENOTFOUND", err)
 		}
-		if err := s.DeleteAdmin(ctx, portalstore.NewObjectID(time.Now())); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if err := s.DeleteAdmin(ctx, keylens.NewObjectID(time.Now())); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("delete an unknown admin: %v, want ENOTFOUND", err)
 		}
 	})
 
 	t.Run("DisabledCannotSignInAndLosesSessions", func(t *testing.T) {
 		s := newStore(t)
-		a := &portalstore.Admin{Email: "b@example.com", Password: "long-enough-password"}
+		a := &keylens.Admin{Email: "b@example.com", Password: "long-enough-password"}
 		if err := s.CreateAdmin(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		_, hash := portalstore.NewSessionID()
+		_, hash := keylens.NewSessionID()
 		now := time.Now()
-		if err := s.CreateSession(ctx, &portalstore.Session{IDHash: hash, AdminID: a.ID, Created: now, LastSeen: now}); err != nil {
+		if err := s.CreateSession(ctx, &keylens.Session{IDHash: hash, AdminID: a.ID, Created: now, LastSeen: now}); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.FindSession(ctx, hash); err != nil || got.AdminID != a.ID || got.Email != a.Email {
@@ -83,18 +83,18 @@ func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.SetAdminDisabled(ctx, a.ID, true); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.VerifyAdmin(ctx, a.Email, "long-enough-password"); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+		if _, err := s.VerifyAdmin(ctx, a.Email, "long-enough-password"); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 			t.Errorf("a disabled admin signs in: %v", err)
 		}
-		if _, err := s.FindSession(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindSession(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("a disabled admin's session still found: %v", err)
 		}
 		// A session created while disabled (a race with sign-in) is
 		// not found either.
-		if err := s.CreateSession(ctx, &portalstore.Session{IDHash: hash, AdminID: a.ID, Created: now, LastSeen: now}); err != nil {
+		if err := s.CreateSession(ctx, &keylens.Session{IDHash: hash, AdminID: a.ID, Created: now, LastSeen: now}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FindSession(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindSession(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("a disabled admin's session found: %v", err)
 		}
 		if err := s.SetAdminDisabled(ctx, a.ID, false); err != nil {
@@ -106,10 +106,10 @@ func testAdmins(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.DeleteAdmin(ctx, a.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FindSession(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindSession(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("a deleted admin's session still found: %v", err)
 		}
-		if _, err := s.FindAdminByID(ctx, a.ID); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindAdminByID(ctx, a.ID); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("deleted admin found: %v", err)
 		}
 	})
@@ -119,11 +119,11 @@ func testSessions(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	s := newStore(t)
 	now := time.Unix(time.Now().Unix(), 0)
-	id, hash := portalstore.NewSessionID()
-	if len(id) != 43 || hash != portalstore.SessionHash(id) || hash == id {
+	id, hash := keylens.NewSessionID()
+	if len(id) != 43 || hash != keylens.SessionHash(id) || hash == id {
 		t.Fatalf("NewSessionID = %q, %q: want 256 bits in base64url and a different stored hash", id, hash)
 	}
-	key := &portalstore.Session{IDHash: hash, AdminKey: "fp", Created: now, LastSeen: now}
+	key := &keylens.Session{IDHash: hash, AdminKey: "fp", Created: now, LastSeen: now}
 	if err := s.CreateSession(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) Store) {
 	if err != nil || got.AdminID != "" || got.AdminKey != "fp" || !got.Created.Equal(now) || !got.LastSeen.Equal(now) {
 		t.Fatalf("admin key session read back as %+v, %v", got, err)
 	}
-	if _, err := s.FindSession(ctx, portalstore.SessionHash(id+"x")); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := s.FindSession(ctx, keylens.SessionHash(id+"x")); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("unknown session: %v", err)
 	}
 	later := now.Add(10 * time.Minute)
@@ -148,11 +148,11 @@ func testSessions(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Errorf("a touch with an older time moved last-seen back: %+v", got)
 	}
 
-	_, idle := portalstore.NewSessionID()
-	_, old := portalstore.NewSessionID()
-	t0 := now.Add(-portalstore.SessionMaxAge)
-	for _, sess := range []*portalstore.Session{
-		{IDHash: idle, AdminKey: "fp", Created: now.Add(-time.Hour), LastSeen: now.Add(-portalstore.SessionIdleTimeout)},
+	_, idle := keylens.NewSessionID()
+	_, old := keylens.NewSessionID()
+	t0 := now.Add(-keylens.SessionMaxAge)
+	for _, sess := range []*keylens.Session{
+		{IDHash: idle, AdminKey: "fp", Created: now.Add(-time.Hour), LastSeen: now.Add(-keylens.SessionIdleTimeout)},
 		{IDHash: old, AdminKey: "fp", Created: t0, LastSeen: now},
 	} {
 		if !sess.Expired(now) {
@@ -171,7 +171,7 @@ func testSessions(t *testing.T, newStore func(t *testing.T) Store) {
 	if err := s.DeleteSession(ctx, hash); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FindSession(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := s.FindSession(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("signed-out session found: %v", err)
 	}
 	if err := s.DeleteSession(ctx, hash); err != nil {
@@ -181,15 +181,15 @@ func testSessions(t *testing.T, newStore func(t *testing.T) Store) {
 
 func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	s, d := withDeveloperAndCatalogue(t, newStore)
-	alice := portalstore.Actor{ID: portalstore.NewObjectID(time.Now()), Name: "alice@example.com", Via: portalstore.ViaConsole}
-	ctx := portalstore.WithActor(context.Background(), alice)
-	api := portalstore.WithActor(context.Background(), portalstore.Actor{Name: portalstore.ActorAdminKey, Via: portalstore.ViaAPI})
+	alice := keylens.Actor{ID: keylens.NewObjectID(time.Now()), Name: "alice@example.com", Via: keylens.ViaConsole}
+	ctx := keylens.WithActor(context.Background(), alice)
+	api := keylens.WithActor(context.Background(), keylens.Actor{Name: keylens.ActorAdminKey, Via: keylens.ViaAPI})
 
-	other := &portalstore.Developer{Email: "other@example.com"}
+	other := &keylens.Developer{Email: "other@example.com"}
 	if err := s.CreateDeveloper(api, other); err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-token"}})
+	a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-token"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	if err := s.ResetKeyQuota(ctx, d.ID, a.KeyHash); err != nil {
 		t.Fatal(err)
 	}
-	r := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token"}}
+	r := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token"}}
 	if err := s.CreateKeyRequest(api, r); err != nil {
 		t.Fatal(err)
 	}
@@ -207,17 +207,17 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2 := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"Use": "x"}}
+	r2 := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"Use": "x"}}
 	if err := s.CreateKeyRequest(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateKeyRequest(ctx, r2.ID, &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token-2"}}); err != nil {
+	if err := s.UpdateKeyRequest(ctx, r2.ID, &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token-2"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteKeyRequest(ctx, r2.ID); err != nil {
 		t.Fatal(err)
 	}
-	oa, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"}, OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
+	oa, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"}, OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Fatal(err)
 	}
 	inactive := true
-	if _, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{Inactive: &inactive, Fields: map[string]string{"Company": "Acme", "Name": "Ada"}}); err != nil {
+	if _, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{Inactive: &inactive, Fields: map[string]string{"Company": "Acme", "Name": "Ada"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetPassword(ctx, d.ID, "new-password"); err != nil {
@@ -237,17 +237,17 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	cat := testCatalogue()
 	cat.APIs = cat.APIs[1:]
 	cat.APIs[0].Name = "Renamed"
-	cat.APIs = append(cat.APIs, portalstore.CatalogueEntry{Name: "New", PolicyID: "pol-new"})
+	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{Name: "New", PolicyID: "pol-new"})
 	if err := s.PutCatalogue(ctx, cat); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPortalConfig(ctx, &portalstore.PortalConfig{RequireKeyApproval: true, KeyRequestFields: []string{"Use case"}}); err != nil {
+	if err := s.PutPortalConfig(ctx, &keylens.PortalConfig{RequireKeyApproval: true, KeyRequestFields: []string{"Use case"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteDeveloper(api, other.ID); err != nil {
 		t.Fatal(err)
 	}
-	admin := &portalstore.Admin{Email: "bob@example.com", Password: "long-enough-password"}
+	admin := &keylens.Admin{Email: "bob@example.com", Password: "long-enough-password"}
 	if err := s.CreateAdmin(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Fatal(err)
 	}
 
-	all, total, err := s.FindAudit(context.Background(), portalstore.AuditFilter{})
+	all, total, err := s.FindAudit(context.Background(), keylens.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,29 +270,29 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	}
 	type want struct{ action, actor, via, objectType, objectID, developer, detail string }
 	wants := []want{ // newest first
-		{portalstore.AuditAdminDeleted, alice.Name, portalstore.ViaConsole, portalstore.ObjectAdmin, admin.ID, "", "bob@example.com"},
-		{portalstore.AuditAdminEnabled, alice.Name, portalstore.ViaConsole, portalstore.ObjectAdmin, admin.ID, "", "bob@example.com"},
-		{portalstore.AuditAdminDisabled, alice.Name, portalstore.ViaConsole, portalstore.ObjectAdmin, admin.ID, "", "bob@example.com"},
-		{portalstore.AuditAdminCreated, alice.Name, portalstore.ViaConsole, portalstore.ObjectAdmin, admin.ID, "", "bob@example.com"},
-		{portalstore.AuditDeveloperDeleted, portalstore.ActorAdminKey, portalstore.ViaAPI, portalstore.ObjectDeveloper, other.ID, other.ID, "other@example.com, with 0 keys"},
-		{portalstore.AuditConfigUpdated, alice.Name, portalstore.ViaConsole, portalstore.ObjectConfiguration, "", "", "require key approval false → true; key request fields: Use case"},
-		{portalstore.AuditCatalogueUpdated, alice.Name, portalstore.ViaConsole, portalstore.ObjectCatalogue, "", "", "published pol-new; withdrew pol-token; edited pol-token-2"},
-		{portalstore.AuditDeveloperPassword, alice.Name, portalstore.ViaConsole, portalstore.ObjectDeveloper, d.ID, d.ID, d.Email},
-		{portalstore.AuditDeveloperUpdated, alice.Name, portalstore.ViaConsole, portalstore.ObjectDeveloper, d.ID, d.ID, "fields Name; deactivated"},
-		{portalstore.AuditKeyRevoked, alice.Name, portalstore.ViaConsole, portalstore.ObjectKey, a.KeyHash, d.ID, ""},
-		{portalstore.AuditOAuthClientDeleted, alice.Name, portalstore.ViaConsole, portalstore.ObjectOAuthClient, oa.OAuthClient.ClientID, d.ID, ""},
-		{portalstore.AuditKeyIssued, alice.Name, portalstore.ViaConsole, portalstore.ObjectOAuthClient, oa.OAuthClient.ClientID, d.ID, "OAuth client " + oa.OAuthClient.ClientID + " for pol-oauth"},
-		{portalstore.AuditKeyRequestDeleted, alice.Name, portalstore.ViaConsole, portalstore.ObjectKeyRequest, r2.ID, d.ID, "pending, policies pol-token-2"},
-		{portalstore.AuditKeyRequestUpdated, alice.Name, portalstore.ViaConsole, portalstore.ObjectKeyRequest, r2.ID, d.ID, "policies pol-token-2"},
-		{portalstore.AuditKeyRequestCreated, alice.Name, portalstore.ViaConsole, portalstore.ObjectKeyRequest, r2.ID, d.ID, "policies pol-token"},
-		{portalstore.AuditKeyRequestApproved, alice.Name, portalstore.ViaConsole, portalstore.ObjectKeyRequest, r.ID, d.ID, "key " + a2.KeyHash + " for pol-token"},
-		{portalstore.AuditKeyRequestCreated, portalstore.ActorAdminKey, portalstore.ViaAPI, portalstore.ObjectKeyRequest, r.ID, d.ID, "policies pol-token"},
-		{portalstore.AuditKeyQuotaReset, alice.Name, portalstore.ViaConsole, portalstore.ObjectKey, a.KeyHash, d.ID, ""},
-		{portalstore.AuditKeyPolicies, alice.Name, portalstore.ViaConsole, portalstore.ObjectKey, a.KeyHash, d.ID, "pol-token → pol-token-2"},
-		{portalstore.AuditKeyIssued, alice.Name, portalstore.ViaConsole, portalstore.ObjectKey, a.KeyHash, d.ID, "key " + a.KeyHash + " for pol-token"},
-		{portalstore.AuditDeveloperCreated, portalstore.ActorAdminKey, portalstore.ViaAPI, portalstore.ObjectDeveloper, other.ID, other.ID, "other@example.com"},
-		{portalstore.AuditDeveloperCreated, "", "", portalstore.ObjectDeveloper, d.ID, d.ID, d.Email},
-		{portalstore.AuditCatalogueUpdated, "", "", portalstore.ObjectCatalogue, "", "", "published pol-token, pol-token-2, pol-basic, pol-oauth, pol-jwt"},
+		{keylens.AuditAdminDeleted, alice.Name, keylens.ViaConsole, keylens.ObjectAdmin, admin.ID, "", "bob@example.com"},
+		{keylens.AuditAdminEnabled, alice.Name, keylens.ViaConsole, keylens.ObjectAdmin, admin.ID, "", "bob@example.com"},
+		{keylens.AuditAdminDisabled, alice.Name, keylens.ViaConsole, keylens.ObjectAdmin, admin.ID, "", "bob@example.com"},
+		{keylens.AuditAdminCreated, alice.Name, keylens.ViaConsole, keylens.ObjectAdmin, admin.ID, "", "bob@example.com"},
+		{keylens.AuditDeveloperDeleted, keylens.ActorAdminKey, keylens.ViaAPI, keylens.ObjectDeveloper, other.ID, other.ID, "other@example.com, with 0 keys"},
+		{keylens.AuditConfigUpdated, alice.Name, keylens.ViaConsole, keylens.ObjectConfiguration, "", "", "require key approval false → true; key request fields: Use case"},
+		{keylens.AuditCatalogueUpdated, alice.Name, keylens.ViaConsole, keylens.ObjectCatalogue, "", "", "published pol-new; withdrew pol-token; edited pol-token-2"},
+		{keylens.AuditDeveloperPassword, alice.Name, keylens.ViaConsole, keylens.ObjectDeveloper, d.ID, d.ID, d.Email},
+		{keylens.AuditDeveloperUpdated, alice.Name, keylens.ViaConsole, keylens.ObjectDeveloper, d.ID, d.ID, "fields Name; deactivated"},
+		{keylens.AuditKeyRevoked, alice.Name, keylens.ViaConsole, keylens.ObjectKey, a.KeyHash, d.ID, ""},
+		{keylens.AuditOAuthClientDeleted, alice.Name, keylens.ViaConsole, keylens.ObjectOAuthClient, oa.OAuthClient.ClientID, d.ID, ""},
+		{keylens.AuditKeyIssued, alice.Name, keylens.ViaConsole, keylens.ObjectOAuthClient, oa.OAuthClient.ClientID, d.ID, "OAuth client " + oa.OAuthClient.ClientID + " for pol-oauth"},
+		{keylens.AuditKeyRequestDeleted, alice.Name, keylens.ViaConsole, keylens.ObjectKeyRequest, r2.ID, d.ID, "pending, policies pol-token-2"},
+		{keylens.AuditKeyRequestUpdated, alice.Name, keylens.ViaConsole, keylens.ObjectKeyRequest, r2.ID, d.ID, "policies pol-token-2"},
+		{keylens.AuditKeyRequestCreated, alice.Name, keylens.ViaConsole, keylens.ObjectKeyRequest, r2.ID, d.ID, "policies pol-token"},
+		{keylens.AuditKeyRequestApproved, alice.Name, keylens.ViaConsole, keylens.ObjectKeyRequest, r.ID, d.ID, "key " + a2.KeyHash + " for pol-token"},
+		{keylens.AuditKeyRequestCreated, keylens.ActorAdminKey, keylens.ViaAPI, keylens.ObjectKeyRequest, r.ID, d.ID, "policies pol-token"},
+		{keylens.AuditKeyQuotaReset, alice.Name, keylens.ViaConsole, keylens.ObjectKey, a.KeyHash, d.ID, ""},
+		{keylens.AuditKeyPolicies, alice.Name, keylens.ViaConsole, keylens.ObjectKey, a.KeyHash, d.ID, "pol-token → pol-token-2"},
+		{keylens.AuditKeyIssued, alice.Name, keylens.ViaConsole, keylens.ObjectKey, a.KeyHash, d.ID, "key " + a.KeyHash + " for pol-token"},
+		{keylens.AuditDeveloperCreated, keylens.ActorAdminKey, keylens.ViaAPI, keylens.ObjectDeveloper, other.ID, other.ID, "other@example.com"},
+		{keylens.AuditDeveloperCreated, "", "", keylens.ObjectDeveloper, d.ID, d.ID, d.Email},
+		{keylens.AuditCatalogueUpdated, "", "", keylens.ObjectCatalogue, "", "", "published pol-token, pol-token-2, pol-basic, pol-oauth, pol-jwt"},
 	}
 	if len(all) != len(wants) {
 		for _, e := range all {
@@ -319,11 +319,11 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	}
 
-	page, total, err := s.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: d.ID, Offset: 2, Limit: 3})
+	page, total, err := s.FindAudit(context.Background(), keylens.AuditFilter{DeveloperID: d.ID, Offset: 2, Limit: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var forDev []portalstore.AuditEntry
+	var forDev []keylens.AuditEntry
 	for _, e := range all {
 		if e.DeveloperID == d.ID {
 			forDev = append(forDev, e)
@@ -332,7 +332,7 @@ func testAudit(t *testing.T, newStore func(t *testing.T) Store) {
 	if total != len(forDev) || len(page) != 3 || page[0].Seq != forDev[2].Seq || page[2].Seq != forDev[4].Seq {
 		t.Errorf("developer filter, page 2..4: total %d (want %d), %+v", total, len(forDev), page)
 	}
-	if deleted, n, err := s.FindAudit(context.Background(), portalstore.AuditFilter{DeveloperID: other.ID}); err != nil || n != 2 || len(deleted) != 2 ||
+	if deleted, n, err := s.FindAudit(context.Background(), keylens.AuditFilter{DeveloperID: other.ID}); err != nil || n != 2 || len(deleted) != 2 ||
 		deleted[0].DeveloperEmail != "" {
 		t.Errorf("a deleted developer's trail: %d entries, %v; want created and deleted, without an email", n, err)
 	}
@@ -347,12 +347,12 @@ func testPatchDeveloper(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	s, d := withDeveloperAndCatalogue(t, newStore)
 	// A key issued after the admin opened the form survives the patch.
-	a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-token"}})
+	a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-token"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	email := "  renamed@example.com "
-	got, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{Email: &email, Fields: map[string]string{"Name": "Ada"}, Password: "a-new-password"})
+	got, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{Email: &email, Fields: map[string]string{"Name": "Ada"}, Password: "a-new-password"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,48 +360,48 @@ func testPatchDeveloper(t *testing.T, newStore func(t *testing.T) Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dev := range []*portalstore.Developer{got, stored} {
+	for _, dev := range []*keylens.Developer{got, stored} {
 		if dev.Email != "renamed@example.com" || len(dev.Fields) != 1 || dev.Fields["Name"] != "Ada" || dev.Keys[a.KeyHash] == nil ||
 			dev.Subscriptions["pol-token"] != a.KeyHash || dev.Inactive {
 			t.Errorf("patched developer %+v", dev)
 		}
 	}
-	if !portalstore.CheckPassword(stored.PasswordHash, "a-new-password") || len(stored.PasswordHistory) != 1 {
+	if !keylens.CheckPassword(stored.PasswordHash, "a-new-password") || len(stored.PasswordHistory) != 1 {
 		t.Errorf("new password not stored (history %d)", len(stored.PasswordHistory))
 	}
-	if _, err := s.FindDeveloperByEmail(ctx, "dev@example.com"); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := s.FindDeveloperByEmail(ctx, "dev@example.com"); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("old email still found: %v", err)
 	}
 	// Nothing named: nothing changes.
-	if _, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{}); err != nil {
+	if _, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{}); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := s.FindDeveloperByID(ctx, d.ID); again == nil || again.PasswordHash != stored.PasswordHash || again.Fields["Name"] != "Ada" {
 		t.Errorf("an empty patch changed %+v", again)
 	}
-	other := &portalstore.Developer{Email: "taken@example.com"}
+	other := &keylens.Developer{Email: "taken@example.com"}
 	mustCreate(t, s, other)
 	taken := "TAKEN@example.com"
-	if _, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{Email: &taken}); portalstore.ErrorCode(err) != portalstore.ECONFLICT {
+	if _, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{Email: &taken}); keylens.ErrorCode(err) != keylens.ECONFLICT {
 		t.Errorf("patch to a taken email: %v, want ECONFLICT", err)
 	}
 	bad := "not an email"
-	if _, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{Email: &bad}); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if _, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{Email: &bad}); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("patch to a bad email: %v, want EINVALID", err)
 	}
-	if _, err := s.PatchDeveloper(ctx, d.ID, portalstore.DeveloperPatch{Password: "short"}); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if _, err := s.PatchDeveloper(ctx, d.ID, keylens.DeveloperPatch{Password: "short"}); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("patch to a short password: %v, want EINVALID", err)
 	}
-	if _, err := s.PatchDeveloper(ctx, portalstore.NewObjectID(time.Now()), portalstore.DeveloperPatch{}); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := s.PatchDeveloper(ctx, keylens.NewObjectID(time.Now()), keylens.DeveloperPatch{}); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("patch an unknown developer: %v, want ENOTFOUND", err)
 	}
 
 	keys, err := s.FindDeveloperKeys(ctx, d.ID)
-	if err != nil || len(keys) != 1 || keys[0].Hash != a.KeyHash || keys[0].AuthType != portalstore.AuthToken ||
+	if err != nil || len(keys) != 1 || keys[0].Hash != a.KeyHash || keys[0].AuthType != keylens.AuthToken ||
 		keys[0].Policies[0] != "pol-token" || keys[0].DateCreated.IsZero() {
 		t.Fatalf("FindDeveloperKeys = %+v, %v", keys, err)
 	}
-	basic, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-basic"}})
+	basic, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-basic"}})
 	if err != nil {
 		t.Fatal(err)
 	}

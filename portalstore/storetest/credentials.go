@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Backend is what a sidecar needs of its store: resolving credentials,
 // and issuing and revoking OAuth tokens for clients.
 type Backend interface {
-	portalstore.CredentialService
-	portalstore.TokenService
+	keylens.CredentialService
+	keylens.TokenService
 }
 
 // RunCredentials is the conformance suite of resolver backends: what a
@@ -21,20 +21,20 @@ type Backend interface {
 func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, newBackend) })
 	ctx := context.Background()
-	setup := func(t *testing.T) (Store, Backend, *portalstore.Developer, []string) {
+	setup := func(t *testing.T) (Store, Backend, *keylens.Developer, []string) {
 		t.Helper()
 		s, b := newBackend(t)
-		if err := s.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-			{PolicyID: "pol-token"}, {PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
-			{PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT}, {PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth}}}); err != nil {
+		if err := s.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+			{PolicyID: "pol-token"}, {PolicyID: "pol-basic", AuthType: keylens.AuthBasic},
+			{PolicyID: "pol-jwt", AuthType: keylens.AuthJWT}, {PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth}}}); err != nil {
 			t.Fatal(err)
 		}
-		d := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Plan": "gold", "Use case": "billing"}}
+		d := &keylens.Developer{Email: "ada@example.com", Fields: map[string]string{"Plan": "gold", "Use case": "billing"}}
 		if err := s.CreateDeveloper(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		var hashes []string
-		for _, kr := range []portalstore.KeyRequest{
+		for _, kr := range []keylens.KeyRequest{
 			{ApplyPolicies: []string{"pol-token"}, Fields: map[string]any{"use": "tests", "seats": 3.0}},
 			{ApplyPolicies: []string{"pol-basic"}},
 			{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "an-hmac-secret-of-32-characters!"},
@@ -46,8 +46,8 @@ func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, Backend)
 			hashes = append(hashes, a.KeyHash)
 		}
 		// An OAuth client: its secret must never travel with a credential.
-		if _, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
-			OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}}); err != nil {
+		if _, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
+			OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}}); err != nil {
 			t.Fatal(err)
 		}
 		return s, b, d, hashes
@@ -118,7 +118,7 @@ func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, Backend)
 			"empty user":     func() error { _, err := b.ResolveBasicUser(ctx, ""); return err }(),
 			"path in a hash": func() error { _, err := b.ResolveKey(ctx, "../developers"); return err }(),
 		} {
-			if portalstore.ErrorCode(err) != portalstore.ENOTFOUND && !(name == "empty user" && portalstore.ErrorCode(err) == portalstore.EINVALID) {
+			if keylens.ErrorCode(err) != keylens.ENOTFOUND && !(name == "empty user" && keylens.ErrorCode(err) == keylens.EINVALID) {
 				t.Errorf("%s: %v, want ENOTFOUND", name, err)
 			}
 		}
@@ -126,11 +126,11 @@ func RunCredentials(t *testing.T, newBackend func(t *testing.T) (Store, Backend)
 			t.Fatal(err)
 		}
 		for _, h := range hashes[1:] {
-			if _, err := b.ResolveKey(ctx, h); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+			if _, err := b.ResolveKey(ctx, h); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 				t.Errorf("a key of a deleted developer: %v, want ENOTFOUND", err)
 			}
 		}
-		if _, err := b.ResolveBasicUser(ctx, k.BasicUsername); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := b.ResolveBasicUser(ctx, k.BasicUsername); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("the basic user of a deleted developer: %v, want ENOTFOUND", err)
 		}
 	})

@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	t0 := time.Date(2017, 8, 9, 12, 31, 2, 0, time.UTC)
 	hour := t0.Unix() / 3600
-	delta := func(key, api string, h int64, code int, hits int64) portalstore.HitDelta {
-		d := portalstore.HitDelta{KeyHash: key, APIID: api, Hour: h, Code: code, Hits: hits, LastHit: h * 3600e9}
+	delta := func(key, api string, h int64, code int, hits int64) keylens.HitDelta {
+		d := keylens.HitDelta{KeyHash: key, APIID: api, Hour: h, Code: code, Hits: hits, LastHit: h * 3600e9}
 		switch {
 		case code < 300:
 			d.Success = hits
@@ -25,7 +25,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		return d
 	}
-	query := func(t *testing.T, s Store, q portalstore.HitQuery) string {
+	query := func(t *testing.T, s Store, q keylens.HitQuery) string {
 		t.Helper()
 		if q.From.IsZero() {
 			q.From, q.To = t0.AddDate(0, 0, -40), t0.AddDate(0, 0, 40)
@@ -43,34 +43,34 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("AddsUpAndFolds", func(t *testing.T) {
 		s := newStore(t)
-		if err := addBatch(ctx, s, "", []portalstore.HitDelta{
+		if err := addBatch(ctx, s, "", []keylens.HitDelta{
 			delta("k1", "a", hour, 200, 5), delta("k1", "a", hour, 500, 1), delta("k1", "b", hour+1, 200, 2),
 			delta("k2", "a", hour, 200, 3), delta("k3", "a", hour, 200, 100), delta("k1", "a", hour+24*30, 404, 4),
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := addBatch(ctx, s, "", []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}); err != nil {
+		if err := addBatch(ctx, s, "", []keylens.HitDelta{delta("k1", "a", hour, 200, 1)}); err != nil {
 			t.Fatal(err)
 		}
 		keys := []string{"k1", "k2"}
 		cases := []struct {
 			name string
-			q    portalstore.HitQuery
+			q    keylens.HitQuery
 			want string
 		}{
-			{"hour", portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour},
+			{"hour", keylens.HitQuery{Keys: keys, Res: keylens.ResHour},
 				"2017-08-09 12:00:00 c200 10/9/1; 2017-08-09 13:00:00 c200 2/2/0; 2017-09-08 12:00:00 c404 4/0/4"},
-			{"day", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay},
+			{"day", keylens.HitQuery{Keys: keys, Res: keylens.ResDay},
 				"2017-08-09 00:00:00 c200 12/11/1; 2017-09-08 00:00:00 c404 4/0/4"},
-			{"month", portalstore.HitQuery{Keys: keys, Res: portalstore.ResMonth},
+			{"month", keylens.HitQuery{Keys: keys, Res: keylens.ResMonth},
 				"2017-08-01 00:00:00 c200 12/11/1; 2017-09-01 00:00:00 c404 4/0/4"},
-			{"by code", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, ByCode: true},
+			{"by code", keylens.HitQuery{Keys: keys, Res: keylens.ResDay, ByCode: true},
 				"2017-08-09 00:00:00 c200 11/11/0; 2017-08-09 00:00:00 c500 1/0/1; 2017-09-08 00:00:00 c404 4/0/4"},
-			{"api filter", portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, APIIDs: []string{"b", "nope"}},
+			{"api filter", keylens.HitQuery{Keys: keys, Res: keylens.ResDay, APIIDs: []string{"b", "nope"}},
 				"2017-08-09 00:00:00 c200 2/2/0"},
-			{"one key", portalstore.HitQuery{Keys: []string{"k2"}, Res: portalstore.ResHour}, "2017-08-09 12:00:00 c200 3/3/0"},
-			{"no such key", portalstore.HitQuery{Keys: []string{"k9"}, Res: portalstore.ResDay}, ""},
-			{"to is exclusive", portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour,
+			{"one key", keylens.HitQuery{Keys: []string{"k2"}, Res: keylens.ResHour}, "2017-08-09 12:00:00 c200 3/3/0"},
+			{"no such key", keylens.HitQuery{Keys: []string{"k9"}, Res: keylens.ResDay}, ""},
+			{"to is exclusive", keylens.HitQuery{Keys: keys, Res: keylens.ResHour,
 				From: t0.Truncate(time.Hour), To: t0.Truncate(time.Hour).Add(time.Hour)}, "2017-08-09 12:00:00 c200 10/9/1"},
 		}
 		for _, c := range cases {
@@ -78,7 +78,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 				t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)
 			}
 		}
-		rows, _ := s.QueryHits(ctx, portalstore.HitQuery{Keys: keys, Res: portalstore.ResDay, From: t0.AddDate(0, 0, -1), To: t0.AddDate(0, 0, 1)})
+		rows, _ := s.QueryHits(ctx, keylens.HitQuery{Keys: keys, Res: keylens.ResDay, From: t0.AddDate(0, 0, -1), To: t0.AddDate(0, 0, 1)})
 		if len(rows) != 1 || !rows[0].LastHit.Equal(time.Unix((hour+1)*3600, 0)) {
 			t.Errorf("last hit: %+v", rows)
 		}
@@ -87,20 +87,20 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("OneSeriesTwiceInABatch", func(t *testing.T) {
 		s := newStore(t)
 		d := delta("k1", "a", hour, 200, 3)
-		if err := addBatch(ctx, s, "", []portalstore.HitDelta{d, delta("k1", "a", hour+1, 200, 2), d}); err != nil {
+		if err := addBatch(ctx, s, "", []keylens.HitDelta{d, delta("k1", "a", hour+1, 200, 2), d}); err != nil {
 			t.Fatal(err)
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResHour}); got != "2017-08-09 12:00:00 c200 6/6/0; 2017-08-09 13:00:00 c200 2/2/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k1"}, Res: keylens.ResHour}); got != "2017-08-09 12:00:00 c200 6/6/0; 2017-08-09 13:00:00 c200 2/2/0" {
 			t.Errorf("hourly: %s", got)
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 8/8/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k1"}, Res: keylens.ResDay}); got != "2017-08-09 00:00:00 c200 8/8/0" {
 			t.Errorf("daily: %s", got)
 		}
 	})
 
 	t.Run("BatchAppliedOnce", func(t *testing.T) {
 		s := newStore(t)
-		d := []portalstore.HitDelta{delta("k1", "a", hour, 200, 5)}
+		d := []keylens.HitDelta{delta("k1", "a", hour, 200, 5)}
 		for range 3 {
 			if err := addBatch(ctx, s, "writer-1", d); err != nil {
 				t.Fatal(err)
@@ -109,22 +109,22 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := addBatch(ctx, s, "writer-2", d); err != nil {
 			t.Fatal(err)
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 10/10/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k1"}, Res: keylens.ResDay}); got != "2017-08-09 00:00:00 c200 10/10/0" {
 			t.Errorf("two batches sent five times: %s", got)
 		}
 	})
 
 	t.Run("BatchesInOneCall", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.AddHits(ctx, []portalstore.HitBatch{{ID: "seen", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 1)}}}); err != nil {
+		if _, err := s.AddHits(ctx, []keylens.HitBatch{{ID: "seen", Series: []keylens.HitDelta{delta("k1", "a", hour, 200, 1)}}}); err != nil {
 			t.Fatal(err)
 		}
-		applied, err := s.AddHits(ctx, []portalstore.HitBatch{
-			{ID: "new", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 10)}},
-			{ID: "seen", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 100)}},
-			{ID: "", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 1000)}},
-			{ID: "new", Series: []portalstore.HitDelta{delta("k1", "a", hour, 200, 10000)}},
-			{ID: "other", Series: []portalstore.HitDelta{delta("k2", "a", hour, 404, 3)}},
+		applied, err := s.AddHits(ctx, []keylens.HitBatch{
+			{ID: "new", Series: []keylens.HitDelta{delta("k1", "a", hour, 200, 10)}},
+			{ID: "seen", Series: []keylens.HitDelta{delta("k1", "a", hour, 200, 100)}},
+			{ID: "", Series: []keylens.HitDelta{delta("k1", "a", hour, 200, 1000)}},
+			{ID: "new", Series: []keylens.HitDelta{delta("k1", "a", hour, 200, 10000)}},
+			{ID: "other", Series: []keylens.HitDelta{delta("k2", "a", hour, 404, 3)}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +132,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		if fmt.Sprint(applied) != "[true false true false true]" {
 			t.Errorf("applied %v, want [true false true false true]", applied)
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1", "k2"}, Res: portalstore.ResDay, ByCode: true}); got != "2017-08-09 00:00:00 c200 1011/1011/0; 2017-08-09 00:00:00 c404 3/0/3" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k1", "k2"}, Res: keylens.ResDay, ByCode: true}); got != "2017-08-09 00:00:00 c200 1011/1011/0; 2017-08-09 00:00:00 c404 3/0/3" {
 			t.Errorf("batches in one call: %s", got)
 		}
 	})
@@ -140,23 +140,23 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("WideBatch", func(t *testing.T) {
 		// More series than one statement holds, each twice.
 		s := newStore(t)
-		var b portalstore.HitBatch
+		var b keylens.HitBatch
 		for i := range 2345 {
 			b.Series = append(b.Series, delta(fmt.Sprintf("key-%04d", i), "a", hour+int64(i%3), 200+i%2, 1))
 		}
 		b.Series = append(b.Series, b.Series...)
-		if _, err := s.AddHits(ctx, []portalstore.HitBatch{b}); err != nil {
+		if _, err := s.AddHits(ctx, []keylens.HitBatch{b}); err != nil {
 			t.Fatal(err)
 		}
 		keys := []string{"key-0000", "key-1001", "key-2344"}
-		if got := query(t, s, portalstore.HitQuery{Keys: keys, Res: portalstore.ResHour, ByCode: true}); got != "2017-08-09 12:00:00 c200 2/2/0; 2017-08-09 13:00:00 c200 2/2/0; 2017-08-09 14:00:00 c201 2/2/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: keys, Res: keylens.ResHour, ByCode: true}); got != "2017-08-09 12:00:00 c200 2/2/0; 2017-08-09 13:00:00 c200 2/2/0; 2017-08-09 14:00:00 c201 2/2/0" {
 			t.Errorf("wide batch: %s", got)
 		}
 		var all []string
 		for i := range 2345 {
 			all = append(all, fmt.Sprintf("key-%04d", i))
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: all, Res: portalstore.ResMonth}); got != "2017-08-01 00:00:00 c200 4690/4690/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: all, Res: keylens.ResMonth}); got != "2017-08-01 00:00:00 c200 4690/4690/0" {
 			t.Errorf("wide batch, all keys: %s", got)
 		}
 	})
@@ -167,7 +167,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		for w := range 4 {
 			wg.Go(func() {
 				for i := range 25 {
-					if err := addBatch(ctx, s, fmt.Sprintf("w%d-%d", w, i), []portalstore.HitDelta{
+					if err := addBatch(ctx, s, fmt.Sprintf("w%d-%d", w, i), []keylens.HitDelta{
 						delta("k1", "a", hour, 200, 3), delta("k2", "a", hour, 200, 1)}); err != nil {
 						t.Error(err)
 					}
@@ -175,14 +175,14 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 			})
 		}
 		wg.Wait()
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k1", "k2"}, Res: portalstore.ResDay}); got != "2017-08-09 00:00:00 c200 400/400/0" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k1", "k2"}, Res: keylens.ResDay}); got != "2017-08-09 00:00:00 c200 400/400/0" {
 			t.Errorf("4 writers x 25 batches x 4 hits: %s", got)
 		}
 	})
 
 	t.Run("RejectsBadInput", func(t *testing.T) {
 		s := newStore(t)
-		for name, d := range map[string]portalstore.HitDelta{
+		for name, d := range map[string]keylens.HitDelta{
 			"no key":         {APIID: "a", Hour: hour, Code: 200, Hits: 1},
 			"bad code":       {KeyHash: "k", Hour: hour, Code: 42, Hits: 1},
 			"negative":       {KeyHash: "k", Hour: hour, Code: 200, Hits: -1},
@@ -193,22 +193,22 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 		} {
 			// The good delta before the bad one must not be stored
 			// either, nor a good batch in the same call.
-			_, err := s.AddHits(ctx, []portalstore.HitBatch{
-				{ID: "good-" + name, Series: []portalstore.HitDelta{delta("k", "a", hour, 200, 1)}},
-				{ID: "b-" + name, Series: []portalstore.HitDelta{delta("k", "a", hour, 200, 1), d}},
+			_, err := s.AddHits(ctx, []keylens.HitBatch{
+				{ID: "good-" + name, Series: []keylens.HitDelta{delta("k", "a", hour, 200, 1)}},
+				{ID: "b-" + name, Series: []keylens.HitDelta{delta("k", "a", hour, 200, 1), d}},
 			})
-			if portalstore.ErrorCode(err) != portalstore.EINVALID {
+			if keylens.ErrorCode(err) != keylens.EINVALID {
 				t.Errorf("%s: %v, want EINVALID", name, err)
 			}
 		}
-		if got := query(t, s, portalstore.HitQuery{Keys: []string{"k"}, Res: portalstore.ResDay}); got != "" {
+		if got := query(t, s, keylens.HitQuery{Keys: []string{"k"}, Res: keylens.ResDay}); got != "" {
 			t.Errorf("a refused batch left %s", got)
 		}
-		for name, q := range map[string]portalstore.HitQuery{
+		for name, q := range map[string]keylens.HitQuery{
 			"res":           {Keys: []string{"k"}, Res: "week", From: t0, To: t0},
-			"from after to": {Keys: []string{"k"}, Res: portalstore.ResDay, From: t0.Add(time.Hour), To: t0},
+			"from after to": {Keys: []string{"k"}, Res: keylens.ResDay, From: t0.Add(time.Hour), To: t0},
 		} {
-			if _, err := s.QueryHits(ctx, q); portalstore.ErrorCode(err) != portalstore.EINVALID {
+			if _, err := s.QueryHits(ctx, q); keylens.ErrorCode(err) != keylens.EINVALID {
 				t.Errorf("query %s: %v, want EINVALID", name, err)
 			}
 		}
@@ -216,7 +216,7 @@ func testHits(t *testing.T, newStore func(t *testing.T) Store) {
 }
 
 // addBatch applies one batch of deltas under id.
-func addBatch(ctx context.Context, s Store, id string, deltas []portalstore.HitDelta) error {
-	_, err := s.AddHits(ctx, []portalstore.HitBatch{{ID: id, Series: deltas}})
+func addBatch(ctx context.Context, s Store, id string, deltas []keylens.HitDelta) error {
+	_, err := s.AddHits(ctx, []keylens.HitBatch{{ID: id, Series: deltas}})
 	return err
 }

@@ -12,29 +12,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // testCatalogue publishes one policy of each auth type.
-func testCatalogue() *portalstore.Catalogue {
-	return &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-		{Name: "Token API", PolicyID: "pol-token", AuthType: portalstore.AuthToken, Show: true},
+func testCatalogue() *keylens.Catalogue {
+	return &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+		{Name: "Token API", PolicyID: "pol-token", AuthType: keylens.AuthToken, Show: true},
 		{Name: "Token API 2", PolicyID: "pol-token-2"}, // auth type defaults to authToken
-		{Name: "Basic API", PolicyID: "pol-basic", AuthType: portalstore.AuthBasic},
-		{Name: "OAuth API", PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth},
-		{Name: "JWT API", PolicyID: "pol-jwt", AuthType: portalstore.AuthJWT},
+		{Name: "Basic API", PolicyID: "pol-basic", AuthType: keylens.AuthBasic},
+		{Name: "OAuth API", PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth},
+		{Name: "JWT API", PolicyID: "pol-jwt", AuthType: keylens.AuthJWT},
 	}}
 }
 
 // withDeveloperAndCatalogue returns a store with testCatalogue and one
 // developer.
-func withDeveloperAndCatalogue(t *testing.T, newStore func(t *testing.T) Store) (Store, *portalstore.Developer) {
+func withDeveloperAndCatalogue(t *testing.T, newStore func(t *testing.T) Store) (Store, *keylens.Developer) {
 	t.Helper()
 	s := newStore(t)
 	if err := s.PutCatalogue(context.Background(), testCatalogue()); err != nil {
 		t.Fatal(err)
 	}
-	d := &portalstore.Developer{Email: "dev@example.com", Fields: map[string]string{"Company": "Acme"}}
+	d := &keylens.Developer{Email: "dev@example.com", Fields: map[string]string{"Company": "Acme"}}
 	mustCreate(t, s, d)
 	return s, d
 }
@@ -59,12 +59,12 @@ func testCatalogueAndConfig(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.ID == "" || c.OrgID == "" || len(c.APIs) != 5 || c.APIs[1].AuthType != portalstore.AuthToken ||
+		if c.ID == "" || c.OrgID == "" || len(c.APIs) != 5 || c.APIs[1].AuthType != keylens.AuthToken ||
 			string(c.APIs[0].Config) != `{"require_key_approval":true}` || string(c.APIs[1].Fields) != `{}` {
 			t.Errorf("catalogue read back as %+v", c)
 		}
 		id := c.ID
-		if err := s.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{{PolicyID: "only"}}}); err != nil {
+		if err := s.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{{PolicyID: "only"}}}); err != nil {
 			t.Fatal(err)
 		}
 		if c, _ := s.Catalogue(ctx); c.ID != id || len(c.APIs) != 1 {
@@ -73,13 +73,13 @@ func testCatalogueAndConfig(t *testing.T, newStore func(t *testing.T) Store) {
 	})
 	t.Run("RejectsBadEntries", func(t *testing.T) {
 		s := newStore(t)
-		for name, c := range map[string]*portalstore.Catalogue{
-			"unknown auth type": {APIs: []portalstore.CatalogueEntry{{PolicyID: "p", AuthType: "hmac"}}},
-			"no policy":         {APIs: []portalstore.CatalogueEntry{{Name: "x"}}},
-			"policy twice":      {APIs: []portalstore.CatalogueEntry{{PolicyID: "p"}, {PolicyID: "p"}}},
-			"config not object": {APIs: []portalstore.CatalogueEntry{{PolicyID: "p", Config: json.RawMessage(`[1]`)}}},
+		for name, c := range map[string]*keylens.Catalogue{
+			"unknown auth type": {APIs: []keylens.CatalogueEntry{{PolicyID: "p", AuthType: "hmac"}}},
+			"no policy":         {APIs: []keylens.CatalogueEntry{{Name: "x"}}},
+			"policy twice":      {APIs: []keylens.CatalogueEntry{{PolicyID: "p"}, {PolicyID: "p"}}},
+			"config not object": {APIs: []keylens.CatalogueEntry{{PolicyID: "p", Config: json.RawMessage(`[1]`)}}},
 		} {
-			if code := portalstore.ErrorCode(s.PutCatalogue(ctx, c)); code != portalstore.EINVALID {
+			if code := keylens.ErrorCode(s.PutCatalogue(ctx, c)); code != keylens.EINVALID {
 				t.Errorf("%s: %q", name, code)
 			}
 		}
@@ -93,7 +93,7 @@ func testCatalogueAndConfig(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil || def.RequireKeyApproval {
 			t.Fatalf("default config %+v, %v", def, err)
 		}
-		var p portalstore.PortalConfig
+		var p keylens.PortalConfig
 		if err := json.Unmarshal([]byte(`{"require_key_approval":true,"signup_fields":["Company"],"key_request_fields":["Use case"],"redirect_to":"/x","oauth_usage_limit":-1}`), &p); err != nil {
 			t.Fatal(err)
 		}
@@ -115,11 +115,11 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("CreateFindListUpdateDelete", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		r := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing", "n": 3.0}}
+		r := &keylens.KeyRequest{ByUser: d.ID, ForPlan: "pol-token", Fields: map[string]any{"Use case": "billing", "n": 3.0}}
 		if err := s.CreateKeyRequest(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if !portalstore.IsObjectID(r.ID) || len(r.ApplyPolicies) != 1 || r.ApplyPolicies[0] != "pol-token" || r.Version != "v2" || r.Approved {
+		if !keylens.IsObjectID(r.ID) || len(r.ApplyPolicies) != 1 || r.ApplyPolicies[0] != "pol-token" || r.Version != "v2" || r.Approved {
 			t.Errorf("created request %+v", r)
 		}
 		got, err := s.FindKeyRequestByID(ctx, r.ID)
@@ -130,7 +130,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			got.CatalogueEntry.PolicyID != "pol-token" || len(got.Catalogues) != 1 || got.Fields["Use case"] != "billing" {
 			t.Errorf("found request %+v", got)
 		}
-		r2 := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-basic", "pol-token-2"}}
+		r2 := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-basic", "pol-token-2"}}
 		if err := s.CreateKeyRequest(ctx, r2); err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +141,9 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		yes, no := true, false
-		all, n, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{})
-		approved, _, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &yes})
-		pending, _, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{Approved: &no})
+		all, n, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{})
+		approved, _, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &yes})
+		pending, _, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{Approved: &no})
 		if n != 2 || len(all) != 2 || len(approved) != 1 || approved[0].ID != r2.ID || len(pending) != 1 || pending[0].ID != r.ID {
 			t.Errorf("lists: all %d/%d, approved %d, pending %d", len(all), n, len(approved), len(pending))
 		}
@@ -151,7 +151,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Error("list items lack the embedded developer")
 		}
 
-		upd := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token-2"}, Fields: map[string]any{"Use case": "search"}, Approved: true}
+		upd := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token-2"}, Fields: map[string]any{"Use case": "search"}, Approved: true}
 		if err := s.UpdateKeyRequest(ctx, r.ID, upd); err != nil {
 			t.Fatal(err)
 		}
@@ -162,34 +162,34 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.DeleteKeyRequest(ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FindKeyRequestByID(ctx, r.ID); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindKeyRequestByID(ctx, r.ID); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("after delete: %v", err)
 		}
-		if code := portalstore.ErrorCode(s.DeleteKeyRequest(ctx, r.ID)); code != portalstore.ENOTFOUND {
+		if code := keylens.ErrorCode(s.DeleteKeyRequest(ctx, r.ID)); code != keylens.ENOTFOUND {
 			t.Errorf("second delete %q", code)
 		}
 	})
 
 	t.Run("CreateRejects", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		for name, r := range map[string]*portalstore.KeyRequest{
+		for name, r := range map[string]*keylens.KeyRequest{
 			"unknown developer": {ByUser: "000000000000000000000000", ForPlan: "pol-token"},
 			"no developer":      {ForPlan: "pol-token"},
 			"no policy":         {ByUser: d.ID},
 			"unknown policy":    {ByUser: d.ID, ApplyPolicies: []string{"pol-token", "pol-nope"}},
 		} {
-			if code := portalstore.ErrorCode(s.CreateKeyRequest(ctx, r)); code != portalstore.EINVALID {
+			if code := keylens.ErrorCode(s.CreateKeyRequest(ctx, r)); code != keylens.EINVALID {
 				t.Errorf("%s: %q", name, code)
 			}
 		}
-		if _, n, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{}); n != 0 {
+		if _, n, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{}); n != 0 {
 			t.Errorf("%d requests stored after refusals", n)
 		}
 	})
 
 	t.Run("ApproveAuthToken", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		r := &portalstore.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token", "pol-token-2"}, Fields: map[string]any{"Use case": "billing"}}
+		r := &keylens.KeyRequest{ByUser: d.ID, ApplyPolicies: []string{"pol-token", "pol-token-2"}, Fields: map[string]any{"Use case": "billing"}}
 		if err := s.CreateKeyRequest(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -197,10 +197,10 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if portalstore.KeyOrg(a.RawKey) != d.OrgID || portalstore.KeyHashAlgorithm(a.RawKey) != portalstore.DefaultHashAlgorithm || a.Password != "" {
-			t.Errorf("raw key %q: org %q, h %q", a.RawKey, portalstore.KeyOrg(a.RawKey), portalstore.KeyHashAlgorithm(a.RawKey))
+		if keylens.KeyOrg(a.RawKey) != d.OrgID || keylens.KeyHashAlgorithm(a.RawKey) != keylens.DefaultHashAlgorithm || a.Password != "" {
+			t.Errorf("raw key %q: org %q, h %q", a.RawKey, keylens.KeyOrg(a.RawKey), keylens.KeyHashAlgorithm(a.RawKey))
 		}
-		hash := portalstore.HashKey(a.RawKey)
+		hash := keylens.HashKey(a.RawKey)
 		if a.KeyHash != hash {
 			t.Errorf("approval key hash %s, want %s", a.KeyHash, hash)
 		}
@@ -212,7 +212,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k.DeveloperID != d.ID || k.AuthType != portalstore.AuthToken || k.RequestID != r.ID || k.Fields["Use case"] != "billing" || k.DateCreated.IsZero() {
+		if k.DeveloperID != d.ID || k.AuthType != keylens.AuthToken || k.RequestID != r.ID || k.Fields["Use case"] != "billing" || k.DateCreated.IsZero() {
 			t.Errorf("key %+v", k)
 		}
 		got, _ := s.FindKeyRequestByID(ctx, r.ID)
@@ -220,20 +220,20 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Errorf("request after approval: approved %v key %q", got.Approved, got.Key)
 		}
 		// Approving twice never makes a second key.
-		if _, err := s.ApproveKeyRequest(ctx, r.ID); portalstore.ErrorCode(err) != portalstore.ECONFLICT {
+		if _, err := s.ApproveKeyRequest(ctx, r.ID); keylens.ErrorCode(err) != keylens.ECONFLICT {
 			t.Errorf("second approval: %v", err)
 		}
 		if dev, _ := s.FindDeveloperByID(ctx, d.ID); len(dev.Keys) != 1 {
 			t.Errorf("%d keys after a second approval", len(dev.Keys))
 		}
-		if _, err := s.ApproveKeyRequest(ctx, "000000000000000000000000"); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.ApproveKeyRequest(ctx, "000000000000000000000000"); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("unknown request: %v", err)
 		}
 	})
 
 	t.Run("ApproveBasic", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-basic"}})
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-basic"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,10 +244,10 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k.Hash != portalstore.HashKey(portalstore.KeyFor(d.OrgID, a.RawKey, portalstore.DefaultHashAlgorithm)) {
+		if k.Hash != keylens.HashKey(keylens.KeyFor(d.OrgID, a.RawKey, keylens.DefaultHashAlgorithm)) {
 			t.Errorf("basic key hash %s is not the gateway's hash of (org, username)", k.Hash)
 		}
-		if !portalstore.CheckPassword(k.BasicPasswordHash, a.Password) || k.BasicPasswordHash == a.Password {
+		if !keylens.CheckPassword(k.BasicPasswordHash, a.Password) || k.BasicPasswordHash == a.Password {
 			t.Error("basic password not stored as a matching bcrypt hash")
 		}
 		// A PUT of the developer that keeps the key keeps what approval stored.
@@ -256,15 +256,15 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.UpdateDeveloper(ctx, d.ID, dev); err != nil {
 			t.Fatal(err)
 		}
-		if k2, err := s.FindKey(ctx, k.Hash); err != nil || k2.BasicUsername != a.RawKey || k2.BasicPasswordHash != k.BasicPasswordHash || k2.AuthType != portalstore.AuthBasic {
+		if k2, err := s.FindKey(ctx, k.Hash); err != nil || k2.BasicUsername != a.RawKey || k2.BasicPasswordHash != k.BasicPasswordHash || k2.AuthType != keylens.AuthBasic {
 			t.Errorf("key after developer PUT: %+v, %v", k2, err)
 		}
 	})
 
 	t.Run("ApproveOAuth", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
-			Fields: map[string]any{"oauth_app_description": "My App", "oauth_use_case": "Sync"}, OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
+			Fields: map[string]any{"oauth_app_description": "My App", "oauth_use_case": "Sync"}, OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if dev, _ := s.FindDeveloperByID(ctx, d.ID); len(dev.OAuthClients) != 0 {
 			t.Errorf("client survived deletion: %+v", dev.OAuthClients)
 		}
-		if code := portalstore.ErrorCode(s.DeleteOAuthClient(ctx, c.ClientID)); code != portalstore.ENOTFOUND {
+		if code := keylens.ErrorCode(s.DeleteOAuthClient(ctx, c.ClientID)); code != keylens.ENOTFOUND {
 			t.Errorf("second delete: %q", code)
 		}
 	})
@@ -293,18 +293,18 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		// A pending request keeps it until approval, also through an
 		// update that leaves it out (it is never answered, so a client
 		// cannot send it back).
-		r := &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "another-hmac-secret-of-32-bytes!"}
+		r := &keylens.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", JWTSecret: "another-hmac-secret-of-32-bytes!"}
 		if err := s.CreateKeyRequest(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.UpdateKeyRequest(ctx, r.ID, &portalstore.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", Version: "v2"}); err != nil {
+		if err := s.UpdateKeyRequest(ctx, r.ID, &keylens.KeyRequest{ByUser: d.ID, ForPlan: "pol-jwt", Version: "v2"}); err != nil {
 			t.Fatal(err)
 		}
 		a2, err := s.ApproveKeyRequest(ctx, r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k2, _ := s.FindKey(ctx, portalstore.HashKey(a2.RawKey)); k2 == nil || k2.JWTSecret != "another-hmac-secret-of-32-bytes!" {
+		if k2, _ := s.FindKey(ctx, keylens.HashKey(a2.RawKey)); k2 == nil || k2.JWTSecret != "another-hmac-secret-of-32-bytes!" {
 			t.Errorf("the secret did not survive an update of the pending request: %+v", k2)
 		}
 		if got, _ := s.FindKeyRequestByID(ctx, r.ID); got == nil || got.JWTSecret != "" {
@@ -314,32 +314,32 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("ApproveJWT", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "an-hmac-secret-of-32-characters!"})
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "an-hmac-secret-of-32-characters!"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := s.FindKey(ctx, portalstore.HashKey(a.RawKey))
-		if err != nil || k.JWTSecret != "an-hmac-secret-of-32-characters!" || k.JWTPublicKey != "" || k.AuthType != portalstore.AuthJWT {
+		k, err := s.FindKey(ctx, keylens.HashKey(a.RawKey))
+		if err != nil || k.JWTSecret != "an-hmac-secret-of-32-characters!" || k.JWTPublicKey != "" || k.AuthType != keylens.AuthJWT {
 			t.Errorf("hmac jwt key %+v, %v", k, err)
 		}
 		// The secret lives with the key only, not on the approved request.
-		if reqs, _, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{}); len(reqs) != 1 || reqs[0].JWTSecret != "" {
+		if reqs, _, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{}); len(reqs) != 1 || reqs[0].JWTSecret != "" {
 			t.Errorf("the approved request keeps the secret: %+v", reqs)
 		}
 
 		priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 		pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		a, err = s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: pemKey})
+		a, err = s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-jwt"}, JWTSecret: pemKey})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k, _ := s.FindKey(ctx, portalstore.HashKey(a.RawKey)); k == nil || k.JWTSecret != "" || !strings.Contains(k.JWTPublicKey, "PUBLIC KEY") {
+		if k, _ := s.FindKey(ctx, keylens.HashKey(a.RawKey)); k == nil || k.JWTSecret != "" || !strings.Contains(k.JWTPublicKey, "PUBLIC KEY") {
 			t.Errorf("pem jwt key %+v", k)
 		}
 		// Missing or broken material: refused, and nothing is half-written.
 		before, _ := s.FindDeveloperByID(ctx, d.ID)
-		for name, r := range map[string]*portalstore.KeyRequest{
+		for name, r := range map[string]*keylens.KeyRequest{
 			"no secret":   {ApplyPolicies: []string{"pol-jwt"}},
 			"short hmac":  {ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "short"},
 			"broken pem":  {ApplyPolicies: []string{"pol-jwt"}, JWTSecret: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"},
@@ -349,7 +349,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			if name == "unknown dev" {
 				devID = "000000000000000000000000"
 			}
-			if _, err := s.IssueKey(ctx, devID, r); err == nil || portalstore.ErrorCode(err) == portalstore.EINTERNAL {
+			if _, err := s.IssueKey(ctx, devID, r); err == nil || keylens.ErrorCode(err) == keylens.EINTERNAL {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
@@ -357,14 +357,14 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if len(after.Keys) != len(before.Keys) {
 			t.Errorf("keys went from %d to %d through refused approvals", len(before.Keys), len(after.Keys))
 		}
-		if _, n, _ := s.FindKeyRequests(ctx, portalstore.KeyRequestFilter{}); n != 2 {
+		if _, n, _ := s.FindKeyRequests(ctx, keylens.KeyRequestFilter{}); n != 2 {
 			t.Errorf("%d key requests, want the 2 approved ones only", n)
 		}
 	})
 
 	t.Run("KeyPoliciesRevokeAndQuota", func(t *testing.T) {
 		s, d := withDeveloperAndCatalogue(t, newStore)
-		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ForPlan: "pol-token"})
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ForPlan: "pol-token"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,7 +380,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			"unknown policy": s.SetKeyPolicies(ctx, d.ID, h, []string{"pol-nope"}),
 			"no policy":      s.SetKeyPolicies(ctx, d.ID, h, nil),
 		} {
-			if portalstore.ErrorCode(err) != portalstore.EINVALID {
+			if keylens.ErrorCode(err) != keylens.EINVALID {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
@@ -390,7 +390,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 			"quota of unknown key":    s.ResetKeyQuota(ctx, d.ID, "deadbeef"),
 			"revoke unknown key":      s.RevokeKey(ctx, d.ID, "deadbeef"),
 		} {
-			if portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+			if keylens.ErrorCode(err) != keylens.ENOTFOUND {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
@@ -403,7 +403,7 @@ func testKeyRequests(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.RevokeKey(ctx, d.ID, h); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FindKey(ctx, h); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindKey(ctx, h); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("revoked key still found: %v", err)
 		}
 		if dev, _ := s.FindDeveloperByID(ctx, d.ID); len(dev.Keys) != 0 || len(dev.Subscriptions) != 0 {
@@ -420,7 +420,7 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ForPlan: "pol-token"})
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ForPlan: "pol-token"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,8 +465,8 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 	})
 	t.Run("DeletingADeveloperRevokesEachKey", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "k@example.com", Keys: map[string][]string{"aaaabbbb": {}, "ccccdddd": {}},
-			OAuthClients: map[string][]portalstore.OAuthClient{"pol-oauth": {{ClientID: "client-1", Secret: "s"}}}}
+		d := &keylens.Developer{Email: "k@example.com", Keys: map[string][]string{"aaaabbbb": {}, "ccccdddd": {}},
+			OAuthClients: map[string][]keylens.OAuthClient{"pol-oauth": {{ClientID: "client-1", Secret: "s"}}}}
 		mustCreate(t, s, d)
 		last, _ := s.LastChange(ctx)
 		if err := s.DeleteDeveloper(ctx, d.ID); err != nil {
@@ -476,9 +476,9 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 		revoked := map[string]bool{}
 		for _, c := range changes {
 			switch c.Kind {
-			case portalstore.ChangeKeyRevoked:
+			case keylens.ChangeKeyRevoked:
 				revoked[c.KeyHash] = true
-			case portalstore.ChangeOAuthRemoved:
+			case keylens.ChangeOAuthRemoved:
 				revoked[c.ClientID] = c.DeveloperID == d.ID
 			}
 		}
@@ -490,7 +490,7 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("PruningLeavesAGapForLateReaders", func(t *testing.T) {
 		s := newStore(t)
 		for _, e := range []string{"p1@example.com", "p2@example.com", "p3@example.com"} {
-			mustCreate(t, s, &portalstore.Developer{Email: e})
+			mustCreate(t, s, &keylens.Developer{Email: e})
 		}
 		last, _ := s.LastChange(ctx)
 		n, err := s.PruneChanges(ctx, time.Now().Add(time.Hour))
@@ -503,7 +503,7 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 		if changes, gap, _ := s.ChangesSince(ctx, last-1, 10); gap || len(changes) != 1 || changes[0].Seq != last {
 			t.Errorf("a reader that had seen everything pruned: %v, gap %v", changes, gap)
 		}
-		mustCreate(t, s, &portalstore.Developer{Email: "p4@example.com"})
+		mustCreate(t, s, &keylens.Developer{Email: "p4@example.com"})
 		if next, _ := s.LastChange(ctx); next != last+1 {
 			t.Errorf("sequence after pruning: %d, want %d", next, last+1)
 		}
@@ -513,7 +513,7 @@ func testChanges(t *testing.T, newStore func(t *testing.T) Store) {
 		last, _ := s.LastChange(ctx)
 		go func() {
 			time.Sleep(50 * time.Millisecond)
-			_ = s.CreateDeveloper(ctx, &portalstore.Developer{Email: "w@example.com"})
+			_ = s.CreateDeveloper(ctx, &keylens.Developer{Email: "w@example.com"})
 		}()
 		// Backends are run with their safety-net polls far apart: the
 		// commit itself must end the wait.

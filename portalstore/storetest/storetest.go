@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite every portalstore backend
+// Package storetest is the conformance suite every keylens store backend
 // passes. A backend's tests call Run with a constructor of fresh, empty
 // stores.
 package storetest
@@ -10,24 +10,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // Store is everything a backend provides.
 type Store interface {
-	portalstore.DeveloperService
-	portalstore.SettingsService
-	portalstore.CatalogueService
-	portalstore.KeyService
-	portalstore.ChangeService
-	portalstore.CredentialService
-	portalstore.TokenService
-	portalstore.TokenAdminService
-	portalstore.HitService
-	portalstore.AdminService
-	portalstore.SessionService
-	portalstore.AuditService
-	portalstore.AccountService
+	keylens.DeveloperService
+	keylens.SettingsService
+	keylens.CatalogueService
+	keylens.KeyService
+	keylens.ChangeService
+	keylens.CredentialService
+	keylens.TokenService
+	keylens.TokenAdminService
+	keylens.HitService
+	keylens.AdminService
+	keylens.SessionService
+	keylens.AuditService
+	keylens.AccountService
 }
 
 // Run runs the whole suite; newStore returns an empty store for each test.
@@ -62,7 +62,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CreateThenFindRoundTripsEveryMember", func(t *testing.T) {
 		s := newStore(t)
 		created := mustTime(t, "2015-05-15T08:56:13.257-04:00")
-		in := &portalstore.Developer{
+		in := &keylens.Developer{
 			Email:           "Blip@Blop.com",
 			DateCreated:     created,
 			OrgID:           "53ac07777cbb8c2d53000002",
@@ -72,7 +72,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 			Nonce:           "n",
 			SSOKey:          "sso",
 			PasswordMaxDays: 30,
-			OAuthClients: map[string][]portalstore.OAuthClient{"pol1": {
+			OAuthClients: map[string][]keylens.OAuthClient{"pol1": {
 				{ClientID: "c1", Secret: "s1", RedirectURI: "http://x", AppDescription: "App", UseCase: "Use", DateCreated: created},
 				{ClientID: "c2", Secret: "s2"},
 			}},
@@ -81,7 +81,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.CreateDeveloper(ctx, in); err != nil {
 			t.Fatal(err)
 		}
-		if !portalstore.IsObjectID(in.ID) {
+		if !keylens.IsObjectID(in.ID) {
 			t.Fatalf("assigned id %q is not an object id", in.ID)
 		}
 		got, err := s.FindDeveloperByID(ctx, in.ID)
@@ -123,8 +123,8 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CreateFillsDefaults", func(t *testing.T) {
 		s := newStore(t)
 		before := time.Now().Add(-time.Second)
-		a := &portalstore.Developer{Email: "a@example.com"}
-		b := &portalstore.Developer{Email: "b@example.com"}
+		a := &keylens.Developer{Email: "a@example.com"}
+		b := &keylens.Developer{Email: "b@example.com"}
 		mustCreate(t, s, a, b)
 		if a.DateCreated.Before(before) || a.OrgID == "" || a.OrgID != b.OrgID {
 			t.Errorf("defaults: created %v, org %q and %q (want one portal org)", a.DateCreated, a.OrgID, b.OrgID)
@@ -137,7 +137,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("CreateKeepsAGivenIDAndBcryptHash", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{ID: "554c733a30c55e4b16000002", Email: "x@example.com", Password: seedBcrypt}
+		d := &keylens.Developer{ID: "554c733a30c55e4b16000002", Email: "x@example.com", Password: seedBcrypt}
 		mustCreate(t, s, d)
 		got, err := s.FindDeveloperByID(ctx, "554c733a30c55e4b16000002")
 		if err != nil {
@@ -150,7 +150,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("CreateStoresRawKeysAsHashes", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "raw@example.com",
+		d := &keylens.Developer{Email: "raw@example.com",
 			Keys:          map[string][]string{jsonKey: {"p"}},
 			Subscriptions: map[string]string{"p": jsonKey}}
 		mustCreate(t, s, d)
@@ -162,31 +162,31 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("CreateRejectsAndStoresNothing", func(t *testing.T) {
 		s := newStore(t)
-		owner := &portalstore.Developer{ID: "5e397e714ea461ef1d474efa", Email: "owner@example.com", Keys: map[string][]string{"aaaabbbb": {"p"}}}
+		owner := &keylens.Developer{ID: "5e397e714ea461ef1d474efa", Email: "owner@example.com", Keys: map[string][]string{"aaaabbbb": {"p"}}}
 		mustCreate(t, s, owner)
 		tests := []struct {
 			name string
-			dev  portalstore.Developer
+			dev  keylens.Developer
 			code string
 		}{
-			{"missing email", portalstore.Developer{}, portalstore.EINVALID},
-			{"malformed email", portalstore.Developer{Email: "not an email"}, portalstore.EINVALID},
-			{"display-name email", portalstore.Developer{Email: "Bob <bob@example.com>"}, portalstore.EINVALID},
-			{"short password", portalstore.Developer{Email: "p@example.com", Password: "12345"}, portalstore.EINVALID},
-			{"password over bcrypt's 72 bytes", portalstore.Developer{Email: "p@example.com", Password: strings.Repeat("x", 73)}, portalstore.EINVALID},
-			{"malformed id", portalstore.Developer{ID: "XYZ", Email: "p@example.com"}, portalstore.EINVALID},
-			{"empty key id", portalstore.Developer{Email: "p@example.com", Keys: map[string][]string{"": {"p"}}}, portalstore.EINVALID},
-			{"duplicate email ignoring case", portalstore.Developer{Email: "OWNER@example.com"}, portalstore.ECONFLICT},
-			{"duplicate id", portalstore.Developer{ID: "5e397e714ea461ef1d474efa", Email: "p@example.com"}, portalstore.ECONFLICT},
-			{"key of another developer", portalstore.Developer{Email: "p@example.com", Keys: map[string][]string{"aaaabbbb": {}}}, portalstore.ECONFLICT},
+			{"missing email", keylens.Developer{}, keylens.EINVALID},
+			{"malformed email", keylens.Developer{Email: "not an email"}, keylens.EINVALID},
+			{"display-name email", keylens.Developer{Email: "Bob <bob@example.com>"}, keylens.EINVALID},
+			{"short password", keylens.Developer{Email: "p@example.com", Password: "12345"}, keylens.EINVALID},
+			{"password over bcrypt's 72 bytes", keylens.Developer{Email: "p@example.com", Password: strings.Repeat("x", 73)}, keylens.EINVALID},
+			{"malformed id", keylens.Developer{ID: "XYZ", Email: "p@example.com"}, keylens.EINVALID},
+			{"empty key id", keylens.Developer{Email: "p@example.com", Keys: map[string][]string{"": {"p"}}}, keylens.EINVALID},
+			{"duplicate email ignoring case", keylens.Developer{Email: "OWNER@example.com"}, keylens.ECONFLICT},
+			{"duplicate id", keylens.Developer{ID: "5e397e714ea461ef1d474efa", Email: "p@example.com"}, keylens.ECONFLICT},
+			{"key of another developer", keylens.Developer{Email: "p@example.com", Keys: map[string][]string{"aaaabbbb": {}}}, keylens.ECONFLICT},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				d := tt.dev
-				if code := portalstore.ErrorCode(s.CreateDeveloper(ctx, &d)); code != tt.code {
+				if code := keylens.ErrorCode(s.CreateDeveloper(ctx, &d)); code != tt.code {
 					t.Errorf("error code %q, want %q", code, tt.code)
 				}
-				if _, n, _ := s.FindDevelopers(ctx, portalstore.DeveloperFilter{}); n != 1 {
+				if _, n, _ := s.FindDevelopers(ctx, keylens.DeveloperFilter{}); n != 1 {
 					t.Errorf("%d developers stored after a refused create, want 1", n)
 				}
 			})
@@ -197,22 +197,22 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 		s := newStore(t)
 		var ids []string
 		for _, email := range []string{"ann@a.io", "bob@b.io", "cat@a.io", "dan_x@b.io", "eve%@a.io"} {
-			d := &portalstore.Developer{Email: email}
+			d := &keylens.Developer{Email: email}
 			mustCreate(t, s, d)
 			ids = append(ids, d.ID)
 		}
-		all, n, err := s.FindDevelopers(ctx, portalstore.DeveloperFilter{})
+		all, n, err := s.FindDevelopers(ctx, keylens.DeveloperFilter{})
 		if err != nil || n != 5 || len(all) != 5 {
 			t.Fatalf("all: %d of %d, %v", len(all), n, err)
 		}
 		if !sort.SliceIsSorted(all, func(i, j int) bool { return all[i].ID < all[j].ID }) {
 			t.Error("developers are not ordered by id")
 		}
-		page, n, _ := s.FindDevelopers(ctx, portalstore.DeveloperFilter{Offset: 2, Limit: 2})
+		page, n, _ := s.FindDevelopers(ctx, keylens.DeveloperFilter{Offset: 2, Limit: 2})
 		if n != 5 || len(page) != 2 || page[0].ID != all[2].ID || page[1].ID != all[3].ID {
 			t.Errorf("page 2 of 2 = %v (total %d)", emails(page), n)
 		}
-		past, n, _ := s.FindDevelopers(ctx, portalstore.DeveloperFilter{Offset: 10, Limit: 2})
+		past, n, _ := s.FindDevelopers(ctx, keylens.DeveloperFilter{Offset: 10, Limit: 2})
 		if n != 5 || len(past) != 0 || past == nil {
 			t.Errorf("past the end: %v (total %d), want an empty, non-nil page", past, n)
 		}
@@ -222,7 +222,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 			"%":    "eve%@a.io",
 			"zzz":  "",
 		} {
-			got, n, _ := s.FindDevelopers(ctx, portalstore.DeveloperFilter{EmailContains: q})
+			got, n, _ := s.FindDevelopers(ctx, keylens.DeveloperFilter{EmailContains: q})
 			if strings.Join(emails(got), " ") != want || n != len(got) {
 				t.Errorf("filter %q = %v (total %d), want %q", q, emails(got), n, want)
 			}
@@ -231,13 +231,13 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("UpdateReplacesButKeepsServerMembers", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "u@example.com", Password: "first-password",
+		d := &keylens.Developer{Email: "u@example.com", Password: "first-password",
 			Keys: map[string][]string{"aaaabbbb": {"p1"}}, Fields: map[string]string{"a": "1"},
-			OAuthClients: map[string][]portalstore.OAuthClient{"p1": {{ClientID: "cid"}}}}
+			OAuthClients: map[string][]keylens.OAuthClient{"p1": {{ClientID: "cid"}}}}
 		mustCreate(t, s, d)
 		orig, _ := s.FindDeveloperByID(ctx, d.ID)
 
-		upd := &portalstore.Developer{Email: "U2@example.com", Inactive: true,
+		upd := &keylens.Developer{Email: "U2@example.com", Inactive: true,
 			Keys: map[string][]string{"ccccdddd": {"p2"}}, Fields: map[string]string{"b": "2"}}
 		if err := s.UpdateDeveloper(ctx, d.ID, upd); err != nil {
 			t.Fatal(err)
@@ -251,39 +251,39 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Error("an update without password, date_created or org_id lost the stored ones")
 		}
 		// The old key is free again.
-		mustCreate(t, s, &portalstore.Developer{Email: "other@example.com", Keys: map[string][]string{"aaaabbbb": {}}})
+		mustCreate(t, s, &keylens.Developer{Email: "other@example.com", Keys: map[string][]string{"aaaabbbb": {}}})
 
-		if err := s.UpdateDeveloper(ctx, d.ID, &portalstore.Developer{Email: "U2@example.com", Password: "second-password"}); err != nil {
+		if err := s.UpdateDeveloper(ctx, d.ID, &keylens.Developer{Email: "U2@example.com", Password: "second-password"}); err != nil {
 			t.Fatal(err)
 		}
 		got, _ = s.FindDeveloperByID(ctx, d.ID)
-		if got.PasswordHash == orig.PasswordHash || !portalstore.CheckPassword(got.PasswordHash, "second-password") || len(got.PasswordHistory) != 2 {
+		if got.PasswordHash == orig.PasswordHash || !keylens.CheckPassword(got.PasswordHash, "second-password") || len(got.PasswordHistory) != 2 {
 			t.Errorf("password not replaced (history %d)", len(got.PasswordHistory))
 		}
 	})
 
 	t.Run("UpdateRejectsAndChangesNothing", func(t *testing.T) {
 		s := newStore(t)
-		a := &portalstore.Developer{Email: "a@example.com", Keys: map[string][]string{"aaaabbbb": {"p"}}}
-		b := &portalstore.Developer{Email: "b@example.com", Keys: map[string][]string{"ccccdddd": {"p"}}}
+		a := &keylens.Developer{Email: "a@example.com", Keys: map[string][]string{"aaaabbbb": {"p"}}}
+		b := &keylens.Developer{Email: "b@example.com", Keys: map[string][]string{"ccccdddd": {"p"}}}
 		mustCreate(t, s, a, b)
 		tests := []struct {
 			name string
 			id   string
-			dev  portalstore.Developer
+			dev  keylens.Developer
 			code string
 		}{
-			{"unknown id", "000000000000000000000000", portalstore.Developer{Email: "n@example.com"}, portalstore.ENOTFOUND},
-			{"id mismatch", a.ID, portalstore.Developer{ID: b.ID, Email: "a@example.com"}, portalstore.EINVALID},
-			{"invalid email", a.ID, portalstore.Developer{Email: "nope"}, portalstore.EINVALID},
-			{"email of another developer", a.ID, portalstore.Developer{Email: "B@example.com"}, portalstore.ECONFLICT},
-			{"key of another developer", a.ID, portalstore.Developer{Email: "a@example.com", Keys: map[string][]string{"ccccdddd": {}}}, portalstore.ECONFLICT},
-			{"short password", a.ID, portalstore.Developer{Email: "a@example.com", Password: "123"}, portalstore.EINVALID},
+			{"unknown id", "000000000000000000000000", keylens.Developer{Email: "n@example.com"}, keylens.ENOTFOUND},
+			{"id mismatch", a.ID, keylens.Developer{ID: b.ID, Email: "a@example.com"}, keylens.EINVALID},
+			{"invalid email", a.ID, keylens.Developer{Email: "nope"}, keylens.EINVALID},
+			{"email of another developer", a.ID, keylens.Developer{Email: "B@example.com"}, keylens.ECONFLICT},
+			{"key of another developer", a.ID, keylens.Developer{Email: "a@example.com", Keys: map[string][]string{"ccccdddd": {}}}, keylens.ECONFLICT},
+			{"short password", a.ID, keylens.Developer{Email: "a@example.com", Password: "123"}, keylens.EINVALID},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				d := tt.dev
-				if code := portalstore.ErrorCode(s.UpdateDeveloper(ctx, tt.id, &d)); code != tt.code {
+				if code := keylens.ErrorCode(s.UpdateDeveloper(ctx, tt.id, &d)); code != tt.code {
 					t.Errorf("error code %q, want %q", code, tt.code)
 				}
 				got, _ := s.FindDeveloperByID(ctx, a.ID)
@@ -296,28 +296,28 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("DeleteRemovesTheDeveloperAndTheirKeys", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "d@example.com", Keys: map[string][]string{"aaaabbbb": {}},
-			OAuthClients: map[string][]portalstore.OAuthClient{"p": {{ClientID: "cid"}}}}
+		d := &keylens.Developer{Email: "d@example.com", Keys: map[string][]string{"aaaabbbb": {}},
+			OAuthClients: map[string][]keylens.OAuthClient{"p": {{ClientID: "cid"}}}}
 		mustCreate(t, s, d)
 		if err := s.DeleteDeveloper(ctx, d.ID); err != nil {
 			t.Fatal(err)
 		}
-		if code := portalstore.ErrorCode(s.DeleteDeveloper(ctx, d.ID)); code != portalstore.ENOTFOUND {
+		if code := keylens.ErrorCode(s.DeleteDeveloper(ctx, d.ID)); code != keylens.ENOTFOUND {
 			t.Errorf("second delete: %q, want not found", code)
 		}
-		if _, err := s.FindDeveloperByID(ctx, d.ID); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := s.FindDeveloperByID(ctx, d.ID); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("find after delete: %v", err)
 		}
 		// Key, email and OAuth client id are all free again.
-		mustCreate(t, s, &portalstore.Developer{Email: "d@example.com", Keys: map[string][]string{"aaaabbbb": {}},
-			OAuthClients: map[string][]portalstore.OAuthClient{"p": {{ClientID: "cid"}}}})
+		mustCreate(t, s, &keylens.Developer{Email: "d@example.com", Keys: map[string][]string{"aaaabbbb": {}},
+			OAuthClients: map[string][]keylens.OAuthClient{"p": {{ClientID: "cid"}}}})
 	})
 
 	t.Run("VerifyCredentials", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "v@example.com", Password: "right-password"}
-		off := &portalstore.Developer{Email: "off@example.com", Password: "right-password", Inactive: true}
-		none := &portalstore.Developer{Email: "none@example.com"}
+		d := &keylens.Developer{Email: "v@example.com", Password: "right-password"}
+		off := &keylens.Developer{Email: "off@example.com", Password: "right-password", Inactive: true}
+		none := &keylens.Developer{Email: "none@example.com"}
 		mustCreate(t, s, d, off, none)
 
 		got, err := s.VerifyCredentials(ctx, "V@example.com", "right-password")
@@ -337,7 +337,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 			"inactive developer":   {"off@example.com", "right-password"},
 			"developer without pw": {"none@example.com", ""},
 		} {
-			if _, err := s.VerifyCredentials(ctx, c[0], c[1]); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+			if _, err := s.VerifyCredentials(ctx, c[0], c[1]); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 				t.Errorf("%s: %v, want unauthorized", name, err)
 			}
 		}
@@ -348,7 +348,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("SetPassword", func(t *testing.T) {
 		s := newStore(t)
-		d := &portalstore.Developer{Email: "p@example.com", Password: "old-password"}
+		d := &keylens.Developer{Email: "p@example.com", Password: "old-password"}
 		mustCreate(t, s, d)
 		before, _ := s.FindDeveloperByID(ctx, d.ID)
 		if err := s.SetPassword(ctx, d.ID, "new-password"); err != nil {
@@ -364,18 +364,18 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 		if len(after.PasswordHistory) != 2 || after.PasswordHistory[0] != before.PasswordHash || after.PasswordUpdated.Before(before.PasswordUpdated) {
 			t.Errorf("history %d entries, updated %v -> %v", len(after.PasswordHistory), before.PasswordUpdated, after.PasswordUpdated)
 		}
-		for i := 0; i < portalstore.PasswordHistoryLength+2; i++ {
+		for i := 0; i < keylens.PasswordHistoryLength+2; i++ {
 			if err := s.SetPassword(ctx, d.ID, seedBcrypt); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if after, _ := s.FindDeveloperByID(ctx, d.ID); len(after.PasswordHistory) != portalstore.PasswordHistoryLength {
-			t.Errorf("history grew to %d, want it capped at %d", len(after.PasswordHistory), portalstore.PasswordHistoryLength)
+		if after, _ := s.FindDeveloperByID(ctx, d.ID); len(after.PasswordHistory) != keylens.PasswordHistoryLength {
+			t.Errorf("history grew to %d, want it capped at %d", len(after.PasswordHistory), keylens.PasswordHistoryLength)
 		}
-		if code := portalstore.ErrorCode(s.SetPassword(ctx, d.ID, "short")); code != portalstore.EINVALID {
+		if code := keylens.ErrorCode(s.SetPassword(ctx, d.ID, "short")); code != keylens.EINVALID {
 			t.Errorf("short password: %q", code)
 		}
-		if code := portalstore.ErrorCode(s.SetPassword(ctx, "000000000000000000000000", "long-enough")); code != portalstore.ENOTFOUND {
+		if code := keylens.ErrorCode(s.SetPassword(ctx, "000000000000000000000000", "long-enough")); code != keylens.ENOTFOUND {
 			t.Errorf("unknown developer: %q", code)
 		}
 	})
@@ -384,7 +384,7 @@ func testDevelopers(t *testing.T, newStore func(t *testing.T) Store) {
 func testSettings(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	s := newStore(t)
-	if _, err := s.Setting(ctx, "x"); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+	if _, err := s.Setting(ctx, "x"); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 		t.Errorf("unset setting: %v", err)
 	}
 	if v, err := s.InitSetting(ctx, "x", "first"); err != nil || v != "first" {
@@ -401,7 +401,7 @@ func testSettings(t *testing.T, newStore func(t *testing.T) Store) {
 	}
 }
 
-func mustCreate(t *testing.T, s Store, devs ...*portalstore.Developer) {
+func mustCreate(t *testing.T, s Store, devs ...*keylens.Developer) {
 	t.Helper()
 	for _, d := range devs {
 		if err := s.CreateDeveloper(context.Background(), d); err != nil {
@@ -419,7 +419,7 @@ func mustTime(t *testing.T, s string) time.Time {
 	return v
 }
 
-func emails(devs []*portalstore.Developer) []string {
+func emails(devs []*keylens.Developer) []string {
 	out := []string{}
 	for _, d := range devs {
 		out = append(out, d.Email)

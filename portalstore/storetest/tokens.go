@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 // testTokens: OAuth access tokens issued and revoked through the backend,
@@ -13,31 +13,31 @@ import (
 func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 	ctx := context.Background()
 	// setup: a developer with two OAuth clients of one policy.
-	setup := func(t *testing.T) (Store, Backend, *portalstore.Developer, [2]portalstore.ClientCredentials) {
+	setup := func(t *testing.T) (Store, Backend, *keylens.Developer, [2]keylens.ClientCredentials) {
 		t.Helper()
 		s, b := newBackend(t)
-		if err := s.PutCatalogue(ctx, &portalstore.Catalogue{APIs: []portalstore.CatalogueEntry{
-			{PolicyID: "pol-oauth", AuthType: portalstore.AuthOAuth}}}); err != nil {
+		if err := s.PutCatalogue(ctx, &keylens.Catalogue{APIs: []keylens.CatalogueEntry{
+			{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth}}}); err != nil {
 			t.Fatal(err)
 		}
-		d := &portalstore.Developer{Email: "ada@example.com", Fields: map[string]string{"Plan": "gold"}}
+		d := &keylens.Developer{Email: "ada@example.com", Fields: map[string]string{"Plan": "gold"}}
 		if err := s.CreateDeveloper(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		var clients [2]portalstore.ClientCredentials
+		var clients [2]keylens.ClientCredentials
 		for i := range clients {
-			a, err := s.IssueKey(ctx, d.ID, &portalstore.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
-				OAuthInfo: portalstore.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
+			a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
+				OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			clients[i] = portalstore.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
+			clients[i] = keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 		}
 		return s, b, d, clients
 	}
-	issue := func(t *testing.T, b Backend, c portalstore.ClientCredentials) string {
+	issue := func(t *testing.T, b Backend, c keylens.ClientCredentials) string {
 		t.Helper()
-		_, hash := portalstore.NewAccessToken()
+		_, hash := keylens.NewAccessToken()
 		if _, err := b.IssueToken(ctx, c, hash, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -50,8 +50,8 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 
 	t.Run("IssuedTokenResolvesToItsDeveloper", func(t *testing.T) {
 		_, b, d, clients := setup(t)
-		token, hash := portalstore.NewAccessToken()
-		if !portalstore.IsAccessToken([]byte(token)) || portalstore.TokenHash(token) != hash || portalstore.TokenHashOf(hash) != hash {
+		token, hash := keylens.NewAccessToken()
+		if !keylens.IsAccessToken([]byte(token)) || keylens.TokenHash(token) != hash || keylens.TokenHashOf(hash) != hash {
 			t.Fatalf("token %q, hash %q", token, hash)
 		}
 		g, err := b.IssueToken(ctx, clients[0], hash, 90*time.Second)
@@ -73,30 +73,30 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 		if o.ID != d.ID || o.Email != d.Email || o.Fields["Plan"] != "gold" || o.Inactive || o.OrgID == "" {
 			t.Errorf("owner %+v", o)
 		}
-		if c.Key.Hash != hash || c.Key.DeveloperID != d.ID || c.Key.AuthType != portalstore.AuthOAuth ||
+		if c.Key.Hash != hash || c.Key.DeveloperID != d.ID || c.Key.AuthType != keylens.AuthOAuth ||
 			len(c.Key.Policies) != 1 || c.Key.Policies[0] != "pol-oauth" || c.Key.JWTSecret != "" || c.Key.BasicPasswordHash != "" {
 			t.Errorf("key %+v", c.Key)
 		}
 		// A token is no key, and a key hash is no token.
-		if _, err := b.ResolveKey(ctx, hash); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if _, err := b.ResolveKey(ctx, hash); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("ResolveKey of a token: %v", err)
 		}
 	})
 
 	t.Run("BadClientsGetNothing", func(t *testing.T) {
 		s, b, d, clients := setup(t)
-		_, hash := portalstore.NewAccessToken()
-		for name, c := range map[string]portalstore.ClientCredentials{
+		_, hash := keylens.NewAccessToken()
+		for name, c := range map[string]keylens.ClientCredentials{
 			"wrong secret":   {ID: clients[0].ID, Secret: clients[1].Secret},
 			"empty secret":   {ID: clients[0].ID},
 			"unknown client": {ID: "nobody", Secret: clients[0].Secret},
 		} {
-			if _, err := b.IssueToken(ctx, c, hash, time.Hour); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+			if _, err := b.IssueToken(ctx, c, hash, time.Hour); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 				t.Errorf("%s: %v, want EUNAUTHORIZED", name, err)
 			}
 		}
 		for name, h := range map[string]string{"not a hash": "klat_abc", "short": "0123abcd", "upper": "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"} {
-			if _, err := b.IssueToken(ctx, clients[0], h, time.Hour); portalstore.ErrorCode(err) != portalstore.EINVALID {
+			if _, err := b.IssueToken(ctx, clients[0], h, time.Hour); keylens.ErrorCode(err) != keylens.EINVALID {
 				t.Errorf("%s: %v, want EINVALID", name, err)
 			}
 		}
@@ -109,7 +109,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 		if err := s.UpdateDeveloper(ctx, d.ID, d); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.IssueToken(ctx, clients[0], hash, time.Hour); portalstore.ErrorCode(err) != portalstore.ECONFLICT {
+		if _, err := b.IssueToken(ctx, clients[0], hash, time.Hour); keylens.ErrorCode(err) != keylens.ECONFLICT {
 			t.Errorf("inactive developer: %v, want ECONFLICT", err)
 		}
 	})
@@ -117,7 +117,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 	t.Run("ClientRevokesItsOwnToken", func(t *testing.T) {
 		s, b, d, clients := setup(t)
 		mine, theirs := issue(t, b, clients[0]), issue(t, b, clients[1])
-		if err := b.RevokeClientToken(ctx, portalstore.ClientCredentials{ID: clients[0].ID, Secret: "wrong"}, mine); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+		if err := b.RevokeClientToken(ctx, keylens.ClientCredentials{ID: clients[0].ID, Secret: "wrong"}, mine); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 			t.Errorf("wrong secret: %v", err)
 		}
 		// Another client's token: no error, nothing revoked (RFC 7009).
@@ -135,7 +135,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 			t.Error("revoked the wrong token")
 		}
 		changes, _, _ := s.ChangesSince(ctx, start, 10)
-		if len(changes) != 1 || changes[0].Kind != portalstore.ChangeTokenRevoked || changes[0].KeyHash != mine ||
+		if len(changes) != 1 || changes[0].Kind != keylens.ChangeTokenRevoked || changes[0].KeyHash != mine ||
 			changes[0].DeveloperID != d.ID || changes[0].ClientID != clients[0].ID {
 			t.Errorf("changes %+v", changes)
 		}
@@ -147,7 +147,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 	t.Run("AdminRevokes", func(t *testing.T) {
 		s, b, d, clients := setup(t)
 		a1, a2, other := issue(t, b, clients[0]), issue(t, b, clients[0]), issue(t, b, clients[1])
-		if err := s.RevokeToken(ctx, "nobody", a1); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if err := s.RevokeToken(ctx, "nobody", a1); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("unknown client: %v", err)
 		}
 		if err := s.RevokeToken(ctx, clients[1].ID, a1); err != nil || !resolves(b, a1) {
@@ -156,12 +156,12 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 		if err := s.RevokeToken(ctx, clients[0].ID, a1); err != nil || resolves(b, a1) || !resolves(b, a2) {
 			t.Errorf("RevokeToken: %v", err)
 		}
-		for name, c := range map[string]portalstore.ClientCredentials{"wrong secret": {ID: clients[0].ID, Secret: clients[1].Secret}, "no secret": {ID: clients[0].ID}} {
-			if err := s.RevokeAllTokens(ctx, c); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED || !resolves(b, a2) {
+		for name, c := range map[string]keylens.ClientCredentials{"wrong secret": {ID: clients[0].ID, Secret: clients[1].Secret}, "no secret": {ID: clients[0].ID}} {
+			if err := s.RevokeAllTokens(ctx, c); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED || !resolves(b, a2) {
 				t.Errorf("%s: %v, and the token must still resolve", name, err)
 			}
 		}
-		if err := s.RevokeAllTokens(ctx, portalstore.ClientCredentials{ID: "nobody", Secret: "x"}); portalstore.ErrorCode(err) != portalstore.ENOTFOUND {
+		if err := s.RevokeAllTokens(ctx, keylens.ClientCredentials{ID: "nobody", Secret: "x"}); keylens.ErrorCode(err) != keylens.ENOTFOUND {
 			t.Errorf("unknown client: %v", err)
 		}
 		start, _ := s.LastChange(ctx)
@@ -172,7 +172,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 			t.Error("revoke_all revoked the wrong tokens")
 		}
 		changes, _, _ := s.ChangesSince(ctx, start, 10)
-		if len(changes) != 1 || changes[0].Kind != portalstore.ChangeTokensRevoked || changes[0].DeveloperID != d.ID || changes[0].ClientID != clients[0].ID {
+		if len(changes) != 1 || changes[0].Kind != keylens.ChangeTokensRevoked || changes[0].DeveloperID != d.ID || changes[0].ClientID != clients[0].ID {
 			t.Errorf("changes %+v", changes)
 		}
 		// The client can still get tokens.
@@ -199,7 +199,7 @@ func testTokens(t *testing.T, newBackend func(t *testing.T) (Store, Backend)) {
 		if resolves(b, t0) || !resolves(b, t1) {
 			t.Error("deleting a client: its token must go, the other stay")
 		}
-		if _, err := b.IssueToken(ctx, clients[0], t0, time.Hour); portalstore.ErrorCode(err) != portalstore.EUNAUTHORIZED {
+		if _, err := b.IssueToken(ctx, clients[0], t0, time.Hour); keylens.ErrorCode(err) != keylens.EUNAUTHORIZED {
 			t.Errorf("a deleted client gets a token: %v", err)
 		}
 		if err := s.DeleteDeveloper(ctx, d.ID); err != nil {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/sqlstore"
 )
 
@@ -207,13 +207,13 @@ func seed(ctx context.Context, store string, n int) ([]string, error) {
 	defer db.Close()
 	keys := make([]string, 0, n)
 	for start := 0; start < n; start += 10000 {
-		devs := make([]*portalstore.Developer, 0, 10000)
+		devs := make([]*keylens.Developer, 0, 10000)
 		for i := start; i < min(start+10000, n); i++ {
-			raw := portalstore.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
+			raw := keylens.KeyFor("5e9d9544a1dcd60001d0ed20", fmt.Sprintf("%032x", i), "murmur64")
 			keys = append(keys, raw)
-			devs = append(devs, &portalstore.Developer{Email: fmt.Sprintf("dev%06d@example.com", i),
+			devs = append(devs, &keylens.Developer{Email: fmt.Sprintf("dev%06d@example.com", i),
 				Fields: map[string]string{"Company": fmt.Sprintf("Company %d", i), "Plan": "gold"},
-				Keys:   map[string][]string{portalstore.HashKey(raw): {"pol-token"}}})
+				Keys:   map[string][]string{keylens.HashKey(raw): {"pol-token"}}})
 		}
 		if err := db.CreateDevelopers(ctx, devs); err != nil {
 			return nil, err

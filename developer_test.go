@@ -1,4 +1,4 @@
-package portalstore_test
+package keylens_test
 
 import (
 	"encoding/json"
@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 func TestDeveloperJSON_NeverWritesSecrets(t *testing.T) {
-	d := &portalstore.Developer{ID: "5e397e714ea461ef1d474efa", Email: "a@b.io", Password: "plain-text",
+	d := &keylens.Developer{ID: "5e397e714ea461ef1d474efa", Email: "a@b.io", Password: "plain-text",
 		PasswordHash: "$2a$10$hash", PasswordHistory: []string{"$2a$10$old"}}
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -33,19 +33,19 @@ func TestDeveloperJSON_NeverWritesSecrets(t *testing.T) {
 func TestDeveloperJSON_Input(t *testing.T) {
 	tests := []struct {
 		name, in string
-		check    func(*portalstore.Developer) bool
+		check    func(*keylens.Developer) bool
 	}{
-		{"_id when id is absent", `{"_id":"554c733a30c55e4b16000002"}`, func(d *portalstore.Developer) bool { return d.ID == "554c733a30c55e4b16000002" }},
-		{"id wins over _id", `{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","_id":"bbbbbbbbbbbbbbbbbbbbbbbb"}`, func(d *portalstore.Developer) bool { return d.ID == "aaaaaaaaaaaaaaaaaaaaaaaa" }},
-		{"password is write-only input", `{"password":"p4ssword"}`, func(d *portalstore.Developer) bool { return d.Password == "p4ssword" }},
-		{"PWHistory input is ignored", `{"PWHistory":["x"]}`, func(d *portalstore.Developer) bool { return d.PasswordHistory == nil }},
-		{"api_keys key to policy", `{"api_keys":{"k1":"p1"}}`, func(d *portalstore.Developer) bool { return d.Keys["k1"][0] == "p1" }},
-		{"api_keys key to policies", `{"api_keys":{"k1":["p1","p2"]}}`, func(d *portalstore.Developer) bool { return len(d.Keys["k1"]) == 2 }},
-		{"keys win over api_keys", `{"keys":{"k1":["new"]},"api_keys":{"k1":"old"}}`, func(d *portalstore.Developer) bool { return d.Keys["k1"][0] == "new" }},
+		{"_id when id is absent", `{"_id":"554c733a30c55e4b16000002"}`, func(d *keylens.Developer) bool { return d.ID == "554c733a30c55e4b16000002" }},
+		{"id wins over _id", `{"id":"aaaaaaaaaaaaaaaaaaaaaaaa","_id":"bbbbbbbbbbbbbbbbbbbbbbbb"}`, func(d *keylens.Developer) bool { return d.ID == "aaaaaaaaaaaaaaaaaaaaaaaa" }},
+		{"password is write-only input", `{"password":"p4ssword"}`, func(d *keylens.Developer) bool { return d.Password == "p4ssword" }},
+		{"PWHistory input is ignored", `{"PWHistory":["x"]}`, func(d *keylens.Developer) bool { return d.PasswordHistory == nil }},
+		{"api_keys key to policy", `{"api_keys":{"k1":"p1"}}`, func(d *keylens.Developer) bool { return d.Keys["k1"][0] == "p1" }},
+		{"api_keys key to policies", `{"api_keys":{"k1":["p1","p2"]}}`, func(d *keylens.Developer) bool { return len(d.Keys["k1"]) == 2 }},
+		{"keys win over api_keys", `{"keys":{"k1":["new"]},"api_keys":{"k1":"old"}}`, func(d *keylens.Developer) bool { return d.Keys["k1"][0] == "new" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var d portalstore.Developer
+			var d keylens.Developer
 			if err := json.Unmarshal([]byte(tt.in), &d); err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestDeveloperJSON_Input(t *testing.T) {
 			}
 		})
 	}
-	var d portalstore.Developer
+	var d keylens.Developer
 	if err := json.Unmarshal([]byte(`{"api_keys":7}`), &d); err == nil {
 		t.Error("api_keys of the wrong type accepted")
 	}
@@ -65,7 +65,7 @@ func FuzzDeveloperJSON(f *testing.F) {
 	f.Add(`{"_id":"554c733a30c55e4b16000002","api_keys":{"a":"b"},"oauth_clients":{"p":[{"client_id":"c"}]}}`)
 	f.Add(`{"fields":{"custom1":"sdf",}}`)
 	f.Fuzz(func(t *testing.T, in string) {
-		var d portalstore.Developer
+		var d keylens.Developer
 		if err := json.Unmarshal([]byte(in), &d); err != nil {
 			return
 		}
@@ -83,31 +83,31 @@ func FuzzDeveloperJSON(f *testing.F) {
 
 func TestDeveloperPrepareAndMerge(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	d := &portalstore.Developer{Email: "a@example.com", Password: "secret-1", Keys: map[string][]string{"my-custom-key": {"p"}}}
+	d := &keylens.Developer{Email: "a@example.com", Password: "secret-1", Keys: map[string][]string{"my-custom-key": {"p"}}}
 	if err := d.PrepareNew(now); err != nil {
 		t.Fatal(err)
 	}
-	if d.Password != "" || !portalstore.CheckPassword(d.PasswordHash, "secret-1") || !d.PasswordUpdated.Equal(now) ||
+	if d.Password != "" || !keylens.CheckPassword(d.PasswordHash, "secret-1") || !d.PasswordUpdated.Equal(now) ||
 		len(d.PasswordHistory) != 1 || d.PasswordHistory[0] != d.PasswordHash {
 		t.Errorf("prepared password: %+v", d)
 	}
-	if _, raw := d.Keys["my-custom-key"]; raw || len(d.Keys[portalstore.KeyHashOf("my-custom-key")]) != 1 {
+	if _, raw := d.Keys["my-custom-key"]; raw || len(d.Keys[keylens.KeyHashOf("my-custom-key")]) != 1 {
 		t.Errorf("keys not filed by hash: %v", d.Keys)
 	}
-	bad := &portalstore.Developer{Email: "not an email", Password: "secret-2"}
-	if err := bad.PrepareUpdate(now); portalstore.ErrorCode(err) != portalstore.EINVALID || bad.PasswordHash != "" {
+	bad := &keylens.Developer{Email: "not an email", Password: "secret-2"}
+	if err := bad.PrepareUpdate(now); keylens.ErrorCode(err) != keylens.EINVALID || bad.PasswordHash != "" {
 		t.Errorf("an invalid developer: %v, hash %q", err, bad.PasswordHash)
 	}
 
-	cur := &portalstore.Developer{ID: "x", OrgID: "org", DateCreated: now.Add(-time.Hour), LastLoginDate: now.Add(-time.Minute),
+	cur := &keylens.Developer{ID: "x", OrgID: "org", DateCreated: now.Add(-time.Hour), LastLoginDate: now.Add(-time.Minute),
 		PasswordHash: d.PasswordHash, PasswordUpdated: now, PasswordHistory: d.PasswordHistory}
-	keep := &portalstore.Developer{Email: "b@example.com"}
+	keep := &keylens.Developer{Email: "b@example.com"}
 	keep.MergeUpdate(cur)
 	if keep.PasswordHash != cur.PasswordHash || keep.OrgID != "org" || !keep.DateCreated.Equal(cur.DateCreated) ||
 		!keep.LastLoginDate.Equal(cur.LastLoginDate) || len(keep.PasswordHistory) != 1 {
 		t.Errorf("server-kept members lost: %+v", keep)
 	}
-	change := &portalstore.Developer{Email: "b@example.com", Password: "secret-3", OrgID: "other"}
+	change := &keylens.Developer{Email: "b@example.com", Password: "secret-3", OrgID: "other"}
 	if err := change.PrepareUpdate(now); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestDeveloperPrepareAndMerge(t *testing.T) {
 }
 
 func TestDiffKeys(t *testing.T) {
-	d := portalstore.DiffKeys(
+	d := keylens.DiffKeys(
 		map[string][]string{"gone": {"p"}, "same": {"p"}, "moved": {"p"}},
 		map[string][]string{"same": {"p"}, "moved": {"q"}, "new2": {}, "new1": {"p"}})
 	if fmt.Sprint(d.Removed, d.Added, d.Changed) != "[gone] [new1 new2] [moved]" {
@@ -128,22 +128,22 @@ func TestDiffKeys(t *testing.T) {
 
 func TestFieldNamesThatCollide(t *testing.T) {
 	for _, names := range [][]string{{"Use case", "Use_case"}, {"Use case", "Use-case"}, {"Case", "case"}, {"a b", "a-b"}, {"x.y", "xy"}} {
-		err := portalstore.ValidateFieldNames("fields", names)
-		if portalstore.ErrorCode(err) != portalstore.EINVALID || !strings.Contains(err.Error(), names[0]) || !strings.Contains(err.Error(), names[1]) {
+		err := keylens.ValidateFieldNames("fields", names)
+		if keylens.ErrorCode(err) != keylens.EINVALID || !strings.Contains(err.Error(), names[0]) || !strings.Contains(err.Error(), names[1]) {
 			t.Errorf("%q: %v, want EINVALID naming both", names, err)
 		}
 	}
 	for _, names := range [][]string{{"Use case", "Company"}, {"名前", "氏名"}, {"seats", "Seats count"}} {
-		if err := portalstore.ValidateFieldNames("fields", names); err != nil {
+		if err := keylens.ValidateFieldNames("fields", names); err != nil {
 			t.Errorf("%q: %v", names, err)
 		}
 	}
-	d := &portalstore.Developer{Email: "c@example.com", Fields: map[string]string{"Use case": "a", "use_case": "b"}}
-	if err := d.Validate(); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	d := &keylens.Developer{Email: "c@example.com", Fields: map[string]string{"Use case": "a", "use_case": "b"}}
+	if err := d.Validate(); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a developer with colliding fields: %v", err)
 	}
-	r := &portalstore.KeyRequest{ByUser: "x", ApplyPolicies: []string{"p"}, Fields: map[string]any{"Plan": 1, "plan": 2}}
-	if err := r.Validate(); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	r := &keylens.KeyRequest{ByUser: "x", ApplyPolicies: []string{"p"}, Fields: map[string]any{"Plan": 1, "plan": 2}}
+	if err := r.Validate(); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a key request with colliding fields: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package portalstore
+package keylens
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package portalstore_test
+package keylens_test
 
 import (
 	"encoding/base64"
@@ -7,59 +7,59 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore"
+	"github.com/keylens/keylens"
 )
 
 const testOrg = "5e9d9544a1dcd60001d0ed20"
 
-func testIssuer() portalstore.Issuer {
-	return portalstore.Issuer{OrgID: testOrg, HashAlgorithm: portalstore.HashMurmur64,
+func testIssuer() keylens.Issuer {
+	return keylens.Issuer{OrgID: testOrg, HashAlgorithm: keylens.HashMurmur64,
 		Now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 }
 
-func requestFor(policy string) *portalstore.KeyRequest {
-	return &portalstore.KeyRequest{ID: "req1", ByUser: "dev1", ApplyPolicies: []string{policy, "extra"},
+func requestFor(policy string) *keylens.KeyRequest {
+	return &keylens.KeyRequest{ID: "req1", ByUser: "dev1", ApplyPolicies: []string{policy, "extra"},
 		Fields: map[string]any{"oauth_app_description": "my app", "oauth_use_case": "testing"}}
 }
 
-func entry(policy, authType string) *portalstore.CatalogueEntry {
-	return &portalstore.CatalogueEntry{PolicyID: policy, AuthType: authType}
+func entry(policy, authType string) *keylens.CatalogueEntry {
+	return &keylens.CatalogueEntry{PolicyID: policy, AuthType: authType}
 }
 
 func TestIssue_AuthToken(t *testing.T) {
 	r := requestFor("pol")
 	before := *r
-	got, err := testIssuer().Issue(r, entry("pol", portalstore.AuthToken), nil)
+	got, err := testIssuer().Issue(r, entry("pol", keylens.AuthToken), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, k := got.Approval, got.Key
-	if portalstore.KeyOrg(a.RawKey) != testOrg || portalstore.KeyHashAlgorithm(a.RawKey) != portalstore.HashMurmur64 {
+	if keylens.KeyOrg(a.RawKey) != testOrg || keylens.KeyHashAlgorithm(a.RawKey) != keylens.HashMurmur64 {
 		t.Errorf("raw key %q: want a murmur64 key of org %s", a.RawKey, testOrg)
 	}
-	if k.Hash != portalstore.HashKey(a.RawKey) || a.KeyHash != k.Hash {
-		t.Errorf("key hash %s / approval hash %s, want the hash of the raw key %s", k.Hash, a.KeyHash, portalstore.HashKey(a.RawKey))
+	if k.Hash != keylens.HashKey(a.RawKey) || a.KeyHash != k.Hash {
+		t.Errorf("key hash %s / approval hash %s, want the hash of the raw key %s", k.Hash, a.KeyHash, keylens.HashKey(a.RawKey))
 	}
 	if a.Password != "" || a.OAuthClient != nil || a.PolicyID != "pol" {
 		t.Errorf("approval %+v: want a plain key for pol", a)
 	}
-	want := portalstore.Key{Hash: k.Hash, DeveloperID: "dev1", Policies: []string{"pol", "extra"},
-		AuthType: portalstore.AuthToken, RequestID: "req1", Fields: r.Fields, DateCreated: testIssuer().Now}
+	want := keylens.Key{Hash: k.Hash, DeveloperID: "dev1", Policies: []string{"pol", "extra"},
+		AuthType: keylens.AuthToken, RequestID: "req1", Fields: r.Fields, DateCreated: testIssuer().Now}
 	if !reflect.DeepEqual(*k, want) {
 		t.Errorf("key = %+v\nwant %+v", *k, want)
 	}
 	if !reflect.DeepEqual(*r, before) {
 		t.Errorf("Issue changed the request: %+v", *r)
 	}
-	again, _ := testIssuer().Issue(r, entry("pol", portalstore.AuthToken), nil)
+	again, _ := testIssuer().Issue(r, entry("pol", keylens.AuthToken), nil)
 	if again.Approval.RawKey == a.RawKey {
 		t.Error("two approvals minted the same key")
 	}
 }
 
 func TestIssue_Basic(t *testing.T) {
-	secret := &portalstore.BasicSecret{Password: "pw-made-before", Hash: "$2a$04$hash"}
-	got, err := testIssuer().Issue(requestFor("pol"), entry("pol", portalstore.AuthBasic), secret)
+	secret := &keylens.BasicSecret{Password: "pw-made-before", Hash: "$2a$04$hash"}
+	got, err := testIssuer().Issue(requestFor("pol"), entry("pol", keylens.AuthBasic), secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestIssue_Basic(t *testing.T) {
 	}
 	// The gateway's key of a basic user is the key of (org, username): the
 	// hash must be that one, or Tyk and keylens would disagree.
-	if want := portalstore.HashKey(portalstore.KeyFor(testOrg, a.RawKey, portalstore.HashMurmur64)); k.Hash != want {
+	if want := keylens.HashKey(keylens.KeyFor(testOrg, a.RawKey, keylens.HashMurmur64)); k.Hash != want {
 		t.Errorf("hash %s, want %s", k.Hash, want)
 	}
 	if k.BasicUsername != a.RawKey || k.BasicPasswordHash != secret.Hash {
@@ -77,11 +77,11 @@ func TestIssue_Basic(t *testing.T) {
 	}
 
 	// Without a prepared secret, Issue makes one that checks.
-	got, err = testIssuer().Issue(requestFor("pol"), entry("pol", portalstore.AuthBasic), nil)
+	got, err = testIssuer().Issue(requestFor("pol"), entry("pol", keylens.AuthBasic), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !portalstore.CheckPassword(got.Key.BasicPasswordHash, got.Approval.Password) || len(got.Approval.Password) != 16 {
+	if !keylens.CheckPassword(got.Key.BasicPasswordHash, got.Approval.Password) || len(got.Approval.Password) != 16 {
 		t.Errorf("made password %q does not check against its hash", got.Approval.Password)
 	}
 }
@@ -89,20 +89,20 @@ func TestIssue_Basic(t *testing.T) {
 func TestIssue_JWT(t *testing.T) {
 	r := requestFor("pol")
 	r.JWTSecret = strings.Repeat("ab", 20)
-	got, err := testIssuer().Issue(r, entry("pol", portalstore.AuthJWT), nil)
+	got, err := testIssuer().Issue(r, entry("pol", keylens.AuthJWT), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Key.JWTSecret != r.JWTSecret || got.Key.JWTPublicKey != "" {
 		t.Errorf("key material %q/%q", got.Key.JWTSecret, got.Key.JWTPublicKey)
 	}
-	if got.Key.Hash != portalstore.HashKey(got.Approval.RawKey) || portalstore.KeyOrg(got.Approval.RawKey) != testOrg {
+	if got.Key.Hash != keylens.HashKey(got.Approval.RawKey) || keylens.KeyOrg(got.Approval.RawKey) != testOrg {
 		t.Errorf("jwt key id %q does not hash to %s", got.Approval.RawKey, got.Key.Hash)
 	}
 
 	r.JWTSecret = ""
-	_, err = testIssuer().Issue(r, entry("pol", portalstore.AuthJWT), nil)
-	if portalstore.ErrorCode(err) != portalstore.EINVALID || !strings.Contains(portalstore.ErrorMessage(err), "--jwt-jwks-url") {
+	_, err = testIssuer().Issue(r, entry("pol", keylens.AuthJWT), nil)
+	if keylens.ErrorCode(err) != keylens.EINVALID || !strings.Contains(keylens.ErrorMessage(err), "--jwt-jwks-url") {
 		t.Errorf("jwt without material: %v, want EINVALID naming the flag that enables it", err)
 	}
 }
@@ -113,24 +113,24 @@ func TestIssue_JWTCentral(t *testing.T) {
 	is := testIssuer()
 	is.CentralJWT = true
 	r := requestFor("pol")
-	got, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil)
+	got, err := is.Issue(r, entry("pol", keylens.AuthJWT), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := got.Key
-	if k.JWTSecret != "" || k.JWTPublicKey != "" || k.AuthType != portalstore.AuthJWT || got.Approval.Password != "" {
+	if k.JWTSecret != "" || k.JWTPublicKey != "" || k.AuthType != keylens.AuthJWT || got.Approval.Password != "" {
 		t.Errorf("key %+v", k)
 	}
-	if k.Hash != portalstore.HashKey(got.Approval.RawKey) || got.Approval.KeyHash != k.Hash || portalstore.KeyOrg(got.Approval.RawKey) != testOrg {
+	if k.Hash != keylens.HashKey(got.Approval.RawKey) || got.Approval.KeyHash != k.Hash || keylens.KeyOrg(got.Approval.RawKey) != testOrg {
 		t.Errorf("key id %q does not hash to %s", got.Approval.RawKey, k.Hash)
 	}
 	// Material, when given, is still checked and kept.
 	r.JWTSecret = "short"
-	if _, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if _, err := is.Issue(r, entry("pol", keylens.AuthJWT), nil); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a short secret with central JWT: %v", err)
 	}
 	r.JWTSecret = strings.Repeat("cd", 20)
-	if got, err := is.Issue(r, entry("pol", portalstore.AuthJWT), nil); err != nil || got.Key.JWTSecret != r.JWTSecret {
+	if got, err := is.Issue(r, entry("pol", keylens.AuthJWT), nil); err != nil || got.Key.JWTSecret != r.JWTSecret {
 		t.Errorf("a secret with central JWT: %+v, %v", got, err)
 	}
 }
@@ -138,7 +138,7 @@ func TestIssue_JWTCentral(t *testing.T) {
 func TestIssue_OAuth(t *testing.T) {
 	r := requestFor("pol")
 	r.OAuthInfo.RedirectURI = "https://app.example/callback"
-	got, err := testIssuer().Issue(r, entry("pol", portalstore.AuthOAuth), nil)
+	got, err := testIssuer().Issue(r, entry("pol", keylens.AuthOAuth), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,11 @@ func TestIssue_OAuth(t *testing.T) {
 	}
 
 	r.OAuthInfo.RedirectURI = "javascript:alert(1)"
-	if _, err := testIssuer().Issue(r, entry("pol", portalstore.AuthOAuth), nil); portalstore.ErrorCode(err) != portalstore.EINVALID {
+	if _, err := testIssuer().Issue(r, entry("pol", keylens.AuthOAuth), nil); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("bad redirect URI: %v, want EINVALID", err)
 	}
 	// Other entries ignore a redirect URI (Tyk's own sample files one).
-	if _, err := testIssuer().Issue(r, entry("pol", portalstore.AuthToken), nil); err != nil {
+	if _, err := testIssuer().Issue(r, entry("pol", keylens.AuthToken), nil); err != nil {
 		t.Errorf("token entry with a redirect URI: %v", err)
 	}
 }
@@ -166,14 +166,14 @@ func TestIssue_OAuth(t *testing.T) {
 func TestIssue_Refusals(t *testing.T) {
 	r := requestFor("pol")
 	r.Approved = true
-	if _, err := testIssuer().Issue(r, entry("pol", portalstore.AuthToken), nil); portalstore.ErrorCode(err) != portalstore.ECONFLICT {
+	if _, err := testIssuer().Issue(r, entry("pol", keylens.AuthToken), nil); keylens.ErrorCode(err) != keylens.ECONFLICT {
 		t.Errorf("approved twice: %v, want ECONFLICT", err)
 	}
-	for name, e := range map[string]*portalstore.CatalogueEntry{
+	for name, e := range map[string]*keylens.CatalogueEntry{
 		"no entry":     nil,
-		"other policy": entry("other", portalstore.AuthToken),
+		"other policy": entry("other", keylens.AuthToken),
 	} {
-		if _, err := testIssuer().Issue(requestFor("pol"), e, nil); portalstore.ErrorCode(err) != portalstore.EINVALID {
+		if _, err := testIssuer().Issue(requestFor("pol"), e, nil); keylens.ErrorCode(err) != keylens.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", name, err)
 		}
 	}
@@ -182,7 +182,7 @@ func TestIssue_Refusals(t *testing.T) {
 func TestRandomAlnum(t *testing.T) {
 	seen := map[rune]bool{}
 	for range 200 {
-		s := portalstore.RandomAlnum(20)
+		s := keylens.RandomAlnum(20)
 		if len(s) != 20 {
 			t.Fatalf("len %d", len(s))
 		}

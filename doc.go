@@ -1,4 +1,4 @@
-// Package portalstore is keylens's domain: developers, key requests, keys
+// Package keylens is keylens's domain: developers, key requests, keys
 // (hashes only, never raw keys), OAuth clients, the catalogue and the
 // portal configuration, per-key hit counters and the change feed; the
 // service interfaces that store them, with their contracts; one error type
@@ -22,4 +22,4 @@
 // domain imports neither. Rules (validation, merging an update, what an
 // approval issues, how a key reference becomes a hash) live here as plain
 // functions, so that every backend applies the same ones.
-package portalstore
+package keylens

@@ -13,7 +13,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 func openStore(t testing.TB) *sqlstore.DB {

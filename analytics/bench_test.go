@@ -11,8 +11,8 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore/sqlstore"
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 )
 
 // distinct returns n series of n distinct keys, as a flood of new keys

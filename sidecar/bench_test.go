@@ -18,9 +18,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
 	"github.com/keylens/keylens/sidecar"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 )
 
 // BenchmarkResolveHit: a hot key answered from the cache.

@@ -20,8 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
 	"github.com/keylens/keylens/sidecar"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // fixture is a real SQLite store with a catalogue and one developer.

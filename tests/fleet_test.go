@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 )
 
 // TestFleetOnPostgreSQL runs keylens as a fleet: one portal and two

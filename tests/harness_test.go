@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	"github.com/keylens/keylens/docs/contract"
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 
 	"bytes"
 	"encoding/json"

@@ -1,7 +1,7 @@
 package tests
 
 import (
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 
 	"bytes"
 	"errors"

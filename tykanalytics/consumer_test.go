@@ -16,7 +16,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/tykanalytics/tyktest"
 )
 

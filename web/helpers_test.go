@@ -17,7 +17,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 const testAdminKey = "console-test-admin-key-0123456789"

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // stdin is where `keylens admin add` reads a password; a variable for tests.

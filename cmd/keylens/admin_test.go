@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 func TestAdminAdd(t *testing.T) {

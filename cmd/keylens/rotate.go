@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // rotateSecretsKey is `keylens rotate-secrets-key`: it re-seals every

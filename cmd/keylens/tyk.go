@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/tykgateway"
 )
 

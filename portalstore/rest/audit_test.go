@@ -11,7 +11,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/rest"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // Changes through the REST API are in the audit trail as the admin key's;

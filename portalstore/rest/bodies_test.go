@@ -12,7 +12,7 @@ import (
 
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/portalstore/rest"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // call sends a request with the admin key to h and returns the answer.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/portalstore/rest"
-	"github.com/keylens/keylens/portalstore/sqlstore"
-	"github.com/keylens/keylens/portalstore/storetest"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/storetest"
 )
 
 // newPortal serves the admin API over a real SQLite file.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/keylens/keylens/docs/contract"
 	"github.com/keylens/keylens/portalstore/rest"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // newTestServer serves the API over a real SQLite file, in process: every

@@ -24,7 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // Options configure Run.

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // fileHolds reports whether the SQLite database at path (with its WAL)

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 )
 
 // recordingProvisioner stands in for a gateway: it records what it was

@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore/pgtest"
 )
 
 func TestMain(m *testing.M) {

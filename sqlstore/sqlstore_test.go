@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
-	"github.com/keylens/keylens/portalstore/sqlstore/pgtest"
-	"github.com/keylens/keylens/portalstore/storetest"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/pgtest"
+	"github.com/keylens/keylens/sqlstore/storetest"
 )
 
 func openSQLite(t *testing.T, path string) *sqlstore.DB {

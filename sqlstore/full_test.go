@@ -10,7 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/sqlstore"
+	"github.com/keylens/keylens/sqlstore"
 )
 
 // TestFullStore: a write that finds the store out of space is EFULL (not

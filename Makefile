@@ -61,14 +61,14 @@ fmt-check:
 fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./
-	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
+	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./rest/
 	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzIsJWT$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzOAuthForm$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./sidecar/
-	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./portalstore/rest/
+	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./rest/
 	$(GO) test -run=NONE -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./tykanalytics/
 	$(GO) test -run=NONE -fuzz='^FuzzCompare$$' -fuzztime=$(FUZZTIME) ./tykgateway/
 

@@ -34,7 +34,7 @@ import (
 	"github.com/keylens/keylens/identity"
 	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/mailer"
-	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/sidecar"
 	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/tykanalytics"

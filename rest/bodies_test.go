@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens/guard"
-	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/sqlstore"
 )
 

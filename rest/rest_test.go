@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/keylens/keylens/docs/contract"
-	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/sqlstore"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/portalstore/rest"
+	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/sqlstore"
 )
 

@@ -3,11 +3,11 @@ package keylens
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
-// Error codes. Transports map each to a status code in one place; only
-// EINTERNAL errors are logged, because every other code is a client's doing.
+// Error codes. Transports map each to a status code in one place (package
+// rest's status.go); only EINTERNAL errors are logged, because every other
+// code is a client's doing.
 const (
 	ECONFLICT     = "conflict"     // the request clashes with what is stored (duplicate email, key owned by another developer)
 	EINTERNAL     = "internal"     // a failure that is ours, not the caller's
@@ -59,40 +59,3 @@ func ErrorMessage(err error) string {
 	}
 	return "Internal error"
 }
-
-// errorStatus is the one table between error codes and HTTP statuses:
-// every transport (the REST API, the console) answers with it, and the
-// REST client reads statuses back through it.
-var errorStatus = map[string]int{
-	ECONFLICT:     http.StatusConflict,
-	EINVALID:      http.StatusBadRequest,
-	ENOTFOUND:     http.StatusNotFound,
-	EUNAUTHORIZED: http.StatusUnauthorized,
-	EINTERNAL:     http.StatusInternalServerError,
-	EUNAVAILABLE:  http.StatusServiceUnavailable,
-	EFULL:         http.StatusInsufficientStorage,
-	ELIMITED:      http.StatusTooManyRequests,
-	EBADGATEWAY:   http.StatusBadGateway,
-}
-
-// statusCode is errorStatus the other way round.
-var statusCode = func() map[int]string {
-	m := make(map[int]string, len(errorStatus))
-	for code, status := range errorStatus {
-		m[status] = code
-	}
-	return m
-}()
-
-// HTTPStatus is the HTTP status that answers an error of code (500 for a
-// code it does not know).
-func HTTPStatus(code string) int {
-	if s, ok := errorStatus[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// CodeOfStatus is the error code an HTTP status stands for; "" for a
-// status no code maps to.
-func CodeOfStatus(status int) string { return statusCode[status] }

@@ -84,7 +84,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode != http.StatusOK {
 		var env envelope
 		_ = json.Unmarshal(answer, &env)
-		code := keylens.CodeOfStatus(resp.StatusCode)
+		code := CodeOfStatus(resp.StatusCode)
 		if resp.StatusCode == http.StatusRequestEntityTooLarge || resp.StatusCode == http.StatusMethodNotAllowed {
 			code = keylens.EINVALID // the request's own fault: too large, or a method the route does not take
 		}

@@ -207,7 +207,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.Developers.SetPassword(r.Context(), r.PathValue("id"), in.Password); err != nil {
 		if code := keylens.ErrorCode(err); code == keylens.EINVALID || code == keylens.ENOTFOUND {
-			writeJSON(w, keylens.HTTPStatus(code), envelope{Status: "Error", Message: "Developer password validation failed."})
+			writeJSON(w, HTTPStatus(code), envelope{Status: "Error", Message: "Developer password validation failed."})
 			return
 		}
 		s.writeError(w, r, err)

@@ -227,7 +227,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case keylens.EFULL:
 		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
-	status := keylens.HTTPStatus(code)
+	status := HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
 )
 
 type adminsData struct {
@@ -45,7 +46,7 @@ func (c *Console) addAdmin(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderAdmins(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), email, keylens.ErrorMessage(err))
+		c.renderAdmins(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), email, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"admins", "admin-added")

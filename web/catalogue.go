@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
 )
 
 // catalogueVersion fingerprints a catalogue: a form carries the version it
@@ -114,7 +115,7 @@ func (c *Console) saveEntry(w http.ResponseWriter, r *http.Request) {
 		if original != "" {
 			title = "Edit catalogue entry"
 		}
-		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "entry", view{Title: title, Nav: "catalogue",
+		c.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "entry", view{Title: title, Nav: "catalogue",
 			Error: keylens.ErrorMessage(err), Data: entryData{Entry: e, Original: original, Version: r.PostFormValue("version"), AuthTypes: authTypes}})
 		return
 	}
@@ -184,7 +185,7 @@ func (c *Console) saveConfiguration(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "configuration", view{Title: "Configuration", Nav: "configuration",
+		c.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "configuration", view{Title: "Configuration", Nav: "configuration",
 			Error: keylens.ErrorMessage(err), Data: configData{RequireKeyApproval: cfg.RequireKeyApproval,
 				KeyRequestFields: strings.Join(cfg.KeyRequestFields, "\n"), SignupFields: strings.Join(cfg.SignupFields, "\n")}})
 		return

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
 )
 
 // developersPerPage is the Developers list's page size.
@@ -191,7 +192,7 @@ func (c *Console) createDeveloper(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, cerr)
 			return
 		}
-		c.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "developer_new", view{Title: "Add Developer", Nav: "developers",
+		c.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "developer_new", view{Title: "Add Developer", Nav: "developers",
 			Error: keylens.ErrorMessage(err), Data: developerFormData{Email: d.Email, Fields: fieldRows(cfg.SignupFields, fields, 3)}})
 		return
 	}
@@ -400,7 +401,7 @@ func (c *Console) saveProfile(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, ferr)
 			return
 		}
-		c.renderEdit(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), id, email, fields, cur.Inactive, keylens.ErrorMessage(err))
+		c.renderEdit(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), id, email, fields, cur.Inactive, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"developers/"+id, "profile-saved")

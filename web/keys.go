@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
 )
 
 // entryChoice is a catalogue entry offered in a policy picker.
@@ -96,7 +97,7 @@ func (c *Console) issueKey(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderNewKey(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), dev, policies, fields, redirectURI, appDesc, keylens.ErrorMessage(err))
+		c.renderNewKey(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), dev, policies, fields, redirectURI, appDesc, keylens.ErrorMessage(err))
 		return
 	}
 	c.showOnce(w, r, dev, a, policies)
@@ -197,7 +198,7 @@ func (c *Console) changePolicy(w http.ResponseWriter, r *http.Request) {
 			c.errorPage(w, r, err)
 			return
 		}
-		c.renderChangePolicy(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), dev, k, policies, keylens.ErrorMessage(err))
+		c.renderChangePolicy(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), dev, k, policies, keylens.ErrorMessage(err))
 		return
 	}
 	redirect(w, r, Prefix+"developers/"+dev.ID+"#keys", "policy-changed")

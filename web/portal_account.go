@@ -9,6 +9,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/mailer"
+	"github.com/keylens/keylens/rest"
 )
 
 // profileFields are the profile fields every developer may edit (seed
@@ -95,7 +96,7 @@ func (p *Portal) signUp(w http.ResponseWriter, r *http.Request) {
 	switch keylens.ErrorCode(err) {
 	case "":
 	case keylens.EINVALID, keylens.ECONFLICT:
-		p.renderPublic(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "portal_signup", view{Title: "Sign up", Nav: "signup",
+		p.renderPublic(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "portal_signup", view{Title: "Sign up", Nav: "signup",
 			Error: keylens.ErrorMessage(err), Data: signUpData{Email: email, Fields: fields}})
 		return
 	default:
@@ -341,7 +342,7 @@ func (p *Portal) changePassword(w http.ResponseWriter, r *http.Request) {
 		if keylens.ErrorCode(err) == keylens.EUNAUTHORIZED {
 			p.failed(r, account)
 		}
-		p.render(w, r, keylens.HTTPStatus(keylens.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
+		p.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
 			Error: keylens.ErrorMessage(err)})
 		return
 	default:

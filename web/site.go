@@ -23,6 +23,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
+	"github.com/keylens/keylens/rest"
 )
 
 // site is what the admin console and the developer portal share, one
@@ -195,7 +196,7 @@ func (s *site) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	if code == keylens.EINTERNAL || code == keylens.EFULL {
 		s.logger.Error(s.name+" request failed", "method", r.Method, "route", r.Pattern, "err", err)
 	}
-	status := keylens.HTTPStatus(code)
+	status := rest.HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -1,0 +1,64 @@
+package keylens
+
+import (
+	"context"
+	"time"
+)
+
+// Key is an issued key as keylens keeps it: never the raw key, only its
+// hash and what resolving it needs.
+type Key struct {
+	Hash          string         `json:"key_id"`
+	DeveloperID   string         `json:"developer_id"`
+	Policies      []string       `json:"policies"`
+	AuthType      string         `json:"auth_type"` // "" for keys imported with a developer object
+	RequestID     string         `json:"request_id,omitempty"`
+	Fields        map[string]any `json:"key_request_fields"`
+	DateCreated   time.Time      `json:"date_created"`
+	QuotaResetAt  time.Time      `json:"quota_reset_at"`
+	BasicUsername string         `json:"basic_username,omitempty"`
+
+	BasicPasswordHash string `json:"-"` // bcrypt
+	// JWT verification material: an HMAC secret or a PEM public key.
+	JWTSecret    string `json:"-"`
+	JWTPublicKey string `json:"-"`
+}
+
+// KeyService files, approves and manages keys.
+type KeyService interface {
+	// CreateKeyRequest validates and stores r (never approved at
+	// creation). EINVALID when by_user is not a developer or a policy is
+	// not in the catalogue.
+	CreateKeyRequest(ctx context.Context, r *KeyRequest) error
+	// FindKeyRequestByID returns the request with its developer and
+	// catalogue entries embedded; ENOTFOUND if none.
+	FindKeyRequestByID(ctx context.Context, id string) (*KeyRequest, error)
+	FindKeyRequests(ctx context.Context, f KeyRequestFilter) ([]*KeyRequest, int, error)
+	// UpdateKeyRequest replaces a request's client-set members (not its
+	// approval state or key). ENOTFOUND, EINVALID.
+	UpdateKeyRequest(ctx context.Context, id string, r *KeyRequest) error
+	DeleteKeyRequest(ctx context.Context, id string) error
+	// ApproveKeyRequest issues what the first policy's catalogue entry
+	// names (see Approval) and gives the developer the key, in one
+	// transaction. ECONFLICT if already approved: a request never yields
+	// a second key.
+	ApproveKeyRequest(ctx context.Context, id string) (*Approval, error)
+	// IssueKey files a request for developer devID and approves it.
+	IssueKey(ctx context.Context, devID string, r *KeyRequest) (*Approval, error)
+	// SetKeyPolicies replaces the policies of a developer's key.
+	SetKeyPolicies(ctx context.Context, devID, keyHash string, policies []string) error
+	// RevokeKey removes a developer's key; it stops resolving at once.
+	RevokeKey(ctx context.Context, devID, keyHash string) error
+	// ResetKeyQuota records that the key's quota was reset now.
+	ResetKeyQuota(ctx context.Context, devID, keyHash string) error
+	// DeleteOAuthClient removes an OAuth client by its client id.
+	DeleteOAuthClient(ctx context.Context, clientID string) error
+	// FindDeveloperKeys returns the keys of developer devID, oldest
+	// first, without their secrets (hashes of basic passwords, JWT
+	// material); none for an unknown developer.
+	FindDeveloperKeys(ctx context.Context, devID string) ([]*Key, error)
+	// FindKey returns the key with hash; ENOTFOUND if none.
+	FindKey(ctx context.Context, hash string) (*Key, error)
+	// FindKeyByBasicUsername returns the basic-auth key of username.
+	FindKeyByBasicUsername(ctx context.Context, username string) (*Key, error)
+}

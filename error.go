@@ -28,7 +28,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("portalstore error: code=%s message=%s", e.Code, e.Message)
+	return fmt.Sprintf("keylens error: code=%s message=%s", e.Code, e.Message)
 }
 
 // Errorf returns an *Error with the given code and a formatted message.

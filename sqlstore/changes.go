@@ -99,6 +99,9 @@ func (db *DB) WaitForChanges(ctx context.Context, after int64, limit int, wait t
 		if err != nil || len(changes) > 0 || gap {
 			return changes, gap, err
 		}
+		if db.parked != nil {
+			db.parked()
+		}
 		select {
 		case <-woken:
 		case <-poll.C:

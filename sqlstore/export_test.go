@@ -12,6 +12,14 @@ import (
 // rescued by a poll.
 func SetPollIntervals(db *DB, down, up time.Duration) { db.pollDown, db.pollUp = down, up }
 
+// OnParked makes every change-feed reader of db call f when it has found
+// nothing and starts waiting, so that a test of a wake-up commits its
+// change only once the reader waits for it. Set it before any reader runs.
+func OnParked(db *DB, f func()) { db.parked = f }
+
+// Listening reports whether db's PostgreSQL listener is up (LISTEN done).
+func Listening(db *DB) bool { return db.listen.listening.Load() }
+
 // SetMaxPageCount caps the SQLite file's size, so that a test meets a full
 // store (SQLITE_FULL, as a full disk gives) without filling a disk.
 func SetMaxPageCount(db *DB, pages int) error {

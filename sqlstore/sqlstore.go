@@ -77,6 +77,9 @@ type DB struct {
 	// PostgreSQL listener is down (and always on SQLite, whose writers
 	// all wake readers in process), and while it is up.
 	pollDown, pollUp time.Duration
+	// parked, set by tests only (export_test.go), is called each time a
+	// change-feed reader has found nothing and starts waiting.
+	parked func()
 	// secrets seals secrets at rest; nil stores them as Tyk does.
 	secrets *secretBox
 	// full is set while writes fail for want of space, cleared by the

@@ -129,8 +129,10 @@ func TestPostgreSQLConcurrentStarts(t *testing.T) {
 
 // TestPostgreSQLNotifiesOtherProcesses: a change committed through one
 // store wakes a reader waiting on another store of the same database (as
-// in another process) through LISTEN/NOTIFY: the reader's polls are an
-// hour apart, so only the notification can end its wait in time.
+// in another process) through LISTEN/NOTIFY. Each change commits only once
+// the reader waits (OnParked) with its listener up; the reader's polls are
+// an hour apart and its wait 30 s, so only the notification can end the
+// wait before the test's deadline.
 func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.Shared(t).NewDatabase(t)
@@ -144,25 +146,56 @@ func TestPostgreSQLNotifiesOtherProcesses(t *testing.T) {
 	}
 	writer, reader := open(), open()
 	sqlstore.SetPollIntervals(reader, time.Hour, time.Hour)
+	parked := make(chan struct{}, 1)
+	sqlstore.OnParked(reader, func() {
+		select {
+		case parked <- struct{}{}:
+		default:
+		}
+	})
 	last, _ := reader.LastChange(ctx)
-	_, _, _ = reader.WaitForChanges(ctx, last, 10, 300*time.Millisecond) // starts the listener
-	for range 3 {
-		done := make(chan time.Duration, 1)
+	if _, _, err := reader.WaitForChanges(ctx, last, 10, 0); err != nil { // starts the listener
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !sqlstore.Listening(reader); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader's listener did not come up")
+		}
+	}
+	for i := range 3 {
+		select { // a signal left by an earlier reader, since returned
+		case <-parked:
+		default:
+		}
+		type result struct {
+			changes []keylens.Change
+			err     error
+		}
+		done := make(chan result, 1)
 		go func() {
-			start := time.Now()
-			changes, _, err := reader.WaitForChanges(ctx, last, 10, 10*time.Second)
-			if err != nil || len(changes) != 1 {
-				t.Errorf("waiting reader got %+v, %v", changes, err)
-			} else {
-				last = changes[0].Seq
-			}
-			done <- time.Since(start)
+			changes, _, err := reader.WaitForChanges(ctx, last, 10, 30*time.Second)
+			done <- result{changes, err}
 		}()
-		time.Sleep(300 * time.Millisecond)
-		if err := writer.CreateDeveloper(ctx, &keylens.Developer{Email: fmt.Sprintf("n%d@example.com", time.Now().UnixNano())}); err != nil {
+		select {
+		case <-parked:
+		case r := <-done:
+			t.Fatalf("#%d: the reader returned %+v, %v before any change", i, r.changes, r.err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("#%d: the reader never waited", i)
+		}
+		if err := writer.CreateDeveloper(ctx, &keylens.Developer{Email: fmt.Sprintf("n%d@example.com", i)}); err != nil {
 			t.Fatal(err)
 		}
-		<-done // the reader's check: a wait that ends empty after 10 s fails
+		want, _ := writer.LastChange(ctx)
+		select {
+		case r := <-done:
+			if r.err != nil || len(r.changes) != 1 || r.changes[0].Seq != want {
+				t.Fatalf("#%d: the woken reader got %+v, %v; want change %d", i, r.changes, r.err, want)
+			}
+			last = want
+		case <-time.After(20 * time.Second):
+			t.Fatalf("#%d: the reader was not woken by the commit (its wait is 30 s)", i)
+		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,11 +161,44 @@ func TestConsumerCountsTheFixtures(t *testing.T) {
 	}
 }
 
+// recordingStore notes the hits of every batch the store applies, by API
+// id (one a record in TestConsumersShareTheLists), and the chunks each
+// consumer committed.
+type recordingStore struct {
+	Store
+	mu       sync.Mutex
+	byAPI    map[string]int64
+	byWorker map[string]int
+}
+
+func (s *recordingStore) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, error) {
+	applied, err := s.Store.AddHits(ctx, b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, ok := range applied {
+		if !ok {
+			continue
+		}
+		for _, d := range b[i].Series {
+			s.byAPI[d.APIID] += d.Hits
+		}
+		if parts := strings.Split(b[i].ID, "/"); len(parts) > 1 {
+			s.byWorker[parts[1]]++
+		}
+	}
+	return applied, err
+}
+
 // TestConsumersShareTheLists: three consumers on the gateway's list and
 // its ten variants, while records keep arriving: every record is counted
-// once.
+// once, by whichever consumer took it. Each record has its own API id, so
+// the hits applied per API id are the multiset of records consumed: one
+// each, none missing, none unknown. (Nothing makes every consumer take a
+// chunk: a fast one may take them all, so that is not checked.)
 func TestConsumersShareTheLists(t *testing.T) {
 	r := newRig(t)
+	rec := &recordingStore{Store: r.committer, byAPI: map[string]int64{}, byWorker: map[string]int{}}
+	r.store = rec
 	at := time.Now().UTC().Add(-time.Minute)
 	lists := tyktest.Lists(DefaultAnalyticsKey)
 	var keys []Keys
@@ -172,12 +207,15 @@ func TestConsumersShareTheLists(t *testing.T) {
 		keys = append(keys, c.Keys())
 	}
 	want := map[int]int64{}
+	pushed := map[string]bool{}
 	for batch := range 40 {
 		var recs [][]byte
 		for i := range 60 {
 			code := []int{200, 201, 404, 500}[(batch+i)%4]
 			want[code]++
-			recs = append(recs, tyktest.Encode(tyktest.NewRecord(tyktest.Request{APIKey: "5a779526", APIID: "api-share", Code: code, At: at})))
+			api := fmt.Sprintf("api-share-%02d-%02d", batch, i)
+			pushed[api] = true
+			recs = append(recs, tyktest.Encode(tyktest.NewRecord(tyktest.Request{APIKey: "5a779526", APIID: api, Code: code, At: at})))
 		}
 		r.push(lists[batch%len(lists)], recs...)
 	}
@@ -187,6 +225,28 @@ func TestConsumersShareTheLists(t *testing.T) {
 	if got := r.stored(at, "5a779526"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stored %v, want %v", got, want)
 	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var missing, doubled, unknown []string
+	for api := range pushed {
+		switch n := rec.byAPI[api]; {
+		case n == 0:
+			missing = append(missing, api)
+		case n > 1:
+			doubled = append(doubled, fmt.Sprintf("%s×%d", api, n))
+		}
+	}
+	for api := range rec.byAPI {
+		if !pushed[api] {
+			unknown = append(unknown, api)
+		}
+	}
+	if len(missing)+len(doubled)+len(unknown) > 0 {
+		some := func(l []string) []string { slices.Sort(l); return l[:min(len(l), 3)] }
+		t.Errorf("of %d records: %d never counted %v, %d counted more than once %v, %d counted unpushed %v",
+			len(pushed), len(missing), some(missing), len(doubled), some(doubled), len(unknown), some(unknown))
+	}
+	t.Logf("chunks committed per consumer: %v", rec.byWorker)
 }
 
 // takeAsACrashedConsumer moves a chunk into id's processing list as a

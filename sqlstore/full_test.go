@@ -61,6 +61,11 @@ func TestFullStore(t *testing.T) {
 // on its next successful check; a failed check changes nothing.
 func TestRehashToConfiguredCost(t *testing.T) {
 	ctx := context.Background()
+	// The tests hash at bcrypt.MinCost (TestMain): configure another.
+	defer keylens.SetBcryptCost(keylens.BcryptCost())
+	if err := keylens.SetBcryptCost(bcrypt.MinCost + 1); err != nil {
+		t.Fatal(err)
+	}
 	db := openSQLite(t, filepath.Join(t.TempDir(), "k.db"))
 	cheap, err := bcrypt.GenerateFromPassword([]byte("imported-password"), bcrypt.MinCost)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/sqlstore/pgtest"
@@ -85,7 +87,12 @@ func TestConformance_PostgreSQL(t *testing.T) {
 	})
 }
 
+// TestMain hashes the tests' passwords at bcrypt's lowest cost, through
+// the process setting --bcrypt-cost sets.
 func TestMain(m *testing.M) {
+	if err := keylens.SetBcryptCost(bcrypt.MinCost); err != nil {
+		panic(err)
+	}
 	code := m.Run()
 	pgtest.Stop()
 	os.Exit(code)

@@ -200,7 +200,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return errHelp
 		}
-		return err
+		// The flags stop at the first bad one; the environment's problems
+		// found before are reported with it.
+		return errors.Join(append(problems, err)...)
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))

@@ -247,3 +247,13 @@ func TestParseFlags_TykGateway(t *testing.T) {
 		t.Errorf("tyk frob: %d", code)
 	}
 }
+
+// TestParseFlags_EnvironmentAndFlagProblemsTogether: a bad flag does not
+// hide a bad KEYLENS_* variable.
+func TestParseFlags_EnvironmentAndFlagProblemsTogether(t *testing.T) {
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	err := m.ParseFlags([]string{"--cache-size", "many"}, env(map[string]string{"KEYLENS_CACHE_TTL": "long"}))
+	if err == nil || !strings.Contains(err.Error(), "KEYLENS_CACHE_TTL") || !strings.Contains(err.Error(), "-cache-size") {
+		t.Errorf("%v", err)
+	}
+}

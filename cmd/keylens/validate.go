@@ -23,8 +23,31 @@ import (
 	"github.com/keylens/keylens/tykgateway"
 )
 
-// Validate returns every problem with c; sidecarOnly skips the admin API.
+// Validate returns every problem with c, of every area at once;
+// sidecarOnly skips the admin API's areas. Each area reports all of its
+// own problems: none stops at the first.
 func (c *Config) Validate(sidecarOnly bool) []error {
+	var problems []error
+	for _, area := range []func(sidecarOnly bool) []error{
+		c.validateStore,     // --store or --portal
+		c.validateListeners, // the listeners' addresses, and who may reach /hits
+		c.validateHits,      // hit analytics and /metrics
+		c.validateSignIn,    // passwords and sign-in limits
+		c.validateSidecar,   // the sidecar's caches, headers and tokens
+		c.validateJWT,       // central JWT verification
+		c.validateAdmin,     // the admin API and console: org, public URL, admin key
+		c.validatePortal,    // the developer portal: its URL, emails
+		c.validateTykAnalytics,
+		c.validateTykGateway,
+		c.validateLogging, // and the key hash algorithm
+	} {
+		problems = append(problems, area(sidecarOnly)...)
+	}
+	return problems
+}
+
+// validateStore: where keys are read from, a store or a portal.
+func (c *Config) validateStore(sidecarOnly bool) []error {
 	var problems []error
 	switch {
 	case c.Portal != "":
@@ -48,6 +71,13 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if sidecarOnly && c.Portal == "" && c.AdminKey != "" {
 		problems = append(problems, errors.New("--admin-key is only used with --portal"))
 	}
+	return problems
+}
+
+// validateListeners: every listener's address, no two the same, and a
+// secret for POST /hits on a sidecar reachable from other hosts.
+func (c *Config) validateListeners(sidecarOnly bool) []error {
+	var problems []error
 	addrs := []struct{ flag, addr string }{{"--sidecar-addr", c.SidecarAddr}}
 	if !sidecarOnly {
 		addrs = append(addrs, struct{ flag, addr string }{"--admin-addr", c.AdminAddr})
@@ -60,24 +90,77 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 			problems = append(problems, fmt.Errorf("%s: %w", a.flag, err))
 		}
 	}
-	if c.CacheSize < 1 {
-		problems = append(problems, errors.New("--cache-size must be at least 1"))
-	}
-	if c.HitsMaxPending < hits.MaxPerRequest || c.MetricsMaxKeys < 1 {
-		problems = append(problems, fmt.Errorf("--hits-max-pending must be at least %d (one POST /hits) and --metrics-max-keys at least 1", hits.MaxPerRequest))
-	}
 	if c.HitsSecret == "" && validateAddr(c.SidecarAddr) == nil && !isLoopback(c.SidecarAddr) {
 		problems = append(problems, fmt.Errorf("--sidecar-addr %s is reachable from other hosts, so POST /hits needs a secret: set --hits-secret (or KEYLENS_HITS_SECRET) and give it to the plugin as hits_secret, or listen on 127.0.0.1", c.SidecarAddr))
 	}
+	if !sidecarOnly && c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
+		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
+	}
+	if !sidecarOnly && c.PortalAddr != "" && !strings.HasSuffix(c.PortalAddr, ":0") && (c.PortalAddr == c.AdminAddr || c.PortalAddr == c.SidecarAddr) {
+		problems = append(problems, fmt.Errorf("--portal-addr %s is the address of another listener", c.PortalAddr))
+	}
+	return problems
+}
+
+// validateHits: room for the hits received and not yet committed, and
+// for the keys with series of their own on /metrics.
+func (c *Config) validateHits(bool) []error {
+	if c.HitsMaxPending < hits.MaxPerRequest || c.MetricsMaxKeys < 1 {
+		return []error{fmt.Errorf("--hits-max-pending must be at least %d (one POST /hits) and --metrics-max-keys at least 1", hits.MaxPerRequest)}
+	}
+	return nil
+}
+
+// validateSignIn: password hashing and the sign-in failure limits.
+// Note: a valid --bcrypt-cost is put in effect here (keylens.SetBcryptCost).
+func (c *Config) validateSignIn(bool) []error {
+	var problems []error
 	if err := keylens.SetBcryptCost(c.BcryptCost); err != nil {
 		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", keylens.ErrorMessage(err)))
-	}
-	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
-		problems = append(problems, errors.New("--max-identity-header-bytes must be 1024 to 1048576"))
 	}
 	if c.BcryptConcurrency < 1 || c.LoginMaxFailures < 0 || c.LoginClientMaxFailures < 0 || c.LoginFailureWindow <= 0 {
 		problems = append(problems, errors.New("--bcrypt-concurrency must be at least 1, the --login-*-failures limits 0 or more, --login-failure-window positive"))
 	}
+	return problems
+}
+
+// validateSidecar: the sidecar's cache, the headers it reads and writes,
+// its assertions and OAuth tokens.
+func (c *Config) validateSidecar(bool) []error {
+	var problems []error
+	if c.CacheSize < 1 {
+		problems = append(problems, errors.New("--cache-size must be at least 1"))
+	}
+	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
+		problems = append(problems, errors.New("--max-identity-header-bytes must be 1024 to 1048576"))
+	}
+	if c.OAuthTokenTTL < time.Second || c.OAuthTokenTTL > 8760*time.Hour {
+		problems = append(problems, errors.New("--oauth-token-ttl must be 1s to 8760h"))
+	}
+	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
+		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
+	}
+	if c.KeyHeader == "" || strings.ContainsAny(c.KeyHeader, " :\r\n") {
+		problems = append(problems, fmt.Errorf("--key-header %q is not a header name", c.KeyHeader))
+	}
+	for flagName, h := range map[string]string{"--header-developer-id": c.Headers.DeveloperID, "--header-email": c.Headers.Email,
+		"--header-key-id": c.Headers.KeyID, "--header-policies": c.Headers.Policies, "--header-field-prefix": c.Headers.FieldPrefix,
+		"--header-key-request-field-prefix": c.Headers.KeyRequestFieldPrefix, "--header-assertion": c.Headers.Assertion,
+		"--header-fields-truncated": c.Headers.Truncated} {
+		if h != "" && identity.HeaderToken(h) != strings.Trim(h, "-") {
+			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
+		}
+	}
+	if c.AssertionKey != "" && !c.Assertions {
+		problems = append(problems, errors.New("--assertion-key is set but --assertions is off"))
+	}
+	return problems
+}
+
+// validateJWT: JWT leeway, and central verification: one source of keys,
+// and the claims a token must carry.
+func (c *Config) validateJWT(bool) []error {
+	var problems []error
 	if c.JWTLeeway < 0 || c.JWTLeeway > 10*time.Minute {
 		problems = append(problems, errors.New("--jwt-leeway must be 0 to 10m"))
 	}
@@ -102,37 +185,35 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	if c.JWTIdentityClaim == "" || c.JWTJWKSRefresh < time.Second {
 		problems = append(problems, errors.New("--jwt-identity-claim must name a claim and --jwt-jwks-refresh be at least 1s"))
 	}
-	if c.OAuthTokenTTL < time.Second || c.OAuthTokenTTL > 8760*time.Hour {
-		problems = append(problems, errors.New("--oauth-token-ttl must be 1s to 8760h"))
-	}
-	if c.CacheTTL <= 0 || c.NegativeCacheTTL <= 0 || c.AssertionTTL <= 0 {
-		problems = append(problems, errors.New("--cache-ttl, --negative-cache-ttl and --assertion-ttl must be positive"))
-	}
-	if c.KeyHeader == "" || strings.ContainsAny(c.KeyHeader, " :\r\n") {
-		problems = append(problems, fmt.Errorf("--key-header %q is not a header name", c.KeyHeader))
-	}
-	for flagName, h := range map[string]string{"--header-developer-id": c.Headers.DeveloperID, "--header-email": c.Headers.Email,
-		"--header-key-id": c.Headers.KeyID, "--header-policies": c.Headers.Policies, "--header-field-prefix": c.Headers.FieldPrefix,
-		"--header-key-request-field-prefix": c.Headers.KeyRequestFieldPrefix, "--header-assertion": c.Headers.Assertion,
-		"--header-fields-truncated": c.Headers.Truncated} {
-		if h != "" && identity.HeaderToken(h) != strings.Trim(h, "-") {
-			problems = append(problems, fmt.Errorf("%s %q: header names take letters, digits and '-'", flagName, h))
-		}
-	}
+	return problems
+}
+
+// validateAdmin: the portal's org, the console's public URL and the admin
+// key (also a --portal sidecar's).
+func (c *Config) validateAdmin(bool) []error {
+	var problems []error
 	if c.OrgID != "" {
 		if err := validateOrgID(c.OrgID); err != nil {
 			problems = append(problems, fmt.Errorf("--org-id: %w", err))
 		}
 	}
-	if c.AssertionKey != "" && !c.Assertions {
-		problems = append(problems, errors.New("--assertion-key is set but --assertions is off"))
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			problems = append(problems, fmt.Errorf("--public-url %q: want an absolute http or https URL without credentials", c.PublicURL))
+		}
 	}
-	if !sidecarOnly && c.AdminAddr == c.SidecarAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
-		problems = append(problems, fmt.Errorf("--admin-addr and --sidecar-addr are both %s", c.AdminAddr))
+	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
+		problems = append(problems, fmt.Errorf("--admin-key: must be at least %d characters", minAdminKeyLength))
 	}
-	if !sidecarOnly && c.PortalAddr != "" && !strings.HasSuffix(c.PortalAddr, ":0") && (c.PortalAddr == c.AdminAddr || c.PortalAddr == c.SidecarAddr) {
-		problems = append(problems, fmt.Errorf("--portal-addr %s is the address of another listener", c.PortalAddr))
+	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
+		problems = append(problems, errors.New("--admin-key: must not contain white space"))
 	}
+	return problems
+}
+
+// validatePortal: the developer portal's URL and its emails.
+func (c *Config) validatePortal(sidecarOnly bool) []error {
+	var problems []error
 	if c.PortalURL != "" {
 		if u, err := url.Parse(c.PortalURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
@@ -147,25 +228,25 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 			problems = append(problems, fmt.Errorf("--portal-addr %s is reachable from other hosts and emails are sent: set --portal-url to the URL developers reach the portal at, which the links in emails start with", c.PortalAddr))
 		}
 	}
-	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-			problems = append(problems, fmt.Errorf("--public-url %q: want an absolute http or https URL without credentials", c.PublicURL))
-		}
-	}
-	if c.AdminKey != "" && len(c.AdminKey) < minAdminKeyLength {
-		problems = append(problems, fmt.Errorf("--admin-key: must be at least %d characters", minAdminKeyLength))
-	}
-	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
-		problems = append(problems, errors.New("--admin-key: must not contain white space"))
-	}
-	problems = append(problems, c.validateTyk()...)
+	return problems
+}
+
+// validateTykGateway: provisioning keys in the Tyk gateway.
+func (c *Config) validateTykGateway(bool) []error {
 	if c.TykGateway != "" {
 		if _, err := tykgateway.New(c.TykGateway, c.TykSecret); err != nil {
-			problems = append(problems, fmt.Errorf("--tyk-gateway/--tyk-secret: %w", err))
+			return []error{fmt.Errorf("--tyk-gateway/--tyk-secret: %w", err)}
 		}
 	} else if c.TykSecret != "" || c.TykInactivePolicy != "" {
-		problems = append(problems, errors.New("--tyk-secret and --tyk-inactive-policy are only used with --tyk-gateway"))
+		return []error{errors.New("--tyk-secret and --tyk-inactive-policy are only used with --tyk-gateway")}
 	}
+	return nil
+}
+
+// validateLogging: the log's level and format, and the hash algorithm
+// generated keys name.
+func (c *Config) validateLogging(bool) []error {
+	var problems []error
 	if !keylens.ValidHashAlgorithm(c.KeyHash) {
 		problems = append(problems, fmt.Errorf("--key-hash-algorithm %q: want murmur32, murmur64, murmur128 or sha256", c.KeyHash))
 	}
@@ -178,8 +259,9 @@ func (c *Config) Validate(sidecarOnly bool) []error {
 	return problems
 }
 
-// validateTyk returns every problem with the Tyk analytics settings.
-func (c *Config) validateTyk() []error {
+// validateTykAnalytics returns every problem with the Tyk analytics
+// settings (consuming the gateway's records from Redis).
+func (c *Config) validateTykAnalytics(bool) []error {
 	var problems []error
 	if c.TykRedis == "" {
 		if c.TykAnalyticsKey != tykanalytics.DefaultAnalyticsKey || c.TykConsumerID != "" {

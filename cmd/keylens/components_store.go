@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/tykgateway"
+)
+
+// storeComponent opens the store (or, for a --portal sidecar, a client of
+// the portal's admin API) and checks the secrets at rest.
+type storeComponent struct {
+	m       *Main
+	db      *sqlstore.DB // nil with --portal
+	backend backend      // what the sidecar reads: db, or a portal client
+}
+
+func (s *storeComponent) Start(ctx context.Context) error {
+	c, log := &s.m.Config, s.m.logger
+	if c.Portal != "" {
+		// Validate has checked the URL.
+		s.backend, _ = rest.NewClient(c.Portal, c.AdminKey)
+		log.Info("reading from the portal", "portal", c.Portal)
+		return nil
+	}
+	db, err := sqlstore.Open(ctx, c.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	s.db, s.backend = db, db
+	db.KeyHashAlgorithm = c.KeyHash
+	db.CentralJWT = c.centralJWT()
+	if c.secretsKey != nil {
+		if err := db.UseSecretsKey(c.secretsKey); err != nil {
+			return err
+		}
+	}
+	if err := db.CheckSecrets(ctx); err != nil {
+		return fmt.Errorf("secrets at rest: %w", err)
+	}
+	// A key set on a store that held secrets in the clear seals them
+	// now, so that none stays readable in the file.
+	if n, err := db.SealCleartext(ctx); err != nil {
+		return fmt.Errorf("secrets at rest: sealing those stored in the clear: %w", err)
+	} else if n > 0 {
+		log.Info("sealed secrets stored in the clear before the secrets key was set", "secrets", n)
+	}
+	log.Info("store open", "store", redactStore(c.Store))
+	return nil
+}
+
+func (s *storeComponent) Close(context.Context) error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// adminSettings settles the admin key and the portal's org in the store.
+type adminSettings struct {
+	m       *Main
+	store   *storeComponent
+	keyHash [sha256.Size]byte
+}
+
+func (a *adminSettings) Start(ctx context.Context) error {
+	var err error
+	if a.keyHash, err = a.adminKeyHash(ctx); err != nil {
+		return err
+	}
+	return a.settleOrgID(ctx)
+}
+
+func (a *adminSettings) Close(context.Context) error { return nil }
+
+// adminKeyHash settles which admin key is in effect: the configured one, or
+// the one whose hash the store holds, or a new one, generated, stored as a
+// hash and printed this once.
+func (a *adminSettings) adminKeyHash(ctx context.Context) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if a.m.Config.AdminKey != "" {
+		return sha256.Sum256([]byte(a.m.Config.AdminKey)), nil
+	}
+	var raw [24]byte
+	_, _ = rand.Read(raw[:])
+	key := hex.EncodeToString(raw[:])
+	newHash := sha256.Sum256([]byte(key))
+	stored, err := a.store.db.InitSetting(ctx, keylens.SettingAdminKeyHash, hex.EncodeToString(newHash[:]))
+	if err != nil {
+		return sum, fmt.Errorf("admin key: %w", err)
+	}
+	if stored == hex.EncodeToString(newHash[:]) {
+		fmt.Fprintf(a.m.stdout, "\nkeylens generated an admin key. It is shown only this once; the store keeps only its hash.\n\n"+
+			"    export KEYLENS_ADMIN_KEY=%s\n\nSend it as the Authorization header of portal API calls, and sign in to the admin console with it.\n\n", key)
+	} else {
+		a.m.logger.Info("using the admin key whose hash is in the store (set --admin-key or KEYLENS_ADMIN_KEY to use another)")
+	}
+	b, err := hex.DecodeString(stored)
+	if err != nil || len(b) != sha256.Size {
+		return sum, fmt.Errorf("admin key hash in the store is corrupt")
+	}
+	copy(sum[:], b)
+	return sum, nil
+}
+
+// settleOrgID makes --org-id the portal's org: developers created from now
+// on belong to it, and the keys keylens generates for them embed it.
+// Developers already stored keep theirs.
+func (a *adminSettings) settleOrgID(ctx context.Context) error {
+	org, db := a.m.Config.OrgID, a.store.db
+	if org == "" {
+		return nil
+	}
+	prev, err := db.Setting(ctx, keylens.SettingOrgID)
+	if err != nil && keylens.ErrorCode(err) != keylens.ENOTFOUND {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev == org {
+		return nil
+	}
+	if err := db.PutSetting(ctx, keylens.SettingOrgID, org); err != nil {
+		return fmt.Errorf("org id: %w", err)
+	}
+	if prev != "" {
+		a.m.logger.Warn("the portal's org changes: developers created from now on, and their keys, carry the new org; developers already stored keep theirs",
+			"from", prev, "to", org)
+	} else {
+		a.m.logger.Info("the portal's org", "org_id", org)
+	}
+	return nil
+}
+
+// tykOutbox connects the store to the Tyk gateway (--tyk-gateway):
+// approvals create their credential there, and an outbox applies later
+// changes. A refused secret is a configuration error; an unreachable
+// gateway is not fatal (approvals fail with 502 and changes wait until it
+// answers).
+type tykOutbox struct {
+	m       *Main
+	store   *storeComponent
+	outbox  *tykgateway.Outbox
+	revoke  keylens.TokenRevoker
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+func (t *tykOutbox) Start(ctx context.Context) error {
+	c, log, db := &t.m.Config, t.m.logger, t.store.db
+	client, err := tykgateway.New(c.TykGateway, c.TykSecret) // validated
+	if err != nil {
+		return usageError{err}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pols, err := client.Policies(pctx)
+	switch status := tykgateway.StatusOf(err); {
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		return usageError{fmt.Errorf("--tyk-gateway %s refused --tyk-secret (KEYLENS_TYK_SECRET): %w", client.URL(), err)}
+	case err != nil:
+		log.Warn("the Tyk gateway does not answer yet: approvals fail with 502 and changes wait until it does", "gateway", client.URL(), "err", err)
+	default:
+		log.Info("Tyk gateway reached: keys are provisioned there", "gateway", client.URL(), "policies", len(pols))
+		t.warnMissingPolicies(ctx, pols)
+	}
+	if c.TykInactivePolicy == "" {
+		log.Warn("--tyk-inactive-policy is not set: a deactivated developer's keys get is_inactive, which Tyk ignores for keys with policies (all portal keys): they keep working at the gateway until revoked")
+	}
+	db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log}
+	// The gateway issues OAuth tokens to the clients it holds (and the
+	// sidecars may issue keylens's own): the seed's revocations go to both.
+	t.revoke = tykgateway.Revoker{Local: keylens.LocalRevoker{Store: db}, Gateway: client, Clients: db}
+	t.outbox = &tykgateway.Outbox{Store: db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log,
+		Metrics: tykgateway.NewMetrics(t.m.registry)}
+	if err := t.outbox.Start(ctx); err != nil {
+		return fmt.Errorf("tyk gateway outbox: %w", err)
+	}
+	// It runs until Close, not until the signal: changes made by requests
+	// in flight while the listeners drain still reach the gateway.
+	bg, stop := context.WithCancel(context.Background())
+	t.cancel, t.stopped = stop, make(chan struct{})
+	go func() {
+		defer close(t.stopped)
+		// One outbox per store: two would interleave their writes to
+		// the gateway (an older session written after a newer one).
+		db.Exclusive(bg, sqlstore.LockTykOutbox, t.outbox.Run)
+	}()
+	return nil
+}
+
+// Close stops the outbox and waits for it: it uses the store.
+func (t *tykOutbox) Close(context.Context) error {
+	if t.cancel != nil {
+		t.cancel()
+		<-t.stopped
+	}
+	return nil
+}
+
+// revoker is where revocations go: nil (keylens's own tokens, rest's
+// default) without a gateway.
+func (t *tykOutbox) revoker() keylens.TokenRevoker {
+	if t == nil {
+		return nil
+	}
+	return t.revoke
+}
+
+// warnMissingPolicies logs catalogue policies the gateway lacks.
+func (t *tykOutbox) warnMissingPolicies(ctx context.Context, pols []tykgateway.Policy) {
+	cat, err := t.store.db.Catalogue(ctx)
+	if err != nil {
+		return
+	}
+	have := map[string]bool{}
+	for _, p := range pols {
+		have[p.PolicyID()] = true
+	}
+	for _, e := range cat.APIs {
+		if !have[e.PolicyID] {
+			t.m.logger.Warn("a catalogue policy is not in the Tyk gateway: its keys will not work there (keylens tyk sync lists them)", "policy", e.PolicyID)
+		}
+	}
+	if p := t.m.Config.TykInactivePolicy; p != "" && !have[p] {
+		t.m.logger.Warn("--tyk-inactive-policy is not in the Tyk gateway: deactivating a developer will fail there", "policy", p)
+	}
+}
+
+// changeRetention is how long the change feed remembers; a sidecar away for
+// longer is told to drop its cache and start afresh.
+const changeRetention = 24 * time.Hour
+
+// pruner trims the change feed, applied hit batches and expired OAuth
+// tokens hourly, until Close.
+type pruner struct {
+	m       *Main
+	store   *storeComponent
+	outbox  *tykOutbox // nil without --tyk-gateway
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+func (p *pruner) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(p.stopped)
+		p.run(ctx)
+	}()
+	return nil
+}
+
+// Close stops pruning and waits for a pass under way: it uses the store.
+func (p *pruner) Close(context.Context) error {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.stopped
+	}
+	return nil
+}
+
+// pruneBefore is how far the change feed may be pruned: changeRetention,
+// but never past a change the Tyk gateway has not been given yet.
+func (p *pruner) pruneBefore(ctx context.Context) (time.Time, error) {
+	before := time.Now().Add(-changeRetention)
+	if p.outbox == nil {
+		return before, nil
+	}
+	pending, _, err := p.store.db.ChangesSince(ctx, p.outbox.outbox.Position(), 1)
+	if err != nil {
+		return before, err
+	}
+	if len(pending) > 0 && pending[0].Time.Before(before) {
+		before = pending[0].Time
+	}
+	return before, nil
+}
+
+func (p *pruner) run(ctx context.Context) {
+	db, log := p.store.db, p.m.logger
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		before, err := p.pruneBefore(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("pruning the change feed failed", "err", err)
+		} else if n, err := db.PruneChanges(ctx, before); err != nil && ctx.Err() == nil {
+			log.Warn("pruning the change feed failed", "err", err)
+		} else if n > 0 {
+			log.Debug("pruned the change feed", "removed", n)
+		}
+		if err := db.PruneHitBatches(ctx, time.Now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+			log.Warn("pruning applied hit batches failed", "err", err)
+		}
+		if n, err := db.PruneTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("pruning expired OAuth tokens failed", "err", err)
+		} else if n > 0 {
+			log.Debug("pruned expired OAuth tokens", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

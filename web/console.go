@@ -1,19 +1,7 @@
-// Package web is keylens's admin console: the Tyk Classic Portal's admin
-// screens for developers, their keys and usage, key requests, the catalogue
-// and configuration, admins and the audit trail, served under /admin/ on the
-// admin listener.
-//
-// Pages are html/template, embedded, with one stylesheet and a small script
-// for conveniences (copy buttons); every action is a plain form POST that
-// works without JavaScript. Handlers are thin: they read a form, call the
-// same keylens domain services the REST API calls, and render. Sessions are
-// server-side (session.go), every form carries a CSRF token tied to its
-// session, and every response carries a strict Content-Security-Policy.
 package web
 
 import (
 	"crypto/sha256"
-	"embed"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,12 +11,6 @@ import (
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
-
-//go:embed static
-var staticFS embed.FS
 
 // Prefix is where the console is served.
 const Prefix = "/admin/"
@@ -112,7 +94,7 @@ func New(c Config) (*Console, error) {
 		accept: func(s *keylens.Session) bool {
 			return !s.IsDeveloper() && (s.AdminID != "" || s.AdminKey == fingerprint)
 		},
-		via: keylens.ViaConsole, flashes: flashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
+		via: keylens.ViaConsole, flashes: consoleFlashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
 		perAccount: c.PerAccount, perClient: c.PerClient, logger: c.Logger, now: c.Now}
 	if err := con.parse(pageFiles, c.Gravatar); err != nil {
 		return nil, err
@@ -187,27 +169,9 @@ func (c *Console) routes() http.Handler {
 var pageFiles = []string{"signin", "developers", "developer_new", "profile", "edit", "confirm", "key_new", "key_policy",
 	"key", "issued", "requests", "catalogue", "entry", "configuration", "admins", "activity", "error"}
 
-// redirect answers a POST with 303 to path, with a flash message by name.
-func redirect(w http.ResponseWriter, r *http.Request, path, flash string) {
-	if flash != "" {
-		path, frag, _ := strings.Cut(path, "#")
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		path += sep + "done=" + flash
-		if frag != "" {
-			path += "#" + frag
-		}
-		http.Redirect(w, r, path, http.StatusSeeOther)
-		return
-	}
-	http.Redirect(w, r, path, http.StatusSeeOther)
-}
-
-// flashes are the messages a redirect may name: the page shows only these,
+// consoleFlashes are the messages a redirect may name: the page shows only these,
 // never text from the URL.
-var flashes = map[string]string{
+var consoleFlashes = map[string]string{
 	"developer-added":   "Developer added.",
 	"profile-saved":     "Profile saved.",
 	"activated":         "Developer activated.",
@@ -228,11 +192,3 @@ var flashes = map[string]string{
 	"signed-out":        "You are signed out.",
 	"expired":           "Your session has ended. Sign in again.",
 }
-
-func flash(r *http.Request) string { return flashes[r.URL.Query().Get("done")] }
-
-// formValue is a form field, trimmed.
-func formValue(r *http.Request, name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
-
-// maxFormBytes bounds a form body.
-const maxFormBytes = 1 << 20

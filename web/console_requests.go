@@ -92,7 +92,7 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
 	for _, kr := range approved {
 		d.Approved = append(d.Approved, requestRowOf(kr, cat))
 	}
-	c.render(w, r, http.StatusOK, "requests", view{Title: "Key requests", Nav: "requests", Flash: flash(r), Data: d})
+	c.render(w, r, http.StatusOK, "requests", view{Title: "Key requests", Nav: "requests", Flash: c.flash(r), Data: d})
 }
 
 func requestRowOf(kr *keylens.KeyRequest, cat *keylens.Catalogue) requestRow {

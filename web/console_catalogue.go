@@ -37,7 +37,7 @@ func (c *Console) cataloguePage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "catalogue", view{Title: "Catalogue", Nav: "catalogue", Flash: flash(r),
+	c.render(w, r, http.StatusOK, "catalogue", view{Title: "Catalogue", Nav: "catalogue", Flash: c.flash(r),
 		Data: catalogueData{Entries: cat.APIs, Version: catalogueVersion(cat)}})
 }
 
@@ -157,7 +157,7 @@ func (c *Console) configurationPage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "configuration", view{Title: "Configuration", Nav: "configuration", Flash: flash(r),
+	c.render(w, r, http.StatusOK, "configuration", view{Title: "Configuration", Nav: "configuration", Flash: c.flash(r),
 		Data: configData{RequireKeyApproval: cfg.RequireKeyApproval, KeyRequestFields: strings.Join(cfg.KeyRequestFields, "\n"),
 			SignupFields: strings.Join(cfg.SignupFields, "\n")}})
 }

@@ -90,7 +90,7 @@ func (c *Console) developersPage(w http.ResponseWriter, r *http.Request) {
 		}
 		return Prefix + "developers?" + v.Encode()
 	})
-	c.render(w, r, http.StatusOK, "developers", view{Title: "Developers", Nav: "developers", Flash: flash(r), Data: d})
+	c.render(w, r, http.StatusOK, "developers", view{Title: "Developers", Nav: "developers", Flash: c.flash(r), Data: d})
 }
 
 // displayName is a developer's name from the usual sign-up fields, if any.
@@ -234,25 +234,6 @@ type avatar struct {
 	Gravatar string // URL; "" when Gravatar is off
 }
 
-type keyRow struct {
-	Hash, Short   string
-	AuthType      string
-	BasicUsername string
-	Policies      []policyRow
-	Created       time.Time
-	QuotaReset    time.Time
-}
-
-type policyRow struct {
-	ID, Name string // Name "" when no catalogue entry publishes the policy
-}
-
-type clientRow struct {
-	ClientID, AppDescription, RedirectURI string
-	Policy                                policyRow
-	Created                               time.Time
-}
-
 // GET /admin/developers/{id}: the profile: overview, Developer Usage,
 // Developer Keys and Developer OAuth Clients.
 func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
@@ -292,42 +273,8 @@ func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
 				RedirectURI: cl.RedirectURI, Policy: policyOf(pol, cat), Created: cl.DateCreated})
 		}
 	}
-	c.render(w, r, http.StatusOK, "profile", view{Title: dev.Email, Nav: "developers", Flash: flash(r), Data: d})
+	c.render(w, r, http.StatusOK, "profile", view{Title: dev.Email, Nav: "developers", Flash: c.flash(r), Data: d})
 }
-
-func keyRowOf(k *keylens.Key, cat *keylens.Catalogue) keyRow {
-	row := keyRow{Hash: k.Hash, Short: shortHash(k.Hash), AuthType: k.AuthType, BasicUsername: k.BasicUsername,
-		Created: k.DateCreated, QuotaReset: k.QuotaResetAt}
-	if row.AuthType == "" {
-		row.AuthType = "imported"
-	}
-	for _, p := range k.Policies {
-		row.Policies = append(row.Policies, policyOf(p, cat))
-	}
-	return row
-}
-
-// policyOf matches a policy to the catalogue entry that publishes it.
-func policyOf(id string, cat *keylens.Catalogue) policyRow {
-	if e := cat.Entry(id); e != nil {
-		name := e.Name
-		if name == "" {
-			name = id
-		}
-		return policyRow{ID: id, Name: name}
-	}
-	return policyRow{ID: id}
-}
-
-// shortHash shortens a key hash for lists: the first 8 characters.
-func shortHash(h string) string {
-	if len(h) <= 12 {
-		return h
-	}
-	return h[:8] + "…"
-}
-
-const gravatarOrigin = "https://www.gravatar.com"
 
 // avatarOf is a developer's avatar: the initials of their name (or
 // email), and their Gravatar when enabled. Gravatar is asked for a 404 when

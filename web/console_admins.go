@@ -28,7 +28,7 @@ func (c *Console) renderAdmins(w http.ResponseWriter, r *http.Request, status in
 		c.errorPage(w, r, err)
 		return
 	}
-	c.render(w, r, status, "admins", view{Title: "Admins", Nav: "admins", Flash: flash(r), Error: errMsg,
+	c.render(w, r, status, "admins", view{Title: "Admins", Nav: "admins", Flash: c.flash(r), Error: errMsg,
 		Data: adminsData{Admins: all, Self: sessionFrom(r).AdminID, Email: email, MinLen: keylens.MinAdminPasswordLength}})
 }
 

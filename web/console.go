@@ -2,14 +2,9 @@ package web
 
 import (
 	"crypto/sha256"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/guard"
 )
 
 // Prefix is where the console is served.
@@ -25,65 +20,31 @@ const (
 	signInCookie = "keylens_signin"
 )
 
-// Config is what the console serves and how.
-type Config struct {
-	Developers keylens.DeveloperService
-	Catalogue  keylens.CatalogueService
-	Keys       keylens.KeyService
-	Hits       keylens.HitService
-	Admins     keylens.AdminService
-	Sessions   keylens.SessionService
-	Audit      keylens.AuditService
+// ConsoleConfig is what the console serves and how: the SiteConfig both
+// apps take, and the console's own.
+type ConsoleConfig struct {
+	SiteConfig
+	Admins keylens.AdminService
+	Audit  keylens.AuditService
 	// AdminKeyHash is the SHA-256 of the admin key, which signs in too.
 	AdminKeyHash [sha256.Size]byte
-	// Secure marks cookies Secure: the console is reached over https
-	// (--public-url https://…).
-	Secure bool
-	// PublicHost is the host (and port) browsers reach the console at,
-	// when a proxy in front may change the Host header: a form POST's
-	// Origin may name it as well as the request's Host.
-	PublicHost string
 	// Gravatar shows developers' Gravatar images over their initials; the
 	// Content-Security-Policy then allows images from www.gravatar.com.
 	Gravatar bool
-	// SignInLimits refuse guessing at sign-in, per account and per client
-	// address; nil limiters limit nothing.
-	PerAccount, PerClient *guard.Limiter
-	Logger                *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
-// Console is the admin console: New, then Handler.
+// Console is the admin console: NewConsole, then Handler.
 type Console struct {
-	Config
+	ConsoleConfig
 	*site
 	issued  *issuedStore
 	handler http.Handler
 }
 
-// New checks c and builds the console.
-func New(c Config) (*Console, error) {
-	var missing []string
-	for name, set := range map[string]bool{"Developers": c.Developers != nil, "Catalogue": c.Catalogue != nil,
-		"Keys": c.Keys != nil, "Hits": c.Hits != nil, "Admins": c.Admins != nil, "Sessions": c.Sessions != nil,
-		"Audit": c.Audit != nil} {
-		if !set {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("web: the console needs %s", strings.Join(missing, ", "))
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	con := &Console{Config: c, issued: newIssuedStore()}
+// NewConsole checks c and builds the console.
+func NewConsole(c ConsoleConfig) (*Console, error) {
 	fingerprint := keylens.AdminKeyFingerprint(c.AdminKeyHash)
-	con.site = &site{name: "keylens console", prefix: Prefix, home: Prefix + "developers",
+	s := &site{name: "keylens console", prefix: Prefix, home: Prefix + "developers",
 		signInPath: Prefix + "signin", signInPage: "signin", signOut: Prefix + "signout",
 		sessionCookie: sessionCookie, signInCookie: signInCookie,
 		menu: []menuItem{{"developers", "Developers", Prefix + "developers"}, {"requests", "Key requests", Prefix + "requests"},
@@ -94,11 +55,11 @@ func New(c Config) (*Console, error) {
 		accept: func(s *keylens.Session) bool {
 			return !s.IsDeveloper() && (s.AdminID != "" || s.AdminKey == fingerprint)
 		},
-		via: keylens.ViaConsole, flashes: consoleFlashes, sessions: c.Sessions, secure: c.Secure, publicHost: c.PublicHost,
-		perAccount: c.PerAccount, perClient: c.PerClient, logger: c.Logger, now: c.Now}
-	if err := con.parse(pageFiles, c.Gravatar); err != nil {
+		via: keylens.ViaConsole, flashes: consoleFlashes}
+	if err := c.build("console", map[string]bool{"Admins": c.Admins != nil, "Audit": c.Audit != nil}, s, pageFiles, c.Gravatar); err != nil {
 		return nil, err
 	}
+	con := &Console{ConsoleConfig: c, site: s, issued: newIssuedStore()}
 	con.handler = con.routes()
 	return con, nil
 }

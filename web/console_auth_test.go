@@ -97,7 +97,7 @@ func TestEveryPageRendersWithSecurityHeaders(t *testing.T) {
 }
 
 func TestGravatarOffAllowsNoOtherOrigin(t *testing.T) {
-	tc := newTestConsole(t, func(c *Config) { c.Gravatar = false })
+	tc := newTestConsole(t, func(c *ConsoleConfig) { c.Gravatar = false })
 	d := tc.fixture()
 	p := tc.signedIn().get("/admin/developers/" + d.ID)
 	want(t, p, http.StatusOK, `<div class="avatar" aria-hidden="true">AL</div>`)
@@ -178,7 +178,11 @@ func TestSignIn(t *testing.T) {
 
 	t.Run("CookieFlags", func(t *testing.T) {
 		for _, secure := range []bool{false, true} {
-			tc := newTestConsole(t, func(c *Config) { c.Secure = secure })
+			tc := newTestConsole(t, func(c *ConsoleConfig) {
+				if secure {
+					c.URL = "https://console.example.com" // --public-url https://…
+				}
+			})
 			b := tc.browser()
 			b.get("/admin/signin")
 			req := httptestRequest("POST", "/admin/signin/key", url.Values{"key": {testAdminKey}, "csrf": {b.csrf}}, b)
@@ -232,7 +236,7 @@ func TestSignIn(t *testing.T) {
 }
 
 func TestSignInFailuresAreLimited(t *testing.T) {
-	tc := newTestConsole(t, func(c *Config) {
+	tc := newTestConsole(t, func(c *ConsoleConfig) {
 		c.PerAccount, c.PerClient = guard.New(3, 15*time.Minute), guard.New(5, 15*time.Minute)
 	})
 	if err := tc.db.CreateAdmin(context.Background(), &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
@@ -316,8 +320,9 @@ func repeat(d time.Duration, n int) []time.Duration {
 func TestAnotherAdminKeyEndsAdminKeySessions(t *testing.T) {
 	tc := newTestConsole(t)
 	b := tc.signedIn()
-	c2, err := New(Config{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Admins: tc.db, Sessions: tc.db, Audit: tc.db,
-		AdminKeyHash: [32]byte{1}, Now: tc.clock})
+	c2, err := NewConsole(ConsoleConfig{
+		SiteConfig: SiteConfig{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db, Now: tc.clock},
+		Admins:     tc.db, Audit: tc.db, AdminKeyHash: [32]byte{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +400,7 @@ func TestCSRF(t *testing.T) {
 
 // Behind a proxy that rewrites Host, a form's Origin names the public host.
 func TestOriginBehindAProxy(t *testing.T) {
-	tc := newTestConsole(t, func(c *Config) { c.PublicHost = "keylens.example.com" })
+	tc := newTestConsole(t, func(c *ConsoleConfig) { c.URL = "http://keylens.example.com" })
 	b := tc.signedIn()
 	for origin, status := range map[string]int{"https://keylens.example.com": http.StatusSeeOther, "https://evil.example": http.StatusForbidden,
 		"http://console.test": http.StatusSeeOther} {

@@ -33,7 +33,7 @@ type testConsole struct {
 	now time.Time
 }
 
-func newTestConsole(t testing.TB, opts ...func(*Config)) *testConsole {
+func newTestConsole(t testing.TB, opts ...func(*ConsoleConfig)) *testConsole {
 	t.Helper()
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
@@ -41,14 +41,15 @@ func newTestConsole(t testing.TB, opts ...func(*Config)) *testConsole {
 	}
 	t.Cleanup(func() { db.Close() })
 	tc := &testConsole{t: t, db: db, now: time.Now().UTC().Truncate(time.Second)}
-	cfg := Config{Developers: db, Catalogue: db, Keys: db, Hits: db, Admins: db, Sessions: db, Audit: db,
-		AdminKeyHash: sha256.Sum256([]byte(testAdminKey)), Gravatar: true,
-		PerAccount: guard.New(5, 15*time.Minute), PerClient: guard.New(20, 15*time.Minute),
-		Now: tc.clock}
+	cfg := ConsoleConfig{
+		SiteConfig: SiteConfig{Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
+			PerAccount: guard.New(5, 15*time.Minute), PerClient: guard.New(20, 15*time.Minute),
+			Now: tc.clock},
+		Admins: db, Audit: db, AdminKeyHash: sha256.Sum256([]byte(testAdminKey)), Gravatar: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c, err := New(cfg)
+	c, err := NewConsole(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

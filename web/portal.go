@@ -3,34 +3,30 @@ package web
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/mailer"
 )
 
 // The developer portal: what a developer does for themselves (seed 001's
 // self-service paragraphs), on its own listener because it faces the
 // internet and the admin API and console must not. It shares the console's
-// layout, stylesheet, sessions, CSRF tokens and sign-in limits (site); its
-// sessions are developers' and every page reads only the signed-in
-// developer's own data: another developer's key, request, OAuth client or
-// usage is "not found", whatever the URL or form says.
+// layout, stylesheet, sessions, CSRF tokens and sign-in limits (the kit,
+// site_*.go); its sessions are developers' and every page reads only the
+// signed-in developer's own data: another developer's key, request, OAuth
+// client or usage is "not found", whatever the URL or form says.
 
-// PortalSetup is what the developer portal serves and how.
-type PortalSetup struct {
-	Developers keylens.DeveloperService
-	Catalogue  keylens.CatalogueService
-	Keys       keylens.KeyService
-	Hits       keylens.HitService
-	Sessions   keylens.SessionService
-	Accounts   keylens.AccountService
+// PortalConfig is what the developer portal serves and how: the
+// SiteConfig both apps take (its URL is required: the links in emails
+// start with it, never with a request's Host, which a client chooses), and
+// the portal's own.
+type PortalConfig struct {
+	SiteConfig
+	Accounts keylens.AccountService
 	// Mailer sends password reset emails.
 	Mailer mailer.Sender
 	// CentralJWT says JWTs are verified against an identity provider's
@@ -40,23 +36,11 @@ type PortalSetup struct {
 	// admin API's (keylens's own tokens, or the gateway's with
 	// --tyk-gateway).
 	Revoker keylens.TokenRevoker
-	// URL is where browsers reach the portal, e.g.
-	// https://developers.example.com behind a TLS proxy: the links in
-	// emails start with it (never with a request's Host, which a client
-	// chooses), and https marks cookies Secure.
-	URL string
-	// PerAccount and PerClient are the sign-in limiters the console and
-	// the REST API's verify_credentials use: guesses count once, wherever
-	// they are made. nil limits nothing.
-	PerAccount, PerClient *guard.Limiter
-	Logger                *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
 // Portal is the developer portal: NewPortal, then Handler.
 type Portal struct {
-	PortalSetup
+	PortalConfig
 	*site
 	issued  *issuedStore
 	handler http.Handler
@@ -75,43 +59,26 @@ var portalPages = []string{"portal_catalogue", "portal_signin", "portal_signup",
 	"portal_dashboard", "portal_request", "portal_issued", "portal_key", "portal_profile", "portal_password",
 	"portal_oauth", "portal_client", "error"}
 
-// NewPortal checks s and builds the portal.
-func NewPortal(s PortalSetup) (*Portal, error) {
-	var missing []string
-	for name, set := range map[string]bool{"Developers": s.Developers != nil, "Catalogue": s.Catalogue != nil,
-		"Keys": s.Keys != nil, "Hits": s.Hits != nil, "Sessions": s.Sessions != nil, "Accounts": s.Accounts != nil,
-		"Mailer": s.Mailer != nil, "Revoker": s.Revoker != nil} {
-		if !set {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("web: the developer portal needs %s", strings.Join(missing, ", "))
-	}
-	u, err := url.Parse(s.URL)
+// NewPortal checks c and builds the portal.
+func NewPortal(c PortalConfig) (*Portal, error) {
+	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("web: the developer portal's URL %q: want http(s)://host[:port] (served at the root)", s.URL)
+		return nil, fmt.Errorf("web: the developer portal's URL %q: want http(s)://host[:port] (served at the root)", c.URL)
 	}
-	s.URL = strings.TrimSuffix(s.URL, "/")
-	if s.Logger == nil {
-		s.Logger = slog.New(slog.DiscardHandler)
-	}
-	if s.Now == nil {
-		s.Now = time.Now
-	}
-	p := &Portal{PortalSetup: s, issued: newIssuedStore()}
-	p.site = &site{name: "keylens developer portal", prefix: "/", home: "/dashboard",
+	c.URL = strings.TrimSuffix(c.URL, "/")
+	s := &site{name: "keylens developer portal", prefix: "/", home: "/dashboard",
 		signInPath: "/login", signInPage: "portal_signin", signOut: "/logout",
 		sessionCookie: portalSessionCookie, signInCookie: portalSignInCookie,
 		menu: []menuItem{{"dashboard", "Dashboard", "/dashboard"}, {"catalogue", "Catalogue", "/catalogue"},
 			{"oauth", "OAuth clients", "/oauth-clients"}, {"profile", "Edit profile", "/profile"}},
 		publicMenu: []menuItem{{"catalogue", "Catalogue", "/catalogue"}, {"login", "Log in", "/login"}, {"signup", "Sign up", "/signup"}},
 		accept:     (*keylens.Session).IsDeveloper,
-		via:        keylens.ViaPortal, flashes: portalFlashes, sessions: s.Sessions, secure: u.Scheme == "https", publicHost: u.Host,
-		perAccount: s.PerAccount, perClient: s.PerClient, logger: s.Logger, now: s.Now}
-	if err := p.parse(portalPages, false); err != nil {
+		via:        keylens.ViaPortal, flashes: portalFlashes}
+	own := map[string]bool{"Accounts": c.Accounts != nil, "Mailer": c.Mailer != nil, "Revoker": c.Revoker != nil}
+	if err := c.build("developer portal", own, s, portalPages, false); err != nil {
 		return nil, err
 	}
+	p := &Portal{PortalConfig: c, site: s, issued: newIssuedStore()}
 	p.handler = p.routes()
 	return p, nil
 }

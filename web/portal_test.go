@@ -34,10 +34,11 @@ func newTestPortalB(t testing.TB) *testPortal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPortal(PortalSetup{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db, Accounts: tc.db,
-		Revoker: keylens.LocalRevoker{Store: tc.db},
-		Mailer:  m, URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+	p, err := NewPortal(PortalConfig{
+		SiteConfig: SiteConfig{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db,
+			URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
+			Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))},
+		Accounts: tc.db, Revoker: keylens.LocalRevoker{Store: tc.db}, Mailer: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,9 +519,10 @@ func TestPortalSessionCookie(t *testing.T) {
 		t.Error("the store holds the session id itself, not its hash")
 	}
 	// Over https (a TLS proxy in front), cookies are Secure.
-	p, err := NewPortal(PortalSetup{Developers: tp.db, Catalogue: tp.db, Keys: tp.db, Hits: tp.db, Sessions: tp.db, Accounts: tp.db,
-		Revoker: keylens.LocalRevoker{Store: tp.db},
-		Mailer:  tp.p.Mailer, URL: "https://developers.example.com"})
+	p, err := NewPortal(PortalConfig{
+		SiteConfig: SiteConfig{Developers: tp.db, Catalogue: tp.db, Keys: tp.db, Hits: tp.db, Sessions: tp.db,
+			URL: "https://developers.example.com"},
+		Accounts: tp.db, Revoker: keylens.LocalRevoker{Store: tp.db}, Mailer: tp.p.Mailer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,82 @@
 package web
 
 import (
+	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/guard"
 )
+
+// SiteConfig is what both apps take from their caller: the store's
+// services they both read, the sessions they both keep, where browsers
+// reach them, the sign-in limits they share, the logger and the clock.
+// ConsoleConfig and PortalConfig embed it and add their own.
+type SiteConfig struct {
+	Developers keylens.DeveloperService
+	Catalogue  keylens.CatalogueService
+	Keys       keylens.KeyService
+	Hits       keylens.HitService
+	// Sessions keeps both apps' sessions, told apart by whose they are.
+	Sessions keylens.SessionService
+	// URL is where browsers reach the app's listener, when a proxy in
+	// front may change the scheme or the Host header, e.g.
+	// https://developers.example.com behind a TLS proxy: https marks
+	// cookies Secure, and a form POST's Origin may name its host as well
+	// as the request's Host. The console may go without (--public-url);
+	// the portal needs it for the links in its emails.
+	URL string
+	// PerAccount and PerClient refuse guessing at sign-in, per account and
+	// per client address. Both apps and the REST API's verify_credentials
+	// share them: guesses count once, wherever they are made. nil limits
+	// nothing.
+	PerAccount, PerClient *guard.Limiter
+	// Logger is where errors go; nowhere when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// build checks c, with the app's own services besides (own: each one's
+// name and whether it is set), completes it (Logger, Now), and gives s,
+// the site of the app called app in errors, what c says: sessions,
+// cookies, limits, logger, clock, and its pages parsed.
+func (c *SiteConfig) build(app string, own map[string]bool, s *site, pages []string, gravatar bool) error {
+	set := map[string]bool{"Developers": c.Developers != nil, "Catalogue": c.Catalogue != nil,
+		"Keys": c.Keys != nil, "Hits": c.Hits != nil, "Sessions": c.Sessions != nil}
+	maps.Copy(set, own)
+	var missing []string
+	for name, ok := range set {
+		if !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("web: the %s needs %s", app, strings.Join(missing, ", "))
+	}
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("web: the %s's URL %q: want an http(s) URL", app, c.URL)
+		}
+		s.secure, s.publicHost = u.Scheme == "https", u.Host
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	s.sessions, s.perAccount, s.perClient, s.logger, s.now = c.Sessions, c.PerAccount, c.PerClient, c.Logger, c.Now
+	return s.parse(pages, gravatar)
+}
 
 // site is what the admin console and the developer portal share, one
 // implementation for both: pages rendered from the one layout and
@@ -35,6 +104,7 @@ type site struct {
 	// shows only these, never text from the URL.
 	flashes map[string]string
 
+	// From the SiteConfig (build):
 	sessions   keylens.SessionService
 	secure     bool
 	publicHost string

@@ -102,14 +102,16 @@ func (a *adminServer) Start(context.Context) error {
 	if err != nil {
 		return err
 	}
-	console, err := web.New(web.Config{
-		Developers: db, Catalogue: db, Keys: db, Hits: db, Admins: db, Sessions: db, Audit: db,
+	console, err := web.NewConsole(web.ConsoleConfig{
+		SiteConfig: web.SiteConfig{
+			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
+			URL:        c.PublicURL,
+			PerAccount: a.signIn.PerAccount, PerClient: a.signIn.PerClient,
+			Logger: log,
+		},
+		Admins: db, Audit: db,
 		AdminKeyHash: a.settings.keyHash,
-		Secure:       strings.HasPrefix(c.PublicURL, "https://"),
-		PublicHost:   publicHost(c.PublicURL),
 		Gravatar:     c.ConsoleGravatar,
-		PerAccount:   a.signIn.PerAccount, PerClient: a.signIn.PerClient,
-		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -174,11 +176,14 @@ func (p *portalServer) Start(context.Context) error {
 	if revoker == nil {
 		revoker = keylens.LocalRevoker{Store: db}
 	}
-	portal, err := web.NewPortal(web.PortalSetup{
-		Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db, Accounts: db,
-		Mailer: send, URL: portalURL, Revoker: revoker, CentralJWT: c.centralJWT(),
-		PerAccount: p.signIn.PerAccount, PerClient: p.signIn.PerClient,
-		Logger: log,
+	portal, err := web.NewPortal(web.PortalConfig{
+		SiteConfig: web.SiteConfig{
+			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
+			URL:        portalURL,
+			PerAccount: p.signIn.PerAccount, PerClient: p.signIn.PerClient,
+			Logger: log,
+		},
+		Accounts: db, Mailer: send, Revoker: revoker, CentralJWT: c.centralJWT(),
 	})
 	if err != nil {
 		ln.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -204,13 +203,6 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 // publicHost is the host[:port] of --public-url ("" when unset).
-func publicHost(publicURL string) string {
-	if u, err := url.Parse(publicURL); err == nil {
-		return u.Host
-	}
-	return ""
-}
-
 func indent(err error) string {
 	lines := strings.Split(err.Error(), "\n")
 	for i, l := range lines {

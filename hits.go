@@ -52,15 +52,24 @@ type HitRow struct {
 	LatencyMS float64
 }
 
-// HitService stores and aggregates per-key hit counters.
-type HitService interface {
-	// AddHits applies batches in one transaction, with their ids: a batch
+// HitWriter takes hit batches: a store, a committer grouping them into
+// fewer transactions (analytics.Committer), or a portal's admin API (a
+// --portal sidecar's rest.Client).
+type HitWriter interface {
+	// AddHits applies batches in one transaction, with their ids, and
+	// returns once they are stored: acknowledged means stored. A batch
 	// whose id was applied before (or earlier in batches) is skipped, so
 	// a writer that retries after an unknown outcome never counts twice.
 	// An empty id is never remembered. applied[i] reports whether
 	// batches[i] was applied now. EINVALID, with nothing applied, when a
-	// batch fails hits.Batch.Validate.
+	// batch fails hits.Batch.Validate; EUNAVAILABLE when the writer
+	// cannot take them now (try again later).
 	AddHits(ctx context.Context, batches []HitBatch) (applied []bool, err error)
+}
+
+// HitService stores and aggregates per-key hit counters.
+type HitService interface {
+	HitWriter
 	// QueryHits aggregates the counters q selects, oldest period first.
 	// EINVALID for an unknown resolution or From after To.
 	QueryHits(ctx context.Context, q HitQuery) ([]HitRow, error)

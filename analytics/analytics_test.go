@@ -173,7 +173,7 @@ func TestCommitterTellsWritersToRetry(t *testing.T) {
 
 // counting counts the transactions and the largest group.
 type counting struct {
-	analytics.Store
+	keylens.HitWriter
 	calls, maxRows atomic.Int64
 	gate           chan struct{} // when not nil, each commit waits for a token
 }
@@ -193,12 +193,12 @@ func (s *counting) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, e
 			break
 		}
 	}
-	return s.Store.AddHits(ctx, b)
+	return s.HitWriter.AddHits(ctx, b)
 }
 
 func TestCommitterGroupsConcurrentBatches(t *testing.T) {
 	db := openStore(t)
-	store := &counting{Store: db}
+	store := &counting{HitWriter: db}
 	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxRows: 50})
 	defer closeCommitter(t, c)
 	var wg sync.WaitGroup
@@ -235,7 +235,7 @@ func TestCommitterGroupsConcurrentBatches(t *testing.T) {
 
 func TestCommitterBackpressure(t *testing.T) {
 	db := openStore(t)
-	store := &counting{Store: db, gate: make(chan struct{})}
+	store := &counting{HitWriter: db, gate: make(chan struct{})}
 	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxQueuedRows: 4})
 	ctx := context.Background()
 	// The first commit holds the store; three more series wait; the
@@ -272,7 +272,7 @@ func TestCommitterBackpressure(t *testing.T) {
 
 func TestCommitterClose(t *testing.T) {
 	db := openStore(t)
-	store := &counting{Store: db, gate: make(chan struct{})}
+	store := &counting{HitWriter: db, gate: make(chan struct{})}
 	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
 	ctx := context.Background()
 	taken := make(chan error, 1)
@@ -320,7 +320,7 @@ func TestCommitterClose(t *testing.T) {
 
 func TestCommitterCloseDeadline(t *testing.T) {
 	db := openStore(t)
-	store := &counting{Store: db, gate: make(chan struct{})}
+	store := &counting{HitWriter: db, gate: make(chan struct{})}
 	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
 	first, second := make(chan error, 1), make(chan error, 1)
 	go func() {

@@ -16,11 +16,7 @@ import (
 	"github.com/keylens/keylens"
 )
 
-// Store is where hit batches are committed: the portal store, or a
-// portal's admin API.
-type Store interface {
-	AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
-}
+var _ keylens.HitWriter = (*Committer)(nil)
 
 // CommitterOptions configure NewCommitter; zero values take the defaults.
 type CommitterOptions struct {
@@ -41,14 +37,14 @@ const (
 	DefaultMaxQueuedRows = 200000
 )
 
-// Committer commits hit batches to a Store with group commit: batches that
+// Committer commits hit batches to a store (a keylens.HitWriter) with group commit: batches that
 // arrive while a transaction runs wait, and are committed together by the
 // next one, so that durability costs one commit per transaction, not per
 // batch, with no timer in the way. AddHits returns once its batches are
 // committed: acknowledged means stored. A failed commit is retried with
 // backoff until it succeeds or Close gives up.
 type Committer struct {
-	store Store
+	store keylens.HitWriter
 	opts  CommitterOptions
 	m     *Metrics
 
@@ -88,7 +84,7 @@ var (
 )
 
 // NewCommitter returns a committer to store; it runs until Close.
-func NewCommitter(store Store, o CommitterOptions) *Committer {
+func NewCommitter(store keylens.HitWriter, o CommitterOptions) *Committer {
 	if o.MaxRows <= 0 {
 		o.MaxRows = DefaultMaxRows
 	}

@@ -201,6 +201,8 @@ func (c *Client) LastChange(ctx context.Context) (int64, error) {
 	return out.Last, err
 }
 
+var _ keylens.HitWriter = (*Client)(nil)
+
 // hitsPerPost bounds the series of one POST /api/keylens/hits, well inside
 // the route's body limit; a larger batch travels alone.
 const hitsPerPost = 10000

@@ -4,7 +4,6 @@ package rest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -45,9 +44,7 @@ type Config struct {
 	Revoker keylens.TokenRevoker
 	// HitWriter, when set, takes hit batches instead of Hits: a
 	// committer that groups them into fewer transactions.
-	HitWriter interface {
-		AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
-	}
+	HitWriter keylens.HitWriter
 	// AdminKeyHash is the SHA-256 of the admin key that requests must
 	// present in Authorization.
 	AdminKeyHash [sha256.Size]byte

@@ -12,12 +12,6 @@ import (
 	"github.com/keylens/keylens/identity/hits"
 )
 
-// HitWriter commits hit batches, returning once they are stored
-// (analytics.Committer).
-type HitWriter interface {
-	AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error)
-}
-
 // hits stores a POST /hits batch: every element is checked first, and one
 // bad element answers 400 with nothing stored. 200 means every hit is
 // committed to the store; 503 with Retry-After that nothing was, and the

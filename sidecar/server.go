@@ -38,7 +38,7 @@ type Config struct {
 	Healthy func() error
 	Logger  *slog.Logger
 	// Hits commits what POST /hits reports; nil turns /hits off.
-	Hits HitWriter
+	Hits keylens.HitWriter
 	// HitsSecret, when set, must be presented by POST /hits and GET
 	// /changes callers as "Authorization: Bearer <secret>": both are the
 	// Tyk plugin's.

@@ -17,12 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/analytics"
 )
-
-// Store is where chunks are committed: the analytics committer, which
-// returns once a batch is stored and applies a batch id once.
-type Store = analytics.Store
 
 // Options configure a Consumer; zero values take the defaults.
 type Options struct {
@@ -43,9 +38,11 @@ type Options struct {
 	PollInterval time.Duration
 	// DeadLetterMax bounds the dead-letter list (DefaultDeadLetterMax).
 	DeadLetterMax int
-	Store         Store
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// Store is where chunks are committed: the analytics committer,
+	// which returns once a batch is stored and applies a batch id once.
+	Store   keylens.HitWriter
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Defaults and limits of Options.

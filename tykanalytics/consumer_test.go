@@ -31,7 +31,7 @@ type rig struct {
 	rdb       *redis.Client
 	db        *sqlstore.DB
 	committer *analytics.Committer
-	store     Store // what consumers commit to: the committer, or a wrapper of it
+	store     keylens.HitWriter // what consumers commit to: the committer, or a wrapper of it
 }
 
 func newRig(t *testing.T) *rig {
@@ -165,14 +165,14 @@ func TestConsumerCountsTheFixtures(t *testing.T) {
 // id (one a record in TestConsumersShareTheLists), and the chunks each
 // consumer committed.
 type recordingStore struct {
-	Store
+	keylens.HitWriter
 	mu       sync.Mutex
 	byAPI    map[string]int64
 	byWorker map[string]int
 }
 
 func (s *recordingStore) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool, error) {
-	applied, err := s.Store.AddHits(ctx, b)
+	applied, err := s.HitWriter.AddHits(ctx, b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, ok := range applied {
@@ -197,7 +197,7 @@ func (s *recordingStore) AddHits(ctx context.Context, b []keylens.HitBatch) ([]b
 // chunk: a fast one may take them all, so that is not checked.)
 func TestConsumersShareTheLists(t *testing.T) {
 	r := newRig(t)
-	rec := &recordingStore{Store: r.committer, byAPI: map[string]int64{}, byWorker: map[string]int{}}
+	rec := &recordingStore{HitWriter: r.committer, byAPI: map[string]int64{}, byWorker: map[string]int{}}
 	r.store = rec
 	at := time.Now().UTC().Add(-time.Minute)
 	lists := tyktest.Lists(DefaultAnalyticsKey)
@@ -348,7 +348,7 @@ func TestMalformedRecordsGoToTheDeadLetterList(t *testing.T) {
 // flakyStore refuses the first n commits as the committer does when it is
 // behind.
 type flakyStore struct {
-	Store
+	keylens.HitWriter
 	left atomic.Int64
 }
 
@@ -356,14 +356,14 @@ func (f *flakyStore) AddHits(ctx context.Context, b []keylens.HitBatch) ([]bool,
 	if f.left.Add(-1) >= 0 {
 		return nil, analytics.ErrBusy
 	}
-	return f.Store.AddHits(ctx, b)
+	return f.HitWriter.AddHits(ctx, b)
 }
 
 // TestConsumerWaitsOutAnUnavailableStore: EUNAVAILABLE from the committer
 // means the same chunk again, later; nothing is lost or doubled.
 func TestConsumerWaitsOutAnUnavailableStore(t *testing.T) {
 	r := newRig(t)
-	flaky := &flakyStore{Store: r.committer}
+	flaky := &flakyStore{HitWriter: r.committer}
 	flaky.left.Store(4)
 	r.store = flaky
 	at := time.Now().UTC().Add(-time.Minute)

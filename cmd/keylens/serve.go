@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/sidecar"
@@ -187,7 +186,7 @@ type backend interface {
 	sidecar.Store
 	sidecar.Feed
 	keylens.TokenService
-	analytics.Store
+	keylens.HitWriter
 	Ping(context.Context) error
 }
 

@@ -124,27 +124,29 @@ func (db *DB) LastChange(ctx context.Context) (int64, error) {
 // so that sequence numbers never restart, and remembers how far it pruned
 // so that readers behind that point learn of the gap.
 func (db *DB) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	var through int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes WHERE at < ? AND seq < (SELECT MAX(seq) FROM changes)`,
-		before.UTC().Format(changeTimeLayout)).Scan(&through); err != nil {
-		return 0, err
-	}
-	if through == 0 {
-		return 0, nil
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= ?`, through)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('changes_pruned_through', ?)
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		var through int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes WHERE at < ? AND seq < (SELECT MAX(seq) FROM changes)`,
+			before.UTC().Format(changeTimeLayout)).Scan(&through); err != nil {
+			return err
+		}
+		if through == 0 {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq <= ?`, through)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('changes_pruned_through', ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(through, 10)); err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
-	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	return n, nil
 }

@@ -225,27 +225,26 @@ func (db *DB) PatchDeveloper(ctx context.Context, id string, p keylens.Developer
 		}
 		hash = h
 	}
-	tx, err := db.begin(ctx)
+	var d *keylens.Developer
+	err := db.write(ctx, func(tx *Tx) error {
+		cur, err := findDeveloper(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
+		d = p.Apply(cur)
+		d.Password = ""
+		if err := d.PrepareUpdate(tx.now); err != nil {
+			return err
+		}
+		if hash != "" {
+			d.PasswordHash, d.PasswordUpdated = hash, tx.now
+		}
+		return updateDeveloper(ctx, tx, cur, d)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
-	cur, err := findDeveloper(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	d := p.Apply(cur)
-	d.Password = ""
-	if err := d.PrepareUpdate(tx.now); err != nil {
-		return nil, err
-	}
-	if hash != "" {
-		d.PasswordHash, d.PasswordUpdated = hash, tx.now
-	}
-	if err := updateDeveloper(ctx, tx, cur, d); err != nil {
-		return nil, err
-	}
-	return d, tx.Commit()
+	return d, nil
 }
 
 // updateDeveloper writes d, a prepared replacement of cur, inside tx: the
@@ -399,21 +398,26 @@ func (db *DB) signedIn(ctx context.Context, table, lastCol, id, hash, password s
 			rehash = h // bcrypt before the transaction: it must not hold the write lock
 		}
 	}
-	tx, err := db.begin(ctx)
+	var at time.Time
+	err := db.write(ctx, func(tx *Tx) error {
+		at = tx.now
+		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+lastCol+` = ? WHERE id = ?`, formatTime(tx.now), id); err != nil {
+			return err
+		}
+		if rehash != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, id, hash); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return time.Time{}, "", err
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+lastCol+` = ? WHERE id = ?`, formatTime(tx.now), id); err != nil {
-		return time.Time{}, "", err
-	}
 	if rehash != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET password_hash = ? WHERE id = ? AND password_hash = ?`, rehash, id, hash); err != nil {
-			return time.Time{}, "", err
-		}
 		hash = rehash
 	}
-	return tx.now, hash, tx.Commit()
+	return at, hash, nil
 }
 
 // SetPassword replaces a developer's password.

@@ -23,42 +23,41 @@ func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, 
 			return nil, keylens.Errorf(keylens.EINVALID, "%s", strings.TrimPrefix(err.Error(), hits.ErrInvalid.Error()+": "))
 		}
 	}
-	tx, err := db.begin(ctx)
+	var applied []bool
+	err := db.write(ctx, func(tx *Tx) error {
+		var err error
+		if applied, err = claimBatches(ctx, tx, batches); err != nil {
+			return err
+		}
+		var n int
+		for i := range batches {
+			if applied[i] {
+				n += len(batches[i].Series)
+			}
+		}
+		all := make([]keylens.HitDelta, 0, n)
+		for i := range batches {
+			if applied[i] {
+				all = append(all, batches[i].Series...)
+			}
+		}
+		hourly, daily := foldRows(all)
+		for _, t := range []struct {
+			table, col string
+			rows       []keylens.HitDelta
+		}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
+			if db.pg {
+				err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
+			} else {
+				err = upsertValues(ctx, tx, t.table, t.col, t.rows)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	applied, err := claimBatches(ctx, tx, batches)
-	if err != nil {
-		return nil, err
-	}
-	var n int
-	for i := range batches {
-		if applied[i] {
-			n += len(batches[i].Series)
-		}
-	}
-	all := make([]keylens.HitDelta, 0, n)
-	for i := range batches {
-		if applied[i] {
-			all = append(all, batches[i].Series...)
-		}
-	}
-	hourly, daily := foldRows(all)
-	for _, t := range []struct {
-		table, col string
-		rows       []keylens.HitDelta
-	}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
-		if db.pg {
-			err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
-		} else {
-			err = upsertValues(ctx, tx, t.table, t.col, t.rows)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	return applied, nil

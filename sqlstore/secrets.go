@@ -185,39 +185,40 @@ func (db *DB) RotateSecrets(ctx context.Context, newKey []byte) (int, error) {
 // with onlyClear) by rewrite of it, in one transaction, and reports how
 // many it rewrote.
 func (db *DB) rewriteSecrets(ctx context.Context, onlyClear bool, rewrite func(string) (string, error)) (int, error) {
-	tx, err := db.begin(ctx)
+	n := 0
+	err := db.write(ctx, func(tx *Tx) error {
+		for _, c := range secretColumns {
+			query, args := `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> ''`, []any(nil)
+			if onlyClear {
+				query, args = query+` AND `+c.col+` NOT LIKE ?`, []any{sealedPrefix + "%"}
+			}
+			type row struct{ key, secret string }
+			var rows []row
+			if err := eachRow(ctx, tx, query, args, func(r *sql.Rows) error {
+				var x row
+				err := r.Scan(&x.key, &x.secret)
+				rows = append(rows, x)
+				return err
+			}); err != nil {
+				return err
+			}
+			for _, r := range rows {
+				out, err := rewrite(r.secret)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", c.table, r.key, err)
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.key+` = ?`, out, r.key); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
-	n := 0
-	for _, c := range secretColumns {
-		query, args := `SELECT `+c.key+`, `+c.col+` FROM `+c.table+` WHERE `+c.col+` <> ''`, []any(nil)
-		if onlyClear {
-			query, args = query+` AND `+c.col+` NOT LIKE ?`, []any{sealedPrefix + "%"}
-		}
-		type row struct{ key, secret string }
-		var rows []row
-		if err := eachRow(ctx, tx, query, args, func(r *sql.Rows) error {
-			var x row
-			err := r.Scan(&x.key, &x.secret)
-			rows = append(rows, x)
-			return err
-		}); err != nil {
-			return 0, err
-		}
-		for _, r := range rows {
-			out, err := rewrite(r.secret)
-			if err != nil {
-				return 0, fmt.Errorf("%s %s: %w", c.table, r.key, err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.key+` = ?`, out, r.key); err != nil {
-				return 0, err
-			}
-			n++
-		}
-	}
-	return n, tx.Commit()
+	return n, nil
 }
 
 // openKey opens k's sealed material in place.

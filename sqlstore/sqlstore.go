@@ -363,6 +363,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// migrateFile applies one migration. Not through db.write: the migration
+// body runs as written (write's Tx would rebind its ?, which PostgreSQL
+// SQL may use as an operator), and on PostgreSQL the caller already holds
+// the migrations' session lock (writeLock+1) on the writer's only
+// connection, before any service call can write.
 func (db *DB) migrateFile(ctx context.Context, name string) error {
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -495,19 +500,17 @@ func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 
 // InitSetting sets name unless set and returns the value in effect.
 func (db *DB) InitSetting(ctx context.Context, name, value string) (string, error) {
-	tx, err := db.begin(ctx)
+	var v string
+	err := db.write(ctx, func(tx *Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	})
 	if err != nil {
 		return "", err
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
-		return "", err
-	}
-	var v string
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
-		return "", err
-	}
-	return v, tx.Commit()
+	return v, nil
 }
 
 // PutSetting sets name to value.

@@ -61,10 +61,25 @@ type HitWriter interface {
 	// whose id was applied before (or earlier in batches) is skipped, so
 	// a writer that retries after an unknown outcome never counts twice.
 	// An empty id is never remembered. applied[i] reports whether
-	// batches[i] was applied now. EINVALID, with nothing applied, when a
-	// batch fails hits.Batch.Validate; EUNAVAILABLE when the writer
-	// cannot take them now (try again later).
+	// batches[i] was applied now. Batches must have passed ValidateHits,
+	// where they entered: AddHits does not check them again (a portal's
+	// admin API, which is such an entry, answers EINVALID, with nothing
+	// applied). EUNAVAILABLE when the writer cannot take them now (try
+	// again later).
 	AddHits(ctx context.Context, batches []HitBatch) (applied []bool, err error)
+}
+
+// ValidateHits checks batches where hits enter keylens (POST /hits, the
+// admin API's POST /api/keylens/hits, the Tyk analytics consumer): EINVALID
+// naming the first batch that fails hits.Batch.Validate. What passes is
+// handed on as it is; the committer and the store do not check it again.
+func ValidateHits(batches []HitBatch) error {
+	for i := range batches {
+		if err := batches[i].Validate(); err != nil {
+			return Errorf(EINVALID, "%s", err.Error())
+		}
+	}
+	return nil
 }
 
 // HitService stores and aggregates per-key hit counters.

@@ -87,21 +87,6 @@ func TestCommitterAcknowledgesWhatIsStored(t *testing.T) {
 	}
 }
 
-func TestCommitterRefusesInvalidBatches(t *testing.T) {
-	db := openStore(t)
-	c := analytics.NewCommitter(db, analytics.CommitterOptions{})
-	defer closeCommitter(t, c)
-	bad := series("k1", "a", 200, 1)
-	bad.Success = 2
-	_, err := c.AddHits(context.Background(), append(batch("good", series("k1", "a", 200, 1)), batch("bad", series("k1", "a", 200, 1), bad)...))
-	if keylens.ErrorCode(err) != keylens.EINVALID {
-		t.Fatalf("err %v, want EINVALID", err)
-	}
-	if rows := query(t, db, false, "k1"); len(rows) != 0 {
-		t.Errorf("a refused call stored %+v", rows)
-	}
-}
-
 // flaky fails commits on demand, before storing (the store was
 // unreachable) or after (the answer was lost).
 type flaky struct {

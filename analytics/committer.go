@@ -108,9 +108,10 @@ func NewCommitter(store keylens.HitWriter, o CommitterOptions) *Committer {
 // AddHits commits batches and reports which were applied now (a batch whose
 // id was applied before is acknowledged but not counted again). It waits
 // for the commit; when ctx ends first the batches are still committed, and
-// a retry under the same ids is counted once. EINVALID for a batch that
-// fails validation, with nothing stored; ErrBusy or ErrClosing when it
-// cannot take them now.
+// a retry under the same ids is counted once. The batches must have
+// passed keylens.ValidateHits where they entered. ErrBusy or ErrClosing
+// when it cannot take them now; EINVALID, with nothing stored, when the
+// store refuses a batch (a portal whose rules differ).
 func (c *Committer) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	r := &commitRequest{batches: batches, at: time.Now(), done: make(chan struct{})}
 	for i := range batches {
@@ -119,10 +120,6 @@ func (c *Committer) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]
 			// an answer was lost (a portal's, or the database's) is
 			// then applied once, as a named batch is.
 			batches[i].ID = anonymousBatchID()
-		}
-		if err := batches[i].Validate(); err != nil {
-			c.m.invalidBatches.Inc()
-			return nil, keylens.Errorf(keylens.EINVALID, "%s", err.Error())
 		}
 		r.rows += len(batches[i].Series)
 		r.hits += batches[i].Hits()
@@ -236,8 +233,9 @@ func (c *Committer) commit(group []*commitRequest) {
 			return
 		}
 		if keylens.ErrorCode(err) == keylens.EINVALID {
-			// Validated on the way in, so the store's rules differ:
-			// find the batch it refuses by committing each alone.
+			// Validated where the hits entered, so the store's rules
+			// differ (a portal of another version): find the batch it
+			// refuses by committing each alone.
 			if len(group) > 1 {
 				for _, r := range group {
 					c.commit([]*commitRequest{r})

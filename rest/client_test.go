@@ -149,8 +149,13 @@ func TestClientFollowsTheFeedAndHits(t *testing.T) {
 	}
 	bad := hit
 	bad.Code = 42
-	if _, err := c.AddHits(ctx, []keylens.HitBatch{{Series: []keylens.HitDelta{bad}}}); keylens.ErrorCode(err) != keylens.EINVALID {
+	// The API is where a --portal sidecar's hits enter: it checks them,
+	// and the store behind it does not.
+	if _, err := c.AddHits(ctx, []keylens.HitBatch{{ID: "good", Series: []keylens.HitDelta{hit}}, {Series: []keylens.HitDelta{bad}}}); keylens.ErrorCode(err) != keylens.EINVALID {
 		t.Errorf("a bad batch: %v, want EINVALID", err)
+	}
+	if applied, err := c.AddHits(ctx, []keylens.HitBatch{{ID: "good", Series: []keylens.HitDelta{hit}}}); err != nil || !applied[0] {
+		t.Errorf("the good batch of a refused call was applied: %v, %v", applied, err)
 	}
 
 	wrong, _ := rest.NewClient(srv.URL, "not-the-admin-key")

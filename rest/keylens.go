@@ -116,6 +116,11 @@ func (s *Server) addHits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, keylens.Errorf(keylens.EINVALID, "at most %d batches a request", maxHitBatches))
 		return
 	}
+	// Hits enter here: the writer (committer, store) takes them as they are.
+	if err := keylens.ValidateHits(in.Batches); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	applied, err := s.HitWriter.AddHits(r.Context(), in.Batches)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,7 +79,9 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 }
 
 // parseHits decodes and checks a POST /hits body into one batch of series:
-// raw keys replaced by their hashes, hits of one series summed.
+// raw keys replaced by their hashes, hits of one series summed. Hits enter
+// here: a batch it returns with series has passed keylens.ValidateHits, and
+// is not checked again on its way to the store.
 func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
 	in, err := hits.Parse(body, now)
 	if err != nil {
@@ -88,5 +91,13 @@ func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
 	for i := range in {
 		series[i] = in[i].Series(keylens.KeyHashOf(in[i].Key))
 	}
-	return keylens.HitBatch{Series: hits.Fold(nil, series, 1)}, nil
+	b := keylens.HitBatch{Series: hits.Fold(nil, series, 1)}
+	if len(b.Series) == 0 { // an empty array, answered without the store
+		return b, nil
+	}
+	// Parse checks each element; the series check its sums too.
+	if err := keylens.ValidateHits([]keylens.HitBatch{b}); err != nil {
+		return keylens.HitBatch{}, errors.New(keylens.ErrorMessage(err))
+	}
+	return b, nil
 }

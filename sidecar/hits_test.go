@@ -8,6 +8,20 @@ import (
 	"github.com/keylens/keylens/identity/hits"
 )
 
+// TestParseHitsChecksSums: elements fine alone whose series sum past what a
+// series may add are refused at the edge, as a batch the store would not
+// take: nothing behind parseHits checks again.
+func TestParseHitsChecksSums(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	one := `{"key":"add2b342","api_id":"a","code":200,"latency_ms":1000000,"count":1000000000}`
+	if _, err := parseHits([]byte("["+one+"]"), now); err != nil {
+		t.Fatalf("one element: %v", err)
+	}
+	if b, err := parseHits([]byte("["+one+","+one+"]"), now); err == nil {
+		t.Fatalf("two elements summing past the latency bound were accepted: %+v", b.Series)
+	}
+}
+
 // FuzzParseHits: whatever a POST /hits body holds, parsing never panics,
 // and what it accepts is fit to record: key hashes only, real status
 // codes, sane times and counts.

@@ -10,19 +10,14 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
-	"github.com/keylens/keylens/identity/hits"
 )
 
 var _ keylens.HitService = (*DB)(nil)
 
 // AddHits applies the batches that were not applied before, hourly and to
-// the daily rollup, in one transaction with their ids.
+// the daily rollup, in one transaction with their ids. The batches were
+// validated where they entered (keylens.ValidateHits).
 func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
-	for i := range batches {
-		if err := batches[i].Validate(); err != nil {
-			return nil, keylens.Errorf(keylens.EINVALID, "%s", strings.TrimPrefix(err.Error(), hits.ErrInvalid.Error()+": "))
-		}
-	}
 	var applied []bool
 	err := db.write(ctx, func(tx *Tx) error {
 		var err error

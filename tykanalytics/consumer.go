@@ -450,23 +450,24 @@ func chunkBatchID(consumer, chunk string, items []string) string {
 
 // commit stores the tally's series under id, retrying while the store
 // fails; it reports whether they were applied now (false: the id was
-// applied before). A batch the store refuses as invalid (its rules and the
-// decoder's disagree) sends the chunk's n records to the dead-letter list
+// applied before). Hits enter keylens here: a batch that fails
+// keylens.ValidateHits, or that the store refuses as invalid (a portal
+// whose rules differ), sends the chunk's n records to the dead-letter list
 // rather than block the stream.
 func (c *Consumer) commit(id string, n int) (bool, error) {
+	batch := []keylens.HitBatch{{ID: id, Series: c.t.Series}}
+	if err := keylens.ValidateHits(batch); err != nil {
+		c.refuse(id, n, err)
+		return false, nil
+	}
 	backoff := 50 * time.Millisecond
 	for {
-		applied, err := c.o.Store.AddHits(c.ctx, []keylens.HitBatch{{ID: id, Series: c.t.Series}})
+		applied, err := c.o.Store.AddHits(c.ctx, batch)
 		if err == nil {
 			return applied[0], nil
 		}
 		if keylens.ErrorCode(err) == keylens.EINVALID {
-			c.log.Error("the store refused a chunk of Tyk analytics; its records go to the dead-letter list", "err", err, "batch", id)
-			c.t.Series, c.t.Counted, c.t.Rejected = c.t.Series[:0], 0, c.t.Rejected[:0]
-			clear(c.t.NoSession)
-			for i := range n {
-				c.t.Rejected = append(c.t.Rejected, Rejection{i, RejectUncountable, err})
-			}
+			c.refuse(id, n, err)
 			return false, nil
 		}
 		c.m.errors.WithLabelValues("commit").Inc()
@@ -479,6 +480,17 @@ func (c *Consumer) commit(id string, n int) (bool, error) {
 		c.log.Debug("committing a chunk of Tyk analytics failed; retrying", "err", err)
 		c.wait(backoff)
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// refuse sets the chunk's n records aside, for the dead-letter list, as
+// uncountable: its batch was refused for err.
+func (c *Consumer) refuse(id string, n int, err error) {
+	c.log.Error("a chunk of Tyk analytics was refused; its records go to the dead-letter list", "err", err, "batch", id)
+	c.t.Series, c.t.Counted, c.t.Rejected = c.t.Series[:0], 0, c.t.Rejected[:0]
+	clear(c.t.NoSession)
+	for i := range n {
+		c.t.Rejected = append(c.t.Rejected, Rejection{i, RejectUncountable, err})
 	}
 }
 

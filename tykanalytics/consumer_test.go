@@ -18,6 +18,7 @@ import (
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/analytics"
+	"github.com/keylens/keylens/identity/hits"
 	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/tykanalytics/tyktest"
 )
@@ -555,5 +556,40 @@ func TestConsumerSurvivesStrayKeys(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(c.m.records.WithLabelValues(RejectMalformed)); got != 1 {
 		t.Errorf("malformed: %v, want 1", got)
+	}
+}
+
+// refusingStore fails the test if any batch reaches it.
+type refusingStore struct{ t *testing.T }
+
+func (s refusingStore) AddHits(context.Context, []keylens.HitBatch) ([]bool, error) {
+	s.t.Error("an invalid batch reached the store")
+	return nil, keylens.Errorf(keylens.EINVALID, "invalid")
+}
+
+// TestConsumerValidatesItsBatches: the consumer is where Tyk's hits enter
+// keylens, and nothing behind it checks them again: a chunk whose batch
+// fails keylens.ValidateHits never reaches the store, and its records are
+// set aside for the dead-letter list.
+func TestConsumerValidatesItsBatches(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	c, err := New(Options{Redis: rdb, Store: refusingStore{t}, ConsumerID: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t.Series = []hits.Series{{KeyHash: "add2b342", APIID: "a", Hour: 480000, Code: 200, Hits: 1, Success: 2}}
+	c.t.Counted, c.t.NoSession = 1, map[APICode]int64{}
+	applied, err := c.commit("tyk/v/1/0", 3)
+	if err != nil || applied {
+		t.Fatalf("commit: %v, %v; want not applied, no error", applied, err)
+	}
+	if len(c.t.Rejected) != 3 || c.t.Counted != 0 || len(c.t.Series) != 0 {
+		t.Errorf("tally after refusal: %+v", c.t)
+	}
+	for _, r := range c.t.Rejected {
+		if r.Reason != RejectUncountable || keylens.ErrorCode(r.Err) != keylens.EINVALID {
+			t.Errorf("rejection %+v", r)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package cache
 
+import "errors"
+
 // Resolutions caches what resolving credentials gave: the values found
 // (a Tracked cache, so that a change can drop what it made stale), each
 // served until the credential's own expiry at the latest, and refusals
@@ -7,8 +9,9 @@ package cache
 // sidecar, the Tyk plugin and identity.Client all cache credentials in
 // one of these.
 //
-// A fill reads Gen before asking the source and hands it to Add or
-// Refuse: an answer fetched before an invalidation is not cached.
+// Resolve is the fill: it reads Gen before asking the source and hands it
+// to Add or Refuse, so that an answer fetched before an invalidation is
+// not cached.
 type Resolutions[V any] struct {
 	found   *Tracked[V]
 	refused *Cache[error]
@@ -30,6 +33,10 @@ type ResolutionsOptions[V any] struct {
 	// a changed developer drops every refusal, as a reactivation may have
 	// made one an identity.
 	RefusesInactive bool
+	// Refusals are the errors of Resolve's fetch that are answers, not
+	// failures (unknown key; inactive developer where RefusesInactive):
+	// an error that is one of them (errors.Is) is cached as that one.
+	Refusals []error
 	// OnEvict, if not nil, is called when a found value leaves the cache,
 	// as Cache's is.
 	OnEvict func(Key, *V)
@@ -59,6 +66,30 @@ func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused err
 		return nil, *err, true
 	}
 	return nil, nil, false
+}
+
+// Resolve returns what key resolves to at now (UnixNano): what Get finds,
+// or else what fetch answers, which it caches as Add or Refuse would under
+// the generation read before fetch ran, so that an invalidation during
+// the fetch leaves it uncached. fetch is called only on a miss; its errors
+// that are Refusals are cached as refusals, others (failures) are not. hit
+// reports whether the answer came from the cache. A hit allocates nothing.
+func (r *Resolutions[V]) Resolve(key Key, now int64, hint uint64, fetch func() (*V, error)) (v *V, hit bool, err error) {
+	if v, refused, ok := r.Get(key, now, hint); ok {
+		return v, true, refused
+	}
+	gen := r.Gen()
+	if v, err = fetch(); err == nil {
+		r.Add(key, *v, now, gen)
+		return v, false, nil
+	}
+	for _, refusal := range r.o.Refusals {
+		if errors.Is(err, refusal) {
+			r.Refuse(key, refusal, now, gen)
+			break
+		}
+	}
+	return nil, false, err
 }
 
 // Gen returns the invalidation count, to read before asking the source.

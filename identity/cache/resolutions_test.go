@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -18,6 +19,7 @@ func newResolutions() *Resolutions[resolved] {
 		Owner:           func(r *resolved) (string, string) { return r.hash, r.dev },
 		Expires:         func(r *resolved) int64 { return r.exp },
 		RefusesInactive: true,
+		Refusals:        []error{errUnknown},
 	})
 }
 
@@ -148,5 +150,95 @@ func TestResolutionsGetAllocatesNothing(t *testing.T) {
 		r.Get(ckey(3), t0, 0)
 	}); n != 0 {
 		t.Errorf("Get allocates %v times", n)
+	}
+}
+
+// fetcher counts its calls and answers v or err, running during (if not
+// nil) while it "asks the source".
+type fetcher struct {
+	calls  int
+	v      resolved
+	err    error
+	during func()
+}
+
+func (f *fetcher) fetch() (*resolved, error) {
+	f.calls++
+	if f.during != nil {
+		f.during()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	v := f.v
+	return &v, nil
+}
+
+// Resolve fetches on a miss only, caches what it found for the TTL and a
+// refusal for the negative TTL, and caches no failure.
+func TestResolutionsResolve(t *testing.T) {
+	r := newResolutions()
+	found := &fetcher{v: resolved{"k1", "ada", 0}}
+	for i, at := range []int64{t0, t0 + 59e9} {
+		v, hit, err := r.Resolve(ckey(1), at, 0, found.fetch)
+		if err != nil || v == nil || v.hash != "k1" || hit != (i > 0) || found.calls != 1 {
+			t.Fatalf("found, call %d: %v %v %v after %d fetches", i, v, hit, err, found.calls)
+		}
+	}
+	if _, hit, _ := r.Resolve(ckey(1), t0+61e9, 0, found.fetch); hit || found.calls != 2 {
+		t.Errorf("a found value was served past the TTL (%d fetches)", found.calls)
+	}
+
+	wrapped := fmt.Errorf("no such key: %w", errUnknown)
+	refused := &fetcher{err: wrapped}
+	if v, hit, err := r.Resolve(ckey(2), t0, 0, refused.fetch); v != nil || hit || err != wrapped {
+		t.Errorf("refusal, fetched: %v %v %v", v, hit, err)
+	}
+	if v, hit, err := r.Resolve(ckey(2), t0+1e9, 0, refused.fetch); v != nil || !hit || err != errUnknown || refused.calls != 1 {
+		t.Errorf("refusal, cached: %v %v %v after %d fetches", v, hit, err, refused.calls)
+	}
+	if _, hit, _ := r.Resolve(ckey(2), t0+2e9, 0, refused.fetch); hit || refused.calls != 2 {
+		t.Errorf("a refusal was served past the negative TTL (%d fetches)", refused.calls)
+	}
+
+	failed := &fetcher{err: errors.New("store down")}
+	for i := 0; i < 2; i++ {
+		if v, hit, err := r.Resolve(ckey(3), t0, 0, failed.fetch); v != nil || hit || err != failed.err {
+			t.Errorf("failure: %v %v %v", v, hit, err)
+		}
+	}
+	if failed.calls != 2 {
+		t.Errorf("a failure was cached: %d fetches", failed.calls)
+	}
+}
+
+// Resolve caches nothing it fetched while a change invalidated the cache:
+// the answer may predate the change.
+func TestResolutionsResolveHonoursTheGeneration(t *testing.T) {
+	r := newResolutions()
+	change := func() { r.Invalidate("k9", "", false) }
+	for _, f := range []*fetcher{
+		{v: resolved{"k1", "ada", 0}, during: change},
+		{err: errUnknown, during: change},
+	} {
+		v, hit, err := r.Resolve(ckey(1), t0, 0, f.fetch)
+		if hit || (err == nil) == (v == nil) {
+			t.Fatalf("fetched: %v %v %v", v, hit, err)
+		}
+		f.during = nil
+		if _, hit, _ := r.Resolve(ckey(1), t0, 0, f.fetch); hit || f.calls != 2 {
+			t.Errorf("an answer (err %v) fetched across a change was cached", f.err)
+		}
+		r.Purge()
+	}
+}
+
+// A hit allocates nothing.
+func TestResolutionsResolveHitAllocatesNothing(t *testing.T) {
+	r := newResolutions()
+	f := &fetcher{v: resolved{"k1", "ada", 0}}
+	r.Resolve(ckey(1), t0, 0, f.fetch)
+	if n := testing.AllocsPerRun(100, func() { r.Resolve(ckey(1), t0, 0, f.fetch) }); n != 0 {
+		t.Errorf("a hit allocates %v times", n)
 	}
 }

@@ -165,9 +165,10 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
 	r.cache = cache.NewResolutions(cache.ResolutionsOptions[Entry]{
 		Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
-		Owner:   func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
-		Expires: func(e *Entry) int64 { return e.Expires },
-		OnEvict: func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() },
+		Owner:    func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
+		Expires:  func(e *Entry) int64 { return e.Expires },
+		OnEvict:  func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() },
+		Refusals: []error{ErrUnknown}, // an inactive developer's key is an entry
 	})
 	r.authn = r.authenticators()
 	r.checkPassword = keylens.CheckPassword
@@ -190,24 +191,23 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		conn = rc.ConnID()
 	}
-	if e, refused, ok := r.cache.Get(ck, now, conn); ok {
+	e, hit, err := r.cache.Resolve(ck, now, conn, func() (*Entry, error) {
+		r.m.cacheMisses.Inc()
+		return r.fetch(ctx, credential)
+	})
+	if hit {
 		r.m.cacheHits.add(conn)
-		return e, refused
 	}
-	r.m.cacheMisses.Inc()
-	gen := r.cache.Gen()
+	return e, err
+}
+
+// fetch resolves credential without the cache.
+func (r *Resolver) fetch(ctx context.Context, credential []byte) (*Entry, error) {
 	key, expires, err := r.lookupKey(ctx, credential)
-	if err == nil {
-		var e *Entry
-		if e, err = r.entryFor(key, expires); err == nil {
-			r.cache.Add(ck, *e, now, gen)
-			return e, nil
-		}
+	if err != nil {
+		return nil, err
 	}
-	if errors.Is(err, ErrUnknown) {
-		r.cache.Refuse(ck, ErrUnknown, now, gen)
-	}
-	return nil, err
+	return r.entryFor(key, expires)
 }
 
 // entryFor builds the entry of a credential: the encoded answers.

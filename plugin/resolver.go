@@ -65,6 +65,7 @@ func newResolver(s settings) *resolver {
 			Owner:           func(e *entry) (string, string) { return e.id.KeyID, e.id.DeveloperID },
 			Expires:         func(e *entry) int64 { return e.id.Expires },
 			RefusesInactive: true,
+			Refusals:        refusals,
 		}),
 		sidecar: newOutage("the keylens sidecar at "+s.SidecarURL, "asking"),
 		feed:    newOutage("the keylens change feed at "+s.SidecarURL+"/changes", "following"),
@@ -75,31 +76,40 @@ func newResolver(s settings) *resolver {
 // identity, or an entry whose err says unknown or inactive. Other errors
 // are failures to ask.
 func (r *resolver) resolve(ctx context.Context, credential string, now int64, hint uint64) (*entry, error) {
-	k := cache.KeyOfString(credential)
-	if e, refused, ok := r.cache.Get(k, now, hint); ok {
-		if refused != nil {
-			return refusal(refused), nil
-		}
-		return e, nil
+	e, _, err := r.cache.Resolve(cache.KeyOfString(credential), now, hint, func() (*entry, error) {
+		return r.fetch(ctx, credential)
+	})
+	if isRefusal(err) {
+		return refusal(err), nil
 	}
+	return e, err
+}
+
+// fetch asks the sidecar for the entry of credential, without the cache,
+// and records the sidecar's state: a refusal is an answer, other errors
+// are failures to ask.
+func (r *resolver) fetch(ctx context.Context, credential string) (*entry, error) {
 	r.follow.Do(func() { go r.followFeed() })
-	gen := r.cache.Gen()
 	id, err := r.client.Fetch(ctx, credential)
 	switch {
 	case err == nil:
 		r.sidecar.ok()
-		e := r.prepare(id)
-		r.cache.Add(k, *e, now, gen)
-		return e, nil
-	case errors.Is(err, identity.ErrUnknownKey), errors.Is(err, identity.ErrInactive):
+		return r.prepare(id), nil
+	case isRefusal(err):
 		r.sidecar.ok()
-		r.cache.Refuse(k, err, now, gen)
-		return refusal(err), nil
+		return nil, err
 	}
 	if ctx.Err() == nil {
 		r.sidecar.failed(err)
 	}
 	return nil, err
+}
+
+// refusals are the sidecar's answers other than an identity.
+var refusals = []error{identity.ErrUnknownKey, identity.ErrInactive}
+
+func isRefusal(err error) bool {
+	return err != nil && (errors.Is(err, identity.ErrUnknownKey) || errors.Is(err, identity.ErrInactive))
 }
 
 // The entries of the two refusals, shared: callers only read their err.

@@ -45,7 +45,7 @@ type Client struct {
 	feed      *http.Client // long polls: the HTTP client's transport, no timeout
 	verifier  *Verifier
 	assertion string
-	cache     *cache.Resolutions[*Identity]
+	cache     *cache.Resolutions[Identity]
 }
 
 // ClientOptions configure NewClient; zero values take the defaults.
@@ -85,11 +85,12 @@ func NewClient(baseURL string, o ClientOptions) *Client {
 		feed:      &http.Client{Transport: o.HTTPClient.Transport},
 		verifier:  o.Verifier,
 		assertion: o.AssertionHeader,
-		cache: cache.NewResolutions(cache.ResolutionsOptions[*Identity]{
+		cache: cache.NewResolutions(cache.ResolutionsOptions[Identity]{
 			Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
-			Owner:           func(id **Identity) (string, string) { return (*id).KeyID, (*id).DeveloperID },
-			Expires:         func(id **Identity) int64 { return (*id).Expires },
+			Owner:           func(id *Identity) (string, string) { return id.KeyID, id.DeveloperID },
+			Expires:         func(id *Identity) int64 { return id.Expires },
 			RefusesInactive: true,
+			Refusals:        []error{ErrUnknownKey, ErrInactive},
 		}),
 	}
 }
@@ -102,22 +103,9 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	if credential == "" {
 		return nil, ErrUnknownKey
 	}
-	k := cache.KeyOfString(credential)
-	now := time.Now().UnixNano()
-	if id, refused, ok := c.cache.Get(k, now, 0); ok {
-		if refused != nil {
-			return nil, refused
-		}
-		return *id, nil
-	}
-	gen := c.cache.Gen()
-	id, err := c.Fetch(ctx, credential)
-	switch {
-	case err == nil:
-		c.cache.Add(k, id, now, gen)
-	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrInactive):
-		c.cache.Refuse(k, err, now, gen)
-	}
+	id, _, err := c.cache.Resolve(cache.KeyOfString(credential), time.Now().UnixNano(), 0, func() (*Identity, error) {
+		return c.Fetch(ctx, credential)
+	})
 	return id, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity"
 )
 
 // Feed is the change feed the resolver follows.
@@ -17,60 +18,56 @@ type Feed interface {
 // that can alter how a key resolves invalidates what it touches as soon as
 // it commits. On a gap (changes pruned unread) the whole cache is dropped.
 // Failures are retried with backoff; while the feed is unreachable cached
-// answers stay until their TTL.
+// answers stay until their TTL. The loop is identity.Follow, the plugin's.
 func (r *Resolver) Follow(ctx context.Context, feed Feed) {
-	var after int64
-	backoff := 100 * time.Millisecond
-	started := false
-	for ctx.Err() == nil {
-		if !started {
+	identity.Follow(ctx, pollFeed(feed), r.Apply, identity.FollowOptions{
+		Reset: func(start bool) {
+			// At the start nothing was cached before now: start from the newest.
+			if !start {
+				r.opts.Logger.Warn("change feed gap: dropping the whole cache")
+			}
+			r.Purge()
+		},
+		Answered: func(ch *identity.Changes, start bool, now time.Time) {
+			if !start {
+				r.m.feedLastContact.Set(float64(now.Unix()))
+			}
+			r.lastContact.Store(now.UnixNano())
+			r.advance(ch.Last)
+			if n := len(ch.Changes); n > 0 {
+				r.m.feedLastSeq.Set(float64(ch.Last))
+				r.m.feedLag.Set(now.Sub(ch.Changes[n-1].Time).Seconds())
+			}
+		},
+		Failed: func(err error, retryIn time.Duration) {
+			r.m.feedErrors.Inc()
+			r.opts.Logger.Warn("change feed unavailable; cached answers stay until their TTL", "err", err, "retry_in", retryIn)
+		},
+	})
+}
+
+// pollFeed asks feed as identity.Follow asks: after < 0 for where to start
+// (the newest change), else for up to 1000 changes after after, waiting up
+// to 25 s for one.
+func pollFeed(feed Feed) func(ctx context.Context, after int64) (*identity.Changes, error) {
+	return func(ctx context.Context, after int64) (*identity.Changes, error) {
+		if after < 0 {
 			last, err := feed.LastChange(ctx)
 			if err != nil {
-				r.feedFailed(ctx, err, &backoff)
-				continue
+				return nil, err
 			}
-			// Nothing was cached before now: start from the newest.
-			after, started = last, true
-			r.Purge()
-			r.lastContact.Store(time.Now().UnixNano())
-			r.advance(after)
+			return &identity.Changes{Last: last}, nil
 		}
 		changes, gap, err := feed.WaitForChanges(ctx, after, 1000, 25*time.Second)
 		if err != nil {
-			r.feedFailed(ctx, err, &backoff)
-			continue
+			return nil, err
 		}
-		backoff = 100 * time.Millisecond
-		now := time.Now()
-		r.m.feedLastContact.Set(float64(now.Unix()))
-		r.lastContact.Store(now.UnixNano())
-		if gap {
-			r.opts.Logger.Warn("change feed gap: dropping the whole cache")
-			r.Purge()
-		}
-		for _, c := range changes {
-			r.Apply(c)
-			after = c.Seq
-		}
-		r.advance(after)
+		ch := &identity.Changes{Changes: changes, Last: after, Reset: gap}
 		if n := len(changes); n > 0 {
-			r.m.feedLastSeq.Set(float64(after))
-			r.m.feedLag.Set(now.Sub(changes[n-1].Time).Seconds())
+			ch.Last = changes[n-1].Seq
 		}
+		return ch, nil
 	}
-}
-
-func (r *Resolver) feedFailed(ctx context.Context, err error, backoff *time.Duration) {
-	if ctx.Err() != nil {
-		return
-	}
-	r.m.feedErrors.Inc()
-	r.opts.Logger.Warn("change feed unavailable; cached answers stay until their TTL", "err", err, "retry_in", *backoff)
-	select {
-	case <-ctx.Done():
-	case <-time.After(*backoff):
-	}
-	*backoff = min(*backoff*2, 5*time.Second)
 }
 
 // advance records that the cache has applied the feed up to seq, and wakes

@@ -23,29 +23,19 @@ const feedWait = 25 * time.Second
 // the feed is lost, cached entries stay until cache_ttl; when it is back,
 // the changes missed in between are applied from where it stopped.
 func (r *resolver) followFeed() {
-	after := int64(-1)
-	backoff := 100 * time.Millisecond
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), feedWait+r.s.Timeout)
-		ch, err := r.client.Changes(ctx, after, feedWait, r.s.HitsSecret)
-		cancel()
-		if err != nil {
-			r.feed.failed(err)
-			time.Sleep(backoff)
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		r.feed.ok()
-		if after < 0 || ch.Reset {
-			r.purge()
-		}
-		for _, c := range ch.Changes {
-			r.apply(c)
-		}
-		after = ch.Last
-		r.followed.Store(true)
+	poll := func(ctx context.Context, after int64) (*identity.Changes, error) {
+		ctx, cancel := context.WithTimeout(ctx, feedWait+r.s.Timeout)
+		defer cancel()
+		return r.client.Changes(ctx, after, feedWait, r.s.HitsSecret)
 	}
+	identity.Follow(context.Background(), poll, r.apply, identity.FollowOptions{
+		Reset: func(bool) { r.purge() },
+		Answered: func(*identity.Changes, bool, time.Time) {
+			r.feed.ok()
+			r.followed.Store(true)
+		},
+		Failed: func(err error, _ time.Duration) { r.feed.failed(err) },
+	})
 }
 
 // apply drops what c makes stale (cache.Resolutions.Invalidate says how).

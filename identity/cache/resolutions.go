@@ -53,19 +53,11 @@ func NewResolutions[V any](o ResolutionsOptions[V]) *Resolutions[V] {
 
 // Get returns what is cached under key at now (UnixNano): a found value,
 // or the error a refusal was cached with; ok is false when neither is
-// (then resolve, and Add or Refuse). A found value whose credential has
-// expired is dropped. It allocates nothing.
+// (then resolve: Resolve does it all). A found value whose credential has
+// expired is dropped. It allocates nothing. It is Resolve without a fetch.
 func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused error, ok bool) {
-	if v, ok := r.found.Get(key, now, hint); ok {
-		if exp := r.o.Expires(v); exp == 0 || exp > now/1e9 {
-			return v, nil, true
-		}
-		r.found.Remove(key)
-	}
-	if err, ok := r.refused.Get(key, now, hint); ok {
-		return nil, *err, true
-	}
-	return nil, nil, false
+	v, ok, refused = r.Resolve(key, now, hint, nil)
+	return v, refused, ok
 }
 
 // Resolve returns what key resolves to at now (UnixNano): what Get finds,
@@ -73,10 +65,23 @@ func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused err
 // the generation read before fetch ran, so that an invalidation during
 // the fetch leaves it uncached. fetch is called only on a miss; its errors
 // that are Refusals are cached as refusals, others (failures) are not. hit
-// reports whether the answer came from the cache. A hit allocates nothing.
+// reports whether the answer came from the cache; with fetch nil, a miss
+// is (nil, false, nil). A found value whose credential has expired is
+// dropped. A hit allocates nothing.
 func (r *Resolutions[V]) Resolve(key Key, now int64, hint uint64, fetch func() (*V, error)) (v *V, hit bool, err error) {
-	if v, refused, ok := r.Get(key, now, hint); ok {
-		return v, true, refused
+	// The hit path is written out here, not a call of Get, so that it
+	// costs the request path no call more than Get did.
+	if v, ok := r.found.Get(key, now, hint); ok {
+		if exp := r.o.Expires(v); exp == 0 || exp > now/1e9 {
+			return v, true, nil
+		}
+		r.found.Remove(key)
+	}
+	if err, ok := r.refused.Get(key, now, hint); ok {
+		return nil, true, *err
+	}
+	if fetch == nil {
+		return nil, false, nil
 	}
 	gen := r.Gen()
 	if v, err = fetch(); err == nil {

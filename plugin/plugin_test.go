@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 		}
 		ready := filepath.Join(dir, "ready.json")
 		cmd := exec.Command(bin, "serve", "--store", "sqlite:"+filepath.Join(dir, "k.db"), "--admin-addr", "127.0.0.1:0",
-			"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--assertions", "--ready-file", ready)
+			"--sidecar-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0", "--log-format", "json", "--assertions", "--ready-file", ready)
 		cmd.Env = append(os.Environ(), "KEYLENS_ADMIN_KEY="+adminKey)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

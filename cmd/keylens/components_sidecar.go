@@ -82,6 +82,16 @@ func (f *feed) refreshJWKS(ctx context.Context) {
 // committer commits the hits POST /hits, the admin API and the Tyk
 // analytics consumer report. Its Close is the last resort: hitsDrain
 // closes it while the listeners drain.
+//
+// With --portal the backend is the portal's REST client, whose
+// /api/keylens/hits feeds the portal's own committer: two committers on
+// the path, by design. Each hop needs its own group commit and
+// backpressure: the sidecar's groups many POST /hits into one request,
+// bounds what its gateway may queue (--hits-max-pending, 503 with
+// Retry-After), counts per-key metrics and limits a commit attempt, while
+// the portal's bounds what every sidecar together may queue on its store.
+// Acknowledged still means stored: the sidecar answers only once the
+// portal has committed.
 type committer struct {
 	m     *Main
 	store *storeComponent

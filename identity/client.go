@@ -38,7 +38,7 @@ const (
 // Client asks a keylens sidecar who a key belongs to, caching answers in
 // process: found identities for TTL, unknown and inactive answers for
 // NegativeTTL. The cache is keyed by a keyed hash of the credential
-// (cache.Key), so it holds no raw key. Safe for concurrent use.
+// (cache.CredentialDigest), so it holds no raw key. Safe for concurrent use.
 type Client struct {
 	base      string
 	http      *http.Client
@@ -103,7 +103,7 @@ func (c *Client) Lookup(ctx context.Context, credential string) (*Identity, erro
 	if credential == "" {
 		return nil, ErrUnknownKey
 	}
-	id, _, err := c.cache.Resolve(cache.KeyOfString(credential), time.Now().UnixNano(), 0, func() (*Identity, error) {
+	id, _, err := c.cache.Resolve(cache.DigestOfString(credential), time.Now().UnixNano(), 0, func() (*Identity, error) {
 		return c.Fetch(ctx, credential)
 	})
 	return id, err

@@ -33,7 +33,7 @@ type metaPair struct {
 }
 
 // resolver caches entries over the sidecar, keyed by a keyed hash of the
-// credential (cache.Key): it holds no raw key. A goroutine, started on
+// credential (cache.CredentialDigest): it holds no raw key. A goroutine, started on
 // first use, follows the sidecar's change feed and drops what each change
 // makes stale as it commits; cache_ttl bounds an entry's life only when
 // the feed is lost.
@@ -76,7 +76,7 @@ func newResolver(s settings) *resolver {
 // identity, or an entry whose err says unknown or inactive. Other errors
 // are failures to ask.
 func (r *resolver) resolve(ctx context.Context, credential string, now int64, hint uint64) (*entry, error) {
-	e, _, err := r.cache.Resolve(cache.KeyOfString(credential), now, hint, func() (*entry, error) {
+	e, _, err := r.cache.Resolve(cache.DigestOfString(credential), now, hint, func() (*entry, error) {
 		return r.fetch(ctx, credential)
 	})
 	if isRefusal(err) {

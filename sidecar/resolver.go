@@ -167,7 +167,7 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
 		Owner:    func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },
 		Expires:  func(e *Entry) int64 { return e.Expires },
-		OnEvict:  func(cache.Key, *Entry) { r.m.cacheEvictions.Inc() },
+		OnEvict:  func(cache.CredentialDigest, *Entry) { r.m.cacheEvictions.Inc() },
 		Refusals: []error{ErrUnknown}, // an inactive developer's key is an entry
 	})
 	r.authn = r.authenticators()
@@ -186,7 +186,7 @@ func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, erro
 // resolveAt is Resolve for a request that read the clock already: now is
 // its wall time in UnixNano.
 func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) (*Entry, error) {
-	ck := cache.KeyOf(credential)
+	ck := cache.DigestOf(credential)
 	var conn uint64 // spreads the hit counter's stripes
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		conn = rc.ConnID()

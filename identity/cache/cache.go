@@ -1,6 +1,7 @@
-// Package cache is a fixed-capacity, expiring cache keyed by a keyed hash,
-// built for request paths read far more than written, on several cores.
-// keylens's sidecar and Tyk plugin share it.
+// Package cache is a fixed-capacity, expiring cache keyed by a
+// CredentialDigest (a per-process SipHash of a credential, not an API key
+// hash), built for request paths read far more than written, on several
+// cores. keylens's sidecar and Tyk plugin share it.
 package cache
 
 import (
@@ -8,8 +9,8 @@ import (
 	"sync/atomic"
 )
 
-// Cache is a fixed-capacity cache of values keyed by a Key, built for
-// a request path: a hit takes one read lock of one shard's stripe,
+// Cache is a fixed-capacity cache of values keyed by a CredentialDigest,
+// built for a request path: a hit takes one read lock of one shard's stripe,
 // probes one map and sets a reference bit; nothing is moved, so concurrent hits do not
 // serialize and a hit touches as little memory as possible. Entries expire
 // after the TTL; when full, an insert evicts with the CLOCK algorithm (an
@@ -20,7 +21,7 @@ import (
 type Cache[V any] struct {
 	shards  [cacheShards]cacheShard[V]
 	ttl     int64 // nanoseconds
-	onEvict func(key Key, v *V)
+	onEvict func(key CredentialDigest, v *V)
 
 	// mu orders every change: the ring, the free list and, under it, the
 	// shards' maps. Reads take only a shard's read lock.
@@ -46,7 +47,7 @@ type cacheShard[V any] struct {
 		sync.RWMutex
 		_ [40]byte
 	}
-	m map[Key]*cacheNode[V]
+	m map[CredentialDigest]*cacheNode[V]
 }
 
 func (s *cacheShard[V]) lock() {
@@ -64,7 +65,7 @@ func (s *cacheShard[V]) unlock() {
 // A hit reads the key, the deadline, the reference bit and the start of
 // the value: they come first, to share a cache line.
 type cacheNode[V any] struct {
-	key      Key
+	key      CredentialDigest
 	deadline int64 // UnixNano after which the node is stale
 	ref      atomic.Bool
 	slot     int32
@@ -75,22 +76,22 @@ type cacheNode[V any] struct {
 // nanoseconds. onEvict, if not nil, is called for every entry that leaves
 // the cache other than by being replaced: evicted, removed, expired or
 // purged. It runs under the cache's lock and must not call the cache.
-func New[V any](size int, ttl int64, onEvict func(Key, *V)) *Cache[V] {
+func New[V any](size int, ttl int64, onEvict func(CredentialDigest, *V)) *Cache[V] {
 	c := &Cache[V]{size: max(size, 1), ttl: ttl, onEvict: onEvict}
 	for i := range c.shards {
-		c.shards[i].m = map[Key]*cacheNode[V]{}
+		c.shards[i].m = map[CredentialDigest]*cacheNode[V]{}
 	}
 	return c
 }
 
-func (c *Cache[V]) shard(key *Key) *cacheShard[V] {
+func (c *Cache[V]) shard(key *CredentialDigest) *cacheShard[V] {
 	return &c.shards[key[0]&(cacheShards-1)]
 }
 
 // Get returns the value cached under key if it is fresh at now (UnixNano).
 // hint spreads concurrent readers over the shard's lock stripes: callers
 // on different cores should pass different hints (a connection id).
-func (c *Cache[V]) Get(key Key, now int64, hint uint64) (*V, bool) {
+func (c *Cache[V]) Get(key CredentialDigest, now int64, hint uint64) (*V, bool) {
 	s := c.shard(&key)
 	l := &s.locks[hint&(stripes-1)]
 	l.RLock()
@@ -112,7 +113,7 @@ func (c *Cache[V]) Get(key Key, now int64, hint uint64) (*V, bool) {
 }
 
 // Add caches v under key from now (UnixNano), replacing any value there.
-func (c *Cache[V]) Add(key Key, v V, now int64) {
+func (c *Cache[V]) Add(key CredentialDigest, v V, now int64) {
 	n := &cacheNode[V]{val: v, key: key, deadline: now + c.ttl}
 	s := c.shard(&key)
 	c.mu.Lock()
@@ -158,7 +159,7 @@ func (c *Cache[V]) slotLocked() int32 {
 }
 
 // Remove drops the value cached under key, if any.
-func (c *Cache[V]) Remove(key Key) {
+func (c *Cache[V]) Remove(key CredentialDigest) {
 	s := c.shard(&key)
 	c.mu.Lock()
 	n := s.m[key] // writers hold c.mu: the map cannot change under us
@@ -169,7 +170,7 @@ func (c *Cache[V]) Remove(key Key) {
 }
 
 // removeLocked drops n if it is still the node cached under key.
-func (c *Cache[V]) removeLocked(key Key, n *cacheNode[V]) {
+func (c *Cache[V]) removeLocked(key CredentialDigest, n *cacheNode[V]) {
 	s := c.shard(&key)
 	if s.m[key] != n { // c.mu held: only readers run alongside
 		return

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-func ckey(i int) Key { return KeyOf([]byte(strconv.Itoa(i))) }
+func ckey(i int) CredentialDigest { return DigestOf([]byte(strconv.Itoa(i))) }
 
 func TestCacheCapacityAndEviction(t *testing.T) {
 	var evicted []int
-	c := New(100, 1e9, func(_ Key, v *int) { evicted = append(evicted, *v) })
+	c := New(100, 1e9, func(_ CredentialDigest, v *int) { evicted = append(evicted, *v) })
 	for i := range 100 {
 		c.Add(ckey(i), i, 0)
 	}
@@ -43,7 +43,7 @@ func TestCacheCapacityAndEviction(t *testing.T) {
 
 func TestCacheExpiryReplaceRemovePurge(t *testing.T) {
 	evictions := 0
-	c := New(10, 100, func(Key, *string) { evictions++ })
+	c := New(10, 100, func(CredentialDigest, *string) { evictions++ })
 	c.Add(ckey(1), "a", 1000)
 	if v, ok := c.Get(ckey(1), 1099, 0); !ok || *v != "a" {
 		t.Fatalf("fresh entry: %v %v", v, ok)

@@ -39,7 +39,7 @@ type ResolutionsOptions[V any] struct {
 	Refusals []error
 	// OnEvict, if not nil, is called when a found value leaves the cache,
 	// as Cache's is.
-	OnEvict func(Key, *V)
+	OnEvict func(CredentialDigest, *V)
 }
 
 // NewResolutions returns an empty cache.
@@ -55,7 +55,7 @@ func NewResolutions[V any](o ResolutionsOptions[V]) *Resolutions[V] {
 // or the error a refusal was cached with; ok is false when neither is
 // (then resolve: Resolve does it all). A found value whose credential has
 // expired is dropped. It allocates nothing. It is Resolve without a fetch.
-func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused error, ok bool) {
+func (r *Resolutions[V]) Get(key CredentialDigest, now int64, hint uint64) (v *V, refused error, ok bool) {
 	v, ok, refused = r.Resolve(key, now, hint, nil)
 	return v, refused, ok
 }
@@ -68,7 +68,7 @@ func (r *Resolutions[V]) Get(key Key, now int64, hint uint64) (v *V, refused err
 // reports whether the answer came from the cache; with fetch nil, a miss
 // is (nil, false, nil). A found value whose credential has expired is
 // dropped. A hit allocates nothing.
-func (r *Resolutions[V]) Resolve(key Key, now int64, hint uint64, fetch func() (*V, error)) (v *V, hit bool, err error) {
+func (r *Resolutions[V]) Resolve(key CredentialDigest, now int64, hint uint64, fetch func() (*V, error)) (v *V, hit bool, err error) {
 	// The hit path is written out here, not a call of Get, so that it
 	// costs the request path no call more than Get did.
 	if v, ok := r.found.Get(key, now, hint); ok {
@@ -102,13 +102,13 @@ func (r *Resolutions[V]) Gen() uint64 { return r.found.Gen() }
 
 // Add caches a found value from now, unless an invalidation came since
 // gen. It reports whether v stays cached.
-func (r *Resolutions[V]) Add(key Key, v V, now int64, gen uint64) bool {
+func (r *Resolutions[V]) Add(key CredentialDigest, v V, now int64, gen uint64) bool {
 	return r.found.Add(key, v, now, gen)
 }
 
 // Refuse caches a refusal (err) from now, unless an invalidation came
 // since gen.
-func (r *Resolutions[V]) Refuse(key Key, err error, now int64, gen uint64) {
+func (r *Resolutions[V]) Refuse(key CredentialDigest, err error, now int64, gen uint64) {
 	if r.found.Gen() != gen {
 		return
 	}

@@ -12,13 +12,13 @@ import (
 // these, and invalidate it by the same rule (identity.Change.Stale).
 //
 // A value names the key hash and developer it resolved to through the
-// owner function given to NewTracked; the index from those to cache keys
+// owner function given to NewTracked; the index from those to credential digests
 // follows the cache's evictions. Reads are the Cache's: one read lock of
 // one shard stripe, nothing else.
 type Tracked[V any] struct {
 	c       *Cache[V]
 	owner   func(*V) (keyHash, developerID string)
-	onEvict func(Key, *V)
+	onEvict func(CredentialDigest, *V)
 
 	// gen counts invalidations: a fill that began before one does not
 	// stay cached after it (see Add).
@@ -27,25 +27,27 @@ type Tracked[V any] struct {
 	// Almost every key has one cached credential and every developer a
 	// few keys, so small slices beat nested maps.
 	mu     sync.Mutex
-	byHash map[string][]Key    // key hash → cache keys
-	byDev  map[string][]string // developer id → key hashes
+	byHash map[string][]CredentialDigest // key hash → credential digests
+	byDev  map[string][]string           // developer id → key hashes
 }
 
 // NewTracked returns a tracked cache of size entries that live ttl
 // nanoseconds. owner names the key hash and developer of a value; onEvict,
 // if not nil, is called as Cache's is (under the cache's lock; it must not
 // call the cache).
-func NewTracked[V any](size int, ttl int64, owner func(*V) (keyHash, developerID string), onEvict func(Key, *V)) *Tracked[V] {
-	t := &Tracked[V]{owner: owner, onEvict: onEvict, byHash: map[string][]Key{}, byDev: map[string][]string{}}
+func NewTracked[V any](size int, ttl int64, owner func(*V) (keyHash, developerID string), onEvict func(CredentialDigest, *V)) *Tracked[V] {
+	t := &Tracked[V]{owner: owner, onEvict: onEvict, byHash: map[string][]CredentialDigest{}, byDev: map[string][]string{}}
 	t.c = New(size, ttl, t.evicted)
 	return t
 }
 
 // Get is Cache.Get.
-func (t *Tracked[V]) Get(key Key, now int64, hint uint64) (*V, bool) { return t.c.Get(key, now, hint) }
+func (t *Tracked[V]) Get(key CredentialDigest, now int64, hint uint64) (*V, bool) {
+	return t.c.Get(key, now, hint)
+}
 
 // Remove drops the value cached under key, if any.
-func (t *Tracked[V]) Remove(key Key) { t.c.Remove(key) }
+func (t *Tracked[V]) Remove(key CredentialDigest) { t.c.Remove(key) }
 
 // Gen returns the invalidation count, to read before asking the source of
 // a value that Add will cache.
@@ -54,7 +56,7 @@ func (t *Tracked[V]) Gen() uint64 { return t.gen.Load() }
 // Add caches v under key from now (UnixNano), unless an invalidation came
 // since gen (from Gen, read before the value was fetched): the value may
 // predate the change. It reports whether v stays cached.
-func (t *Tracked[V]) Add(key Key, v V, now int64, gen uint64) bool {
+func (t *Tracked[V]) Add(key CredentialDigest, v V, now int64, gen uint64) bool {
 	if t.gen.Load() != gen {
 		return false
 	}
@@ -79,14 +81,14 @@ func (t *Tracked[V]) Add(key Key, v V, now int64, gen uint64) bool {
 }
 
 // evicted keeps the indexes in step with the cache.
-func (t *Tracked[V]) evicted(key Key, v *V) {
+func (t *Tracked[V]) evicted(key CredentialDigest, v *V) {
 	if t.onEvict != nil {
 		t.onEvict(key, v)
 	}
 	hash, dev := t.owner(v)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	keys := slices.DeleteFunc(t.byHash[hash], func(k Key) bool { return k == key })
+	keys := slices.DeleteFunc(t.byHash[hash], func(k CredentialDigest) bool { return k == key })
 	if len(keys) > 0 {
 		t.byHash[hash] = keys
 		return

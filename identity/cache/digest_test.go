@@ -44,30 +44,30 @@ func TestSipHash128ReferenceVectors(t *testing.T) {
 	}
 }
 
-func TestKeyOf(t *testing.T) {
+func TestDigestOf(t *testing.T) {
 	a, b := []byte("Bearer 5e9d9544a1dcd60001d0ed20a9f8e2c1"), []byte("Bearer 5e9d9544a1dcd60001d0ed20a9f8e2c2")
-	if KeyOf(a) != KeyOfString(string(a)) {
-		t.Error("KeyOf and KeyOfString differ on one credential")
+	if DigestOf(a) != DigestOfString(string(a)) {
+		t.Error("DigestOf and DigestOfString differ on one credential")
 	}
-	if KeyOf(a) == KeyOf(b) {
+	if DigestOf(a) == DigestOf(b) {
 		t.Error("credentials one bit apart share a key")
 	}
 	// The process's key is secret: it is not the reference key, nor zero.
-	var zero Key
-	if KeyOf(nil) == zero || KeyOf(nil) == sipHash128(0x0706050403020100, 0x0f0e0d0c0b0a0908, nil) || KeyOf(nil) == sipHash128(0, 0, nil) {
+	var zero CredentialDigest
+	if DigestOf(nil) == zero || DigestOf(nil) == sipHash128(0x0706050403020100, 0x0f0e0d0c0b0a0908, nil) || DigestOf(nil) == sipHash128(0, 0, nil) {
 		t.Error("the cache's SipHash key is not random")
 	}
 }
 
-var sinkKey Key
+var sinkDigest CredentialDigest
 
-// BenchmarkKeyOf compares the cache key with the SHA-256 it replaced, on
+// BenchmarkDigestOf compares the credential digest with the SHA-256 it replaced, on
 // a credential of the length an Authorization header usually carries.
-func BenchmarkKeyOf(b *testing.B) {
+func BenchmarkDigestOf(b *testing.B) {
 	cred := []byte("Bearer 5e9d9544a1dcd60001d0ed20a9f8e2c1a5d04e7c8b9b2e6f3a1d7c9e")
 	b.Run("siphash128", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			sinkKey = KeyOf(cred)
+			sinkDigest = DigestOf(cred)
 		}
 	})
 	b.Run("sha256", func(b *testing.B) {

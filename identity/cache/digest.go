@@ -7,18 +7,20 @@ import (
 	"unsafe"
 )
 
-// Key is what the cache is keyed by: SipHash-2-4 with 128-bit output
-// (Aumasson and Bernstein) of a credential, under a key drawn at random
-// when the process starts.
+// CredentialDigest is what the cache is keyed by: SipHash-2-4 with
+// 128-bit output (Aumasson and Bernstein) of a credential, under a secret
+// drawn at random when the process starts. It is not an API key hash (the
+// KeyID that Tyk and keylens store and send upstream): a digest is private
+// to one process and never leaves it.
 //
-// SipHash is a pseudorandom function: without the process's key, which
-// never leaves memory, nobody can make two credentials share a Key except
-// by chance, at odds of 2⁻¹²⁸ per pair, so a credential can never be
-// answered with another's cached identity. It costs about a third of a
-// SHA-256 of a typical credential, on the path of every request. Keys mean nothing
-// outside the process that made them, and the cache never holds the
-// credential itself.
-type Key [16]byte
+// SipHash is a pseudorandom function: without the process's secret, which
+// never leaves memory, nobody can make two credentials share a digest
+// except by chance, at odds of 2⁻¹²⁸ per pair, so a credential can never
+// be answered with another's cached identity. It costs about a third of a
+// SHA-256 of a typical credential, on the path of every request. Digests
+// mean nothing outside the process that made them, and the cache never
+// holds the credential itself.
+type CredentialDigest [16]byte
 
 var sipK0, sipK1 = randomSipKey()
 
@@ -32,17 +34,17 @@ func randomSipKey() (uint64, uint64) {
 	return binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
 }
 
-// KeyOf returns the Key of a credential.
-func KeyOf(credential []byte) Key { return sipHash128(sipK0, sipK1, credential) }
+// DigestOf returns the CredentialDigest of a credential.
+func DigestOf(credential []byte) CredentialDigest { return sipHash128(sipK0, sipK1, credential) }
 
-// KeyOfString is KeyOf for a string, without copying it.
-func KeyOfString(credential string) Key {
+// DigestOfString is DigestOf for a string, without copying it.
+func DigestOfString(credential string) CredentialDigest {
 	return sipHash128(sipK0, sipK1, unsafe.Slice(unsafe.StringData(credential), len(credential)))
 }
 
 // sipHash128 is SipHash-2-4 with 128-bit output, as the reference
 // implementation computes it: the two 64-bit halves little-endian.
-func sipHash128(k0, k1 uint64, m []byte) Key {
+func sipHash128(k0, k1 uint64, m []byte) CredentialDigest {
 	v0 := k0 ^ 0x736f6d6570736575
 	v1 := k1 ^ 0x646f72616e646f6d ^ 0xee
 	v2 := k0 ^ 0x6c7967656e657261
@@ -79,7 +81,7 @@ func sipHash128(k0, k1 uint64, m []byte) Key {
 	round()
 	v0 ^= last
 
-	var k Key
+	var k CredentialDigest
 	v2 ^= 0xee
 	round()
 	round()

@@ -266,7 +266,7 @@ func (s *Server) jwks(ctx *fasthttp.RequestCtx) {
 func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 	start := clock.Now()
 	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
-	if out, ok := s.refuse(ctx, epAuth, e, err); !ok {
+	if out, refused := s.refuseUnusable(ctx, epAuth, e, err); refused {
 		out.observe(ctx.ConnID(), start)
 		return
 	}
@@ -286,7 +286,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	start := clock.Now()
 	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
-	if out, ok := s.refuse(ctx, epDeveloper, e, err); !ok {
+	if out, refused := s.refuseUnusable(ctx, epDeveloper, e, err); refused {
 		switch ctx.Response.StatusCode() {
 		case fasthttp.StatusUnauthorized:
 			ctx.Response.Header.Set(identity.OutcomeHeader, identity.OutcomeUnknown)
@@ -304,26 +304,28 @@ func (s *Server) developer(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epDeveloper][outOK].observe(ctx.ConnID(), start)
 }
 
-// refuse answers a request that resolved to no usable identity, and reports
-// the outcome; ok is true when e is usable.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, ep endpoint, e *Entry, err error) (outcome, bool) {
+// refuseUnusable answers a request that resolved to no usable identity
+// (an error, or an inactive developer) with its refusal, and reports
+// whether it refused, with the outcome to observe. When e is usable it
+// writes nothing and reports false.
+func (s *Server) refuseUnusable(ctx *fasthttp.RequestCtx, ep endpoint, e *Entry, err error) (out outcome, refused bool) {
 	switch {
 	case err == nil && !e.Inactive:
-		return outcome{}, true
+		return outcome{}, false
 	case err == nil:
 		jsonError(ctx, fasthttp.StatusForbidden, "developer inactive")
-		return s.outcomes[ep][outInactive], false
+		return s.outcomes[ep][outInactive], true
 	case errors.Is(err, ErrUnknown):
 		jsonError(ctx, fasthttp.StatusUnauthorized, "unknown or missing key")
-		return s.outcomes[ep][outUnknown], false
+		return s.outcomes[ep][outUnknown], true
 	case errors.Is(err, ErrBusy):
 		ctx.Response.Header.Set("Retry-After", "1")
 		jsonError(ctx, fasthttp.StatusTooManyRequests, "too many password checks at once; retry")
-		return s.outcomes[ep][outError], false
+		return s.outcomes[ep][outError], true
 	default:
 		s.Logger.Error("resolving a credential failed", "endpoint", endpointNames[ep], "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "key store unavailable")
-		return s.outcomes[ep][outError], false
+		return s.outcomes[ep][outError], true
 	}
 }
 

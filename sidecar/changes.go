@@ -21,7 +21,7 @@ import (
 func (s *Server) changes(ctx *fasthttp.RequestCtx) {
 	start := clock.Now()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	if !s.requireBearer(ctx, epChanges, s.HitsSecret, &s.hitsSecret, "keylens changes", "a valid Bearer secret is required", start) {
+	if !s.requireBearer(ctx, epChanges, s.HitsAndChangesSecret, &s.hitsAndChangesSecretSum, "keylens changes", "a valid Bearer secret is required", start) {
 		return
 	}
 	if s.Feed == nil {

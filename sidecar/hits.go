@@ -24,7 +24,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		jsonError(ctx, fasthttp.StatusNotFound, "analytics are off")
 		return
 	}
-	if !s.requireBearer(ctx, epHits, s.HitsSecret, &s.hitsSecret, "keylens hits", "a valid Bearer secret is required", start) {
+	if !s.requireBearer(ctx, epHits, s.HitsAndChangesSecret, &s.hitsAndChangesSecretSum, "keylens hits", "a valid Bearer secret is required", start) {
 		return
 	}
 	// A writer that may retry names its batch: the store applies an id

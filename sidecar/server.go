@@ -39,10 +39,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Hits commits what POST /hits reports; nil turns /hits off.
 	Hits keylens.HitWriter
-	// HitsSecret, when set, must be presented by POST /hits and GET
-	// /changes callers as "Authorization: Bearer <secret>": both are the
-	// Tyk plugin's.
-	HitsSecret string
+	// HitsAndChangesSecret, when set, must be presented by POST /hits and
+	// GET /changes callers as "Authorization: Bearer <secret>": both are
+	// the Tyk plugin's. It is keylens's --hits-secret, which despite its
+	// name guards both.
+	HitsAndChangesSecret string
 	// Feed serves GET /changes (the change feed, as far as Resolver has
 	// applied it); nil turns it off.
 	Feed Feed
@@ -59,14 +60,14 @@ type Config struct {
 type Server struct {
 	Config
 
-	handler    fasthttp.RequestHandler
-	m          *Metrics
-	keyHdr     []byte
-	assertN    []byte
-	secret     [32]byte
-	hitsSecret [32]byte
-	outcomes   [numEndpoints][numResults]outcome
-	metrics    fasthttp.RequestHandler
+	handler                 fasthttp.RequestHandler
+	m                       *Metrics
+	keyHdr                  []byte
+	assertN                 []byte
+	secret                  [32]byte
+	hitsAndChangesSecretSum [32]byte
+	outcomes                [numEndpoints][numResults]outcome
+	metrics                 fasthttp.RequestHandler
 }
 
 // Endpoints and the outcomes of a request, indexes into Server.outcomes, so
@@ -131,7 +132,7 @@ func NewServer(c Config) (*Server, error) {
 	s.keyHdr = []byte(s.KeyHeader)
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
-	s.hitsSecret = sha256.Sum256([]byte(s.HitsSecret))
+	s.hitsAndChangesSecretSum = sha256.Sum256([]byte(s.HitsAndChangesSecret))
 	for ep := range numEndpoints {
 		for o := range numResults {
 			s.outcomes[ep][o] = s.m.outcome(endpointNames[ep], resultNames[o])

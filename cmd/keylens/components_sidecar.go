@@ -137,7 +137,7 @@ type sidecarServer struct {
 func (s *sidecarServer) Start(context.Context) error {
 	c, backend, res := &s.m.Config, s.store.backend, s.feed.res
 	cfg := sidecar.Config{Resolver: res, KeyHeader: c.KeyHeader, IntrospectSecret: c.IntrospectSecret,
-		Gatherer: s.m.registry, Logger: s.m.logger, Hits: s.committer.c, HitsSecret: c.HitsSecret, Feed: backend,
+		Gatherer: s.m.registry, Logger: s.m.logger, Hits: s.committer.c, HitsAndChangesSecret: c.HitsAndChangesSecret, Feed: backend,
 		Tokens: backend, TokenTTL: c.OAuthTokenTTL}
 	if c.Assertions {
 		signer, err := sidecar.LoadSigner(c.AssertionKey, c.AssertionTTL)

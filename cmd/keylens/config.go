@@ -84,9 +84,9 @@ type Config struct {
 	LoginFailureWindow     time.Duration
 
 	// Analytics.
-	HitsSecret     string
-	HitsMaxPending int
-	MetricsMaxKeys int
+	HitsAndChangesSecret string
+	HitsMaxPending       int
+	MetricsMaxKeys       int
 
 	// Tyk analytics from Redis.
 	TykRedis        string
@@ -164,7 +164,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "the window of the sign-in failure limits")
-	fs.StringVar(&c.HitsSecret, "hits-secret", "", "when set, POST /hits and GET /changes callers (the Tyk plugin) must send Authorization: Bearer <secret>")
+	fs.StringVar(&c.HitsAndChangesSecret, "hits-secret", "", "secret guarding both POST /hits and GET /changes (the Tyk plugin's hits_secret): when set, callers of either must send Authorization: Bearer <secret>; required when --sidecar-addr is not a loopback address")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
 	fs.StringVar(&c.TykRedis, "tyk-redis", "", "consume the Tyk gateway's analytics records from this Redis: redis://[:password@]host:port/db (rediss:// for TLS)")

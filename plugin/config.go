@@ -21,15 +21,17 @@ import (
 // settings are one API's plugin settings: its definition's
 // config_data.keylens object, with environment fallbacks.
 type settings struct {
-	SidecarURL       string
-	HitsSecret       string
-	CacheSize        int
-	CacheTTL         time.Duration
-	NegativeCacheTTL time.Duration
-	Timeout          time.Duration
-	FlushInterval    time.Duration
-	MaxSeries        int
-	InjectHeaders    bool
+	SidecarURL string
+	// HitsAndChangesSecret is hits_secret: the sidecar's --hits-secret,
+	// sent with hits and when following the change feed.
+	HitsAndChangesSecret string
+	CacheSize            int
+	CacheTTL             time.Duration
+	NegativeCacheTTL     time.Duration
+	Timeout              time.Duration
+	FlushInterval        time.Duration
+	MaxSeries            int
+	InjectHeaders        bool
 	// MaxHeaderBytes bounds the identity headers of a request, as the
 	// sidecar's --max-identity-header-bytes does (one implementation:
 	// identity.HeadersWithin).
@@ -58,7 +60,7 @@ func defaultSettings(getenv func(string) string) settings {
 	if v := getenv("KEYLENS_SIDECAR_URL"); v != "" {
 		s.SidecarURL = v
 	}
-	s.HitsSecret = getenv("KEYLENS_HITS_SECRET")
+	s.HitsAndChangesSecret = getenv("KEYLENS_HITS_SECRET")
 	return s
 }
 
@@ -114,7 +116,7 @@ func parseSettings(configData map[string]interface{}, getenv func(string) string
 		}
 	}
 	str("sidecar_url", &s.SidecarURL)
-	str("hits_secret", &s.HitsSecret)
+	str("hits_secret", &s.HitsAndChangesSecret)
 	integer("cache_size", &s.CacheSize)
 	integer("max_series", &s.MaxSeries)
 	integer("max_header_bytes", &s.MaxHeaderBytes)

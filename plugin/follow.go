@@ -26,7 +26,7 @@ func (r *resolver) followFeed() {
 	poll := func(ctx context.Context, after int64) (*identity.Changes, error) {
 		ctx, cancel := context.WithTimeout(ctx, feedWait+r.s.Timeout)
 		defer cancel()
-		return r.client.Changes(ctx, after, feedWait, r.s.HitsSecret)
+		return r.client.Changes(ctx, after, feedWait, r.s.HitsAndChangesSecret)
 	}
 	identity.Follow(context.Background(), poll, r.apply, identity.FollowOptions{
 		Reset: func(bool) { r.purge() },

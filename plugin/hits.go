@@ -83,8 +83,8 @@ func (sh *shipper) post(ctx context.Context, id string, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Keylens-Batch", id)
-	if sh.s.HitsSecret != "" {
-		req.Header.Set("Authorization", "Bearer "+sh.s.HitsSecret)
+	if sh.s.HitsAndChangesSecret != "" {
+		req.Header.Set("Authorization", "Bearer "+sh.s.HitsAndChangesSecret)
 	}
 	res, err := sh.client.Do(req)
 	if err != nil {

@@ -115,7 +115,7 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 		key.BasicUsername, key.BasicPasswordHash = a.RawKey, basic.Hash
 		key.Hash = HashKey(KeyFor(is.OrgID, a.RawKey, is.HashAlgorithm))
 	case AuthJWT:
-		secret, pub, err := JWTRequestMaterial(r.JWTSecret, r.Certificate, is.CentralJWT)
+		secret, pub, err := ParseJWTMaterialOrCentral(r.JWTSecret, r.Certificate, is.CentralJWT)
 		if err != nil {
 			return nil, err
 		}
@@ -130,17 +130,18 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 	return &Issued{Approval: a, Key: key}, nil
 }
 
-// JWTRequestMaterial is the verification material of a jwt request (see
-// JWTKeyMaterial): none is allowed only when JWTs are verified centrally
-// (central), and then the key has none of its own.
-func JWTRequestMaterial(secret, certificate string, central bool) (hmacSecret, publicKeyPEM string, err error) {
+// ParseJWTMaterialOrCentral is the rule for a jwt request's verification
+// material: a request may bring none only when JWTs are verified centrally
+// (central), and then the key has none of its own (ErrNoJWTMaterial
+// otherwise); material it brings is parsed by ParseJWTMaterial.
+func ParseJWTMaterialOrCentral(secret, certificate string, central bool) (hmacSecret, publicKeyPEM string, err error) {
 	if strings.TrimSpace(secret) == "" && strings.TrimSpace(certificate) == "" {
 		if !central {
 			return "", "", ErrNoJWTMaterial
 		}
 		return "", "", nil
 	}
-	return JWTKeyMaterial(secret, certificate)
+	return ParseJWTMaterial(secret, certificate)
 }
 
 func fieldString(fields map[string]any, name string) string {

@@ -9,10 +9,13 @@ import (
 	"strings"
 )
 
-// JWTKeyMaterial sorts a key request's JWT material into an HMAC secret or
-// a PEM public key (a PEM certificate yields its public key). EINVALID for
-// PEM that does not parse or holds an unsupported key.
-func JWTKeyMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string, err error) {
+// ParseJWTMaterial sorts a jwt key request's verification material into an
+// HMAC secret or a PEM public key (a PEM certificate yields its public
+// key). Some material is required: EINVALID when there is none, for a weak
+// HMAC secret, and for PEM that does not parse or holds an unsupported key.
+// ParseJWTMaterialOrCentral adds the rule for requests, which may bring
+// none when JWTs are verified centrally.
+func ParseJWTMaterial(secret, certificate string) (hmacSecret, publicKeyPEM string, err error) {
 	material := strings.TrimSpace(secret)
 	if material == "" {
 		material = strings.TrimSpace(certificate)

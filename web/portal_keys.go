@@ -211,7 +211,7 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 	case keylens.AuthJWT:
 		kr.JWTSecret = strings.TrimSpace(r.PostFormValue("jwt_secret"))
 		d.JWTSecret = kr.JWTSecret
-		_, _, err = keylens.JWTRequestMaterial(kr.JWTSecret, "", p.CentralJWT)
+		_, _, err = keylens.ParseJWTMaterialOrCentral(kr.JWTSecret, "", p.CentralJWT)
 	case keylens.AuthOAuth:
 		kr.OAuthInfo.RedirectURI = d.RedirectURI
 		if d.AppDesc != "" {

@@ -1,7 +1,31 @@
-// Package identity is the contract every keylens part shares: who a key
-// belongs to, how that travels in upstream headers, and a small cached
-// client for asking a sidecar. Its module depends on the standard library
-// and golang-jwt only, so that a Tyk Go plugin can carry it.
+// Package identity is what keylens shares with gateways: the code that
+// both the keylens sidecar (which nginx, Traefik, Envoy and other gateways
+// ask over HTTP) and the Tyk Go plugin (which runs inside the Tyk gateway)
+// are built on, so that the two answer a credential alike. It holds the
+// contract between keylens, gateways and the services behind them:
+//
+//   - Identity, the developer behind a key, and the upstream header
+//     contract (HeaderNames, Headers, IsIdentityHeader), with the one
+//     sanitising of header names and values;
+//   - IsJWT, the one rule for "this credential is a JWT";
+//   - Client, a cached client that asks a sidecar who a key belongs to
+//     (GET /developer, OutcomeHeader), and the change feed it and the
+//     plugin follow to drop stale answers (Change, Changes, Follow);
+//   - Verifier, for services behind a gateway, which checks the identity
+//     assertion a sidecar signs (AssertionClaims).
+//
+// Its subpackages:
+//
+//   - cache: the fixed-capacity credential cache of the sidecar, the
+//     plugin and Client, keyed by a per-process CredentialDigest;
+//   - clock: the one clock of their request paths;
+//   - hits: the hit pipeline and the POST /hits wire format, shared by
+//     the keylens binary and the plugin.
+//
+// It is a module of its own, depending on the standard library and
+// golang-jwt only, so that a Tyk Go plugin, which shares its dependencies
+// with the gateway, can carry it. The rest of keylens (the portal, the
+// store, the admin API) stays out of it.
 package identity
 
 import (

@@ -1,8 +1,9 @@
 // Package guard limits guessing: after Max failures of one subject (an
 // account, a client address) within Window, the subject is refused until
-// the window that began with its first failure has passed. Sign-in routes
-// share it: verify_credentials now, the console's and the portal's logins
-// to come.
+// the window that began with its first failure has passed. SignIn is the
+// one sign-in flow over a pair of them (per account, per client), with the
+// keys sign-ins count under: the REST API's verify_credentials, the
+// console's and the portal's sign-ins all go through it.
 package guard
 
 import (

@@ -2,13 +2,13 @@ package rest
 
 import (
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/guard"
 )
 
 // PageSize is Tyk's page size for portal lists.
@@ -150,48 +150,24 @@ func (s *Server) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 		s.writeDecodeError(w, r, err)
 		return
 	}
-	account, client := "account:"+strings.ToLower(strings.TrimSpace(in.Username)), "client:"+clientAddr(r)
-	if s.refuseGuessing(w, r, account, client) {
-		return
-	}
-	_, err := s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password)
-	switch keylens.ErrorCode(err) {
-	case "":
-		s.SignInLimits.PerAccount.Succeed(account)
-		writeOK(w, "Credentials verified")
-	case keylens.EUNAUTHORIZED:
-		s.SignInLimits.PerAccount.Fail(account)
-		s.SignInLimits.PerClient.Fail(client)
+	var verr error
+	out, err := s.SignInLimits.Attempt(guard.DeveloperAccount(in.Username), guard.Client(r), func() (bool, error) {
+		_, verr = s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password)
+		return guard.Credentials(verr)
+	})
+	switch {
+	case err != nil:
 		s.writeError(w, r, err)
+	case out.Verdict == guard.Refused:
+		// Before any password is checked: the account or the client has
+		// failed too often lately.
+		w.Header().Set("Retry-After", strconv.Itoa(out.RetrySeconds()))
+		s.writeError(w, r, keylens.Errorf(keylens.ELIMITED, "Too many failed attempts: retry in %d seconds", out.RetrySeconds()))
+	case out.Verdict == guard.Wrong:
+		s.writeError(w, r, verr)
 	default:
-		s.writeError(w, r, err)
+		writeOK(w, "Credentials verified")
 	}
-}
-
-// refuseGuessing answers 429 with Retry-After, before any password is
-// checked, when the account or the client has failed too often lately.
-func (s *Server) refuseGuessing(w http.ResponseWriter, r *http.Request, account, client string) bool {
-	left, blocked := s.SignInLimits.PerAccount.Blocked(account)
-	if l, b := s.SignInLimits.PerClient.Blocked(client); b && l > left {
-		left, blocked = l, true
-	}
-	if !blocked {
-		return false
-	}
-	secs := int(math.Ceil(left.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	s.writeError(w, r, keylens.Errorf(keylens.ELIMITED, "Too many failed attempts: retry in %d seconds", secs))
-	return true
-}
-
-// clientAddr is the address a request came from: the connection's peer
-// (forwarded-for headers are a client's to forge).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // POST /api/portal/developers/password/{id} {"password"}. Any failure is

@@ -53,13 +53,11 @@ type Config struct {
 	Logger *slog.Logger
 	// SignInLimits refuse guessing at sign-ins (verify_credentials): per
 	// account and per client address. nil limiters limit nothing.
-	SignInLimits SignInLimits
+	SignInLimits guard.SignIn
 }
 
 // SignInLimits are the failure limits of sign-in routes.
-type SignInLimits struct {
-	PerAccount, PerClient *guard.Limiter
-}
+type SignInLimits = guard.SignIn
 
 // Server is the API: NewServer, then Handler; Shutdown as the listener
 // shuts down.

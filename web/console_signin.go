@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/guard"
 )
 
 type signInData struct {
@@ -26,7 +27,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := signInData{Email: email, Next: c.safeNext(r.PostFormValue("next"))}
-	c.signInWithPassword(w, r, d, "console-account:"+strings.ToLower(email), d.Next, "Wrong email or password, or the account is disabled.",
+	c.signInWithPassword(w, r, d, guard.ConsoleAccount(email), d.Next, "Wrong email or password, or the account is disabled.",
 		func() (*keylens.Session, error) {
 			a, err := c.Admins.VerifyAdmin(r.Context(), email, password)
 			if err != nil {
@@ -42,17 +43,12 @@ func (c *Console) signInWithKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := signInData{Next: c.safeNext(r.PostFormValue("next"))}
-	const account = "console-account:admin-key"
-	if c.refuseGuessing(w, r, d, account) {
-		return
-	}
-	key := strings.TrimSpace(r.PostFormValue("key"))
-	sum := sha256.Sum256([]byte(key))
-	if key == "" || subtle.ConstantTimeCompare(sum[:], c.AdminKeyHash[:]) != 1 {
-		c.failed(r, account)
-		c.renderSignIn(w, r, http.StatusUnauthorized, d, "That is not the admin key.")
-		return
-	}
-	c.PerAccount.Succeed(account)
-	c.startSession(w, r, &keylens.Session{AdminKey: keylens.AdminKeyFingerprint(c.AdminKeyHash)}, d.Next)
+	c.signInWith(w, r, d, guard.AdminKey, d.Next, "That is not the admin key.", func() (*keylens.Session, bool, error) {
+		key := strings.TrimSpace(r.PostFormValue("key"))
+		sum := sha256.Sum256([]byte(key))
+		if key == "" || subtle.ConstantTimeCompare(sum[:], c.AdminKeyHash[:]) != 1 {
+			return nil, false, nil
+		}
+		return &keylens.Session{AdminKey: keylens.AdminKeyFingerprint(c.AdminKeyHash)}, true, nil
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/mailer"
 	"github.com/keylens/keylens/rest"
 )
@@ -120,12 +121,6 @@ func (p *Portal) logInPage(w http.ResponseWriter, r *http.Request) {
 	p.renderSignIn(w, r, http.StatusOK, logInData{Next: p.safeNext(r.URL.Query().Get("next"))}, "")
 }
 
-// accountSubject is a developer account's name in the sign-in limiter:
-// the REST API's verify_credentials counts under the same one.
-func accountSubject(email string) string {
-	return "account:" + strings.ToLower(strings.TrimSpace(email))
-}
-
 // POST /login
 func (p *Portal) logIn(w http.ResponseWriter, r *http.Request) {
 	if !p.checkPublicForm(w, r) {
@@ -133,7 +128,7 @@ func (p *Portal) logIn(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password := formValue(r, "email"), r.PostFormValue("password")
 	d := logInData{Email: email, Next: p.safeNext(r.PostFormValue("next"))}
-	p.signInWithPassword(w, r, d, accountSubject(email), d.Next, "Wrong email or password, or the account is inactive.",
+	p.signInWithPassword(w, r, d, guard.DeveloperAccount(email), d.Next, "Wrong email or password, or the account is inactive.",
 		func() (*keylens.Session, error) {
 			dev, err := p.Developers.VerifyCredentials(r.Context(), email, password)
 			if err != nil {
@@ -169,9 +164,9 @@ func (p *Portal) requestReset(w http.ResponseWriter, r *http.Request) {
 			Error: "Enter the email address you signed up with.", Data: resetData{Email: email}})
 		return
 	}
-	subject := "password-reset:" + strings.ToLower(email)
-	if _, blocked := p.perAccount.Blocked(subject); !blocked {
-		p.perAccount.Fail(subject)
+	subject := guard.PasswordReset(email)
+	if _, blocked := p.signInLimits.PerAccount.Blocked(subject); !blocked {
+		p.signInLimits.PerAccount.Fail(subject)
 		p.mails.Add(1)
 		go func() {
 			defer p.mails.Done()
@@ -329,8 +324,8 @@ func (p *Portal) passwordPage(w http.ResponseWriter, r *http.Request) {
 // sign-in; the developer's other sessions end.
 func (p *Portal) changePassword(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	account := accountSubject(s.Email)
-	if left, blocked := p.perAccount.Blocked(account); blocked {
+	account := guard.DeveloperAccount(s.Email)
+	if left, blocked := p.signInLimits.PerAccount.Blocked(account); blocked {
 		p.render(w, r, http.StatusTooManyRequests, "portal_password", view{Title: "Change password", Nav: "profile",
 			Error: "Too many wrong passwords. Try again in " + humanDuration(left) + "."})
 		return
@@ -340,7 +335,7 @@ func (p *Portal) changePassword(w http.ResponseWriter, r *http.Request) {
 	case "":
 	case keylens.EUNAUTHORIZED, keylens.EINVALID:
 		if keylens.ErrorCode(err) == keylens.EUNAUTHORIZED {
-			p.failed(r, account)
+			p.signInLimits.Fail(account, guard.Client(r))
 		}
 		p.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
 			Error: keylens.ErrorMessage(err)})

@@ -74,7 +74,8 @@ func (c *SiteConfig) build(app string, own map[string]bool, s *site, pages []str
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	s.sessions, s.perAccount, s.perClient, s.logger, s.now = c.Sessions, c.PerAccount, c.PerClient, c.Logger, c.Now
+	s.sessions, s.logger, s.now = c.Sessions, c.Logger, c.Now
+	s.signInLimits = guard.SignIn{PerAccount: c.PerAccount, PerClient: c.PerClient}
 	return s.parse(pages, gravatar)
 }
 
@@ -108,10 +109,11 @@ type site struct {
 	sessions   keylens.SessionService
 	secure     bool
 	publicHost string
-	perAccount *guard.Limiter
-	perClient  *guard.Limiter
 	logger     *slog.Logger
 	now        func() time.Time
+	// signInLimits is the sign-in flow, over the limiters both apps and
+	// the REST API share.
+	signInLimits guard.SignIn
 
 	pages map[string]*template.Template
 	csp   string

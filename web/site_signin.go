@@ -4,13 +4,13 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/guard"
 )
 
 // Sign-in: the forms shown before there is a session, failure limits,
@@ -83,51 +83,42 @@ func (s *site) startSession(w http.ResponseWriter, r *http.Request, st *keylens.
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// refuseGuessing answers 429 with Retry-After, before any password is
-// checked, while the account or the client has failed too often lately.
-func (s *site) refuseGuessing(w http.ResponseWriter, r *http.Request, data any, account string) bool {
-	left, blocked := s.perAccount.Blocked(account)
-	if l, b := s.perClient.Blocked(clientSubject(r)); b && l > left {
-		left, blocked = l, true
-	}
-	if !blocked {
-		return false
-	}
-	secs := int(math.Ceil(left.Seconds()))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	s.renderSignIn(w, r, http.StatusTooManyRequests, data,
-		fmt.Sprintf("Too many failed sign-ins. Try again in %s.", humanDuration(left)))
-	return true
-}
-
 // signInWithPassword is a password sign-in, the console's and the
-// portal's: refused while account or client is blocked; verify's
-// EUNAUTHORIZED is counted against both and answered with wrong; its
-// session is started otherwise, going on to next.
+// portal's: verify's EUNAUTHORIZED is a wrong password, its other errors
+// undecided (see signInWith).
 func (s *site) signInWithPassword(w http.ResponseWriter, r *http.Request, data any, account, next, wrong string,
 	verify func() (*keylens.Session, error)) {
-	if s.refuseGuessing(w, r, data, account) {
-		return
-	}
-	st, err := verify()
-	switch keylens.ErrorCode(err) {
-	case "":
-	case keylens.EUNAUTHORIZED:
-		s.failed(r, account)
-		s.renderSignIn(w, r, http.StatusUnauthorized, data, wrong)
-		return
-	default:
-		s.errorPage(w, r, err)
-		return
-	}
-	s.perAccount.Succeed(account)
-	s.startSession(w, r, st, next)
+	s.signInWith(w, r, data, account, next, wrong, func() (*keylens.Session, bool, error) {
+		st, err := verify()
+		ok, err := guard.Credentials(err)
+		return st, ok, err
+	})
 }
 
-// failed counts a failed sign-in against the account and the client.
-func (s *site) failed(r *http.Request, account string) {
-	s.perAccount.Fail(account)
-	s.perClient.Fail(clientSubject(r))
+// signInWith is a sign-in of account through the sign-in flow
+// (guard.SignIn): refused with 429 and Retry-After, before check runs,
+// while account or client has failed too often lately; a wrong check is
+// counted against both and answered with wrong; an undecided one is an
+// error page; the session of a right one is started, going on to next.
+func (s *site) signInWith(w http.ResponseWriter, r *http.Request, data any, account, next, wrong string,
+	check func() (st *keylens.Session, ok bool, err error)) {
+	var st *keylens.Session
+	out, err := s.signInLimits.Attempt(account, guard.Client(r), func() (ok bool, err error) {
+		st, ok, err = check()
+		return ok, err
+	})
+	switch {
+	case err != nil:
+		s.errorPage(w, r, err)
+	case out.Verdict == guard.Refused:
+		w.Header().Set("Retry-After", strconv.Itoa(out.RetrySeconds()))
+		s.renderSignIn(w, r, http.StatusTooManyRequests, data,
+			fmt.Sprintf("Too many failed sign-ins. Try again in %s.", humanDuration(out.RetryAfter)))
+	case out.Verdict == guard.Wrong:
+		s.renderSignIn(w, r, http.StatusUnauthorized, data, wrong)
+	default:
+		s.startSession(w, r, st, next)
+	}
 }
 
 // signOutHandler ends the request's session.
@@ -148,17 +139,6 @@ func (s *site) safeNext(next string) string {
 		return ""
 	}
 	return next
-}
-
-// clientSubject is the limiter subject of the request's client: the
-// connection's peer address (forwarded-for headers are a client's to
-// forge). The REST API's sign-in counts under the same name.
-func clientSubject(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "client:" + host
 }
 
 func humanDuration(d time.Duration) string {

@@ -196,7 +196,7 @@ func TestVerifyCredentialsLimits(t *testing.T) {
 	defer db.Close()
 	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, Tokens: db, TokenAdmin: db,
 		AdminKeyHash: sha256.Sum256([]byte("admin")),
-		SignInLimits: rest.SignInLimits{PerAccount: guard.New(3, time.Minute), PerClient: guard.New(5, time.Minute)}})
+		SignInLimits: guard.SignIn{PerAccount: guard.New(3, time.Minute), PerClient: guard.New(5, time.Minute)}})
 	if err != nil {
 		t.Fatal(err)
 	}

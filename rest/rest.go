@@ -52,12 +52,10 @@ type Config struct {
 	Health func(*http.Request) error
 	Logger *slog.Logger
 	// SignInLimits refuse guessing at sign-ins (verify_credentials): per
-	// account and per client address. nil limiters limit nothing.
+	// account and per client address. nil limiters limit nothing. Give it
+	// the console's and the portal's limiters, so that guesses count once.
 	SignInLimits guard.SignIn
 }
-
-// SignInLimits are the failure limits of sign-in routes.
-type SignInLimits = guard.SignIn
 
 // Server is the API: NewServer, then Handler; Shutdown as the listener
 // shuts down.

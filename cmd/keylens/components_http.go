@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/guard"
 	"github.com/keylens/keylens/mailer"
 	"github.com/keylens/keylens/rest"
 	"github.com/keylens/keylens/web"
@@ -78,7 +79,7 @@ type adminServer struct {
 	settings  *adminSettings
 	outbox    *tykOutbox // nil without --tyk-gateway
 	committer *committer
-	signIn    rest.SignInLimits
+	signIn    guard.SignIn
 }
 
 func (a *adminServer) Start(context.Context) error {
@@ -147,7 +148,7 @@ type portalServer struct {
 	httpServer
 	store  *storeComponent
 	outbox *tykOutbox // nil without --tyk-gateway
-	signIn rest.SignInLimits
+	signIn guard.SignIn
 	portal *web.Portal
 }
 

@@ -73,7 +73,7 @@ func (m *Main) components() []component {
 	c := &m.Config
 	// One limiter pair for every sign-in: a client guessing at the console
 	// and at verify_credentials is counted once.
-	signIn := rest.SignInLimits{PerAccount: guard.New(c.LoginMaxFailures, c.LoginFailureWindow),
+	signIn := guard.SignIn{PerAccount: guard.New(c.LoginMaxFailures, c.LoginFailureWindow),
 		PerClient: guard.New(c.LoginClientMaxFailures, c.LoginFailureWindow)}
 
 	store := &storeComponent{m: m}

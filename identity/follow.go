@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"time"
+
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 // FollowOptions configure Follow; Reset is required.
@@ -37,27 +39,22 @@ func Follow(ctx context.Context, poll func(ctx context.Context, after int64) (*C
 	}
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
 	after := int64(-1)
-	backoff := o.MinBackoff
+	b := backoff.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff}
 	for ctx.Err() == nil {
 		ch, err := poll(ctx, after)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			wait := b.Next()
 			if o.Failed != nil {
-				o.Failed(err, backoff)
+				o.Failed(err, wait)
 			}
-			wait := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				wait.Stop()
-			case <-wait.C:
-			}
-			backoff = min(backoff*2, o.MaxBackoff)
+			_ = backoff.Sleep(ctx, wait)
 			continue
 		}
 		at := time.Now()
-		backoff = o.MinBackoff
+		b.Reset()
 		start := after < 0
 		if start || ch.Reset {
 			o.Reset(start)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 // Sender delivers one POST /hits body of a batch. chunkID names the body:
@@ -121,12 +123,11 @@ func (b *Batcher) sendChunks(ctx context.Context) error {
 // onError, when not nil, hears of every failure and of the recovery (nil).
 func (b *Batcher) Run(ctx context.Context, interval time.Duration, onError func(error)) {
 	wait := interval
+	retry := backoff.Backoff{Min: 2 * interval, Max: time.Minute}
 	failing := false
 	for {
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
 		err := b.Flush(ctx)
 		if ctx.Err() != nil {
@@ -137,16 +138,17 @@ func (b *Batcher) Run(ctx context.Context, interval time.Duration, onError func(
 				onError(nil)
 			}
 			failing, wait = false, interval
+			retry.Reset()
 			continue
 		}
 		failing = true
 		if onError != nil {
 			onError(err)
 		}
-		wait = min(2*wait, time.Minute)
+		wait = retry.Next()
 		var ra retryAfter
-		if errors.As(err, &ra) && ra.d > wait {
-			wait = min(ra.d, time.Minute)
+		if errors.As(err, &ra) {
+			wait = retry.Raise(ra.d)
 		}
 	}
 }
@@ -154,21 +156,18 @@ func (b *Batcher) Run(ctx context.Context, interval time.Duration, onError func(
 // Close flushes until everything counted is acknowledged or ctx ends, and
 // reports the hits not sent then.
 func (b *Batcher) Close(ctx context.Context) (unsent int64, err error) {
-	wait := 10 * time.Millisecond
+	retry := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second}
 	for {
 		if err = b.Flush(ctx); err == nil {
 			return 0, nil
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			b.mu.Lock()
 			for _, c := range b.chunks[b.next:] {
 				unsent += c.hits
 			}
 			b.mu.Unlock()
 			return unsent + b.counter.Pending(), err
-		case <-time.After(wait):
-			wait = min(2*wait, time.Second)
 		}
 	}
 }

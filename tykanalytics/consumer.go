@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 // Options configure a Consumer; zero values take the defaults.
@@ -275,7 +276,7 @@ func (c *Consumer) wait(d time.Duration) bool {
 func (c *Consumer) run() {
 	defer close(c.done)
 	next := 0 // the list to try first: they take turns
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxBackoff}
 	for !c.stopped() {
 		if time.Since(c.lastLens) >= lengthsEvery {
 			c.sampleLengths()
@@ -290,14 +291,13 @@ func (c *Consumer) run() {
 		}
 		switch {
 		case err != nil:
-			if !c.wait(backoff) {
+			if !c.wait(retry.Next()) {
 				return
 			}
-			backoff = min(2*backoff, maxBackoff)
 		case took:
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 		default:
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 			c.m.recordAge.WithLabelValues("oldest").Set(0)
 			c.m.recordAge.WithLabelValues("newest").Set(0)
 			if !c.wait(c.o.PollInterval) {
@@ -460,7 +460,7 @@ func (c *Consumer) commit(id string, n int) (bool, error) {
 		c.refuse(id, n, err)
 		return false, nil
 	}
-	backoff := 50 * time.Millisecond
+	retry := backoff.Backoff{Min: 50 * time.Millisecond, Max: maxBackoff}
 	for {
 		applied, err := c.o.Store.AddHits(c.ctx, batch)
 		if err == nil {
@@ -478,8 +478,7 @@ func (c *Consumer) commit(id string, n int) (bool, error) {
 			return false, err
 		}
 		c.log.Debug("committing a chunk of Tyk analytics failed; retrying", "err", err)
-		c.wait(backoff)
-		backoff = min(2*backoff, maxBackoff)
+		c.wait(retry.Next())
 	}
 }
 
@@ -501,7 +500,7 @@ func (c *Consumer) finish(id string, rejected []Rejection) error {
 	for _, r := range rejected {
 		args = append(args, r.Index)
 	}
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: maxBackoff}
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		err := doneScript.Run(ctx, c.o.Redis, []string{c.keys.Processing, c.keys.ChunkID, c.keys.DeadLetter}, args...).Err()
@@ -509,10 +508,9 @@ func (c *Consumer) finish(id string, rejected []Rejection) error {
 		if c.redisErr("done", err) == nil {
 			break
 		}
-		if c.ctx.Err() != nil || !c.wait(backoff) {
+		if c.ctx.Err() != nil || !c.wait(retry.Next()) {
 			return err // committed: the next start finds it applied and deletes it
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 	return nil
 }

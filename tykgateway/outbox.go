@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 // SettingApplied is the setting holding the sequence number of the last
@@ -92,18 +93,17 @@ func (o *Outbox) Run(ctx context.Context) {
 			o.pos.Store(pos)
 		}
 	}
-	failures := 0
+	retry := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	for ctx.Err() == nil {
 		changes, gap, err := o.Store.WaitForChanges(ctx, o.pos.Load(), 100, 30*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				o.logger().Warn("reading the change feed for the Tyk gateway failed; retrying", "err", err)
-				failures++
-				sleep(ctx, backoff(failures))
+				_ = retry.Wait(ctx)
 			}
 			continue
 		}
-		failures = 0
+		retry.Reset()
 		if gap {
 			o.logger().Error("changes were pruned before they reached the Tyk gateway; run keylens tyk sync --fix",
 				"after", o.pos.Load())
@@ -124,6 +124,7 @@ func (o *Outbox) Run(ctx context.Context) {
 // applyWithRetry applies c until it succeeds or is refused for good, then
 // stores the position; false when ctx ended first.
 func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
+	retry := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
 		err := o.Apply(ctx, c)
 		if ctx.Err() != nil {
@@ -148,7 +149,7 @@ func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 			level = slog.LevelDebug
 		}
 		o.logger().Log(ctx, level, "the Tyk gateway did not take a change; retrying", "seq", c.Seq, "kind", c.Kind, "attempt", attempt, "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if retry.Wait(ctx) != nil {
 			return false
 		}
 	}
@@ -162,7 +163,7 @@ func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 			return false
 		}
 		o.logger().Warn("storing the Tyk outbox position failed; retrying", "seq", c.Seq, "err", err)
-		sleep(ctx, time.Second)
+		_ = backoff.Sleep(ctx, time.Second)
 	}
 }
 
@@ -184,22 +185,6 @@ func givesUp(err error, attempt int) bool {
 		return true
 	}
 	return attempt >= maxAnsweredAttempts
-}
-
-func backoff(attempt int) time.Duration {
-	d := minBackoff << min(attempt-1, 10)
-	return min(d, maxBackoff)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Apply makes the gateway agree with the store about what change c names.

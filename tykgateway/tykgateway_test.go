@@ -171,12 +171,6 @@ func TestGivesUp(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	if backoff(1) != minBackoff || backoff(2) != 2*minBackoff || backoff(50) != maxBackoff {
-		t.Errorf("backoff %v %v %v", backoff(1), backoff(2), backoff(50))
-	}
-}
-
 // FuzzCompare: whatever a gateway answers as a session, comparing it never
 // panics.
 func FuzzCompare(f *testing.F) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 // On PostgreSQL, a transaction that records a change also sends a
@@ -43,7 +45,9 @@ func (db *DB) startListening() {
 
 func (db *DB) listenLoop(ctx context.Context) {
 	defer close(db.listen.done)
-	backoff := 100 * time.Millisecond
+	// Never reset, even after a connection that lasted: once a few were
+	// lost, every reconnection waits 5 s.
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		err := db.listenOnce(ctx)
 		db.listen.listening.Store(false)
@@ -51,12 +55,9 @@ func (db *DB) listenLoop(ctx context.Context) {
 			return
 		}
 		_ = err // the feed's readers poll meanwhile; they report failures
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

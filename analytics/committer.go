@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/backoff"
 )
 
 var _ keylens.HitWriter = (*Committer)(nil)
@@ -203,7 +204,7 @@ func (c *Committer) commit(group []*commitRequest) {
 	for _, r := range group {
 		batches = append(batches, r.batches...)
 	}
-	backoff := 50 * time.Millisecond
+	retry := backoff.Backoff{Min: 50 * time.Millisecond} // commitAttempts bounds it
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		actx, cancel := context.WithTimeout(c.base, commitTimeout)
@@ -269,9 +270,8 @@ func (c *Committer) commit(group []*commitRequest) {
 			}
 			c.mu.Unlock()
 			return
-		case <-time.After(backoff):
+		case <-time.After(retry.Next()):
 		}
-		backoff *= 2
 	}
 }
 

@@ -550,11 +550,14 @@ func TestConsumerSurvivesStrayKeys(t *testing.T) {
 	recs = append(recs, []byte("junk"))
 	r.push(DefaultAnalyticsKey, recs...)
 	c, _ := r.consumer("stray", Options{})
-	eventually(t, 10*time.Second, "the records consumed", func() bool { return r.drained(c.Keys()) })
+	// The chunk's metrics are tallied after its lists are gone: wait for
+	// both.
+	malformed := func() float64 { return testutil.ToFloat64(c.m.records.WithLabelValues(RejectMalformed)) }
+	eventually(t, 10*time.Second, "the records consumed", func() bool { return r.drained(c.Keys()) && malformed() > 0 })
 	if got := total(r.stored(at, "4beaa90b")); got != 10 {
 		t.Errorf("stored %d hits, want 10", got)
 	}
-	if got := testutil.ToFloat64(c.m.records.WithLabelValues(RejectMalformed)); got != 1 {
+	if got := malformed(); got != 1 {
 		t.Errorf("malformed: %v, want 1", got)
 	}
 }

@@ -97,7 +97,7 @@ type TokenService interface {
 	RevokeClientToken(ctx context.Context, c ClientCredentials, hash string) error
 }
 
-// TokenRevoker performs the seed's two revocations, for the admin API and
+// TokenRevoker performs the Tyk Classic Portal API's two revocations, for the admin API and
 // the developer portal. LocalRevoker revokes keylens's own tokens; with
 // --tyk-gateway the tokens are the gateway's, and tykgateway.Revoker
 // forwards to it.
@@ -125,7 +125,7 @@ func (l LocalRevoker) RevokeAllTokens(ctx context.Context, clientID, secret stri
 	return l.Store.RevokeAllTokens(ctx, ClientCredentials{ID: clientID, Secret: secret})
 }
 
-// TokenAdminService is what the admin does with tokens: the seed's two
+// TokenAdminService is what the admin does with tokens: the Tyk Classic Portal API's two
 // revocations, and pruning.
 type TokenAdminService interface {
 	// RevokeToken revokes client clientID's token with hash, if it has

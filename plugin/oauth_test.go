@@ -16,7 +16,7 @@ import (
 
 // TestAuthHookResolvesOAuthTokens: an OAuth access token from the sidecar's
 // /oauth/token passes the auth hook as its client's developer, with its
-// hash as X-Key-Id, and a revocation through the seed's route is refused
+// hash as X-Key-Id, and a revocation through the Tyk Classic Portal API's route is refused
 // in the gateway within a second although cache_ttl is an hour.
 func TestAuthHookResolvesOAuthTokens(t *testing.T) {
 	newKey(t, "catalogue@example.com") // the shared catalogue first: this one extends it

@@ -7,7 +7,7 @@ import (
 	"github.com/keylens/keylens"
 )
 
-// OAuth access tokens: the seed's two revocations (admin key), and the
+// OAuth access tokens: the Tyk Classic Portal API's two revocations (admin key), and the
 // routes a sidecar in another process (keylens sidecar --portal) issues
 // and revokes tokens through on behalf of clients that authenticated to
 // it.

@@ -12,7 +12,7 @@ import (
 	"github.com/keylens/keylens"
 )
 
-// The seed's two revocations, verbatim, at the seed's path and beside the
+// The Tyk Classic Portal API's two revocations, verbatim, at the Tyk Classic Portal API's path and beside the
 // other portal routes; their refusals in the envelope.
 func TestSeedTokenRevocations(t *testing.T) {
 	ctx := context.Background()
@@ -77,7 +77,7 @@ func TestSeedTokenRevocations(t *testing.T) {
 		if !live(h1) || !live(h2) {
 			t.Fatal("a refused revocation revoked")
 		}
-		// The seed's sample request, with one of our tokens.
+		// The Tyk Classic Portal API's sample request, with one of our tokens.
 		if status, msg := post(base+"/revoke", `{"token":"`+t1+`","token_type_hint":"access_token"}`); status != 200 || msg != "token revoked successfully" {
 			t.Errorf("revoke: %d %q", status, msg)
 		}

@@ -39,7 +39,7 @@ type Config struct {
 	// run against this API; TokenAdmin revokes them as the admin.
 	Tokens     keylens.TokenService
 	TokenAdmin keylens.TokenAdminService
-	// Revoker performs the seed's two token revocations; default
+	// Revoker performs the Tyk Classic Portal API's two token revocations; default
 	// LocalRevoker over TokenAdmin.
 	Revoker keylens.TokenRevoker
 	// HitWriter, when set, takes hit batches instead of Hits: a
@@ -153,7 +153,7 @@ func (s *Server) routes() http.Handler {
 		s.deleteOAuthClient(w, r, r.PathValue("appId"))
 	})
 
-	// OAuth client tokens (oauth.go): where the seed puts them, and
+	// OAuth client tokens (oauth.go): where the Tyk Classic Portal API puts them, and
 	// beside the other portal routes.
 	for _, prefix := range []string{"", "/api/portal"} {
 		handle(api, "POST "+prefix+"/oauth-clients/{id}/revoke", s.revokeOAuthToken)

@@ -30,7 +30,7 @@ func (in *instance) postHits(body string) response {
 	return in.sidecar("POST", "/hits", strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
 }
 
-// seedHits are the hits behind the seed's example answer: on 9/8/2017 the
+// seedHits are the hits behind the Tyk Classic Portal API's example answer: on 9/8/2017 the
 // two keys got 13 hits, 10 answered 200 and 3 errors; plus hits outside the
 // queried range and another key's, which must not count.
 func seedHits() string {
@@ -53,7 +53,7 @@ func seedHits() string {
 
 // TestAggregateAnalyticsSeedCall feeds hits through the sidecar's /hits,
 // kills keylens at once (kill -9: a 200 from /hits means the hits are
-// stored, so none may be lost), starts it again and checks the seed's
+// stored, so none may be lost), starts it again and checks the Tyk Classic Portal API's
 // example call and its variants to the hit.
 func TestAggregateAnalyticsSeedCall(t *testing.T) {
 	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey})
@@ -79,7 +79,7 @@ func TestAggregateAnalyticsSeedCall(t *testing.T) {
 		return strings.Join(s, "; ")
 	}
 
-	// The seed's call, verbatim (its api_id is the API of the hits).
+	// The Tyk Classic Portal API's call, verbatim (its api_id is the API of the hits).
 	seed := get("/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?api_id=8e4d983609c044984ecbb286b8d25cd9&api_version=Non+Versioned&p=-1&res=day")
 	if got, want := rowsOf(seed), "9/8/2017 h0 c200: 12 10 2; 12/8/2017 h0 c200: 5 5 0"; got != want || seed.Pages != 0 {
 		t.Errorf("seed call:\n got %s (pages %d)\nwant %s", got, seed.Pages, want)
@@ -89,7 +89,7 @@ func TestAggregateAnalyticsSeedCall(t *testing.T) {
 	}
 	for _, c := range []struct{ name, path, want string }{
 		// Without the API filter the other API's 404 counts too: 13
-		// hits, 3 errors, as in the seed's answer.
+		// hits, 3 errors, as in the Tyk Classic Portal API's answer.
 		{"all APIs", "/api/activity/keys/aggregate/add2b342,5f1d9603,/5/8/2017/13/8/2017?p=-1&res=day",
 			"9/8/2017 h0 c200: 13 10 3; 12/8/2017 h0 c200: 5 5 0"},
 		{"res=hour, zero-padded dates", "/api/activity/keys/aggregate/add2b342,5f1d9603/09/08/2017/09/08/2017?res=hour&p=-1",

@@ -121,7 +121,7 @@ func TestCatalogueAndConfiguration(t *testing.T) {
 	}
 }
 
-// TestCommunityThreadFlow is the seed thread's flow, for each auth type:
+// TestCommunityThreadFlow is the community thread's flow, for each auth type:
 // create a developer, file a key request, approve it, see the key on the
 // developer, change its policy, revoke it.
 func TestCommunityThreadFlow(t *testing.T) {

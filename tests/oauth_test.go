@@ -92,7 +92,7 @@ func (f *oauthSidecars) everywhereWithin(t *testing.T, what, token string, want 
 // TestOAuthTokensAcrossProcesses: an OAuth client of an approved request
 // gets tokens from any sidecar; each resolves on every credential path of
 // every sidecar to the developer; each way of revoking (RFC 7009 on a
-// sidecar, the seed's revoke and revoke_all on the admin API, deleting
+// sidecar, the Tyk Classic Portal API's revoke and revoke_all on the admin API, deleting
 // the client, deleting the developer) is refused by every sidecar process
 // within a second.
 func TestOAuthTokensAcrossProcesses(t *testing.T) {
@@ -137,12 +137,12 @@ func TestOAuthTokensAcrossProcesses(t *testing.T) {
 		f.everywhereWithin(t, "RFC 7009 revocation on the "+f.names[i]+" sidecar", tokens[i], 401, time.Second)
 	}
 
-	// The seed's revoke, verbatim.
+	// The Tyk Classic Portal API's revoke, verbatim.
 	tok := f.token(t, 0, id, secret)
 	f.everywhereWithin(t, "a new token", tok, 200, time.Second)
 	wantEnvelope(t, f.portal.do("POST", "/oauth-clients/"+id+"/revoke", `{"token":"`+tok+`","token_type_hint":"access_token"}`),
 		200, "OK", "token revoked successfully")
-	f.everywhereWithin(t, "the seed's revoke", tok, 401, time.Second)
+	f.everywhereWithin(t, "the Tyk Classic Portal API's revoke", tok, 401, time.Second)
 
 	// revoke_all: a wrong secret is 401 and revokes nothing.
 	a, b := f.token(t, 1, id, secret), f.token(t, 2, id, secret)

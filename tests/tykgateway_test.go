@@ -276,7 +276,7 @@ func TestTykApprovalCreatesEachAuthType(t *testing.T) {
 			t.Fatalf("gateway clients %v", g.clients())
 		}
 
-		// The gateway issues this client's tokens: the seed's revocations
+		// The gateway issues this client's tokens: the Tyk Classic Portal API's revocations
 		// go to it, as forms with the client's org; revoke_all only with
 		// the client's secret (the gateway would answer 200 to a wrong one).
 		revocations := func() []gwLogged {

@@ -12,7 +12,7 @@ type ClientOrgs interface {
 	OAuthClientOrg(ctx context.Context, clientID string) (string, error)
 }
 
-// Revoker performs the seed's two token revocations when keylens
+// Revoker performs the Tyk Classic Portal API's two token revocations when keylens
 // provisions a gateway (--tyk-gateway): the gateway issues tokens to the
 // clients it holds, and keylens's sidecars may still issue their own, so
 // both are revoked. Local goes first: it answers ENOTFOUND for a client

@@ -12,8 +12,8 @@ import (
 	"github.com/keylens/keylens/mailer"
 )
 
-// The developer portal: what a developer does for themselves (seed 001's
-// self-service paragraphs), on its own listener because it faces the
+// The developer portal: what a developer does for themselves (the
+// self-service part of the Tyk Classic Portal's developer screens), on its own listener because it faces the
 // internet and the admin API and console must not. It shares the console's
 // layout, stylesheet, sessions, CSRF tokens and sign-in limits (the kit,
 // site_*.go); its sessions are developers' and every page reads only the

@@ -13,9 +13,9 @@ import (
 	"github.com/keylens/keylens/rest"
 )
 
-// profileFields are the profile fields every developer may edit (seed
-// 001: name, telephone, country location); the configuration's sign-up
-// fields come after them.
+// profileFields are the profile fields every developer may edit (as on the
+// Tyk Classic Portal's developer screens: name, telephone, country
+// location); the configuration's sign-up fields come after them.
 var profileFields = []string{"Name", "Telephone", "Country location"}
 
 type field struct{ Name, Value string }

@@ -357,7 +357,7 @@ func (p *Portal) myClient(r *http.Request) (*keylens.OAuthClient, string, error)
 	return nil, "", notMine
 }
 
-// POST /oauth-clients/{id}/revoke {token}: the seed's revocation of one
+// POST /oauth-clients/{id}/revoke {token}: the Tyk Classic Portal API's revocation of one
 // token, by the client's developer.
 func (p *Portal) revokeToken(w http.ResponseWriter, r *http.Request) {
 	cl, _, err := p.myClient(r)
@@ -377,7 +377,7 @@ func (p *Portal) revokeToken(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, "/oauth-clients/"+url.PathEscape(cl.ClientID), "token-revoked")
 }
 
-// POST /oauth-clients/{id}/revoke_all: the seed's revocation of every
+// POST /oauth-clients/{id}/revoke_all: the Tyk Classic Portal API's revocation of every
 // token of the client; the developer's session stands for the client's
 // secret, which keylens holds.
 func (p *Portal) revokeAllTokens(w http.ResponseWriter, r *http.Request) {

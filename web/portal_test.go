@@ -650,7 +650,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // A developer revokes their own OAuth client's tokens, one or all (the
-// seed's two revocations), with their session and CSRF token; another
+// Tyk Classic Portal API's two revocations), with their session and CSRF token; another
 // developer's client is not found, and nothing of it is revoked.
 func TestPortalRevokesOAuthTokens(t *testing.T) {
 	tp := newTestPortal(t)

@@ -175,7 +175,7 @@ func (t *tykOutbox) Start(ctx context.Context) error {
 	}
 	db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log}
 	// The gateway issues OAuth tokens to the clients it holds (and the
-	// sidecars may issue keylens's own): the seed's revocations go to both.
+	// sidecars may issue keylens's own): the Tyk Classic Portal API's revocations go to both.
 	t.revoke = tykgateway.Revoker{Local: keylens.LocalRevoker{Store: db}, Gateway: client, Clients: db}
 	t.outbox = &tykgateway.Outbox{Store: db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log,
 		Metrics: tykgateway.NewMetrics(t.m.registry)}

@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 		duplicateBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_duplicate_batches_total",
 			Help: "Batches acknowledged without counting because their id was applied before."}),
 		invalidBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_invalid_batches_total",
-			Help: "Batches refused as invalid."}),
+			Help: "Batches refused as invalid after the committer took them (by the store, or by the portal with --portal); hits refused where they enter (400 at POST /hits) are not counted here."}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_commit_errors_total",
 			Help: "Commits that failed; they are retried."}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keylens_analytics_commit_duration_seconds",

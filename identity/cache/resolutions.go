@@ -61,7 +61,7 @@ func (r *Resolutions[V]) Get(key CredentialDigest, now int64, hint uint64) (v *V
 }
 
 // Resolve returns what key resolves to at now (UnixNano): what Get finds,
-// or else what fetch answers, which it caches as Add or Refuse would under
+// or else what fetch answers, which it caches as add or refuse would under
 // the generation read before fetch ran, so that an invalidation during
 // the fetch leaves it uncached. fetch is called only on a miss; its errors
 // that are Refusals are cached as refusals, others (failures) are not. hit
@@ -83,32 +83,32 @@ func (r *Resolutions[V]) Resolve(key CredentialDigest, now int64, hint uint64, f
 	if fetch == nil {
 		return nil, false, nil
 	}
-	gen := r.Gen()
+	gen := r.gen()
 	if v, err = fetch(); err == nil {
-		r.Add(key, *v, now, gen)
+		r.add(key, *v, now, gen)
 		return v, false, nil
 	}
 	for _, refusal := range r.o.Refusals {
 		if errors.Is(err, refusal) {
-			r.Refuse(key, refusal, now, gen)
+			r.refuse(key, refusal, now, gen)
 			break
 		}
 	}
 	return nil, false, err
 }
 
-// Gen returns the invalidation count, to read before asking the source.
-func (r *Resolutions[V]) Gen() uint64 { return r.found.Gen() }
+// gen returns the invalidation count, to read before asking the source.
+func (r *Resolutions[V]) gen() uint64 { return r.found.Gen() }
 
-// Add caches a found value from now, unless an invalidation came since
+// add caches a found value from now, unless an invalidation came since
 // gen. It reports whether v stays cached.
-func (r *Resolutions[V]) Add(key CredentialDigest, v V, now int64, gen uint64) bool {
+func (r *Resolutions[V]) add(key CredentialDigest, v V, now int64, gen uint64) bool {
 	return r.found.Add(key, v, now, gen)
 }
 
-// Refuse caches a refusal (err) from now, unless an invalidation came
+// refuse caches a refusal (err) from now, unless an invalidation came
 // since gen.
-func (r *Resolutions[V]) Refuse(key CredentialDigest, err error, now int64, gen uint64) {
+func (r *Resolutions[V]) refuse(key CredentialDigest, err error, now int64, gen uint64) {
 	if r.found.Gen() != gen {
 		return
 	}

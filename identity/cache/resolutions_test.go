@@ -29,9 +29,9 @@ const t0 = int64(1_700_000_000e9) // UnixNano
 // expiry, whichever is first; a refusal for the shorter negative TTL.
 func TestResolutionsServeFoundAndRefused(t *testing.T) {
 	r := newResolutions()
-	r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
-	r.Add(ckey(2), resolved{"k2", "ada", t0/1e9 + 5}, t0, r.Gen()) // a JWT expiring in 5 s
-	r.Refuse(ckey(3), errUnknown, t0, r.Gen())
+	r.add(ckey(1), resolved{"k1", "ada", 0}, t0, r.gen())
+	r.add(ckey(2), resolved{"k2", "ada", t0/1e9 + 5}, t0, r.gen()) // a JWT expiring in 5 s
+	r.refuse(ckey(3), errUnknown, t0, r.gen())
 
 	if v, err, ok := r.Get(ckey(1), t0+10e9, 0); !ok || err != nil || v.hash != "k1" {
 		t.Errorf("found value: %v %v %v", v, err, ok)
@@ -63,12 +63,12 @@ func TestResolutionsServeFoundAndRefused(t *testing.T) {
 // the change.
 func TestResolutionsDropFillsThatAChangeOvertook(t *testing.T) {
 	r := newResolutions()
-	gen := r.Gen()
+	gen := r.gen()
 	r.Invalidate("k9", "", false) // a change lands while the fill is asked
-	if r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, gen) {
+	if r.add(ckey(1), resolved{"k1", "ada", 0}, t0, gen) {
 		t.Error("a value fetched before a change stayed cached")
 	}
-	r.Refuse(ckey(2), errUnknown, t0, gen)
+	r.refuse(ckey(2), errUnknown, t0, gen)
 	if _, _, ok := r.Get(ckey(2), t0, 0); ok {
 		t.Error("a refusal fetched before a change stayed cached")
 	}
@@ -80,10 +80,10 @@ func TestResolutionsDropFillsThatAChangeOvertook(t *testing.T) {
 func TestResolutionsInvalidate(t *testing.T) {
 	r := newResolutions()
 	fill := func() {
-		r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
-		r.Add(ckey(2), resolved{"k2", "ada", 0}, t0, r.Gen())
-		r.Add(ckey(3), resolved{"k3", "bob", 0}, t0, r.Gen())
-		r.Refuse(ckey(4), errUnknown, t0, r.Gen())
+		r.add(ckey(1), resolved{"k1", "ada", 0}, t0, r.gen())
+		r.add(ckey(2), resolved{"k2", "ada", 0}, t0, r.gen())
+		r.add(ckey(3), resolved{"k3", "bob", 0}, t0, r.gen())
+		r.refuse(ckey(4), errUnknown, t0, r.gen())
 	}
 	has := func(i int) bool { _, _, ok := r.Get(ckey(i), t0, 0); return ok }
 	for _, tt := range []struct {
@@ -128,10 +128,10 @@ func TestResolutionsRefuseRacesInvalidate(t *testing.T) {
 	r := newResolutions()
 	for i := range 20000 {
 		k := ckey(i)
-		gen := r.Gen()
+		gen := r.gen()
 		var wg sync.WaitGroup
 		wg.Add(2)
-		go func() { defer wg.Done(); r.Refuse(k, errUnknown, t0, gen) }()
+		go func() { defer wg.Done(); r.refuse(k, errUnknown, t0, gen) }()
 		go func() { defer wg.Done(); r.Invalidate("", "", true) }()
 		wg.Wait()
 		if _, _, ok := r.Get(k, t0, 0); ok {
@@ -142,8 +142,8 @@ func TestResolutionsRefuseRacesInvalidate(t *testing.T) {
 
 func TestResolutionsGetAllocatesNothing(t *testing.T) {
 	r := newResolutions()
-	r.Add(ckey(1), resolved{"k1", "ada", 0}, t0, r.Gen())
-	r.Refuse(ckey(2), errUnknown, t0, r.Gen())
+	r.add(ckey(1), resolved{"k1", "ada", 0}, t0, r.gen())
+	r.refuse(ckey(2), errUnknown, t0, r.gen())
 	if n := testing.AllocsPerRun(100, func() {
 		r.Get(ckey(1), t0, 0)
 		r.Get(ckey(2), t0, 0)

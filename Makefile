@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 
-.PHONY: all build run test fuzz bench vet fmt-check deps docker plugin clean screenshots
+.PHONY: all build run test fuzz bench callgrind vet fmt-check deps docker plugin clean screenshots
 
 all: build
 
@@ -85,6 +85,12 @@ bench:
 	$(GO) test -run=NONE -bench='Consume' -benchtime=3x -count 3 ./tykanalytics/
 	cd plugin && GOWORK=$(PLUGIN_WORK) $(GO) test -run=NONE -bench=. -count 5 .
 	$(GO) run ./tests/loadbench/cmd -pin -developers 100000 -rounds 41 -duration 1s
+
+## callgrind: instructions per /auth request against a bare fasthttp handler, under valgrind
+## (Debian: apt-get install -y valgrind). CALLGRIND_FLAGS="-out DIR" keeps the dumps for callgrind_annotate.
+CALLGRIND_FLAGS ?=
+callgrind:
+	$(GO) run ./tests/loadbench/callgrind $(CALLGRIND_FLAGS)
 
 docker:
 	docker build -t keylens:$(VERSION) .

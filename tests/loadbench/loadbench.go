@@ -126,21 +126,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer os.RemoveAll(dir)
 	store := "sqlite:" + filepath.Join(dir, "k.db")
 	logf("seeding %d developers", o.Developers)
-	keys, err := seed(ctx, store, o.Developers)
+	keys, err := Seed(ctx, store, o.Developers)
 	if err != nil {
 		return nil, err
 	}
 
 	ready := filepath.Join(dir, "ready.json")
-	sidecarAddr, stopSidecar, sidecarPID, err := startProcess(ctx, o.Pin, o.KeylensBin, []string{"sidecar", "--store", store,
+	sidecarAddr, stopSidecar, sidecarPID, err := StartProcess(ctx, o.Pin, nil, o.KeylensBin, []string{"sidecar", "--store", store,
 		"--sidecar-addr", "127.0.0.1:0", "--log-format", "json", "--cache-size", strconv.Itoa(o.Developers + 1000),
 		"--ready-file", ready},
-		func(string) string { return readySidecar(ready) })
+		func(string) string { return ReadySidecar(ready) })
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	defer stopSidecar()
-	bareAddr, stopBare, barePID, err := startProcess(ctx, o.Pin, o.BareBin, nil, func(line string) string { return strings.TrimSpace(line) })
+	bareAddr, stopBare, barePID, err := StartProcess(ctx, o.Pin, nil, o.BareBin, nil, func(line string) string { return strings.TrimSpace(line) })
 	if err != nil {
 		return nil, fmt.Errorf("bare: %w", err)
 	}
@@ -199,7 +199,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func seed(ctx context.Context, store string, n int) ([]string, error) {
+// Seed stores n developers with one key each (two custom fields, one
+// policy) in store and returns their raw keys.
+func Seed(ctx context.Context, store string, n int) ([]string, error) {
 	db, err := sqlstore.Open(ctx, store)
 	if err != nil {
 		return nil, err
@@ -222,14 +224,15 @@ func seed(ctx context.Context, store string, n int) ([]string, error) {
 	return keys, nil
 }
 
-// startProcess starts bin and waits for addrOf to find its address in a
-// line of its output (stdout or stderr).
-func startProcess(ctx context.Context, pin bool, bin string, args []string, addrOf func(string) string) (string, func(), int, error) {
+// StartProcess starts bin with env (nil: this process's) and waits for
+// addrOf to find its address in a line of its output (stdout or stderr).
+func StartProcess(ctx context.Context, pin bool, env []string, bin string, args []string, addrOf func(string) string) (string, func(), int, error) {
 	if pin {
 		args = append([]string{"-c", "1", bin}, args...)
 		bin = "taskset"
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -264,9 +267,9 @@ func startProcess(ctx context.Context, pin bool, bin string, args []string, addr
 	}
 }
 
-// readySidecar is the sidecar's host:port once keylens has written its
+// ReadySidecar is the sidecar's host:port once keylens has written its
 // ready file; "" before.
-func readySidecar(path string) string {
+func ReadySidecar(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

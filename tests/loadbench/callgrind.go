@@ -1,0 +1,318 @@
+package loadbench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// CallgrindOptions configure Callgrind.
+type CallgrindOptions struct {
+	KeylensBin, BareBin string // built with symbols (no -s -w)
+	// Command is the keylens command measured: "serve" (portal API and
+	// sidecar in one process, as most deployments run it) or "sidecar".
+	Command    string
+	Developers int // seeded developers, one key each, all cached before measuring
+	Requests   int // measured requests per scenario
+	Warmup     int // requests with instrumentation on before the counters are zeroed
+	Dir        string
+	Log        io.Writer // progress; nil for none
+}
+
+// CallgrindResult is one scenario: the instructions (callgrind's Ir) the
+// whole server process executed while exactly Requests requests were
+// answered over one keep-alive connection, and then while it sat idle for
+// as long, which is its background work (the change feed's poll, clocks,
+// the runtime) over that time.
+type CallgrindResult struct {
+	Scenario       string
+	Requests       int
+	Ir             uint64
+	Window         time.Duration
+	IdleIr         uint64
+	IdleWindow     time.Duration
+	ResponseHeader []byte // the last response's header, to show what was measured
+}
+
+// PerRequest is whole-process instructions ÷ requests.
+func (r CallgrindResult) PerRequest() float64 { return float64(r.Ir) / float64(r.Requests) }
+
+// Background is the idle window's instructions scaled to the measured
+// window and divided by its requests: the share of PerRequest that is not
+// the requests' own work.
+func (r CallgrindResult) Background() float64 {
+	if r.IdleWindow <= 0 {
+		return 0
+	}
+	return float64(r.IdleIr) * (r.Window.Seconds() / r.IdleWindow.Seconds()) / float64(r.Requests)
+}
+
+// Callgrind counts the instructions per request of a bare fasthttp handler
+// and of keylens's /auth (hot key; keys spread over 10,000; over 100,000,
+// capped at Developers), each server under valgrind's callgrind with
+// instrumentation off until the measured window.
+func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindResult, error) {
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	for _, tool := range []string{"valgrind", "callgrind_control"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found: install valgrind (Debian: apt-get install -y valgrind)", tool)
+		}
+	}
+	store := "sqlite:" + filepath.Join(o.Dir, "k.db")
+	logf("seeding %d developers", o.Developers)
+	keys, err := Seed(ctx, store, o.Developers)
+	if err != nil {
+		return nil, err
+	}
+	// Go under valgrind 3.19: no asynchronous preemption signals, and no
+	// RDTSCP, which valgrind cannot run. One P, as the figures are per
+	// request, not per core.
+	env := append(os.Environ(), "GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off", "GOMAXPROCS=1")
+	var results []CallgrindResult
+
+	logf("bare fasthttp handler under callgrind")
+	bare, err := startCallgrind(ctx, o.Dir, "bare", env, o.BareBin, nil, func(line string) string {
+		// Its address; the runtime may warn about GODEBUG first.
+		if _, err := netip.ParseAddrPort(strings.TrimSpace(line)); err != nil {
+			return ""
+		}
+		return strings.TrimSpace(line)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bare: %w", err)
+	}
+	hot := func(*rand.Rand) string { return keys[0] }
+	r, err := bare.measure(ctx, "bare fasthttp handler", hot, o, logf)
+	bare.stop()
+	if err != nil {
+		return nil, err
+	}
+	results = append(results, r)
+
+	ready := filepath.Join(o.Dir, "ready.json")
+	args := []string{o.Command, "--store", store, "--sidecar-addr", "127.0.0.1:0", "--log-format", "json",
+		"--cache-size", strconv.Itoa(o.Developers + 1000), "--ready-file", ready}
+	if o.Command == "serve" {
+		args = append(args, "--admin-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0")
+	}
+	logf("keylens %s under callgrind", o.Command)
+	side, err := startCallgrind(ctx, o.Dir, "keylens", env, o.KeylensBin, args, func(string) string { return ReadySidecar(ready) })
+	if err != nil {
+		return nil, fmt.Errorf("keylens: %w", err)
+	}
+	defer side.stop()
+	logf("caching all %d keys (instrumentation off)", len(keys))
+	if err := warm(side.addr, keys, 4); err != nil {
+		return nil, err
+	}
+	scenarios := []struct {
+		name string
+		key  func(*rand.Rand) string
+	}{{"hot key", hot}}
+	for _, n := range []int{10000, 100000} {
+		n = min(n, len(keys))
+		scenarios = append(scenarios, struct {
+			name string
+			key  func(*rand.Rand) string
+		}{"keys spread over " + thousands(float64(n)), func(r *rand.Rand) string { return keys[r.IntN(n)] }})
+	}
+	for _, sc := range scenarios {
+		r, err := side.measure(ctx, sc.name, sc.key, o, logf)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// cgProcess is a server running under callgrind.
+type cgProcess struct {
+	name, addr, out string
+	pid             int
+	stop            func()
+	dumps           int
+}
+
+func startCallgrind(ctx context.Context, dir, name string, env []string, bin string, args []string, addrOf func(string) string) (*cgProcess, error) {
+	out := filepath.Join(dir, name+".callgrind")
+	vg := append([]string{"--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out,
+		"--log-file=" + filepath.Join(dir, name+".valgrind.log"), bin}, args...)
+	addr, stop, pid, err := StartProcess(ctx, false, env, "valgrind", vg, addrOf)
+	if err != nil {
+		return nil, err
+	}
+	return &cgProcess{name: name, addr: addr, out: out, pid: pid, stop: stop}, nil
+}
+
+// measure turns instrumentation on, sends o.Warmup requests, zeroes the
+// counters, sends exactly o.Requests over one keep-alive connection and
+// dumps; then zeroes again, waits as long with no requests and dumps the
+// idle window; then turns instrumentation off.
+func (p *cgProcess) measure(ctx context.Context, scenario string, key func(*rand.Rand) string, o CallgrindOptions, logf func(string, ...any)) (CallgrindResult, error) {
+	res := CallgrindResult{Scenario: scenario, Requests: o.Requests}
+	c := &fasthttp.HostClient{Addr: p.addr, MaxConns: 1, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + p.addr + "/auth")
+	rng := rand.New(rand.NewPCG(1, 2))
+	send := func(n int) error {
+		for range n {
+			req.Header.Set("Authorization", key(rng))
+			if err := c.Do(req, resp); err != nil {
+				return err
+			}
+			if resp.StatusCode() != fasthttp.StatusOK {
+				return fmt.Errorf("%s: status %d", scenario, resp.StatusCode())
+			}
+		}
+		return nil
+	}
+	if err := p.control("-i", "on"); err != nil {
+		return res, err
+	}
+	if err := send(o.Warmup); err != nil {
+		return res, err
+	}
+	if err := p.control("-z"); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	if err := send(o.Requests); err != nil {
+		return res, err
+	}
+	res.Window = time.Since(start)
+	var err error
+	if res.Ir, err = p.dump(); err != nil {
+		return res, err
+	}
+	res.ResponseHeader = append([]byte(nil), resp.Header.Header()...)
+	if err := p.control("-z"); err != nil {
+		return res, err
+	}
+	start = time.Now()
+	select {
+	case <-time.After(res.Window):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	res.IdleWindow = time.Since(start)
+	if res.IdleIr, err = p.dump(); err != nil {
+		return res, err
+	}
+	if err := p.control("-i", "off"); err != nil {
+		return res, err
+	}
+	logf("%-28s %9.0f Ir/request (%d requests in %v; idle as long: %d Ir)", scenario, res.PerRequest(),
+		res.Requests, res.Window.Round(time.Millisecond), res.IdleIr)
+	return res, nil
+}
+
+func (p *cgProcess) control(args ...string) error {
+	out, err := exec.Command("callgrind_control", append(args, strconv.Itoa(p.pid))...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("callgrind_control %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// dump asks for a dump and returns its total instructions.
+func (p *cgProcess) dump() (uint64, error) {
+	if err := p.control("-d"); err != nil {
+		return 0, err
+	}
+	p.dumps++
+	file := fmt.Sprintf("%s.%d", p.out, p.dumps)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ir, err := callgrindTotal(file)
+		if err == nil {
+			return ir, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("dump %s: %w", file, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// callgrindTotal reads a callgrind output file's total of its first event
+// (Ir): its "totals:" line, else its "summary:" line.
+func callgrindTotal(file string) (uint64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var summary string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "totals:"); ok {
+			return firstField(v)
+		}
+		if v, ok := strings.CutPrefix(line, "summary:"); ok {
+			summary = v
+		}
+	}
+	if summary != "" {
+		return firstField(summary)
+	}
+	return 0, errors.New("no totals yet")
+}
+
+func firstField(s string) (uint64, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, errors.New("empty totals")
+	}
+	return strconv.ParseUint(f[0], 10, 64)
+}
+
+// CallgrindTable renders results as a Markdown table with ratios to the
+// first (bare) row, raw and with the background taken out.
+func CallgrindTable(results []CallgrindResult) string {
+	var b strings.Builder
+	b.WriteString("| case | instructions per request | ratio to bare | background per request | without background | ratio |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	if len(results) == 0 {
+		return b.String()
+	}
+	bare := results[0]
+	bareNet := bare.PerRequest() - bare.Background()
+	for _, r := range results {
+		net := r.PerRequest() - r.Background()
+		fmt.Fprintf(&b, "| %s | %s | %.2f× | %s | %s | %.2f× |\n", r.Scenario, thousands(r.PerRequest()),
+			r.PerRequest()/bare.PerRequest(), thousands(r.Background()), thousands(net), net/bareNet)
+	}
+	return b.String()
+}
+
+func thousands(f float64) string {
+	s := strconv.FormatInt(int64(f+0.5), 10)
+	var parts []string
+	for len(s) > 3 {
+		parts = append([]string{s[len(s)-3:]}, parts...)
+		s = s[:len(s)-3]
+	}
+	return strings.Join(slices.Insert(parts, 0, s), ",")
+}

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,9 +96,43 @@ func (c *stripedCounter) value() uint64 {
 }
 
 // durationBounds are the request histogram's upper bounds.
-var durationBounds = []time.Duration{5 * time.Microsecond, 10 * time.Microsecond, 25 * time.Microsecond,
+var durationBounds = [...]time.Duration{5 * time.Microsecond, 10 * time.Microsecond, 25 * time.Microsecond,
 	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
 	time.Millisecond, 2500 * time.Microsecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second}
+
+// boundAtLen[n] is the index of the first bound of at least 2^(n-1)
+// nanoseconds: where the bucket search starts for a duration of n
+// significant bits. No two bounds have the same bit length (init checks),
+// so one comparison then finds the bucket.
+var boundAtLen = func() (t [65]uint8) {
+	for n := range t {
+		b := 0
+		for b < len(durationBounds) && n > 0 && durationBounds[b] < 1<<(n-1) {
+			b++
+		}
+		t[n] = uint8(b)
+	}
+	return t
+}()
+
+func init() {
+	for i := 1; i < len(durationBounds); i++ {
+		if bits.Len64(uint64(durationBounds[i])) == bits.Len64(uint64(durationBounds[i-1])) {
+			panic("sidecar: two request histogram bounds share a bit length")
+		}
+	}
+}
+
+// bucketOf returns the histogram bucket of d: the first bound d does not
+// exceed, or len(durationBounds) (+Inf).
+func bucketOf(d time.Duration) int {
+	d = max(d, 0)
+	b := int(boundAtLen[bits.Len64(uint64(d))])
+	if b < len(durationBounds) && d > durationBounds[b] {
+		b++
+	}
+	return b
+}
 
 // outcome counts one endpoint's requests with one outcome and their
 // durations, striped.
@@ -119,11 +154,7 @@ func (o outcome) observe(conn uint64, start clock.Stamp) {
 	st := &o.s[conn&(stripes-1)]
 	st.count.Add(1)
 	st.sumNS.Add(uint64(max(d, 0)))
-	b := 0
-	for b < len(durationBounds) && d > durationBounds[b] {
-		b++
-	}
-	st.buckets[b].Add(1)
+	st.buckets[bucketOf(d)].Add(1)
 }
 
 // requestMetrics exports every outcome as keylens_sidecar_requests_total

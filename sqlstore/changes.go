@@ -50,6 +50,13 @@ func recordChange(ctx context.Context, tx *Tx, kind, developerID, keyHash, clien
 	return err
 }
 
+// The change feed's two reads, prepared once (a follower runs them every
+// poll, every 200 ms).
+const (
+	changesPrunedThrough = `SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'changes_pruned_through'), 0)`
+	changesAfter         = `SELECT seq, at, kind, developer_id, key_hash, client_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`
+)
+
 // ChangesSince returns changes with seq > after, oldest first.
 func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]keylens.Change, bool, error) {
 	if limit <= 0 || limit > 10000 {
@@ -62,11 +69,11 @@ func (db *DB) ChangesSince(ctx context.Context, after int64, limit int) ([]keyle
 	defer tx.Rollback()
 	// A gap: changes after the reader's position were pruned unread.
 	var pruned int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'changes_pruned_through'), 0)`).Scan(&pruned); err != nil {
+	if err := tx.queryRowPrepared(ctx, changesPrunedThrough).Scan(&pruned); err != nil {
 		return nil, false, err
 	}
 	gap := after < pruned
-	rows, err := tx.QueryContext(ctx, `SELECT seq, at, kind, developer_id, key_hash, client_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := tx.queryPrepared(ctx, changesAfter, after, limit)
 	if err != nil {
 		return nil, false, err
 	}

@@ -135,7 +135,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	// of a key's resolution. (pgx caches PostgreSQL's statements itself,
 	// as the DSN's default_query_exec_mode says, which PgBouncer users
 	// set: explicit statements would override it.)
-	if err := db.rdb.prepare(ctx, resolveByHash, resolveByBasicUser); err != nil {
+	if err := db.rdb.prepare(ctx, resolveByHash, resolveByBasicUser, changesPrunedThrough, changesAfter); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
@@ -466,6 +466,24 @@ func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 // QueryRowContext runs query in the transaction, rebound for its database.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return tx.Tx.QueryRowContext(ctx, tx.db.q(query), args...)
+}
+
+// queryPrepared runs query in the transaction through the read pool's
+// statement prepared for it (database/sql keeps one per connection), or as
+// any query when it has none.
+func (tx *Tx) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.db.rdb.prepared[query]; st != nil {
+		return tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, query, args...)
+}
+
+// queryRowPrepared is queryPrepared for one row.
+func (tx *Tx) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.db.rdb.prepared[query]; st != nil {
+		return tx.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
 }
 
 // PrepareContext prepares query in the transaction, rebound for its

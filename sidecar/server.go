@@ -62,7 +62,6 @@ type Server struct {
 
 	handler                 fasthttp.RequestHandler
 	m                       *Metrics
-	keyHdr                  []byte
 	assertN                 []byte
 	secret                  [32]byte
 	hitsAndChangesSecretSum [32]byte
@@ -129,7 +128,6 @@ func NewServer(c Config) (*Server, error) {
 		return nil, errors.New("sidecar: TokenTTL must be at least a second")
 	}
 	s := &Server{Config: c, m: c.Resolver.m}
-	s.keyHdr = []byte(s.KeyHeader)
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsAndChangesSecretSum = sha256.Sum256([]byte(s.HitsAndChangesSecret))
@@ -184,10 +182,8 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
-	// One credential a request: with two Authorization (or key) headers,
-	// proxies and servers disagree on which one counts.
-	if len(ctx.Request.Header.PeekAll(fasthttp.HeaderAuthorization)) > 1 ||
-		(s.KeyHeader != fasthttp.HeaderAuthorization && len(ctx.Request.Header.PeekAll(s.KeyHeader)) > 1) {
+	cred, ok := s.credential(&ctx.Request.Header)
+	if !ok {
 		jsonError(ctx, fasthttp.StatusBadRequest, "send one "+s.KeyHeader+" header")
 		return
 	}
@@ -200,7 +196,32 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		methodNotAllowed(ctx, r.methods)
 		return
 	}
-	r.serve(s, ctx)
+	r.serve(s, ctx, cred)
+}
+
+// credential returns the request's credential, the first value of the key
+// header, and reports false when the request carries more than one
+// credential: with two Authorization (or key) headers, proxies and servers
+// disagree on which one counts. It reads each header once.
+func (s *Server) credential(h *fasthttp.RequestHeader) (cred []byte, ok bool) {
+	auths := h.PeekAll(fasthttp.HeaderAuthorization)
+	if len(auths) > 1 {
+		return nil, false
+	}
+	if s.KeyHeader == fasthttp.HeaderAuthorization {
+		if len(auths) == 0 {
+			return nil, true
+		}
+		return auths[0], true
+	}
+	keys := h.PeekAll(s.KeyHeader)
+	switch len(keys) {
+	case 0:
+		return nil, true
+	case 1:
+		return keys[0], true
+	}
+	return nil, false
 }
 
 // route is one path the sidecar serves. routes is what serve dispatches
@@ -212,7 +233,13 @@ type route struct {
 	// methods are the methods served, as the Allow header lists them; ""
 	// is every method (forward-auth sees the proxied request's).
 	methods string
-	serve   func(*Server, *fasthttp.RequestCtx)
+	// serve answers; credential is the key header's value (credential).
+	serve func(s *Server, ctx *fasthttp.RequestCtx, credential []byte)
+}
+
+// noCredential adapts a handler that reads no credential for routes.
+func noCredential(serve func(*Server, *fasthttp.RequestCtx)) func(*Server, *fasthttp.RequestCtx, []byte) {
+	return func(s *Server, ctx *fasthttp.RequestCtx, _ []byte) { serve(s, ctx) }
 }
 
 var routes = []route{
@@ -220,14 +247,14 @@ var routes = []route{
 	// Envoy's ext_authz appends the original path to its path_prefix.
 	{path: "/auth/", prefix: true, serve: (*Server).auth},
 	{path: "/developer", methods: "GET, HEAD", serve: (*Server).developer},
-	{path: "/introspect", methods: "POST", serve: (*Server).introspect},
-	{path: "/.well-known/jwks.json", methods: "GET, HEAD", serve: (*Server).jwks},
-	{path: "/hits", methods: "POST", serve: (*Server).hits},
-	{path: "/changes", methods: "GET", serve: (*Server).changes},
-	{path: "/oauth/token", methods: "POST", serve: (*Server).token},
-	{path: "/oauth/revoke", methods: "POST", serve: (*Server).revoke},
-	{path: "/metrics", methods: "GET, HEAD", serve: func(s *Server, ctx *fasthttp.RequestCtx) { s.metrics(ctx) }},
-	{path: "/healthz", methods: "GET, HEAD", serve: (*Server).healthz},
+	{path: "/introspect", methods: "POST", serve: noCredential((*Server).introspect)},
+	{path: "/.well-known/jwks.json", methods: "GET, HEAD", serve: noCredential((*Server).jwks)},
+	{path: "/hits", methods: "POST", serve: noCredential((*Server).hits)},
+	{path: "/changes", methods: "GET", serve: noCredential((*Server).changes)},
+	{path: "/oauth/token", methods: "POST", serve: noCredential((*Server).token)},
+	{path: "/oauth/revoke", methods: "POST", serve: noCredential((*Server).revoke)},
+	{path: "/metrics", methods: "GET, HEAD", serve: noCredential(func(s *Server, ctx *fasthttp.RequestCtx) { s.metrics(ctx) })},
+	{path: "/healthz", methods: "GET, HEAD", serve: noCredential((*Server).healthz)},
 }
 
 // lookup is the route serving path; nil for none.
@@ -264,9 +291,9 @@ func (s *Server) jwks(ctx *fasthttp.RequestCtx) {
 // ext_authz): 200 with the identity headers, 401 unknown, 403 inactive. It
 // copies nothing from the request into the response, so a client's own
 // identity headers can never come back as if they were keylens's.
-func (s *Server) auth(ctx *fasthttp.RequestCtx) {
+func (s *Server) auth(ctx *fasthttp.RequestCtx, credential []byte) {
 	start := clock.Now()
-	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
+	e, err := s.Resolver.resolveAt(ctx, credential, start.Wall)
 	if out, refused := s.refuseUnusable(ctx, epAuth, e, err); refused {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -284,9 +311,9 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) {
 // its assertion when assertions are on. A refusal is marked with
 // identity.OutcomeHeader, which clients require (identity.Client.Fetch):
 // no other service's 401 or 403 can pass for "unknown" or "inactive".
-func (s *Server) developer(ctx *fasthttp.RequestCtx) {
+func (s *Server) developer(ctx *fasthttp.RequestCtx, credential []byte) {
 	start := clock.Now()
-	e, err := s.Resolver.resolveAt(ctx, ctx.Request.Header.PeekBytes(s.keyHdr), start.Wall)
+	e, err := s.Resolver.resolveAt(ctx, credential, start.Wall)
 	if out, refused := s.refuseUnusable(ctx, epDeveloper, e, err); refused {
 		switch ctx.Response.StatusCode() {
 		case fasthttp.StatusUnauthorized:

@@ -1,5 +1,5 @@
 // Package cache is a fixed-capacity, expiring cache keyed by a
-// CredentialDigest (a per-process SipHash of a credential, not an API key
+// CredentialDigest (a per-process keyed hash of a credential, not an API key
 // hash), built for request paths read far more than written, on several
 // cores. keylens's sidecar and Tyk plugin share it.
 package cache

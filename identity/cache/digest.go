@@ -1,98 +1,56 @@
 package cache
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"math/bits"
-	"unsafe"
+	"hash/maphash"
 )
 
-// CredentialDigest is what the cache is keyed by: SipHash-2-4 with
-// 128-bit output (Aumasson and Bernstein) of a credential, under a secret
-// drawn at random when the process starts. It is not an API key hash (the
-// KeyID that Tyk and keylens store and send upstream): a digest is private
-// to one process and never leaves it.
+// CredentialDigest is what the cache is keyed by: 128 bits of a keyed hash
+// of a credential, two 64-bit hash/maphash values under two seeds drawn at
+// random when the process starts. It is not an API key hash (the KeyID
+// that Tyk and keylens store and send upstream): a digest is private to one
+// process and never leaves it, and the cache never holds the credential
+// itself.
 //
-// SipHash is a pseudorandom function: without the process's secret, which
-// never leaves memory, nobody can make two credentials share a digest
-// except by chance, at odds of 2⁻¹²⁸ per pair, so a credential can never
-// be answered with another's cached identity. It costs about a third of a
-// SHA-256 of a typical credential, on the path of every request. Digests
-// mean nothing outside the process that made them, and the cache never
-// holds the credential itself.
+// What the cache needs of it, and why this hash gives it:
+//
+//   - One credential must never be answered with another's identity, and
+//     a hit is a digest match: nothing else is compared. Two credentials
+//     share a digest by chance at odds of about 2⁻¹²⁸ a pair. To do better
+//     than chance, a caller would have to find a credential whose digest
+//     is that of a credential cached for someone else, without knowing the
+//     seeds, the digests (which never leave the process) or that other
+//     credential (if it knew it, it would hold the credential already).
+//     maphash is not a cryptographic hash: inputs built to collide under
+//     every seed may exist, but both sides of such a pair are the caller's
+//     own, so at most one of its own credentials answers as another of its
+//     own.
+//   - The digest must not lead back to the credential: it never leaves the
+//     process, and 128 bits of a 100-byte key leave the key's other bits
+//     undetermined.
+//   - Hash flooding: which shard and map slot a digest takes is
+//     unpredictable without the seeds, and Go's maps hash their keys again
+//     under a seed of their own.
+//
+// It replaced SipHash-2-4-128, a pseudorandom function, which costs about
+// four times as much on the request path (the runtime hashes with the
+// CPU's AES instructions where it has them).
 type CredentialDigest [16]byte
 
-var sipK0, sipK1 = randomSipKey()
-
-func randomSipKey() (uint64, uint64) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		// No randomness, no secret key: refuse to run rather than key
-		// the cache predictably.
-		panic("keylens cache: no random key: " + err.Error())
-	}
-	return binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
-}
+var seed0, seed1 = maphash.MakeSeed(), maphash.MakeSeed()
 
 // DigestOf returns the CredentialDigest of a credential.
-func DigestOf(credential []byte) CredentialDigest { return sipHash128(sipK0, sipK1, credential) }
+func DigestOf(credential []byte) CredentialDigest {
+	var d CredentialDigest
+	binary.LittleEndian.PutUint64(d[:8], maphash.Bytes(seed0, credential))
+	binary.LittleEndian.PutUint64(d[8:], maphash.Bytes(seed1, credential))
+	return d
+}
 
 // DigestOfString is DigestOf for a string, without copying it.
 func DigestOfString(credential string) CredentialDigest {
-	return sipHash128(sipK0, sipK1, unsafe.Slice(unsafe.StringData(credential), len(credential)))
-}
-
-// sipHash128 is SipHash-2-4 with 128-bit output, as the reference
-// implementation computes it: the two 64-bit halves little-endian.
-func sipHash128(k0, k1 uint64, m []byte) CredentialDigest {
-	v0 := k0 ^ 0x736f6d6570736575
-	v1 := k1 ^ 0x646f72616e646f6d ^ 0xee
-	v2 := k0 ^ 0x6c7967656e657261
-	v3 := k1 ^ 0x7465646279746573
-
-	round := func() {
-		v0 += v1
-		v1 = bits.RotateLeft64(v1, 13) ^ v0
-		v0 = bits.RotateLeft64(v0, 32)
-		v2 += v3
-		v3 = bits.RotateLeft64(v3, 16) ^ v2
-		v0 += v3
-		v3 = bits.RotateLeft64(v3, 21) ^ v0
-		v2 += v1
-		v1 = bits.RotateLeft64(v1, 17) ^ v2
-		v2 = bits.RotateLeft64(v2, 32)
-	}
-
-	n := len(m)
-	for ; len(m) >= 8; m = m[8:] {
-		w := binary.LittleEndian.Uint64(m)
-		v3 ^= w
-		round()
-		round()
-		v0 ^= w
-	}
-	// The last word: the remaining bytes, and the length's low byte on top.
-	last := uint64(n) << 56
-	for i := len(m) - 1; i >= 0; i-- {
-		last |= uint64(m[i]) << (8 * i)
-	}
-	v3 ^= last
-	round()
-	round()
-	v0 ^= last
-
-	var k CredentialDigest
-	v2 ^= 0xee
-	round()
-	round()
-	round()
-	round()
-	binary.LittleEndian.PutUint64(k[:8], v0^v1^v2^v3)
-	v1 ^= 0xdd
-	round()
-	round()
-	round()
-	round()
-	binary.LittleEndian.PutUint64(k[8:], v0^v1^v2^v3)
-	return k
+	var d CredentialDigest
+	binary.LittleEndian.PutUint64(d[:8], maphash.String(seed0, credential))
+	binary.LittleEndian.PutUint64(d[8:], maphash.String(seed1, credential))
+	return d
 }

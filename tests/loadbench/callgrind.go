@@ -2,6 +2,7 @@ package loadbench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,11 +61,22 @@ func (r CallgrindResult) Background() float64 {
 	return float64(r.IdleIr) * (r.Window.Seconds() / r.IdleWindow.Seconds()) / float64(r.Requests)
 }
 
-// Callgrind counts the instructions per request of a bare fasthttp handler
-// and of keylens's /auth (hot key; keys spread over 10,000; over 100,000,
-// capped at Developers), each server under valgrind's callgrind with
-// instrumentation off until the measured window.
-func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindResult, error) {
+// CallgrindCase is one scenario measured on keylens and on the bare
+// handler (its twin: the same requests, moments before), so that the ratio
+// compares servers measured under the same load: how often a read finds
+// its request already there, rather than parking the goroutine, shifts
+// both a little with the machine's load.
+type CallgrindCase struct {
+	Scenario      string
+	Keylens, Bare CallgrindResult
+}
+
+// Callgrind counts the instructions per request of keylens's /auth (hot
+// key; keys spread over 10,000; over 100,000, capped at Developers) and of
+// a bare fasthttp handler answered the same requests, each server under
+// valgrind's callgrind with instrumentation off outside the measured
+// windows.
+func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindCase, error) {
 	logf := func(format string, args ...any) {
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, format+"\n", args...)
@@ -85,9 +97,7 @@ func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindResult, erro
 	// RDTSCP, which valgrind cannot run. One P, as the figures are per
 	// request, not per core.
 	env := append(os.Environ(), "GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off", "GOMAXPROCS=1")
-	var results []CallgrindResult
 
-	logf("bare fasthttp handler under callgrind")
 	bare, err := startCallgrind(ctx, o.Dir, "bare", env, o.BareBin, nil, func(line string) string {
 		// Its address; the runtime may warn about GODEBUG first.
 		if _, err := netip.ParseAddrPort(strings.TrimSpace(line)); err != nil {
@@ -98,21 +108,14 @@ func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindResult, erro
 	if err != nil {
 		return nil, fmt.Errorf("bare: %w", err)
 	}
-	hot := func(*rand.Rand) string { return keys[0] }
-	r, err := bare.measure(ctx, "bare fasthttp handler", hot, o, logf)
-	bare.stop()
-	if err != nil {
-		return nil, err
-	}
-	results = append(results, r)
-
+	defer bare.stop()
 	ready := filepath.Join(o.Dir, "ready.json")
 	args := []string{o.Command, "--store", store, "--sidecar-addr", "127.0.0.1:0", "--log-format", "json",
 		"--cache-size", strconv.Itoa(o.Developers + 1000), "--ready-file", ready}
 	if o.Command == "serve" {
 		args = append(args, "--admin-addr", "127.0.0.1:0", "--portal-addr", "127.0.0.1:0")
 	}
-	logf("keylens %s under callgrind", o.Command)
+	logf("keylens %s and the bare handler under callgrind", o.Command)
 	side, err := startCallgrind(ctx, o.Dir, "keylens", env, o.KeylensBin, args, func(string) string { return ReadySidecar(ready) })
 	if err != nil {
 		return nil, fmt.Errorf("keylens: %w", err)
@@ -122,25 +125,27 @@ func Callgrind(ctx context.Context, o CallgrindOptions) ([]CallgrindResult, erro
 	if err := warm(side.addr, keys, 4); err != nil {
 		return nil, err
 	}
-	scenarios := []struct {
+	type scenario struct {
 		name string
 		key  func(*rand.Rand) string
-	}{{"hot key", hot}}
+	}
+	scenarios := []scenario{{"hot key", func(*rand.Rand) string { return keys[0] }}}
 	for _, n := range []int{10000, 100000} {
 		n = min(n, len(keys))
-		scenarios = append(scenarios, struct {
-			name string
-			key  func(*rand.Rand) string
-		}{"keys spread over " + thousands(float64(n)), func(r *rand.Rand) string { return keys[r.IntN(n)] }})
+		scenarios = append(scenarios, scenario{"keys spread over " + thousands(float64(n)), func(r *rand.Rand) string { return keys[r.IntN(n)] }})
 	}
+	var cases []CallgrindCase
 	for _, sc := range scenarios {
-		r, err := side.measure(ctx, sc.name, sc.key, o, logf)
-		if err != nil {
+		c := CallgrindCase{Scenario: sc.name}
+		if c.Bare, err = bare.measure(ctx, "bare, "+sc.name, sc.key, o, logf); err != nil {
 			return nil, err
 		}
-		results = append(results, r)
+		if c.Keylens, err = side.measure(ctx, "keylens, "+sc.name, sc.key, o, logf); err != nil {
+			return nil, err
+		}
+		cases = append(cases, c)
 	}
-	return results, nil
+	return cases, nil
 }
 
 // cgProcess is a server running under callgrind.
@@ -288,22 +293,35 @@ func firstField(s string) (uint64, error) {
 	return strconv.ParseUint(f[0], 10, 64)
 }
 
-// CallgrindTable renders results as a Markdown table with ratios to the
-// first (bare) row, raw and with the background taken out.
-func CallgrindTable(results []CallgrindResult) string {
+// CallgrindTable renders cases as a Markdown table: the bare handler's
+// figure (the median of the twins), then each case with its ratio to its
+// twin, raw and with the background taken out of both.
+func CallgrindTable(cases []CallgrindCase) string {
 	var b strings.Builder
 	b.WriteString("| case | instructions per request | ratio to bare | background per request | without background | ratio |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
-	if len(results) == 0 {
+	if len(cases) == 0 {
 		return b.String()
 	}
-	bare := results[0]
-	bareNet := bare.PerRequest() - bare.Background()
-	for _, r := range results {
-		net := r.PerRequest() - r.Background()
-		fmt.Fprintf(&b, "| %s | %s | %.2f× | %s | %s | %.2f× |\n", r.Scenario, thousands(r.PerRequest()),
-			r.PerRequest()/bare.PerRequest(), thousands(r.Background()), thousands(net), net/bareNet)
+	net := func(r CallgrindResult) float64 { return r.PerRequest() - r.Background() }
+	var bare []CallgrindResult
+	for _, c := range cases {
+		bare = append(bare, c.Bare)
 	}
+	slices.SortFunc(bare, func(x, y CallgrindResult) int { return cmp.Compare(x.PerRequest(), y.PerRequest()) })
+	med := bare[len(bare)/2]
+	fmt.Fprintf(&b, "| bare fasthttp handler (median of the twins) | %s | 1 | %s | %s | 1 |\n", thousands(med.PerRequest()),
+		thousands(med.Background()), thousands(net(med)))
+	for _, c := range cases {
+		fmt.Fprintf(&b, "| %s | %s | %.2f× | %s | %s | %.2f× |\n", c.Scenario, thousands(c.Keylens.PerRequest()),
+			c.Keylens.PerRequest()/c.Bare.PerRequest(), thousands(c.Keylens.Background()), thousands(net(c.Keylens)),
+			net(c.Keylens)/net(c.Bare))
+	}
+	b.WriteString("\nbare twins:")
+	for _, c := range cases {
+		fmt.Fprintf(&b, " %s %s;", c.Scenario, thousands(c.Bare.PerRequest()))
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

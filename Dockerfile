@@ -33,6 +33,7 @@ FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 COPY identity/go.mod identity/go.sum ./identity/
+COPY third_party/fasthttp/go.mod third_party/fasthttp/go.sum ./third_party/fasthttp/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -65,3 +65,6 @@ require (
 
 // identity is a module of its own (see identity/go.mod), built from here.
 replace github.com/keylens/keylens/identity => ./identity
+
+// fasthttp v1.78.0 with ResponseHeader.AppendRaw (third_party/fasthttp/KEYLENS.md).
+replace github.com/valyala/fasthttp => ./third_party/fasthttp

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,23 +46,34 @@ var ErrBusy = errors.New("too many password checks at once")
 // Entry is a resolved credential with its answers encoded once, so that a
 // cache hit only copies bytes. To keep the garbage collector's work small
 // with 100,000s of entries, an entry holds few pointers: the identity lives
-// only as its encoded JSON, and that JSON and every header share one
-// pointer-free buffer. Entries are never modified once cached, except for
-// the assertion slot, which every copy of an entry shares.
+// only as its encoded JSON, and that JSON and the identity headers share
+// one pointer-free buffer. Entries are never modified once cached, except
+// for the assertion slot, which every copy of an entry shares.
 type Entry struct {
 	Inactive    bool
 	Expires     int64  // the credential's own expiry (a JWT's or OAuth token's), Unix seconds; 0 for none
 	KeyID       string // the key hash (an OAuth token's hash)
 	DeveloperID string
 
-	buf     []byte                     // the /developer JSON, then header name, value, name, value, …
-	jsonEnd uint32                     // buf[:jsonEnd] is the JSON
-	hdrEnds []uint32                   // the end offset in buf of each header name and value, in turn
-	assert  *atomic.Pointer[assertion] // shared by copies of the entry
+	// buf is the /developer JSON, then the identity headers as the lines
+	// of a response ("Name: value\r\n" each), as fasthttp would write them
+	// had they been set one by one: names are header tokens, values
+	// sanitised (identity.HeadersWithin), a repeated name keeps its first
+	// place and its last value.
+	buf     []byte
+	jsonEnd uint32 // buf[:jsonEnd] is the JSON
+	// setOneByOne: a header name is one fasthttp gives a meaning of its
+	// own (Server, Content-Type, …; only an odd configuration makes one),
+	// or the assertion's: the headers must be set through fasthttp's API.
+	setOneByOne bool
+	assert      *atomic.Pointer[assertion] // shared by copies of the entry
 }
 
 // JSON returns the identity as the /developer body.
 func (e *Entry) JSON() []byte { return e.buf[:e.jsonEnd] }
+
+// headerLines returns the identity headers as response lines.
+func (e *Entry) headerLines() []byte { return e.buf[e.jsonEnd:] }
 
 // Identity decodes the entry's identity. It allocates: the request path
 // never calls it, only introspection and assertion signing.
@@ -72,12 +85,30 @@ func (e *Entry) Identity() *identity.Identity {
 
 // eachHeader calls fn with every header name and value, without copying.
 func (e *Entry) eachHeader(fn func(name, value []byte)) {
-	start := e.jsonEnd
-	for i := 0; i+1 < len(e.hdrEnds); i += 2 {
-		nameEnd, valueEnd := e.hdrEnds[i], e.hdrEnds[i+1]
-		fn(e.buf[start:nameEnd], e.buf[nameEnd:valueEnd])
-		start = valueEnd
+	for lines := e.headerLines(); len(lines) > 0; {
+		end := bytes.Index(lines, crlf)
+		name, value, _ := bytes.Cut(lines[:end], colonSpace)
+		fn(name, value)
+		lines = lines[end+len(crlf):]
 	}
+}
+
+var (
+	crlf       = []byte("\r\n")
+	colonSpace = []byte(": ")
+)
+
+// fasthttpSpecial reports whether fasthttp's ResponseHeader.Set gives a
+// header of this name a meaning of its own instead of adding a line.
+func fasthttpSpecial(name string) bool {
+	for _, s := range []string{fasthttp.HeaderContentType, fasthttp.HeaderContentLength, fasthttp.HeaderContentEncoding,
+		fasthttp.HeaderConnection, fasthttp.HeaderServer, fasthttp.HeaderSetCookie, fasthttp.HeaderTransferEncoding,
+		fasthttp.HeaderTrailer, fasthttp.HeaderDate} {
+		if strings.EqualFold(name, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // ResolverOptions configure NewResolver; zero values take the defaults.
@@ -237,20 +268,33 @@ func (r *Resolver) entryFor(c *keylens.Credential, expires int64) (*Entry, error
 	if truncated {
 		r.m.truncated.Inc()
 	}
+	// A name set twice keeps its first place and takes the last value, as
+	// fasthttp's Set does (two field names can reduce to one token).
+	for i := 0; i < len(headers); i++ {
+		for j := 0; j < i; j++ {
+			if headers[j].Name == headers[i].Name {
+				headers[j].Value = headers[i].Value
+				headers = slices.Delete(headers, i, i+1)
+				i--
+				break
+			}
+		}
+	}
 	size := len(body)
+	oneByOne := false
 	for _, h := range headers {
-		size += len(h.Name) + len(h.Value)
+		size += len(h.Name) + len(colonSpace) + len(h.Value) + len(crlf)
+		oneByOne = oneByOne || fasthttpSpecial(h.Name) || h.Name == r.opts.Headers.Assertion
 	}
 	e := &Entry{Inactive: d.Inactive, Expires: expires, KeyID: k.Hash, DeveloperID: d.ID,
-		buf: make([]byte, 0, size), hdrEnds: make([]uint32, 0, 2*len(headers)),
-		assert: new(atomic.Pointer[assertion])}
+		buf: make([]byte, 0, size), setOneByOne: oneByOne, assert: new(atomic.Pointer[assertion])}
 	e.buf = append(e.buf, body...)
 	e.jsonEnd = uint32(len(e.buf))
 	for _, h := range headers {
 		e.buf = append(e.buf, h.Name...)
-		e.hdrEnds = append(e.hdrEnds, uint32(len(e.buf)))
+		e.buf = append(e.buf, colonSpace...)
 		e.buf = append(e.buf, h.Value...)
-		e.hdrEnds = append(e.hdrEnds, uint32(len(e.buf)))
+		e.buf = append(e.buf, crlf...)
 	}
 	return e, nil
 }

@@ -63,6 +63,7 @@ type Server struct {
 	handler                 fasthttp.RequestHandler
 	m                       *Metrics
 	assertN                 []byte
+	assertOneByOne          bool // the assertion's header name is special to fasthttp (fasthttpSpecial)
 	secret                  [32]byte
 	hitsAndChangesSecretSum [32]byte
 	outcomes                [numEndpoints][numResults]outcome
@@ -129,6 +130,7 @@ func NewServer(c Config) (*Server, error) {
 	}
 	s := &Server{Config: c, m: c.Resolver.m}
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
+	s.assertOneByOne = fasthttpSpecial(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))
 	s.hitsAndChangesSecretSum = sha256.Sum256([]byte(s.HitsAndChangesSecret))
 	for ep := range numEndpoints {
@@ -299,9 +301,22 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx, credential []byte) {
 		return
 	}
 	h := &ctx.Response.Header
-	e.eachHeader(h.SetCanonical)
-	if s.Signer != nil && len(s.assertN) > 0 {
-		h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start.Time()))
+	assert := s.Signer != nil && len(s.assertN) > 0
+	if e.setOneByOne || (assert && s.assertOneByOne) {
+		e.eachHeader(h.SetCanonical)
+		if assert {
+			h.SetCanonical(s.assertN, s.Signer.assertionFor(e, start.Time()))
+		}
+	} else {
+		// The lines fasthttp would have written for the same headers set
+		// one by one (Entry), with one copy.
+		h.AppendRaw(e.headerLines())
+		if assert {
+			h.AppendRaw(s.assertN)
+			h.AppendRaw(colonSpace)
+			h.AppendRaw(s.Signer.assertionFor(e, start.Time())) // a JWT: base64url and dots
+			h.AppendRaw(crlf)
+		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	s.outcomes[epAuth][outOK].observe(ctx.ConnID(), start)

@@ -62,8 +62,13 @@ func main() {
 	fmt.Printf("load average before: %s, after: %s\n\n", before, load())
 	fmt.Print(loadbench.CallgrindTable(res))
 	fmt.Println("\nbackground: the process's instructions while idle for as long as the measured window, per request of it")
+	for _, c := range res {
+		if c.Keylens.GCWindows > 0 {
+			fmt.Printf("%s: %d window(s) with a garbage collection measured again\n", c.Scenario, c.Keylens.GCWindows)
+		}
+	}
 	if *keep != "" {
-		fmt.Printf("\ndumps in %s (bare.callgrind.N, keylens.callgrind.N: each case's window, then its idle window):\n"+
+		fmt.Printf("\ndumps in %s (bare.callgrind.N, keylens.callgrind.N: each case's window (one more for each window measured again), then its idle window):\n"+
 			"  callgrind_annotate --inclusive=yes %s/keylens.callgrind.1 | head -60\n", dir, dir)
 	}
 }

@@ -16,7 +16,9 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/keylens
 
 ## run: start `keylens serve` on the embedded SQLite store (./data/keylens.db).
-run: build
+run:
+	@test -x $(BIN) || echo "keylens: building $(BIN). The first build compiles SQLite (modernc.org/sqlite, SQLite's C code translated to Go: one very large package) and prints nothing for several minutes, more on a busy machine; later builds take seconds."
+	@$(MAKE) --no-print-directory build
 	@echo "keylens: admin console on http://127.0.0.1:3000/admin/ (sign in with the admin key it prints on first start, or KEYLENS_ADMIN_KEY),"
 	@echo "         developer portal on http://127.0.0.1:3001/ (sign up, request keys; emails go to this log without --smtp-url),"
 	@echo "         portal API on http://127.0.0.1:3000/api/, sidecar on http://127.0.0.1:8181 (Ctrl-C stops)"

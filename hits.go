@@ -82,6 +82,30 @@ func ValidateHits(batches []HitBatch) error {
 	return nil
 }
 
+// HitKeyHash is the hash of the key a hit names (the key member of POST
+// /hits, which the gateway's analytics call APIKey): a key hash
+// (IsKeyHash) as it is, and a raw key hashed as the gateway hashes it. A
+// Basic key is stored, and named in the gateway's own analytics, under the
+// key of (org, username), which is such a raw key; a writer that only has
+// a request's Basic credentials names it by its username instead, and the
+// hit counts for that Basic key. A key that is neither a hash nor shaped
+// like a gateway key (KeyOrg) is therefore looked up as a Basic username
+// in basic (no lookup when basic is nil); a username no key has is hashed
+// as a raw key, like any key keylens does not hold.
+func HitKeyHash(ctx context.Context, key string, basic CredentialService) (string, error) {
+	if basic == nil || IsKeyHash(key) || KeyOrg(key) != "" {
+		return KeyHashOf(key), nil
+	}
+	c, err := basic.ResolveBasicUser(ctx, key)
+	switch ErrorCode(err) {
+	case "":
+		return c.Key.Hash, nil
+	case ENOTFOUND:
+		return HashKey(key), nil
+	}
+	return "", err
+}
+
 // HitService stores and aggregates per-key hit counters.
 type HitService interface {
 	HitWriter

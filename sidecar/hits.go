@@ -35,7 +35,15 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	b, err := parseHits(ctx.PostBody(), start.Time())
+	b, err := parseHitsOf(context.Background(), ctx.PostBody(), start.Time(), s.Resolver.store)
+	var lookup lookupError
+	if errors.As(err, &lookup) {
+		s.Logger.Error("looking up a hit's Basic username failed", "err", lookup.error)
+		ctx.Response.Header.Set("Retry-After", "1")
+		jsonError(ctx, fasthttp.StatusServiceUnavailable, "hits could not be stored; retry later")
+		s.outcomes[epHits][outError].observe(ctx.ConnID(), start)
+		return
+	}
 	if err != nil {
 		jsonError(ctx, fasthttp.StatusBadRequest, err.Error())
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
@@ -78,18 +86,44 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
 }
 
-// parseHits decodes and checks a POST /hits body into one batch of series:
-// raw keys replaced by their hashes, hits of one series summed. Hits enter
-// here: a batch it returns with series has passed keylens.ValidateHits, and
-// is not checked again on its way to the store.
+// parseHits is parseHitsOf without Basic usernames: every key is a hash
+// or a raw key.
 func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
+	return parseHitsOf(context.Background(), body, now, nil)
+}
+
+// lookupError: a key could not be looked up (the store failed); the hits
+// may be fine, and the writer should send them again later.
+type lookupError struct{ error }
+
+// parseHitsOf decodes and checks a POST /hits body into one batch of series:
+// keys replaced by the hashes they name (keylens.HitKeyHash: a Basic
+// username looked up in basic, once per distinct key), hits of one series
+// summed. Hits enter here: a batch it returns with series has passed
+// keylens.ValidateHits, and is not checked again on its way to the store.
+func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.CredentialService) (keylens.HitBatch, error) {
 	in, err := hits.Parse(body, now)
 	if err != nil {
 		return keylens.HitBatch{}, err
 	}
 	series := make([]keylens.HitDelta, len(in))
+	var hashOf map[string]string
 	for i := range in {
-		series[i] = in[i].Series(keylens.KeyHashOf(in[i].Key))
+		if keylens.IsKeyHash(in[i].Key) { // what the plugin sends: no map, no lookup
+			series[i] = in[i].Series(in[i].Key)
+			continue
+		}
+		hash, ok := hashOf[in[i].Key]
+		if !ok {
+			if hash, err = keylens.HitKeyHash(ctx, in[i].Key, basic); err != nil {
+				return keylens.HitBatch{}, lookupError{err}
+			}
+			if hashOf == nil {
+				hashOf = make(map[string]string)
+			}
+			hashOf[in[i].Key] = hash
+		}
+		series[i] = in[i].Series(hash)
 	}
 	b := keylens.HitBatch{Series: hits.Fold(nil, series, 1)}
 	if len(b.Series) == 0 { // an empty array, answered without the store

@@ -262,3 +262,40 @@ func TestCustomKeyIdCountedWhereFiled(t *testing.T) {
 		t.Errorf("the raw custom key was stored: %v", d.Keys)
 	}
 }
+
+// TestHitsOfABasicKeyCountForIt: a Basic key's hits may name it by its
+// username (what a writer with only the request's Basic credentials has),
+// by its stored name, the gateway's key of (org, username) as the gateway's
+// own analytics name it, or by its hash; all three count for that key, in
+// the developer's usage too. A key no one holds still counts under its own
+// hash, not the Basic key's.
+func TestHitsOfABasicKeyCountForIt(t *testing.T) {
+	in, dev := portalWithCatalogue(t)
+	basic := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-basic"]}`))
+	org := decodeAs[struct {
+		OrgID string `json:"org_id"`
+	}](t, in.do("GET", "/api/portal/developers/"+dev, "")).OrgID
+	stored := keylens.KeyFor(org, basic.RawKey, keylens.DefaultHashAlgorithm)
+	hash := keylens.HashKey(stored)
+	body := fmt.Sprintf(`[{"key":%q,"api_id":"api-basic","code":200,"count":3},{"key":%q,"api_id":"api-basic","code":200,"count":2},`+
+		`{"key":%q,"api_id":"api-basic","code":500},{"key":"nobody-has-this","api_id":"api-basic","code":200,"count":7}]`,
+		basic.RawKey, stored, hash)
+	if r := in.postHits(body); r.Status != 200 || string(r.Body) != `{"recorded":13,"dropped":0}` {
+		t.Fatalf("POST /hits: %d %s", r.Status, r.Body)
+	}
+	total := func(l hitList) (n int64) {
+		for _, r := range l.Data {
+			n += r.Hits
+		}
+		return n
+	}
+	if n := total(decodeAs[hitList](t, in.do("GET", "/api/activity/keys/aggregate/"+hash+"/1/1/2020/1/1/2100", ""))); n != 6 {
+		t.Errorf("the Basic key's hits: %d, want 6 (3 by username, 2 by stored name, 1 by hash)", n)
+	}
+	if n := total(decodeAs[hitList](t, in.do("GET", "/api/portal/developers/"+dev+"/usage", ""))); n != 6 {
+		t.Errorf("the developer's usage: %d hits, want 6", n)
+	}
+	if n := total(decodeAs[hitList](t, in.do("GET", "/api/activity/keys/aggregate/"+keylens.HashKey("nobody-has-this")+"/1/1/2020/1/1/2100", ""))); n != 7 {
+		t.Errorf("an unknown raw key's hits: %d, want 7 under its own hash", n)
+	}
+}

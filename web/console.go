@@ -31,6 +31,10 @@ type ConsoleConfig struct {
 	// Gravatar shows developers' Gravatar images over their initials; the
 	// Content-Security-Policy then allows images from www.gravatar.com.
 	Gravatar bool
+	// CentralJWT says JWTs are verified against an identity provider's
+	// keys (keylens serve --jwt-*): a jwt request is then approved without
+	// material. Without, approving one that has none asks for it.
+	CentralJWT bool
 }
 
 // Console is the admin console: NewConsole, then Handler.
@@ -45,7 +49,7 @@ type Console struct {
 func NewConsole(c ConsoleConfig) (*Console, error) {
 	fingerprint := keylens.AdminKeyFingerprint(c.AdminKeyHash)
 	s := &site{name: "keylens console", prefix: Prefix, home: Prefix + "developers",
-		signInPath: Prefix + "signin", signInPage: "signin", signOut: Prefix + "signout",
+		signInPath: Prefix + "signin", signInLabel: "Sign in", signInPage: "signin", signOut: Prefix + "signout",
 		sessionCookie: sessionCookie, signInCookie: signInCookie,
 		menu: []menuItem{{"developers", "Developers", Prefix + "developers"}, {"requests", "Key requests", Prefix + "requests"},
 			{"catalogue", "Catalogue", Prefix + "catalogue"}, {"configuration", "Configuration", Prefix + "configuration"},
@@ -104,6 +108,7 @@ func (c *Console) routes() http.Handler {
 	page("GET /admin/issued/{nonce}", c.issuedPage)
 
 	page("GET /admin/requests", c.requestsPage)
+	page("GET /admin/requests/{id}/approve", c.approvePage)
 	page("POST /admin/requests/{id}/approve", c.approveRequest)
 	page("POST /admin/requests/{id}/reject", c.rejectRequest)
 
@@ -128,7 +133,7 @@ func (c *Console) routes() http.Handler {
 
 // pageFiles lists each page template; each is parsed with the layout.
 var pageFiles = []string{"signin", "developers", "developer_new", "profile", "edit", "confirm", "key_new", "key_policy",
-	"key", "issued", "requests", "catalogue", "entry", "configuration", "admins", "activity", "error"}
+	"key", "issued", "requests", "request_approve", "catalogue", "entry", "configuration", "admins", "activity", "error"}
 
 // consoleFlashes are the messages a redirect may name: the page shows only these,
 // never text from the URL.

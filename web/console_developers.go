@@ -227,6 +227,9 @@ type profileData struct {
 	Usage   *usage
 	Keys    []keyRow
 	Clients []clientRow
+	// KeysFlash and ClientsFlash: the message of a change made from that
+	// section, shown in it.
+	KeysFlash, ClientsFlash string
 }
 
 type avatar struct {
@@ -273,7 +276,17 @@ func (c *Console) profilePage(w http.ResponseWriter, r *http.Request) {
 				RedirectURI: cl.RedirectURI, Policy: policyOf(pol, cat), Created: cl.DateCreated})
 		}
 	}
-	c.render(w, r, http.StatusOK, "profile", view{Title: dev.Email, Nav: "developers", Flash: c.flash(r), Data: d})
+	// A change to a key or an OAuth client comes back to its section (the
+	// redirect's #keys or #oauth), scrolled to the top of the window: its
+	// message is shown there, not at the top of the page, out of view.
+	flash := c.flash(r)
+	switch r.URL.Query().Get("done") {
+	case "policy-changed", "quota-reset", "revoked":
+		d.KeysFlash, flash = flash, ""
+	case "client-deleted":
+		d.ClientsFlash, flash = flash, ""
+	}
+	c.render(w, r, http.StatusOK, "profile", view{Title: dev.Email, Nav: "developers", Flash: flash, Data: d})
 }
 
 // avatarOf is a developer's avatar: the initials of their name (or

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keylens/keylens"
@@ -30,8 +31,13 @@ type requestRow struct {
 	Fields         []fieldRow
 	RedirectURI    string
 	HasJWTMaterial bool
-	Created        time.Time
-	KeyHash, Short string
+	// NeedsJWTMaterial: a jwt request filed without material (as custom
+	// portals file them), which approval cannot issue without (JWTs are
+	// not verified centrally): Approve asks for it.
+	NeedsJWTMaterial bool
+	Created          time.Time
+	KeyHash, Short   string
+	Revoked          bool // the key approval issued is revoked
 }
 
 // GET /admin/requests?p=&ap=: Key requests, pending first (oldest first:
@@ -87,10 +93,25 @@ func (c *Console) requestsPage(w http.ResponseWriter, r *http.Request) {
 		PendingPage:  newPager(p, pendingTotal, requestsPerPage, func(n int) string { return link(n, ap) }),
 		ApprovedPage: newPager(ap, approvedTotal, requestsPerPage, func(n int) string { return link(p, n) })}
 	for _, kr := range pending {
-		d.Pending = append(d.Pending, requestRowOf(kr, cat))
+		row := requestRowOf(kr, cat)
+		row.NeedsJWTMaterial = c.needsJWTMaterial(row)
+		d.Pending = append(d.Pending, row)
 	}
 	for _, kr := range approved {
-		d.Approved = append(d.Approved, requestRowOf(kr, cat))
+		row := requestRowOf(kr, cat)
+		// The key it issued may be revoked since: say so, rather than
+		// link to a page that is gone.
+		if row.KeyHash != "" {
+			switch _, err := c.Keys.FindKey(ctx, row.KeyHash); keylens.ErrorCode(err) {
+			case "":
+			case keylens.ENOTFOUND:
+				row.Revoked = true
+			default:
+				c.errorPage(w, r, err)
+				return
+			}
+		}
+		d.Approved = append(d.Approved, row)
 	}
 	c.render(w, r, http.StatusOK, "requests", view{Title: "Key requests", Nav: "requests", Flash: c.flash(r), Data: d})
 }
@@ -121,13 +142,69 @@ func fieldText(v any) string {
 	return fmt.Sprint(v)
 }
 
-// POST /admin/requests/{id}/approve: issue what the request's catalogue
-// entry names, and show it once.
-func (c *Console) approveRequest(w http.ResponseWriter, r *http.Request) {
-	kr, err := c.Keys.FindKeyRequestByID(r.Context(), r.PathValue("id"))
+// needsJWTMaterial reports whether approving row's request needs JWT
+// material it lacks.
+func (c *Console) needsJWTMaterial(row requestRow) bool {
+	return row.AuthType == keylens.AuthJWT && !row.HasJWTMaterial && !c.CentralJWT
+}
+
+type approveData struct {
+	Request   requestRow
+	JWTSecret string
+}
+
+// GET /admin/requests/{id}/approve: for a jwt request without material,
+// the form that adds it (the HMAC secret or PEM public key its developer
+// signs or verifies with) and approves.
+func (c *Console) approvePage(w http.ResponseWriter, r *http.Request) {
+	row, _, err := c.pendingRequest(r)
 	if err != nil {
 		c.errorPage(w, r, err)
 		return
+	}
+	c.render(w, r, http.StatusOK, "request_approve", view{Title: "Approve key request", Nav: "requests", Data: approveData{Request: row}})
+}
+
+// pendingRequest loads the request the path names, as a row.
+func (c *Console) pendingRequest(r *http.Request) (requestRow, *keylens.KeyRequest, error) {
+	ctx := r.Context()
+	kr, err := c.Keys.FindKeyRequestByID(ctx, r.PathValue("id"))
+	if err != nil {
+		return requestRow{}, nil, err
+	}
+	cat, err := c.Catalogue.Catalogue(ctx)
+	if err != nil {
+		return requestRow{}, nil, err
+	}
+	row := requestRowOf(kr, cat)
+	row.NeedsJWTMaterial = c.needsJWTMaterial(row)
+	return row, kr, nil
+}
+
+// POST /admin/requests/{id}/approve: issue what the request's catalogue
+// entry names, and show it once. A jwt request without material takes it
+// from the form (jwt_secret), checked by the rule the API applies
+// (keylens.ParseJWTMaterialOrCentral), and stored with the request before
+// approval; a form without it, or with material the rule refuses, is shown
+// again with the reason.
+func (c *Console) approveRequest(w http.ResponseWriter, r *http.Request) {
+	row, kr, err := c.pendingRequest(r)
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	if row.NeedsJWTMaterial && !kr.Approved {
+		secret := strings.TrimSpace(r.PostFormValue("jwt_secret"))
+		if _, _, err := keylens.ParseJWTMaterialOrCentral(secret, "", c.CentralJWT); err != nil {
+			c.render(w, r, http.StatusBadRequest, "request_approve", view{Title: "Approve key request", Nav: "requests",
+				Error: keylens.ErrorMessage(err), Data: approveData{Request: row, JWTSecret: secret}})
+			return
+		}
+		kr.JWTSecret = secret
+		if err := c.Keys.UpdateKeyRequest(r.Context(), kr.ID, kr); err != nil {
+			c.errorPage(w, r, err)
+			return
+		}
 	}
 	a, err := c.Keys.ApproveKeyRequest(r.Context(), kr.ID)
 	if err != nil {

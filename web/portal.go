@@ -67,7 +67,7 @@ func NewPortal(c PortalConfig) (*Portal, error) {
 	}
 	c.URL = strings.TrimSuffix(c.URL, "/")
 	s := &site{name: "keylens developer portal", prefix: "/", home: "/dashboard",
-		signInPath: "/login", signInPage: "portal_signin", signOut: "/logout",
+		signInPath: "/login", signInLabel: "Log in", signInPage: "portal_signin", signOut: "/logout",
 		sessionCookie: portalSessionCookie, signInCookie: portalSignInCookie,
 		menu: []menuItem{{"dashboard", "Dashboard", "/dashboard"}, {"catalogue", "Catalogue", "/catalogue"},
 			{"oauth", "OAuth clients", "/oauth-clients"}, {"profile", "Edit profile", "/profile"}},

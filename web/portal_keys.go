@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -54,6 +55,9 @@ type pendingRow struct {
 	ID       string
 	Policies []policyRow
 	Created  string
+	// NeedsJWTMaterial: a jwt request filed without signing material (by
+	// another portal), which an admin must add before approving it.
+	NeedsJWTMaterial bool
 }
 
 type dashboardData struct {
@@ -120,6 +124,12 @@ func (p *Portal) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		for _, pol := range kr.ApplyPolicies {
 			row.Policies = append(row.Policies, policyOf(pol, cat))
 		}
+		if len(kr.ApplyPolicies) > 0 {
+			if e := cat.Entry(kr.ApplyPolicies[0]); e != nil && e.AuthType == keylens.AuthJWT {
+				_, _, err := keylens.ParseJWTMaterialOrCentral(kr.JWTSecret, kr.Certificate, p.CentralJWT)
+				row.NeedsJWTMaterial = errors.Is(err, keylens.ErrNoJWTMaterial)
+			}
+		}
 		d.Pending = append(d.Pending, row)
 	}
 	// Last, once everything else has been read: what approvals issued
@@ -144,6 +154,21 @@ type keyRequestData struct {
 	AppDesc, UseCase string
 	Approval         bool
 	CentralJWT       bool // a jwt request may come without material
+	// AsksUseCase: the configuration's key request fields ask for a use
+	// case, which an OAuth client's use case is then taken from, rather
+	// than asked twice.
+	AsksUseCase bool
+}
+
+// useCaseField is the key request field, among fields, that asks for the
+// use case ("Use case", in any case); "" when none does.
+func useCaseField(fields []field) string {
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, "use case") {
+			return f.Name
+		}
+	}
+	return ""
 }
 
 // requestable returns the published entry of policy; ENOTFOUND for a
@@ -182,8 +207,10 @@ func (p *Portal) requestPage(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
+	fields := keyRequestFields(cfg, nil)
 	p.render(w, r, http.StatusOK, "portal_request", view{Title: "Request a key", Nav: "catalogue",
-		Data: keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, nil), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT}})
+		Data: keyRequestData{Entry: *e, Fields: fields, Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT,
+			AsksUseCase: useCaseField(fields) != ""}})
 }
 
 // POST /keys: a key request for one published policy, by the signed-in
@@ -201,6 +228,9 @@ func (p *Portal) requestKey(w http.ResponseWriter, r *http.Request) {
 	values := postedFields(r, keyRequestFields(cfg, nil))
 	d := keyRequestData{Entry: *e, Fields: keyRequestFields(cfg, values), Approval: cfg.RequireKeyApproval, CentralJWT: p.CentralJWT,
 		RedirectURI: formValue(r, "redirect_uri"), AppDesc: formValue(r, "app_description"), UseCase: formValue(r, "use_case")}
+	if name := useCaseField(d.Fields); name != "" {
+		d.AsksUseCase, d.UseCase = true, values[name]
+	}
 	kr := &keylens.KeyRequest{ByUser: s.DeveloperID, ApplyPolicies: []string{e.PolicyID}, ForAPI: e.APIID, Fields: map[string]any{}}
 	for n, v := range values {
 		if v != "" {

@@ -90,8 +90,11 @@ type site struct {
 	prefix     string // where the site is served: "/admin/", "/"
 	home       string // where a signed-in visitor starts
 	signInPath string
-	signInPage string // the template of the sign-in form
-	signOut    string // the sign-out form's action
+	// signInLabel names signing in as the site does: the portal says
+	// "Log in" on every page, the console "Sign in".
+	signInLabel string
+	signInPage  string // the template of the sign-in form
+	signOut     string // the sign-out form's action
 	// cookie names: the session's, and the sign-in form's pre-session
 	// token's. Cookies are per host, not per port: the console's and the
 	// portal's names differ so that neither ever reads the other's.

@@ -51,9 +51,11 @@ func policyOf(id string, cat *keylens.Catalogue) policyRow {
 	return policyRow{ID: id}
 }
 
-// shortHash shortens a key hash for lists: the first 8 characters.
+// shortHash shortens a key hash for lists: the first 8 characters. An
+// object id (a developer's, a key request's) stays whole: its first 8
+// characters are the second it was made, alike for ids made together.
 func shortHash(h string) string {
-	if len(h) <= 12 {
+	if len(h) <= 12 || keylens.IsObjectID(h) {
 		return h
 	}
 	return h[:8] + "…"

@@ -25,8 +25,8 @@ var staticFS embed.FS
 
 // siteView is what the layout needs of its site.
 type siteView struct {
-	Name, Static, Home, SignOut, SignIn string
-	Menu                                []menuItem
+	Name, Static, Home, SignOut, SignIn, SignInLabel string
+	Menu                                             []menuItem
 }
 
 // view is what every page template gets: the page's own data in Data.
@@ -64,12 +64,27 @@ func (s *site) parse(names []string, gravatar bool) error {
 }
 
 // handle wraps the site's mux: static files, security headers, a page for
-// the mux's own 404 and 405, and a 500 page for a panic.
+// the mux's own 404 and 405, and a 500 page for a panic. A site at the
+// root of its listener answers /favicon.ico too.
 func (s *site) handle(mux *http.ServeMux) http.Handler {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET "+s.prefix+"static/", http.StripPrefix(s.prefix+"static/", cacheStatic(http.FileServerFS(static))))
+	if s.prefix == "/" {
+		mux.Handle("GET /favicon.ico", Favicon)
+	}
 	return s.recoverer(s.headers(s.notFound(mux)))
 }
+
+// Favicon answers /favicon.ico with the sites' icon, to anyone: browsers
+// ask for it by themselves (pages name static/favicon.svg, but not every
+// browser reads that), and a 401 there is an error on every page.
+var Favicon http.Handler = cacheStatic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(faviconSVG)
+}))
+
+var faviconSVG, _ = staticFS.ReadFile("static/favicon.svg")
 
 // headers sets the security headers every response carries.
 func (s *site) headers(next http.Handler) http.Handler {
@@ -130,7 +145,7 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name s
 			v.CSRF = sess.csrf
 		}
 	}
-	v.Site = siteView{Name: s.name, Static: s.prefix + "static/", Home: s.home, SignOut: s.signOut, SignIn: s.signInPath, Menu: s.publicMenu}
+	v.Site = siteView{Name: s.name, Static: s.prefix + "static/", Home: s.home, SignOut: s.signOut, SignIn: s.signInPath, SignInLabel: s.signInLabel, Menu: s.publicMenu}
 	if v.Who != "" {
 		v.Site.Menu = s.menu
 	}

@@ -113,12 +113,14 @@ func (a *adminServer) Start(context.Context) error {
 		Admins: db, Audit: db,
 		AdminKeyHash: a.settings.keyHash,
 		Gravatar:     c.ConsoleGravatar,
+		CentralJWT:   c.centralJWT(),
 	})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(web.Prefix, console.Handler())
+	mux.Handle("GET /favicon.ico", web.Favicon) // for the console's pages; without the admin key
 	mux.Handle("/", api.Handler())
 	ln, err := a.listen()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -236,6 +237,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	u.screen("requests")
 	u.submit(`tr:has(a[href="/admin/developers/`+devID+`"]) form[action$="/approve"] button`, "#raw-key")
 	u.screen("issued")
+	if d := u.display(`button[data-copy="raw-key"]`); d == "none" {
+		t.Error("the Copy button is hidden though the script that runs it is on")
+	}
 	issuedURL := u.location()
 	raw := strings.TrimSpace(u.text("#raw-key"))
 	if !rawKeyText.MatchString(raw) {
@@ -266,8 +270,13 @@ func TestConsoleInABrowser(t *testing.T) {
 	u.run("choose Payments Gold only", chromedp.Click(`input[value="pol-payments"]`, chromedp.ByQuery), chromedp.Click(`input[value="pol-gold"]`, chromedp.ByQuery))
 	u.screen("change-policy")
 	u.submit(`button.caps`, ".flash")
-	if f := u.text(".flash"); f != "Key policy changed." {
-		t.Fatalf("flash %q", f)
+	if f := u.text(".flash"); f != "Key policy changed." || !u.inView(".flash") {
+		t.Fatalf("flash %q (in view: %v)", f, u.inView(".flash"))
+	}
+	u.run("open Options", chromedp.Click("details.options summary", chromedp.ByQuery), chromedp.WaitVisible(".menu button", chromedp.ByQuery))
+	u.submit(`.menu button`, ".flash")
+	if f := u.text(".flash"); f != "Quota reset." || !u.inView(".flash") {
+		t.Errorf("flash %q (in view: %v)", f, u.inView(".flash"))
 	}
 	eventually(t, in, raw, http.StatusOK, `"policies":["pol-gold"]`)
 
@@ -280,16 +289,27 @@ func TestConsoleInABrowser(t *testing.T) {
 	u.open("/admin/developers/" + devID + "/keys/" + hash + "/revoke")
 	u.screen("revoke-confirm")
 	u.submit(`button.danger`, ".flash")
-	if f := u.text(".flash"); !strings.HasPrefix(f, "Key revoked") {
-		t.Fatalf("flash %q", f)
+	if f := u.text(".flash"); !strings.HasPrefix(f, "Key revoked") || !u.inView(".flash") {
+		t.Fatalf("flash %q (in view: %v)", f, u.inView(".flash"))
 	}
 	eventually(t, in, raw, http.StatusUnauthorized, "")
+	// Key requests → Approved: the request whose key was revoked says so.
+	u.open("/admin/requests")
+	if txt := u.text(`tr:has(a[href="/admin/developers/` + devID + `"]) td:last-child`); !strings.Contains(txt, "(revoked)") {
+		t.Errorf("the approved request of a revoked key: %q", txt)
+	}
 
 	// New Key: a second key, shown once.
 	u.open("/admin/developers/" + devID + "/keys/new")
 	u.run("choose Payments", chromedp.Click(`input[value="pol-payments"]`, chromedp.ByQuery), chromedp.SendKeys("#kf0", "Reporting", chromedp.ByQuery))
 	u.screen("new-key")
+	// Without scripts, the Copy button (which needs one) is not shown.
+	u.run("turn scripts off", emulation.SetScriptExecutionDisabled(true))
 	u.submit(`form[action$="/keys"] button[type=submit]`, "#raw-key")
+	if d := u.display(`button[data-copy="raw-key"]`); d != "none" {
+		t.Errorf("without scripts the Copy button shows (display %q)", d)
+	}
+	u.run("turn scripts on", emulation.SetScriptExecutionDisabled(false))
 	second := strings.TrimSpace(u.text("#raw-key"))
 	eventually(t, in, second, http.StatusOK, `"policies":["pol-payments"]`)
 
@@ -312,8 +332,34 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	u.submit(`section[aria-labelledby=oauth] a[href$="/delete"]`, "button.danger")
 	u.submit(`button.danger`, ".flash")
-	if f := u.text(".flash"); f != "OAuth client deleted." || !strings.Contains(u.text("#oauth + p"), "No OAuth clients.") {
+	if f := u.text(".flash"); f != "OAuth client deleted." || !u.inView(".flash") || !strings.Contains(u.text("section[aria-labelledby=oauth]"), "No OAuth clients.") {
 		t.Errorf("after deleting the OAuth client: %q", f)
+	}
+
+	// A JWT request a custom portal filed without material: Approve asks
+	// for it.
+	alan := ids["alan@turing.example"]
+	if r := in.do("POST", "/api/portal/requests", `{"by_user":"`+alan+`","apply_policies":["pol-events"],"fields":{"Use case":"Event replay"}}`); r.Status != http.StatusOK {
+		t.Fatalf("file a jwt request: %d %s", r.Status, r.Body)
+	}
+	u.open("/admin/requests")
+	u.submit(`tr:has(a[href="/admin/developers/`+alan+`"]) a[href$="/approve"]`, "#jwt_secret")
+	u.screen("request-approve")
+	u.run("give a secret", chromedp.SendKeys("#jwt_secret", "short", chromedp.ByQuery))
+	u.submit(`form[action$="/approve"] button[type=submit]`, ".error")
+	if e := u.text(".error"); !strings.Contains(e, "at least 32 bytes") {
+		t.Errorf("a short secret: %q", e)
+	}
+	u.run("give a longer secret", chromedp.Clear("#jwt_secret", chromedp.ByQuery),
+		chromedp.SendKeys("#jwt_secret", "an-hmac-secret-of-at-least-32-bytes!", chromedp.ByQuery))
+	u.submit(`form[action$="/approve"] button[type=submit]`, "#raw-key")
+
+	// The admin listener answers the icon without a session.
+	var icon int
+	u.run("fetch /favicon.ico", chromedp.Evaluate(`fetch("/favicon.ico", {credentials: "omit"}).then(r => r.status)`, &icon,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if icon != http.StatusOK {
+		t.Errorf("/favicon.ico: %d", icon)
 	}
 
 	// The other screens.
@@ -348,6 +394,23 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("after sign-out: %q", f)
 	}
 	t.Logf("axe checked %d screens; screenshots in %s", len(u.checked), u.shots)
+}
+
+// inView reports whether the element sel selects is inside the window.
+func (u *ui) inView(sel string) bool {
+	u.t.Helper()
+	var in bool
+	u.run("is "+sel+" in view", chromedp.Evaluate(`(() => { const r = document.querySelector(`+jsString(sel)+`).getBoundingClientRect();
+		return r.top >= 0 && r.bottom <= window.innerHeight; })()`, &in))
+	return in
+}
+
+// display is the computed CSS display of the element sel selects.
+func (u *ui) display(sel string) string {
+	u.t.Helper()
+	var d string
+	u.run("display of "+sel, chromedp.Evaluate(`getComputedStyle(document.querySelector(`+jsString(sel)+`)).display`, &d))
+	return d
 }
 
 func keyHashFromProfile(t *testing.T, u *ui) string {

@@ -90,6 +90,9 @@ func TestPortalInABrowser(t *testing.T) {
 	}
 	u.run("scroll to the pending requests", chromedp.ScrollIntoView("#pending", chromedp.ByQuery))
 	u.screen("portal-pending")
+	if txt := u.text("#pending ~ table tbody"); !strings.Contains(txt, "An admin's approval") {
+		t.Errorf("the pending request does not say what it waits for: %s", txt)
+	}
 	reqs := decodeAs[struct {
 		Data []struct {
 			ID string `json:"id"`
@@ -117,6 +120,9 @@ func TestPortalInABrowser(t *testing.T) {
 	u.run("fill the OAuth request", chromedp.SendKeys("#redirect_uri", "https://fleet.example/callback", chromedp.ByQuery),
 		chromedp.SendKeys("#app_description", "Fleet console", chromedp.ByQuery))
 	u.screen("portal-request-oauth")
+	if n := u.count(`label`, "Use case"); n != 1 {
+		t.Errorf("the OAuth request form asks for the use case %d times", n)
+	}
 	u.submit(`form[action="/keys"] button`, "#client-secret")
 	clientID, clientSecret := strings.TrimSpace(u.text("#client-id")), strings.TrimSpace(u.text("#client-secret"))
 	u.open("/oauth-clients")
@@ -177,6 +183,12 @@ func TestPortalInABrowser(t *testing.T) {
 	u.screen("portal-reset-set")
 	u.run("a new password", chromedp.SendKeys("#password", "third-pass", chromedp.ByQuery))
 	u.submit(`form[action^="/reset/"] button`, ".flash")
+	// The link, used: its page says "Log in", as the rest of the portal.
+	u.run("follow the used link", chromedp.Navigate(link), chromedp.WaitVisible("main", chromedp.ByQuery))
+	if txt := u.text("main"); !strings.Contains(txt, "Log in") || strings.Contains(txt, "Sign in") {
+		t.Errorf("the used reset link's page: %q", txt)
+	}
+	u.open("/login")
 	u.run("log in with it", chromedp.SendKeys("#email", "grace@example.com", chromedp.ByQuery), chromedp.SendKeys("#password", "third-pass", chromedp.ByQuery))
 	u.submit(`form[action="/login"] button`, "section[aria-labelledby=keys]")
 	if h := u.text("h1"); h != "Dashboard" && !strings.Contains(h, "Grace Hopper") {
@@ -185,6 +197,20 @@ func TestPortalInABrowser(t *testing.T) {
 	u.open("/no-such-page")
 	u.screen("portal-not-found")
 	t.Logf("axe checked %d screens; screenshots in %s", len(u.checked), u.shots)
+}
+
+// count is the number of elements sel selects whose text is text.
+func (u *ui) count(sel, text string) int {
+	u.t.Helper()
+	var n int
+	u.run("count "+sel, chromedp.Evaluate(`[...document.querySelectorAll(`+jsString(sel)+`)].filter(e => e.textContent.trim() === `+
+		jsString(text)+`).length`, &n))
+	return n
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // value reads a form control's value.

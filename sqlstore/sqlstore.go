@@ -63,9 +63,9 @@ type DB struct {
 	// hash_key_function. Default keylens.DefaultHashAlgorithm.
 	KeyHashAlgorithm string
 	// Provisioner, when set, creates each approval's credential in the
-	// gateway inside the approving transaction: its refusal fails the
-	// approval, and what it created is undone if the transaction does not
-	// commit.
+	// gateway before the transaction that stores it (approve.go), never
+	// under the write lock: its refusal fails the approval, and what it
+	// created is undone if that transaction does not commit.
 	Provisioner keylens.Provisioner
 	// CentralJWT says JWTs are verified against an identity provider's
 	// keys, so that jwt requests without material may be approved
@@ -400,26 +400,6 @@ type Tx struct {
 	db      *DB
 	now     time.Time
 	changed bool // the change feed grew: wake its readers on commit
-	// undo reverses what was done outside the store for this transaction
-	// (a credential created in the gateway), should it not commit.
-	undo []func(context.Context)
-}
-
-// undoTimeout bounds the undo of an uncommitted transaction's outside work.
-const undoTimeout = 10 * time.Second
-
-// abandoned runs the undo functions, newest first, for a transaction
-// that did not commit.
-func (tx *Tx) abandoned() {
-	if len(tx.undo) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-	defer cancel()
-	for i := len(tx.undo) - 1; i >= 0; i-- {
-		tx.undo[i](ctx)
-	}
-	tx.undo = nil
 }
 
 // Commit commits and wakes change-feed readers if the feed grew.
@@ -600,15 +580,9 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		tx.Rollback() // before undoing: the undo calls a gateway, not under the write lock
-		tx.abandoned()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		tx.abandoned()
-		return err
-	}
-	return nil
+	return tx.Commit()
 }
 
 // Lock ids of the work one process of a store does at a time (after

@@ -29,25 +29,43 @@
 //   - GET /tyk/keys lists stored names (hashes with hash_keys), 404 when
 //     hashed listing is disabled;
 //   - OAuth clients: create (without api_id: on every OAuth API of the
-//     policy), delete per API (404 when absent); revoke endpoints take form
-//     fields and refuse JSON;
-//   - GET /tyk/policies and /tyk/apis list the configured ones.
+//     policy), read, update (PUT /tyk/oauth/clients/{api}/{client}: the
+//     redirect URI, policy, metadata and description; the id and secret
+//     stay; the policy must grant the API) and delete per API (404 when
+//     absent); revoke endpoints take form fields and refuse JSON;
+//   - OAuth access tokens: the API's {listen_path}oauth/token issues them
+//     for client credentials (HTTP Basic; the client needs a redirect URI),
+//     stored like keys (listed by GET /tyk/keys) with oauth_client_id and
+//     a copy of the client's meta_data; /tyk/oauth/revoke deletes one,
+//     /tyk/oauth/revoke_all every token of the client, and only with the
+//     client's secret (answering 200 either way); a token whose client is
+//     gone is refused;
+//   - policies: GET /tyk/policies lists the loaded ones (the configured
+//     file's and those written through the API); POST /tyk/policies, PUT
+//     and DELETE /tyk/policies/{id} write policy files, refused with 500
+//     when policy_source is "service" (a Dashboard's policies); what is
+//     written takes effect at GET /tyk/reload/group, not before;
+//   - GET /hello answers without the secret, as the gateway's health check;
+//   - GET /tyk/apis lists the configured APIs.
 //
-// State (keys, clients) is written to a file after every change, as a
-// gateway's Redis keeps it across a restart. /double/ endpoints (no
-// secret) let tests see what Tyk itself would not show: the request log
-// with arrival times, and an authentication check as the gateway's auth
-// middleware makes it.
+// State (keys, clients, written policy files) is written to a file after
+// every change, as a gateway's Redis and policy_path keep it across a
+// restart. /double/ endpoints (no secret) let tests see what Tyk itself
+// would not show: the request log with arrival times, and an
+// authentication check as the gateway's auth middleware makes it; and make
+// the gateway slow (/double/delay).
 package gatewayapi
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -61,17 +79,22 @@ import (
 
 // Config is the gateway's configuration and its policies and APIs.
 type Config struct {
-	Secret                  string   `json:"secret"`
-	HashKeys                bool     `json:"hash_keys"`
-	HashKeyFunction         string   `json:"hash_key_function"`
-	EnableHashedKeysListing bool     `json:"enable_hashed_keys_listing"`
-	Policies                []Policy `json:"policies"`
-	APIs                    []API    `json:"apis"`
+	Secret                  string `json:"secret"`
+	HashKeys                bool   `json:"hash_keys"`
+	HashKeyFunction         string `json:"hash_key_function"`
+	EnableHashedKeysListing bool   `json:"enable_hashed_keys_listing"`
+	// PolicySource "service" means the policies come from a Dashboard:
+	// the policy API refuses writes.
+	PolicySource string `json:"policy_source"`
+	// Policies are the policies file's.
+	Policies []Policy `json:"policies"`
+	APIs     []API    `json:"apis"`
 }
 
 // Policy is a policy of the gateway.
 type Policy struct {
 	ID           string         `json:"id"`
+	Name         string         `json:"name,omitempty"`
 	OrgID        string         `json:"org_id"`
 	IsInactive   bool           `json:"is_inactive"`
 	QuotaMax     int64          `json:"quota_max"`
@@ -83,6 +106,15 @@ type API struct {
 	APIID     string `json:"api_id"`
 	OrgID     string `json:"org_id"`
 	UseOAuth2 bool   `json:"use_oauth2"`
+	// ListenPath, "/<api id>/" when empty, serves the API's oauth/token.
+	ListenPath string `json:"listen_path,omitempty"`
+}
+
+func (a API) listenPath() string {
+	if a.ListenPath != "" {
+		return a.ListenPath
+	}
+	return "/" + a.APIID + "/"
 }
 
 // Logged is one request the double received.
@@ -103,6 +135,8 @@ type state struct {
 	Keys    map[string]map[string]any `json:"keys"`
 	Names   map[string]string         `json:"names"`   // storage key → stored name
 	Clients map[string]map[string]any `json:"clients"` // api id + "/" + client id → client
+	// PolicyFiles are the policies written through the API, by id.
+	PolicyFiles map[string]Policy `json:"policy_files"`
 }
 
 // Gateway is the double. Its handler is safe for concurrent use.
@@ -110,15 +144,20 @@ type Gateway struct {
 	cfg  Config
 	file string
 
-	mu  sync.Mutex
-	st  state
-	log []Logged
+	mu     sync.Mutex
+	st     state
+	loaded []Policy // in effect: the file's and the written ones, as of the last (re)load
+	log    []Logged
+	// delays slow requests whose path starts with a prefix.
+	delays   map[string]time.Duration
+	inflight int // requests being delayed
 }
 
 // New returns a gateway with cfg, keeping its state in file (loaded when it
 // exists; "" keeps it in memory only).
 func New(cfg Config, file string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, file: file, st: state{Keys: map[string]map[string]any{}, Names: map[string]string{}, Clients: map[string]map[string]any{}}}
+	g := &Gateway{cfg: cfg, file: file, st: state{Keys: map[string]map[string]any{}, Names: map[string]string{},
+		Clients: map[string]map[string]any{}, PolicyFiles: map[string]Policy{}}, delays: map[string]time.Duration{}}
 	if file != "" {
 		if b, err := os.ReadFile(file); err == nil {
 			if err := json.Unmarshal(b, &g.st); err != nil {
@@ -128,7 +167,29 @@ func New(cfg Config, file string) (*Gateway, error) {
 			return nil, err
 		}
 	}
+	if g.st.PolicyFiles == nil {
+		g.st.PolicyFiles = map[string]Policy{}
+	}
+	g.reload()
 	return g, nil
+}
+
+// reload puts the policies file's and the written policies in effect.
+func (g *Gateway) reload() {
+	g.loaded = slices.Clone(g.cfg.Policies)
+	ids := make([]string, 0, len(g.st.PolicyFiles))
+	for id := range g.st.PolicyFiles {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		p := g.st.PolicyFiles[id]
+		if i := slices.IndexFunc(g.loaded, func(l Policy) bool { return l.ID == id }); i >= 0 {
+			g.loaded[i] = p
+		} else {
+			g.loaded = append(g.loaded, p)
+		}
+	}
 }
 
 func (g *Gateway) save() {
@@ -154,9 +215,16 @@ func apiError(status int, msg string) answer {
 // ServeHTTP routes one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
+	g.delay(r.URL.Path)
 	var a answer
 	if strings.HasPrefix(r.URL.Path, "/double/") {
 		a = g.doubleRoute(r)
+	} else if r.URL.Path == "/hello" {
+		a = answer{http.StatusOK, map[string]string{"status": "pass", "version": "double", "description": "Tyk GW"}}
+	} else if api := g.tokenEndpoint(r.URL.Path); api != nil {
+		g.mu.Lock()
+		a = g.issueToken(*api, r)
+		g.mu.Unlock()
 	} else if r.Header.Get("X-Tyk-Authorization") != g.cfg.Secret {
 		a = apiError(http.StatusForbidden, "Attempted administrative access with invalid or missing key!")
 	} else {
@@ -192,24 +260,57 @@ func (g *Gateway) route(r *http.Request) answer {
 			return g.deleteKey(name, r)
 		}
 	case p == "/tyk/policies" && r.Method == http.MethodGet:
-		return answer{http.StatusOK, g.cfg.Policies}
+		return answer{http.StatusOK, g.loaded}
+	case p == "/tyk/policies" && r.Method == http.MethodPost:
+		return g.writePolicy("", r)
+	case strings.HasPrefix(p, "/tyk/policies/"):
+		id := strings.TrimPrefix(p, "/tyk/policies/")
+		switch r.Method {
+		case http.MethodGet:
+			if i := slices.IndexFunc(g.loaded, func(l Policy) bool { return l.ID == id }); i >= 0 {
+				return answer{http.StatusOK, g.loaded[i]}
+			}
+			return apiError(http.StatusNotFound, "Policy not found")
+		case http.MethodPut, http.MethodDelete:
+			return g.writePolicy(id, r)
+		}
+	case (p == "/tyk/reload/group" || p == "/tyk/reload" || p == "/tyk/reload/") && r.Method == http.MethodGet:
+		g.reload()
+		return answer{http.StatusOK, map[string]string{"status": "ok", "message": ""}}
 	case p == "/tyk/apis" && r.Method == http.MethodGet:
 		return answer{http.StatusOK, g.cfg.APIs}
 	case p == "/tyk/oauth/clients/create" && r.Method == http.MethodPost:
 		return g.createClient(r)
-	case strings.HasPrefix(p, "/tyk/oauth/clients/") && r.Method == http.MethodDelete:
+	case strings.HasPrefix(p, "/tyk/oauth/clients/"):
 		parts := strings.Split(strings.TrimPrefix(p, "/tyk/oauth/clients/"), "/")
 		if len(parts) != 2 {
 			return apiError(http.StatusBadRequest, "malformed request")
 		}
-		return g.deleteClient(parts[0], parts[1])
+		switch r.Method {
+		case http.MethodGet:
+			c, ok := g.st.Clients[parts[0]+"/"+parts[1]]
+			if !ok {
+				return apiError(http.StatusNotFound, "OAuth Client ID not found")
+			}
+			return answer{http.StatusOK, clientAnswer(c)}
+		case http.MethodPut:
+			return g.updateClient(parts[0], parts[1], r)
+		case http.MethodDelete:
+			return g.deleteClient(parts[0], parts[1])
+		}
 	case (p == "/tyk/oauth/revoke" || p == "/tyk/oauth/revoke_all") && r.Method == http.MethodPost:
 		if err := r.ParseForm(); err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 			return apiError(http.StatusBadRequest, "cannot parse form")
 		}
 		if p == "/tyk/oauth/revoke" {
+			if sk := g.storageKey(r.PostForm.Get("token")); str(g.st.Keys[sk], "oauth_client_id") == r.PostForm.Get("client_id") {
+				delete(g.st.Keys, sk)
+				delete(g.st.Names, sk)
+				g.save()
+			}
 			return answer{http.StatusOK, map[string]string{"status": "ok", "message": "token revoked successfully"}}
 		}
+		g.revokeAll(r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"))
 		return answer{http.StatusOK, map[string]string{"status": "ok", "message": "tokens revoked successfully"}}
 	}
 	return apiError(http.StatusNotFound, "Not found")
@@ -272,13 +373,43 @@ func strList(v any) []string {
 	return out
 }
 
+// policy is loaded policy id of org; nil when there is none.
 func (g *Gateway) policy(org, id string) *Policy {
-	for i := range g.cfg.Policies {
-		if p := &g.cfg.Policies[i]; p.ID == id && p.OrgID == org {
+	for i := range g.loaded {
+		if p := &g.loaded[i]; p.ID == id && p.OrgID == org {
 			return p
 		}
 	}
 	return nil
+}
+
+// writePolicy creates (id "": POST), replaces (PUT) or deletes a policy
+// file; it takes effect at the next reload.
+func (g *Gateway) writePolicy(id string, r *http.Request) answer {
+	if g.cfg.PolicySource == "service" {
+		return apiError(http.StatusInternalServerError, "Due to enabled service policy source, please use the Dashboard API")
+	}
+	if r.Method == http.MethodDelete {
+		if _, ok := g.st.PolicyFiles[id]; !ok {
+			return apiError(http.StatusNotFound, "Delete failed")
+		}
+		delete(g.st.PolicyFiles, id)
+		g.save()
+		return answer{http.StatusOK, map[string]string{"key": id, "status": "ok", "action": "deleted"}}
+	}
+	var p Policy
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&p); err != nil {
+		return apiError(http.StatusBadRequest, "Request malformed")
+	}
+	action := "added"
+	if id != "" {
+		p.ID, action = id, "modified"
+	} else if p.ID == "" {
+		p.ID = fmt.Sprintf("%x", sha256.Sum256([]byte(time.Now().String())))[:24]
+	}
+	g.st.PolicyFiles[p.ID] = p
+	g.save()
+	return answer{http.StatusOK, map[string]string{"key": p.ID, "status": "ok", "action": action}}
 }
 
 // prepare applies the policies (in the session's org), drops a key's own
@@ -433,7 +564,7 @@ func (g *Gateway) createClient(r *http.Request) answer {
 		apis = []string{id}
 	} else {
 		var org string
-		for _, p := range g.cfg.Policies {
+		for _, p := range g.loaded {
 			if p.ID == str(c, "policy_id") {
 				org = p.OrgID
 			}
@@ -455,11 +586,122 @@ func (g *Gateway) createClient(r *http.Request) answer {
 		g.st.Clients[api+"/"+str(c, "client_id")] = c
 	}
 	g.save()
+	return answer{http.StatusOK, clientAnswer(c)}
+}
+
+func clientAnswer(c map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, k := range []string{"client_id", "secret", "redirect_uri", "policy_id", "meta_data", "description"} {
 		out[k] = c[k]
 	}
-	return answer{http.StatusOK, out}
+	return out
+}
+
+// updateClient rewrites client's redirect URI, policy, metadata and
+// description on api; its id and secret stay.
+func (g *Gateway) updateClient(api, client string, r *http.Request) answer {
+	cur, ok := g.st.Clients[api+"/"+client]
+	if !ok {
+		return apiError(http.StatusNotFound, "OAuth Client ID not found")
+	}
+	in, err := readSession(r)
+	if err != nil {
+		return apiError(http.StatusBadRequest, "Unmarshalling failed")
+	}
+	var org string
+	for _, a := range g.cfg.APIs {
+		if a.APIID == api {
+			org = a.OrgID
+		}
+	}
+	if p := g.policy(org, str(in, "policy_id")); p == nil || p.AccessRights[api] == nil {
+		return apiError(http.StatusBadRequest, "Policy access rights doesn't contain API this OAuth client belongs to")
+	}
+	c := map[string]any{"client_id": cur["client_id"], "secret": cur["secret"], "api_id": cur["api_id"],
+		"redirect_uri": in["redirect_uri"], "policy_id": in["policy_id"], "meta_data": in["meta_data"], "description": in["description"]}
+	g.st.Clients[api+"/"+client] = c
+	g.save()
+	return answer{http.StatusOK, clientAnswer(c)}
+}
+
+// revokeAll deletes every token of client, when secret is the client's.
+func (g *Gateway) revokeAll(client, secret string) {
+	known := false
+	for k, c := range g.st.Clients {
+		if strings.HasSuffix(k, "/"+client) && str(c, "secret") == secret {
+			known = true
+		}
+	}
+	if !known {
+		return // Tyk answers 200 all the same
+	}
+	for sk, s := range g.st.Keys {
+		if str(s, "oauth_client_id") == client {
+			delete(g.st.Keys, sk)
+			delete(g.st.Names, sk)
+		}
+	}
+	g.save()
+}
+
+// tokenEndpoint is the OAuth API whose {listen_path}oauth/token path is.
+func (g *Gateway) tokenEndpoint(path string) *API {
+	for i, a := range g.cfg.APIs {
+		if a.UseOAuth2 && path == a.listenPath()+"oauth/token" {
+			return &g.cfg.APIs[i]
+		}
+	}
+	return nil
+}
+
+// issueToken answers a client-credentials grant: a token stored like a
+// key, with the client's policy and a copy of its metadata.
+func (g *Gateway) issueToken(api API, r *http.Request) answer {
+	id, secret, ok := r.BasicAuth()
+	c := g.st.Clients[api.APIID+"/"+id]
+	if err := r.ParseForm(); err != nil || !ok || c == nil || str(c, "secret") != secret || r.PostForm.Get("grant_type") != "client_credentials" {
+		return answer{http.StatusUnauthorized, map[string]string{"error": "invalid_client"}}
+	}
+	if str(c, "redirect_uri") == "" {
+		return answer{http.StatusForbidden, map[string]string{"error": "unauthorized_client"}}
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token := storage.GenerateToken(api.OrgID, hex.EncodeToString(b), g.cfg.HashKeyFunction)
+	meta := map[string]any{}
+	if m, ok := c["meta_data"].(map[string]any); ok {
+		maps.Copy(meta, m)
+	}
+	s := map[string]any{"org_id": api.OrgID, "apply_policies": []any{str(c, "policy_id")}, "oauth_client_id": id,
+		"meta_data": meta, "expires": time.Now().Add(time.Hour).Unix()}
+	if a := g.prepare(s, nil, true); a != nil {
+		return *a
+	}
+	sk := g.storageKey(token)
+	g.st.Keys[sk], g.st.Names[sk] = s, token
+	g.save()
+	return answer{http.StatusOK, map[string]any{"access_token": token, "token_type": "bearer", "expires_in": 3600}}
+}
+
+// delay sleeps as /double/delay asked for requests to path.
+func (g *Gateway) delay(path string) {
+	g.mu.Lock()
+	var d time.Duration
+	for prefix, pd := range g.delays {
+		if strings.HasPrefix(path, prefix) {
+			d = pd
+		}
+	}
+	if d > 0 {
+		g.inflight++
+	}
+	g.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+		g.mu.Lock()
+		g.inflight--
+		g.mu.Unlock()
+	}
 }
 
 func (g *Gateway) deleteClient(api, client string) answer {
@@ -483,6 +725,15 @@ func (g *Gateway) doubleRoute(r *http.Request) answer {
 		return answer{http.StatusOK, g.st}
 	case "/double/authenticate":
 		return g.authenticate(r)
+	case "/double/delay": // ?prefix=/tyk/keys/&d=3s; d=0 ends it
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil {
+			return apiError(http.StatusBadRequest, err.Error())
+		}
+		g.delays[r.URL.Query().Get("prefix")] = d
+		return answer{http.StatusOK, map[string]string{"status": "ok"}}
+	case "/double/inflight":
+		return answer{http.StatusOK, map[string]int{"inflight": g.inflight}}
 	}
 	return apiError(http.StatusNotFound, "Not found")
 }
@@ -527,6 +778,14 @@ func (g *Gateway) authenticate(r *http.Request) answer {
 		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
 		if s == nil || hdr.Alg != "HS256" || !hmac.Equal(sig, mac.Sum(nil)) {
 			return apiError(http.StatusForbidden, "Key not authorized")
+		}
+	} else if tok, ok := strings.CutPrefix(auth, "Bearer "); ok && api.UseOAuth2 {
+		s = g.st.Keys[g.storageKey(tok)]
+		if s == nil {
+			return apiError(http.StatusForbidden, "Key not authorised")
+		}
+		if g.st.Clients[api.APIID+"/"+str(s, "oauth_client_id")] == nil {
+			return apiError(http.StatusForbidden, "Key not authorised: OAuth client access was revoked")
 		}
 	} else {
 		s = g.st.Keys[g.storageKey(auth)]

@@ -14,6 +14,7 @@ const (
 	ChangeKeyAdded      = identity.ChangeKeyAdded      // a key now resolves
 	ChangeKeyUpdated    = identity.ChangeKeyUpdated    // a key's policies changed
 	ChangeKeyRevoked    = identity.ChangeKeyRevoked    // a key no longer resolves
+	ChangeQuotaReset    = identity.ChangeQuotaReset    // a key's quota was reset
 	ChangeOAuthRemoved  = identity.ChangeOAuthRemoved  // an OAuth client was deleted, and its tokens with it
 	ChangeTokenRevoked  = identity.ChangeTokenRevoked  // an OAuth access token was revoked
 	ChangeTokensRevoked = identity.ChangeTokensRevoked // every access token of an OAuth client was revoked
@@ -40,4 +41,11 @@ type ChangeService interface {
 	// newest) and returns how many it removed. Readers whose position is
 	// older than what was pruned are told of the gap.
 	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+}
+
+// SkippedChange is a change a follower of the feed (the Tyk gateway
+// outbox) gave up applying, and why: kept until it is applied after all.
+type SkippedChange struct {
+	Change
+	Reason string `json:"reason"`
 }

@@ -38,3 +38,8 @@ type CredentialService interface {
 	// expired, or its client is gone.
 	ResolveToken(ctx context.Context, hash string) (*Credential, error)
 }
+
+// Owner is what a credential of d carries of them.
+func (d *Developer) Owner() CredentialOwner {
+	return CredentialOwner{ID: d.ID, Email: d.Email, OrgID: d.OrgID, Fields: d.Fields, Inactive: d.Inactive}
+}

@@ -18,6 +18,7 @@ const (
 	ChangeKeyAdded     = "key_added"     // a key now resolves
 	ChangeKeyUpdated   = "key_updated"   // a key's policies changed
 	ChangeKeyRevoked   = "key_revoked"   // a key no longer resolves
+	ChangeQuotaReset   = "quota_reset"   // a key's quota was reset (its usage counts from zero again)
 	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted, and its tokens with it
 	ChangeTokenRevoked = "token_revoked" // an OAuth access token (KeyHash: its hash) no longer resolves
 	// ChangeTokensRevoked: every access token of an OAuth client

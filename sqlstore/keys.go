@@ -560,6 +560,10 @@ func (db *DB) ResetKeyQuota(ctx context.Context, devID, hash string) error {
 		if err := execOne(ctx, tx, errKeyNotFound, `UPDATE developer_keys SET quota_reset_at = ? WHERE developer_id = ? AND key_hash = ?`, formatTime(tx.now), devID, hash); err != nil {
 			return err
 		}
+		// For the gateway, which counts the key's quota itself.
+		if err := recordChange(ctx, tx, keylens.ChangeQuotaReset, devID, hash, ""); err != nil {
+			return err
+		}
 		if err := recordAudit(ctx, tx, keylens.AuditKeyQuotaReset, keylens.ObjectKey, hash, devID, ""); err != nil {
 			return err
 		}

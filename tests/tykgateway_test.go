@@ -63,7 +63,8 @@ type gateway struct {
 	done       chan struct{}
 }
 
-func startGateway(t testing.TB, hashFn string) *gateway {
+// startGateway starts a double with gwConfig(hashFn), changed by edits.
+func startGateway(t testing.TB, hashFn string, edits ...func(cfg map[string]any)) *gateway {
 	t.Helper()
 	gwBinOnce.Do(func() {
 		gwBin = filepath.Join(filepath.Dir(keylensBin), "tykgateway")
@@ -79,7 +80,11 @@ func startGateway(t testing.TB, hashFn string) *gateway {
 	}
 	dir := t.TempDir()
 	g := &gateway{t: t, cfg: filepath.Join(dir, "gw.json"), state: filepath.Join(dir, "state.json")}
-	b, _ := json.Marshal(gwConfig(hashFn))
+	cfg := gwConfig(hashFn)
+	for _, edit := range edits {
+		edit(cfg)
+	}
+	b, _ := json.Marshal(cfg)
 	if err := os.WriteFile(g.cfg, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -430,18 +435,22 @@ func TestTykLaterChanges(t *testing.T) {
 		s := g.session(hash)
 		return s["alias"] == "ada@lovelace.example" && s["meta_data"].(map[string]any)["tyk_user_fields_Company"] == "Difference Engines"
 	})
+	// The edit rewrote the developer, recording its OAuth client as
+	// removed and re-added: the client stays at the gateway.
+	if g.clients()["api-oauth/"+o.ClientID] == nil {
+		t.Error("rewriting the developer deleted its OAuth client at the gateway")
+	}
 	setDev(func(d map[string]any) { d["inactive"] = true })
 	waitFor(t, 5*time.Second, "deactivation at the gateway", func() bool { return slices.Equal(policiesOf(g.session(hash)), []string{"pol-inactive"}) })
 	if st, out := g.authenticate("api-token", auth); st != 403 || out["message"] != "Key is inactive, please renew" {
 		t.Errorf("deactivated developer's key: %d %v", st, out)
 	}
 	setDev(func(d map[string]any) { d["inactive"] = false })
-	waitFor(t, 5*time.Second, "reactivation at the gateway", func() bool { return slices.Equal(policiesOf(g.session(hash)), []string{"pol-gold"}) })
-	// The rewrites of the developer recorded its OAuth client as removed
-	// and re-added; those changes came before the reactivation's.
-	if g.clients()["api-oauth/"+o.ClientID] == nil {
-		t.Error("rewriting the developer deleted its OAuth client at the gateway")
-	}
+	// Deactivation deleted the OAuth client at the gateway (after
+	// revoking its tokens); reactivation creates it again.
+	waitFor(t, 5*time.Second, "reactivation at the gateway", func() bool {
+		return slices.Equal(policiesOf(g.session(hash)), []string{"pol-gold"}) && g.clients()["api-oauth/"+o.ClientID] != nil
+	})
 	if st, out := g.authenticate("api-token", auth); st != 200 {
 		t.Errorf("reactivated developer's key: %d %v", st, out)
 	}
@@ -503,40 +512,8 @@ func TestTykRefusedChangeDoesNotHoldBackRevokes(t *testing.T) {
 		t.Errorf("the refused change was tried %d times, want 5: %+v", refused, g.log())
 	}
 	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
-	if !strings.Contains(metrics, "keylens_tyk_gateway_changes_refused_total 1") || !strings.Contains(in.stderr.String(), "the Tyk gateway refused a change") {
+	if !strings.Contains(metrics, `keylens_tyk_gateway_changes_skipped_total{reason="refused"} 1`) || !strings.Contains(in.stderr.String(), "the Tyk gateway refused a change") {
 		t.Errorf("the skipped change is not counted or logged:\n%s", in.stderr)
-	}
-}
-
-// TestTykWithoutInactivePolicy: without --tyk-inactive-policy keylens
-// warns at start that deactivation does not reach keys with policies, and
-// indeed the gateway (which drops is_inactive on such keys) keeps
-// accepting the key of a deactivated developer; keylens does not rewrite
-// such a key for a flag the gateway would drop.
-func TestTykWithoutInactivePolicy(t *testing.T) {
-	g := startGateway(t, "murmur64")
-	in := startKeylens(t, "", []string{"KEYLENS_ADMIN_KEY=" + testAdminKey, "KEYLENS_TYK_SECRET=" + gwSecret},
-		"--org-id", gwOrg, "--tyk-gateway", g.URL)
-	if !strings.Contains(in.stderr.String(), "--tyk-inactive-policy is not set") {
-		t.Errorf("no start-up warning:\n%s", in.stderr)
-	}
-	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
-	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
-	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
-	d := decodeAs[map[string]any](t, in.do("GET", "/api/portal/developers/"+dev, ""))
-	d["inactive"] = true
-	body, _ := json.Marshal(d)
-	wantEnvelope(t, in.do("PUT", "/api/portal/developers/"+dev, string(body)), 200, "OK", "Data updated")
-	waitFor(t, 5*time.Second, "the deactivation applied", func() bool {
-		return strings.Contains(string(in.sidecar("GET", "/metrics", nil, nil).Body), "keylens_tyk_gateway_changes_applied_total 3")
-	})
-	for _, l := range g.log() {
-		if l.Method == "PUT" || strings.HasPrefix(l.Path, "/tyk/keys/policy/") {
-			t.Errorf("needless write %+v", l)
-		}
-	}
-	if st, _ := g.authenticate("api-token", http.Header{"Authorization": {a.RawKey}}); st != 200 {
-		t.Errorf("status %d: the double no longer models Tyk ignoring is_inactive on keys with policies", st)
 	}
 }
 
@@ -616,6 +593,13 @@ func TestTykSync(t *testing.T) {
 		a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
 		hashes = append(hashes, keylens.HashKey(a.RawKey))
 	}
+	// A live OAuth access token the gateway issued: its session names the
+	// client and copies its metadata (the developer id), but it is no key.
+	o := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-oauth"],"oauth_info":{"redirect_uri":"https://app.example.com/cb"}}`))
+	st, tok := g.token("api-oauth", o.ClientID, o.Secret)
+	if st != 200 || g.bearer("api-oauth", tok) != 200 {
+		t.Fatalf("a gateway token: %d", st)
+	}
 	in.stop()
 	// Drift made behind keylens's back.
 	g.call("POST", "/tyk/keys/policy/"+hashes[0], map[string]any{"apply_policies": []string{"pol-gold"}})
@@ -627,7 +611,7 @@ func TestTykSync(t *testing.T) {
 		"meta_data": map[string]any{"tyk_developer_id": "gone-developer"}})
 
 	sync := func(args ...string) (int, string) {
-		cmd := exec.Command(keylensBin, append([]string{"tyk", "sync", "--store", store, "--tyk-gateway", g.URL}, args...)...)
+		cmd := exec.Command(keylensBin, append([]string{"tyk", "sync", "--store", store, "--tyk-gateway", g.URL, "--tyk-inactive-policy", "pol-inactive"}, args...)...)
 		cmd.Env = append(cleanEnv(), "KEYLENS_TYK_SECRET="+gwSecret)
 		out, err := cmd.CombinedOutput()
 		code := 0
@@ -649,12 +633,18 @@ func TestTykSync(t *testing.T) {
 	if code != 1 || strings.Contains(out, "[fixed]") {
 		t.Errorf("sync without --fix: exit %d\n%s", code, out)
 	}
+	if strings.Contains(out, keylens.HashKey(tok)) {
+		t.Errorf("sync took a live OAuth access token for a key:\n%s", out)
+	}
 	code, out = sync("--fix")
 	if code != 1 || !strings.Contains(out, "policies differ "+hashes[0]) || !strings.Contains(out, "[fixed]") {
 		t.Errorf("sync --fix: exit %d\n%s", code, out)
 	}
 	if p := policiesOf(g.session(hashes[0])); !slices.Equal(p, []string{"pol-token"}) || g.session(hashes[1])["alias"] != "ada@example.com" || g.session(orphanHash) != nil {
 		t.Errorf("after --fix: %v %v %v", p, g.session(hashes[1])["alias"], g.session(orphanHash))
+	}
+	if st := g.bearer("api-oauth", tok); st != 200 {
+		t.Errorf("the live token after sync --fix: %d", st)
 	}
 	// What is left cannot be fixed: the missing key and policy.
 	_, out = sync()

@@ -26,9 +26,12 @@ type Client struct {
 	http   *http.Client
 }
 
-// DefaultTimeout bounds one call: an approval waits for the gateway inside
-// its write transaction.
+// DefaultTimeout bounds one call: an approval waits for the gateway before
+// it commits.
 const DefaultTimeout = 5 * time.Second
+
+// helloTimeout bounds one health probe (Hello).
+const helloTimeout = time.Second
 
 // New returns a client of the gateway at baseURL (http or https, e.g.
 // http://tyk:8080) that sends secret, the gateway's "secret" setting.
@@ -47,17 +50,29 @@ func New(baseURL, secret string) (*Client, error) {
 // URL is the gateway's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
-// Error is a gateway's refusal: its status and message.
+// Error is what went wrong with a call of the gateway: its refusal (Status
+// and Message), or no answer at all (Status 0: unreachable, timed out, an
+// answer that did not read).
 type Error struct {
 	Status  int
 	Message string
 }
 
 func (e *Error) Error() string {
+	if e.Status == 0 {
+		return "gateway unreachable: " + e.Message
+	}
 	if e.Message == "" {
 		return fmt.Sprintf("gateway answered %d", e.Status)
 	}
 	return fmt.Sprintf("gateway answered %d: %s", e.Status, e.Message)
+}
+
+// IsGateway reports whether err came from the gateway (an answer or
+// none), rather than from keylens's side.
+func IsGateway(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
 }
 
 // IsNotFound reports whether err is the gateway's 404.
@@ -91,7 +106,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
-			return err
+			return fmt.Errorf("encoding a gateway request: %w", err)
 		}
 		rd, ctype = bytes.NewReader(buf), "application/json"
 	}
@@ -110,12 +125,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("gateway unreachable: %w", err)
+		return &Error{Message: err.Error()}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return fmt.Errorf("gateway answer: %w", err)
+		return &Error{Message: "reading the answer: " + err.Error()}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var msg struct {
@@ -134,9 +149,22 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // quota counters are int64: no float rounding on a round trip
 	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("gateway answer to %s: %w", method, err)
+		return &Error{Status: resp.StatusCode, Message: fmt.Sprintf("an answer to %s that does not decode: %v", method, err)}
 	}
 	return nil
+}
+
+// Hello asks the gateway's health check (/hello, no secret needed): nil
+// when the gateway answers at all, whatever it says of its health. It
+// waits at most a second: a cheap probe while the gateway is down.
+func (c *Client) Hello(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	err := c.do(ctx, http.MethodGet, "/hello", nil, nil, nil)
+	if StatusOf(err) != 0 {
+		return nil
+	}
+	return err
 }
 
 // Session is a key's session as the gateway stores it. It is a map, so
@@ -262,11 +290,28 @@ func (p Policy) PolicyID() string {
 	return p.MongoID
 }
 
-// Policies lists the gateway's policies.
+// Policies lists the gateway's policies (those it has loaded).
 func (c *Client) Policies(ctx context.Context) ([]Policy, error) {
 	var out []Policy
 	err := c.do(ctx, http.MethodGet, "/tyk/policies", nil, nil, &out)
 	return out, err
+}
+
+// WritePolicy creates policy p (POST /tyk/policies), or replaces it when
+// exists (PUT /tyk/policies/{id}). The gateway writes it to its policy
+// path and uses it after a reload; it refuses with a 500 when its policies
+// come from a Dashboard.
+func (c *Client) WritePolicy(ctx context.Context, p map[string]any, exists bool) error {
+	if exists {
+		id, _ := p["id"].(string)
+		return c.do(ctx, http.MethodPut, "/tyk/policies/"+url.PathEscape(id), nil, p, nil)
+	}
+	return c.do(ctx, http.MethodPost, "/tyk/policies", nil, p, nil)
+}
+
+// Reload asks every gateway of the group to reload its APIs and policies.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/tyk/reload/group", nil, nil, nil)
 }
 
 // API is what this client reads of an API definition.
@@ -302,6 +347,21 @@ func (c *Client) CreateOAuthClient(ctx context.Context, oc OAuthClient) (*OAuthC
 	var out OAuthClient
 	err := c.do(ctx, http.MethodPost, "/tyk/oauth/clients/create", nil, oc, &out)
 	return &out, err
+}
+
+// GetOAuthClient reads client clientID of API apiID; IsNotFound when the
+// API has no such client.
+func (c *Client) GetOAuthClient(ctx context.Context, apiID, clientID string) (*OAuthClient, error) {
+	var out OAuthClient
+	err := c.do(ctx, http.MethodGet, "/tyk/oauth/clients/"+url.PathEscape(apiID)+"/"+url.PathEscape(clientID), nil, nil, &out)
+	return &out, err
+}
+
+// UpdateOAuthClient rewrites client oc.ClientID of API apiID: its redirect
+// URI, policy, metadata and description (the gateway keeps its id and
+// secret). IsNotFound when the API has no such client.
+func (c *Client) UpdateOAuthClient(ctx context.Context, apiID string, oc OAuthClient) error {
+	return c.do(ctx, http.MethodPut, "/tyk/oauth/clients/"+url.PathEscape(apiID)+"/"+url.PathEscape(oc.ClientID), nil, oc, nil)
 }
 
 // DeleteOAuthClient deletes client clientID of API apiID; its tokens stop

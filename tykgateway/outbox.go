@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,31 +33,41 @@ type Store interface {
 	FindDeveloperByID(ctx context.Context, id string) (*keylens.Developer, error)
 	InitSetting(ctx context.Context, name, value string) (string, error)
 	PutSetting(ctx context.Context, name, value string) error
+	// SkipChange keeps a change the outbox gave up on, for tyk sync.
+	SkipChange(ctx context.Context, c keylens.Change, reason string) error
 }
 
 // Outbox applies the change feed to the gateway: in order, one change at
-// a time, each retried with backoff while the gateway is unreachable or
-// failing, and its position stored after each, so that a restart resumes
-// where it stopped. Applying a change makes the gateway agree with the
-// store as it is now (a revoked key is deleted, a changed key or developer
+// a time, and its position stored after each, so that a restart resumes
+// where it stopped. While the gateway does not answer, a change waits and
+// the gateway is probed every probeInterval: the change is applied as soon
+// as it answers. A change the gateway answers with a failure is retried
+// with backoff. Applying a change makes the gateway agree with the store
+// as it is now (a revoked key is deleted, a changed key or developer
 // rewritten), so applying one twice changes nothing.
 type Outbox struct {
-	Store          Store
-	Client         *Client
-	InactivePolicy string
-	Logger         *slog.Logger
-	Metrics        *Metrics
+	Store    Store
+	Client   *Client
+	Inactive *InactivePolicy
+	Logger   *slog.Logger
+	Metrics  *Metrics
 
-	pos        atomic.Int64
-	head       atomic.Int64
-	oldestNano atomic.Int64 // time of the oldest change not yet applied; 0 when none
+	pos         atomic.Int64
+	head        atomic.Int64
+	oldestNano  atomic.Int64 // time of the oldest change not yet applied; 0 when none
+	refusedOnce atomic.Bool  // the inactive policy's refusal was logged
 }
 
-// Backoff bounds of a change the gateway did not take.
+// Backoff bounds of a change the gateway answered with a failure, or the
+// store failed to read.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 10 * time.Second
 )
+
+// probeInterval is how often a gateway that does not answer is probed
+// (Client.Hello).
+var probeInterval = 250 * time.Millisecond
 
 // Start reads the stored position (the newest change, the first time:
 // changes from before provisioning was configured are not replayed).
@@ -121,12 +132,15 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
-// applyWithRetry applies c until it succeeds or is refused for good, then
-// stores the position; false when ctx ended first.
+// applyWithRetry applies c until it succeeds or is skipped, then stores
+// the position; false when ctx ended first.
 func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 	retry := backoff.Backoff{Min: minBackoff, Max: maxBackoff}
 	for attempt := 1; ; attempt++ {
-		err := o.Apply(ctx, c)
+		err := o.ensureInactive(ctx)
+		if err == nil {
+			err = o.Apply(ctx, c)
+		}
 		if ctx.Err() != nil {
 			return false
 		}
@@ -135,20 +149,29 @@ func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 			break
 		}
 		o.Metrics.failed()
-		if givesUp(err, attempt) {
-			// The gateway is up and refuses this change itself: retrying
-			// for ever would hold back every later change, revocations
-			// among them. tyk sync reports the drift.
-			o.logger().Error("the Tyk gateway refused a change; skipping it (keylens tyk sync reports what differs)",
-				"seq", c.Seq, "kind", c.Kind, "key_hash", c.KeyHash, "developer_id", c.DeveloperID, "err", err)
-			o.Metrics.gaveUp()
+		if reason := givesUp(err, attempt); reason != "" {
+			o.skip(ctx, c, reason, err)
 			break
 		}
 		level := slog.LevelWarn
 		if attempt > 1 {
 			level = slog.LevelDebug
 		}
-		o.logger().Log(ctx, level, "the Tyk gateway did not take a change; retrying", "seq", c.Seq, "kind", c.Kind, "attempt", attempt, "err", err)
+		o.logger().Log(ctx, level, "a change did not reach the Tyk gateway; retrying", "seq", c.Seq, "kind", c.Kind, "attempt", attempt, "err", err)
+		if StatusOf(err) == 0 && IsGateway(err) {
+			// No answer: wait out the backoff while probing the gateway,
+			// and retry as soon as it answers after being down (the
+			// backoff alone would make a revoke wait up to its cap after
+			// the gateway is back).
+			back, ok := o.waitForGateway(ctx, retry.Next())
+			if !ok {
+				return false
+			}
+			if back {
+				retry.Reset()
+			}
+			continue
+		}
 		if retry.Wait(ctx) != nil {
 			return false
 		}
@@ -167,24 +190,97 @@ func (o *Outbox) applyWithRetry(ctx context.Context, c keylens.Change) bool {
 	}
 }
 
+// ensureInactive makes sure the inactive policy exists before a change
+// may need it. The gateway's failures are the change's (retried); a
+// refusal that no retry mends (the gateway refuses to write policies) is
+// logged once, and changes go on: a deactivation then fails at the
+// gateway and is skipped.
+func (o *Outbox) ensureInactive(ctx context.Context) error {
+	err := o.Inactive.Ensure(ctx, o.Client)
+	if err == nil || IsGateway(err) {
+		return err
+	}
+	if o.refusedOnce.CompareAndSwap(false, true) {
+		o.logger().Error("deactivation cannot stop keys in the Tyk gateway", "err", err)
+	}
+	return nil
+}
+
+// waitForGateway waits up to d, probing the gateway every probeInterval,
+// and ends early when a probe is answered after one was not: back reports
+// that. A gateway that answers its probes but not the call itself is
+// waited d for, not hammered. ok is false when ctx ended first.
+func (o *Outbox) waitForGateway(ctx context.Context, d time.Duration) (back, ok bool) {
+	deadline := time.Now().Add(d)
+	down := false
+	for {
+		if err := o.Client.Hello(ctx); err != nil {
+			down = true
+		} else if down {
+			return true, true
+		}
+		if left := time.Until(deadline); left <= 0 && !down {
+			return false, ctx.Err() == nil
+		}
+		if backoff.Sleep(ctx, probeInterval) != nil {
+			return false, false
+		}
+	}
+}
+
+// skip gives up change c: counted, logged once with what to do, and kept
+// in the store for keylens tyk sync to report and apply.
+func (o *Outbox) skip(ctx context.Context, c keylens.Change, reason string, err error) {
+	what := "the Tyk gateway refused a change; skipping it (keylens tyk sync reports it, and --fix applies it once the cause is mended)"
+	if reason == skippedStore {
+		what = "the store failed to read what a change names; skipping it so that later changes (revocations among them) go on: " +
+			"mend the cause (the log above says it), then run keylens tyk sync --fix to apply it"
+	}
+	o.logger().Error(what, "seq", c.Seq, "kind", c.Kind, "key_hash", c.KeyHash, "developer_id", c.DeveloperID, "client_id", c.ClientID, "err", err)
+	o.Metrics.skipped(reason)
+	if serr := o.Store.SkipChange(ctx, c, reason+": "+err.Error()); serr != nil {
+		o.logger().Error("could not keep the skipped change for keylens tyk sync", "seq", c.Seq, "err", serr)
+	}
+}
+
+// Why a change is skipped (the reason label of
+// keylens_tyk_gateway_changes_skipped_total).
+const (
+	skippedRefused = "refused" // the gateway refused it
+	skippedStore   = "store"   // the store could not read what it names
+)
+
 // maxAnsweredAttempts bounds the attempts at a change the gateway answers
 // with a 500: Tyk answers so when a policy is not found, which no retry
-// mends.
-const maxAnsweredAttempts = 5
+// mends. maxStoreAttempts bounds those failing on the store (a secret that
+// no longer opens): about 3 s of backoff.
+const (
+	maxAnsweredAttempts = 5
+	maxStoreAttempts    = 6
+)
 
-// givesUp decides whether a change that failed attempt times is skipped:
-// never while the gateway is unreachable or says it is overloaded or
-// unavailable (the change waits for it); at once for a 4xx; after
-// maxAnsweredAttempts for any other answer.
-func givesUp(err error, attempt int) bool {
+// givesUp decides whether a change that failed attempt times is skipped,
+// and why: never while the gateway does not answer or says it is
+// overloaded or unavailable (the change waits for it); at once for a 4xx;
+// after maxAnsweredAttempts for any other answer; after maxStoreAttempts
+// for a failure of the store.
+func givesUp(err error, attempt int) string {
+	if !IsGateway(err) {
+		if attempt >= maxStoreAttempts {
+			return skippedStore
+		}
+		return ""
+	}
 	switch s := StatusOf(err); {
 	case s == 0 || s == http.StatusTooManyRequests || s == http.StatusRequestTimeout ||
 		s == http.StatusBadGateway || s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout:
-		return false
+		return ""
 	case s < 500:
-		return true
+		return skippedRefused
+	case attempt >= maxAnsweredAttempts:
+		return skippedRefused
 	}
-	return attempt >= maxAnsweredAttempts
+	return ""
 }
 
 // Apply makes the gateway agree with the store about what change c names.
@@ -192,17 +288,10 @@ func (o *Outbox) Apply(ctx context.Context, c keylens.Change) error {
 	switch c.Kind {
 	case keylens.ChangeKeyUpdated, keylens.ChangeKeyRevoked:
 		return o.applyKey(ctx, c.KeyHash)
+	case keylens.ChangeQuotaReset:
+		return o.resetQuota(ctx, c.KeyHash)
 	case keylens.ChangeDeveloper:
-		keys, err := o.Store.FindDeveloperKeys(ctx, c.DeveloperID)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := o.applyKey(ctx, k.Hash); err != nil {
-				return err
-			}
-		}
-		return nil
+		return o.applyDeveloper(ctx, c.DeveloperID)
 	case keylens.ChangeOAuthRemoved:
 		d, err := o.Store.FindDeveloperByID(ctx, c.DeveloperID)
 		if err == nil && hasClient(d, c.ClientID) {
@@ -216,6 +305,113 @@ func (o *Outbox) Apply(ctx context.Context, c keylens.Change) error {
 	// developer object has no raw key to create); unknown kinds are for
 	// other readers.
 	return nil
+}
+
+// applyDeveloper rewrites developer devID's keys and OAuth clients. A
+// deleted developer's keys and clients have changes of their own.
+func (o *Outbox) applyDeveloper(ctx context.Context, devID string) error {
+	d, err := o.Store.FindDeveloperByID(ctx, devID)
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	keys, err := o.Store.FindDeveloperKeys(ctx, devID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := o.applyKey(ctx, k.Hash); err != nil {
+			return err
+		}
+	}
+	return o.applyClients(ctx, d)
+}
+
+// applyClients makes the gateway's copies of d's OAuth clients follow d.
+// An active developer's client carries their metadata (created again
+// when the gateway lacks it, as after a reactivation). A deactivated
+// developer's client loses every token (revoke_all, with its secret and
+// org) and is then deleted, so that it cannot get new ones; when the
+// developer is reactivated it is created again, without the old tokens.
+func (o *Outbox) applyClients(ctx context.Context, d *keylens.Developer) error {
+	if len(d.OAuthClients) == 0 {
+		return nil
+	}
+	apis, err := o.Client.APIs(ctx)
+	if err != nil {
+		return err
+	}
+	owner := d.Owner()
+	for _, policy := range slices.Sorted(maps.Keys(d.OAuthClients)) {
+		for _, c := range d.OAuthClients[policy] {
+			want := OAuthClient{ClientID: c.ClientID, Secret: c.Secret, RedirectURI: c.RedirectURI, PolicyID: policy,
+				MetaData: Meta(owner, nil), Description: c.AppDescription}
+			if err := o.applyClient(ctx, apis, d, want); err != nil {
+				return fmt.Errorf("OAuth client %s: %w", c.ClientID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (o *Outbox) applyClient(ctx context.Context, apis []API, d *keylens.Developer, want OAuthClient) error {
+	var held []string
+	for _, api := range apis {
+		if !api.UseOAuth2 {
+			continue
+		}
+		got, err := o.Client.GetOAuthClient(ctx, api.APIID, want.ClientID)
+		if IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		held = append(held, api.APIID)
+		if d.Inactive || (got.RedirectURI == want.RedirectURI && got.PolicyID == want.PolicyID &&
+			got.Description == want.Description && canonical(got.MetaData) == canonical(want.MetaData)) {
+			continue
+		}
+		if err := o.Client.UpdateOAuthClient(ctx, api.APIID, want); err != nil {
+			return err
+		}
+	}
+	switch {
+	case d.Inactive && len(held) > 0:
+		if err := o.Client.RevokeAllTokens(ctx, want.ClientID, want.Secret, d.OrgID); err != nil {
+			return err
+		}
+		for _, api := range held {
+			if err := o.Client.DeleteOAuthClient(ctx, api, want.ClientID); err != nil && !IsNotFound(err) {
+				return err
+			}
+		}
+	case !d.Inactive && len(held) == 0:
+		if _, err := o.Client.CreateOAuthClient(ctx, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetQuota writes the session of the key with hash back without
+// suppress_reset: the gateway then resets its quota counters.
+func (o *Outbox) resetQuota(ctx context.Context, hash string) error {
+	cred, err := o.Store.ResolveKey(ctx, hash)
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
+		return nil // revoked since: its own change deletes it
+	} else if err != nil {
+		return err
+	}
+	s, err := o.Client.GetKey(ctx, hash)
+	if IsNotFound(err) {
+		o.logger().Warn("a key whose quota was reset is not in the Tyk gateway; keylens tyk sync reports it", "key_hash", hash)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	DesiredFor(&cred.Key, cred.Owner, o.Inactive.id()).Apply(s)
+	return o.Client.PutKey(ctx, hash, s, false)
 }
 
 func hasClient(d *keylens.Developer, clientID string) bool {
@@ -250,7 +446,7 @@ func (o *Outbox) applyKey(ctx context.Context, hash string) error {
 	} else if err != nil {
 		return err
 	}
-	return Reconcile(ctx, o.Client, hash, s, DesiredFor(&cred.Key, cred.Owner, o.InactivePolicy))
+	return Reconcile(ctx, o.Client, hash, s, DesiredFor(&cred.Key, cred.Owner, o.Inactive.id()))
 }
 
 // Reconcile rewrites session s of the key with hash to say d: nothing
@@ -319,7 +515,7 @@ type Metrics struct {
 	reg         prometheus.Registerer
 	appliedN    prometheus.Counter
 	failedN     prometheus.Counter
-	gaveUpN     prometheus.Counter
+	skippedN    *prometheus.CounterVec
 	delay       prometheus.Histogram
 	watchedOnce atomic.Bool
 }
@@ -332,14 +528,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Changes applied to the Tyk gateway."}),
 		failedN: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_tyk_gateway_change_failures_total",
 			Help: "Attempts to apply a change that the Tyk gateway failed or refused (each retry counts)."}),
-		gaveUpN: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_tyk_gateway_changes_refused_total",
-			Help: "Changes the Tyk gateway refused with a 4xx and that were skipped: keylens tyk sync reports the drift."}),
+		skippedN: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keylens_tyk_gateway_changes_skipped_total",
+			Help: "Changes skipped, by reason: refused (by the Tyk gateway) or store (what they name could not be read); keylens tyk sync reports them and --fix applies them."},
+			[]string{"reason"}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keylens_tyk_gateway_apply_delay_seconds",
 			Help:    "Time from a change committing to the Tyk gateway having it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.appliedN, m.failedN, m.gaveUpN, m.delay)
+		for _, r := range []string{skippedRefused, skippedStore} {
+			m.skippedN.WithLabelValues(r) // both shown from the start
+		}
+		reg.MustRegister(m.appliedN, m.failedN, m.skippedN, m.delay)
 	}
 	return m
 }
@@ -377,8 +577,8 @@ func (m *Metrics) failed() {
 	}
 }
 
-func (m *Metrics) gaveUp() {
+func (m *Metrics) skipped(reason string) {
 	if m != nil {
-		m.gaveUpN.Inc()
+		m.skippedN.WithLabelValues(reason).Inc()
 	}
 }

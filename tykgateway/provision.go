@@ -46,9 +46,9 @@ func Meta(owner keylens.CredentialOwner, keyFields map[string]any) map[string]an
 
 // Desired is what the gateway's session of key k of owner must say:
 // policies, alias, metadata and activation. A deactivated developer's key
-// carries inactivePolicy instead of its own policies when one is set (Tyk
-// ignores a key's own is_inactive when it has policies), and is_inactive
-// in any case.
+// carries the inactive policy instead of its own policies (Tyk ignores a
+// key's own is_inactive when it has policies), and is_inactive in any
+// case.
 type Desired struct {
 	Policies []string
 	Alias    string
@@ -80,9 +80,9 @@ func (d Desired) Apply(s Session) {
 // store's keylens.Provisioner.
 type Provisioner struct {
 	Client *Client
-	// InactivePolicy replaces a deactivated developer's policies.
-	InactivePolicy string
-	Logger         *slog.Logger
+	// Inactive replaces a deactivated developer's policies.
+	Inactive *InactivePolicy
+	Logger   *slog.Logger
 }
 
 var _ keylens.Provisioner = (*Provisioner)(nil)
@@ -107,13 +107,17 @@ func (p *Provisioner) Provision(ctx context.Context, issued *keylens.Issued, own
 }
 
 func (p *Provisioner) provision(ctx context.Context, issued *keylens.Issued, owner keylens.CredentialOwner) (func(context.Context), error) {
+	// Nothing is provisioned before deactivation can stop it.
+	if err := p.Inactive.Ensure(ctx, p.Client); err != nil {
+		return nil, gatewayError("the inactive policy", err)
+	}
 	a := issued.Approval
 	if c := a.OAuthClient; c != nil {
 		return p.provisionOAuth(ctx, c, a.PolicyID, owner)
 	}
 	k := issued.Key
 	s := Session{}
-	DesiredFor(k, owner, p.InactivePolicy).Apply(s)
+	DesiredFor(k, owner, p.Inactive.id()).Apply(s)
 	s["expires"] = 0
 	name, wantKey := keylens.KeyID(a.RawKey), a.RawKey
 	switch k.AuthType {

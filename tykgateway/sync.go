@@ -2,27 +2,36 @@ package tykgateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/keylens/keylens"
 )
 
-// SyncStore is what a sync reads of keylens.
+// SyncStore is what a sync reads of keylens: what the outbox reads (to
+// apply the changes it skipped), and more.
 type SyncStore interface {
+	Store
 	Catalogue(ctx context.Context) (*keylens.Catalogue, error)
 	FindDevelopers(ctx context.Context, f keylens.DeveloperFilter) ([]*keylens.Developer, int, error)
-	ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error)
+	OAuthClientOrg(ctx context.Context, clientID string) (string, error)
+	SkippedChanges(ctx context.Context) ([]keylens.SkippedChange, error)
+	ForgetSkippedChange(ctx context.Context, seq int64) error
 }
 
 // Drift kinds.
 const (
-	DriftMissing         = "missing"          // keylens has the key, the gateway does not
-	DriftPolicies        = "policies differ"  // the gateway's apply_policies are not keylens's
-	DriftMetadata        = "metadata differs" // alias, meta_data, is_inactive or org_id
-	DriftOnlyInGateway   = "only in gateway"  // a portal key (tyk_developer_id set) keylens does not have
-	DriftMissingPolicy   = "policy missing"   // a catalogue policy the gateway does not have
+	DriftMissing         = "missing"             // keylens has the key, the gateway does not
+	DriftPolicies        = "policies differ"     // the gateway's apply_policies are not keylens's
+	DriftMetadata        = "metadata differs"    // alias, meta_data, is_inactive or org_id
+	DriftOnlyInGateway   = "only in gateway"     // a portal key (tyk_developer_id set) keylens does not have
+	DriftMissingPolicy   = "policy missing"      // a catalogue policy the gateway does not have
+	DriftPolicyActive    = "policy not inactive" // the inactive policy does not stop keys
+	DriftUnreadable      = "unreadable"          // keylens cannot read the key (a secret that does not open)
+	DriftSkipped         = "skipped change"      // a change the outbox gave up on (KeyHash: its sequence number)
 	driftCannotRecreate  = "cannot be recreated: keylens keeps only its hash; issue the developer a new key"
 	driftListingDisabled = "the gateway does not list keys (set enable_hashed_keys_listing): keys only in the gateway were not looked for"
 )
@@ -30,7 +39,7 @@ const (
 // Drift is one difference between keylens and the gateway.
 type Drift struct {
 	Kind        string
-	KeyHash     string // or the policy id, for DriftMissingPolicy
+	KeyHash     string // or the policy id (DriftMissingPolicy), or the change's sequence number (DriftSkipped)
 	DeveloperID string
 	Detail      string
 	Fixed       bool
@@ -68,16 +77,23 @@ func (r *SyncReport) Unfixed() int {
 	return n
 }
 
-// Sync compares keylens with the gateway: every catalogue policy (and
-// inactivePolicy) must exist there, and every key keylens holds must be
-// there (by hash) with keylens's policies and metadata; keys in the gateway
-// that carry a tyk_developer_id and that keylens does not hold are
-// reported too. With fix, policies and metadata are rewritten (keeping
-// quota counters) and keys only in the gateway are deleted; a missing key
-// cannot be recreated, nor a missing policy created.
-func Sync(ctx context.Context, store SyncStore, c *Client, inactivePolicy string, fix bool) (*SyncReport, error) {
+// Sync compares keylens with the gateway: changes the outbox skipped are
+// reported (with fix, applied again); every catalogue policy and the
+// inactive policy must exist there (the inactive one inactive); every key
+// keylens holds must be there (by hash) with keylens's policies and
+// metadata; keys in the gateway that carry a tyk_developer_id and that
+// keylens does not hold are reported too, but not the OAuth access tokens
+// the gateway issued to clients keylens holds (their sessions name the
+// client and copy its metadata). With fix, policies and metadata are
+// rewritten (keeping quota counters), keys only in the gateway deleted,
+// and keylens's own inactive policy created; a missing key cannot be
+// recreated, nor a catalogue policy created.
+func Sync(ctx context.Context, store SyncStore, c *Client, inactive *InactivePolicy, fix bool) (*SyncReport, error) {
 	rep := &SyncReport{}
-	if err := syncPolicies(ctx, store, c, inactivePolicy, rep); err != nil {
+	if err := syncSkipped(ctx, store, c, inactive, fix, rep); err != nil {
+		return nil, err
+	}
+	if err := syncPolicies(ctx, store, c, inactive, fix, rep); err != nil {
 		return nil, err
 	}
 	held := map[string]bool{}
@@ -90,7 +106,7 @@ func Sync(ctx context.Context, store SyncStore, c *Client, inactivePolicy string
 		for _, d := range devs {
 			for hash := range d.Keys {
 				held[hash] = true
-				if err := syncKey(ctx, store, c, hash, inactivePolicy, fix, rep); err != nil {
+				if err := syncKey(ctx, store, c, hash, inactive.id(), fix, rep); err != nil {
 					return nil, err
 				}
 			}
@@ -121,6 +137,14 @@ func Sync(ctx context.Context, store SyncStore, c *Client, inactivePolicy string
 		if dev == "" {
 			continue // not a portal key
 		}
+		if client := s.String("oauth_client_id"); client != "" {
+			_, err := store.OAuthClientOrg(ctx, client)
+			if err == nil {
+				continue // an access token of a client keylens holds
+			} else if keylens.ErrorCode(err) != keylens.ENOTFOUND {
+				return nil, err
+			}
+		}
 		d := Drift{Kind: DriftOnlyInGateway, KeyHash: hash, DeveloperID: dev}
 		if fix {
 			if err := c.DeleteKey(ctx, hash); err != nil && !IsNotFound(err) {
@@ -133,7 +157,38 @@ func Sync(ctx context.Context, store SyncStore, c *Client, inactivePolicy string
 	return rep, nil
 }
 
-func syncPolicies(ctx context.Context, store SyncStore, c *Client, inactivePolicy string, rep *SyncReport) error {
+// syncSkipped reports the changes the outbox skipped and, with fix,
+// applies each again (the outbox's own way), forgetting those that apply.
+func syncSkipped(ctx context.Context, store SyncStore, c *Client, inactive *InactivePolicy, fix bool, rep *SyncReport) error {
+	skipped, err := store.SkippedChanges(ctx)
+	if err != nil {
+		return err
+	}
+	o := &Outbox{Store: store, Client: c, Inactive: inactive}
+	for _, sc := range skipped {
+		what := sc.Kind
+		switch {
+		case sc.KeyHash != "":
+			what += " of key " + sc.KeyHash
+		case sc.ClientID != "":
+			what += " of OAuth client " + sc.ClientID
+		}
+		d := Drift{Kind: DriftSkipped, KeyHash: strconv.FormatInt(sc.Seq, 10), DeveloperID: sc.DeveloperID, Detail: what + ": " + sc.Reason}
+		if fix {
+			if err := o.Apply(ctx, sc.Change); err != nil {
+				d.Detail += "; applying it again failed: " + err.Error()
+			} else if err := store.ForgetSkippedChange(ctx, sc.Seq); err != nil {
+				return err
+			} else {
+				d.Fixed = true
+			}
+		}
+		rep.Drift = append(rep.Drift, d)
+	}
+	return nil
+}
+
+func syncPolicies(ctx context.Context, store SyncStore, c *Client, inactive *InactivePolicy, fix bool, rep *SyncReport) error {
 	cat, err := store.Catalogue(ctx)
 	if err != nil {
 		return err
@@ -148,21 +203,39 @@ func syncPolicies(ctx context.Context, store SyncStore, c *Client, inactivePolic
 	}
 	var want []string
 	for _, e := range cat.APIs {
-		want = append(want, e.PolicyID)
-	}
-	if inactivePolicy != "" {
-		want = append(want, inactivePolicy)
+		if e.PolicyID != inactive.id() {
+			want = append(want, e.PolicyID)
+		}
 	}
 	slices.Sort(want)
 	for _, p := range slices.Compact(want) {
 		if !have[p] {
-			detail := "in the catalogue; keys naming it fail at the gateway"
-			if p == inactivePolicy {
-				detail = "--tyk-inactive-policy; create it with is_inactive: true"
-			}
-			rep.Drift = append(rep.Drift, Drift{Kind: DriftMissingPolicy, KeyHash: p, Detail: detail})
+			rep.Drift = append(rep.Drift, Drift{Kind: DriftMissingPolicy, KeyHash: p, Detail: "in the catalogue; keys naming it fail at the gateway"})
 		}
 	}
+	if inactive == nil {
+		return nil
+	}
+	err = inactive.Check(ctx, c)
+	if err == nil {
+		return nil
+	} else if IsGateway(err) {
+		return fmt.Errorf("the inactive policy: %w", err)
+	}
+	d := Drift{Kind: DriftPolicyActive, KeyHash: inactive.ID, Detail: err.Error()}
+	if errors.Is(err, ErrPolicyMissing) {
+		d = Drift{Kind: DriftMissingPolicy, KeyHash: inactive.ID, Detail: "--tyk-inactive-policy; create it with is_inactive: true"}
+	}
+	if inactive.Create {
+		d.Detail = "keylens's inactive policy: created at start, or by --fix"
+		if fix {
+			if err := inactive.Ensure(ctx, c); err != nil {
+				return err
+			}
+			d.Fixed = true
+		}
+	}
+	rep.Drift = append(rep.Drift, d)
 	return nil
 }
 
@@ -171,7 +244,10 @@ func syncKey(ctx context.Context, store SyncStore, c *Client, hash, inactivePoli
 	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
 		return nil // revoked since listed
 	} else if err != nil {
-		return err
+		// One key keylens cannot read does not stop the comparison of
+		// the others.
+		rep.Drift = append(rep.Drift, Drift{Kind: DriftUnreadable, KeyHash: hash, Detail: err.Error()})
+		return nil
 	}
 	s, err := c.GetKey(ctx, hash)
 	if IsNotFound(err) {

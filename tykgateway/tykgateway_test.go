@@ -146,24 +146,27 @@ func TestClientRequests(t *testing.T) {
 		t.Error("empty secret accepted")
 	}
 	unreachable, _ := New("http://127.0.0.1:1", "s")
-	if _, err := unreachable.CreateKey(ctx, "d47239e128754c0c9148363286b8ed46", Session{}); err == nil || StatusOf(err) != 0 || givesUp(err, 1000) ||
+	if _, err := unreachable.CreateKey(ctx, "d47239e128754c0c9148363286b8ed46", Session{}); err == nil || StatusOf(err) != 0 || !IsGateway(err) || givesUp(err, 1000) != "" ||
 		strings.Contains(err.Error(), "d47239e1") {
 		t.Errorf("unreachable: %v (a key's id must never be in an error)", err)
 	}
 }
 
 // A change waits for a gateway that is down or overloaded, is skipped at
-// once when refused with a 4xx, and after a few 500s.
+// once when refused with a 4xx, after a few 500s, and after a few failures
+// of the store.
 func TestGivesUp(t *testing.T) {
-	down := errors.New("gateway unreachable")
+	down := &Error{Message: "connection refused"}
+	store := errors.New("secret does not open")
 	for _, tt := range []struct {
 		err     error
 		attempt int
-		want    bool
+		want    string
 	}{
-		{down, 1000, false}, {&Error{Status: 503}, 1000, false}, {&Error{Status: 429}, 1000, false},
-		{&Error{Status: 400}, 1, true}, {&Error{Status: 404}, 1, true},
-		{&Error{Status: 500}, maxAnsweredAttempts - 1, false}, {&Error{Status: 500}, maxAnsweredAttempts, true},
+		{down, 1000, ""}, {&Error{Status: 503}, 1000, ""}, {&Error{Status: 429}, 1000, ""},
+		{&Error{Status: 400}, 1, skippedRefused}, {&Error{Status: 404}, 1, skippedRefused},
+		{&Error{Status: 500}, maxAnsweredAttempts - 1, ""}, {&Error{Status: 500}, maxAnsweredAttempts, skippedRefused},
+		{store, maxStoreAttempts - 1, ""}, {store, maxStoreAttempts, skippedStore},
 	} {
 		if got := givesUp(tt.err, tt.attempt); got != tt.want {
 			t.Errorf("givesUp(%v, %d) = %v", tt.err, tt.attempt, got)
@@ -188,4 +191,23 @@ func FuzzCompare(f *testing.F) {
 		_ = s.Policies()
 		_, _ = s.Meta()[MetaDeveloperID].(string)
 	})
+}
+
+// A gateway that answers its probes while a call failed without an answer
+// is not "back": the wait runs its course instead of retrying at once.
+func TestWaitForGatewayUp(t *testing.T) {
+	probes := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hello" {
+			probes++
+		}
+		io.WriteString(w, `{"status":"pass"}`)
+	}))
+	defer srv.Close()
+	c, _ := New(srv.URL, "s")
+	o := &Outbox{Client: c}
+	back, ok := o.waitForGateway(context.Background(), 3*probeInterval)
+	if back || !ok || probes < 2 {
+		t.Errorf("back %v, ok %v after %d probes: want the whole wait, probing", back, ok, probes)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -158,7 +159,11 @@ func (t *tykOutbox) Start(ctx context.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	inactive, err := inactivePolicy(ctx, db, c.TykInactivePolicy)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pols, err := client.Policies(pctx)
 	switch status := tykgateway.StatusOf(err); {
@@ -169,15 +174,29 @@ func (t *tykOutbox) Start(ctx context.Context) error {
 	default:
 		log.Info("Tyk gateway reached: keys are provisioned there", "gateway", client.URL(), "policies", len(pols))
 		t.warnMissingPolicies(ctx, pols)
+		// Deactivation must stop keys: the inactive policy is there
+		// before anything is provisioned, or provisioning does not start.
+		if inactive.Create {
+			err = inactive.Ensure(pctx, client)
+		} else {
+			err = inactive.Check(pctx, client)
+		}
+		switch {
+		case errors.Is(err, tykgateway.ErrPolicyMissing):
+			log.Warn(err.Error(), "policy", inactive.ID)
+		case err != nil && tykgateway.IsGateway(err) && tykgateway.StatusOf(err) == 0:
+			log.Warn("the Tyk gateway stopped answering while keylens checked the inactive policy; it is checked again before the first approval or change", "err", err)
+		case err != nil:
+			return usageError{fmt.Errorf("--tyk-gateway %s: %w", client.URL(), err)}
+		case inactive.Create:
+			log.Info("deactivated developers' keys get the inactive policy", "policy", inactive.ID, "org_id", inactive.OrgID)
+		}
 	}
-	if c.TykInactivePolicy == "" {
-		log.Warn("--tyk-inactive-policy is not set: a deactivated developer's keys get is_inactive, which Tyk ignores for keys with policies (all portal keys): they keep working at the gateway until revoked")
-	}
-	db.Provisioner = &tykgateway.Provisioner{Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log}
+	db.Provisioner = &tykgateway.Provisioner{Client: client, Inactive: inactive, Logger: log}
 	// The gateway issues OAuth tokens to the clients it holds (and the
 	// sidecars may issue keylens's own): the Tyk Classic Portal API's revocations go to both.
 	t.revoke = tykgateway.Revoker{Local: keylens.LocalRevoker{Store: db}, Gateway: client, Clients: db}
-	t.outbox = &tykgateway.Outbox{Store: db, Client: client, InactivePolicy: c.TykInactivePolicy, Logger: log,
+	t.outbox = &tykgateway.Outbox{Store: db, Client: client, Inactive: inactive, Logger: log,
 		Metrics: tykgateway.NewMetrics(t.m.registry)}
 	if err := t.outbox.Start(ctx); err != nil {
 		return fmt.Errorf("tyk gateway outbox: %w", err)
@@ -228,9 +247,20 @@ func (t *tykOutbox) warnMissingPolicies(ctx context.Context, pols []tykgateway.P
 			t.m.logger.Warn("a catalogue policy is not in the Tyk gateway: its keys will not work there (keylens tyk sync lists them)", "policy", e.PolicyID)
 		}
 	}
-	if p := t.m.Config.TykInactivePolicy; p != "" && !have[p] {
-		t.m.logger.Warn("--tyk-inactive-policy is not in the Tyk gateway: deactivating a developer will fail there", "policy", p)
+}
+
+// inactivePolicy is the policy that replaces a deactivated developer's on
+// their keys: the one named by --tyk-inactive-policy, else keylens's own
+// (created in the gateway), in the portal's org.
+func inactivePolicy(ctx context.Context, db *sqlstore.DB, named string) (*tykgateway.InactivePolicy, error) {
+	org, err := db.OrgID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("org id: %w", err)
 	}
+	if named != "" {
+		return &tykgateway.InactivePolicy{ID: named, OrgID: org}, nil
+	}
+	return &tykgateway.InactivePolicy{ID: tykgateway.DefaultInactivePolicy, OrgID: org, Create: true}, nil
 }
 
 // changeRetention is how long the change feed remembers; a sidecar away for

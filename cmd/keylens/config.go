@@ -175,7 +175,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if !m.SidecarOnly {
 		fs.StringVar(&c.TykGateway, "tyk-gateway", "", "provision keys in the Tyk gateway at this URL (its /tyk/ REST API): approvals create the credential there first, and later changes follow")
 		fs.StringVar(&c.TykSecret, "tyk-secret", "", "with --tyk-gateway: the gateway's secret (X-Tyk-Authorization); better set as KEYLENS_TYK_SECRET")
-		fs.StringVar(&c.TykInactivePolicy, "tyk-inactive-policy", "", "with --tyk-gateway: a gateway policy with is_inactive: true that replaces a deactivated developer's policies (Tyk ignores a key's own is_inactive when it has policies)")
+		fs.StringVar(&c.TykInactivePolicy, "tyk-inactive-policy", "", "with --tyk-gateway: a gateway policy with is_inactive: true that replaces a deactivated developer's policies (Tyk ignores a key's own is_inactive when it has policies); default: keylens-inactive, which keylens creates (name one when the gateway's policies come from a Dashboard)")
 	}
 	fs.StringVar(&c.KeyHash, "key-hash-algorithm", keylens.DefaultHashAlgorithm, "algorithm named in generated keys, as the gateway's hash_key_function: murmur32, murmur64, murmur128 or sha256")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -35,6 +35,7 @@ func tykCommand(ctx context.Context, args []string, getenv func(string) string, 
 	gateway := fs.String("tyk-gateway", "", "the Tyk gateway's URL (or KEYLENS_TYK_GATEWAY)")
 	secret := fs.String("tyk-secret", "", "the gateway's secret (or KEYLENS_TYK_SECRET)")
 	inactive := fs.String("tyk-inactive-policy", "", "as for keylens serve (or KEYLENS_TYK_INACTIVE_POLICY)")
+	secretsFile := fs.String("secrets-key-file", "", "as for keylens serve (or KEYLENS_SECRETS_KEY): opens the OAuth client secrets a skipped change needs")
 	fix := fs.Bool("fix", false, "repair what can be repaired")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), tykUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
@@ -57,13 +58,29 @@ func tykCommand(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "keylens tyk sync: --tyk-gateway/--tyk-secret: %v\n", err)
 		return exitUsage
 	}
+	secretsKey, err := loadSecretsKey(*secretsFile, getenv("KEYLENS_SECRETS_KEY"), "--secrets-key-file", "KEYLENS_SECRETS_KEY")
+	if err != nil {
+		fmt.Fprintf(stderr, "keylens tyk sync: %v\n", err)
+		return exitUsage
+	}
 	db, err := sqlstore.Open(ctx, *store)
 	if err != nil {
 		fmt.Fprintf(stderr, "keylens tyk sync: open store: %v\n", err)
 		return exitFailed
 	}
 	defer db.Close()
-	rep, err := tykgateway.Sync(ctx, db, client, *inactive, *fix)
+	if secretsKey != nil {
+		if err := db.UseSecretsKey(secretsKey); err != nil {
+			fmt.Fprintf(stderr, "keylens tyk sync: %v\n", err)
+			return exitFailed
+		}
+	}
+	policy, err := inactivePolicy(ctx, db, *inactive)
+	if err != nil {
+		fmt.Fprintf(stderr, "keylens tyk sync: %v\n", err)
+		return exitFailed
+	}
+	rep, err := tykgateway.Sync(ctx, db, client, policy, *fix)
 	if err != nil {
 		fmt.Fprintf(stderr, "keylens tyk sync: %v\n", err)
 		return exitFailed

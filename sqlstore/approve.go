@@ -94,7 +94,7 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 	committing := false // set when the transaction's work is done: a failure after it is the commit's
 	err = db.write(ctx, func(tx *Tx) error {
 		committing = false
-		if db.pg {
+		if db.pg && undo != nil {
 			// The read-back of an unknown commit waits on this lock for
 			// the transaction to end.
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, issuedLock(a)); err != nil {

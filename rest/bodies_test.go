@@ -3,10 +3,12 @@ package rest_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,46 +186,89 @@ func TestKeyRequestsNeverAnswerTheSecret(t *testing.T) {
 	}
 }
 
-// TestVerifyCredentialsLimits: after the account's failures, 429 with
-// Retry-After before any password is checked (the right one included);
-// after the client's, every account from it; a success clears the
-// account's count.
+// TestVerifyCredentialsLimits: after a client's failures on an account,
+// 429 with Retry-After for that client before any password is checked
+// (the right one included), while another client signs in; after the
+// client's failures on any accounts, every account from it; a success
+// clears the account's count.
 func TestVerifyCredentialsLimits(t *testing.T) {
+	h := newLimitedServer(t, guard.Policy{Window: time.Minute, PairMax: 3, ClientMax: 5})
+	for _, e := range []string{"a@example.com", "b@example.com"} {
+		call(h, "POST", "/api/portal/developers", `{"email":"`+e+`","password":"right-password"}`)
+	}
+	for i := range 3 {
+		if rec := verifyFrom(h, "192.0.2.1:1234", "a@example.com", "wrong"); rec.Code != 401 {
+			t.Fatalf("wrong password %d: %d", i, rec.Code)
+		}
+	}
+	rec := verifyFrom(h, "192.0.2.1:1234", "a@example.com", "right-password")
+	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many failed attempts") {
+		t.Errorf("the right password after 3 failures: %d %q %s, want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if rec := verifyFrom(h, "198.51.100.2:1234", "a@example.com", "right-password"); rec.Code != 200 {
+		t.Errorf("the account from a client without failures: %d, want 200", rec.Code)
+	}
+	if rec := verifyFrom(h, "192.0.2.1:1234", "b@example.com", "right-password"); rec.Code != 200 {
+		t.Errorf("another account from the same client: %d", rec.Code)
+	}
+	verifyFrom(h, "192.0.2.1:1234", "b@example.com", "wrong")
+	verifyFrom(h, "192.0.2.1:1234", "c@example.com", "wrong") // an unknown account counts for the client too
+	if rec := verifyFrom(h, "192.0.2.1:1234", "b@example.com", "right-password"); rec.Code != 429 {
+		t.Errorf("after 5 failures from one client: %d, want 429", rec.Code)
+	}
+}
+
+// TestVerifyCredentialsSimultaneousGuesses: 200 wrong passwords for one
+// account sent at once compare at most the limit's worth: the rest are
+// 429 before any password is checked.
+func TestVerifyCredentialsSimultaneousGuesses(t *testing.T) {
+	h := newLimitedServer(t, guard.Policy{Window: time.Minute, PairMax: 10, ClientMax: 50})
+	call(h, "POST", "/api/portal/developers", `{"email":"a@example.com","password":"right-password"}`)
+	codes := make(chan int, 200)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 200 {
+		wg.Go(func() {
+			<-start
+			codes <- verifyFrom(h, "192.0.2.1:1234", "a@example.com", fmt.Sprint("guess-", i)).Code
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[401] > 10 || n[401]+n[429] != 200 {
+		t.Errorf("200 simultaneous guesses: %v, want at most 10 answered 401 (checked), the rest 429", n)
+	}
+}
+
+func newLimitedServer(t *testing.T, p guard.Policy) http.Handler {
+	t.Helper()
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	api, err := rest.NewServer(rest.Config{Developers: db, Catalogue: db, Keys: db, Changes: db, Credentials: db, Hits: db, Tokens: db, TokenAdmin: db,
-		AdminKeyHash: sha256.Sum256([]byte("admin")),
-		SignInLimits: guard.SignIn{PerAccount: guard.New(3, time.Minute), PerClient: guard.New(5, time.Minute)}})
+		AdminKeyHash: sha256.Sum256([]byte("admin")), SignIn: guard.NewSignIn(p)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.Handler()
-	for _, e := range []string{"a@example.com", "b@example.com"} {
-		call(h, "POST", "/api/portal/developers", `{"email":"`+e+`","password":"right-password"}`)
-	}
-	verify := func(user, pw string) *httptest.ResponseRecorder {
-		return call(h, "POST", "/api/portal/developers/verify_credentials", `{"username":"`+user+`","password":"`+pw+`"}`)
-	}
-	for i := range 3 {
-		if rec := verify("a@example.com", "wrong"); rec.Code != 401 {
-			t.Fatalf("wrong password %d: %d", i, rec.Code)
-		}
-	}
-	rec := verify("a@example.com", "right-password")
-	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many failed attempts") {
-		t.Errorf("the right password after 3 failures: %d %q %s, want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
-	}
-	if rec := verify("b@example.com", "right-password"); rec.Code != 200 {
-		t.Errorf("another account from the same client: %d", rec.Code)
-	}
-	verify("b@example.com", "wrong")
-	verify("c@example.com", "wrong") // an unknown account counts for the client too
-	if rec := verify("b@example.com", "right-password"); rec.Code != 429 {
-		t.Errorf("after 5 failures from one client: %d, want 429", rec.Code)
-	}
+	return api.Handler()
+}
+
+// verifyFrom calls verify_credentials from the client at addr.
+func verifyFrom(h http.Handler, addr, user, pw string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", "/api/portal/developers/verify_credentials",
+		strings.NewReader(`{"username":"`+user+`","password":"`+pw+`"}`))
+	req.Header.Set("Authorization", "admin")
+	req.RemoteAddr = addr
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
 }
 
 // TestMembersMatchIgnoringCase: Tyk's clients may capitalise a member, as

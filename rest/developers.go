@@ -151,7 +151,7 @@ func (s *Server) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var verr error
-	out, err := s.SignInLimits.Attempt(guard.DeveloperAccount(in.Username), guard.Client(r), func() (bool, error) {
+	out, err := s.SignIn.Attempt(guard.DeveloperAccount(in.Username), guard.Client(r), func() (bool, error) {
 		_, verr = s.Developers.VerifyCredentials(r.Context(), strings.TrimSpace(in.Username), in.Password)
 		return guard.Credentials(verr)
 	})
@@ -159,8 +159,8 @@ func (s *Server) verifyCredentials(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.writeError(w, r, err)
 	case out.Verdict == guard.Refused:
-		// Before any password is checked: the account or the client has
-		// failed too often lately.
+		// Before any password is checked: this client has failed too
+		// often lately, on this account or anywhere.
 		w.Header().Set("Retry-After", strconv.Itoa(out.RetrySeconds()))
 		s.writeError(w, r, keylens.Errorf(keylens.ELIMITED, "Too many failed attempts: retry in %d seconds", out.RetrySeconds()))
 	case out.Verdict == guard.Wrong:

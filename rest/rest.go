@@ -51,10 +51,10 @@ type Config struct {
 	// Health reports whether the store answers; nil means always healthy.
 	Health func(*http.Request) error
 	Logger *slog.Logger
-	// SignInLimits refuse guessing at sign-ins (verify_credentials): per
-	// account and per client address. nil limiters limit nothing. Give it
-	// the console's and the portal's limiters, so that guesses count once.
-	SignInLimits guard.SignIn
+	// SignIn is the sign-in flow verify_credentials goes through, which
+	// refuses guessing (guard.Policy); nil limits nothing. Give it the
+	// console's and the portal's, so that guesses count once.
+	SignIn *guard.SignIn
 }
 
 // Server is the API: NewServer, then Handler; Shutdown as the listener

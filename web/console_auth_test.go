@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -237,7 +238,7 @@ func TestSignIn(t *testing.T) {
 
 func TestSignInFailuresAreLimited(t *testing.T) {
 	tc := newTestConsole(t, func(c *ConsoleConfig) {
-		c.PerAccount, c.PerClient = guard.New(3, 15*time.Minute), guard.New(5, 15*time.Minute)
+		c.SignIn = guard.NewSignIn(guard.Policy{Window: 15 * time.Minute, PairMax: 3, ClientMax: 5})
 	})
 	if err := tc.db.CreateAdmin(context.Background(), &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
 		t.Fatal(err)
@@ -253,6 +254,12 @@ func TestSignInFailuresAreLimited(t *testing.T) {
 	if ra, err := strconv.Atoi(p.Header.Get("Retry-After")); err != nil || ra < 890 || ra > 900 {
 		t.Errorf("Retry-After %q", p.Header.Get("Retry-After"))
 	}
+	// Another client's failures refuse nobody else: the right password
+	// from a client without failures signs in.
+	admin := tc.browser()
+	admin.addr = "198.51.100.20:4000"
+	admin.get("/admin/signin")
+	want(t, admin.post("/admin/signin", url.Values{"email": {"root@example.com"}, "password": {"long-enough-password"}}), http.StatusSeeOther)
 	// Another account from the same client still may, until the client's
 	// own limit: 2 more failures make 5.
 	for range 2 {
@@ -263,6 +270,53 @@ func TestSignInFailuresAreLimited(t *testing.T) {
 	other := tc.browser()
 	other.addr = "203.0.113.9:4000"
 	other.signIn()
+}
+
+// TestAdminKeySignInCannotBeLockedByOthers: however many clients send
+// wrong admin keys, a client that has not signs in with the right one.
+func TestAdminKeySignInCannotBeLockedByOthers(t *testing.T) {
+	tc := newTestConsole(t, func(c *ConsoleConfig) {
+		c.SignIn = guard.NewSignIn(guard.Policy{Window: 15 * time.Minute, PairMax: 3, ClientMax: 5,
+			AccountDelayAfter: 3, BaseDelay: time.Minute, MaxDelay: time.Minute, AccountMax: 10})
+	})
+	for i := range 10 {
+		b := tc.browser()
+		b.addr = fmt.Sprintf("203.0.113.%d:4000", i)
+		b.get("/admin/signin")
+		for range 3 {
+			want(t, b.post("/admin/signin/key", url.Values{"key": {"not-the-key-at-all"}}), http.StatusUnauthorized)
+		}
+		want(t, b.post("/admin/signin/key", url.Values{"key": {testAdminKey}}), http.StatusTooManyRequests)
+	}
+	admin := tc.browser()
+	admin.addr = "198.51.100.20:4000"
+	admin.signIn()
+}
+
+// TestSimultaneousSignInsCheckAtMostTheLimit: 40 wrong passwords posted
+// at once from one client, to the console and the portal, check at most
+// the limit's worth; the rest are 429 before any password is checked.
+func TestSimultaneousSignInsCheckAtMostTheLimit(t *testing.T) {
+	tp := newTestPortal(t)
+	tp.signUp("ada@example.com", "first-pass")
+	if err := tp.db.CreateAdmin(context.Background(), &keylens.Admin{Email: "root@example.com", Password: "long-enough-password"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		b          *browser
+		path, user string
+	}{
+		{tp.browser(), "/admin/signin", "root@example.com"},
+		{tp.visitor(), "/login", "ada@example.com"},
+	} {
+		c.b.addr = "203.0.113.50:4000"
+		c.b.get(c.path)
+		form := url.Values{"email": {c.user}, "password": {"guess-guess-guess"}, "csrf": {c.b.csrf}}
+		n := concurrentPosts(c.b, c.path, form, 40)
+		if n[http.StatusUnauthorized] > 5 || n[http.StatusUnauthorized]+n[http.StatusTooManyRequests] != 40 {
+			t.Errorf("%s: 40 simultaneous wrong passwords: %v, want at most 5 answered 401 (checked), the rest 429", c.path, n)
+		}
+	}
 }
 
 func TestExpiredSessionGoesToSignIn(t *testing.T) {

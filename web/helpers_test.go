@@ -43,8 +43,8 @@ func newTestConsole(t testing.TB, opts ...func(*ConsoleConfig)) *testConsole {
 	tc := &testConsole{t: t, db: db, now: time.Now().UTC().Truncate(time.Second)}
 	cfg := ConsoleConfig{
 		SiteConfig: SiteConfig{Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
-			PerAccount: guard.New(5, 15*time.Minute), PerClient: guard.New(20, 15*time.Minute),
-			Now: tc.clock},
+			SignIn: guard.NewSignIn(guard.Policy{Window: 15 * time.Minute, PairMax: 5, ClientMax: 20}),
+			Now:    tc.clock},
 		Admins: db, Audit: db, AdminKeyHash: sha256.Sum256([]byte(testAdminKey)), Gravatar: true}
 	for _, o := range opts {
 		o(&cfg)
@@ -234,6 +234,41 @@ func httptestRequest(method, path string, form url.Values, b *browser) *http.Req
 		req.AddCookie(&http.Cookie{Name: n, Value: v})
 	}
 	return req
+}
+
+// concurrentPosts posts form to path from b n times at once, and counts
+// the answers' statuses.
+func concurrentPosts(b *browser, path string, form url.Values, n int) map[int]int {
+	h := b.h
+	if h == nil {
+		h = b.tc.h
+	}
+	codes := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		req := httptest.NewRequest("POST", b.origin+path, strings.NewReader(form.Encode()))
+		req.RemoteAddr = b.addr
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", b.origin)
+		for n, v := range b.cookies {
+			req.AddCookie(&http.Cookie{Name: n, Value: v})
+		}
+		wg.Go(func() {
+			<-start
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			codes <- rec.Code
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	return count
 }
 
 func serve(tc *testConsole, req *http.Request) *httptest.ResponseRecorder {

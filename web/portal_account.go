@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,9 +165,7 @@ func (p *Portal) requestReset(w http.ResponseWriter, r *http.Request) {
 			Error: "Enter the email address you signed up with.", Data: resetData{Email: email}})
 		return
 	}
-	subject := guard.PasswordReset(email)
-	if _, blocked := p.signInLimits.PerAccount.Blocked(subject); !blocked {
-		p.signInLimits.PerAccount.Fail(subject)
+	if p.signIn.ResetEmail(email) {
 		p.mails.Add(1)
 		go func() {
 			defer p.mails.Done()
@@ -320,23 +319,25 @@ func (p *Portal) passwordPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // POST /password: the current password and a new one, not one of the last
-// ones kept (PWHistory). A wrong current password counts as a failed
-// sign-in; the developer's other sessions end.
+// ones kept (PWHistory). The current password is checked through the
+// sign-in flow, as a sign-in of the account; the developer's other
+// sessions end.
 func (p *Portal) changePassword(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	account := guard.DeveloperAccount(s.Email)
-	if left, blocked := p.signInLimits.PerAccount.Blocked(account); blocked {
+	var err error
+	out, _ := p.signIn.Attempt(guard.DeveloperAccount(s.Email), guard.Client(r), func() (bool, error) {
+		err = p.Accounts.ChangePassword(r.Context(), s.DeveloperID, r.PostFormValue("current"), r.PostFormValue("password"), s.IDHash)
+		return guard.Credentials(err)
+	})
+	if out.Verdict == guard.Refused {
+		w.Header().Set("Retry-After", strconv.Itoa(out.RetrySeconds()))
 		p.render(w, r, http.StatusTooManyRequests, "portal_password", view{Title: "Change password", Nav: "profile",
-			Error: "Too many wrong passwords. Try again in " + humanDuration(left) + "."})
+			Error: "Too many wrong passwords. Try again in " + humanDuration(out.RetryAfter) + "."})
 		return
 	}
-	err := p.Accounts.ChangePassword(r.Context(), s.DeveloperID, r.PostFormValue("current"), r.PostFormValue("password"), s.IDHash)
 	switch keylens.ErrorCode(err) {
 	case "":
 	case keylens.EUNAUTHORIZED, keylens.EINVALID:
-		if keylens.ErrorCode(err) == keylens.EUNAUTHORIZED {
-			p.signInLimits.Fail(account, guard.Client(r))
-		}
 		p.render(w, r, rest.HTTPStatus(keylens.ErrorCode(err)), "portal_password", view{Title: "Change password", Nav: "profile",
 			Error: keylens.ErrorMessage(err)})
 		return

@@ -36,7 +36,7 @@ func newTestPortalB(t testing.TB) *testPortal {
 	}
 	p, err := NewPortal(PortalConfig{
 		SiteConfig: SiteConfig{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db,
-			URL: "http://portal.test", PerAccount: tc.c.PerAccount, PerClient: tc.c.PerClient, Now: tc.clock,
+			URL: "http://portal.test", SignIn: tc.c.SignIn, Now: tc.clock,
 			Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))},
 		Accounts: tc.db, Revoker: keylens.LocalRevoker{Store: tc.db}, Mailer: m})
 	if err != nil {
@@ -231,10 +231,10 @@ func TestPortalSignUpLogInLogOut(t *testing.T) {
 func TestPortalLogInFailuresAreLimitedWithTheRESTAPIs(t *testing.T) {
 	tp := newTestPortal(t)
 	tp.signUp("ada@example.com", "first-pass")
-	// verify_credentials counts under the same subject: 5 failures there
-	// block the portal's login too.
+	// verify_credentials counts under the same subject: 5 failures there,
+	// from this client, block the portal's login too.
 	for range 5 {
-		tp.c.PerAccount.Fail("account:ada@example.com")
+		tp.c.SignIn.Attempt("account:ada@example.com", "client:198.51.100.7", func() (bool, error) { return false, nil })
 	}
 	b := tp.visitor()
 	b.get("/login")

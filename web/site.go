@@ -32,11 +32,11 @@ type SiteConfig struct {
 	// as the request's Host. The console may go without (--public-url);
 	// the portal needs it for the links in its emails.
 	URL string
-	// PerAccount and PerClient refuse guessing at sign-in, per account and
-	// per client address. Both apps and the REST API's verify_credentials
-	// share them: guesses count once, wherever they are made. nil limits
+	// SignIn is the sign-in flow, which refuses guessing
+	// (guard.Policy). Both apps and the REST API's verify_credentials
+	// share it: guesses count once, wherever they are made. nil limits
 	// nothing.
-	PerAccount, PerClient *guard.Limiter
+	SignIn *guard.SignIn
 	// Logger is where errors go; nowhere when nil.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -75,7 +75,7 @@ func (c *SiteConfig) build(app string, own map[string]bool, s *site, pages []str
 		c.Now = time.Now
 	}
 	s.sessions, s.logger, s.now = c.Sessions, c.Logger, c.Now
-	s.signInLimits = guard.SignIn{PerAccount: c.PerAccount, PerClient: c.PerClient}
+	s.signIn = c.SignIn
 	return s.parse(pages, gravatar)
 }
 
@@ -114,9 +114,8 @@ type site struct {
 	publicHost string
 	logger     *slog.Logger
 	now        func() time.Time
-	// signInLimits is the sign-in flow, over the limiters both apps and
-	// the REST API share.
-	signInLimits guard.SignIn
+	// signIn is the sign-in flow both apps and the REST API share.
+	signIn *guard.SignIn
 
 	pages map[string]*template.Template
 	csp   string

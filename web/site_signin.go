@@ -97,13 +97,13 @@ func (s *site) signInWithPassword(w http.ResponseWriter, r *http.Request, data a
 
 // signInWith is a sign-in of account through the sign-in flow
 // (guard.SignIn): refused with 429 and Retry-After, before check runs,
-// while account or client has failed too often lately; a wrong check is
-// counted against both and answered with wrong; an undecided one is an
+// while this client has failed too often lately (on account or
+// anywhere); a wrong check is counted and answered with wrong; an undecided one is an
 // error page; the session of a right one is started, going on to next.
 func (s *site) signInWith(w http.ResponseWriter, r *http.Request, data any, account, next, wrong string,
 	check func() (st *keylens.Session, ok bool, err error)) {
 	var st *keylens.Session
-	out, err := s.signInLimits.Attempt(account, guard.Client(r), func() (ok bool, err error) {
+	out, err := s.signIn.Attempt(account, guard.Client(r), func() (ok bool, err error) {
 		st, ok, err = check()
 		return ok, err
 	})

@@ -79,7 +79,7 @@ type adminServer struct {
 	settings  *adminSettings
 	outbox    *tykOutbox // nil without --tyk-gateway
 	committer *committer
-	signIn    guard.SignIn
+	signIn    *guard.SignIn
 }
 
 func (a *adminServer) Start(context.Context) error {
@@ -97,7 +97,7 @@ func (a *adminServer) Start(context.Context) error {
 		HitWriter:    a.committer.c,
 		AdminKeyHash: a.settings.keyHash,
 		Health:       func(r *http.Request) error { return db.Ping(r.Context()) },
-		SignInLimits: a.signIn,
+		SignIn:       a.signIn,
 		Logger:       log,
 	})
 	if err != nil {
@@ -106,8 +106,8 @@ func (a *adminServer) Start(context.Context) error {
 	console, err := web.NewConsole(web.ConsoleConfig{
 		SiteConfig: web.SiteConfig{
 			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
-			URL:        c.PublicURL,
-			PerAccount: a.signIn.PerAccount, PerClient: a.signIn.PerClient,
+			URL:    c.PublicURL,
+			SignIn: a.signIn,
 			Logger: log,
 		},
 		Admins: db, Audit: db,
@@ -150,7 +150,7 @@ type portalServer struct {
 	httpServer
 	store  *storeComponent
 	outbox *tykOutbox // nil without --tyk-gateway
-	signIn guard.SignIn
+	signIn *guard.SignIn
 	portal *web.Portal
 }
 
@@ -182,8 +182,8 @@ func (p *portalServer) Start(context.Context) error {
 	portal, err := web.NewPortal(web.PortalConfig{
 		SiteConfig: web.SiteConfig{
 			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
-			URL:        portalURL,
-			PerAccount: p.signIn.PerAccount, PerClient: p.signIn.PerClient,
+			URL:    portalURL,
+			SignIn: p.signIn,
 			Logger: log,
 		},
 		Accounts: db, Mailer: send, Revoker: revoker, CentralJWT: c.centralJWT(),

@@ -77,11 +77,12 @@ type Config struct {
 	jwtPublicKey     any
 
 	// Passwords and sign-ins.
-	BcryptCost             int
-	BcryptConcurrency      int
-	LoginMaxFailures       int
-	LoginClientMaxFailures int
-	LoginFailureWindow     time.Duration
+	BcryptCost              int
+	BcryptConcurrency       int
+	LoginMaxFailures        int
+	LoginClientMaxFailures  int
+	LoginAccountMaxFailures int
+	LoginFailureWindow      time.Duration
 
 	// Analytics.
 	HitsAndChangesSecret string
@@ -161,8 +162,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.MaxHeaderBytes, "max-identity-header-bytes", identity.DefaultMaxHeaderBytes, "size limit of the identity headers of one request; custom fields beyond it are left out (and counted)")
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", keylens.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
 	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
-	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials) of one account within --login-failure-window before it is refused with 429 (0: no limit)")
-	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address within --login-failure-window before it is refused with 429 (0: no limit)")
+	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials, console, portal) of one account from one client address within --login-failure-window before that client is refused for that account with 429 (0: no limit)")
+	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address, any accounts, within --login-failure-window before it is refused with 429 (0: no limit)")
+	fs.IntVar(&c.LoginAccountMaxFailures, "login-account-max-failures", 100, "failed sign-ins of one account within --login-failure-window before the clients that failed on it are refused with 429; from the 10th, they wait between attempts (1 s, doubling, at most a minute); clients without failures on it are not refused (0: no limit)")
 	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "the window of the sign-in failure limits")
 	fs.StringVar(&c.HitsAndChangesSecret, "hits-secret", "", "secret guarding both POST /hits and GET /changes (the Tyk plugin's hits_secret): when set, callers of either must send Authorization: Bearer <secret>; required when --sidecar-addr is not a loopback address")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")

@@ -71,10 +71,12 @@ const (
 //   - the store closes last, once nothing uses it.
 func (m *Main) components() []component {
 	c := &m.Config
-	// One limiter pair for every sign-in: a client guessing at the console
-	// and at verify_credentials is counted once.
-	signIn := guard.SignIn{PerAccount: guard.New(c.LoginMaxFailures, c.LoginFailureWindow),
-		PerClient: guard.New(c.LoginClientMaxFailures, c.LoginFailureWindow)}
+	// One sign-in flow for every sign-in: a client guessing at the
+	// console and at verify_credentials is counted once.
+	policy := guard.DefaultPolicy
+	policy.Window, policy.PairMax, policy.ClientMax, policy.AccountMax =
+		c.LoginFailureWindow, c.LoginMaxFailures, c.LoginClientMaxFailures, c.LoginAccountMaxFailures
+	signIn := guard.NewSignIn(policy)
 
 	store := &storeComponent{m: m}
 	feed := &feed{m: m, store: store}

@@ -2,16 +2,25 @@ package sidecar
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/cache"
 )
 
 // basicAuthenticator takes "Basic <base64 user:password>" of a basic key:
 // the username finds the key, the password is checked against its bcrypt
-// hash, at most BcryptConcurrency at once (ErrBusy beyond).
+// hash. Guessing is kept cheap for everyone else: a username whose
+// passwords have failed too often lately is refused before anything is
+// looked up (basicFailures), and the bcrypt comparisons share
+// BcryptConcurrency slots fairly (bcryptSlots).
 type basicAuthenticator struct{ r *Resolver }
 
 func (a basicAuthenticator) authenticate(ctx context.Context, cred []byte) (*keylens.Credential, int64, error) {
@@ -31,8 +40,27 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*keylens.Cr
 	if !ok || len(user) == 0 {
 		return nil, 0, ErrUnknown
 	}
+	// Reserve the failure before anything else: simultaneous guesses at
+	// one username check no more passwords than its limit.
+	userKey := cache.DigestOf(user)
+	prior, wait := r.basicFailures.reserve(userKey, time.Now().UnixNano())
+	if wait > 0 {
+		return nil, 0, &GuessingError{RetryAfter: wait}
+	}
+	c, err := r.checkBasic(ctx, string(user), string(pass), prior == 0)
+	if err == nil || !errors.Is(err, ErrUnknown) {
+		r.basicFailures.giveBack(userKey) // right, or undecided
+	}
+	return c, 0, err
+}
+
+// checkBasic finds user's key and compares pass with its hash, in a
+// bcrypt slot. clean says the username has no failures lately: its
+// first check, if the key exists, goes before those of usernames under
+// attack and unknown ones.
+func (r *Resolver) checkBasic(ctx context.Context, user, pass string, clean bool) (*keylens.Credential, error) {
 	start := time.Now()
-	c, err := r.store.ResolveBasicUser(ctx, string(user))
+	c, err := r.store.ResolveBasicUser(ctx, user)
 	r.m.observeStore("basic", start, err)
 	hash := ""
 	switch {
@@ -41,19 +69,173 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*keylens.Cr
 	case err == nil, keylens.ErrorCode(err) == keylens.ENOTFOUND:
 		// Unknown: the same cost as a real check (an empty hash).
 	default:
-		return nil, 0, err
+		return nil, err
 	}
 	// Only the comparison takes a slot: a slow store lookup (a portal's
 	// round trip) must not fill them while the CPUs idle.
-	select {
-	case r.bcryptSlots <- struct{}{}:
-	default:
-		return nil, 0, ErrBusy
+	if !r.bcryptSlots.acquire(ctx, clean && hash != "") {
+		return nil, ErrBusy
 	}
-	ok = r.checkPassword(hash, string(pass))
-	<-r.bcryptSlots
+	ok := r.checkPassword(hash, pass)
+	r.bcryptSlots.release()
 	if !ok || hash == "" {
-		return nil, 0, ErrUnknown
+		return nil, ErrUnknown
 	}
-	return c, 0, nil
+	return c, nil
+}
+
+// GuessingError: the Basic username's passwords have failed too often
+// lately; no password was checked. Answered 429 with Retry-After.
+type GuessingError struct{ RetryAfter time.Duration }
+
+func (e *GuessingError) Error() string {
+	return fmt.Sprintf("too many failed passwords for this username: retry in %d seconds", e.RetrySeconds())
+}
+
+// RetrySeconds is RetryAfter in whole seconds, rounded up.
+func (e *GuessingError) RetrySeconds() int { return int(math.Ceil(e.RetryAfter.Seconds())) }
+
+// basicFailures counts each Basic username's failed passwords (reserved
+// ones, whose comparison is under way, included) within a window that
+// begins with its first, in a keyed cache of identity/cache: bounded, the
+// least recently used usernames evicted first, so that a flood of
+// usernames costs fixed memory. Keyed by the username's digest, never the
+// username.
+type basicFailures struct {
+	max    int
+	window int64 // nanoseconds
+
+	mu sync.Mutex
+	c  *cache.Cache[*userFailures]
+}
+
+// userFailures is a username's count in its window. Guarded by
+// basicFailures.mu.
+type userFailures struct {
+	n     int
+	until int64 // UnixNano: the window's end
+}
+
+func newBasicFailures(max int, window time.Duration, size int) *basicFailures {
+	return &basicFailures{max: max, window: int64(window), c: cache.New[*userFailures](size, int64(window), nil)}
+}
+
+// reserve counts a failure of the username whose digest is key, at now
+// (UnixNano), and returns the failures it had before (prior). When it has
+// max already, it counts nothing and returns how long until its window
+// ends (wait).
+func (b *basicFailures) reserve(key cache.CredentialDigest, now int64) (prior int, wait time.Duration) {
+	if b.max <= 0 {
+		return 0, 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.c.Get(key, now, 0); ok {
+		u := *p
+		if u.n >= b.max {
+			return u.n, time.Duration(u.until - now)
+		}
+		u.n++
+		return u.n - 1, 0
+	}
+	b.c.Add(key, &userFailures{n: 1, until: now + b.window}, now)
+	return 0, 0
+}
+
+// giveBack undoes a reserve whose password was right, or undecided.
+func (b *basicFailures) giveBack(key cache.CredentialDigest) {
+	if b.max <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.c.Get(key, time.Now().UnixNano(), 0); ok && (*p).n > 0 {
+		(*p).n--
+	}
+}
+
+// bcryptSlots bounds the bcrypt comparisons run at once, and shares them
+// fairly: a check that finds every slot taken waits its turn (at most
+// maxWait, and only while fewer than maxWaiting wait; otherwise ErrBusy),
+// and the first checks of known usernames without recent failures are
+// served before the rest. A guesser, whose usernames are unknown or
+// failing, can make the others wait only for the comparisons already
+// running, and holds at most maxWaiting goroutines waiting.
+type bcryptSlots struct {
+	maxWaiting int
+	maxWait    time.Duration
+
+	mu      sync.Mutex
+	free    int
+	waiting [2]list.List // of chan bool; [0]: clean checks, served first
+}
+
+func newBcryptSlots(n int) *bcryptSlots {
+	return &bcryptSlots{free: n, maxWaiting: max(16, 8*n), maxWait: 2 * time.Second}
+}
+
+// acquire takes a slot, waiting for one when none is free; false when it
+// could not (release is then not to be called).
+func (s *bcryptSlots) acquire(ctx context.Context, clean bool) bool {
+	s.mu.Lock()
+	if s.free > 0 {
+		s.free--
+		s.mu.Unlock()
+		return true
+	}
+	class := 1
+	if clean {
+		class = 0
+	}
+	if s.waiting[0].Len()+s.waiting[1].Len() >= s.maxWaiting {
+		// Full: a clean check takes the place of the latest other one.
+		last := s.waiting[1].Back()
+		if class == 1 || last == nil {
+			s.mu.Unlock()
+			return false
+		}
+		s.waiting[1].Remove(last)
+		last.Value.(chan bool) <- false
+	}
+	ready := make(chan bool, 1)
+	e := s.waiting[class].PushBack(ready)
+	s.mu.Unlock()
+
+	timer := time.NewTimer(s.maxWait)
+	defer timer.Stop()
+	select {
+	case ok := <-ready:
+		return ok
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case ok := <-ready: // handed a slot (or displaced) meanwhile
+		if ok {
+			s.releaseLocked()
+		}
+	default: // still waiting: only a sender removes it
+		s.waiting[class].Remove(e)
+	}
+	return false
+}
+
+// release gives a slot back: to the next waiter, clean ones first.
+func (s *bcryptSlots) release() {
+	s.mu.Lock()
+	s.releaseLocked()
+	s.mu.Unlock()
+}
+
+func (s *bcryptSlots) releaseLocked() {
+	for i := range s.waiting {
+		if e := s.waiting[i].Front(); e != nil {
+			s.waiting[i].Remove(e)
+			e.Value.(chan bool) <- true
+			return
+		}
+	}
+	s.free++
 }

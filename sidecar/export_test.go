@@ -39,3 +39,17 @@ func ParseJWKS(body []byte) ([]string, error) {
 	}
 	return kids, err
 }
+
+// BcryptWaiting reports how many Basic password checks wait for a slot.
+func BcryptWaiting(r *Resolver) int {
+	s := r.bcryptSlots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting[0].Len() + s.waiting[1].Len()
+}
+
+// SetBcryptWaiting sets how many checks may wait for a slot, and for how
+// long.
+func SetBcryptWaiting(r *Resolver, n int, d time.Duration) {
+	r.bcryptSlots.maxWaiting, r.bcryptSlots.maxWait = n, d
+}

@@ -124,8 +124,17 @@ type ResolverOptions struct {
 	// identity.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
 	// BcryptConcurrency bounds the Basic password checks run at once;
-	// default half the CPUs, at least one.
+	// default half the CPUs, at least one. A check that finds them all
+	// taken waits its turn, briefly, the first checks of known usernames
+	// first; ErrBusy when the wait would be too long.
 	BcryptConcurrency int
+	// BasicMaxFailures is how many wrong passwords one Basic username may
+	// have within BasicFailureWindow (from its first) before it is refused
+	// with a GuessingError, no password checked, until the window ends.
+	// Default 10; negative: no limit. BasicFailureWindow defaults to a
+	// minute.
+	BasicMaxFailures   int
+	BasicFailureWindow time.Duration
 	// JWTLeeway is the clock skew tolerated on a JWT's exp, nbf and iat;
 	// zero takes DefaultJWTLeeway, a negative value none.
 	JWTLeeway time.Duration
@@ -146,9 +155,10 @@ type Resolver struct {
 
 	lastContact atomic.Int64 // UnixNano of the change feed's last answer
 
-	bcryptSlots chan struct{}    // one token per Basic password check under way
-	authn       []authenticator  // the credential kinds, asked in order
-	central     *centralVerifier // central JWT verification; nil when off
+	bcryptSlots   *bcryptSlots     // the Basic password checks under way
+	basicFailures *basicFailures   // each Basic username's recent failures
+	authn         []authenticator  // the credential kinds, asked in order
+	central       *centralVerifier // central JWT verification; nil when off
 	// checkPassword compares a Basic password with its bcrypt hash
 	// (keylens.CheckPassword; replaced in tests).
 	checkPassword func(hash, password string) bool
@@ -178,6 +188,12 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 	if o.BcryptConcurrency <= 0 {
 		o.BcryptConcurrency = max(1, runtime.GOMAXPROCS(0)/2)
 	}
+	if o.BasicMaxFailures == 0 {
+		o.BasicMaxFailures = 10
+	}
+	if o.BasicFailureWindow <= 0 {
+		o.BasicFailureWindow = time.Minute
+	}
 	if o.JWTLeeway < 0 {
 		o.JWTLeeway = 0
 	} else if o.JWTLeeway == 0 {
@@ -193,7 +209,8 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 		o.Metrics = NewMetrics(nil)
 	}
 	r := &Resolver{store: store, opts: o, m: o.Metrics, applied: -1, advanced: make(chan struct{}),
-		bcryptSlots: make(chan struct{}, o.BcryptConcurrency)}
+		bcryptSlots:   newBcryptSlots(o.BcryptConcurrency),
+		basicFailures: newBasicFailures(o.BasicMaxFailures, o.BasicFailureWindow, max(o.Size/4, 1000))}
 	r.cache = cache.NewResolutions(cache.ResolutionsOptions[Entry]{
 		Size: o.Size, TTL: int64(o.TTL), NegativeTTL: int64(o.NegativeTTL),
 		Owner:    func(e *Entry) (string, string) { return e.KeyID, e.DeveloperID },

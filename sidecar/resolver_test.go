@@ -384,46 +384,6 @@ func signWithHeader(t *testing.T, kid string, header map[string]any, claims jwt.
 	return s
 }
 
-// TestBasicChecksAreBounded: with every password-check slot taken, another
-// Basic credential is ErrBusy at once (not queued, not cached as unknown),
-// while keys resolve as usual.
-func TestBasicChecksAreBounded(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	basic := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-basic"})
-	token := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
-	r := sidecar.NewResolver(f.db, sidecar.ResolverOptions{BcryptConcurrency: 1})
-	entered, release := make(chan struct{}), make(chan struct{})
-	sidecar.SetPasswordCheck(r, func(hash, pw string) bool {
-		entered <- struct{}{}
-		<-release
-		return keylens.CheckPassword(hash, pw)
-	})
-	cred := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":"+basic.Password))
-	first := make(chan error, 1)
-	go func() {
-		_, err := r.Resolve(ctx, []byte(cred))
-		first <- err
-	}()
-	<-entered // the one slot is taken
-	wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte(basic.RawKey+":a-guess"))
-	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrBusy) {
-		t.Errorf("a second password check: %v, want ErrBusy", err)
-	}
-	if e, err := r.Resolve(ctx, []byte(token.RawKey)); err != nil || e.DeveloperID != f.dev.ID {
-		t.Errorf("a key while the slot is taken: %v, %v", e, err)
-	}
-	close(release)
-	if err := <-first; err != nil {
-		t.Errorf("the check holding the slot: %v", err)
-	}
-	// Not cached as unknown: once a slot is free the guess is checked.
-	go func() { <-entered }()
-	if _, err := r.Resolve(ctx, []byte(wrong)); !errors.Is(err, sidecar.ErrUnknown) {
-		t.Errorf("the guess once a slot is free: %v, want ErrUnknown", err)
-	}
-}
-
 // TestAPIKeyWithTwoDots: a custom API key shaped like a.b.c is an API key,
 // not a malformed JWT.
 func TestAPIKeyWithTwoDots(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -361,15 +362,31 @@ func (s *Server) refuseUnusable(ctx *fasthttp.RequestCtx, ep endpoint, e *Entry,
 	case errors.Is(err, ErrUnknown):
 		jsonError(ctx, fasthttp.StatusUnauthorized, "unknown or missing key")
 		return s.outcomes[ep][outUnknown], true
-	case errors.Is(err, ErrBusy):
-		ctx.Response.Header.Set("Retry-After", "1")
-		jsonError(ctx, fasthttp.StatusTooManyRequests, "too many password checks at once; retry")
+	case tooManyPasswordChecks(ctx, err):
 		return s.outcomes[ep][outError], true
 	default:
 		s.Logger.Error("resolving a credential failed", "endpoint", endpointNames[ep], "err", err)
 		jsonError(ctx, fasthttp.StatusServiceUnavailable, "key store unavailable")
 		return s.outcomes[ep][outError], true
 	}
+}
+
+// tooManyPasswordChecks answers 429 with Retry-After when err is a Basic
+// password check refused (ErrBusy, GuessingError), and reports whether it
+// was.
+func tooManyPasswordChecks(ctx *fasthttp.RequestCtx, err error) bool {
+	var guessing *GuessingError
+	switch {
+	case errors.Is(err, ErrBusy):
+		ctx.Response.Header.Set("Retry-After", "1")
+		jsonError(ctx, fasthttp.StatusTooManyRequests, "too many password checks at once; retry")
+	case errors.As(err, &guessing):
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(guessing.RetrySeconds()))
+		jsonError(ctx, fasthttp.StatusTooManyRequests, "too many failed passwords for this username; retry later")
+	default:
+		return false
+	}
+	return true
 }
 
 // introspectResponse is RFC 7662's answer with keylens's fields.
@@ -417,6 +434,9 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 	case errors.Is(err, ErrUnknown):
 		ctx.SetBody(inactiveBody)
 		s.outcomes[epIntrospect][outUnknown].observe(ctx.ConnID(), start)
+		return
+	case tooManyPasswordChecks(ctx, err):
+		s.outcomes[epIntrospect][outError].observe(ctx.ConnID(), start)
 		return
 	default:
 		s.Logger.Error("introspection failed", "err", err)

@@ -35,8 +35,13 @@ func (f *feed) Start(context.Context) error {
 	if leeway == 0 {
 		leeway = -1 // none; the resolver's zero is its default
 	}
+	basicMax := c.BasicMaxFailures
+	if basicMax == 0 {
+		basicMax = -1 // no limit; likewise
+	}
 	f.res = sidecar.NewResolver(f.store.backend, sidecar.ResolverOptions{
 		Size: c.CacheSize, TTL: c.CacheTTL, NegativeTTL: c.NegativeCacheTTL, JWTLeeway: leeway, BcryptConcurrency: c.BcryptConcurrency, MaxHeaderBytes: c.MaxHeaderBytes,
+		BasicMaxFailures: basicMax, BasicFailureWindow: c.BasicFailureWindow,
 		Headers: c.Headers, Logger: f.m.logger, Metrics: sidecar.NewMetrics(f.m.registry),
 	})
 	bg, cancel := context.WithCancel(context.Background())

@@ -82,6 +82,8 @@ type Config struct {
 	LoginMaxFailures        int
 	LoginClientMaxFailures  int
 	LoginAccountMaxFailures int
+	BasicMaxFailures        int
+	BasicFailureWindow      time.Duration
 	LoginFailureWindow      time.Duration
 
 	// Analytics.
@@ -161,7 +163,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Headers.Truncated, "header-fields-truncated", d.Truncated, "upstream header: \"true\" when custom fields were left out to stay within --max-identity-header-bytes")
 	fs.IntVar(&c.MaxHeaderBytes, "max-identity-header-bytes", identity.DefaultMaxHeaderBytes, "size limit of the identity headers of one request; custom fields beyond it are left out (and counted)")
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", keylens.DefaultBcryptCost, "bcrypt cost of stored passwords; a successful check rehashes one of another cost")
-	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
+	fs.IntVar(&c.BcryptConcurrency, "bcrypt-concurrency", max(1, runtime.GOMAXPROCS(0)/2), "Basic password checks the sidecar runs at once; more wait their turn briefly (the first checks of known usernames first) or answer 429 with Retry-After, so that guessing cannot starve valid keys of CPU")
+	fs.IntVar(&c.BasicMaxFailures, "basic-max-failures", 10, "wrong passwords of one Basic username at the sidecar within --basic-failure-window before it is refused with 429, no password checked, until the window ends (0: no limit)")
+	fs.DurationVar(&c.BasicFailureWindow, "basic-failure-window", time.Minute, "the window of --basic-max-failures, from a username's first failure")
 	fs.IntVar(&c.LoginMaxFailures, "login-max-failures", 10, "failed sign-ins (verify_credentials, console, portal) of one account from one client address within --login-failure-window before that client is refused for that account with 429 (0: no limit)")
 	fs.IntVar(&c.LoginClientMaxFailures, "login-client-max-failures", 50, "failed sign-ins from one client address, any accounts, within --login-failure-window before it is refused with 429 (0: no limit)")
 	fs.IntVar(&c.LoginAccountMaxFailures, "login-account-max-failures", 100, "failed sign-ins of one account within --login-failure-window before the clients that failed on it are refused with 429; from the 10th, they wait between attempts (1 s, doubling, at most a minute); clients without failures on it are not refused (0: no limit)")

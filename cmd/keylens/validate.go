@@ -118,8 +118,9 @@ func (c *Config) validateSignIn(bool) []error {
 	if err := keylens.SetBcryptCost(c.BcryptCost); err != nil {
 		problems = append(problems, fmt.Errorf("--bcrypt-cost: %s", keylens.ErrorMessage(err)))
 	}
-	if c.BcryptConcurrency < 1 || c.LoginMaxFailures < 0 || c.LoginClientMaxFailures < 0 || c.LoginAccountMaxFailures < 0 || c.LoginFailureWindow <= 0 {
-		problems = append(problems, errors.New("--bcrypt-concurrency must be at least 1, the --login-*-failures limits 0 or more, --login-failure-window positive"))
+	if c.BcryptConcurrency < 1 || c.LoginMaxFailures < 0 || c.LoginClientMaxFailures < 0 || c.LoginAccountMaxFailures < 0 ||
+		c.BasicMaxFailures < 0 || c.LoginFailureWindow <= 0 || c.BasicFailureWindow <= 0 {
+		problems = append(problems, errors.New("--bcrypt-concurrency must be at least 1, the --login-*-failures and --basic-max-failures limits 0 or more, --login-failure-window and --basic-failure-window positive"))
 	}
 	return problems
 }

@@ -1,7 +1,11 @@
 package sidecar_test
 
 import (
+	"io"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -41,6 +45,47 @@ func TestMethods(t *testing.T) {
 		h(&ctx)
 		if got := ctx.Response.StatusCode(); got != c.status || string(ctx.Response.Header.Peek("Allow")) != c.allow {
 			t.Errorf("%s %s: %d Allow %q, want %d %q", c.method, c.path, got, ctx.Response.Header.Peek("Allow"), c.status, c.allow)
+		}
+	}
+}
+
+// TestIdleConnectionsCloseSilently: a connection that sends nothing is
+// closed without an answer when its read times out (an unsolicited 400
+// would be read, by a proxy that opened it ahead, as the answer to its
+// next request); one that stops within a request is answered 408.
+func TestIdleConnectionsCloseSilently(t *testing.T) {
+	f := newFixture(t)
+	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := srv.NewFastHTTPServer()
+	fs.ReadTimeout, fs.IdleTimeout = 200*time.Millisecond, 200*time.Millisecond
+	go fs.Serve(ln)
+	t.Cleanup(func() { fs.Shutdown() })
+	for _, c := range []struct{ name, send, want string }{
+		{"a new connection", "", ""},
+		{"after an answer", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", `{"status":"ok"}`},
+		{"within a request", "GET /auth HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 Request Timeout"},
+	} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, c.send); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(conn) // until the server closes it
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if s := string(got); (c.want == "" && s != "") || !strings.Contains(s, c.want) || strings.Count(s, "HTTP/1.1") > 1 {
+			t.Errorf("%s: the server sent %q before closing, want %q only", c.name, s, c.want)
 		}
 	}
 }

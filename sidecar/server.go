@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +150,11 @@ func NewServer(c Config) (*Server, error) {
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
 
 // NewFastHTTPServer wraps the handler with limits that keep hostile input
-// cheap: bounded headers and bodies, timeouts.
+// cheap: bounded headers and bodies, timeouts. A connection that sends
+// nothing within ReadTimeout of opening (a proxy's spare), or nothing
+// more within IdleTimeout of its last answer, is closed without a word:
+// an unsolicited answer there would be read as the answer to the
+// proxy's next request.
 func (s *Server) NewFastHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               s.Handler(),
@@ -166,10 +172,20 @@ func (s *Server) NewFastHTTPServer() *fasthttp.Server {
 }
 
 // parseError answers requests fasthttp could not read, in the sidecar's
-// JSON shape and with the status that names the problem.
+// JSON shape and with the status that names the problem; a connection
+// that timed out before sending a byte is closed instead.
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
+	// fasthttp hands the connection's own error over, unwrapped, only
+	// when not a byte of a request arrived; a timeout within a request
+	// comes wrapped in its message.
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		_ = ctx.Conn().Close() // what fasthttp writes next goes nowhere
+		return
+	}
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		jsonError(ctx, fasthttp.StatusRequestTimeout, "request not received in time")
 	case errors.As(err, &small):
 		jsonError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

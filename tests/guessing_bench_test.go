@@ -11,11 +11,14 @@ import (
 	"time"
 )
 
-// BenchmarkValidKeyUnderGuessing measures the p99 of a valid key's /auth
-// on a running keylens, alone and while 16 connections guess Basic
-// passwords (each guess distinct: a bcrypt comparison each, bounded by
-// --bcrypt-concurrency). It reports both and their ratio; nothing is
-// asserted.
+// BenchmarkValidKeyUnderGuessing measures, on a running keylens, the p99
+// of a valid key's /auth alone and while 16 connections guess Basic
+// passwords, each guess distinct: at one known username (refused after
+// its own failures) and at unknown usernames (each a bcrypt comparison,
+// sharing --bcrypt-concurrency). While each flood runs it also issues 5
+// new Basic credentials and sends each one request: how many of those
+// first requests answer 200. It reports the p99s, their ratios to the
+// quiet p99, and the first requests' statuses; nothing is asserted.
 //
 //	go test -run=NONE -bench=ValidKeyUnderGuessing -benchtime=1x -count 3 ./tests/
 func BenchmarkValidKeyUnderGuessing(b *testing.B) {
@@ -69,9 +72,19 @@ func BenchmarkValidKeyUnderGuessing(b *testing.B) {
 		wg.Wait()
 		return percentile(lat, 99), len(lat)
 	}
+	// firstRequests issues 5 new Basic credentials, one at a time, and
+	// sends each its first request: their statuses.
+	firstRequests := func() []int {
+		var statuses []int
+		for range 5 {
+			k := decodeAs[struct{ RawKey, Password string }](b, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-basic"]}`))
+			statuses = append(statuses, get("Basic "+base64.StdEncoding.EncodeToString([]byte(k.RawKey+":"+k.Password))))
+		}
+		return statuses
+	}
 	// flood runs 16 connections sending what cred returns while the
-	// valid key is measured.
-	flood := func(cred func(g, i int) string) (p99 time.Duration, n int, sent, refused int64) {
+	// valid key is measured, then while new credentials are tried.
+	flood := func(cred func(g, i int) string) (p99 time.Duration, n int, sent, refused int64, first []int) {
 		var s, r atomic.Int64
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -92,23 +105,40 @@ func BenchmarkValidKeyUnderGuessing(b *testing.B) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		p99, n = measure(3 * time.Second)
+		first = firstRequests()
 		close(stop)
 		wg.Wait()
-		return p99, n, s.Load(), r.Load()
+		return p99, n, s.Load(), r.Load(), first
+	}
+	ok := func(statuses []int) (n int) {
+		for _, s := range statuses {
+			if s == 200 {
+				n++
+			}
+		}
+		return n
 	}
 	for range b.N {
 		quiet, n1 := measure(3 * time.Second)
-		guess, n2, guesses, refused := flood(func(g, i int) string {
+		guess, n2, guesses, refused, first1 := flood(func(g, i int) string {
 			return "Basic " + base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s:guess-%d-%d", basic.RawKey, g, i)))
+		})
+		spray, n4, sprays, sprayRefused, first2 := flood(func(g, i int) string {
+			return "Basic " + base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("user-%d-%d:guess", g, i)))
 		})
 		// The same request flood without a password to check: what 16
 		// busy connections cost on this machine, bcrypt aside.
-		cheap, n3, unknown, _ := flood(func(g, i int) string { return fmt.Sprintf("unknown-key-%d", g) })
+		cheap, n3, unknown, _, _ := flood(func(g, i int) string { return fmt.Sprintf("unknown-key-%d", g) })
 		b.ReportMetric(float64(quiet.Microseconds())/1000, "p99-quiet-ms")
 		b.ReportMetric(float64(guess.Microseconds())/1000, "p99-guessing-ms")
+		b.ReportMetric(float64(spray.Microseconds())/1000, "p99-spraying-ms")
 		b.ReportMetric(float64(cheap.Microseconds())/1000, "p99-unknown-flood-ms")
 		b.ReportMetric(float64(guess)/float64(quiet), "ratio")
-		b.Logf("valid key p99: %v alone (%d requests); %v with 16 connections guessing Basic passwords (%d requests; %d guesses, %d answered 429); %v with 16 connections sending unknown keys (%d requests; %d sent)",
-			quiet, n1, guess, n2, guesses, refused, cheap, n3, unknown)
+		b.ReportMetric(float64(spray)/float64(quiet), "ratio-spraying")
+		b.ReportMetric(float64(ok(first1)), "new-basic-200-of-5")
+		b.ReportMetric(float64(ok(first2)), "new-basic-200-of-5-spraying")
+		b.Logf("valid key p99: %v alone (%d requests); %v with 16 connections guessing one username's password (%d requests; %d guesses, %d answered 429); %v with 16 connections guessing at unknown usernames (%d requests; %d guesses, %d answered 429); %v with 16 connections sending unknown keys (%d requests; %d sent)",
+			quiet, n1, guess, n2, guesses, refused, spray, n4, sprays, sprayRefused, cheap, n3, unknown)
+		b.Logf("new Basic credentials' first requests: %v while one username is guessed at, %v while unknown usernames are", first1, first2)
 	}
 }

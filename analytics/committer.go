@@ -255,7 +255,9 @@ func (c *Committer) commit(group []*commitRequest) {
 			// batches and send them again under the same ids, which
 			// the store applies once should this attempt have
 			// committed after all.
-			c.opts.Logger.Warn("committing hits failed; writers told to retry", "err", err, "batches", len(batches))
+			if keylens.ErrorCode(err) != keylens.EFULL { // the store logs that itself
+				c.opts.Logger.Warn("committing hits failed; writers told to retry", "err", err, "batches", len(batches))
+			}
 			for _, r := range group {
 				r.err = keylens.Errorf(keylens.EUNAVAILABLE, "hits could not be stored now; retry later")
 			}

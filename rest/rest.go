@@ -217,9 +217,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch code {
 	case keylens.EINTERNAL:
 		s.Logger.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
-	case keylens.EFULL:
-		s.Logger.Error("the store is out of space", "method", r.Method, "route", r.Pattern)
 	}
+	// EFULL is not logged per request: the store logs when it runs out of
+	// space and when it has space again.
 	status := HTTPStatus(code)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

@@ -1,7 +1,11 @@
 package rest
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/keylens/keylens"
@@ -28,5 +32,27 @@ func TestErrorTableBothWays(t *testing.T) {
 	}
 	if HTTPStatus("no such code") != http.StatusInternalServerError || CodeOfStatus(http.StatusTeapot) != "" {
 		t.Error("unknown codes and statuses")
+	}
+}
+
+// TestFullStoreIsNotLoggedPerRequest: 507s are not logged one by one (the
+// store logs when it runs out of space and when it has space again);
+// internal errors are.
+func TestFullStoreIsNotLoggedPerRequest(t *testing.T) {
+	var log bytes.Buffer
+	s := &Server{Config: Config{Logger: slog.New(slog.NewTextHandler(&log, nil))}}
+	for range 100 {
+		rec := httptest.NewRecorder()
+		s.writeError(rec, httptest.NewRequest("POST", "/api/portal/developers", nil), keylens.Errorf(keylens.EFULL, "full"))
+		if rec.Code != http.StatusInsufficientStorage {
+			t.Fatalf("EFULL answered %d", rec.Code)
+		}
+	}
+	if log.Len() != 0 {
+		t.Errorf("100 refusals of a full store logged:\n%s", log.String())
+	}
+	s.writeError(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), keylens.Errorf(keylens.EINTERNAL, "boom"))
+	if !strings.Contains(log.String(), "level=ERROR") {
+		t.Error("an internal error was not logged")
 	}
 }

@@ -1,8 +1,10 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,10 +17,13 @@ import (
 
 // TestFullStore: a write that finds the store out of space is EFULL (not
 // an internal error), stores nothing, and marks the store unhealthy until a
-// write succeeds again.
+// write succeeds again. The log hears of it twice: when it starts, and when
+// it ends, with the number of writes refused meanwhile.
 func TestFullStore(t *testing.T) {
 	ctx := context.Background()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "k.db"))
+	var log bytes.Buffer
+	db.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	var pageCount int
 	if err := db.RawQueryRow(ctx, `PRAGMA page_count`).Scan(&pageCount); err != nil {
 		t.Fatal(err)
@@ -44,6 +49,12 @@ func TestFullStore(t *testing.T) {
 	if _, n, _ := db.FindDevelopers(ctx, keylens.DeveloperFilter{}); n != created {
 		t.Errorf("%d developers stored, want %d: the refused write left something", n, created)
 	}
+	for i := range 20 { // a flood of refused requests
+		if err := db.CreateDeveloper(ctx, &keylens.Developer{Email: fmt.Sprintf("more%d@example.com", i),
+			Fields: map[string]string{"padding": strings.Repeat("x", 2000)}}); keylens.ErrorCode(err) != keylens.EFULL {
+			t.Fatalf("another write to the full store: %v", err)
+		}
+	}
 	// Space comes back: the next write succeeds and health returns.
 	if err := sqlstore.SetMaxPageCount(db, 1<<30); err != nil {
 		t.Fatal(err)
@@ -53,6 +64,11 @@ func TestFullStore(t *testing.T) {
 	}
 	if err := db.Ping(ctx); err != nil {
 		t.Errorf("Ping after space returned: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "out of space") ||
+		!strings.Contains(lines[1], "level=INFO") || !strings.Contains(lines[1], "space again") || !strings.Contains(lines[1], "refused_writes=21") {
+		t.Errorf("the log of a full store and its end:\n%s\nwant an ERROR line when it started, an INFO line with refused_writes=21 when it ended", log.String())
 	}
 }
 

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -82,9 +84,18 @@ type DB struct {
 	parked func()
 	// secrets seals secrets at rest; nil stores them as Tyk does.
 	secrets *secretBox
+	// Logger hears when the store runs out of space and when it has
+	// space again (with the writes refused meanwhile): two lines per
+	// episode, however many requests it refuses. Nowhere when nil.
+	Logger *slog.Logger
+
 	// full is set while writes fail for want of space, cleared by the
-	// next write that commits.
-	full atomic.Bool
+	// next write that commits; refused counts the writes refused since
+	// it was set.
+	full     atomic.Bool
+	refused  atomic.Int64
+	fullMu   sync.Mutex // orders the episode's first and last lines
+	fullFrom time.Time
 }
 
 // Open opens the store named by dsn, "sqlite:PATH" (creating the file and
@@ -230,7 +241,7 @@ func (p *pool) q(query string) string {
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := p.DB.ExecContext(ctx, p.q(query), args...)
 	if err == nil && p.db != nil && p == p.db.wdb {
-		p.db.full.Store(false)
+		p.db.wrote()
 	}
 	return res, p.db.storageError(err)
 }
@@ -330,8 +341,38 @@ func (db *DB) storageError(err error) error {
 	if !full {
 		return err
 	}
-	db.full.Store(true)
+	db.refused.Add(1)
+	if !db.full.Load() {
+		db.fullMu.Lock()
+		if !db.full.Load() {
+			db.full.Store(true)
+			db.fullFrom = time.Now()
+			db.logger().Error("the store is out of space: writes are refused (507) until space is freed", "err", err)
+		}
+		db.fullMu.Unlock()
+	}
 	return errFull
+}
+
+// wrote notes a write that succeeded: the end of a full store, if it was.
+func (db *DB) wrote() {
+	if !db.full.Load() {
+		return
+	}
+	db.fullMu.Lock()
+	defer db.fullMu.Unlock()
+	if db.full.Load() {
+		db.full.Store(false)
+		db.logger().Info("the store has space again", "refused_writes", db.refused.Swap(0),
+			"after", time.Since(db.fullFrom).Round(time.Millisecond))
+	}
+}
+
+func (db *DB) logger() *slog.Logger {
+	if db.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return db.Logger
 }
 
 // migrate applies, in name order, every embedded migration not yet recorded
@@ -407,7 +448,7 @@ func (tx *Tx) Commit() error {
 	if err := tx.Tx.Commit(); err != nil {
 		return tx.db.storageError(err)
 	}
-	tx.db.full.Store(false)
+	tx.db.wrote()
 	if tx.changed {
 		tx.db.changed.broadcast()
 	}

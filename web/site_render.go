@@ -161,10 +161,11 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name s
 }
 
 // errorPage answers err with its status and its caller-safe message. Only
-// internal errors are logged, as in the REST API.
+// internal errors are logged, as in the REST API (a full store logs when
+// it runs out of space and when it has space again, not per request).
 func (s *site) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	code := keylens.ErrorCode(err)
-	if code == keylens.EINTERNAL || code == keylens.EFULL {
+	if code == keylens.EINTERNAL {
 		s.logger.Error(s.name+" request failed", "method", r.Method, "route", r.Pattern, "err", err)
 	}
 	status := rest.HTTPStatus(code)

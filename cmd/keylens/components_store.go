@@ -37,6 +37,7 @@ func (s *storeComponent) Start(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	s.db, s.backend = db, db
+	db.Logger = log
 	db.KeyHashAlgorithm = c.KeyHash
 	db.CentralJWT = c.centralJWT()
 	if c.secretsKey != nil {

@@ -4,6 +4,7 @@ package rest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -213,6 +214,11 @@ type list[T any] struct {
 // writeError answers err in the envelope. Only internal errors are logged:
 // the rest are the client's, and their message says what went wrong.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if ClientGone(r, err) {
+		s.Logger.Info("client closed the request", "method", r.Method, "route", r.Pattern, "status", StatusClientClosedRequest)
+		writeJSON(w, StatusClientClosedRequest, envelope{Status: "Error", Message: "Client closed the request"})
+		return
+	}
 	code := keylens.ErrorCode(err)
 	switch code {
 	case keylens.EINTERNAL:
@@ -225,6 +231,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, envelope{Status: "Error", Message: keylens.ErrorMessage(err)})
+}
+
+// StatusClientClosedRequest is nginx's 499: the client went away (closed
+// the connection, or its sending side) before the answer, and the work
+// was cancelled. Not a failure of keylens.
+const StatusClientClosedRequest = 499
+
+// ClientGone reports whether err is the request's cancellation because
+// its client went away: net/http cancels a request's context when its
+// connection closes, a half-close included.
+func ClientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
 }
 
 func writeOK(w http.ResponseWriter, message string) {

@@ -164,6 +164,11 @@ func (s *site) render(w http.ResponseWriter, r *http.Request, status int, name s
 // internal errors are logged, as in the REST API (a full store logs when
 // it runs out of space and when it has space again, not per request).
 func (s *site) errorPage(w http.ResponseWriter, r *http.Request, err error) {
+	if rest.ClientGone(r, err) {
+		s.logger.Info(s.name+" client closed the request", "method", r.Method, "route", r.Pattern, "status", rest.StatusClientClosedRequest)
+		w.WriteHeader(rest.StatusClientClosedRequest)
+		return
+	}
 	code := keylens.ErrorCode(err)
 	if code == keylens.EINTERNAL {
 		s.logger.Error(s.name+" request failed", "method", r.Method, "route", r.Pattern, "err", err)

@@ -64,7 +64,7 @@ func TestIdleConnectionsCloseSilently(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := srv.NewFastHTTPServer()
-	fs.ReadTimeout, fs.IdleTimeout = 200*time.Millisecond, 200*time.Millisecond
+	fs.ReadTimeout, fs.IdleTimeout = time.Second, time.Second
 	go fs.Serve(ln)
 	t.Cleanup(func() { fs.Shutdown() })
 	for _, c := range []struct{ name, send, want string }{

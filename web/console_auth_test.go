@@ -251,8 +251,10 @@ func TestSignInFailuresAreLimited(t *testing.T) {
 	// Blocked before any password is checked: the right one is refused too.
 	p := b.post("/admin/signin", url.Values{"email": {"root@example.com"}, "password": {"long-enough-password"}})
 	want(t, p, http.StatusTooManyRequests, "Too many failed sign-ins. Try again in 15 minutes.")
-	if ra, err := strconv.Atoi(p.Header.Get("Retry-After")); err != nil || ra < 890 || ra > 900 {
-		t.Errorf("Retry-After %q", p.Header.Get("Retry-After"))
+	// The window's rest, on the real clock (guard's tests check the exact
+	// value on their own): not bounded from below by how long this took.
+	if ra, err := strconv.Atoi(p.Header.Get("Retry-After")); err != nil || ra <= 0 || ra > 900 {
+		t.Errorf("Retry-After %q, want the window's rest, at most 900", p.Header.Get("Retry-After"))
 	}
 	// Another client's failures refuse nobody else: the right password
 	// from a client without failures signs in.

@@ -63,6 +63,7 @@ fmt-check:
 fuzz:
 	$(GO) test -run=NONE -fuzz='^FuzzHashKey$$' -fuzztime=$(FUZZTIME) ./
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperJSON$$' -fuzztime=$(FUZZTIME) ./
+	$(GO) test -run=NONE -fuzz='^FuzzParseGrace$$' -fuzztime=$(FUZZTIME) ./
 	$(GO) test -run=NONE -fuzz='^FuzzDeveloperBodies$$' -fuzztime=$(FUZZTIME) ./rest/
 	$(GO) test -run=NONE -fuzz='^FuzzResolve$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .

@@ -59,6 +59,8 @@ const (
 	AuditKeyIssued          = "key.issued"
 	AuditKeyPolicies        = "key.policies_changed"
 	AuditKeyRevoked         = "key.revoked"
+	AuditKeyRotated         = "key.rotated" // a new key replaces one, which stops when its grace ends
+	AuditKeyExpired         = "key.expired" // a replaced key's grace ended: it was removed
 	AuditKeyQuotaReset      = "key.quota_reset"
 	AuditOAuthClientDeleted = "oauth_client.deleted"
 	AuditOAuthTokenRevoked  = "oauth_client.token_revoked"  // one access token, by the admin

@@ -15,6 +15,7 @@ const (
 	ChangeKeyUpdated    = identity.ChangeKeyUpdated    // a key's policies changed
 	ChangeKeyRevoked    = identity.ChangeKeyRevoked    // a key no longer resolves
 	ChangeQuotaReset    = identity.ChangeQuotaReset    // a key's quota was reset
+	ChangeKeyRotated    = identity.ChangeKeyRotated    // a key was replaced: it resolves until its grace ends
 	ChangeOAuthRemoved  = identity.ChangeOAuthRemoved  // an OAuth client was deleted, and its tokens with it
 	ChangeTokenRevoked  = identity.ChangeTokenRevoked  // an OAuth access token was revoked
 	ChangeTokensRevoked = identity.ChangeTokensRevoked // every access token of an OAuth client was revoked

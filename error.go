@@ -14,6 +14,7 @@ const (
 	EINVALID      = "invalid"      // the input is malformed or breaks a rule
 	ENOTFOUND     = "not_found"    // the named object does not exist
 	EUNAUTHORIZED = "unauthorized" // the credential is missing or wrong
+	EFORBIDDEN    = "forbidden"    // the caller is known but may not do this now (an inactive developer)
 	EUNAVAILABLE  = "unavailable"  // cannot be done now; the same request may succeed later
 	EFULL         = "full"         // the store is out of space; nothing was written
 	ELIMITED      = "limited"      // too many failed attempts: refused for a while

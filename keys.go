@@ -17,6 +17,12 @@ type Key struct {
 	DateCreated   time.Time      `json:"date_created"`
 	QuotaResetAt  time.Time      `json:"quota_reset_at"`
 	BasicUsername string         `json:"basic_username,omitempty"`
+	// ExpiresAt is when a replaced key stops resolving, the end of its
+	// grace period (zero for a key not replaced); ReplacedBy is the hash
+	// of the key that replaced it. Every resolver refuses the key from
+	// ExpiresAt on, and the store removes it soon after.
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	ReplacedBy string    `json:"replaced_by,omitempty"`
 
 	BasicPasswordHash string `json:"-"` // bcrypt
 	// JWT verification material: an HMAC secret or a PEM public key.
@@ -47,6 +53,23 @@ type KeyService interface {
 	IssueKey(ctx context.Context, devID string, r *KeyRequest) (*Approval, error)
 	// SetKeyPolicies replaces the policies of a developer's key.
 	SetKeyPolicies(ctx context.Context, devID, keyHash string, policies []string) error
+	// RotateKey replaces developer devID's key keyHash with a new key of
+	// the same kind, policies and key-request fields (Issuer.Rotate),
+	// which resolves at once; the old key resolves until r.Grace ends
+	// (GraceEnd), then stops and is removed (ExpireKeys); with no grace
+	// it is revoked at once. One transaction; the developer's
+	// subscriptions and the key request point at the new key. ENOTFOUND
+	// when devID holds no such key; EFORBIDDEN when the developer is
+	// inactive; ECONFLICT when the key is itself in its grace, already
+	// replaced; EINVALID for a grace outside 0 to the store's maximum
+	// (CheckGrace) or jwt material that does not parse.
+	RotateKey(ctx context.Context, devID, keyHash string, r KeyRotation) (*Rotation, error)
+	// ExpireKeys removes the replaced keys whose grace ended by now, each
+	// recorded as a revocation in the change feed and the audit trail,
+	// and answers how many it removed and when the next grace ends (zero
+	// when none is running). Resolving refuses an expired key before it
+	// is removed: this only tidies.
+	ExpireKeys(ctx context.Context) (removed int, next time.Time, err error)
 	// RevokeKey removes a developer's key; it stops resolving at once.
 	RevokeKey(ctx context.Context, devID, keyHash string) error
 	// ResetKeyQuota records that the key's quota was reset now.

@@ -14,11 +14,14 @@ import (
 
 // Change kinds in keylens's change feed.
 const (
-	ChangeDeveloper    = "developer"     // a developer was created, updated, deactivated or deleted
-	ChangeKeyAdded     = "key_added"     // a key now resolves
-	ChangeKeyUpdated   = "key_updated"   // a key's policies changed
-	ChangeKeyRevoked   = "key_revoked"   // a key no longer resolves
-	ChangeQuotaReset   = "quota_reset"   // a key's quota was reset (its usage counts from zero again)
+	ChangeDeveloper  = "developer"   // a developer was created, updated, deactivated or deleted
+	ChangeKeyAdded   = "key_added"   // a key now resolves
+	ChangeKeyUpdated = "key_updated" // a key's policies changed
+	ChangeKeyRevoked = "key_revoked" // a key no longer resolves
+	ChangeQuotaReset = "quota_reset" // a key's quota was reset (its usage counts from zero again)
+	// ChangeKeyRotated: a key (KeyHash) was replaced and resolves only
+	// until its grace ends; its replacement comes as ChangeKeyAdded.
+	ChangeKeyRotated   = "key_rotated"
 	ChangeOAuthRemoved = "oauth_removed" // an OAuth client was deleted, and its tokens with it
 	ChangeTokenRevoked = "token_revoked" // an OAuth access token (KeyHash: its hash) no longer resolves
 	// ChangeTokensRevoked: every access token of an OAuth client

@@ -14,6 +14,7 @@ var errorStatus = map[string]int{
 	keylens.EINVALID:      http.StatusBadRequest,
 	keylens.ENOTFOUND:     http.StatusNotFound,
 	keylens.EUNAUTHORIZED: http.StatusUnauthorized,
+	keylens.EFORBIDDEN:    http.StatusForbidden,
 	keylens.EINTERNAL:     http.StatusInternalServerError,
 	keylens.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	keylens.EFULL:         http.StatusInsufficientStorage,

@@ -94,12 +94,8 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 	committing := false // set when the transaction's work is done: a failure after it is the commit's
 	err = db.write(ctx, func(tx *Tx) error {
 		committing = false
-		if db.pg && undo != nil {
-			// The read-back of an unknown commit waits on this lock for
-			// the transaction to end.
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, issuedLock(a)); err != nil {
-				return err
-			}
+		if err := db.lockIssued(ctx, tx, a, undo); err != nil {
+			return err
 		}
 		if file {
 			if err := createKeyRequest(ctx, tx, r); err != nil {
@@ -147,8 +143,32 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 	if err == nil {
 		return a, nil
 	}
-	if undo == nil {
+	if committed, err := db.settleIssued(ctx, err, committing, a, undo); !committed {
 		return nil, err
+	}
+	return a, nil
+}
+
+// lockIssued takes, on PostgreSQL and when something was created in the
+// gateway, the transaction lock of what a issued: the read-back of an
+// unknown commit (settleIssued) waits on it for the transaction to end.
+func (db *DB) lockIssued(ctx context.Context, tx *Tx, a *keylens.Approval, undo func(context.Context)) error {
+	if !db.pg || undo == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, issuedLock(a))
+	return err
+}
+
+// settleIssued decides what becomes of what a issued when the write
+// transaction that stores it failed with err, committing set when the
+// failure was the commit's: a commit whose outcome is unknown is read
+// back (committed: it stays, and so does the credential in the gateway);
+// otherwise what was created in the gateway is undone, and err is
+// returned.
+func (db *DB) settleIssued(ctx context.Context, err error, committing bool, a *keylens.Approval, undo func(context.Context)) (committed bool, _ error) {
+	if undo == nil {
+		return false, err
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 	defer cancel()
@@ -160,13 +180,13 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 			// Unknown: a credential nobody was given is safer left in
 			// the gateway (tyk sync reports it) than one that committed
 			// undone.
-			return nil, fmt.Errorf("%w (and whether it committed could not be read back: %v; the credential stays in the gateway)", err, cerr)
+			return false, fmt.Errorf("%w (and whether it committed could not be read back: %v; the credential stays in the gateway)", err, cerr)
 		case committed:
-			return a, nil
+			return true, nil
 		}
 	}
 	undo(uctx)
-	return nil, err
+	return false, err
 }
 
 // undoTimeout bounds the undo of a credential created in the gateway for

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/keylens/keylens"
 )
 
 const keyColumns = `key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
-	basic_username, basic_password_hash, jwt_secret, jwt_public_key`
+	basic_username, basic_password_hash, jwt_secret, jwt_public_key, expires_at, replaced_by`
 
 // insertKey files k under its developer; a hash or basic username another
 // key holds is a conflict.
@@ -29,9 +30,9 @@ func insertKey(ctx context.Context, tx *Tx, k *keylens.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO developer_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.Hash, k.DeveloperID, string(pols), k.AuthType, k.RequestID, string(fb), formatTime(k.DateCreated), formatTime(k.QuotaResetAt),
-		k.BasicUsername, k.BasicPasswordHash, tx.db.seal(k.JWTSecret), k.JWTPublicKey)
+		k.BasicUsername, k.BasicPasswordHash, tx.db.seal(k.JWTSecret), k.JWTPublicKey, k.ExpiresUnix(), k.ReplacedBy)
 	if isUniqueViolation(err) {
 		return keylens.Errorf(keylens.ECONFLICT, "Key %s belongs to another developer", k.Hash)
 	} else if err != nil {
@@ -76,12 +77,15 @@ func (db *DB) FindKey(ctx context.Context, hash string) (*keylens.Key, error) {
 func (db *DB) FindDeveloperKeys(ctx context.Context, devID string) ([]*keylens.Key, error) {
 	out := []*keylens.Key{}
 	err := eachRow(ctx, db.rdb, `SELECT key_hash, developer_id, policies, auth_type, request_id, fields, date_created, quota_reset_at,
-		basic_username FROM developer_keys WHERE developer_id = ? ORDER BY date_created, key_hash`, []any{devID}, func(rows *sql.Rows) error {
+		basic_username, expires_at, replaced_by FROM developer_keys WHERE developer_id = ? ORDER BY date_created, key_hash`, []any{devID}, func(rows *sql.Rows) error {
 		var k keylens.Key
 		var pols, fields, created, qrt string
-		if err := rows.Scan(&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt, &k.BasicUsername); err != nil {
+		var expires int64
+		if err := rows.Scan(&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt, &k.BasicUsername,
+			&expires, &k.ReplacedBy); err != nil {
 			return err
 		}
+		k.ExpiresAt = unixTime(expires)
 		if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
 			return fmt.Errorf("key %s policies: %w", k.Hash, err)
 		}
@@ -125,13 +129,15 @@ func findKey(ctx context.Context, q querier, where string, args ...any) (*keylen
 // scanKey reads keyColumns, then any extra destinations, from row.
 func scanKey(row *sql.Row, k *keylens.Key, extra ...any) error {
 	var pols, fields, created, qrt string
+	var expires int64
 	err := row.Scan(append([]any{&k.Hash, &k.DeveloperID, &pols, &k.AuthType, &k.RequestID, &fields, &created, &qrt,
-		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey}, extra...)...)
+		&k.BasicUsername, &k.BasicPasswordHash, &k.JWTSecret, &k.JWTPublicKey, &expires, &k.ReplacedBy}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errKeyNotFound
 	} else if err != nil {
 		return err
 	}
+	k.ExpiresAt = unixTime(expires)
 	if err := json.Unmarshal([]byte(pols), &k.Policies); err != nil {
 		return fmt.Errorf("key %s policies: %w", k.Hash, err)
 	}
@@ -157,7 +163,8 @@ var resolveColumns = func() string {
 	return strings.Join(cols, ", ") + ", d.email, d.org_id, d.fields, d.inactive"
 }()
 
-// ResolveKey reads the key with hash and its owner in one query.
+// ResolveKey reads the key with hash and its owner in one query; a
+// replaced key whose grace has ended is not found, removed yet or not.
 func (db *DB) ResolveKey(ctx context.Context, hash string) (*keylens.Credential, error) {
 	return resolve(ctx, db.rdb, resolveByHash, hash)
 }
@@ -178,12 +185,20 @@ var (
 )
 
 func resolve(ctx context.Context, p *pool, query string, arg any) (*keylens.Credential, error) {
+	return scanCredential(p.queryRowPrepared(ctx, query, arg), p.store(), p.store().Now())
+}
+
+// scanCredential reads a row of resolveColumns; a key expired at now is
+// not found.
+func scanCredential(row *sql.Row, db *DB, now time.Time) (*keylens.Credential, error) {
 	var c keylens.Credential
 	var fields string
-	err := scanKey(p.queryRowPrepared(ctx, query, arg),
-		&c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
+	err := scanKey(row, &c.Key, &c.Owner.Email, &c.Owner.OrgID, &fields, &c.Owner.Inactive)
+	if err == nil && c.Key.Expired(now) {
+		err = errKeyNotFound
+	}
 	if err == nil {
-		err = p.store().openKey(&c.Key)
+		err = db.openKey(&c.Key)
 	}
 	if err != nil {
 		return nil, err

@@ -69,6 +69,9 @@ type DB struct {
 	// under the write lock: its refusal fails the approval, and what it
 	// created is undone if that transaction does not commit.
 	Provisioner keylens.Provisioner
+	// MaxRotationGrace bounds the grace period of a rotated key;
+	// default keylens.DefaultMaxRotationGrace.
+	MaxRotationGrace time.Duration
 	// CentralJWT says JWTs are verified against an identity provider's
 	// keys, so that jwt requests without material may be approved
 	// (keylens.Issuer.CentralJWT).
@@ -597,6 +600,14 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.Format(time.RFC3339Nano)
+}
+
+// unixTime is Unix seconds as a time, the zero time for 0.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
 }
 
 // parseTime reverses formatTime.

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CatalogueAndConfig", func(t *testing.T) { testCatalogueAndConfig(t, newStore) })
 	t.Run("KeyRequests", func(t *testing.T) { testKeyRequests(t, newStore) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, newStore) })
+	t.Run("Rotation", func(t *testing.T) { testRotation(t, newStore) })
 	t.Run("Hits", func(t *testing.T) { testHits(t, newStore) })
 	t.Run("Admins", func(t *testing.T) { testAdmins(t, newStore) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/clock"
 )
 
 // An authenticator resolves one kind of credential (one file each: Basic,
@@ -39,6 +40,19 @@ func (r *Resolver) lookupKey(ctx context.Context, credential []byte) (*keylens.C
 	for _, a := range r.authn {
 		c, exp, err := a.authenticate(ctx, cred)
 		if !errors.Is(err, errNotMine) {
+			if err == nil {
+				// A replaced key ends with its grace period, by this
+				// process's clock too (a portal's may lag), and its
+				// cached entry stops there by itself.
+				if end := c.Key.ExpiresUnix(); end != 0 {
+					if end <= clock.Now().Wall/1e9 {
+						return nil, 0, ErrUnknown
+					}
+					if exp == 0 || end < exp {
+						exp = end
+					}
+				}
+			}
 			return c, exp, err
 		}
 	}

@@ -405,3 +405,56 @@ func TestAPIKeyWithTwoDots(t *testing.T) {
 		}
 	}
 }
+
+// TestRotatedKeyEndsInTheCache: during the grace both keys resolve, each
+// to its own hash; the old key's cached entry stops at the grace end by
+// itself, even when the store (here with its clock held back) would
+// still answer it.
+func TestRotatedKeyEndsInTheCache(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-token"})
+	if _, err := f.r.Resolve(ctx, []byte(a.RawKey)); err != nil { // cached without an end
+		t.Fatal(err)
+	}
+	last, _ := f.db.LastChange(ctx)
+	rot, err := f.db.RotateKey(ctx, f.dev.ID, a.KeyHash, keylens.KeyRotation{Grace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, _, _ := f.db.ChangesSince(ctx, last, 10)
+	for _, c := range changes {
+		f.r.Apply(c)
+	}
+	held := rot.OldKeyExpires.Add(-time.Hour)
+	f.db.Now = func() time.Time { return held }
+	oldE, err := f.r.Resolve(ctx, []byte(a.RawKey))
+	if err != nil || oldE.KeyID != a.KeyHash || oldE.Expires != rot.OldKeyExpires.Unix() {
+		t.Fatalf("old key during the grace: %v; want its hash and end %d", err, rot.OldKeyExpires.Unix())
+	}
+	newE, err := f.r.Resolve(ctx, []byte(rot.RawKey))
+	if err != nil || newE.KeyID != rot.KeyHash || newE.DeveloperID != oldE.DeveloperID || newE.Expires != 0 {
+		t.Fatalf("new key: %v", err)
+	}
+	for {
+		_, err := f.r.Resolve(ctx, []byte(a.RawKey))
+		now := time.Now()
+		if err == nil {
+			if now.After(rot.OldKeyExpires.Add(time.Second)) {
+				t.Fatalf("the old key still resolves at %v, a second after its end %v", now, rot.OldKeyExpires)
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if !errors.Is(err, sidecar.ErrUnknown) {
+			t.Fatal(err)
+		}
+		if now.Before(rot.OldKeyExpires) {
+			t.Fatalf("refused at %v, before the end %v", now, rot.OldKeyExpires)
+		}
+		break
+	}
+	if _, err := f.r.Resolve(ctx, []byte(rot.RawKey)); err != nil {
+		t.Errorf("the new key after the old one's end: %v", err)
+	}
+}

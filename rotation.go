@@ -31,9 +31,9 @@ type Rotation struct {
 }
 
 // ParseGrace reads a grace period as a client writes it, a Go duration
-// ("0s", "90m", "24h"), and checks it against max (CheckGrace). Anything
-// else is EINVALID.
-func ParseGrace(s string, max time.Duration) (time.Duration, error) {
+// ("0s", "90m", "24h"); anything else is EINVALID. Its bounds are
+// CheckGrace's, which the store applies.
+func ParseGrace(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, Errorf(EINVALID, "grace_period is required: a duration such as \"0s\", \"1h\" or \"72h\"")
@@ -42,7 +42,7 @@ func ParseGrace(s string, max time.Duration) (time.Duration, error) {
 	if err != nil {
 		return 0, Errorf(EINVALID, "grace_period %.40q is not a duration such as \"0s\", \"1h\" or \"72h\"", s)
 	}
-	return d, CheckGrace(d, max)
+	return d, nil
 }
 
 // CheckGrace requires 0 <= grace <= max.

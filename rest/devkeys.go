@@ -58,6 +58,37 @@ func (s *Server) changePolicies(w http.ResponseWriter, r *http.Request, devID, k
 	writeOK(w, "Data updated")
 }
 
+// rotateBody is what POST .../keys/{keyId}/rotate reads: the grace period
+// of the key replaced, and a jwt key's new verification material.
+type rotateBody struct {
+	GracePeriod string `json:"grace_period"`
+	JWTSecret   string `json:"jwt_secret"`
+	Certificate string `json:"certificate"`
+}
+
+// POST /api/keylens/developers/{id}/keys/{keyId}/rotate
+// {"grace_period":"24h"}: a new key replaces the key, which keeps working
+// for the grace period (keylens.KeyService.RotateKey).
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
+	var in rotateBody
+	if err := decode(w, r, &in, "grace_period"); err != nil {
+		s.writeDecodeError(w, r, err)
+		return
+	}
+	grace, err := keylens.ParseGrace(in.GracePeriod)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rot, err := s.Keys.RotateKey(r.Context(), r.PathValue("id"), keylens.KeyHashOf(r.PathValue("keyId")),
+		keylens.KeyRotation{Grace: grace, JWTSecret: in.JWTSecret, Certificate: in.Certificate})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rot)
+}
+
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, devID, keyID string) {
 	if err := s.Keys.RevokeKey(r.Context(), devID, keylens.KeyHashOf(keyID)); err != nil {
 		s.writeError(w, r, err)

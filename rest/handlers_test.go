@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keylens/keylens"
 )
@@ -260,4 +261,77 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRotateKeyHandler: the rotate route answers the new key once and the
+// key it replaces, and each refusal with its status in the envelope,
+// changing nothing.
+func TestRotateKeyHandler(t *testing.T) {
+	a := api{t, newTestServer(t)}
+	a.ok("POST", "/api/portal/catalogue", `{"apis":[{"name":"Pay","policy_id":"pol","api_id":"api"},{"name":"Maps","policy_id":"maps","auth_type":"basic"}]}`)
+	id := a.ok("POST", "/api/portal/developers", `{"email":"ada@example.com"}`)
+	other := a.ok("POST", "/api/portal/developers", `{"email":"bob@example.com"}`)
+	issued := a.do("POST", "/api/portal/developers/"+id+"/keys", `{"apply_policies":["pol"]}`, 200)
+	raw := issued["RawKey"].(string)
+	hash := keylens.HashKey(raw)
+	rotate := "/api/keylens/developers/" + id + "/keys/" + hash + "/rotate"
+
+	for body, status := range map[string]int{
+		`{}`:                          400, // grace_period is required
+		`{"grace_period":"soon"}`:     400,
+		`{"grace_period":"-1s"}`:      400,
+		`{"grace_period":"721h"}`:     400,
+		`{"grace_period":24}`:         400,
+		`{"grace_period":"1h","x":1}`: 400,
+		`not json`:                    400,
+	} {
+		a.do("POST", rotate, body, status)
+	}
+	a.do("POST", "/api/keylens/developers/"+id+"/keys/deadbeef/rotate", `{"grace_period":"1h"}`, 404)
+	a.do("POST", "/api/keylens/developers/"+other+"/keys/"+hash+"/rotate", `{"grace_period":"1h"}`, 404)
+	if keys := a.do("GET", "/api/portal/developers/"+id, "", 200)["keys"].(map[string]any); len(keys) != 1 {
+		t.Fatalf("refused rotations changed the keys: %v", keys)
+	}
+
+	// By the raw key as well as by hash, as every key route.
+	got := a.do("POST", "/api/keylens/developers/"+id+"/keys/"+raw+"/rotate", `{"grace_period":"24h"}`, 200)
+	newRaw, _ := got["RawKey"].(string)
+	if newRaw == "" || got["key_id"] != keylens.HashKey(newRaw) || got["replaces"] != hash || got["Password"] != nil {
+		t.Errorf("rotation answered %v", got)
+	}
+	if end, err := time.Parse(time.RFC3339, got["old_key_expires"].(string)); err != nil || end.Before(time.Now().Add(24*time.Hour-time.Second)) {
+		t.Errorf("old_key_expires %v, %v", got["old_key_expires"], err)
+	}
+	keys := a.do("GET", "/api/portal/developers/"+id, "", 200)["keys"].(map[string]any)
+	if len(keys) != 2 || keys[hash] == nil || keys[got["key_id"].(string)] == nil {
+		t.Errorf("developer keys %v, want both", keys)
+	}
+	a.do("POST", rotate, `{"grace_period":"1h"}`, 409)
+
+	// Basic: a new username and password.
+	b := a.do("POST", "/api/portal/developers/"+id+"/keys", `{"apply_policies":["maps"]}`, 200)
+	bHash := keylens.HashKeyWith(keylens.KeyFor(mustOrg(t, a, id), b["RawKey"].(string), keylens.DefaultHashAlgorithm), keylens.DefaultHashAlgorithm)
+	got = a.do("POST", "/api/keylens/developers/"+id+"/keys/"+bHash+"/rotate", `{"grace_period":"0s"}`, 200)
+	if got["Password"] == nil || got["Password"] == "" || got["RawKey"] == b["RawKey"] || got["replaces"] != bHash {
+		t.Errorf("basic rotation answered %v", got)
+	}
+	if keys := a.do("GET", "/api/portal/developers/"+id, "", 200)["keys"].(map[string]any); keys[bHash] != nil {
+		t.Errorf("a rotation without grace left the old key: %v", keys)
+	}
+
+	// An inactive developer's keys are not rotated.
+	dev := a.do("GET", "/api/portal/developers/"+id, "", 200)
+	dev["inactive"] = true
+	body, _ := json.Marshal(dev)
+	a.ok("PUT", "/api/portal/developers/"+id, string(body))
+	a.do("POST", "/api/keylens/developers/"+id+"/keys/"+got["key_id"].(string)+"/rotate", `{"grace_period":"1h"}`, 403)
+}
+
+func mustOrg(t *testing.T, a api, devID string) string {
+	t.Helper()
+	org, _ := a.do("GET", "/api/portal/developers/"+devID, "", 200)["org_id"].(string)
+	if org == "" {
+		t.Fatal("developer without an org")
+	}
+	return org
 }

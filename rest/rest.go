@@ -190,6 +190,7 @@ func (s *Server) routes() http.Handler {
 	handle(api, "GET /api/keylens/credentials/{hash}", s.getCredential)
 	handle(api, "POST /api/keylens/oauth/tokens", s.issueOAuthToken)
 	handle(api, "POST /api/keylens/oauth/tokens/revoke", s.revokeClientToken)
+	handle(api, "POST /api/keylens/developers/{id}/keys/{keyId}/rotate", s.rotateKey) // devkeys.go
 
 	root := http.NewServeMux()
 	handle(root, "GET /healthz", s.healthz)

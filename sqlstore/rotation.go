@@ -15,7 +15,7 @@ import (
 // never runs under the write lock); the transaction checks again what may
 // have changed meanwhile and undoes the provisioning if it does not commit.
 func (db *DB) RotateKey(ctx context.Context, devID, hash string, r keylens.KeyRotation) (*keylens.Rotation, error) {
-	if err := keylens.CheckGrace(r.Grace, db.maxRotationGrace()); err != nil {
+	if err := keylens.CheckGrace(r.Grace, db.MaxRotationGrace); err != nil {
 		return nil, err
 	}
 	old, err := resolve(ctx, db.rdb, resolveByHash, hash)
@@ -210,11 +210,4 @@ func (db *DB) ExpireKeys(ctx context.Context) (int, time.Time, error) {
 		return removed, time.Time{}, err
 	}
 	return removed, unixTime(next.Int64), nil
-}
-
-func (db *DB) maxRotationGrace() time.Duration {
-	if db.MaxRotationGrace > 0 {
-		return db.MaxRotationGrace
-	}
-	return keylens.DefaultMaxRotationGrace
 }

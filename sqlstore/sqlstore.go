@@ -69,8 +69,8 @@ type DB struct {
 	// under the write lock: its refusal fails the approval, and what it
 	// created is undone if that transaction does not commit.
 	Provisioner keylens.Provisioner
-	// MaxRotationGrace bounds the grace period of a rotated key;
-	// default keylens.DefaultMaxRotationGrace.
+	// MaxRotationGrace bounds the grace period of a rotated key (0: a
+	// rotated key stops at once). Default keylens.DefaultMaxRotationGrace.
 	MaxRotationGrace time.Duration
 	// CentralJWT says JWTs are verified against an identity provider's
 	// keys, so that jwt requests without material may be approved
@@ -138,7 +138,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 
 	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
-		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, changed: newNotifier(),
+		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {
@@ -181,7 +181,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
-		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, changed: newNotifier(),
+		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
 	db.wdb.db, db.rdb.db = db, db
 	if err := db.migrate(ctx); err != nil {

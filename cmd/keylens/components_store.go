@@ -40,6 +40,9 @@ func (s *storeComponent) Start(ctx context.Context) error {
 	db.Logger = log
 	db.KeyHashAlgorithm = c.KeyHash
 	db.CentralJWT = c.centralJWT()
+	if !s.m.SidecarOnly {
+		db.MaxRotationGrace = c.MaxRotationGrace
+	}
 	if c.secretsKey != nil {
 		if err := db.UseSecretsKey(c.secretsKey); err != nil {
 			return err
@@ -340,5 +343,78 @@ func (p *pruner) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// keyExpirer removes replaced keys as their grace periods end, which
+// records their revocation in the change feed for the sidecars, the
+// plugins and the Tyk gateway. Every resolver refuses such a key from
+// its stored end on anyway: the removal tidies and speeds up eviction,
+// and a restart loses nothing, since the ends are stored.
+type keyExpirer struct {
+	m       *Main
+	store   *storeComponent
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+// maxExpiryWait bounds a wait for the next grace end: a rotation made by
+// another process of the store (whose change this process hears too)
+// may end sooner.
+const maxExpiryWait = time.Minute
+
+func (e *keyExpirer) Start(context.Context) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(e.stopped)
+		e.run(ctx)
+	}()
+	return nil
+}
+
+// Close stops the expirer and waits for a pass under way: it uses the store.
+func (e *keyExpirer) Close(context.Context) error {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.stopped
+	}
+	return nil
+}
+
+func (e *keyExpirer) run(ctx context.Context) {
+	db, log := e.store.db, e.m.logger
+	for ctx.Err() == nil {
+		// The feed's position first: a rotation committed during the
+		// pass below wakes the wait.
+		last, err := db.LastChange(ctx)
+		wait := maxExpiryWait
+		if err == nil {
+			var n int
+			var next time.Time
+			n, next, err = db.ExpireKeys(ctx)
+			if n > 0 {
+				log.Info("replaced keys reached the end of their grace period and were removed", "keys", n)
+			}
+			if !next.IsZero() {
+				wait = min(wait, max(time.Until(next), 10*time.Millisecond))
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("removing keys whose grace period ended failed; retrying", "err", err)
+			wait = 5 * time.Second
+			last = -1 // do not wake on changes: wait the full retry
+		}
+		if last < 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		_, _, _ = db.WaitForChanges(ctx, last, 1, wait)
 	}
 }

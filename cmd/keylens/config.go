@@ -102,6 +102,9 @@ type Config struct {
 	TykGateway        string
 	TykSecret         string
 	TykInactivePolicy string
+
+	// MaxRotationGrace bounds the grace period of a rotated key.
+	MaxRotationGrace time.Duration
 }
 
 // minAdminKeyLength keeps a guessable admin key from being configured.
@@ -129,6 +132,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		fs.StringVar(&c.PortalURL, "portal-url", "", "the URL browsers reach the developer portal at (e.g. https://developers.example.com behind a TLS proxy): the links in its emails start with it, and https marks its cookies Secure; default http://<portal-addr>")
 		fs.StringVar(&c.SMTPURL, "smtp-url", "", "send the portal's emails through this server: smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (TLS from the start); unset: emails are written to the log (development only: a reset link in the log works)")
 		fs.StringVar(&c.MailFrom, "mail-from", "", "the sender address of the portal's emails (needed with --smtp-url)")
+		fs.DurationVar(&c.MaxRotationGrace, "max-rotation-grace", keylens.DefaultMaxRotationGrace, "the longest grace period a rotated key may keep working for beside its replacement (0s, rotated keys stop at once, to 8760h)")
 		fs.BoolVar(&c.ConsoleGravatar, "console-gravatar", true, "show developers' Gravatar images in the console (the browser then asks www.gravatar.com for a digest of each viewed developer's email); false shows initials only")
 	} else {
 		fs.StringVar(&c.Portal, "portal", "", "read keys, developers and changes from the keylens portal at this URL (with --admin-key) instead of from --store")
@@ -151,7 +155,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "with central JWT: the iss a token must carry")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "with central JWT: a value a token's aud must hold")
 	fs.StringVar(&c.JWTIdentityClaim, "jwt-identity-claim", "sub", "with central JWT: the claim holding the key id (Tyk's jwt_identity_base_field)")
-	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", keylens.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (1s to 8760h)")
+	fs.DurationVar(&c.OAuthTokenTTL, "oauth-token-ttl", keylens.DefaultTokenTTL, "lifetime of an OAuth access token from the sidecar's POST /oauth/token (0s, rotated keys stop at once, to 8760h)")
 	d := identity.DefaultHeaderNames
 	fs.StringVar(&c.Headers.DeveloperID, "header-developer-id", d.DeveloperID, "upstream header: developer id")
 	fs.StringVar(&c.Headers.Email, "header-email", d.Email, "upstream header: developer email")

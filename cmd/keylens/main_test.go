@@ -257,3 +257,26 @@ func TestParseFlags_EnvironmentAndFlagProblemsTogether(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+func TestParseFlags_MaxRotationGrace(t *testing.T) {
+	m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(nil, env(nil)); err != nil || m.Config.MaxRotationGrace != 720*time.Hour {
+		t.Errorf("default: %v, %v", m.Config.MaxRotationGrace, err)
+	}
+	for _, ok := range []string{"0s", "1s", "24h", "8760h"} {
+		m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+		if err := m.ParseFlags([]string{"--max-rotation-grace", ok}, env(nil)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	m = NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := m.ParseFlags(nil, env(map[string]string{"KEYLENS_MAX_ROTATION_GRACE": "48h"})); err != nil || m.Config.MaxRotationGrace != 48*time.Hour {
+		t.Errorf("from the environment: %v, %v", m.Config.MaxRotationGrace, err)
+	}
+	for _, bad := range []string{"-1s", "8761h", "a week"} {
+		m := NewMain(&bytes.Buffer{}, &bytes.Buffer{})
+		if err := m.ParseFlags([]string{"--max-rotation-grace", bad}, env(nil)); err == nil || !strings.Contains(err.Error(), "max-rotation-grace") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -108,6 +108,7 @@ func (m *Main) components() []component {
 	}
 	return append(order,
 		&pruner{m: m, store: store, outbox: outbox},
+		&keyExpirer{m: m, store: store},
 		budget(hitsShutdownBudget, committer),
 		listeners)
 }

@@ -209,8 +209,14 @@ func (c *Config) validateAdmin(bool) []error {
 	if strings.ContainsAny(c.AdminKey, " \t\r\n") {
 		problems = append(problems, errors.New("--admin-key: must not contain white space"))
 	}
+	if c.MaxRotationGrace < 0 || c.MaxRotationGrace > maxRotationGrace {
+		problems = append(problems, fmt.Errorf("--max-rotation-grace %s: want 0s (a rotated key stops at once) to %s", c.MaxRotationGrace, maxRotationGrace))
+	}
 	return problems
 }
+
+// maxRotationGrace bounds --max-rotation-grace: a year.
+const maxRotationGrace = 8760 * time.Hour
 
 // validatePortal: the developer portal's URL and its emails.
 func (c *Config) validatePortal(sidecarOnly bool) []error {

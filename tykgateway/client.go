@@ -181,6 +181,22 @@ func (s Session) Meta() map[string]any {
 	return m
 }
 
+// Expires returns expires (Unix seconds; 0 when absent or not a number).
+func (s Session) Expires() int64 {
+	switch v := s["expires"].(type) {
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	case float64:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	}
+	return 0
+}
+
 // String returns member name when it is a string.
 func (s Session) String(name string) string {
 	v, _ := s[name].(string)

@@ -286,7 +286,10 @@ func givesUp(err error, attempt int) string {
 // Apply makes the gateway agree with the store about what change c names.
 func (o *Outbox) Apply(ctx context.Context, c keylens.Change) error {
 	switch c.Kind {
-	case keylens.ChangeKeyUpdated, keylens.ChangeKeyRevoked:
+	case keylens.ChangeKeyUpdated, keylens.ChangeKeyRevoked, keylens.ChangeKeyRotated:
+		// A rotated key gets its grace end as expires, so that the
+		// gateway itself stops it then; it is deleted when the store
+		// removes it (key_revoked).
 		return o.applyKey(ctx, c.KeyHash)
 	case keylens.ChangeQuotaReset:
 		return o.resetQuota(ctx, c.KeyHash)
@@ -468,7 +471,7 @@ func Reconcile(ctx context.Context, c *Client, hash string, s Session, d Desired
 // Difference says which parts of a session differ from Desired.
 type Difference struct {
 	Policies bool // apply_policies
-	Meta     bool // alias, meta_data, is_inactive or org_id
+	Meta     bool // alias, meta_data, is_inactive, org_id, or a replaced key's expires
 }
 
 // Compare tells how session s differs from d.
@@ -480,7 +483,7 @@ func Compare(s Session, d Desired) Difference {
 	return Difference{
 		Policies: !slices.Equal(s.Policies(), d.Policies),
 		Meta: s.String("alias") != d.Alias || inactiveDiffers || s.String("org_id") != d.OrgID ||
-			canonical(s.Meta()) != canonical(d.Meta),
+			canonical(s.Meta()) != canonical(d.Meta) || (d.Expires != 0 && s.Expires() != d.Expires),
 	}
 }
 

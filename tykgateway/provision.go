@@ -45,16 +45,19 @@ func Meta(owner keylens.CredentialOwner, keyFields map[string]any) map[string]an
 }
 
 // Desired is what the gateway's session of key k of owner must say:
-// policies, alias, metadata and activation. A deactivated developer's key
-// carries the inactive policy instead of its own policies (Tyk ignores a
-// key's own is_inactive when it has policies), and is_inactive in any
-// case.
+// policies, alias, metadata, activation and, for a replaced key, the end
+// of its grace period as expires. A deactivated developer's key carries
+// the inactive policy instead of its own policies (Tyk ignores a key's own
+// is_inactive when it has policies), and is_inactive in any case.
 type Desired struct {
 	Policies []string
 	Alias    string
 	Meta     map[string]any
 	Inactive bool
 	OrgID    string
+	// Expires is a replaced key's grace end (Unix seconds); 0 leaves the
+	// session's own expiry as it is.
+	Expires int64
 }
 
 // DesiredFor computes Desired for key k of owner.
@@ -63,17 +66,21 @@ func DesiredFor(k *keylens.Key, owner keylens.CredentialOwner, inactivePolicy st
 	if owner.Inactive && inactivePolicy != "" {
 		pols = []string{inactivePolicy}
 	}
-	return Desired{Policies: pols, Alias: owner.Email, Meta: Meta(owner, k.Fields), Inactive: owner.Inactive, OrgID: owner.OrgID}
+	return Desired{Policies: pols, Alias: owner.Email, Meta: Meta(owner, k.Fields), Inactive: owner.Inactive, OrgID: owner.OrgID,
+		Expires: k.ExpiresUnix()}
 }
 
 // Apply writes d into s, keeping every other member (quota, rate, access
-// rights, expiry).
+// rights, and expiry unless d sets one).
 func (d Desired) Apply(s Session) {
 	s["apply_policies"] = d.Policies
 	s["alias"] = d.Alias
 	s["meta_data"] = d.Meta
 	s["is_inactive"] = d.Inactive
 	s["org_id"] = d.OrgID
+	if d.Expires != 0 {
+		s["expires"] = d.Expires
+	}
 }
 
 // Provisioner creates approvals' credentials in the gateway: it is the

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keylens/keylens"
 )
@@ -88,6 +89,37 @@ func TestCompare(t *testing.T) {
 	}
 	if diff := Compare(Session{"meta_data": "not a map", "apply_policies": 7}, d); !diff.Policies || !diff.Meta {
 		t.Errorf("garbage session: %+v", diff)
+	}
+}
+
+// A replaced key's grace end is its session's expires; a key not
+// replaced leaves the session's own expiry alone.
+func TestDesiredExpiresOfAReplacedKey(t *testing.T) {
+	end := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	k := &keylens.Key{Policies: []string{"gold"}, ExpiresAt: end, ReplacedBy: "0123456789abcdef"}
+	d := DesiredFor(k, owner, "")
+	if d.Expires != end.Unix() {
+		t.Fatalf("Desired.Expires = %d, want %d", d.Expires, end.Unix())
+	}
+	s := Session{"expires": json.Number("0"), "quota_max": json.Number("5")}
+	plain := DesiredFor(&keylens.Key{Policies: []string{"gold"}}, owner, "")
+	plain.Apply(s)
+	if diff := Compare(s, plain); diff != (Difference{}) || s.Expires() != 0 {
+		t.Errorf("a key not replaced: %+v, expires %v", diff, s["expires"])
+	}
+	s["expires"] = json.Number("1700000000") // set in the gateway by someone: kept
+	if diff := Compare(s, plain); diff != (Difference{}) {
+		t.Errorf("a key not replaced compares its expiry: %+v", diff)
+	}
+	if diff := Compare(s, d); diff != (Difference{Meta: true}) {
+		t.Errorf("a replaced key without its end: %+v", diff)
+	}
+	d.Apply(s)
+	if s.Expires() != end.Unix() || s["quota_max"] != json.Number("5") {
+		t.Errorf("after Apply: %v", s)
+	}
+	if diff := Compare(s, d); diff != (Difference{}) {
+		t.Errorf("a replaced key with its end: %+v", diff)
 	}
 }
 

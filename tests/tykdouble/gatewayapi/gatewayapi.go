@@ -362,6 +362,19 @@ func readSession(r *http.Request) (map[string]any, error) {
 
 func str(s map[string]any, k string) string { v, _ := s[k].(string); return v }
 
+// num reads a JSON number as decoded here (json.Number) or from the state
+// file (float64); 0 for anything else.
+func num(v any) int64 {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	case float64:
+		return int64(n)
+	}
+	return 0
+}
+
 func strList(v any) []string {
 	l, _ := v.([]any)
 	out := []string{}
@@ -744,7 +757,8 @@ func (g *Gateway) doubleRoute(r *http.Request) answer {
 // (HS256 here) whose kid names a key with jwt_data.secret. A key's session
 // must grant the API; a key with policies is inactive only if one of its
 // policies is (its own is_inactive is ignored), one without by its own
-// flag. It answers the session's alias and metadata.
+// flag; an expired key is refused. It answers the session's alias and
+// metadata.
 func (g *Gateway) authenticate(r *http.Request) answer {
 	var api *API
 	for i := range g.cfg.APIs {
@@ -792,6 +806,11 @@ func (g *Gateway) authenticate(r *http.Request) answer {
 		if s == nil {
 			return apiError(http.StatusForbidden, "Access to this API has been disallowed")
 		}
+	}
+	// A key whose expires (Unix seconds, 0 never) has passed is kept but
+	// refused, as the gateway's key-expiry check does.
+	if exp := num(s["expires"]); exp > 0 && time.Now().After(time.Unix(exp, 0)) {
+		return apiError(http.StatusUnauthorized, "Key has expired, please renew")
 	}
 	inactive, _ := s["is_inactive"].(bool)
 	pols := strList(s["apply_policies"])

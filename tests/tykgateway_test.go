@@ -694,3 +694,59 @@ func tykApplyDelay(b *testing.B) {
 	b.ReportMetric(float64(delays[n/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(delays[n*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// TestTykKeyRotation: with --tyk-gateway, a rotation creates the new key
+// in the gateway before it answers; the old key gets its grace end as
+// expires, works at the gateway until then, is refused after, and is
+// deleted once keylens removes it. A gateway that is down fails the
+// rotation with 502 and nothing is stored.
+func TestTykKeyRotation(t *testing.T) {
+	g := startGateway(t, "murmur64")
+	in := tykProvisioned(t, g, "")
+	wantEnvelope(t, in.do("POST", "/api/portal/catalogue", testCatalogue), 200, "OK", "")
+	dev := createDeveloper(t, in, `{"email":"ada@example.com"}`)
+	a := decodeApproval(t, in.do("POST", "/api/portal/developers/"+dev+"/keys", `{"apply_policies":["pol-token"]}`))
+	oldHash := keylens.HashKey(a.RawKey)
+
+	rot := rotate(t, in, dev, oldHash, "3s")
+	end := rot.OldKeyExpires
+	if s := g.session(rot.KeyID); s == nil || !slices.Equal(policiesOf(s), []string{"pol-token"}) {
+		t.Fatalf("the new key is not in the gateway when the rotation answers: %v", s)
+	}
+	waitFor(t, 5*time.Second, "the old key's expires at the gateway", func() bool {
+		exp, _ := g.session(oldHash)["expires"].(float64)
+		return int64(exp) == end.Unix()
+	})
+	for _, raw := range []string{a.RawKey, rot.RawKey} {
+		if st, out := g.authenticate("api-token", http.Header{"Authorization": {raw}}); st != 200 && time.Now().Before(end) {
+			t.Errorf("during the grace, %s at the gateway: %d %v", keylens.HashKey(raw), st, out)
+		}
+	}
+	for time.Now().Before(end.Add(50 * time.Millisecond)) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, _ := g.authenticate("api-token", http.Header{"Authorization": {a.RawKey}}); st == 200 {
+		t.Error("the old key still works at the gateway after its grace")
+	}
+	if st, out := g.authenticate("api-token", http.Header{"Authorization": {rot.RawKey}}); st != 200 {
+		t.Errorf("the new key at the gateway after the old one's end: %d %v", st, out)
+	}
+	waitFor(t, 5*time.Second, "the old key deleted from the gateway", func() bool { return g.session(oldHash) == nil })
+
+	// Without grace the old key is deleted at once (through the feed).
+	rot2 := rotate(t, in, dev, rot.KeyID, "0s")
+	waitFor(t, 5*time.Second, "a key rotated without grace deleted from the gateway", func() bool { return g.session(rot.KeyID) == nil })
+	if g.session(rot2.KeyID) == nil {
+		t.Error("the replacement is not in the gateway")
+	}
+
+	// The gateway down: 502, nothing stored.
+	g.kill()
+	e := wantEnvelope(t, in.do("POST", "/api/keylens/developers/"+dev+"/keys/"+rot2.KeyID+"/rotate", `{"grace_period":"1h"}`), 502, "Error", "")
+	if !strings.Contains(e.Message, "Tyk gateway") {
+		t.Errorf("502 message %q", e.Message)
+	}
+	if keys := getDeveloper(t, in, dev).Keys; len(keys) != 1 || keys[rot2.KeyID] == nil {
+		t.Errorf("keys after a rotation the gateway did not take: %v", keys)
+	}
+}

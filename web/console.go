@@ -101,6 +101,8 @@ func (c *Console) routes() http.Handler {
 	page("GET /admin/developers/{id}/keys/{hash}/policy", c.changePolicyPage)
 	page("POST /admin/developers/{id}/keys/{hash}/policy", c.changePolicy)
 	page("POST /admin/developers/{id}/keys/{hash}/reset_quota", c.resetQuota)
+	page("GET /admin/developers/{id}/keys/{hash}/rotate", c.rotatePage)
+	page("POST /admin/developers/{id}/keys/{hash}/rotate", c.rotate)
 	page("GET /admin/developers/{id}/keys/{hash}/revoke", c.revokePage)
 	page("POST /admin/developers/{id}/keys/{hash}/revoke", c.revoke)
 	page("GET /admin/developers/{id}/oauth/{client}/delete", c.deleteClientPage)
@@ -132,7 +134,7 @@ func (c *Console) routes() http.Handler {
 }
 
 // pageFiles lists each page template; each is parsed with the layout.
-var pageFiles = []string{"signin", "developers", "developer_new", "profile", "edit", "confirm", "key_new", "key_policy",
+var pageFiles = []string{"signin", "developers", "developer_new", "profile", "edit", "confirm", "key_new", "key_policy", "key_rotate",
 	"key", "issued", "requests", "request_approve", "catalogue", "entry", "configuration", "admins", "activity", "error"}
 
 // consoleFlashes are the messages a redirect may name: the page shows only these,

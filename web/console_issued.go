@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/keylens/keylens"
 )
@@ -33,7 +34,14 @@ type issuedData struct {
 	Gone               bool
 	// Slot tells apart the element ids of several credentials on a page.
 	Slot string
+	// Replaces is the key a rotation replaced, which stops working at
+	// OldExpires.
+	Replaces   string
+	OldExpires time.Time
 }
+
+// OldStopped says the replaced key stopped at once (no grace).
+func (d issuedData) OldStopped() bool { return !d.OldExpires.After(time.Now()) }
 
 // GET /admin/issued/{nonce}
 func (c *Console) issuedPage(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +51,7 @@ func (c *Console) issuedPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := issuedData{DeveloperID: e.developerID, Email: e.email, AuthType: e.authType, Policies: e.policies,
-		RawKey: e.approval.RawKey, Password: e.approval.Password, KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
+		RawKey: e.approval.RawKey, Password: e.approval.Password, KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient,
+		Replaces: e.replaces, OldExpires: e.oldExpires}
 	c.render(w, r, http.StatusOK, "issued", view{Title: "Issued credentials", Nav: "developers", Data: d})
 }

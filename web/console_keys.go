@@ -217,6 +217,58 @@ func (c *Console) resetQuota(w http.ResponseWriter, r *http.Request) {
 	redirect(w, r, Prefix+"developers/"+dev.ID+"#keys", "quota-reset")
 }
 
+type rotateData struct {
+	Dev    *keylens.Developer
+	Key    keyRow
+	Graces []graceChoice
+}
+
+// GET /admin/developers/{id}/keys/{hash}/rotate: Rotate, the form.
+func (c *Console) rotatePage(w http.ResponseWriter, r *http.Request) {
+	c.showRotate(w, r, http.StatusOK, "")
+}
+
+func (c *Console) showRotate(w http.ResponseWriter, r *http.Request, status int, problem string) {
+	dev, k, ok := c.devKey(w, r)
+	if !ok {
+		return
+	}
+	cat, err := c.Catalogue.Catalogue(r.Context())
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
+	c.render(w, r, status, "key_rotate", view{Title: "Rotate key", Nav: "developers", Error: problem,
+		Data: rotateData{Dev: dev, Key: keyRowOf(k, cat), Graces: graceChoices(c.MaxRotationGrace)}})
+}
+
+// POST /admin/developers/{id}/keys/{hash}/rotate {grace, jwt_secret}: a
+// new key replaces the key, which keeps working for the grace chosen; the
+// new one is shown once.
+func (c *Console) rotate(w http.ResponseWriter, r *http.Request) {
+	dev, k, ok := c.devKey(w, r)
+	if !ok {
+		return
+	}
+	var rot *keylens.Rotation
+	in, err := rotationForm(r, c.MaxRotationGrace)
+	if err == nil {
+		rot, err = c.Keys.RotateKey(r.Context(), dev.ID, k.Hash, in)
+	}
+	if err != nil {
+		if code := keylens.ErrorCode(err); code == keylens.EINVALID || code == keylens.ECONFLICT || code == keylens.EFORBIDDEN {
+			c.showRotate(w, r, rest.HTTPStatus(code), keylens.ErrorMessage(err))
+			return
+		}
+		c.errorPage(w, r, err)
+		return
+	}
+	nonce := c.issued.put(&issuedEntry{session: sessionFrom(r).IDHash, developerID: dev.ID, email: dev.Email,
+		approval: &keylens.Approval{RawKey: rot.RawKey, Password: rot.Password, KeyHash: rot.KeyHash},
+		authType: k.AuthType, policies: k.Policies, replaces: rot.Replaces, oldExpires: rot.OldKeyExpires}, c.Now())
+	http.Redirect(w, r, Prefix+"issued/"+nonce, http.StatusSeeOther)
+}
+
 // GET /admin/developers/{id}/keys/{hash}/revoke
 func (c *Console) revokePage(w http.ResponseWriter, r *http.Request) {
 	dev, k, ok := c.devKey(w, r)

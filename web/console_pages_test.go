@@ -533,3 +533,39 @@ func TestActivity(t *testing.T) {
 	}
 	want(t, b.get("/admin/activity?developer=nobody@example.com"), http.StatusOK, "No developer has that email")
 }
+
+// TestConsoleRotatesAKey: the key's Options menu rotates it: the new
+// credentials are shown once with the old key's end, the profile lists
+// both and says when the old one stops, and a Basic key gets a new
+// username and password.
+func TestConsoleRotatesAKey(t *testing.T) {
+	tc := newTestConsole(t)
+	d := tc.fixture()
+	ctx := context.Background()
+	a, err := tc.db.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-reports"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := tc.signedIn()
+	base := "/admin/developers/" + d.ID + "/keys/" + a.KeyHash
+	want(t, b.get("/admin/developers/"+d.ID), http.StatusOK, `href="`+base+`/rotate">Rotate…</a>`)
+	want(t, b.get(base+"/rotate"), http.StatusOK, "Keep the old key working for", `<option value="0s">Stop the old key at once</option>`)
+	want(t, b.post(base+"/rotate", url.Values{"grace": {"999h"}}), http.StatusBadRequest, "Choose how long")
+	p := b.post(base+"/rotate", url.Values{"grace": {"168h0m0s"}})
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/admin/issued/") {
+		t.Fatalf("rotate: %d %s\n%s", p.Status, p.Header.Get("Location"), text(p.Body))
+	}
+	p = b.get(p.Header.Get("Location"))
+	want(t, p, http.StatusOK, "Basic credentials", "It replaces key", a.KeyHash[:8], "keeps working until")
+	keys, _ := tc.db.FindDeveloperKeys(ctx, d.ID)
+	if len(keys) != 2 || keys[0].Hash != a.KeyHash || keys[0].ReplacedBy != keys[1].Hash || keys[1].BasicUsername == a.RawKey {
+		t.Fatalf("keys after the rotation: %+v", keys)
+	}
+	p = b.get("/admin/developers/" + d.ID)
+	want(t, p, http.StatusOK, "stops working in 7 days", keys[1].Hash[:8])
+	if strings.Contains(p.Body, `href="`+base+`/rotate"`) {
+		t.Error("a key in its grace offers rotation")
+	}
+	want(t, b.get(base), http.StatusOK, "Stops working in 7 days")
+	want(t, b.post(base+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusConflict, "already replaced")
+}

@@ -44,7 +44,7 @@ func newTestConsole(t testing.TB, opts ...func(*ConsoleConfig)) *testConsole {
 	cfg := ConsoleConfig{
 		SiteConfig: SiteConfig{Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
 			SignIn: guard.NewSignIn(guard.Policy{Window: 15 * time.Minute, PairMax: 5, ClientMax: 20}),
-			Now:    tc.clock},
+			Now:    tc.clock, MaxRotationGrace: keylens.DefaultMaxRotationGrace},
 		Admins: db, Audit: db, AdminKeyHash: sha256.Sum256([]byte(testAdminKey)), Gravatar: true}
 	for _, o := range opts {
 		o(&cfg)

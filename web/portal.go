@@ -110,6 +110,7 @@ func (p *Portal) routes() http.Handler {
 	page("GET /keys/new", p.requestPage)
 	page("POST /keys", p.requestKey)
 	page("GET /keys/{hash}", p.keyPage)
+	page("POST /keys/{hash}/rotate", p.rotateKey)
 	page("GET /issued/{nonce}", p.issuedPage)
 	page("GET /profile", p.profilePage)
 	page("POST /profile", p.saveProfile)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/rest"
 )
 
 type portalCatalogueData struct {
@@ -292,23 +293,36 @@ func (p *Portal) issuedPage(w http.ResponseWriter, r *http.Request) {
 		cat = &keylens.Catalogue{} // the key is shown all the same, under its policy ids
 	}
 	d := issuedData{AuthType: e.authType, Policies: policyNames(e.policies, cat), RawKey: e.approval.RawKey, Password: e.approval.Password,
-		KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient}
+		KeyHash: e.approval.KeyHash, Client: e.approval.OAuthClient, Replaces: e.replaces, OldExpires: e.oldExpires}
 	p.render(w, r, http.StatusOK, "portal_issued", view{Title: "Your new key", Nav: "dashboard", Data: d})
 }
 
 type portalKeyData struct {
-	Key   keyRow
-	Usage *usage
+	Key    keyRow
+	Usage  *usage
+	Graces []graceChoice // the rotation form's choices
 }
 
-// GET /keys/{hash}: one of the developer's keys and its usage.
+// GET /keys/{hash}: one of the developer's keys, its usage, and the form
+// that rotates it.
 func (p *Portal) keyPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	k, err := p.Keys.FindKey(ctx, r.PathValue("hash"))
+	p.showKey(w, r, http.StatusOK, "")
+}
+
+// myKey is the signed-in developer's key the path names; notMine for any
+// other.
+func (p *Portal) myKey(r *http.Request) (*keylens.Key, error) {
+	k, err := p.Keys.FindKey(r.Context(), r.PathValue("hash"))
 	if keylens.ErrorCode(err) == keylens.ENOTFOUND || (err == nil && k.DeveloperID != sessionFrom(r).DeveloperID) {
-		p.errorPage(w, r, notMine)
-		return
-	} else if err != nil {
+		return nil, notMine
+	}
+	return k, err
+}
+
+func (p *Portal) showKey(w http.ResponseWriter, r *http.Request, status int, problem string) {
+	ctx := r.Context()
+	k, err := p.myKey(r)
+	if err != nil {
 		p.errorPage(w, r, err)
 		return
 	}
@@ -317,12 +331,42 @@ func (p *Portal) keyPage(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, err)
 		return
 	}
-	d := portalKeyData{Key: keyRowOf(k, cat)}
+	d := portalKeyData{Key: keyRowOf(k, cat), Graces: graceChoices(p.MaxRotationGrace)}
 	if d.Usage, err = loadUsage(ctx, p.Hits, p.Now(), r, []string{k.Hash}, "Hits, successes and errors per day of key "+shortHash(k.Hash), true); err != nil {
 		p.errorPage(w, r, err)
 		return
 	}
-	p.render(w, r, http.StatusOK, "portal_key", view{Title: "Key " + shortHash(k.Hash), Nav: "dashboard", Data: d})
+	p.render(w, r, status, "portal_key", view{Title: "Key " + shortHash(k.Hash), Nav: "dashboard", Error: problem, Data: d})
+}
+
+// POST /keys/{hash}/rotate {grace, jwt_secret}: the developer replaces
+// one of their keys. The new key is shown once; the old one keeps working
+// for the grace chosen, beside it.
+func (p *Portal) rotateKey(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	k, err := p.myKey(r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	var rot *keylens.Rotation
+	in, err := rotationForm(r, p.MaxRotationGrace)
+	if err == nil {
+		rot, err = p.Keys.RotateKey(r.Context(), s.DeveloperID, k.Hash, in)
+	}
+	switch code := keylens.ErrorCode(err); code {
+	case "":
+	case keylens.EINVALID, keylens.ECONFLICT, keylens.EFORBIDDEN:
+		p.showKey(w, r, rest.HTTPStatus(code), keylens.ErrorMessage(err))
+		return
+	default:
+		p.errorPage(w, r, err)
+		return
+	}
+	nonce := p.issued.put(&issuedEntry{session: s.IDHash, developerID: s.DeveloperID, email: s.Email,
+		approval: &keylens.Approval{RawKey: rot.RawKey, Password: rot.Password, KeyHash: rot.KeyHash},
+		authType: k.AuthType, policies: k.Policies, replaces: rot.Replaces, oldExpires: rot.OldKeyExpires}, p.Now())
+	http.Redirect(w, r, "/issued/"+nonce, http.StatusSeeOther)
 }
 
 // GET /oauth-clients: the developer's OAuth clients.

@@ -37,7 +37,8 @@ func newTestPortalB(t testing.TB) *testPortal {
 	p, err := NewPortal(PortalConfig{
 		SiteConfig: SiteConfig{Developers: tc.db, Catalogue: tc.db, Keys: tc.db, Hits: tc.db, Sessions: tc.db,
 			URL: "http://portal.test", SignIn: tc.c.SignIn, Now: tc.clock,
-			Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))},
+			MaxRotationGrace: keylens.DefaultMaxRotationGrace,
+			Logger:           slog.New(slog.NewTextHandler(tWriter{t}, nil))},
 		Accounts: tc.db, Revoker: keylens.LocalRevoker{Store: tc.db}, Mailer: m})
 	if err != nil {
 		t.Fatal(err)
@@ -696,5 +697,67 @@ func TestPortalRevokesOAuthTokens(t *testing.T) {
 	want(t, p, http.StatusOK, "Every token of this client is revoked")
 	if live(twoHash) || live(threeHash) {
 		t.Fatal("revoke all left a token live")
+	}
+}
+
+// TestPortalRotatesAKey: a developer rotates their key from its page: the
+// new key is shown once with the old one's end, both are listed, the old
+// one says when it stops, and it cannot be rotated again; another
+// developer's key and a grace the form never offered are refused.
+func TestPortalRotatesAKey(t *testing.T) {
+	tp := newTestPortal(t)
+	ada := tp.signUp("ada@example.com", "first-pass")
+	bob := tp.signUp("bob@example.com", "second-pass")
+	ada.get(ada.requestKey("pol-payments", nil).Header.Get("Location"))
+	keys, _ := tp.db.FindDeveloperKeys(context.Background(), tp.developer("ada@example.com").ID)
+	if len(keys) != 1 {
+		t.Fatalf("keys %+v", keys)
+	}
+	old := keys[0].Hash
+	p := ada.get("/keys/" + old)
+	want(t, p, http.StatusOK, "Rotate", `<option value="24h0m0s" selected>1 day</option>`, `<option value="720h0m0s">30 days</option>`)
+
+	want(t, ada.post("/keys/"+old+"/rotate", url.Values{"grace": {"5s"}}), http.StatusBadRequest, "Choose how long")
+	bob.get("/dashboard")
+	want(t, bob.post("/keys/"+old+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusNotFound)
+	if keys, _ := tp.db.FindDeveloperKeys(context.Background(), tp.developer("ada@example.com").ID); len(keys) != 1 {
+		t.Fatalf("refused rotations changed the keys: %+v", keys)
+	}
+
+	p = ada.post("/keys/"+old+"/rotate", url.Values{"grace": {"24h0m0s"}})
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/issued/") {
+		t.Fatalf("rotate: %d %s\n%s", p.Status, p.Header.Get("Location"), text(p.Body))
+	}
+	issued := p.Header.Get("Location")
+	p = ada.get(issued)
+	want(t, p, http.StatusOK, "Copy it now", "It replaces key", old[:8], "keeps working until")
+	m := rawKeyOutput.FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("no key on the issued page:\n%s", text(p.Body))
+	}
+	newHash := keylens.HashKey(m[1])
+	if c, err := tp.db.ResolveKey(context.Background(), newHash); err != nil || c.Owner.Email != "ada@example.com" {
+		t.Fatalf("the new key: %+v, %v", c, err)
+	}
+	want(t, ada.get(issued), http.StatusGone)
+	p = ada.get("/dashboard")
+	want(t, p, http.StatusOK, old[:8], newHash[:8], "stops working in 24 hours")
+	p = ada.get("/keys/" + old)
+	want(t, p, http.StatusOK, "Stops working in 24 hours", "replaced by key")
+	if strings.Contains(p.Body, `action="/keys/`+old+`/rotate"`) {
+		t.Error("a key in its grace offers rotation")
+	}
+	want(t, ada.post("/keys/"+old+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusConflict, "already replaced")
+}
+
+func TestUntilText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second: "now", 0: "now", 10 * time.Second: "less than a minute", 50 * time.Second: "1 minute",
+		90*time.Minute - time.Second: "1 hour", 24*time.Hour - time.Millisecond: "24 hours", 30 * 24 * time.Hour: "30 days",
+		48*time.Hour - time.Second: "2 days", 5 * time.Minute: "5 minutes",
+	} {
+		if got := untilText(d); got != want {
+			t.Errorf("untilText(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -41,6 +41,10 @@ type SiteConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MaxRotationGrace is the longest grace period a key rotation may
+	// give the replaced key (--max-rotation-grace): the forms offer
+	// none longer. 0 offers only stopping the old key at once.
+	MaxRotationGrace time.Duration
 }
 
 // build checks c, with the app's own services besides (own: each one's

@@ -26,6 +26,10 @@ type issuedEntry struct {
 	authType    string
 	policies    []string
 	expires     time.Time
+	// replaces and oldExpires are set for a rotation: the key the new
+	// one replaces, and when that stops working.
+	replaces   string
+	oldExpires time.Time
 }
 
 const (

@@ -108,7 +108,7 @@ func (a *adminServer) Start(context.Context) error {
 			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
 			URL:    c.PublicURL,
 			SignIn: a.signIn,
-			Logger: log,
+			Logger: log, MaxRotationGrace: c.MaxRotationGrace,
 		},
 		Admins: db, Audit: db,
 		AdminKeyHash: a.settings.keyHash,
@@ -184,7 +184,7 @@ func (p *portalServer) Start(context.Context) error {
 			Developers: db, Catalogue: db, Keys: db, Hits: db, Sessions: db,
 			URL:    portalURL,
 			SignIn: p.signIn,
-			Logger: log,
+			Logger: log, MaxRotationGrace: c.MaxRotationGrace,
 		},
 		Accounts: db, Mailer: send, Revoker: revoker, CentralJWT: c.centralJWT(),
 	})

@@ -12,13 +12,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/mailer/smtptest"
 )
 
 // The developer portal in a real browser (chromium, chromedp), against the
 // real binary, with a real SMTP server receiving its emails: sign up,
 // request a key issued at once and one approved by an admin, read each
-// once, use them at the sidecar, see the traffic in the dashboard, edit the
+// once, use them at the sidecar, see the traffic in the dashboard, rotate
+// the key and use both during the grace, edit the
 // profile, change the password (a reused one refused), reset it by email
 // and log in with the new one. axe-core checks every screen.
 
@@ -79,6 +81,33 @@ func TestPortalInABrowser(t *testing.T) {
 	u.screen("portal-dashboard")
 	u.submit(`section[aria-labelledby=keys] tbody a`, "figure.chart")
 	u.screen("portal-key")
+
+	// Rotate it from its page: the new key is shown once, and during the
+	// grace both work at the sidecar, each under its own hash; the old one
+	// says when it stops.
+	u.run("choose the grace", chromedp.SetValue("#grace", "1h0m0s", chromedp.ByQuery))
+	u.submit(`form[action$="/rotate"] button`, "#raw-key")
+	u.screen("portal-rotated")
+	rotated := strings.TrimSpace(u.text("#raw-key"))
+	if !rawKeyText.MatchString(rotated) || rotated == raw {
+		t.Fatalf("rotated key %q (old %q)", rotated, raw)
+	}
+	if body := u.text("main"); !strings.Contains(body, "It replaces key "+keylens.HashKey(raw)[:8]) || !strings.Contains(body, "keeps working until") {
+		t.Errorf("the rotation does not say what it replaced: %s", body)
+	}
+	eventually(t, in, rotated, http.StatusOK, `"key_id":"`+keylens.HashKey(rotated)+`"`)
+	eventually(t, in, raw, http.StatusOK, `"key_id":"`+keylens.HashKey(raw)+`"`)
+	u.open("/dashboard")
+	if body := u.text(`section[aria-labelledby=keys]`); !strings.Contains(body, "stops working in 1 hour") ||
+		!strings.Contains(body, keylens.HashKey(rotated)[:8]) {
+		t.Errorf("the dashboard after the rotation: %s", body)
+	}
+	u.screen("portal-dashboard-rotated")
+	u.open("/keys/" + keylens.HashKey(raw))
+	if body := u.text("main"); !strings.Contains(body, "Stops working in 1 hour") {
+		t.Errorf("the old key's page: %s", body)
+	}
+	u.screen("portal-key-replaced")
 
 	// With approval required: pending, approved by an admin, shown once
 	// on the next visit, and working at the sidecar.

@@ -122,9 +122,10 @@ func (c *Console) devKey(w http.ResponseWriter, r *http.Request) (*keylens.Devel
 }
 
 type keyData struct {
-	Dev   *keylens.Developer
-	Key   keyRow
-	Usage *usage
+	Dev      *keylens.Developer
+	Key      keyRow
+	Replaces *keyRow // the key this one replaced, while in its grace
+	Usage    *usage
 }
 
 // GET /admin/developers/{id}/keys/{hash}: Key analytics: the key's hits,
@@ -144,8 +145,13 @@ func (c *Console) keyPage(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, err)
 		return
 	}
+	keys, err := c.Keys.FindDeveloperKeys(r.Context(), dev.ID)
+	if err != nil {
+		c.errorPage(w, r, err)
+		return
+	}
 	c.render(w, r, http.StatusOK, "key", view{Title: "Key analytics", Nav: "developers",
-		Data: keyData{Dev: dev, Key: keyRowOf(k, cat), Usage: u}})
+		Data: keyData{Dev: dev, Key: keyRowOf(k, cat), Replaces: predecessorOf(k, keys, cat), Usage: u}})
 }
 
 type policyFormData struct {

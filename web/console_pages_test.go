@@ -567,5 +567,6 @@ func TestConsoleRotatesAKey(t *testing.T) {
 		t.Error("a key in its grace offers rotation")
 	}
 	want(t, b.get(base), http.StatusOK, "Stops working in 7 days")
+	want(t, b.get("/admin/developers/"+d.ID+"/keys/"+keys[1].Hash), http.StatusOK, "Replaces", a.KeyHash[:8], "which stops working in 7 days")
 	want(t, b.post(base+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusConflict, "already replaced")
 }

@@ -298,9 +298,10 @@ func (p *Portal) issuedPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type portalKeyData struct {
-	Key    keyRow
-	Usage  *usage
-	Graces []graceChoice // the rotation form's choices
+	Key      keyRow
+	Replaces *keyRow // the key this one replaced, while in its grace
+	Usage    *usage
+	Graces   []graceChoice // the rotation form's choices
 }
 
 // GET /keys/{hash}: one of the developer's keys, its usage, and the form
@@ -332,6 +333,12 @@ func (p *Portal) showKey(w http.ResponseWriter, r *http.Request, status int, pro
 		return
 	}
 	d := portalKeyData{Key: keyRowOf(k, cat), Graces: graceChoices(p.MaxRotationGrace)}
+	mine, err := p.Keys.FindDeveloperKeys(ctx, k.DeveloperID)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	d.Replaces = predecessorOf(k, mine, cat)
 	if d.Usage, err = loadUsage(ctx, p.Hits, p.Now(), r, []string{k.Hash}, "Hits, successes and errors per day of key "+shortHash(k.Hash), true); err != nil {
 		p.errorPage(w, r, err)
 		return

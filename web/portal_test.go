@@ -747,6 +747,7 @@ func TestPortalRotatesAKey(t *testing.T) {
 	if strings.Contains(p.Body, `action="/keys/`+old+`/rotate"`) {
 		t.Error("a key in its grace offers rotation")
 	}
+	want(t, ada.get("/keys/"+newHash), http.StatusOK, "Replaces", old[:8], "which stops working in 24 hours")
 	want(t, ada.post("/keys/"+old+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusConflict, "already replaced")
 }
 

@@ -51,6 +51,18 @@ func untilText(d time.Duration) string {
 	return "less than a minute"
 }
 
+// predecessorOf is the key of keys that k replaced, while it is in its
+// grace; nil when none is.
+func predecessorOf(k *keylens.Key, keys []*keylens.Key, cat *keylens.Catalogue) *keyRow {
+	for _, o := range keys {
+		if o.ReplacedBy == k.Hash {
+			row := keyRowOf(o, cat)
+			return &row
+		}
+	}
+	return nil
+}
+
 // graceChoice is a grace period a rotation form offers.
 type graceChoice struct{ Value, Label string }
 

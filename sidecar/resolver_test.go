@@ -458,3 +458,31 @@ func TestRotatedKeyEndsInTheCache(t *testing.T) {
 		t.Errorf("the new key after the old one's end: %v", err)
 	}
 }
+
+// TestRotatedJWTKeyBothVerify: a jwt key rotated with new material: during
+// the grace, tokens naming the old key id verify with the old secret and
+// those naming the new id with the new one, never crosswise.
+func TestRotatedJWTKeyBothVerify(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	oldSecret, newSecret := "an-hmac-secret-of-32-characters!", "another-hmac-secret-of-32-bytes!"
+	a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-jwt", JWTSecret: oldSecret})
+	rot, err := f.db.RotateKey(ctx, f.dev.ID, a.KeyHash, keylens.KeyRotation{Grace: time.Hour, JWTSecret: newSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwt.MapClaims{"sub": "ada", "exp": time.Now().Add(time.Minute).Unix()}
+	for _, c := range []struct {
+		kid, secret, hash string
+	}{{a.RawKey, oldSecret, a.KeyHash}, {rot.RawKey, newSecret, rot.KeyHash}} {
+		e, err := f.r.Resolve(ctx, []byte("Bearer "+signWithHeader(t, c.kid, nil, claims, []byte(c.secret))))
+		if err != nil || e.KeyID != c.hash {
+			t.Errorf("kid %s: %v", c.hash, err)
+		}
+	}
+	for _, c := range []struct{ kid, secret string }{{a.RawKey, newSecret}, {rot.RawKey, oldSecret}} {
+		if _, err := f.r.Resolve(ctx, []byte("Bearer "+signWithHeader(t, c.kid, nil, claims, []byte(c.secret)))); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Errorf("a token signed with the other key's secret: %v", err)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package keylens
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -92,7 +91,7 @@ func (is Issuer) Issue(r *KeyRequest, entry *CatalogueEntry, basic *BasicSecret)
 		}
 		a.OAuthClient = &OAuthClient{
 			ClientID:       RandomHex(16),
-			Secret:         base64.StdEncoding.EncodeToString([]byte(RandomUUID())),
+			Secret:         NewClientSecret(),
 			RedirectURI:    r.OAuthInfo.RedirectURI,
 			AppDescription: fieldString(r.Fields, "oauth_app_description"),
 			UseCase:        fieldString(r.Fields, "oauth_use_case"),

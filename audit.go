@@ -63,6 +63,7 @@ const (
 	AuditKeyExpired         = "key.expired" // a replaced key's grace ended: it was removed
 	AuditKeyQuotaReset      = "key.quota_reset"
 	AuditOAuthClientDeleted = "oauth_client.deleted"
+	AuditOAuthSecretRotated = "oauth_client.secret_rotated" // a new secret; the old one works until its grace ends
 	AuditOAuthTokenRevoked  = "oauth_client.token_revoked"  // one access token, by the admin
 	AuditOAuthTokensRevoked = "oauth_client.tokens_revoked" // every access token of a client
 	AuditCatalogueUpdated   = "catalogue.updated"

@@ -64,6 +64,14 @@ type KeyService interface {
 	// replaced; EINVALID for a grace outside 0 to the store's maximum
 	// (CheckGrace) or jwt material that does not parse.
 	RotateKey(ctx context.Context, devID, keyHash string, r KeyRotation) (*Rotation, error)
+	// RotateOAuthSecret gives developer devID's OAuth client clientID a
+	// new secret (NewClientSecret); the old one keeps authenticating the
+	// client until grace ends (GraceEnd), both compared in constant time.
+	// Tokens already issued are kept. The errors of RotateKey, with
+	// ECONFLICT for a client whose previous secret is still in its grace;
+	// EINVALID while OAuth clients are provisioned into a gateway, whose
+	// clients hold one secret.
+	RotateOAuthSecret(ctx context.Context, devID, clientID string, grace time.Duration) (*SecretRotation, error)
 	// ExpireKeys removes the replaced keys whose grace ended by now, each
 	// recorded as a revocation in the change feed and the audit trail,
 	// and answers how many it removed and when the next grace ends (zero

@@ -61,6 +61,19 @@ func ClientSecretMatches(stored, presented string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
+// NewClientSecret makes an OAuth client secret: the base64 of a random
+// UUID, the form of Tyk's.
+func NewClientSecret() string { return base64.StdEncoding.EncodeToString([]byte(RandomUUID())) }
+
+// SecretRotation is what rotating an OAuth client's secret hands out,
+// once: the new secret, and when the old one stops authenticating the
+// client.
+type SecretRotation struct {
+	ClientID         string    `json:"client_id"`
+	Secret           string    `json:"secret"`
+	OldSecretExpires time.Time `json:"old_secret_expires"`
+}
+
 // ClientCredentials authenticate an OAuth client: its id and secret.
 type ClientCredentials struct {
 	ID, Secret string
@@ -137,6 +150,7 @@ type TokenAdminService interface {
 	// for a wrong secret (nothing is revoked).
 	RevokeAllTokens(ctx context.Context, c ClientCredentials) error
 	// PruneTokens removes tokens expired at now and those whose client
-	// is gone; it returns how many.
+	// is gone; it returns how many. Rotated clients' previous secrets
+	// whose grace ended (or whose client is gone) go too.
 	PruneTokens(ctx context.Context, now time.Time) (int64, error)
 }

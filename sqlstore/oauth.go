@@ -24,17 +24,24 @@ var (
 var errOAuthClientNotFound = keylens.Errorf(keylens.ENOTFOUND, "OAuth client not found")
 
 // oauthClient is what checking a client needs: its developer and its
-// secret, opened.
+// secret, opened, and its previous secret while that one's grace runs
+// (after a rotation; "" when none).
 type oauthClient struct {
 	developerID, orgID, secret string
 	inactive                   bool
+	previous                   string
+	previousExpires            time.Time
 }
 
 // findOAuthClient reads client id; ENOTFOUND if none.
 func findOAuthClient(ctx context.Context, q querier, id string) (*oauthClient, error) {
 	var c oauthClient
-	err := q.QueryRowContext(ctx, `SELECT c.developer_id, d.org_id, c.secret, d.inactive FROM oauth_clients c
-		JOIN developers d ON d.id = c.developer_id WHERE c.client_id = ?`, id).Scan(&c.developerID, &c.orgID, &c.secret, &c.inactive)
+	var prev sql.NullString
+	var prevExpires sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT c.developer_id, d.org_id, c.secret, d.inactive, p.secret, p.expires_at FROM oauth_clients c
+		JOIN developers d ON d.id = c.developer_id
+		LEFT JOIN oauth_previous_secrets p ON p.client_id = c.client_id AND p.developer_id = c.developer_id
+		WHERE c.client_id = ?`, id).Scan(&c.developerID, &c.orgID, &c.secret, &c.inactive, &prev, &prevExpires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errOAuthClientNotFound
 	} else if err != nil {
@@ -43,7 +50,22 @@ func findOAuthClient(ctx context.Context, q querier, id string) (*oauthClient, e
 	if c.secret, err = q.store().unseal(c.secret); err != nil {
 		return nil, err
 	}
+	if prev.Valid {
+		if c.previous, err = q.store().unseal(prev.String); err != nil {
+			return nil, err
+		}
+		c.previousExpires = unixTime(prevExpires.Int64)
+	}
 	return &c, nil
+}
+
+// secretMatches reports whether presented is the client's secret, or its
+// previous one before that one's grace ended at now. Both are compared,
+// in constant time, whatever the first gave.
+func (c *oauthClient) secretMatches(presented string, now time.Time) bool {
+	current := keylens.ClientSecretMatches(c.secret, presented)
+	previous := keylens.ClientSecretMatches(c.previous, presented) && now.Before(c.previousExpires)
+	return current || previous
 }
 
 // authenticateClient reads the client cred names and checks its secret:
@@ -54,11 +76,12 @@ func (db *DB) authenticateClient(ctx context.Context, cred keylens.ClientCredent
 		// Compare anyway, so that an unknown client costs what a wrong
 		// secret does.
 		keylens.ClientSecretMatches("-", cred.Secret)
+		keylens.ClientSecretMatches("-", cred.Secret)
 		return nil, keylens.ErrInvalidClient
 	} else if err != nil {
 		return nil, err
 	}
-	if !keylens.ClientSecretMatches(c.secret, cred.Secret) {
+	if !c.secretMatches(cred.Secret, db.Now()) {
 		return nil, keylens.ErrInvalidClient
 	}
 	return c, nil
@@ -163,7 +186,7 @@ func (db *DB) RevokeAllTokens(ctx context.Context, cred keylens.ClientCredential
 		if err != nil {
 			return err
 		}
-		if !keylens.ClientSecretMatches(c.secret, cred.Secret) {
+		if !c.secretMatches(cred.Secret, tx.now) {
 			return keylens.Errorf(keylens.EUNAUTHORIZED, "Wrong client secret")
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE client_id = ?`, cred.ID)
@@ -231,6 +254,12 @@ func (db *DB) PruneTokens(ctx context.Context, now time.Time) (int64, error) {
 		if err == nil {
 			n, err = res.RowsAffected()
 		}
+		if err != nil {
+			return err
+		}
+		// Previous secrets whose grace ended, or whose client is gone.
+		_, err = tx.ExecContext(ctx, `DELETE FROM oauth_previous_secrets WHERE expires_at <= ?
+			OR NOT EXISTS (SELECT 1 FROM oauth_clients c WHERE c.client_id = oauth_previous_secrets.client_id AND c.developer_id = oauth_previous_secrets.developer_id)`, now.Unix())
 		return err
 	})
 	return n, err

@@ -211,3 +211,54 @@ func (db *DB) ExpireKeys(ctx context.Context) (int, time.Time, error) {
 	}
 	return removed, unixTime(next.Int64), nil
 }
+
+// RotateOAuthSecret gives developer devID's OAuth client clientID a new
+// secret, the old one authenticating it until grace ends
+// (keylens.KeyService).
+func (db *DB) RotateOAuthSecret(ctx context.Context, devID, clientID string, grace time.Duration) (*keylens.SecretRotation, error) {
+	if err := keylens.CheckGrace(grace, db.MaxRotationGrace); err != nil {
+		return nil, err
+	}
+	if db.Provisioner != nil {
+		return nil, keylens.Errorf(keylens.EINVALID, "OAuth client secrets are not rotated while keys are provisioned into a Tyk gateway: "+
+			"a gateway's client has one secret. Delete the client and approve a new one")
+	}
+	out := &keylens.SecretRotation{ClientID: clientID, Secret: keylens.NewClientSecret()}
+	err := db.write(ctx, func(tx *Tx) error {
+		c, err := findOAuthClient(ctx, tx, clientID)
+		if keylens.ErrorCode(err) == keylens.ENOTFOUND || (err == nil && c.developerID != devID) {
+			return errOAuthClientNotFound
+		} else if err != nil {
+			return err
+		}
+		if c.inactive {
+			return keylens.Errorf(keylens.EFORBIDDEN, "Developer is inactive: an inactive developer's OAuth clients cannot be rotated")
+		}
+		if c.previous != "" && tx.now.Before(c.previousExpires) {
+			return keylens.Errorf(keylens.ECONFLICT, "OAuth client %s's previous secret is in its grace period until %s",
+				clientID, c.previousExpires.UTC().Format(time.RFC3339))
+		}
+		if err := execOne(ctx, tx, errOAuthClientNotFound, `UPDATE oauth_clients SET secret = ? WHERE client_id = ? AND developer_id = ?`,
+			tx.db.seal(out.Secret), clientID, devID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_previous_secrets WHERE client_id = ?`, clientID); err != nil {
+			return err
+		}
+		end := keylens.GraceEnd(tx.now, grace)
+		out.OldSecretExpires = end.UTC()
+		detail := "the old secret stopped at once (no grace period)"
+		if grace > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_previous_secrets (client_id, developer_id, secret, expires_at) VALUES (?, ?, ?, ?)`,
+				clientID, devID, tx.db.seal(c.secret), end.Unix()); err != nil {
+				return err
+			}
+			detail = "the old secret works until " + end.UTC().Format(time.RFC3339)
+		}
+		return recordAudit(ctx, tx, keylens.AuditOAuthSecretRotated, keylens.ObjectOAuthClient, clientID, devID, detail)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -135,7 +135,8 @@ var secretColumns = []struct{ table, key, col string }{
 	{"developer_keys", "key_hash", "jwt_secret"},
 	{"key_requests", "id", "jwt_secret"},
 	{"oauth_clients", "client_id", "secret"},
-	{"reveals", "request_id", "secret"}, // approvals a developer has yet to see (see keepReveal)
+	{"oauth_previous_secrets", "client_id", "secret"}, // a rotated client's old secret, during its grace
+	{"reveals", "request_id", "secret"},               // approvals a developer has yet to see (see keepReveal)
 }
 
 // CheckSecrets reports, before anything is served, a store whose sealed

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +237,95 @@ func testRotation(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if after, _ := s.FindDeveloperKeys(ctx, d.ID); len(after) != len(keys) {
 			t.Errorf("keys went from %d to %d through refused rotations", len(keys), len(after))
+		}
+	})
+
+	t.Run("OAuthSecret", func(t *testing.T) {
+		s, d := withDeveloperAndCatalogue(t, newStore)
+		a, err := s.IssueKey(ctx, d.ID, &keylens.KeyRequest{ApplyPolicies: []string{"pol-oauth"},
+			OAuthInfo: keylens.OAuthInfo{RedirectURI: "https://app.example.com/cb"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, oldSecret := a.OAuthClient.ClientID, a.OAuthClient.Secret
+		n := 0
+		issue := func(secret string) error {
+			n++
+			_, err := s.IssueToken(ctx, keylens.ClientCredentials{ID: id, Secret: secret}, keylens.TokenHashOf(fmt.Sprintf("token-%d", n)), time.Hour)
+			return err
+		}
+		if err := issue(oldSecret); err != nil {
+			t.Fatal(err)
+		}
+		other := &keylens.Developer{Email: "other@example.com"}
+		mustCreate(t, s, other)
+		for name, c := range map[string]struct {
+			dev   string
+			grace time.Duration
+			code  string
+		}{
+			"another's client": {other.ID, time.Hour, keylens.ENOTFOUND},
+			"grace too long":   {d.ID, keylens.DefaultMaxRotationGrace + time.Hour, keylens.EINVALID},
+		} {
+			if _, err := s.RotateOAuthSecret(ctx, c.dev, id, c.grace); keylens.ErrorCode(err) != c.code {
+				t.Errorf("%s: %v, want %s", name, err, c.code)
+			}
+		}
+		if _, err := s.RotateOAuthSecret(ctx, d.ID, "nope", time.Hour); keylens.ErrorCode(err) != keylens.ENOTFOUND {
+			t.Errorf("unknown client: %v", err)
+		}
+		if err := issue(oldSecret); err != nil {
+			t.Fatalf("refused rotations changed the secret: %v", err)
+		}
+		rot, err := s.RotateOAuthSecret(ctx, d.ID, id, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rot.ClientID != id || rot.Secret == "" || rot.Secret == oldSecret || rot.OldSecretExpires.Nanosecond() != 0 {
+			t.Fatalf("rotation %+v", rot)
+		}
+		if _, err := s.RotateOAuthSecret(ctx, d.ID, id, time.Hour); keylens.ErrorCode(err) != keylens.ECONFLICT {
+			t.Errorf("rotating during the grace: %v, want conflict", err)
+		}
+		// A developer update (read, written back) keeps the grace.
+		dev, _ := s.FindDeveloperByID(ctx, d.ID)
+		if dev.OAuthClients["pol-oauth"][0].Secret != rot.Secret {
+			t.Errorf("the developer shows secret %q, want the new one", dev.OAuthClients["pol-oauth"][0].Secret)
+		}
+		if err := s.UpdateDeveloper(ctx, d.ID, dev); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			errOld, errNew := issue(oldSecret), issue(rot.Secret)
+			now := time.Now()
+			if errNew != nil {
+				t.Fatalf("the new secret: %v", errNew)
+			}
+			if errOld == nil {
+				if now.After(rot.OldSecretExpires.Add(time.Second)) {
+					t.Fatalf("the old secret still works at %v, a second after its end %v", now, rot.OldSecretExpires)
+				}
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if !errors.Is(errOld, keylens.ErrInvalidClient) {
+				t.Fatal(errOld)
+			}
+			if now.Before(rot.OldSecretExpires) {
+				t.Fatalf("the old secret was refused at %v, before its end %v", now, rot.OldSecretExpires)
+			}
+			break
+		}
+		// No grace: the old secret stops at once.
+		rot2, err := s.RotateOAuthSecret(ctx, d.ID, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := issue(rot.Secret); !errors.Is(err, keylens.ErrInvalidClient) {
+			t.Errorf("the secret replaced without grace: %v", err)
+		}
+		if err := issue(rot2.Secret); err != nil {
+			t.Error(err)
 		}
 	})
 }

@@ -68,7 +68,9 @@ type rotateBody struct {
 
 // POST /api/keylens/developers/{id}/keys/{keyId}/rotate
 // {"grace_period":"24h"}: a new key replaces the key, which keeps working
-// for the grace period (keylens.KeyService.RotateKey).
+// for the grace period (keylens.KeyService.RotateKey); for an OAuth
+// client's id, a new secret replaces its secret likewise
+// (RotateOAuthSecret).
 func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
 	var in rotateBody
 	if err := decode(w, r, &in, "grace_period"); err != nil {
@@ -80,8 +82,22 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rot, err := s.Keys.RotateKey(r.Context(), r.PathValue("id"), keylens.KeyHashOf(r.PathValue("keyId")),
+	devID, keyID := r.PathValue("id"), r.PathValue("keyId")
+	rot, err := s.Keys.RotateKey(r.Context(), devID, keylens.KeyHashOf(keyID),
 		keylens.KeyRotation{Grace: grace, JWTSecret: in.JWTSecret, Certificate: in.Certificate})
+	if keylens.ErrorCode(err) == keylens.ENOTFOUND {
+		// Not a key of the developer's: one of their OAuth clients, by
+		// its client id, gets a new secret instead.
+		sec, cerr := s.Keys.RotateOAuthSecret(r.Context(), devID, keyID, grace)
+		if keylens.ErrorCode(cerr) != keylens.ENOTFOUND {
+			if cerr != nil {
+				s.writeError(w, r, cerr)
+				return
+			}
+			writeJSON(w, http.StatusOK, sec)
+			return
+		}
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

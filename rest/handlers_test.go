@@ -335,3 +335,20 @@ func mustOrg(t *testing.T, a api, devID string) string {
 	}
 	return org
 }
+
+// TestRotateOAuthSecretHandler: the rotate route given an OAuth client's
+// id answers its new secret and the old one's end.
+func TestRotateOAuthSecretHandler(t *testing.T) {
+	a := api{t, newTestServer(t)}
+	a.ok("POST", "/api/portal/catalogue", `{"apis":[{"name":"Sync","policy_id":"sync","api_id":"api","auth_type":"oauth"}]}`)
+	id := a.ok("POST", "/api/portal/developers", `{"email":"ada@example.com"}`)
+	other := a.ok("POST", "/api/portal/developers", `{"email":"bob@example.com"}`)
+	c := a.do("POST", "/api/portal/developers/"+id+"/keys", `{"apply_policies":["sync"],"oauth_info":{"redirect_uri":"https://app.example.com/cb"}}`, 200)
+	client := c["client_id"].(string)
+	a.do("POST", "/api/keylens/developers/"+other+"/keys/"+client+"/rotate", `{"grace_period":"1h"}`, 404)
+	got := a.do("POST", "/api/keylens/developers/"+id+"/keys/"+client+"/rotate", `{"grace_period":"1h"}`, 200)
+	if got["client_id"] != client || got["secret"] == "" || got["secret"] == c["secret"] || got["old_secret_expires"] == nil {
+		t.Errorf("secret rotation answered %v", got)
+	}
+	a.do("POST", "/api/keylens/developers/"+id+"/keys/"+client+"/rotate", `{"grace_period":"1h"}`, 409)
+}

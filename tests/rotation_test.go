@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +251,59 @@ func TestKeyRotationSurvivesARestart(t *testing.T) {
 		t.Errorf("its replacement: %d", status)
 	}
 	wantEnvelope(t, in.do("POST", "/api/keylens/developers/"+dev+"/keys/"+basicHash(b.RawKey)+"/rotate", `{"grace_period":"1h"}`), 409, "Error", "")
+}
+
+// TestOAuthSecretRotation: an OAuth client's secret rotated with a grace:
+// at every sidecar (in keylens serve, beside it on the store, and against
+// the portal) both secrets get tokens until the end, and from then on only
+// the new one does; tokens already issued keep working.
+func TestOAuthSecretRotation(t *testing.T) {
+	f := startOAuthFleet(t)
+	dev, id, oldSecret := f.client(t, "ada@example.com")
+	before := f.token(t, 0, id, oldSecret)
+	r := f.portal.do("POST", "/api/keylens/developers/"+dev+"/keys/"+id+"/rotate", `{"grace_period":"3s"}`)
+	if r.Status != 200 {
+		t.Fatalf("rotate: %d %s", r.Status, r.Body)
+	}
+	rot := decodeAs[struct {
+		ClientID         string    `json:"client_id"`
+		Secret           string    `json:"secret"`
+		OldSecretExpires time.Time `json:"old_secret_expires"`
+	}](t, r)
+	if rot.ClientID != id || rot.Secret == "" || rot.Secret == oldSecret {
+		t.Fatalf("rotation %+v", rot)
+	}
+	get := func(i int, secret string) int {
+		return postForm(t, f.urls[i]+"/oauth/token", url.Values{"grant_type": {"client_credentials"}},
+			"Basic "+base64.StdEncoding.EncodeToString([]byte(id+":"+secret))).Status
+	}
+	for i := range f.urls {
+		if s := get(i, rot.Secret); s != 200 {
+			t.Errorf("%s: the new secret: %d", f.names[i], s)
+		}
+		if s := get(i, oldSecret); s != 200 && time.Now().Before(rot.OldSecretExpires) {
+			t.Errorf("%s: the old secret during the grace: %d", f.names[i], s)
+		}
+	}
+	for i := range f.urls {
+		for {
+			s, now := get(i, oldSecret), time.Now()
+			if s == 401 {
+				if now.Before(rot.OldSecretExpires) {
+					t.Fatalf("%s: the old secret refused at %v, before its end %v", f.names[i], now, rot.OldSecretExpires)
+				}
+				break
+			}
+			if s != 200 || now.After(rot.OldSecretExpires.Add(time.Second)) {
+				t.Fatalf("%s: the old secret answers %d at %v (its end %v)", f.names[i], s, now, rot.OldSecretExpires)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if s := get(i, rot.Secret); s != 200 {
+			t.Errorf("%s: the new secret after the end: %d", f.names[i], s)
+		}
+	}
+	if s := f.status(t, 0, before); s != 200 {
+		t.Errorf("a token issued before the rotation: %d", s)
+	}
 }

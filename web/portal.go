@@ -120,6 +120,7 @@ func (p *Portal) routes() http.Handler {
 	page("GET /oauth-clients/{id}", p.clientPage)
 	page("POST /oauth-clients/{id}/revoke", p.revokeToken)
 	page("POST /oauth-clients/{id}/revoke_all", p.revokeAllTokens)
+	page("POST /oauth-clients/{id}/rotate", p.rotateSecret)
 	return p.handle(mux)
 }
 

@@ -416,8 +416,45 @@ func (p *Portal) showClient(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	p.render(w, r, status, "portal_client", view{Title: "OAuth client", Nav: "oauth", Error: problem, Flash: p.flash(r),
-		Data: clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription, RedirectURI: cl.RedirectURI,
-			Policy: policyOf(pol, cat), Created: cl.DateCreated}})
+		Data: portalClientData{clientRow: clientRow{ClientID: cl.ClientID, AppDescription: cl.AppDescription, RedirectURI: cl.RedirectURI,
+			Policy: policyOf(pol, cat), Created: cl.DateCreated}, Graces: graceChoices(p.MaxRotationGrace)}})
+}
+
+type portalClientData struct {
+	clientRow
+	Graces []graceChoice // the secret rotation form's choices
+}
+
+// POST /oauth-clients/{id}/rotate {grace}: the developer gives their
+// client a new secret, shown once; the old one keeps working for the
+// grace chosen.
+func (p *Portal) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	cl, pol, err := p.myClient(r)
+	if err != nil {
+		p.errorPage(w, r, err)
+		return
+	}
+	var rot *keylens.SecretRotation
+	in, err := rotationForm(r, p.MaxRotationGrace)
+	if err == nil {
+		rot, err = p.Keys.RotateOAuthSecret(r.Context(), s.DeveloperID, cl.ClientID, in.Grace)
+	}
+	switch code := keylens.ErrorCode(err); code {
+	case "":
+	case keylens.EINVALID, keylens.ECONFLICT, keylens.EFORBIDDEN:
+		p.showClient(w, r, rest.HTTPStatus(code), keylens.ErrorMessage(err))
+		return
+	default:
+		p.errorPage(w, r, err)
+		return
+	}
+	c := *cl
+	c.Secret = rot.Secret
+	nonce := p.issued.put(&issuedEntry{session: s.IDHash, developerID: s.DeveloperID, email: s.Email,
+		approval: &keylens.Approval{OAuthClient: &c, PolicyID: pol}, authType: keylens.AuthOAuth, policies: []string{pol},
+		replaces: cl.ClientID, oldExpires: rot.OldSecretExpires}, p.Now())
+	http.Redirect(w, r, "/issued/"+nonce, http.StatusSeeOther)
 }
 
 // myClient is the signed-in developer's OAuth client the path names, and

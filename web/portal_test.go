@@ -762,3 +762,36 @@ func TestUntilText(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalRotatesAnOAuthSecret: a developer rotates their client's
+// secret from its page: the new secret is shown once, both get tokens
+// during the grace; another developer's client is not found.
+func TestPortalRotatesAnOAuthSecret(t *testing.T) {
+	tp := newTestPortal(t)
+	ctx := context.Background()
+	ada := tp.signUp("ada@example.com", "first-pass")
+	bob := tp.signUp("bob@example.com", "second-pass")
+	ada.requestKey("pol-partner", url.Values{"redirect_uri": {"https://ada.example.com/cb"}})
+	client := tp.developer("ada@example.com").OAuthClients["pol-partner"][0]
+	path := "/oauth-clients/" + client.ClientID
+	bob.get("/oauth-clients")
+	want(t, bob.post(path+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusNotFound)
+	want(t, ada.get(path), http.StatusOK, "Rotate the secret", `action="`+path+`/rotate"`)
+	p := ada.post(path+"/rotate", url.Values{"grace": {"1h0m0s"}})
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/issued/") {
+		t.Fatalf("rotate: %d %s\n%s", p.Status, p.Header.Get("Location"), text(p.Body))
+	}
+	p = ada.get(p.Header.Get("Location"))
+	want(t, p, http.StatusOK, "Client secret", "old secret keeps getting tokens until")
+	newSecret := tp.developer("ada@example.com").OAuthClients["pol-partner"][0].Secret
+	if newSecret == client.Secret || !strings.Contains(p.Body, newSecret) {
+		t.Fatalf("the page does not show the new secret")
+	}
+	for _, secret := range []string{client.Secret, newSecret} {
+		_, hash := keylens.NewAccessToken()
+		if _, err := tp.db.IssueToken(ctx, keylens.ClientCredentials{ID: client.ClientID, Secret: secret}, hash, time.Hour); err != nil {
+			t.Errorf("a token during the grace: %v", err)
+		}
+	}
+	want(t, ada.post(path+"/rotate", url.Values{"grace": {"1h0m0s"}}), http.StatusConflict, "in its grace period")
+}

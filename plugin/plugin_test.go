@@ -683,3 +683,59 @@ func TestSidecarDown(t *testing.T) {
 		t.Errorf("a bad sidecar_down: %v", err)
 	}
 }
+
+// TestRotatedKeyInThePlugin: during a rotation's grace both keys
+// authenticate in the gateway to the same developer, each naming itself
+// in X-Key-Id, and the old key's session ends by its grace end at the
+// latest; after the end the old key is refused within a second, though
+// the plugin caches for an hour.
+func TestRotatedKeyInThePlugin(t *testing.T) {
+	dev, raw := newKey(t, "rotate@example.com")
+	def := api(t, `,"cache_ttl":"1h","negative_cache_ttl":"1h"`)
+	st := stateFor(def)
+	auth := func(key string) (int, *http.Request) {
+		r := request(def, "", nil, key)
+		rec, _ := gateway.RunHook(KeylensAuth, r)
+		return rec.Code, r
+	}
+	if code, _ := auth(raw); code != 200 {
+		t.Fatalf("known key: %d", code)
+	}
+	waitFor(t, "the follower reads the feed", func() bool { return st.res.followed.Load() })
+	var rot struct {
+		RawKey        string    `json:"RawKey"`
+		KeyID         string    `json:"key_id"`
+		Replaces      string    `json:"replaces"`
+		OldKeyExpires time.Time `json:"old_key_expires"`
+	}
+	admin(t, "POST", "/api/keylens/developers/"+dev+"/keys/"+url.PathEscape(raw)+"/rotate", `{"grace_period":"3s"}`, &rot)
+	for key, hash := range map[string]string{raw: rot.Replaces, rot.RawKey: rot.KeyID} {
+		var code int
+		var r *http.Request
+		waitFor(t, "the key's rotation reaches the plugin", func() bool {
+			code, r = auth(key)
+			s := ctx.GetSession(r)
+			return code == 200 && (key != raw || (s != nil && s.Expires <= rot.OldKeyExpires.Unix()))
+		})
+		if s := ctx.GetSession(r); s == nil || s.MetaData["tyk_developer_id"] != dev || r.Header.Get("X-Key-Id") != hash {
+			t.Errorf("key %s: session %+v, X-Key-Id %q", hash, s, r.Header.Get("X-Key-Id"))
+		}
+	}
+	for {
+		code, _ := auth(raw)
+		now := time.Now()
+		if code == 401 {
+			if now.Before(rot.OldKeyExpires) {
+				t.Fatalf("refused at %v, before the end %v", now, rot.OldKeyExpires)
+			}
+			break
+		}
+		if code != 200 || now.After(rot.OldKeyExpires.Add(time.Second)) {
+			t.Fatalf("the old key answers %d at %v (its end %v)", code, now, rot.OldKeyExpires)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := auth(rot.RawKey); code != 200 {
+		t.Errorf("the new key after the old one's end: %d", code)
+	}
+}

@@ -302,6 +302,8 @@ type portalKeyData struct {
 	Replaces *keyRow // the key this one replaced, while in its grace
 	Usage    *usage
 	Graces   []graceChoice // the rotation form's choices
+	// CentralJWT: a jwt key may be rotated without material of its own.
+	CentralJWT bool
 }
 
 // GET /keys/{hash}: one of the developer's keys, its usage, and the form
@@ -332,7 +334,7 @@ func (p *Portal) showKey(w http.ResponseWriter, r *http.Request, status int, pro
 		p.errorPage(w, r, err)
 		return
 	}
-	d := portalKeyData{Key: keyRowOf(k, cat), Graces: graceChoices(p.MaxRotationGrace)}
+	d := portalKeyData{Key: keyRowOf(k, cat), Graces: graceChoices(p.MaxRotationGrace), CentralJWT: p.CentralJWT}
 	mine, err := p.Keys.FindDeveloperKeys(ctx, k.DeveloperID)
 	if err != nil {
 		p.errorPage(w, r, err)

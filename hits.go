@@ -69,6 +69,24 @@ type HitWriter interface {
 	AddHits(ctx context.Context, batches []HitBatch) (applied []bool, err error)
 }
 
+// HitReserver is a HitWriter that can take room for a batch before the
+// batch is parsed, so that an entry refuses what it cannot take before
+// doing the work (analytics.Committer).
+type HitReserver interface {
+	HitWriter
+	// Reserve takes room for up to series series, or answers
+	// EUNAVAILABLE at once when there is none.
+	Reserve(series int) (HitReservation, error)
+}
+
+// HitReservation is room a HitReserver took: AddHits commits a batch in
+// it (its series no more than were reserved), or Release gives it back.
+// Either is called once; Release after AddHits does nothing.
+type HitReservation interface {
+	HitWriter
+	Release()
+}
+
 // ValidateHits checks batches where hits enter keylens (POST /hits, the
 // admin API's POST /api/keylens/hits, the Tyk analytics consumer): EINVALID
 // naming the first batch that fails hits.Batch.Validate. What passes is

@@ -255,6 +255,87 @@ func TestCommitterBackpressure(t *testing.T) {
 	}
 }
 
+// TestCommitterReservesAtomically: writers reserving room at once, while
+// the store holds a commit, never take more than MaxQueuedRows between
+// them; room released or committed is there again for the next.
+func TestCommitterReservesAtomically(t *testing.T) {
+	db := openStore(t)
+	store := &counting{HitWriter: db, gate: make(chan struct{})}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxQueuedRows: 100})
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { // holds the store: 10 series busy
+		_, err := c.AddHits(ctx, batch("held", distinctSeries("held", 10)...))
+		first <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Pending() < 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var granted []keylens.HitReservation
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			r, err := c.Reserve(7)
+			if err != nil {
+				if !errors.Is(err, analytics.ErrBusy) {
+					t.Errorf("Reserve: %v, want ErrBusy", err)
+				}
+				return
+			}
+			mu.Lock()
+			granted = append(granted, r)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	// 90 rows of room left: 12 reservations of 7, not one more.
+	if len(granted) != 12 {
+		t.Fatalf("%d reservations of 7 series granted with 90 free, want 12", len(granted))
+	}
+	if _, err := c.Reserve(7); !errors.Is(err, analytics.ErrBusy) {
+		t.Fatalf("Reserve with the room taken: %v, want ErrBusy", err)
+	}
+	granted[0].Release()
+	granted[0].Release() // twice is once
+	r, err := c.Reserve(7)
+	if err != nil {
+		t.Fatalf("Reserve after a release: %v", err)
+	}
+	if _, err := c.Reserve(7); !errors.Is(err, analytics.ErrBusy) {
+		t.Fatalf("a double release gave back room twice: %v", err)
+	}
+	close(store.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// A reservation commits its batch; the room goes with the commit.
+	if _, err := r.AddHits(ctx, batch("reserved", distinctSeries("r", 5)...)); err != nil {
+		t.Fatalf("AddHits in a reservation: %v", err)
+	}
+	r.Release() // after AddHits: nothing
+	for _, g := range granted[1:] {
+		g.Release()
+	}
+	if _, err := c.Reserve(100); err != nil {
+		t.Errorf("every reservation released, yet no room for MaxQueuedRows: %v", err)
+	}
+	closeCommitter(t, c)
+	if rows := query(t, db, false, "r0", "r1", "r2", "r3", "r4"); len(rows) != 1 || rows[0].Hits != 5 {
+		t.Errorf("stored %+v, want the reserved batch's 5 hits", rows)
+	}
+}
+
+// distinctSeries is n series of one hit, on keys prefix0 … prefix(n-1).
+func distinctSeries(prefix string, n int) []keylens.HitDelta {
+	out := make([]keylens.HitDelta, n)
+	for i := range out {
+		out[i] = series(fmt.Sprint(prefix, i), "a", 200, 1)
+	}
+	return out
+}
+
 func TestCommitterClose(t *testing.T) {
 	db := openStore(t)
 	store := &counting{HitWriter: db, gate: make(chan struct{})}

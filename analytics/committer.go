@@ -52,15 +52,17 @@ type Committer struct {
 	mu         sync.Mutex
 	queue      []*commitRequest
 	queuedRows int
-	busyRows   int   // of the group being committed
-	busyHits   int64 // of the group being committed
-	busySince  time.Time
-	closed     bool
-	abandoned  int64 // hits answered with an error at Close
-	wake       chan struct{}
-	stop       chan struct{} // closed when Close gives up on what is left
-	stopOnce   sync.Once
-	done       chan struct{} // closed when the loop has returned
+	// reservedRows is room Reserve took for batches not yet queued.
+	reservedRows int
+	busyRows     int   // of the group being committed
+	busyHits     int64 // of the group being committed
+	busySince    time.Time
+	closed       bool
+	abandoned    int64 // hits answered with an error at Close
+	wake         chan struct{}
+	stop         chan struct{} // closed when Close gives up on what is left
+	stopOnce     sync.Once
+	done         chan struct{} // closed when the loop has returned
 	// base is every commit attempt's context: Close cancels it when it
 	// gives up, so that a store that hangs cannot hold shutdown.
 	base       context.Context
@@ -114,6 +116,76 @@ func NewCommitter(store keylens.HitWriter, o CommitterOptions) *Committer {
 // when it cannot take them now; EINVALID, with nothing stored, when the
 // store refuses a batch (a portal whose rules differ).
 func (c *Committer) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
+	return c.add(ctx, batches, nil)
+}
+
+// Reserve takes room for up to series series, before the batch that will
+// fill it is parsed, so that an entry refuses what it cannot take before
+// doing the work: ErrBusy or ErrClosing at once when there is no room.
+// Checking and taking are one step, so that writers arriving together
+// cannot all find room and then overfill the queue. The reservation's
+// AddHits commits the batch in the room taken; Release gives it back
+// unused.
+func (c *Committer) Reserve(series int) (keylens.HitReservation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.roomFor(series); err != nil {
+		c.m.refusedBatches.Inc()
+		return nil, err
+	}
+	c.reservedRows += series
+	return &reservation{c: c, rows: series}, nil
+}
+
+// roomFor reports whether rows more series fit, under c.mu: a batch larger
+// than the limit is taken alone, when nothing else is pending.
+func (c *Committer) roomFor(rows int) error {
+	used := c.queuedRows + c.busyRows + c.reservedRows
+	switch {
+	case c.closed:
+		return ErrClosing
+	case used > 0 && used+rows > c.opts.MaxQueuedRows:
+		return ErrBusy
+	}
+	return nil
+}
+
+// reservation is room Reserve took; it is used or released once.
+type reservation struct {
+	c    *Committer
+	rows int
+	once sync.Once
+}
+
+// AddHits commits batches in the room reserved, which it gives back; their
+// series should number no more than were reserved.
+func (r *reservation) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
+	used := false
+	var applied []bool
+	var err error
+	r.once.Do(func() {
+		used = true
+		applied, err = r.c.add(ctx, batches, r)
+	})
+	if !used {
+		return nil, errors.New("analytics: a reservation was used twice")
+	}
+	return applied, err
+}
+
+// Release gives the room back when the batch was not committed (it was
+// refused as invalid, or was empty); after AddHits it does nothing.
+func (r *reservation) Release() {
+	r.once.Do(func() {
+		r.c.mu.Lock()
+		r.c.reservedRows -= r.rows
+		r.c.mu.Unlock()
+	})
+}
+
+// add queues batches, in the room res took when it is not nil, and waits
+// for their commit.
+func (c *Committer) add(ctx context.Context, batches []keylens.HitBatch, res *reservation) ([]bool, error) {
 	r := &commitRequest{batches: batches, at: time.Now(), done: make(chan struct{})}
 	for i := range batches {
 		if batches[i].ID == "" {
@@ -126,15 +198,20 @@ func (c *Committer) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]
 		r.hits += batches[i].Hits()
 	}
 	c.mu.Lock()
-	switch {
-	case c.closed:
+	var err error
+	if res != nil {
+		c.reservedRows -= res.rows // the batch takes the room itself now
+		if c.closed {
+			err = ErrClosing
+		}
+	} else {
+		err = c.roomFor(r.rows)
+	}
+	if err != nil {
 		c.mu.Unlock()
 		c.m.refusedHits.Add(float64(r.hits))
-		return nil, ErrClosing
-	case c.queuedRows+c.busyRows > 0 && c.queuedRows+c.busyRows+r.rows > c.opts.MaxQueuedRows:
-		c.mu.Unlock()
-		c.m.refusedHits.Add(float64(r.hits))
-		return nil, ErrBusy
+		c.m.refusedBatches.Inc()
+		return nil, err
 	}
 	c.queue = append(c.queue, r)
 	c.queuedRows += r.rows
@@ -179,7 +256,9 @@ func (c *Committer) run() {
 		}
 		group := make([]*commitRequest, n)
 		copy(group, c.queue)
-		c.queue = append(c.queue[:0], c.queue[n:]...)
+		rest := copy(c.queue, c.queue[n:])
+		clear(c.queue[rest:]) // the batches taken are not kept past their commit
+		c.queue = c.queue[:rest]
 		c.queuedRows -= rows
 		c.busyRows, c.busyHits, c.busySince = rows, hits, group[0].at
 		c.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 type Metrics struct {
 	committedHits    prometheus.Counter
 	refusedHits      prometheus.Counter
+	refusedBatches   prometheus.Counter
 	duplicateBatches prometheus.Counter
 	invalidBatches   prometheus.Counter
 	commitErrors     prometheus.Counter
@@ -38,7 +39,9 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 		committedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_committed_hits_total",
 			Help: "Hits committed to the store."}),
 		refusedHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_refused_hits_total",
-			Help: "Hits refused with 503 because the pipeline was behind or shutting down; their writers retry them."}),
+			Help: "Hits refused with 503 once parsed, because the pipeline was behind or shutting down; POST /hits refuses a batch before parsing it, counted in keylens_analytics_refused_batches_total only. Their writers retry them."}),
+		refusedBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_refused_batches_total",
+			Help: "Batches refused with 503 because the pipeline was behind or shutting down, most before they were parsed (so their hits are not in keylens_analytics_refused_hits_total); their writers retry them."}),
 		duplicateBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_duplicate_batches_total",
 			Help: "Batches acknowledged without counting because their id was applied before."}),
 		invalidBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keylens_analytics_invalid_batches_total",
@@ -50,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 		keys: newKeyCounters(maxKeys),
 	}
 	if reg != nil {
-		reg.MustRegister(m.committedHits, m.refusedHits, m.duplicateBatches, m.invalidBatches, m.commitErrors, m.commitSeconds, m.keys,
+		reg.MustRegister(m.committedHits, m.refusedHits, m.refusedBatches, m.duplicateBatches, m.invalidBatches, m.commitErrors, m.commitSeconds, m.keys,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_pending_hits",
 				Help: "Hits received and not yet committed: waiting, or in the transaction under way."},
 				m.fromCommitter(func(c *Committer) float64 { h, _ := c.pending(); return float64(h) })),

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,23 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	b, err := parseHitsOf(context.Background(), ctx.PostBody(), start.Time(), s.Resolver.store)
+	body := ctx.PostBody()
+	// Room before work: the committer's room is taken before the body is
+	// parsed, so that a batch refused for want of it costs a byte count,
+	// not a parse, hashes, lookups and a fold. Every element is an object,
+	// so the body's '{' bound its series (and a body of more elements is
+	// refused).
+	w := s.Hits
+	if r, ok := s.Hits.(keylens.HitReserver); ok {
+		res, err := r.Reserve(min(bytes.Count(body, []byte{'{'}), hits.MaxPerRequest))
+		if err != nil {
+			s.hitsUnavailable(ctx, err, start)
+			return
+		}
+		defer res.Release() // when the batch was not committed
+		w = res
+	}
+	b, err := parseHitsOf(context.Background(), body, start.Time(), s.Resolver.store)
 	var lookup lookupError
 	if errors.As(err, &lookup) {
 		s.Logger.Error("looking up a hit's Basic username failed", "err", lookup.error)
@@ -58,7 +75,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	}
 	// Not the request's context: fasthttp ends it when shutdown begins,
 	// and a batch taken is committed (or refused) whatever happens.
-	applied, err := s.Hits.AddHits(context.Background(), []keylens.HitBatch{b})
+	applied, err := w.AddHits(context.Background(), []keylens.HitBatch{b})
 	switch keylens.ErrorCode(err) {
 	case "":
 	case keylens.EINVALID:
@@ -66,9 +83,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epHits][outBad].observe(ctx.ConnID(), start)
 		return
 	case keylens.EUNAVAILABLE:
-		ctx.Response.Header.Set("Retry-After", "1")
-		jsonError(ctx, fasthttp.StatusServiceUnavailable, keylens.ErrorMessage(err))
-		s.outcomes[epHits][outError].observe(ctx.ConnID(), start)
+		s.hitsUnavailable(ctx, err, start)
 		return
 	default:
 		s.Logger.Error("storing hits failed", "err", err)
@@ -84,6 +99,14 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"recorded":0,"dropped":0,"duplicate":true}`)
 	}
 	s.outcomes[epHits][outOK].observe(ctx.ConnID(), start)
+}
+
+// hitsUnavailable answers 503 with Retry-After: nothing was stored, and
+// the writer sends the same batch again later.
+func (s *Server) hitsUnavailable(ctx *fasthttp.RequestCtx, err error, start clock.Stamp) {
+	ctx.Response.Header.Set("Retry-After", "1")
+	jsonError(ctx, fasthttp.StatusServiceUnavailable, keylens.ErrorMessage(err))
+	s.outcomes[epHits][outError].observe(ctx.ConnID(), start)
 }
 
 // parseHits is parseHitsOf without Basic usernames: every key is a hash

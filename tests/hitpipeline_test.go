@@ -330,8 +330,8 @@ func TestHitsBackpressure(t *testing.T) {
 		t.Errorf("stored %d hits, want %d exactly", got, posts*size)
 	}
 	metrics := string(in.sidecar("GET", "/metrics", nil, nil).Body)
-	if !strings.Contains(metrics, "keylens_analytics_refused_hits_total") || strings.Contains(metrics, "keylens_analytics_refused_hits_total 0\n") {
-		t.Error("/metrics does not count the refused hits")
+	if !strings.Contains(metrics, "keylens_analytics_refused_batches_total") || strings.Contains(metrics, "keylens_analytics_refused_batches_total 0\n") {
+		t.Error("/metrics does not count the refused batches")
 	}
 	t.Logf("%d answers were 503", refused.Load())
 }

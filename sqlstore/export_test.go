@@ -34,3 +34,6 @@ func (db *DB) RawQueryRow(ctx context.Context, query string) *sql.Row {
 
 // SetExclusiveRetry sets how often Exclusive asks for its lock again.
 func SetExclusiveRetry(d time.Duration) { exclusiveRetry = d }
+
+// WriteLock is the advisory lock PostgreSQL portal writes take.
+const WriteLock = writeLock

@@ -15,11 +15,12 @@ import (
 var _ keylens.HitService = (*DB)(nil)
 
 // AddHits applies the batches that were not applied before, hourly and to
-// the daily rollup, in one transaction with their ids. The batches were
-// validated where they entered (keylens.ValidateHits).
+// the daily rollup, in one transaction with their ids, on the counters'
+// own writer (writeHits). The batches were validated where they entered
+// (keylens.ValidateHits).
 func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	var applied []bool
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeHits(ctx, func(tx *Tx) error {
 		var err error
 		if applied, err = claimBatches(ctx, tx, batches); err != nil {
 			return err
@@ -117,21 +118,30 @@ func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
 }
 
 // claimBatches records the batches' ids and reports which batches are new:
-// those without an id, and the first of each id not recorded before.
+// those without an id, and the first of each id not recorded before. The
+// ids are inserted in order, as the counters are: two commits claiming the
+// same ids (a batch retried to another process while its first commit
+// runs) wait for each other in one order, never in a cycle.
 func claimBatches(ctx context.Context, tx *Tx, batches []keylens.HitBatch) ([]bool, error) {
 	applied := make([]bool, len(batches))
-	var sb strings.Builder
-	var args []any
+	var ids []string
 	for i := range batches {
 		if batches[i].ID == "" {
 			applied[i] = true
 			continue
 		}
+		ids = append(ids, batches[i].ID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var sb strings.Builder
+	var args []any
+	for _, id := range ids {
 		if len(args) > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString("(?, ?)")
-		args = append(args, batches[i].ID, tx.now.Unix())
+		args = append(args, id, tx.now.Unix())
 	}
 	if len(args) == 0 {
 		return applied, nil
@@ -247,7 +257,7 @@ func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []keylens
 // PruneHitBatches forgets batch ids applied before t: a writer retries for
 // seconds, not days.
 func (db *DB) PruneHitBatches(ctx context.Context, before time.Time) error {
-	_, err := db.wdb.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
+	_, err := db.hw.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
 	return err
 }
 
@@ -281,7 +291,7 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		}
 	}
 	fmt.Fprintf(&sb, ` GROUP BY %s, code ORDER BY %[1]s, code`, col)
-	rows, err := db.rdb.QueryContext(ctx, sb.String(), args...)
+	rows, err := db.hr.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +310,74 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		return nil, err
 	}
 	return keylens.FoldHits(buckets, q.Res, q.ByCode), nil
+}
+
+// movedMarker, recorded in the analytics file's schema_migrations, says
+// the hit counters of the portal's file were moved into it.
+const movedMarker = "moved-from-portal-file"
+
+// moveHitsOut moves the hit counters a SQLite portal file held before they
+// had a file of their own (keylens.db's tables hits_hourly, hits_daily and
+// hit_batches) into the analytics file, once. The two files cannot commit
+// together, so the copy and a marker commit in the analytics file first;
+// the portal's tables are dropped after. A crash between the two leaves
+// the marker and the old tables: the next start drops them without
+// copying again, so no counter is lost or counted twice.
+func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
+	var old int
+	if err := db.wdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('hits_hourly', 'hits_daily', 'hit_batches')`).Scan(&old); err != nil {
+		return err
+	}
+	if old == 0 {
+		return nil
+	}
+	conn, err := db.hw.Conn(ctx) // ATTACH holds for one connection
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS portal`, portalPath); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE portal`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var moved int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM main.schema_migrations WHERE name = ?`, movedMarker).Scan(&moved); err != nil {
+		return err
+	}
+	if moved == 0 {
+		// The analytics file is new (it is created beside the portal's
+		// on the first start that has it); the sums are there for
+		// safety should it hold counters anyway.
+		for _, t := range []struct{ table, col string }{{"hits_hourly", "hour"}, {"hits_daily", "day"}} {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCounters, "main."+t.table, t.col,
+				`SELECT key_hash, `+t.col+`, api_id, code, hits, success, errors, last_hit, latency_us, latency_count FROM portal.`+t.table+` WHERE true`,
+				"MAX")); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO main.hit_batches (id, applied_at) SELECT id, applied_at FROM portal.hit_batches WHERE true ON CONFLICT (id) DO NOTHING`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO main.schema_migrations (name) VALUES (?)`, movedMarker); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		for _, table := range []string{"hits_hourly", "hits_daily", "hit_batches"} {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func floorDiv(a, b int64) int64 {

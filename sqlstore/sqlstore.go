@@ -32,7 +32,7 @@ import (
 	"github.com/keylens/keylens"
 )
 
-//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+//go:embed migrations/sqlite/*.sql migrations/sqlite-analytics/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // Compile-time checks that DB provides every service.
@@ -51,10 +51,17 @@ type DB struct {
 	// them in Go (one connection, BEGIN IMMEDIATE) beats retrying on
 	// SQLITE_BUSY. rdb serves reads concurrently from the WAL.
 	wdb, rdb *pool
-	// pg is set for PostgreSQL: placeholders are rebound, and every write
-	// transaction takes one advisory lock, so that writers from every
-	// process sharing the database commit one at a time, as SQLite's do,
-	// and change-feed sequence numbers commit in order.
+	// hw commits the hit counters and hr reads them. On SQLite they are
+	// a file of their own (AnalyticsPath) with its own writer, so that a
+	// portal write never queues behind a hit commit; on PostgreSQL hw is
+	// a pool of its own whose transactions take no advisory lock, and hr
+	// is rdb.
+	hw, hr *pool
+	// pg is set for PostgreSQL: placeholders are rebound, and every
+	// portal write transaction takes one advisory lock (see begin), so
+	// that portal writers from every process sharing the database commit
+	// one at a time, as SQLite's do, and change-feed sequence numbers
+	// commit in order.
 	pg     bool
 	dsn    string   // PostgreSQL's, for the listener
 	listen listener // PostgreSQL: LISTEN for other processes' changes
@@ -89,16 +96,9 @@ type DB struct {
 	secrets *secretBox
 	// Logger hears when the store runs out of space and when it has
 	// space again (with the writes refused meanwhile): two lines per
-	// episode, however many requests it refuses. Nowhere when nil.
+	// episode and file, however many requests it refuses. Nowhere when
+	// nil.
 	Logger *slog.Logger
-
-	// full is set while writes fail for want of space, cleared by the
-	// next write that commits; refused counts the writes refused since
-	// it was set.
-	full     atomic.Bool
-	refused  atomic.Int64
-	fullMu   sync.Mutex // orders the episode's first and last lines
-	fullFrom time.Time
 }
 
 // Open opens the store named by dsn, "sqlite:PATH" (creating the file and
@@ -118,32 +118,35 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
-	const pragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)"
-	// The writer keeps up to 64 MiB of pages (SQLite's default is 2 MiB),
-	// so that a transaction of thousands of counter rows spread over
-	// the tables does not spill pages to the WAL before it commits, and
-	// keeps statement journals in memory.
-	wdb, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate")
+	wdb, rdb, err := openSQLite(path)
 	if err != nil {
 		return nil, err
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetConnMaxIdleTime(0)
-	rdb, err := sql.Open("sqlite", path+"?"+pragmas+"&_pragma=query_only(1)")
+	// The hit counters live in a file of their own, with its own writer:
+	// SQLite has one writer per file, and a portal write must not queue
+	// behind a commit of thousands of counters.
+	hpath := AnalyticsPath(path)
+	hw, hr, err := openSQLite(hpath)
 	if err != nil {
 		wdb.Close()
+		rdb.Close()
 		return nil, err
 	}
-	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
-	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
-
-	db := &DB{wdb: &pool{DB: wdb}, rdb: &pool{DB: rdb}, Now: time.Now,
-		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
+	db := &DB{wdb: &pool{DB: wdb, writer: true, name: "portal"}, rdb: &pool{DB: rdb}, hw: &pool{DB: hw, writer: true, name: "hit counters"}, hr: &pool{DB: hr},
+		Now: time.Now, KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
-	db.wdb.db, db.rdb.db = db, db
-	if err := db.migrate(ctx); err != nil {
+	db.wdb.db, db.rdb.db, db.hw.db, db.hr.db = db, db, db, db
+	if err := db.migrate(ctx, db.wdb, "migrations/sqlite/*.sql"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	if err := db.migrate(ctx, db.hw, "migrations/sqlite-analytics/*.sql"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", hpath, err)
+	}
+	if err := db.moveHitsOut(ctx, path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("move the hit counters from %s to %s: %w", path, hpath, err)
 	}
 	// SQLite parses a query on every unprepared call, a sizeable share
 	// of a key's resolution. (pgx caches PostgreSQL's statements itself,
@@ -156,12 +159,45 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
+// openSQLite opens a SQLite file's writer (one connection: writers queue
+// in Go, which beats retrying on SQLITE_BUSY) and readers (concurrent,
+// from the WAL).
+func openSQLite(path string) (wdb, rdb *sql.DB, err error) {
+	const pragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)"
+	// The writer keeps up to 64 MiB of pages (SQLite's default is 2 MiB),
+	// so that a transaction of thousands of counter rows spread over
+	// the tables does not spill pages to the WAL before it commits, and
+	// keeps statement journals in memory.
+	wdb, err = sql.Open("sqlite", path+"?"+pragmas+"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate")
+	if err != nil {
+		return nil, nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	rdb, err = sql.Open("sqlite", path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		wdb.Close()
+		return nil, nil, err
+	}
+	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	return wdb, rdb, nil
+}
+
+// AnalyticsPath is the file of a SQLite store's hit counters, beside the
+// portal's: keylens.db's is keylens-analytics.db.
+func AnalyticsPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-analytics" + ext
+}
+
 // IsPostgres reports whether dsn names a PostgreSQL database.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// writeLock is the advisory lock every PostgreSQL write transaction holds.
+// writeLock is the advisory lock every PostgreSQL portal write transaction
+// holds (see begin); hit commits do not take it.
 const writeLock = 0x6b65796c656e73 // "keylens"
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -169,8 +205,8 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One writer connection per process: writers queue in Go, and the
-	// advisory lock orders them across processes.
+	// One portal writer connection per process: portal writers queue in
+	// Go, and the advisory lock orders them across processes.
 	wdb.SetMaxOpenConns(1)
 	rdb, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -180,22 +216,47 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	rdb.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetMaxIdleConns(max(4, 2*runtime.GOMAXPROCS(0)))
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{wdb: &pool{DB: wdb, pg: true}, rdb: &pool{DB: rdb, pg: true}, pg: true, dsn: dsn, Now: time.Now,
+	// Hit commits have connections of their own, so that they never wait
+	// for the portal writer's, nor it for theirs.
+	hw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	hw.SetMaxOpenConns(hitWriters)
+	hw.SetMaxIdleConns(hitWriters)
+	hw.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{wdb: &pool{DB: wdb, pg: true, writer: true, name: "portal"}, rdb: &pool{DB: rdb, pg: true}, hw: &pool{DB: hw, pg: true, writer: true, name: "hit counters"},
+		pg: true, dsn: dsn, Now: time.Now,
 		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
-	db.wdb.db, db.rdb.db = db, db
-	if err := db.migrate(ctx); err != nil {
+	db.hr = db.rdb
+	db.wdb.db, db.rdb.db, db.hw.db = db, db, db
+	if err := db.migrate(ctx, db.wdb, "migrations/postgres/*.sql"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL: %w", err)
 	}
 	return db, nil
 }
 
+// hitWriters is how many PostgreSQL connections a process commits hits on.
+const hitWriters = 2
+
 // pool is a connection pool whose queries are rebound for its database.
 type pool struct {
 	*sql.DB
-	pg bool
-	db *DB
+	pg     bool
+	db     *DB
+	writer bool
+	name   string // a writer's, for the log: "portal" or "hit counters"
+	// full is set while a writer's writes fail for want of space, cleared
+	// by its next write that commits; refused counts the writes refused
+	// since it was set.
+	full     atomic.Bool
+	refused  atomic.Int64
+	fullMu   sync.Mutex // orders the episode's first and last lines
+	fullFrom time.Time
 
 	prepared map[string]*sql.Stmt // by query; written only while opening
 }
@@ -243,10 +304,10 @@ func (p *pool) q(query string) string {
 // ExecContext runs query, rebound for the pool's database.
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := p.DB.ExecContext(ctx, p.q(query), args...)
-	if err == nil && p.db != nil && p == p.db.wdb {
-		p.db.wrote()
+	if err == nil && p.writer {
+		p.wrote()
 	}
-	return res, p.db.storageError(err)
+	return res, p.storageError(err)
 }
 
 // QueryContext runs query, rebound for the pool's database.
@@ -309,10 +370,14 @@ func ValidateSQLitePath(path string) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() error {
 	db.stopListening()
-	return errors.Join(db.wdb.Close(), db.rdb.Close())
+	err := errors.Join(db.wdb.Close(), db.rdb.Close(), db.hw.Close())
+	if db.hr != db.rdb {
+		err = errors.Join(err, db.hr.Close())
+	}
+	return err
 }
 
 // Ping checks that the store answers, for health checks: EFULL while
@@ -321,7 +386,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.rdb.PingContext(ctx); err != nil {
 		return err
 	}
-	if db.full.Load() {
+	if db.wdb.full.Load() || db.hw.full.Load() {
 		return errFull
 	}
 	return nil
@@ -332,8 +397,8 @@ var errFull = keylens.Errorf(keylens.EFULL, "The store is out of space: writes f
 // storageError turns a write that failed for want of space (SQLite's
 // SQLITE_FULL, PostgreSQL's disk_full, a full disk) into EFULL and notes
 // it for Ping; other errors pass as they are.
-func (db *DB) storageError(err error) error {
-	if err == nil || db == nil {
+func (p *pool) storageError(err error) error {
+	if err == nil || p == nil || !p.writer {
 		return err
 	}
 	var se *sqlite.Error
@@ -344,30 +409,31 @@ func (db *DB) storageError(err error) error {
 	if !full {
 		return err
 	}
-	db.refused.Add(1)
-	if !db.full.Load() {
-		db.fullMu.Lock()
-		if !db.full.Load() {
-			db.full.Store(true)
-			db.fullFrom = time.Now()
-			db.logger().Error("the store is out of space: writes are refused (507) until space is freed", "err", err)
+	p.refused.Add(1)
+	if !p.full.Load() {
+		p.fullMu.Lock()
+		if !p.full.Load() {
+			p.full.Store(true)
+			p.fullFrom = time.Now()
+			p.db.logger().Error("the store is out of space: writes are refused (507) until space is freed", "file", p.name, "err", err)
 		}
-		db.fullMu.Unlock()
+		p.fullMu.Unlock()
 	}
 	return errFull
 }
 
-// wrote notes a write that succeeded: the end of a full store, if it was.
-func (db *DB) wrote() {
-	if !db.full.Load() {
+// wrote notes a write of the writer p that succeeded: the end of a full
+// store, if it was.
+func (p *pool) wrote() {
+	if !p.full.Load() {
 		return
 	}
-	db.fullMu.Lock()
-	defer db.fullMu.Unlock()
-	if db.full.Load() {
-		db.full.Store(false)
-		db.logger().Info("the store has space again", "refused_writes", db.refused.Swap(0),
-			"after", time.Since(db.fullFrom).Round(time.Millisecond))
+	p.fullMu.Lock()
+	defer p.fullMu.Unlock()
+	if p.full.Load() {
+		p.full.Store(false)
+		p.db.logger().Info("the store has space again", "file", p.name, "refused_writes", p.refused.Swap(0),
+			"after", time.Since(p.fullFrom).Round(time.Millisecond))
 	}
 }
 
@@ -378,20 +444,19 @@ func (db *DB) logger() *slog.Logger {
 	return db.Logger
 }
 
-// migrate applies, in name order, every embedded migration not yet recorded
-// in schema_migrations, each in its own transaction.
-func (db *DB) migrate(ctx context.Context) error {
-	dir := "migrations/sqlite/*.sql"
+// migrate applies, in name order, every embedded migration of dir not yet
+// recorded in the schema_migrations of w's database, each in its own
+// transaction.
+func (db *DB) migrate(ctx context.Context, w *pool, dir string) error {
 	if db.pg {
 		// Processes starting at once migrate one at a time. The writer
 		// pool's one connection holds the lock until it is released.
-		dir = "migrations/postgres/*.sql"
-		if _, err := db.wdb.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, writeLock+1); err != nil {
+		if _, err := w.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, writeLock+1); err != nil {
 			return err
 		}
-		defer db.wdb.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, writeLock+1)
+		defer w.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, writeLock+1)
 	}
-	if _, err := db.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
+	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)`); err != nil {
 		return err
 	}
 	names, err := fs.Glob(migrations, dir)
@@ -400,7 +465,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := db.migrateFile(ctx, name); err != nil {
+		if err := db.migrateFile(ctx, w, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -412,8 +477,8 @@ func (db *DB) migrate(ctx context.Context) error {
 // SQL may use as an operator), and on PostgreSQL the caller already holds
 // the migrations' session lock (writeLock+1) on the writer's only
 // connection, before any service call can write.
-func (db *DB) migrateFile(ctx context.Context, name string) error {
-	tx, err := db.wdb.BeginTx(ctx, nil)
+func (db *DB) migrateFile(ctx context.Context, w *pool, name string) error {
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -442,6 +507,7 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 type Tx struct {
 	*sql.Tx
 	db      *DB
+	w       *pool // the writer it runs on; nil for a read
 	now     time.Time
 	changed bool // the change feed grew: wake its readers on commit
 }
@@ -449,17 +515,27 @@ type Tx struct {
 // Commit commits and wakes change-feed readers if the feed grew.
 func (tx *Tx) Commit() error {
 	if err := tx.Tx.Commit(); err != nil {
-		return tx.db.storageError(err)
+		return tx.w.storageError(err)
 	}
-	tx.db.wrote()
+	if tx.w != nil {
+		tx.w.wrote()
+	}
 	if tx.changed {
 		tx.db.changed.broadcast()
 	}
 	return nil
 }
 
-// begin starts a write transaction, serialised: BEGIN IMMEDIATE on SQLite,
-// the write advisory lock on PostgreSQL.
+// begin starts a portal write transaction, serialised: BEGIN IMMEDIATE on
+// SQLite, the write advisory lock on PostgreSQL. The lock is what portal
+// writes' consistency needs there, under READ COMMITTED: change-feed
+// sequence numbers (a serial) must commit in their order, or a reader
+// past a later one would never see an earlier one that committed after
+// it; and portal writes check what they change before changing it (an
+// email in use, the catalogue unchanged since the form was read, a
+// request not yet approved), as SQLite's one writer lets them. It is
+// taken first, before any row lock, so that it cannot join a deadlock.
+// Hit commits do not take it (beginHits).
 func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	tx, err := db.wdb.beginTx(ctx, nil)
 	if err != nil {
@@ -471,7 +547,26 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 			return nil, err
 		}
 	}
-	return &Tx{Tx: tx, db: db, now: db.Now()}, nil
+	return &Tx{Tx: tx, db: db, w: db.wdb, now: db.Now()}, nil
+}
+
+// writeHits runs fn in a transaction on the hit counters' writer and
+// commits when fn returns nil. It takes no lock beyond the rows it
+// writes: on SQLite the counters have a file and a writer of their own;
+// on PostgreSQL concurrent commits (of this process and others) upsert
+// their rows in primary-key order, so that they wait for each other row
+// by row and never deadlock.
+func (db *DB) writeHits(ctx context.Context, fn func(tx *Tx) error) error {
+	t, err := db.hw.beginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	tx := &Tx{Tx: t, db: db, w: db.hw, now: db.Now()}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (tx *Tx) store() *DB { return tx.db }
@@ -479,7 +574,7 @@ func (tx *Tx) store() *DB { return tx.db }
 // ExecContext runs query in the transaction, rebound for its database.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := tx.Tx.ExecContext(ctx, tx.db.q(query), args...)
-	return res, tx.db.storageError(err)
+	return res, tx.w.storageError(err)
 }
 
 // QueryContext runs query in the transaction, rebound for its database.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keylens/keylens"
@@ -58,7 +59,11 @@ func (s *storeComponent) Start(ctx context.Context) error {
 	} else if n > 0 {
 		log.Info("sealed secrets stored in the clear before the secrets key was set", "secrets", n)
 	}
-	log.Info("store open", "store", redactStore(c.Store))
+	if path, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
+		log.Info("store open", "store", c.Store, "hit_counters", sqlstore.AnalyticsPath(path))
+	} else {
+		log.Info("store open", "store", redactStore(c.Store))
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -231,6 +232,7 @@ func (c *Committer) add(ctx context.Context, batches []keylens.HitBatch, res *re
 // run commits what is queued, a group at a time, until Close.
 func (c *Committer) run() {
 	defer close(c.done)
+	since := 0 // series committed since memory was last handed back
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -239,9 +241,21 @@ func (c *Committer) run() {
 			if closed {
 				return
 			}
+			var idle <-chan time.Time
+			if since >= releaseAfterRows {
+				idle = time.After(releaseIdle) // Go's timers are collected once unreferenced
+			}
 			select {
 			case <-c.wake:
 			case <-c.stop:
+			case <-idle:
+				// A flood is over: its batches are garbage now.
+				// Collect them and hand the pages back, rather
+				// than wait for the runtime's next collection,
+				// which an idle process may not reach for
+				// minutes, holding the flood's peak meanwhile.
+				debug.FreeOSMemory()
+				since = 0
 			}
 			continue
 		}
@@ -264,6 +278,7 @@ func (c *Committer) run() {
 		c.mu.Unlock()
 
 		c.commit(group)
+		since += rows
 
 		c.mu.Lock()
 		c.busyRows, c.busyHits = 0, 0
@@ -355,6 +370,13 @@ func (c *Committer) commit(group []*commitRequest) {
 		}
 	}
 }
+
+// After releaseAfterRows series or more, a committer idle for releaseIdle
+// hands the memory they took back to the system.
+const (
+	releaseAfterRows = 100000
+	releaseIdle      = 5 * time.Second
+)
 
 // commitTimeout bounds one commit attempt: far more than a transaction of
 // MaxRows takes, so that only a store that hangs (a portal whose

@@ -110,6 +110,9 @@ var (
 const (
 	maxHeaderSize = 16 << 10
 	maxBodySize   = hits.MaxBody // a POST /hits body; far more than a form
+	// pooledBodySize bounds the request and response buffers kept for
+	// reuse: every form and answer fits.
+	pooledBodySize = 64 << 10
 )
 
 // NewServer checks c and builds the sidecar's handler.
@@ -156,6 +159,13 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
 // an unsolicited answer there would be read as the answer to the
 // proxy's next request.
 func (s *Server) NewFastHTTPServer() *fasthttp.Server {
+	// A request keeps its body's buffer for the next request on its
+	// connection: a POST /hits of up to a MiB on each of a fleet's
+	// keep-alive connections would hold that much each for as long as
+	// the connection lives. Larger bodies' buffers are let go instead
+	// (this is fasthttp's process-wide setting; the sidecar is the
+	// process's fasthttp server).
+	fasthttp.SetBodySizePoolLimit(pooledBodySize, pooledBodySize)
 	return &fasthttp.Server{
 		Handler:               s.Handler(),
 		Name:                  "keylens",

@@ -81,8 +81,10 @@ bench:
 	cd identity && $(GO) test -run=NONE -bench=KeyOf -count 5 ./cache/
 	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/   # SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
-	$(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./analytics/
-	$(GO) test -run=NONE -bench='Flush1M|FlushTwoWriters' -benchtime=3x -count 3 ./analytics/
+	cd identity && $(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./hits/
+	$(GO) test -run=NONE -bench='HitsRefused' -benchtime=2000x -count 3 ./sidecar/
+	$(GO) test -run=NONE -bench='Commit100k|CommitTx10k' -benchtime=3x -count 2 ./analytics/   # SQLite and PostgreSQL
+	$(GO) test -run=NONE -bench='HitsFlood|AdminWritesDuringFlood|HitsFleet' -benchtime=1x -timeout 30m ./tests/   # over HTTP, SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
 	$(GO) test -run=NONE -bench='DecodeCount' -cpu 1 -count 5 ./tykanalytics/
 	$(GO) test -run=NONE -bench='Consume' -benchtime=3x -count 3 ./tykanalytics/

@@ -22,9 +22,10 @@ var _ keylens.HitWriter = (*Committer)(nil)
 
 // CommitterOptions configure NewCommitter; zero values take the defaults.
 type CommitterOptions struct {
-	// MaxRows bounds the series one transaction writes, so that the
-	// store's writer is held briefly and admin writes interleave with
-	// any hit volume. A larger batch is committed alone.
+	// MaxRows bounds the series one transaction writes, so that a
+	// batch waits for about one batch's commit, not for a long queue's.
+	// (Portal writes do not wait for hit commits: the store gives these
+	// a writer of their own.) A larger batch is committed alone.
 	MaxRows int
 	// MaxQueuedRows bounds the series waiting or being committed; a
 	// batch beyond it is refused (EUNAVAILABLE: try again later).

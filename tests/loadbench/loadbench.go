@@ -385,3 +385,19 @@ func processCPU(pid int) (time.Duration, error) {
 	const clockTicks = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
+
+// Build builds keylens and the bare fasthttp handler into dir, with
+// symbols (no -s -w, so that callgrind_annotate names functions), from
+// the repository root, and returns their paths. The go tool's output goes
+// to stderr.
+func Build(dir string) (keylensBin, bareBin string, err error) {
+	keylensBin, bareBin = filepath.Join(dir, "keylens"), filepath.Join(dir, "bare")
+	for bin, pkg := range map[string]string{keylensBin: "./cmd/keylens", bareBin: "./tests/loadbench/bare"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return "", "", fmt.Errorf("build %s: %w", pkg, err)
+		}
+	}
+	return keylensBin, bareBin, nil
+}

@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/keylens/keylens/tests/loadbench"
@@ -38,14 +36,9 @@ func main() {
 		fail(err)
 	}
 	o.Dir = dir
-	// Symbols stay (no -s -w), so that callgrind_annotate names functions.
-	o.KeylensBin, o.BareBin = filepath.Join(dir, "keylens"), filepath.Join(dir, "bare")
-	for bin, pkg := range map[string]string{o.KeylensBin: "./cmd/keylens", o.BareBin: "./tests/loadbench/bare"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fail(err)
-		}
+	var err error
+	if o.KeylensBin, o.BareBin, err = loadbench.Build(dir); err != nil {
+		fail(err)
 	}
 	o.Log = os.Stderr
 	load := func() string {

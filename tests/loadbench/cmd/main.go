@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/keylens/keylens/tests/loadbench"
@@ -40,13 +39,8 @@ func main() {
 		fail(err)
 	}
 	defer os.RemoveAll(dir)
-	o.KeylensBin, o.BareBin = filepath.Join(dir, "keylens"), filepath.Join(dir, "bare")
-	for bin, pkg := range map[string]string{o.KeylensBin: "./cmd/keylens", o.BareBin: "./tests/loadbench/bare"} {
-		build := exec.Command("go", "build", "-o", bin, pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fail(err)
-		}
+	if o.KeylensBin, o.BareBin, err = loadbench.Build(dir); err != nil {
+		fail(err)
 	}
 	o.Log = os.Stderr
 	rep, err := loadbench.Run(context.Background(), o)

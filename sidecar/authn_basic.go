@@ -41,15 +41,31 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*keylens.Cr
 		return nil, 0, ErrUnknown
 	}
 	// Reserve the failure before anything else: simultaneous guesses at
-	// one username check no more passwords than its limit.
-	userKey := cache.DigestOf(user)
-	prior, wait := r.basicFailures.reserve(userKey, time.Now().UnixNano())
+	// one username check no more passwords than its limit. A credential
+	// this sidecar verified lately is not refused for others' failures:
+	// a guesser cannot lock the owner out by guessing on.
+	userKey, credKey := cache.DigestOf(user), cache.DigestOf(encoded)
+	now := time.Now().UnixNano()
+	prior, wait := r.basicFailures.reserve(userKey, now)
 	if wait > 0 {
-		return nil, 0, &GuessingError{RetryAfter: wait}
+		if !r.basicFailures.verifiedLately(credKey, now) {
+			return nil, 0, &GuessingError{RetryAfter: wait}
+		}
+		c, _, err := r.checkBasic(ctx, string(user), string(pass), true)
+		return c, 0, err
 	}
-	c, err := r.checkBasic(ctx, string(user), string(pass), prior == 0)
-	if err == nil || !errors.Is(err, ErrUnknown) {
-		r.basicFailures.giveBack(userKey) // right, or undecided
+	c, known, err := r.checkBasic(ctx, string(user), string(pass), prior == 0)
+	switch {
+	case err == nil:
+		r.basicFailures.giveBack(userKey)
+		r.basicFailures.verified(credKey, now)
+	case !errors.Is(err, ErrUnknown):
+		r.basicFailures.giveBack(userKey) // undecided
+	case !known:
+		// No such username: no account to protect, and a record kept for
+		// it would push out those of real usernames (a flood of made-up
+		// names would reset a guesser's count).
+		r.basicFailures.forget(userKey)
 	}
 	return c, 0, err
 }
@@ -57,8 +73,9 @@ func (r *Resolver) lookupBasic(ctx context.Context, encoded []byte) (*keylens.Cr
 // checkBasic finds user's key and compares pass with its hash, in a
 // bcrypt slot. clean says the username has no failures lately: its
 // first check, if the key exists, goes before those of usernames under
-// attack and unknown ones.
-func (r *Resolver) checkBasic(ctx context.Context, user, pass string, clean bool) (*keylens.Credential, error) {
+// attack and unknown ones. known reports that the username names a Basic
+// key.
+func (r *Resolver) checkBasic(ctx context.Context, user, pass string, clean bool) (_ *keylens.Credential, known bool, _ error) {
 	start := time.Now()
 	c, err := r.store.ResolveBasicUser(ctx, user)
 	r.m.observeStore("basic", start, err)
@@ -69,19 +86,19 @@ func (r *Resolver) checkBasic(ctx context.Context, user, pass string, clean bool
 	case err == nil, keylens.ErrorCode(err) == keylens.ENOTFOUND:
 		// Unknown: the same cost as a real check (an empty hash).
 	default:
-		return nil, err
+		return nil, false, err
 	}
 	// Only the comparison takes a slot: a slow store lookup (a portal's
 	// round trip) must not fill them while the CPUs idle.
 	if !r.bcryptSlots.acquire(ctx, clean && hash != "") {
-		return nil, ErrBusy
+		return nil, hash != "", ErrBusy
 	}
 	ok := r.checkPassword(hash, pass)
 	r.bcryptSlots.release()
 	if !ok || hash == "" {
-		return nil, ErrUnknown
+		return nil, hash != "", ErrUnknown
 	}
-	return c, nil
+	return c, true, nil
 }
 
 // GuessingError: the Basic username's passwords have failed too often
@@ -107,7 +124,17 @@ type basicFailures struct {
 
 	mu sync.Mutex
 	c  *cache.Cache[*userFailures]
+
+	// ok holds the digests of whole credentials (username and password)
+	// found right within verifiedFor: their owners pass a username's
+	// refusal. Only the right password gets in, so guessing cannot.
+	ok *cache.Cache[struct{}]
 }
+
+// verifiedFor is how long a credential found right passes its username's
+// refusal: longer than an identity stays cached, so that an owner whose
+// entry is dropped (a change, its TTL) is not then refused.
+const verifiedFor = 24 * time.Hour
 
 // userFailures is a username's count in its window. Guarded by
 // basicFailures.mu.
@@ -117,7 +144,8 @@ type userFailures struct {
 }
 
 func newBasicFailures(max int, window time.Duration, size int) *basicFailures {
-	return &basicFailures{max: max, window: int64(window), c: cache.New[*userFailures](size, int64(window), nil)}
+	return &basicFailures{max: max, window: int64(window), c: cache.New[*userFailures](size, int64(window), nil),
+		ok: cache.New[struct{}](size, int64(verifiedFor), nil)}
 }
 
 // reserve counts a failure of the username whose digest is key, at now
@@ -140,6 +168,31 @@ func (b *basicFailures) reserve(key cache.CredentialDigest, now int64) (prior in
 	}
 	b.c.Add(key, &userFailures{n: 1, until: now + b.window}, now)
 	return 0, 0
+}
+
+// forget drops the record of the username whose digest is key.
+func (b *basicFailures) forget(key cache.CredentialDigest) {
+	if b.max <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.c.Remove(key)
+	b.mu.Unlock()
+}
+
+// verified remembers that the whole credential whose digest is key was
+// right at now, for verifiedFor.
+func (b *basicFailures) verified(key cache.CredentialDigest, now int64) {
+	if b.max > 0 {
+		b.ok.Add(key, struct{}{}, now)
+	}
+}
+
+// verifiedLately reports whether the whole credential whose digest is key
+// was right within verifiedFor.
+func (b *basicFailures) verifiedLately(key cache.CredentialDigest, now int64) bool {
+	_, ok := b.ok.Get(key, now, 0)
+	return ok
 }
 
 // giveBack undoes a reserve whose password was right, or undecided.

@@ -56,6 +56,15 @@ func TestBasicUsernameRefusedAfterItsFailures(t *testing.T) {
 	if e, err := r.Resolve(ctx, verified); err != nil || e.DeveloperID != f.dev.ID {
 		t.Errorf("the credential verified before the guessing: %v %v", e, err)
 	}
+	// Its cached identity dropped (any change of the developer, or its
+	// TTL): the owner is still served while the guesser goes on.
+	r.Apply(keylens.Change{Kind: keylens.ChangeDeveloper, DeveloperID: f.dev.ID})
+	if _, err := r.Resolve(ctx, basicCred(attacked.RawKey, "guess-5")); !errors.As(err, &g) {
+		t.Errorf("a guess after the change: %v, want a GuessingError", err)
+	}
+	if e, err := r.Resolve(ctx, verified); err != nil || e.DeveloperID != f.dev.ID {
+		t.Errorf("the credential verified before the guessing, no longer cached: %v %v, want it served", e, err)
+	}
 	if e, err := r.Resolve(ctx, basicCred(other.RawKey, other.Password)); err != nil || e.DeveloperID != f.dev.ID {
 		t.Errorf("another username: %v %v", e, err)
 	}
@@ -151,5 +160,30 @@ func TestBcryptSlotsServeCleanChecksFirst(t *testing.T) {
 	}
 	if want := []string{"holder", fresh.Password, "u1", "u2"}; !slices.Equal(order, want) {
 		t.Errorf("checks ran in the order %q, want %q", order, want)
+	}
+}
+
+// TestMadeUpUsernamesDoNotResetAGuessersCount: a flood of usernames no
+// key has (more than the failure records a resolver keeps) leaves a
+// guessed-at username refused: records of unknown usernames are not kept.
+func TestMadeUpUsernamesDoNotResetAGuessersCount(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	attacked := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-basic"})
+	r := sidecar.NewResolver(f.db, sidecar.ResolverOptions{BasicMaxFailures: 3, BasicFailureWindow: time.Hour, Size: 4000})
+	sidecar.SetPasswordCheck(r, func(hash, pw string) bool { return hash != "" && keylens.CheckPassword(hash, pw) })
+	for i := range 3 {
+		if _, err := r.Resolve(ctx, basicCred(attacked.RawKey, fmt.Sprint("guess-", i))); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	for i := range 2500 { // the records kept: max(Size/4, 1000)
+		if _, err := r.Resolve(ctx, basicCred(fmt.Sprint("made-up-", i), "x")); !errors.Is(err, sidecar.ErrUnknown) {
+			t.Fatalf("made-up username %d: %v", i, err)
+		}
+	}
+	var g *sidecar.GuessingError
+	if _, err := r.Resolve(ctx, basicCred(attacked.RawKey, "guess-3")); !errors.As(err, &g) {
+		t.Errorf("a guess after 2,500 made-up usernames: %v, want a GuessingError", err)
 	}
 }

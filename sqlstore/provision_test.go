@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keylens/keylens"
 	"github.com/keylens/keylens/sqlstore"
@@ -104,6 +105,14 @@ func testProvisioner(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 		}
 		if _, err := db.FindKey(ctx, a.KeyHash); err != nil {
 			t.Errorf("key not stored: %v", err)
+		}
+	})
+	t.Run("AnUnknownClientsSecretIsNotFound", func(t *testing.T) {
+		// Rotating an OAuth secret is refused while provisioning, but an
+		// id that names no client of the developer is still 404.
+		db, d, _ := setup(t)
+		if _, err := db.RotateOAuthSecret(ctx, d.ID, "no-such-client", time.Hour); keylens.ErrorCode(err) != keylens.ENOTFOUND {
+			t.Errorf("rotating an unknown client's secret: %v, want not found", err)
 		}
 	})
 	t.Run("RefusalStoresNothing", func(t *testing.T) {

@@ -219,10 +219,6 @@ func (db *DB) RotateOAuthSecret(ctx context.Context, devID, clientID string, gra
 	if err := keylens.CheckGrace(grace, db.MaxRotationGrace); err != nil {
 		return nil, err
 	}
-	if db.Provisioner != nil {
-		return nil, keylens.Errorf(keylens.EINVALID, "OAuth client secrets are not rotated while keys are provisioned into a Tyk gateway: "+
-			"a gateway's client has one secret. Delete the client and approve a new one")
-	}
 	out := &keylens.SecretRotation{ClientID: clientID, Secret: keylens.NewClientSecret()}
 	err := db.write(ctx, func(tx *Tx) error {
 		c, err := findOAuthClient(ctx, tx, clientID)
@@ -234,7 +230,14 @@ func (db *DB) RotateOAuthSecret(ctx context.Context, devID, clientID string, gra
 		if c.inactive {
 			return keylens.Errorf(keylens.EFORBIDDEN, "Developer is inactive: an inactive developer's OAuth clients cannot be rotated")
 		}
-		if c.previous != "" && tx.now.Before(c.previousExpires) {
+		// Refused after the lookup, so that an unknown client is still 404.
+		if db.Provisioner != nil {
+			return keylens.Errorf(keylens.EINVALID, "OAuth client secrets are not rotated while keys are provisioned into a Tyk gateway: "+
+				"a gateway's client has one secret. Delete the client and approve a new one")
+		}
+		// A rotation without grace may follow one still in its grace: it
+		// ends the previous secret too (after a leak, say).
+		if c.previous != "" && tx.now.Before(c.previousExpires) && grace > 0 {
 			return keylens.Errorf(keylens.ECONFLICT, "OAuth client %s's previous secret is in its grace period until %s",
 				clientID, c.previousExpires.UTC().Format(time.RFC3339))
 		}

@@ -327,5 +327,23 @@ func testRotation(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := issue(rot2.Secret); err != nil {
 			t.Error(err)
 		}
+		// A rotation without grace during another's grace ends both old
+		// secrets at once (a leak found after a rotation with grace).
+		rot3, err := s.RotateOAuthSecret(ctx, d.ID, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rot4, err := s.RotateOAuthSecret(ctx, d.ID, id, 0)
+		if err != nil {
+			t.Fatalf("a rotation without grace during a grace: %v", err)
+		}
+		for _, old := range []string{rot2.Secret, rot3.Secret} {
+			if err := issue(old); !errors.Is(err, keylens.ErrInvalidClient) {
+				t.Errorf("a secret replaced by a rotation without grace: %v", err)
+			}
+		}
+		if err := issue(rot4.Secret); err != nil {
+			t.Error(err)
+		}
 	})
 }

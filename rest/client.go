@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,7 +75,13 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return keylens.Errorf(keylens.EINTERNAL, "portal unreachable: %v", err)
+		// Not the *url.Error itself: its URL carries the query, which may
+		// name a Basic username (a key id), and this error is logged.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return keylens.Errorf(keylens.EINTERNAL, "portal unreachable (%s %s): %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

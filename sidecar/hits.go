@@ -52,7 +52,11 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 		defer res.Release() // when the batch was not committed
 		w = res
 	}
-	b, err := parseHitsOf(context.Background(), body, start.Time(), s.Resolver.store)
+	// Basic usernames are looked up in the store (or the portal): bounded
+	// in number by parseHitsOf, and in time here.
+	lookupCtx, cancel := context.WithTimeout(context.Background(), usernameLookupTimeout)
+	b, err := parseHitsOf(lookupCtx, body, start.Time(), s.Resolver.store)
+	cancel()
 	var lookup lookupError
 	if errors.As(err, &lookup) {
 		s.Logger.Error("looking up a hit's Basic username failed", "err", lookup.error)
@@ -119,6 +123,15 @@ func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
 // may be fine, and the writer should send them again later.
 type lookupError struct{ error }
 
+// A POST /hits body's Basic usernames are each a store lookup (a portal
+// round trip behind --portal): at most maxUsernameLookups distinct ones a
+// body, all within usernameLookupTimeout. Gateways and the plugin send key
+// hashes, which need none.
+const (
+	maxUsernameLookups    = 100
+	usernameLookupTimeout = 5 * time.Second
+)
+
 // parseHitsOf decodes and checks a POST /hits body into one batch of series:
 // keys replaced by the hashes they name (keylens.HitKeyHash: a Basic
 // username looked up in basic, once per distinct key), hits of one series
@@ -131,6 +144,7 @@ func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.
 	}
 	series := make([]keylens.HitDelta, len(in))
 	var hashOf map[string]string
+	lookups := 0
 	for i := range in {
 		if keylens.IsKeyHash(in[i].Key) { // what the plugin sends: no map, no lookup
 			series[i] = in[i].Series(in[i].Key)
@@ -138,6 +152,12 @@ func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.
 		}
 		hash, ok := hashOf[in[i].Key]
 		if !ok {
+			if basic != nil && keylens.KeyOrg(in[i].Key) == "" {
+				if lookups++; lookups > maxUsernameLookups {
+					return keylens.HitBatch{}, fmt.Errorf("a body may name at most %d distinct keys that are neither key hashes "+
+						"nor gateway keys (each is looked up as a Basic username): send key hashes", maxUsernameLookups)
+				}
+			}
 			if hash, err = keylens.HitKeyHash(ctx, in[i].Key, basic); err != nil {
 				return keylens.HitBatch{}, lookupError{err}
 			}

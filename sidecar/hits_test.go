@@ -1,6 +1,10 @@
 package sidecar
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,4 +52,56 @@ func FuzzParseHits(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countingUsernames answers every Basic username as unknown, counting the
+// lookups.
+type countingUsernames struct{ n int }
+
+func (c *countingUsernames) ResolveKey(context.Context, string) (*keylens.Credential, error) {
+	return nil, keylens.Errorf(keylens.ENOTFOUND, "no key")
+}
+func (c *countingUsernames) ResolveBasicUser(context.Context, string) (*keylens.Credential, error) {
+	c.n++
+	return nil, keylens.Errorf(keylens.ENOTFOUND, "no key")
+}
+func (c *countingUsernames) ResolveToken(context.Context, string) (*keylens.Credential, error) {
+	return nil, keylens.Errorf(keylens.ENOTFOUND, "no token")
+}
+
+// TestParseHitsBoundsUsernameLookups: a body naming more distinct
+// possible Basic usernames than maxUsernameLookups is refused after that
+// many lookups; key hashes and gateway-shaped keys need none and do not
+// count.
+func TestParseHitsBoundsUsernameLookups(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	body := func(n int, key func(i int) string) []byte {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"key":%q,"api_id":"api","timestamp":%d,"code":200}`, key(i), now.Unix())
+		}
+		b.WriteString("]")
+		return []byte(b.String())
+	}
+	users := &countingUsernames{}
+	if _, err := parseHitsOf(context.Background(), body(maxUsernameLookups, func(i int) string { return fmt.Sprint("user-", i) }), now, users); err != nil {
+		t.Fatalf("%d usernames: %v", maxUsernameLookups, err)
+	}
+	users.n = 0
+	_, err := parseHitsOf(context.Background(), body(maxUsernameLookups+1, func(i int) string { return fmt.Sprint("user-", i) }), now, users)
+	var lookup lookupError
+	if err == nil || errors.As(err, &lookup) {
+		t.Errorf("%d usernames: %v, want a refusal of the body", maxUsernameLookups+1, err)
+	}
+	if users.n > maxUsernameLookups {
+		t.Errorf("%d lookups, want at most %d", users.n, maxUsernameLookups)
+	}
+	users.n = 0
+	if _, err := parseHitsOf(context.Background(), body(3*maxUsernameLookups, func(i int) string { return keylens.HashKey(fmt.Sprint("k", i)) }), now, users); err != nil || users.n != 0 {
+		t.Errorf("key hashes: %v, %d lookups", err, users.n)
+	}
 }

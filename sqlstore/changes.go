@@ -35,6 +35,15 @@ func (n *notifier) broadcast() {
 	n.ch = make(chan struct{})
 }
 
+// Changed returns a channel closed at the next change this process
+// commits, or, on PostgreSQL while listening, that any process commits.
+// Unlike WaitForChanges it never polls: for a waiter that has a deadline
+// of its own and only wants to be woken early.
+func (db *DB) Changed() <-chan struct{} {
+	db.startListening()
+	return db.changed.wait()
+}
+
 // changeTimeLayout is fixed-width UTC, so that times compare as text.
 const changeTimeLayout = "2006-01-02T15:04:05.000000000Z"
 

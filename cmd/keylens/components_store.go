@@ -364,8 +364,8 @@ type keyExpirer struct {
 }
 
 // maxExpiryWait bounds a wait for the next grace end: a rotation made by
-// another process of the store (whose change this process hears too)
-// may end sooner.
+// another process of the store may end sooner, and is heard only on
+// PostgreSQL (not from another process writing the same SQLite file).
 const maxExpiryWait = time.Minute
 
 func (e *keyExpirer) Start(context.Context) error {
@@ -390,36 +390,31 @@ func (e *keyExpirer) Close(context.Context) error {
 func (e *keyExpirer) run(ctx context.Context) {
 	db, log := e.store.db, e.m.logger
 	for ctx.Err() == nil {
-		// The feed's position first: a rotation committed during the
-		// pass below wakes the wait.
-		last, err := db.LastChange(ctx)
+		// Taken before the pass: a rotation committed during it wakes
+		// the wait. Changed never polls, so an idle keylens spends
+		// nothing here between grace ends.
+		woken := db.Changed()
 		wait := maxExpiryWait
-		if err == nil {
-			var n int
-			var next time.Time
-			n, next, err = db.ExpireKeys(ctx)
-			if n > 0 {
-				log.Info("replaced keys reached the end of their grace period and were removed", "keys", n)
-			}
-			if !next.IsZero() {
-				wait = min(wait, max(time.Until(next), 10*time.Millisecond))
-			}
+		n, next, err := db.ExpireKeys(ctx)
+		if n > 0 {
+			log.Info("replaced keys reached the end of their grace period and were removed", "keys", n)
+		}
+		if !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			log.Warn("removing keys whose grace period ended failed; retrying", "err", err)
-			wait = 5 * time.Second
-			last = -1 // do not wake on changes: wait the full retry
+			wait, woken = 5*time.Second, nil // the full retry wait
 		}
-		if last < 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			continue
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-woken:
+		case <-t.C:
 		}
-		_, _, _ = db.WaitForChanges(ctx, last, 1, wait)
+		t.Stop()
 	}
 }

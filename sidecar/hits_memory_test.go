@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -29,17 +28,7 @@ func TestHeapAfterAFlood(t *testing.T) {
 	f := newFixture(t)
 	c := analytics.NewCommitter(f.db, analytics.CommitterOptions{})
 	defer c.Close(context.Background())
-	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r, Hits: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := srv.NewFastHTTPServer()
-	go fs.Serve(ln)
-	defer fs.Shutdown()
+	addr := serveOnLoopback(t, sidecar.Config{Resolver: f.r, Hits: c}, nil)
 	const writers = 16
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
 	post := func(n, series int) {
@@ -53,7 +42,7 @@ func TestHeapAfterAFlood(t *testing.T) {
 		}
 		body.WriteByte(']')
 		for {
-			res, err := client.Post("http://"+ln.Addr().String()+"/hits", "application/json", &body)
+			res, err := client.Post("http://"+addr+"/hits", "application/json", &body)
 			if err != nil {
 				t.Error(err)
 				return

@@ -55,24 +55,15 @@ func TestMethods(t *testing.T) {
 // next request); one that stops within a request is answered 408.
 func TestIdleConnectionsCloseSilently(t *testing.T) {
 	f := newFixture(t)
-	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := srv.NewFastHTTPServer()
-	fs.ReadTimeout, fs.IdleTimeout = time.Second, time.Second
-	go fs.Serve(ln)
-	t.Cleanup(func() { fs.Shutdown() })
+	addr := serveOnLoopback(t, sidecar.Config{Resolver: f.r}, func(fs *fasthttp.Server) {
+		fs.ReadTimeout, fs.IdleTimeout = time.Second, time.Second
+	})
 	for _, c := range []struct{ name, send, want string }{
 		{"a new connection", "", ""},
 		{"after an answer", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", `{"status":"ok"}`},
 		{"within a request", "GET /auth HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 Request Timeout"},
 	} {
-		conn, err := net.Dial("tcp", ln.Addr().String())
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,18 +40,7 @@ func newOAuthFixture(t *testing.T) *oauthFixture {
 		a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-oauth"})
 		of.clients[i] = keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 	}
-	srv, err := sidecar.NewServer(sidecar.Config{Resolver: f.r, Tokens: f.db, TokenTTL: 90 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := srv.NewFastHTTPServer()
-	go fs.Serve(ln)
-	t.Cleanup(func() { fs.Shutdown() })
-	of.url = "http://" + ln.Addr().String()
+	of.url = "http://" + serveOnLoopback(t, sidecar.Config{Resolver: f.r, Tokens: f.db, TokenTTL: 90 * time.Second}, nil)
 	return of
 }
 

@@ -91,12 +91,7 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 		}
 	}
 	a := issued.Approval
-	committing := false // set when the transaction's work is done: a failure after it is the commit's
-	err = db.write(ctx, func(tx *Tx) error {
-		committing = false
-		if err := db.lockIssued(ctx, tx, a, undo); err != nil {
-			return err
-		}
+	err = db.writeIssued(ctx, a, undo, func(tx *Tx) error {
 		if file {
 			if err := createKeyRequest(ctx, tx, r); err != nil {
 				return err
@@ -137,16 +132,39 @@ func (db *DB) issue(ctx context.Context, r *keylens.KeyRequest, file bool) (*key
 				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// writeIssued runs fn in a write transaction that stores what a issued,
+// already created in the gateway when undo is not nil. When the
+// transaction fails, settleIssued decides: a commit whose outcome is
+// unknown is read back (committed: nil), otherwise the gateway's copy is
+// undone and the error returned.
+func (db *DB) writeIssued(ctx context.Context, a *keylens.Approval, undo func(context.Context), fn func(tx *Tx) error) error {
+	committing := false // set when the transaction's work is done: a failure after it is the commit's
+	err := db.write(ctx, func(tx *Tx) error {
+		committing = false
+		if err := db.lockIssued(ctx, tx, a, undo); err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
 		committing = true
 		return nil
 	})
 	if err == nil {
-		return a, nil
+		return nil
 	}
 	if committed, err := db.settleIssued(ctx, err, committing, a, undo); !committed {
-		return nil, err
+		return err
 	}
-	return a, nil
+	return nil
 }
 
 // lockIssued takes, on PostgreSQL and when something was created in the

@@ -58,23 +58,12 @@ func (db *DB) RotateKey(ctx context.Context, devID, hash string, r keylens.KeyRo
 	// the gateway's new key, unless a lost commit is read back as done.
 	a := issued.Approval
 	var out *keylens.Rotation
-	committing := false
-	err = db.write(ctx, func(tx *Tx) error {
-		committing = false
-		if err := db.lockIssued(ctx, tx, a, undo); err != nil {
-			return err
-		}
+	err = db.writeIssued(ctx, a, undo, func(tx *Tx) error {
 		var err error
-		if out, err = rotateKey(ctx, tx, devID, hash, issued, r.Grace, &old.Owner, undo != nil); err != nil {
-			return err
-		}
-		committing = true
-		return nil
+		out, err = rotateKey(ctx, tx, devID, hash, issued, r.Grace, &old.Owner, undo != nil)
+		return err
 	})
-	if err == nil {
-		return out, nil
-	}
-	if committed, err := db.settleIssued(ctx, err, committing, a, undo); !committed {
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

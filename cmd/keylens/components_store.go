@@ -279,30 +279,40 @@ const changeRetention = 24 * time.Hour
 // pruner trims the change feed, applied hit batches and expired OAuth
 // tokens hourly, until Close.
 type pruner struct {
-	m       *Main
-	store   *storeComponent
-	outbox  *tykOutbox // nil without --tyk-gateway
+	m      *Main
+	store  *storeComponent
+	outbox *tykOutbox // nil without --tyk-gateway
+	loop   background
+}
+
+func (p *pruner) Start(context.Context) error { p.loop.start(p.run); return nil }
+
+// Close stops pruning and waits for a pass under way: it uses the store.
+func (p *pruner) Close(context.Context) error { p.loop.stop(); return nil }
+
+// background is a component's one goroutine, from start until stop.
+type background struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
 
-func (p *pruner) Start(context.Context) error {
+// start runs run in a goroutine until stop.
+func (b *background) start(run func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.stopped = cancel, make(chan struct{})
+	b.cancel, b.stopped = cancel, make(chan struct{})
 	go func() {
-		defer close(p.stopped)
-		p.run(ctx)
+		defer close(b.stopped)
+		run(ctx)
 	}()
-	return nil
 }
 
-// Close stops pruning and waits for a pass under way: it uses the store.
-func (p *pruner) Close(context.Context) error {
-	if p.cancel != nil {
-		p.cancel()
-		<-p.stopped
+// stop cancels run's context and waits for it to return (nothing when
+// start never ran).
+func (b *background) stop() {
+	if b.cancel != nil {
+		b.cancel()
+		<-b.stopped
 	}
-	return nil
 }
 
 // pruneBefore is how far the change feed may be pruned: changeRetention,
@@ -357,10 +367,9 @@ func (p *pruner) run(ctx context.Context) {
 // its stored end on anyway: the removal tidies and speeds up eviction,
 // and a restart loses nothing, since the ends are stored.
 type keyExpirer struct {
-	m       *Main
-	store   *storeComponent
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	m     *Main
+	store *storeComponent
+	loop  background
 }
 
 // maxExpiryWait bounds a wait for the next grace end: a rotation made by
@@ -368,24 +377,10 @@ type keyExpirer struct {
 // PostgreSQL (not from another process writing the same SQLite file).
 const maxExpiryWait = time.Minute
 
-func (e *keyExpirer) Start(context.Context) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.stopped = cancel, make(chan struct{})
-	go func() {
-		defer close(e.stopped)
-		e.run(ctx)
-	}()
-	return nil
-}
+func (e *keyExpirer) Start(context.Context) error { e.loop.start(e.run); return nil }
 
 // Close stops the expirer and waits for a pass under way: it uses the store.
-func (e *keyExpirer) Close(context.Context) error {
-	if e.cancel != nil {
-		e.cancel()
-		<-e.stopped
-	}
-	return nil
-}
+func (e *keyExpirer) Close(context.Context) error { e.loop.stop(); return nil }
 
 func (e *keyExpirer) run(ctx context.Context) {
 	db, log := e.store.db, e.m.logger

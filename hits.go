@@ -124,6 +124,13 @@ func HitKeyHash(ctx context.Context, key string, basic CredentialService) (strin
 	return "", err
 }
 
+// HitBacklogger is a HitWriter that stores committed hits first and folds
+// them into its counters later: HitBacklog is the series committed and not
+// yet folded, which every query of its counters reads besides.
+type HitBacklogger interface {
+	HitBacklog() int64
+}
+
 // HitService stores and aggregates per-key hit counters.
 type HitService interface {
 	HitWriter

@@ -255,6 +255,39 @@ func TestCommitterBackpressure(t *testing.T) {
 	}
 }
 
+// backlogged is a store whose backlog (keylens.HitBacklogger) a test sets.
+type backlogged struct {
+	keylens.HitWriter
+	n atomic.Int64
+}
+
+func (b *backlogged) HitBacklog() int64 { return b.n.Load() }
+
+// TestCommitterRefusesWhileTheStoreIsBehind: while the store's backlog of
+// hits committed and not yet folded is at MaxBacklog, batches are refused
+// before any work, by AddHits and by Reserve; below it they are taken.
+func TestCommitterRefusesWhileTheStoreIsBehind(t *testing.T) {
+	db := openStore(t)
+	store := &backlogged{HitWriter: db}
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{MaxBacklog: 100})
+	defer closeCommitter(t, c)
+	ctx := context.Background()
+	store.n.Store(100)
+	if _, err := c.AddHits(ctx, batch("b1", series("k", "a", 200, 1))); !errors.Is(err, analytics.ErrBusy) {
+		t.Errorf("AddHits at the backlog limit: %v, want ErrBusy", err)
+	}
+	if _, err := c.Reserve(1); !errors.Is(err, analytics.ErrBusy) {
+		t.Errorf("Reserve at the backlog limit: %v, want ErrBusy", err)
+	}
+	store.n.Store(99)
+	if _, err := c.AddHits(ctx, batch("b1", series("k", "a", 200, 1))); err != nil {
+		t.Errorf("AddHits below the backlog limit: %v", err)
+	}
+	if rows := query(t, db, false, "k"); len(rows) != 1 || rows[0].Hits != 1 {
+		t.Errorf("stored %+v, want the one hit taken", rows)
+	}
+}
+
 // TestCommitterReservesAtomically: writers reserving room at once, while
 // the store holds a commit, never take more than MaxQueuedRows between
 // them; room released or committed is there again for the next.

@@ -30,14 +30,19 @@ type CommitterOptions struct {
 	// MaxQueuedRows bounds the series waiting or being committed; a
 	// batch beyond it is refused (EUNAVAILABLE: try again later).
 	MaxQueuedRows int
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// MaxBacklog bounds the series a store has committed and not yet
+	// folded (keylens.HitBacklogger); beyond it batches are refused as
+	// beyond MaxQueuedRows, until the store catches up.
+	MaxBacklog int64
+	Logger     *slog.Logger
+	Metrics    *Metrics
 }
 
 // Defaults of CommitterOptions.
 const (
-	DefaultMaxRows       = 10000
+	DefaultMaxRows       = 50000
 	DefaultMaxQueuedRows = 200000
+	DefaultMaxBacklog    = 1000000
 )
 
 // Committer commits hit batches to a store (a keylens.HitWriter) with group commit: batches that
@@ -47,9 +52,10 @@ const (
 // committed: acknowledged means stored. A failed commit is retried with
 // backoff until it succeeds or Close gives up.
 type Committer struct {
-	store keylens.HitWriter
-	opts  CommitterOptions
-	m     *Metrics
+	store   keylens.HitWriter
+	backlog keylens.HitBacklogger // store's, when it has one
+	opts    CommitterOptions
+	m       *Metrics
 
 	mu         sync.Mutex
 	queue      []*commitRequest
@@ -96,13 +102,17 @@ func NewCommitter(store keylens.HitWriter, o CommitterOptions) *Committer {
 	if o.MaxQueuedRows <= 0 {
 		o.MaxQueuedRows = DefaultMaxQueuedRows
 	}
+	if o.MaxBacklog <= 0 {
+		o.MaxBacklog = DefaultMaxBacklog
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, 0)
 	}
-	c := &Committer{store: store, opts: o, m: o.Metrics, wake: make(chan struct{}, 1),
+	backlog, _ := store.(keylens.HitBacklogger)
+	c := &Committer{store: store, backlog: backlog, opts: o, m: o.Metrics, wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	o.Metrics.watch(c)
@@ -147,6 +157,8 @@ func (c *Committer) roomFor(rows int) error {
 	case c.closed:
 		return ErrClosing
 	case used > 0 && used+rows > c.opts.MaxQueuedRows:
+		return ErrBusy
+	case c.backlog != nil && c.backlog.HitBacklog() >= c.opts.MaxBacklog:
 		return ErrBusy
 	}
 	return nil

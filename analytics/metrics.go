@@ -60,6 +60,14 @@ func NewMetrics(reg prometheus.Registerer, maxKeys int) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_lag_seconds",
 				Help: "Age of the oldest hit received and not yet committed; 0 when none waits."},
 				m.fromCommitter(func(c *Committer) float64 { _, lag := c.pending(); return lag.Seconds() })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keylens_analytics_unfolded_series",
+				Help: "Series committed to the store's hit log and not yet folded into its counters (queries count them meanwhile); POST /hits answers 503 while it is at the limit."},
+				m.fromCommitter(func(c *Committer) float64 {
+					if c.backlog == nil {
+						return 0
+					}
+					return float64(c.backlog.HitBacklog())
+				})),
 		)
 	}
 	return m

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -37,3 +38,29 @@ func SetExclusiveRetry(d time.Duration) { exclusiveRetry = d }
 
 // WriteLock is the advisory lock PostgreSQL portal writes take.
 const WriteLock = writeLock
+
+// StopCompactor stops db's hit-log compactor, so that a test decides when
+// the log is folded (CompactHits).
+func StopCompactor(db *DB) { db.stopCompactor() }
+
+// CompactHits folds the whole hit log into the counters, a compaction at
+// a time as the compactor does, and reports the series folded.
+func CompactHits(ctx context.Context, db *DB) (int, error) {
+	total := 0
+	for range 1000 { // a compaction that deletes nothing would loop forever
+		n, err := db.compactHits(ctx)
+		if err != nil || n == 0 {
+			db.countBacklog(ctx)
+			return total, err
+		}
+		total += n
+	}
+	return total, fmt.Errorf("the hit log is not empty after 1000 compactions")
+}
+
+// HitLogSeries is the series the hit log holds.
+func HitLogSeries(ctx context.Context, db *DB) (int64, error) {
+	var n int64
+	err := db.hr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n)
+	return n, err
+}

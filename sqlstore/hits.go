@@ -14,49 +14,47 @@ import (
 
 var _ keylens.HitService = (*DB)(nil)
 
-// AddHits applies the batches that were not applied before, hourly and to
-// the daily rollup, in one transaction with their ids, on the counters'
-// own writer (writeHits). The batches were validated where they entered
-// (keylens.ValidateHits).
+// AddHits applies the batches that were not applied before, in one
+// transaction with their ids, on the counters' own writer (writeHits): it
+// appends their series to the hit log, which the compactor folds into the
+// hourly counters and the daily rollup later (hitlog.go). The batches were
+// validated where they entered (keylens.ValidateHits).
 func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	var applied []bool
-	err := db.writeHits(ctx, func(tx *Tx) error {
+	var n int
+	err := db.writeHitsAs(ctx, true, func(tx *Tx) error {
 		var err error
 		if applied, err = claimBatches(ctx, tx, batches); err != nil {
 			return err
 		}
-		var n int
-		for i := range batches {
-			if applied[i] {
-				n += len(batches[i].Series)
-			}
-		}
-		all := make([]keylens.HitDelta, 0, n)
-		for i := range batches {
-			if applied[i] {
-				all = append(all, batches[i].Series...)
-			}
-		}
-		hourly, daily := foldRows(all)
-		for _, t := range []struct {
-			table, col string
-			rows       []keylens.HitDelta
-		}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
-			if db.pg {
-				err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
-			} else {
-				err = upsertValues(ctx, tx, t.table, t.col, t.rows)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		n, err = appendHits(ctx, tx, batches, applied)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	db.appended(n)
 	return applied, nil
+}
+
+// upsertCounters adds deltas to the hourly counters and the daily rollup.
+func upsertCounters(ctx context.Context, tx *Tx, deltas []keylens.HitDelta) error {
+	hourly, daily := foldRows(deltas)
+	for _, t := range []struct {
+		table, col string
+		rows       []keylens.HitDelta
+	}{{"hits_hourly", "hour", hourly}, {"hits_daily", "day", daily}} {
+		var err error
+		if tx.db.pg {
+			err = upsertUnnest(ctx, tx, t.table, t.col, t.rows)
+		} else {
+			err = upsertValues(ctx, tx, t.table, t.col, t.rows)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // foldRows sums deltas into the rows of the hourly table and of the daily
@@ -172,8 +170,9 @@ func claimBatches(ctx context.Context, tx *Tx, batches []keylens.HitBatch) ([]bo
 	return applied, nil
 }
 
-// counterColumns are a counter table's columns after its time column.
-const upsertCounters = `INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
+// upsertCountersSQL adds rows to a counter table (%[1]s, time column
+// %[2]s) from %[3]s, with %[4]s the database's larger-of function.
+const upsertCountersSQL = `INSERT INTO %[1]s (key_hash, %[2]s, api_id, code, hits, success, errors, last_hit, latency_us, latency_count)
 %[3]s
 ON CONFLICT (key_hash, %[2]s, api_id, code) DO UPDATE SET
 	hits = %[1]s.hits + excluded.hits,
@@ -230,7 +229,7 @@ func upsertStatement(table, col string, n int, greatest string) string {
 		}
 		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
-	return fmt.Sprintf(upsertCounters, table, col, sb.String(), greatest)
+	return fmt.Sprintf(upsertCountersSQL, table, col, sb.String(), greatest)
 }
 
 // upsertUnnest adds rows to a PostgreSQL counter table in one statement:
@@ -247,7 +246,7 @@ func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []keylens
 		keys[i], apis[i], ts[i], codes[i] = d.KeyHash, d.APIID, d.Hour, int64(d.Code)
 		hits[i], success[i], errs[i], last[i], lat[i], latN[i] = d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount
 	}
-	_, err := tx.Tx.ExecContext(ctx, fmt.Sprintf(upsertCounters, table, col,
+	_, err := tx.Tx.ExecContext(ctx, fmt.Sprintf(upsertCountersSQL, table, col,
 		`SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])`,
 		"GREATEST"),
 		keys, ts, apis, codes, hits, success, errs, last, lat, latN)
@@ -291,7 +290,18 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		}
 	}
 	fmt.Fprintf(&sb, ` GROUP BY %s, code ORDER BY %[1]s, code`, col)
-	rows, err := db.hr.QueryContext(ctx, sb.String(), args...)
+	// The counters and the hit log in one snapshot, so that rows a
+	// compaction moves meanwhile are counted once.
+	var opts *sql.TxOptions
+	if db.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := db.hr.beginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, db.q(sb.String()), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +317,10 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		buckets = append(buckets, b)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if buckets, err = readHitLog(ctx, tx, q, unit, from, to, buckets); err != nil {
 		return nil, err
 	}
 	return keylens.FoldHits(buckets, q.Res, q.ByCode), nil
@@ -354,7 +368,7 @@ func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
 		// on the first start that has it); the sums are there for
 		// safety should it hold counters anyway.
 		for _, t := range []struct{ table, col string }{{"hits_hourly", "hour"}, {"hits_daily", "day"}} {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCounters, "main."+t.table, t.col,
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCountersSQL, "main."+t.table, t.col,
 				`SELECT key_hash, `+t.col+`, api_id, code, hits, success, errors, last_hit, latency_us, latency_count FROM portal.`+t.table+` WHERE true`,
 				"MAX")); err != nil {
 				return err

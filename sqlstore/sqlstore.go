@@ -57,6 +57,8 @@ type DB struct {
 	// a pool of its own whose transactions take no advisory lock, and hr
 	// is rdb.
 	hw, hr *pool
+	// hits is the hit log's compactor (hitlog.go).
+	hits hitLog
 	// pg is set for PostgreSQL: placeholders are rebound, and every
 	// portal write transaction takes one advisory lock (see begin), so
 	// that portal writers from every process sharing the database commit
@@ -156,6 +158,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", path, err)
 	}
+	db.startCompactor()
 	return db, nil
 }
 
@@ -237,6 +240,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL: %w", err)
 	}
+	db.startCompactor()
 	return db, nil
 }
 
@@ -372,6 +376,7 @@ func ValidateSQLitePath(path string) error {
 
 // Close closes the pools.
 func (db *DB) Close() error {
+	db.stopCompactor()
 	db.stopListening()
 	err := errors.Join(db.wdb.Close(), db.rdb.Close(), db.hw.Close())
 	if db.hr != db.rdb {
@@ -550,13 +555,18 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	return &Tx{Tx: tx, db: db, w: db.wdb, now: db.Now()}, nil
 }
 
-// writeHits runs fn in a transaction on the hit counters' writer and
+// writeHitsAs runs fn in a transaction on the hit counters' writer and
 // commits when fn returns nil. It takes no lock beyond the rows it
-// writes: on SQLite the counters have a file and a writer of their own;
-// on PostgreSQL concurrent commits (of this process and others) upsert
-// their rows in primary-key order, so that they wait for each other row
-// by row and never deadlock.
-func (db *DB) writeHits(ctx context.Context, fn func(tx *Tx) error) error {
+// writes: on SQLite the counters have a file and a writer of their own
+// (hit commits, first, go before compactions); on PostgreSQL a commit
+// only appends to the hit log, and concurrent compactions (of this process
+// and others) take disjoint rows of it and upsert counters in primary-key
+// order, so that they wait for each other row by row and never deadlock.
+func (db *DB) writeHitsAs(ctx context.Context, first bool, fn func(tx *Tx) error) error {
+	if !db.pg {
+		db.hits.gate.lock(first)
+		defer db.hits.gate.unlock()
+	}
 	t, err := db.hw.beginTx(ctx, nil)
 	if err != nil {
 		return err

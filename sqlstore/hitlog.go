@@ -1,0 +1,397 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/identity/backoff"
+)
+
+// The hit log. A hit commit appends its series to hit_log as one encoded
+// row: one insert however many series, so that a commit costs an encode
+// and the bytes written, not an upsert of two rows (hourly and daily) per
+// series. The compactor (compactHits, run by the store from Open to Close)
+// folds the oldest rows into hits_hourly and hits_daily and deletes them,
+// in one transaction; queries add what the log holds to what the counters
+// hold, in one snapshot (QueryHits). A committed hit is therefore counted
+// once, whether it is still in the log or already folded. Folding many
+// commits at once also folds their repeats: a fleet's gateways send the
+// same series every second, and each is upserted once per compaction.
+//
+// A record, in a row's data after its version byte:
+//
+//	uvarint len(key) | key | uvarint len(rest) | rest
+//	rest: uvarint len(api) | api | varint hour | varint code | varint hits,
+//	      success, errors, last_hit, latency_us, latency_count
+//
+// The length of rest lets a query skip the records of other keys unread.
+const hitLogVersion = 1
+
+// appendHitLog appends the records of series to dst.
+func appendHitLog(dst []byte, series []keylens.HitDelta) []byte {
+	var rest []byte
+	for i := range series {
+		d := &series[i]
+		rest = appendUvarint(rest[:0], uint64(len(d.APIID)))
+		rest = append(rest, d.APIID...)
+		for _, v := range [...]int64{d.Hour, int64(d.Code), d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount} {
+			rest = appendUvarint(rest, uint64(v<<1)^uint64(v>>63)) // zigzag
+		}
+		dst = appendUvarint(dst, uint64(len(d.KeyHash)))
+		dst = append(dst, d.KeyHash...)
+		dst = appendUvarint(dst, uint64(len(rest)))
+		dst = append(dst, rest...)
+	}
+	return dst
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+var errHitLog = errors.New("sqlstore: a hit_log row is corrupt")
+
+// uvarint reads a uvarint at b[i:], returning it and the index after it.
+func uvarint[B string | []byte](b B, i int) (uint64, int, error) {
+	var v uint64
+	for shift := 0; shift < 64; shift += 7 {
+		if i >= len(b) {
+			return 0, 0, errHitLog
+		}
+		c := b[i]
+		i++
+		if shift == 63 && c > 1 { // beyond 64 bits
+			return 0, 0, errHitLog
+		}
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v, i, nil
+		}
+	}
+	return 0, 0, errHitLog
+}
+
+// field reads a length-prefixed field at b[i:].
+func field[B string | []byte](b B, i int) (B, int, error) {
+	n, i, err := uvarint(b, i)
+	if err != nil || n > uint64(len(b)-i) {
+		return b[:0], 0, errHitLog
+	}
+	return b[i : i+int(n)], i + int(n), nil
+}
+
+// scanHitLog calls fn for each record of a row's data whose key keep
+// accepts (all when keep is nil), with its key and API as slices of data:
+// substrings when data is a string, so that a compaction keeps them without
+// copying each. A corrupt row is an error, never a panic.
+func scanHitLog[B string | []byte](data B, keep func(key B) bool, fn func(key, api B, d *keylens.HitDelta)) error {
+	if len(data) == 0 || data[0] != hitLogVersion {
+		return errHitLog
+	}
+	var d keylens.HitDelta
+	var v [8]int64
+	for i := 1; i < len(data); {
+		key, j, err := field(data, i)
+		if err != nil {
+			return err
+		}
+		rest, next, err := field(data, j)
+		if err != nil {
+			return err
+		}
+		i = next
+		if keep != nil && !keep(key) {
+			continue
+		}
+		api, k, err := field(rest, 0)
+		if err != nil {
+			return err
+		}
+		for n := range v {
+			var u uint64
+			if u, k, err = uvarint(rest, k); err != nil {
+				return err
+			}
+			v[n] = int64(u>>1) ^ -int64(u&1)
+		}
+		if k != len(rest) {
+			return errHitLog
+		}
+		d = keylens.HitDelta{Hour: v[0], Code: int(v[1]), Hits: v[2], Success: v[3], Errors: v[4], LastHit: v[5], LatencyUS: v[6], LatencyCount: v[7]}
+		fn(key, api, &d)
+	}
+	return nil
+}
+
+// appendHits appends the series of the batches applied to the hit log, in
+// the commit's transaction; it reports how many series it appended.
+func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied []bool) (int, error) {
+	n := 0
+	data := []byte{hitLogVersion}
+	for i := range batches {
+		if applied[i] {
+			n += len(batches[i].Series)
+			data = appendHitLog(data, batches[i].Series)
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO hit_log (series, data) VALUES (?, ?)`, n, data)
+	return n, err
+}
+
+// compactSeries bounds the series one compaction folds: on SQLite a hit
+// commit that arrives meanwhile waits for it (it goes before the next), so
+// it is kept to some tens of milliseconds.
+const compactSeries = 8192
+
+// compactHits folds the oldest rows of the hit log, about compactSeries
+// series (at least one row), into the counters and deletes them, in one
+// transaction; it reports the series folded (0: the log is empty, or every
+// row is another process's compaction's). Rows are taken in log order; on
+// PostgreSQL rows another process is folding are skipped, not waited for,
+// and their upserts, in primary-key order like these, never deadlock.
+func (db *DB) compactHits(ctx context.Context) (int, error) {
+	folded := 0
+	err := db.writeHitsAs(ctx, false, func(tx *Tx) error {
+		lock := ""
+		if db.pg {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT seq, series FROM hit_log ORDER BY seq LIMIT 64`+lock)
+		if err != nil {
+			return err
+		}
+		var seqs []any
+		for rows.Next() && (len(seqs) == 0 || folded < compactSeries) {
+			var seq int64
+			var n int
+			if err := rows.Scan(&seq, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(seqs) > 0 && folded+n > compactSeries {
+				break
+			}
+			seqs = append(seqs, seq)
+			folded += n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		in := ` WHERE seq IN (` + placeholders(len(seqs)) + `)`
+		if rows, err = tx.QueryContext(ctx, `SELECT data FROM hit_log`+in, seqs...); err != nil {
+			return err
+		}
+		all := make([]keylens.HitDelta, 0, folded)
+		for rows.Next() {
+			var data string // the records' keys and APIs are substrings of it
+			if err := rows.Scan(&data); err != nil {
+				rows.Close()
+				return err
+			}
+			err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
+				d.KeyHash, d.APIID = key, api
+				all = append(all, *d)
+			})
+			if err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := upsertCounters(ctx, tx, all); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM hit_log`+in, seqs...)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return folded, nil
+}
+
+// HitBacklog is the series committed to the hit log and not yet folded
+// into the counters, as last counted: by the compactor after each of its
+// compactions (a count that sees every process's commits) plus this
+// process's commits since. A hit writer refuses batches while it is high
+// (analytics.Committer), since every query reads the log whole.
+func (db *DB) HitBacklog() int64 { return db.hits.backlog.Load() }
+
+// hitLog is the compactor's state.
+type hitLog struct {
+	backlog atomic.Int64
+	wake    chan struct{} // a commit appended to the log
+	stop    context.CancelFunc
+	done    chan struct{}
+	// gate orders the SQLite counters' one writer: a commit goes before
+	// a compaction that waits, so that a compaction delays a commit by
+	// at most the one under way.
+	gate writerGate
+}
+
+// compactPoll is how often a PostgreSQL store looks for rows other
+// processes appended (its own commits wake it). SQLite's log has one
+// writing process, which wakes its own compactor.
+const compactPoll = time.Second
+
+// startCompactor runs the compactor until Close: whatever the log holds,
+// then each time a commit appends to it.
+func (db *DB) startCompactor() {
+	ctx, stop := context.WithCancel(context.Background())
+	db.hits.wake, db.hits.stop, db.hits.done = make(chan struct{}, 1), stop, make(chan struct{})
+	go func() {
+		defer close(db.hits.done)
+		retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+		for {
+			n, err := db.compactHits(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			var wait <-chan time.Time
+			switch {
+			case err != nil:
+				if keylens.ErrorCode(err) != keylens.EFULL { // the store logs that itself
+					db.logger().Error("folding the hit log into the counters failed; queries still count it", "err", err)
+				}
+				wait = time.After(retry.Next())
+			case n > 0:
+				retry.Reset()
+				db.countBacklog(ctx)
+				continue
+			default:
+				db.countBacklog(ctx)
+				if db.pg {
+					wait = time.After(compactPoll)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-db.hits.wake:
+			case <-wait:
+			}
+		}
+	}()
+}
+
+// countBacklog counts the series in the hit log (HitBacklog).
+func (db *DB) countBacklog(ctx context.Context) {
+	var n int64
+	if err := db.hr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n); err == nil {
+		db.hits.backlog.Store(n)
+	}
+}
+
+// appended notes n series a commit appended to the log.
+func (db *DB) appended(n int) {
+	db.hits.backlog.Add(int64(n))
+	select {
+	case db.hits.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopCompactor ends the compactor's loop; a compaction under way rolls
+// back.
+func (db *DB) stopCompactor() {
+	if db.hits.stop != nil {
+		db.hits.stop()
+		<-db.hits.done
+	}
+}
+
+// writerGate lets one holder in at a time, those that ask first (commits)
+// before the others (compactions).
+type writerGate struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	held    bool
+	waiting int // first-class holders waiting
+}
+
+func (g *writerGate) lock(first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond.L == nil {
+		g.cond.L = &g.mu
+	}
+	if first {
+		g.waiting++
+		for g.held {
+			g.cond.Wait()
+		}
+		g.waiting--
+	} else {
+		for g.held || g.waiting > 0 {
+			g.cond.Wait()
+		}
+	}
+	g.held = true
+}
+
+func (g *writerGate) unlock() {
+	g.mu.Lock()
+	g.held = false
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// readHitLog adds to buckets what the hit log holds of q's keys and APIs
+// in [from, to) (units of unit seconds: hours or days), in tx: the
+// snapshot of the counters read with it.
+func readHitLog(ctx context.Context, tx *sql.Tx, q keylens.HitQuery, unit, from, to int64, buckets []keylens.HitBucket) ([]keylens.HitBucket, error) {
+	keys := make(map[string]bool, len(q.Keys))
+	for _, k := range q.Keys {
+		keys[k] = true
+	}
+	var apis map[string]bool
+	if len(q.APIIDs) > 0 {
+		apis = make(map[string]bool, len(q.APIIDs))
+		for _, a := range q.APIIDs {
+			apis[a] = true
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT data FROM hit_log`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	per := unit / 3600
+	for rows.Next() {
+		var data sql.RawBytes
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		err := scanHitLog([]byte(data), func(key []byte) bool { return keys[string(key)] }, func(_, api []byte, d *keylens.HitDelta) {
+			t := floorDiv(d.Hour, per)
+			if t < from || t >= to || (apis != nil && !apis[string(api)]) {
+				return
+			}
+			buckets = append(buckets, keylens.HitBucket{Start: time.Unix(t*unit, 0).UTC(), Code: d.Code, Hits: d.Hits, Success: d.Success,
+				Errors: d.Errors, LastHit: d.LastHit, LatencyUS: d.LatencyUS, LatencyCount: d.LatencyCount})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buckets, rows.Err()
+}

@@ -1,0 +1,217 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/sqlstore"
+	"github.com/keylens/keylens/sqlstore/pgtest"
+)
+
+// hitLogStores opens a fresh store of each kind.
+func hitLogStores(t *testing.T) map[string]func(t *testing.T) (*sqlstore.DB, string) {
+	return map[string]func(t *testing.T) (*sqlstore.DB, string){
+		"SQLite": func(t *testing.T) (*sqlstore.DB, string) {
+			dsn := "sqlite:" + filepath.Join(t.TempDir(), "keylens.db")
+			return openDSN(t, dsn), dsn
+		},
+		"PostgreSQL": func(t *testing.T) (*sqlstore.DB, string) {
+			dsn := pgtest.Shared(t).NewDatabase(t)
+			return openDSN(t, dsn), dsn
+		},
+	}
+}
+
+func openDSN(t *testing.T, dsn string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// hitBatch is n series of keys k0…k(keys-1) on two APIs, over three hours
+// of a day and the next day's first, at two codes.
+func hitBatch(id string, n, keys int) keylens.HitBatch {
+	b := keylens.HitBatch{ID: id}
+	base := int64(490000) // a day's first hour (divisible by 24)
+	for i := range n {
+		code := 200
+		if i%5 == 0 {
+			code = 500
+		}
+		d := keylens.HitDelta{KeyHash: fmt.Sprintf("k%d", i%keys), APIID: fmt.Sprint("api", i%2), Hour: base + int64([]int{0, 5, 23, 24}[i%4]),
+			Code: code, Hits: int64(1 + i%3), LastHit: (base*3600 + int64(i)) * 1e9, LatencyUS: int64(100 * (1 + i%3)), LatencyCount: int64(1 + i%3)}
+		if code < 400 {
+			d.Success = d.Hits
+		} else {
+			d.Errors = d.Hits
+		}
+		b.Series = append(b.Series, d)
+	}
+	return b
+}
+
+// hitQueries are the queries the tests compare: every resolution, by code
+// or not, some keys, one API.
+func hitQueries() []keylens.HitQuery {
+	from, to := time.Unix(490000*3600, 0).UTC(), time.Unix(490048*3600, 0).UTC()
+	var qs []keylens.HitQuery
+	for _, res := range []string{keylens.ResHour, keylens.ResDay, keylens.ResMonth} {
+		for _, byCode := range []bool{false, true} {
+			qs = append(qs, keylens.HitQuery{Keys: []string{"k0", "k3", "k7"}, From: from, To: to, Res: res, ByCode: byCode},
+				keylens.HitQuery{Keys: []string{"k1"}, From: from.Add(2 * time.Hour), To: to, Res: res, ByCode: byCode, APIIDs: []string{"api1"}})
+		}
+	}
+	return qs
+}
+
+func queryAll(t *testing.T, db *sqlstore.DB) string {
+	t.Helper()
+	var out string
+	for _, q := range hitQueries() {
+		rows, err := db.QueryHits(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += fmt.Sprintf("%+v\n", rows)
+	}
+	return out
+}
+
+// TestHitLogCountsOnceBeforeAndAfterCompaction: hits committed to the log
+// answer every query as they do once folded into the counters, and as the
+// counters answer alone: a compaction moves counts, never adds or loses
+// them.
+func TestHitLogCountsOnceBeforeAndAfterCompaction(t *testing.T) {
+	for name, open := range hitLogStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			// Folded at once: the reference.
+			ref, _ := open(t)
+			sqlstore.StopCompactor(ref)
+			for i := range 6 {
+				if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sqlstore.CompactHits(ctx, ref); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := queryAll(t, ref)
+
+			db, _ := open(t)
+			sqlstore.StopCompactor(db)
+			for i := range 3 {
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := sqlstore.CompactHits(ctx, db); err != nil { // half folded
+				t.Fatal(err)
+			}
+			for i := 3; i < 6; i++ {
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 2700 || db.HitBacklog() != 2700 {
+				t.Fatalf("the log holds %d series (backlog %d), want 2700", n, db.HitBacklog())
+			}
+			if got := queryAll(t, db); got != want {
+				t.Errorf("half in the log:\n%s\nwant (all folded):\n%s", got, want)
+			}
+			n, err := sqlstore.CompactHits(ctx, db)
+			if err != nil || n != 2700 {
+				t.Fatalf("compaction folded %d series (%v), want 2700", n, err)
+			}
+			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
+				t.Errorf("the log holds %d series after compaction", n)
+			}
+			if got := queryAll(t, db); got != want {
+				t.Errorf("all folded:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestHitLogCompactorRuns: the store folds its log by itself, and counts
+// its backlog.
+func TestHitLogCompactorRuns(t *testing.T) {
+	for name, open := range hitLogStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db, _ := open(t)
+			if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b", 20000, 3000)}); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				n, err := sqlstore.HitLogSeries(ctx, db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 && db.HitBacklog() == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 30 s the log still holds %d series (backlog %d)", n, db.HitBacklog())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestConcurrentCompactions_PostgreSQL: processes sharing a database fold
+// its log together, each taking rows the others are not folding, while
+// commits go on; every hit is counted exactly once.
+func TestConcurrentCompactions_PostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Shared(t).NewDatabase(t)
+	ref := openDSN(t, "sqlite:"+filepath.Join(t.TempDir(), "keylens.db"))
+	sqlstore.StopCompactor(ref)
+	var dbs []*sqlstore.DB
+	for range 3 {
+		dbs = append(dbs, openDSN(t, dsn))
+	}
+	var wg sync.WaitGroup
+	for w, db := range dbs {
+		wg.Go(func() {
+			for i := range 15 {
+				b := hitBatch(fmt.Sprintf("w%d-%d", w, i), 1500, 40)
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{b}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for w := range dbs {
+		for i := range 15 {
+			if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprintf("w%d-%d", w, i), 1500, 40)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for n, _ := sqlstore.HitLogSeries(ctx, dbs[0]); n > 0; n, _ = sqlstore.HitLogSeries(ctx, dbs[0]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still holds %d series after 60 s", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := queryAll(t, ref)
+	for i, db := range dbs {
+		if got := queryAll(t, db); got != want {
+			t.Errorf("process %d reads:\n%s\nwant:\n%s", i, got, want)
+		}
+	}
+}

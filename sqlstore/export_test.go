@@ -61,6 +61,6 @@ func CompactHits(ctx context.Context, db *DB) (int, error) {
 // HitLogSeries is the series the hit log holds.
 func HitLogSeries(ctx context.Context, db *DB) (int64, error) {
 	var n int64
-	err := db.hr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n)
+	err := db.lr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n)
 	return n, err
 }

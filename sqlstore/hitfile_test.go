@@ -104,7 +104,7 @@ func TestHitCommitsAndPortalWritesDoNotQueue_SQLite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keylens.db")
 	db := openSQLite(t, path)
 	hold := func(file string) func() {
-		raw, err := sql.Open("sqlite", file)
+		raw, err := sql.Open("sqlite", file+"?_pragma=busy_timeout(10000)") // a compaction may hold it a moment
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,13 +14,28 @@ import (
 // The hit log. A hit commit appends its series to hit_log as one encoded
 // row: one insert however many series, so that a commit costs an encode
 // and the bytes written, not an upsert of two rows (hourly and daily) per
-// series. The compactor (compactHits, run by the store from Open to Close)
-// folds the oldest rows into hits_hourly and hits_daily and deletes them,
-// in one transaction; queries add what the log holds to what the counters
-// hold, in one snapshot (QueryHits). A committed hit is therefore counted
-// once, whether it is still in the log or already folded. Folding many
-// commits at once also folds their repeats: a fleet's gateways send the
-// same series every second, and each is upserted once per compaction.
+// series. The compactor (run by the store from Open to Close) folds the
+// oldest rows into hits_hourly and hits_daily; queries add what the log
+// holds to what the counters hold (QueryHits). A committed hit is counted
+// once, whether still in the log or already folded. Folding many commits
+// at once also folds their repeats: a fleet's gateways send the same
+// series every second, and each is upserted once per compaction.
+//
+// How a compaction moves rows differs by database:
+//   - SQLite: the log is a file of its own (HitLogPath), so that commits
+//     never wait for the counters' writer. A compaction reads rows past
+//     hit_log_folded.through from the log, then commits their counters
+//     with the new `through` in the counters' file, then deletes them from
+//     the log. A query reads the log's snapshot first, then the counters
+//     with their `through`, and counts the log's rows past it: each row is
+//     counted from exactly one side, whatever a compaction does meanwhile.
+//     The log's seq is AUTOINCREMENT (never reused), and its one writer
+//     commits rows in seq order.
+//   - PostgreSQL: one database, where concurrent commits (of several
+//     processes) may commit seqs out of order. A compaction takes rows
+//     with FOR UPDATE SKIP LOCKED (others' compactions take others),
+//     upserts their counters and deletes them in one transaction; a query
+//     reads counters and log in one snapshot.
 //
 // A record, in a row's data after its version byte:
 //
@@ -150,83 +164,158 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 	return n, err
 }
 
-// compactSeries bounds the series one compaction folds: on SQLite a hit
-// commit that arrives meanwhile waits for it (it goes before the next), so
-// it is kept to some tens of milliseconds.
-const compactSeries = 8192
+// compactSeries bounds the series one compaction folds (at least one row
+// is taken): its decoded series are held in memory, some 10 MB. On SQLite
+// no commit waits for a compaction, and larger ones fold more repeats; on
+// PostgreSQL smaller ones let processes fold side by side.
+const (
+	compactSeriesSQLite     = 100000
+	compactSeriesPostgreSQL = 25000
+)
 
-// compactHits folds the oldest rows of the hit log, about compactSeries
-// series (at least one row), into the counters and deletes them, in one
-// transaction; it reports the series folded (0: the log is empty, or every
-// row is another process's compaction's). Rows are taken in log order; on
-// PostgreSQL rows another process is folding are skipped, not waited for,
-// and their upserts, in primary-key order like these, never deadlock.
+// compactHits folds the oldest rows of the hit log into the counters and
+// removes them from the log; it reports the series folded (0: the log is
+// empty, or, on PostgreSQL, every row is another process's compaction's).
 func (db *DB) compactHits(ctx context.Context) (int, error) {
-	folded := 0
-	err := db.writeHitsAs(ctx, false, func(tx *Tx) error {
-		lock := ""
-		if db.pg {
-			lock = " FOR UPDATE SKIP LOCKED"
+	if db.pg {
+		return db.compactHitsPostgreSQL(ctx)
+	}
+	return db.compactHitsSQLite(ctx)
+}
+
+// logRow is a hit_log row chosen for a compaction.
+type logRow struct {
+	seq    int64
+	series int
+}
+
+// takeLogRows reads rows from the start of a query of (seq, series) in
+// seq order, up to budget series (at least one row).
+func takeLogRows(rows *sql.Rows, budget int) ([]logRow, int, error) {
+	defer rows.Close()
+	var took []logRow
+	total := 0
+	for rows.Next() {
+		var r logRow
+		if err := rows.Scan(&r.seq, &r.series); err != nil {
+			return nil, 0, err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT seq, series FROM hit_log ORDER BY seq LIMIT 64`+lock)
+		if len(took) > 0 && total+r.series > budget {
+			break
+		}
+		took = append(took, r)
+		total += r.series
+	}
+	return took, total, rows.Err()
+}
+
+// decodeLogRows reads the data of rows (whose series number total) with
+// q, decoded into series whose keys and APIs are substrings of each row's
+// data, read as one string.
+func decodeLogRows(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, took []logRow, total int) ([]keylens.HitDelta, error) {
+	seqs := make([]any, len(took))
+	for i, r := range took {
+		seqs[i] = r.seq
+	}
+	rows, err := q.QueryContext(ctx, `SELECT data FROM hit_log WHERE seq IN (`+placeholders(len(seqs))+`)`, seqs...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	all := make([]keylens.HitDelta, 0, total)
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		if err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
+			d.KeyHash, d.APIID = key, api
+			all = append(all, *d)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return all, rows.Err()
+}
+
+// compactHitsSQLite folds rows of the log's file into the counters' file
+// (see the comment at the top): the reading and decoding hold no writer,
+// the counters' writer commits them with the new hit_log_folded.through,
+// and the log's writer deletes them after, or at the next compaction
+// should keylens stop between the two.
+func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
+	var through int64
+	if err := db.hr.QueryRowContext(ctx, `SELECT through FROM hit_log_folded`).Scan(&through); err != nil {
+		return 0, err
+	}
+	if _, err := db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, through); err != nil {
+		return 0, err
+	}
+	rows, err := db.lr.QueryContext(ctx, `SELECT seq, series FROM hit_log WHERE seq > ? ORDER BY seq`, through)
+	if err != nil {
+		return 0, err
+	}
+	took, total, err := takeLogRows(rows, compactSeriesSQLite)
+	if err != nil || len(took) == 0 {
+		return 0, err
+	}
+	all, err := decodeLogRows(ctx, db.lr, took, total)
+	if err != nil {
+		return 0, err
+	}
+	last := took[len(took)-1].seq
+	err = db.writeOn(ctx, db.hw, func(tx *Tx) error {
+		// This process's compactor is the file's only one: through is
+		// as read, unless a test or an operator ran another.
+		res, err := tx.ExecContext(ctx, `UPDATE hit_log_folded SET through = ? WHERE through = ?`, last, through)
 		if err != nil {
 			return err
 		}
-		var seqs []any
-		for rows.Next() && (len(seqs) == 0 || folded < compactSeries) {
-			var seq int64
-			var n int
-			if err := rows.Scan(&seq, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			if len(seqs) > 0 && folded+n > compactSeries {
-				break
-			}
-			seqs = append(seqs, seq)
-			folded += n
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(err, errors.New("sqlstore: the hit log was folded meanwhile by another compactor"))
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return upsertCounters(ctx, tx, all)
+	})
+	if err != nil {
+		return 0, err
+	}
+	_, err = db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, last)
+	return total, err
+}
+
+// compactHitsPostgreSQL folds rows of the log in one transaction: taken
+// with FOR UPDATE SKIP LOCKED, upserted in key order, deleted.
+func (db *DB) compactHitsPostgreSQL(ctx context.Context) (int, error) {
+	folded := 0
+	err := db.writeOn(ctx, db.hw, func(tx *Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, series FROM hit_log ORDER BY seq LIMIT 64 FOR UPDATE SKIP LOCKED`)
+		if err != nil {
 			return err
 		}
-		if len(seqs) == 0 {
-			return nil
-		}
-		in := ` WHERE seq IN (` + placeholders(len(seqs)) + `)`
-		if rows, err = tx.QueryContext(ctx, `SELECT data FROM hit_log`+in, seqs...); err != nil {
+		took, total, err := takeLogRows(rows, compactSeriesPostgreSQL)
+		if err != nil || len(took) == 0 {
 			return err
 		}
-		all := make([]keylens.HitDelta, 0, folded)
-		for rows.Next() {
-			var data string // the records' keys and APIs are substrings of it
-			if err := rows.Scan(&data); err != nil {
-				rows.Close()
-				return err
-			}
-			err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
-				d.KeyHash, d.APIID = key, api
-				all = append(all, *d)
-			})
-			if err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		all, err := decodeLogRows(ctx, tx, took, total)
+		if err != nil {
 			return err
 		}
 		if err := upsertCounters(ctx, tx, all); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM hit_log`+in, seqs...)
-		return err
+		seqs := make([]int64, len(took))
+		for i, r := range took {
+			seqs[i] = r.seq
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hit_log WHERE seq = ANY(?)`, seqs); err != nil {
+			return err
+		}
+		folded = total
+		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	return folded, nil
+	return folded, err
 }
 
 // HitBacklog is the series committed to the hit log and not yet folded
@@ -242,10 +331,6 @@ type hitLog struct {
 	wake    chan struct{} // a commit appended to the log
 	stop    context.CancelFunc
 	done    chan struct{}
-	// gate orders the SQLite counters' one writer: a commit goes before
-	// a compaction that waits, so that a compaction delays a commit by
-	// at most the one under way.
-	gate writerGate
 }
 
 // compactPoll is how often a PostgreSQL store looks for rows other
@@ -296,7 +381,7 @@ func (db *DB) startCompactor() {
 // countBacklog counts the series in the hit log (HitBacklog).
 func (db *DB) countBacklog(ctx context.Context) {
 	var n int64
-	if err := db.hr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n); err == nil {
+	if err := db.lr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n); err == nil {
 		db.hits.backlog.Store(n)
 	}
 }
@@ -319,46 +404,10 @@ func (db *DB) stopCompactor() {
 	}
 }
 
-// writerGate lets one holder in at a time, those that ask first (commits)
-// before the others (compactions).
-type writerGate struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	held    bool
-	waiting int // first-class holders waiting
-}
-
-func (g *writerGate) lock(first bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cond.L == nil {
-		g.cond.L = &g.mu
-	}
-	if first {
-		g.waiting++
-		for g.held {
-			g.cond.Wait()
-		}
-		g.waiting--
-	} else {
-		for g.held || g.waiting > 0 {
-			g.cond.Wait()
-		}
-	}
-	g.held = true
-}
-
-func (g *writerGate) unlock() {
-	g.mu.Lock()
-	g.held = false
-	g.mu.Unlock()
-	g.cond.Broadcast()
-}
-
-// readHitLog adds to buckets what the hit log holds of q's keys and APIs
-// in [from, to) (units of unit seconds: hours or days), in tx: the
-// snapshot of the counters read with it.
-func readHitLog(ctx context.Context, tx *sql.Tx, q keylens.HitQuery, unit, from, to int64, buckets []keylens.HitBucket) ([]keylens.HitBucket, error) {
+// readHitLog adds to buckets what the hit log's rows past through hold of
+// q's keys and APIs in [from, to) (units of unit seconds: hours or days),
+// in tx (see QueryHits for the snapshots).
+func (db *DB) readHitLog(ctx context.Context, tx *sql.Tx, through int64, q keylens.HitQuery, unit, from, to int64, buckets []keylens.HitBucket) ([]keylens.HitBucket, error) {
 	keys := make(map[string]bool, len(q.Keys))
 	for _, k := range q.Keys {
 		keys[k] = true
@@ -370,7 +419,7 @@ func readHitLog(ctx context.Context, tx *sql.Tx, q keylens.HitQuery, unit, from,
 			apis[a] = true
 		}
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT data FROM hit_log`)
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT data FROM hit_log WHERE seq > ?`), through)
 	if err != nil {
 		return nil, err
 	}

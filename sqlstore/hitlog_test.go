@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -213,5 +214,90 @@ func TestConcurrentCompactions_PostgreSQL(t *testing.T) {
 		if got := queryAll(t, db); got != want {
 			t.Errorf("process %d reads:\n%s\nwant:\n%s", i, got, want)
 		}
+	}
+}
+
+// TestHitLogFoldedButNotDeleted_SQLite: keylens stopped after a compaction
+// committed its counters and before it deleted the rows from the log's
+// file: the rows left are not counted again, by queries or by the next
+// compaction, which deletes them.
+func TestHitLogFoldedButNotDeleted_SQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keylens.db")
+	db := openSQLite(t, path)
+	sqlstore.StopCompactor(db)
+	for i := range 3 {
+		if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := sql.Open("sqlite", sqlstore.HitLogPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	type row struct {
+		seq, series int64
+		data        []byte
+	}
+	var saved []row
+	rows, err := raw.Query(`SELECT seq, series, data FROM hit_log`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.series, &r.data); err != nil {
+			t.Fatal(err)
+		}
+		saved = append(saved, r)
+	}
+	rows.Close()
+	want := queryAll(t, db)
+	if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != 2700 {
+		t.Fatalf("compaction folded %d series (%v), want 2700", n, err)
+	}
+	for _, r := range saved { // as if the delete had not happened
+		if _, err := raw.Exec(`INSERT INTO hit_log (seq, series, data) VALUES (?, ?, ?)`, r.seq, r.series, r.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queryAll(t, db); got != want {
+		t.Errorf("with folded rows left in the log:\n%s\nwant:\n%s", got, want)
+	}
+	if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != 0 {
+		t.Errorf("the next compaction folded %d series (%v), want none", n, err)
+	}
+	if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
+		t.Errorf("the log still holds %d series", n)
+	}
+	if got := queryAll(t, db); got != want {
+		t.Errorf("after the next compaction:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestHitCommitsDoNotWaitForCompactions_SQLite: while the counters' file
+// is held by a writer (a compaction under way), hits still commit: the
+// log has a file and a writer of its own.
+func TestHitCommitsDoNotWaitForCompactions_SQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keylens.db")
+	db := openSQLite(t, path)
+	raw, err := sql.Open("sqlite", sqlstore.AnalyticsPath(path)+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	if _, err := raw.Exec(`BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Exec(`ROLLBACK`)
+	// A commit that queued behind the counters' writer would wait out
+	// SQLite's busy timeout (10 s) and fail.
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := db.AddHits(hctx, []keylens.HitBatch{hitBatch("b", 100, 7)}); err != nil {
+		t.Errorf("a hit commit while the counters' file is held: %v", err)
 	}
 }

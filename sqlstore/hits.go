@@ -22,7 +22,7 @@ var _ keylens.HitService = (*DB)(nil)
 func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
 	var applied []bool
 	var n int
-	err := db.writeHitsAs(ctx, true, func(tx *Tx) error {
+	err := db.writeOn(ctx, db.lw, func(tx *Tx) error {
 		var err error
 		if applied, err = claimBatches(ctx, tx, batches); err != nil {
 			return err
@@ -256,7 +256,7 @@ func upsertUnnest(ctx context.Context, tx *Tx, table, col string, rows []keylens
 // PruneHitBatches forgets batch ids applied before t: a writer retries for
 // seconds, not days.
 func (db *DB) PruneHitBatches(ctx context.Context, before time.Time) error {
-	_, err := db.hw.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
+	_, err := db.lw.ExecContext(ctx, `DELETE FROM hit_batches WHERE applied_at < ?`, before.Unix())
 	return err
 }
 
@@ -290,17 +290,38 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		}
 	}
 	fmt.Fprintf(&sb, ` GROUP BY %s, code ORDER BY %[1]s, code`, col)
-	// The counters and the hit log in one snapshot, so that rows a
-	// compaction moves meanwhile are counted once.
+	// The counters and the hit log as of one moment, so that each row of
+	// the log is counted once, from the log or from the counters, whatever
+	// a compaction does meanwhile: on PostgreSQL one snapshot; on SQLite
+	// the log's snapshot first, then the counters' with how far they
+	// folded the log (see hitlog.go).
 	var opts *sql.TxOptions
 	if db.pg {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	var ltx *sql.Tx
+	if !db.pg {
+		var err error
+		if ltx, err = db.lr.beginTx(ctx, nil); err != nil {
+			return nil, err
+		}
+		defer ltx.Rollback()
+		var seq int64 // a read starts the snapshot
+		if err := ltx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM hit_log`).Scan(&seq); err != nil {
+			return nil, err
+		}
 	}
 	tx, err := db.hr.beginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	var through int64
+	if db.pg {
+		ltx = tx
+	} else if err := tx.QueryRowContext(ctx, `SELECT through FROM hit_log_folded`).Scan(&through); err != nil {
+		return nil, err
+	}
 	rows, err := tx.QueryContext(ctx, db.q(sb.String()), args...)
 	if err != nil {
 		return nil, err
@@ -320,7 +341,7 @@ FROM %[2]s WHERE key_hash IN (%[3]s) AND %[1]s >= ? AND %[1]s < ?`, col, table, 
 		return nil, err
 	}
 	rows.Close()
-	if buckets, err = readHitLog(ctx, tx, q, unit, from, to, buckets); err != nil {
+	if buckets, err = db.readHitLog(ctx, ltx, through, q, unit, from, to, buckets); err != nil {
 		return nil, err
 	}
 	return keylens.FoldHits(buckets, q.Res, q.ByCode), nil
@@ -392,6 +413,36 @@ func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
 		}
 		return nil
 	})
+}
+
+// moveBatchIDs moves the applied batch ids of the counters' file (where
+// they were kept before the hit log had a file of its own, to commit with
+// the series they name) into the log's file, and drops them there. The
+// copy commits first and ignores ids already copied, so that a crash
+// between the two copies again, harmlessly.
+func (db *DB) moveBatchIDs(ctx context.Context, countersPath string) error {
+	var old int
+	if err := db.hw.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'hit_batches'`).Scan(&old); err != nil {
+		return err
+	}
+	if old == 0 {
+		return nil
+	}
+	conn, err := db.lw.Conn(ctx) // ATTACH holds for one connection
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS counters`, countersPath); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `INSERT INTO main.hit_batches (id, applied_at) SELECT id, applied_at FROM counters.hit_batches WHERE true ON CONFLICT (id) DO NOTHING`)
+	conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE counters`)
+	if err != nil {
+		return err
+	}
+	_, err = db.hw.ExecContext(ctx, `DROP TABLE hit_batches`)
+	return err
 }
 
 func floorDiv(a, b int64) int64 {

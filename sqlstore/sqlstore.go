@@ -32,7 +32,7 @@ import (
 	"github.com/keylens/keylens"
 )
 
-//go:embed migrations/sqlite/*.sql migrations/sqlite-analytics/*.sql migrations/postgres/*.sql
+//go:embed migrations/sqlite/*.sql migrations/sqlite-analytics/*.sql migrations/sqlite-hitlog/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
 // Compile-time checks that DB provides every service.
@@ -57,6 +57,11 @@ type DB struct {
 	// a pool of its own whose transactions take no advisory lock, and hr
 	// is rdb.
 	hw, hr *pool
+	// lw appends to the hit log and lr reads it (hitlog.go). On SQLite
+	// the log is a third file (HitLogPath) with its own writer, so that a
+	// hit commit never queues behind a compaction; on PostgreSQL they are
+	// hw and hr.
+	lw, lr *pool
 	// hits is the hit log's compactor (hitlog.go).
 	hits hitLog
 	// pg is set for PostgreSQL: placeholders are rebound, and every
@@ -134,10 +139,20 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		rdb.Close()
 		return nil, err
 	}
+	lpath := HitLogPath(path)
+	lw, lr, err := openSQLite(lpath)
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		hw.Close()
+		hr.Close()
+		return nil, err
+	}
 	db := &DB{wdb: &pool{DB: wdb, writer: true, name: "portal"}, rdb: &pool{DB: rdb}, hw: &pool{DB: hw, writer: true, name: "hit counters"}, hr: &pool{DB: hr},
+		lw: &pool{DB: lw, writer: true, name: "hit log"}, lr: &pool{DB: lr},
 		Now: time.Now, KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
-	db.wdb.db, db.rdb.db, db.hw.db, db.hr.db = db, db, db, db
+	db.wdb.db, db.rdb.db, db.hw.db, db.hr.db, db.lw.db, db.lr.db = db, db, db, db, db, db
 	if err := db.migrate(ctx, db.wdb, "migrations/sqlite/*.sql"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -146,9 +161,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", hpath, err)
 	}
+	if err := db.migrate(ctx, db.lw, "migrations/sqlite-hitlog/*.sql"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", lpath, err)
+	}
 	if err := db.moveHitsOut(ctx, path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("move the hit counters from %s to %s: %w", path, hpath, err)
+	}
+	if err := db.moveBatchIDs(ctx, hpath); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("move the hit batch ids from %s to %s: %w", hpath, lpath, err)
 	}
 	// SQLite parses a query on every unprepared call, a sizeable share
 	// of a key's resolution. (pgx caches PostgreSQL's statements itself,
@@ -189,9 +212,15 @@ func openSQLite(path string) (wdb, rdb *sql.DB, err error) {
 
 // AnalyticsPath is the file of a SQLite store's hit counters, beside the
 // portal's: keylens.db's is keylens-analytics.db.
-func AnalyticsPath(path string) string {
+func AnalyticsPath(path string) string { return besidePath(path, "-analytics") }
+
+// HitLogPath is the file of a SQLite store's hit log, beside the portal's:
+// keylens.db's is keylens-hitlog.db.
+func HitLogPath(path string) string { return besidePath(path, "-hitlog") }
+
+func besidePath(path, suffix string) string {
 	ext := filepath.Ext(path)
-	return strings.TrimSuffix(path, ext) + "-analytics" + ext
+	return strings.TrimSuffix(path, ext) + suffix + ext
 }
 
 // IsPostgres reports whether dsn names a PostgreSQL database.
@@ -234,7 +263,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		pg: true, dsn: dsn, Now: time.Now,
 		KeyHashAlgorithm: keylens.DefaultHashAlgorithm, MaxRotationGrace: keylens.DefaultMaxRotationGrace, changed: newNotifier(),
 		pollDown: changePollInterval, pollUp: listeningPollInterval}
-	db.hr = db.rdb
+	db.hr, db.lw, db.lr = db.rdb, db.hw, db.rdb
 	db.wdb.db, db.rdb.db, db.hw.db = db, db, db
 	if err := db.migrate(ctx, db.wdb, "migrations/postgres/*.sql"); err != nil {
 		db.Close()
@@ -379,8 +408,8 @@ func (db *DB) Close() error {
 	db.stopCompactor()
 	db.stopListening()
 	err := errors.Join(db.wdb.Close(), db.rdb.Close(), db.hw.Close())
-	if db.hr != db.rdb {
-		err = errors.Join(err, db.hr.Close())
+	if !db.pg {
+		err = errors.Join(err, db.hr.Close(), db.lw.Close(), db.lr.Close())
 	}
 	return err
 }
@@ -391,7 +420,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.rdb.PingContext(ctx); err != nil {
 		return err
 	}
-	if db.wdb.full.Load() || db.hw.full.Load() {
+	if db.wdb.full.Load() || db.hw.full.Load() || db.lw.full.Load() {
 		return errFull
 	}
 	return nil
@@ -555,23 +584,19 @@ func (db *DB) begin(ctx context.Context) (*Tx, error) {
 	return &Tx{Tx: tx, db: db, w: db.wdb, now: db.Now()}, nil
 }
 
-// writeHitsAs runs fn in a transaction on the hit counters' writer and
-// commits when fn returns nil. It takes no lock beyond the rows it
-// writes: on SQLite the counters have a file and a writer of their own
-// (hit commits, first, go before compactions); on PostgreSQL a commit
-// only appends to the hit log, and concurrent compactions (of this process
-// and others) take disjoint rows of it and upsert counters in primary-key
-// order, so that they wait for each other row by row and never deadlock.
-func (db *DB) writeHitsAs(ctx context.Context, first bool, fn func(tx *Tx) error) error {
-	if !db.pg {
-		db.hits.gate.lock(first)
-		defer db.hits.gate.unlock()
-	}
-	t, err := db.hw.beginTx(ctx, nil)
+// writeOn runs fn in a transaction on the writer w (the hit counters' or
+// the hit log's) and commits when fn returns nil. It takes no lock beyond
+// what it writes: on SQLite each of these files has its own writer; on
+// PostgreSQL both are one pool whose transactions take no advisory lock (a
+// commit appends to the hit log; concurrent compactions take disjoint rows
+// of it and upsert counters in primary-key order, so that they wait for
+// each other row by row and never deadlock).
+func (db *DB) writeOn(ctx context.Context, w *pool, fn func(tx *Tx) error) error {
+	t, err := w.beginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	tx := &Tx{Tx: t, db: db, w: db.hw, now: db.Now()}
+	tx := &Tx{Tx: t, db: db, w: w, now: db.Now()}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err

@@ -60,7 +60,7 @@ func (s *storeComponent) Start(ctx context.Context) error {
 		log.Info("sealed secrets stored in the clear before the secrets key was set", "secrets", n)
 	}
 	if path, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
-		log.Info("store open", "store", c.Store, "hit_counters", sqlstore.AnalyticsPath(path))
+		log.Info("store open", "store", c.Store, "hit_counters", sqlstore.AnalyticsPath(path), "hit_log", sqlstore.HitLogPath(path))
 	} else {
 		log.Info("store open", "store", redactStore(c.Store))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -164,80 +165,66 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 	return n, err
 }
 
-// compactSeries bounds the series one compaction folds (at least one row
-// is taken): its decoded series are held in memory, some 10 MB. On SQLite
-// no commit waits for a compaction, and larger ones fold more repeats; on
-// PostgreSQL smaller ones let processes fold side by side.
-const (
-	compactSeriesSQLite     = 100000
-	compactSeriesPostgreSQL = 25000
-)
+// What one compaction folds: rows of the log in seq order (at least one),
+// until their series number logSeries or fold to distinct rows. The series
+// held in memory follow the distinct ones (about 200 bytes each, so some
+// 80 MB at most). A compaction covering more of the log folds more
+// repeats: a fleet's gateways send each of their series every second, so
+// that its ~200,000 series a second fold to the same ~200,000 rows
+// however many seconds one compaction covers; the distinct limit is above
+// that, so that a compaction behind a fleet covers all the log's seconds.
+// No commit waits for a compaction, on either database.
+type compactLimits struct{ logSeries, distinct int }
+
+var compactLimit = compactLimits{logSeries: 2000000, distinct: 400000}
+
+// logFold accumulates the log rows a compaction takes, folding them by
+// hourly row each time they double, so that memory follows the distinct
+// series, not the series logged.
+type logFold struct {
+	limits compactLimits
+	rows   []keylens.HitDelta
+	folded int // len(rows) after the last fold
+	series int // logged series taken
+	last   int64
+	seqs   []int64
+}
+
+// full reports whether the fold has taken enough.
+func (f *logFold) full() bool {
+	return f.series >= f.limits.logSeries || f.folded >= f.limits.distinct
+}
+
+// add takes one log row: its records' keys and APIs are substrings of
+// data, which is read as one string.
+func (f *logFold) add(seq int64, data string) error {
+	if err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
+		d.KeyHash, d.APIID = key, api
+		f.rows = append(f.rows, *d)
+		f.series++
+	}); err != nil {
+		return fmt.Errorf("hit_log row %d: %w", seq, err)
+	}
+	f.seqs, f.last = append(f.seqs, seq), seq
+	if len(f.rows) >= 2*max(f.folded, f.limits.distinct/4) {
+		f.rows = foldHourly(f.rows)
+		f.folded = len(f.rows)
+	}
+	return nil
+}
+
+// hourly is what the fold took, as hourly rows.
+func (f *logFold) hourly() []keylens.HitDelta { return foldHourly(f.rows) }
 
 // compactHits folds the oldest rows of the hit log into the counters and
-// removes them from the log; it reports the series folded (0: the log is
-// empty, or, on PostgreSQL, every row is another process's compaction's).
+// removes them from the log; it reports the logged series folded (0: the
+// log is empty, or, on PostgreSQL, every row is another process's
+// compaction's).
 func (db *DB) compactHits(ctx context.Context) (int, error) {
 	if db.pg {
 		return db.compactHitsPostgreSQL(ctx)
 	}
 	return db.compactHitsSQLite(ctx)
-}
-
-// logRow is a hit_log row chosen for a compaction.
-type logRow struct {
-	seq    int64
-	series int
-}
-
-// takeLogRows reads rows from the start of a query of (seq, series) in
-// seq order, up to budget series (at least one row).
-func takeLogRows(rows *sql.Rows, budget int) ([]logRow, int, error) {
-	defer rows.Close()
-	var took []logRow
-	total := 0
-	for rows.Next() {
-		var r logRow
-		if err := rows.Scan(&r.seq, &r.series); err != nil {
-			return nil, 0, err
-		}
-		if len(took) > 0 && total+r.series > budget {
-			break
-		}
-		took = append(took, r)
-		total += r.series
-	}
-	return took, total, rows.Err()
-}
-
-// decodeLogRows reads the data of rows (whose series number total) with
-// q, decoded into series whose keys and APIs are substrings of each row's
-// data, read as one string.
-func decodeLogRows(ctx context.Context, q interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}, took []logRow, total int) ([]keylens.HitDelta, error) {
-	seqs := make([]any, len(took))
-	for i, r := range took {
-		seqs[i] = r.seq
-	}
-	rows, err := q.QueryContext(ctx, `SELECT data FROM hit_log WHERE seq IN (`+placeholders(len(seqs))+`)`, seqs...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	all := make([]keylens.HitDelta, 0, total)
-	for rows.Next() {
-		var data string
-		if err := rows.Scan(&data); err != nil {
-			return nil, err
-		}
-		if err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
-			d.KeyHash, d.APIID = key, api
-			all = append(all, *d)
-		}); err != nil {
-			return nil, err
-		}
-	}
-	return all, rows.Err()
 }
 
 // compactHitsSQLite folds rows of the log's file into the counters' file
@@ -253,69 +240,86 @@ func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
 	if _, err := db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, through); err != nil {
 		return 0, err
 	}
-	rows, err := db.lr.QueryContext(ctx, `SELECT seq, series FROM hit_log WHERE seq > ? ORDER BY seq`, through)
-	if err != nil {
+	f := &logFold{limits: compactLimit}
+	if err := f.read(ctx, db.lr, `SELECT seq, data FROM hit_log WHERE seq > ? ORDER BY seq`, through); err != nil || f.series == 0 {
 		return 0, err
 	}
-	took, total, err := takeLogRows(rows, compactSeriesSQLite)
-	if err != nil || len(took) == 0 {
-		return 0, err
-	}
-	all, err := decodeLogRows(ctx, db.lr, took, total)
-	if err != nil {
-		return 0, err
-	}
-	last := took[len(took)-1].seq
-	err = db.writeOn(ctx, db.hw, func(tx *Tx) error {
+	err := db.writeOn(ctx, db.hw, func(tx *Tx) error {
 		// This process's compactor is the file's only one: through is
 		// as read, unless a test or an operator ran another.
-		res, err := tx.ExecContext(ctx, `UPDATE hit_log_folded SET through = ? WHERE through = ?`, last, through)
+		res, err := tx.ExecContext(ctx, `UPDATE hit_log_folded SET through = ? WHERE through = ?`, f.last, through)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return errors.Join(err, errors.New("sqlstore: the hit log was folded meanwhile by another compactor"))
 		}
-		return upsertCounters(ctx, tx, all)
+		return upsertCounters(ctx, tx, f.hourly())
 	})
 	if err != nil {
 		return 0, err
 	}
-	_, err = db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, last)
-	return total, err
+	_, err = db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, f.last)
+	return f.series, err
+}
+
+// read takes rows of query (seq, data, in seq order) until the fold is
+// full.
+func (f *logFold) read(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for !f.full() && rows.Next() {
+		var seq int64
+		var data string
+		if err := rows.Scan(&seq, &data); err != nil {
+			return err
+		}
+		if err := f.add(seq, data); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // compactHitsPostgreSQL folds rows of the log in one transaction: taken
-// with FOR UPDATE SKIP LOCKED, upserted in key order, deleted.
+// with FOR UPDATE SKIP LOCKED (a few at a time, until the fold is full),
+// upserted in key order, deleted.
 func (db *DB) compactHitsPostgreSQL(ctx context.Context) (int, error) {
-	folded := 0
+	f := &logFold{limits: compactLimit}
 	err := db.writeOn(ctx, db.hw, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, series FROM hit_log ORDER BY seq LIMIT 64 FOR UPDATE SKIP LOCKED`)
-		if err != nil {
+		// Rows appended from now on are the next compaction's: this one
+		// does not chase the log's end.
+		var end int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM hit_log`).Scan(&end); err != nil {
 			return err
 		}
-		took, total, err := takeLogRows(rows, compactSeriesPostgreSQL)
-		if err != nil || len(took) == 0 {
+		for !f.full() {
+			n := len(f.seqs)
+			if err := f.read(ctx, tx, `SELECT seq, data FROM hit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 8 FOR UPDATE SKIP LOCKED`, f.last, end); err != nil {
+				return err
+			}
+			if len(f.seqs) == n {
+				break // nothing more to take
+			}
+		}
+		if f.series == 0 {
+			return nil
+		}
+		if err := upsertCounters(ctx, tx, f.hourly()); err != nil {
 			return err
 		}
-		all, err := decodeLogRows(ctx, tx, took, total)
-		if err != nil {
-			return err
-		}
-		if err := upsertCounters(ctx, tx, all); err != nil {
-			return err
-		}
-		seqs := make([]int64, len(took))
-		for i, r := range took {
-			seqs[i] = r.seq
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM hit_log WHERE seq = ANY(?)`, seqs); err != nil {
-			return err
-		}
-		folded = total
-		return nil
+		_, err := tx.ExecContext(ctx, `DELETE FROM hit_log WHERE seq = ANY(?)`, f.seqs)
+		return err
 	})
-	return folded, err
+	if err != nil {
+		return 0, err
+	}
+	return f.series, nil
 }
 
 // HitBacklog is the series committed to the hit log and not yet folded

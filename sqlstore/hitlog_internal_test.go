@@ -88,3 +88,37 @@ func FuzzScanHitLog(f *testing.F) {
 		}
 	})
 }
+
+// TestLogFoldFoldsAsItGoes: a compaction's fold, folding whenever its rows
+// double, sums what one fold of everything sums, holds about the distinct
+// series rather than all those logged, and stops taking rows at its limits.
+func TestLogFoldFoldsAsItGoes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	f := &logFold{limits: compactLimits{logSeries: 1 << 30, distinct: 400}}
+	var all []keylens.HitDelta
+	for seq := int64(1); seq <= 40; seq++ {
+		var row []keylens.HitDelta
+		for range 50 {
+			d := keylens.HitDelta{KeyHash: fmt.Sprint("k", rng.IntN(20)), APIID: fmt.Sprint("a", rng.IntN(2)), Hour: 480000 + int64(rng.IntN(3)),
+				Code: 200, Hits: 1 + rng.Int64N(3), LastHit: rng.Int64N(1e18)}
+			row = append(row, d)
+		}
+		all = append(all, row...)
+		if err := f.add(seq, string(appendHitLog([]byte{hitLogVersion}, row))); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.rows) > 2*120+50 { // 120 distinct at most: 20 keys, 2 APIs, 3 hours
+			t.Fatalf("after row %d the fold holds %d series", seq, len(f.rows))
+		}
+	}
+	if !slices.Equal(f.hourly(), foldHourly(all)) || f.series != len(all) || f.last != 40 || len(f.seqs) != 40 {
+		t.Errorf("the fold took %d series, through %d, and sums differently from one fold", f.series, f.last)
+	}
+	if f.full() {
+		t.Error("full with 120 distinct series of a limit of 400")
+	}
+	f.limits.logSeries = len(all)
+	if !f.full() {
+		t.Error("not full at its limit of logged series")
+	}
+}

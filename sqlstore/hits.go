@@ -37,9 +37,10 @@ func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, 
 	return applied, nil
 }
 
-// upsertCounters adds deltas to the hourly counters and the daily rollup.
-func upsertCounters(ctx context.Context, tx *Tx, deltas []keylens.HitDelta) error {
-	hourly, daily := foldRows(deltas)
+// upsertCounters adds hourly rows (as foldHourly returns them) to the
+// hourly counters and the daily rollup.
+func upsertCounters(ctx context.Context, tx *Tx, hourly []keylens.HitDelta) error {
+	daily := rollupDaily(hourly)
 	for _, t := range []struct {
 		table, col string
 		rows       []keylens.HitDelta
@@ -63,6 +64,13 @@ func upsertCounters(ctx context.Context, tx *Tx, deltas []keylens.HitDelta) erro
 // split and journaled than in arrival order, and a row appears once per
 // statement, as PostgreSQL's ON CONFLICT requires.
 func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
+	hourly = foldHourly(deltas)
+	return hourly, rollupDaily(hourly)
+}
+
+// foldHourly sums deltas into hourly rows sorted by primary key, in a new
+// slice.
+func foldHourly(deltas []keylens.HitDelta) []keylens.HitDelta {
 	order := make([]int32, len(deltas))
 	for i := range order {
 		order[i] = int32(i)
@@ -74,10 +82,7 @@ func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
 		}
 		return cmp.Or(cmp.Compare(a.Hour, b.Hour), strings.Compare(a.APIID, b.APIID), cmp.Compare(a.Code, b.Code))
 	})
-	sameSeries := func(a, b *keylens.HitDelta) bool {
-		return a.Hour == b.Hour && a.Code == b.Code && a.KeyHash == b.KeyHash && a.APIID == b.APIID
-	}
-	hourly = make([]keylens.HitDelta, 0, len(deltas))
+	hourly := make([]keylens.HitDelta, 0, len(deltas))
 	for _, i := range order {
 		d := &deltas[i]
 		if n := len(hourly); n > 0 && sameSeries(&hourly[n-1], d) {
@@ -86,9 +91,19 @@ func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
 		}
 		hourly = append(hourly, *d)
 	}
+	return hourly
+}
+
+func sameSeries(a, b *keylens.HitDelta) bool {
+	return a.Hour == b.Hour && a.Code == b.Code && a.KeyHash == b.KeyHash && a.APIID == b.APIID
+}
+
+// rollupDaily sums hourly rows (as foldHourly returns them) into the rows
+// of the daily rollup, sorted by primary key.
+func rollupDaily(hourly []keylens.HitDelta) []keylens.HitDelta {
 	// The hours of one key and day are adjacent: fold each such run by
 	// API and code.
-	daily = make([]keylens.HitDelta, 0, len(hourly))
+	daily := make([]keylens.HitDelta, 0, len(hourly))
 	for start := 0; start < len(hourly); {
 		key, day := hourly[start].KeyHash, floorDiv(hourly[start].Hour, 24)
 		end := start + 1
@@ -112,7 +127,7 @@ func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
 		}
 		start = end
 	}
-	return hourly, daily
+	return daily
 }
 
 // claimBatches records the batches' ids and reports which batches are new:

@@ -69,6 +69,7 @@ fuzz:
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzHeaders$$' -fuzztime=$(FUZZTIME) .
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzIsJWT$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
+	cd identity && $(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./hits/
 	$(GO) test -run=NONE -fuzz='^FuzzOAuthForm$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./rest/
@@ -82,6 +83,8 @@ bench:
 	$(GO) test -run=NONE -bench='ResolveCold' -benchtime=5000x -count 5 ./sidecar/   # SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='CachedIdentityMemory' -benchtime=1x -count 3 ./sidecar/
 	cd identity && $(GO) test -run=NONE -bench='RecordExisting' -cpu 1,2 -count 5 ./hits/
+	cd identity && $(GO) test -run=NONE -bench='Parse' -count 5 ./hits/
+	$(GO) test -run=NONE -bench='ParseHits' -count 5 ./sidecar/
 	$(GO) test -run=NONE -bench='HitsRefused' -benchtime=2000x -count 3 ./sidecar/
 	$(GO) test -run=NONE -bench='Commit100k|CommitTx10k' -benchtime=3x -count 2 ./analytics/   # SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='HitsFlood|AdminWritesDuringFlood|HitsFleet' -benchtime=1x -timeout 30m ./tests/   # over HTTP, SQLite and PostgreSQL

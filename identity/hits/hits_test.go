@@ -35,6 +35,7 @@ func TestParseRefuses(t *testing.T) {
 		"count 0":          `[{"key":"k","code":200,"count":0}]`,
 		"count too big":    `[{"key":"k","code":200,"count":1000000001}]`,
 		"too many":         many,
+		"too many counted": strings.Replace(many, `"code":200}`, `"code":200,"count":2,"latency_ms":1,"time":"2026-11-23T12:00:00Z"}`, -1),
 		"second bad":       `[{"key":"k","code":200},{"key":"","code":200}]`,
 		"latency sum":      `[{"key":"k","code":200,"count":1000000000,"latency_ms":86400000}]`,
 	} {

@@ -23,6 +23,12 @@ type Hit struct {
 // Parse decodes and checks a POST /hits body received at now, filling the
 // defaults. Any bad element fails the whole body, naming it.
 func Parse(body []byte, now time.Time) ([]Hit, error) {
+	return parse(body, now, decode)
+}
+
+// parse is Parse decoding with decode (a test decodes with encoding/json
+// alone, to compare).
+func parse(body []byte, now time.Time, decode func([]byte) ([]Hit, error)) ([]Hit, error) {
 	if len(body) > MaxBody {
 		return nil, invalid("a body is at most %d bytes", MaxBody)
 	}
@@ -30,17 +36,14 @@ func Parse(body []byte, now time.Time) ([]Hit, error) {
 	if len(body) == 0 || body[0] != '[' {
 		return nil, invalid("the body must be a JSON array of hits")
 	}
-	var in []Hit
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&in); err != nil {
-		return nil, invalid("malformed hits: %v", err)
-	}
-	if dec.More() {
-		return nil, invalid("malformed hits: data after the array")
+	in, err := decode(body)
+	if err != nil {
+		return nil, err
 	}
 	if len(in) > MaxPerRequest {
 		return nil, invalid("at most %d hits per request", MaxPerRequest)
 	}
+	latest := now.Add(Skew)
 	for i := range in {
 		h := &in[i]
 		switch {
@@ -50,7 +53,7 @@ func Parse(body []byte, now time.Time) ([]Hit, error) {
 			return nil, invalid("hit %d: api_id is longer than %d bytes", i, MaxAPIID)
 		case !ValidCode(h.Code):
 			return nil, invalid("hit %d: code must be an HTTP status (%d-%d)", i, MinCode, MaxCode)
-		case h.Time != nil && (h.Time.Year() < 1970 || h.Time.After(now.Add(Skew))):
+		case h.Time != nil && (h.Time.Year() < 1970 || h.Time.After(latest)):
 			return nil, invalid("hit %d: time must be after 1970 and not in the future", i)
 		case h.LatencyMS != nil && !(*h.LatencyMS >= 0 && *h.LatencyMS <= float64(MaxLatency/time.Millisecond)):
 			return nil, invalid("hit %d: latency_ms must be 0 to a day", i)

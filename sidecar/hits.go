@@ -168,7 +168,7 @@ func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.
 		}
 		series[i] = in[i].Series(hash)
 	}
-	b := keylens.HitBatch{Series: hits.Fold(nil, series, 1)}
+	b := keylens.HitBatch{Series: hits.Fold(series[:0], series, 1)}
 	if len(b.Series) == 0 { // an empty array, answered without the store
 		return b, nil
 	}

@@ -163,7 +163,8 @@ type seriesKey struct {
 // Fold sums the series that fall on one row of a table whose time unit is
 // per hours (1 for hourly rows, 24 for daily ones), in the order they
 // first appear; the Hour member of the result holds that table's time
-// value. Callers may append to dst.
+// value. Callers may append to dst, or pass series[:0] to fold in place
+// (each series is read before the place it held can be written).
 func Fold(dst, series []Series, per int64) []Series {
 	index := make(map[seriesKey]int, len(series))
 	for _, s := range series {

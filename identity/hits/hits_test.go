@@ -146,6 +146,10 @@ func TestFold(t *testing.T) {
 	if got := fmt.Sprint(Fold(nil, in, 1)); got != fmt.Sprint([]Series{s("k", 48, 200, 9), s("k", 49, 200, 2), s("j", 48, 200, 4), s("k", 48, 500, 16)}) {
 		t.Errorf("hourly: %s", got)
 	}
+	inPlace := append([]Series(nil), in...)
+	if got := fmt.Sprint(Fold(inPlace[:0], inPlace, 1)); got != fmt.Sprint(Fold(nil, in, 1)) {
+		t.Errorf("in place: %s", got)
+	}
 	daily := Fold(nil, in, 24)
 	if len(daily) != 3 || daily[0].Hour != 2 || daily[0].Hits != 11 || daily[2].Hits != 16 {
 		t.Errorf("daily: %+v", daily)

@@ -301,3 +301,50 @@ func TestHitCommitsDoNotWaitForCompactions_SQLite(t *testing.T) {
 		t.Errorf("a hit commit while the counters' file is held: %v", err)
 	}
 }
+
+// BenchmarkQueryWithBacklog: a query of 10 keys at res=day while the hit
+// log holds a million series not yet folded (the committer's limit), 100
+// commits of 10,000 new keys' series: every query reads the log whole.
+//
+//	go test -run=NONE -bench=QueryWithBacklog -benchtime=20x ./sqlstore/
+func BenchmarkQueryWithBacklog(b *testing.B) {
+	for _, name := range []string{"SQLite", "PostgreSQL"} {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			var dsn string
+			if name == "SQLite" {
+				dsn = "sqlite:" + filepath.Join(b.TempDir(), "keylens.db")
+			} else {
+				dsn = pgtest.Shared(b).NewDatabase(b)
+			}
+			db, err := sqlstore.Open(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			sqlstore.StopCompactor(db)
+			hour := time.Now().Unix() / 3600
+			for c := range 100 {
+				batch := keylens.HitBatch{ID: fmt.Sprint("b", c)}
+				for i := range 10000 {
+					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: fmt.Sprintf("%064x", c*10000+i), APIID: "api", Hour: hour,
+						Code: 200, Hits: 1, Success: 1, LastHit: hour * 3600e9})
+				}
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{batch}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			q := keylens.HitQuery{From: time.Now().AddDate(0, 0, -30), To: time.Now().Add(time.Hour), Res: keylens.ResDay}
+			for i := range 10 {
+				q.Keys = append(q.Keys, fmt.Sprintf("%064x", i*99991))
+			}
+			b.ResetTimer()
+			for range b.N {
+				rows, err := db.QueryHits(ctx, q)
+				if err != nil || len(rows) != 1 || rows[0].Hits != 10 {
+					b.Fatalf("%+v, %v", rows, err)
+				}
+			}
+		})
+	}
+}

@@ -87,6 +87,7 @@ bench:
 	$(GO) test -run=NONE -bench='ParseHits' -count 5 ./sidecar/
 	$(GO) test -run=NONE -bench='HitsRefused' -benchtime=2000x -count 3 ./sidecar/
 	$(GO) test -run=NONE -bench='Commit100k|CommitTx10k' -benchtime=3x -count 2 ./analytics/   # SQLite and PostgreSQL
+	$(GO) test -run=NONE -bench='Compaction|QueryWithBacklog' -benchtime=2x -timeout 20m ./sqlstore/   # the hit log's compactor, and a query over a full log
 	$(GO) test -run=NONE -bench='HitsFlood|AdminWritesDuringFlood|HitsFleet' -benchtime=1x -timeout 30m ./tests/   # over HTTP, SQLite and PostgreSQL
 	$(GO) test -run=NONE -bench='AggregateYear' -benchtime=200x -timeout 60m ./analytics/
 	$(GO) test -run=NONE -bench='DecodeCount' -cpu 1 -count 5 ./tykanalytics/

@@ -322,6 +322,26 @@ func (db *DB) compactHitsPostgreSQL(ctx context.Context) (int, error) {
 	return f.series, nil
 }
 
+// raiseLogSeq makes the log's next seq greater than hit_log_folded.through,
+// in case the log's file is older than the counters' (restored from a
+// backup taken before theirs, as the README has it, or lost): a row
+// committed with a seq at or below through would be taken for one already
+// folded, never counted and deleted.
+func (db *DB) raiseLogSeq(ctx context.Context) error {
+	var through int64
+	if err := db.hr.QueryRowContext(ctx, `SELECT through FROM hit_log_folded`).Scan(&through); err != nil {
+		return err
+	}
+	return db.writeOn(ctx, db.lw, func(tx *Tx) error {
+		// sqlite_sequence has a row for hit_log once a row was inserted.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_sequence (name, seq) SELECT 'hit_log', ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'hit_log')`, through); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'hit_log' AND seq < ?`, through, through)
+		return err
+	})
+}
+
 // HitBacklog is the series committed to the hit log and not yet folded
 // into the counters, as last counted: by the compactor after each of its
 // compactions (a count that sees every process's commits) plus this

@@ -173,6 +173,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("move the hit batch ids from %s to %s: %w", hpath, lpath, err)
 	}
+	if err := db.raiseLogSeq(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", lpath, err)
+	}
 	// SQLite parses a query on every unprepared call, a sizeable share
 	// of a key's resolution. (pgx caches PostgreSQL's statements itself,
 	// as the DSN's default_query_exec_mode says, which PgBouncer users

@@ -64,3 +64,17 @@ func HitLogSeries(ctx context.Context, db *DB) (int64, error) {
 	err := db.lr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n)
 	return n, err
 }
+
+// ExecHitLog runs a statement on the hit log's writer (the log's file on
+// SQLite), as damage or an operator would.
+func ExecHitLog(ctx context.Context, db *DB, query string, args ...any) error {
+	_, err := db.lw.ExecContext(ctx, query, args...)
+	return err
+}
+
+// HitLogDamaged counts the rows set aside as damaged.
+func HitLogDamaged(ctx context.Context, db *DB) (int, error) {
+	var n int
+	err := db.lr.QueryRowContext(ctx, `SELECT COUNT(*) FROM hit_log_damaged`).Scan(&n)
+	return n, err
+}

@@ -3,8 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
-	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,8 @@ import (
 //
 // How a compaction moves rows differs by database:
 //   - SQLite: the log is a file of its own (HitLogPath), so that commits
-//     never wait for the counters' writer. A compaction reads rows past
+//     never wait for the counters' writer (only for a compaction's short
+//     deletes of the rows it folded, on the log's). A compaction reads rows past
 //     hit_log_folded.through from the log, then commits their counters
 //     with the new `through` in the counters' file, then deletes them from
 //     the log. A query reads the log's snapshot first, then the counters
@@ -52,30 +54,23 @@ func appendHitLog(dst []byte, series []keylens.HitDelta) []byte {
 	var rest []byte
 	for i := range series {
 		d := &series[i]
-		rest = appendUvarint(rest[:0], uint64(len(d.APIID)))
+		rest = binary.AppendUvarint(rest[:0], uint64(len(d.APIID)))
 		rest = append(rest, d.APIID...)
 		for _, v := range [...]int64{d.Hour, int64(d.Code), d.Hits, d.Success, d.Errors, d.LastHit, d.LatencyUS, d.LatencyCount} {
-			rest = appendUvarint(rest, uint64(v<<1)^uint64(v>>63)) // zigzag
+			rest = binary.AppendVarint(rest, v)
 		}
-		dst = appendUvarint(dst, uint64(len(d.KeyHash)))
+		dst = binary.AppendUvarint(dst, uint64(len(d.KeyHash)))
 		dst = append(dst, d.KeyHash...)
-		dst = appendUvarint(dst, uint64(len(rest)))
+		dst = binary.AppendUvarint(dst, uint64(len(rest)))
 		dst = append(dst, rest...)
 	}
 	return dst
 }
 
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
 var errHitLog = errors.New("sqlstore: a hit_log row is corrupt")
 
-// uvarint reads a uvarint at b[i:], returning it and the index after it.
+// uvarint reads a uvarint at b[i:], returning it and the index after it:
+// binary.Uvarint, for a string as well as bytes (scanHitLog reads both).
 func uvarint[B string | []byte](b B, i int) (uint64, int, error) {
 	var v uint64
 	for shift := 0; shift < 64; shift += 7 {
@@ -136,7 +131,7 @@ func scanHitLog[B string | []byte](data B, keep func(key B) bool, fn func(key, a
 			if u, k, err = uvarint(rest, k); err != nil {
 				return err
 			}
-			v[n] = int64(u>>1) ^ -int64(u&1)
+			v[n] = int64(u>>1) ^ -int64(u&1) // binary.AppendVarint's zigzag
 		}
 		if k != len(rest) {
 			return errHitLog
@@ -166,28 +161,32 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 }
 
 // What one compaction folds: rows of the log in seq order (at least one),
-// until their series number logSeries or fold to distinct rows. The series
-// held in memory follow the distinct ones (about 200 bytes each, so some
-// 80 MB at most). A compaction covering more of the log folds more
-// repeats: a fleet's gateways send each of their series every second, so
-// that its ~200,000 series a second fold to the same ~200,000 rows
-// however many seconds one compaction covers; the distinct limit is above
-// that, so that a compaction behind a fleet covers all the log's seconds.
-// No commit waits for a compaction, on either database.
+// until their series number logSeries or fold to distinct rows. A
+// compaction covering more of the log folds more repeats: a fleet's
+// gateways send each of their series every second, so that its ~200,000
+// series a second fold to the same ~200,000 rows however many seconds one
+// compaction covers; the distinct limit is above that, so that a
+// compaction behind a fleet covers up to logSeries (the committer's
+// backlog limit). What it holds follows the distinct series: rows fold
+// when they reach twice those folded before, keys and APIs are copied once
+// each (interned), and the decoded rows take about 100 bytes each, so
+// some 50 MB at the distinct limit, twice that while a fold copies them.
 type compactLimits struct{ logSeries, distinct int }
 
-var compactLimit = compactLimits{logSeries: 2000000, distinct: 400000}
+var compactLimit = compactLimits{logSeries: 1000000, distinct: 250000}
 
 // logFold accumulates the log rows a compaction takes, folding them by
-// hourly row each time they double, so that memory follows the distinct
-// series, not the series logged.
+// hourly row as it goes, so that memory follows the distinct series, not
+// the series logged.
 type logFold struct {
-	limits compactLimits
-	rows   []keylens.HitDelta
-	folded int // len(rows) after the last fold
-	series int // logged series taken
-	last   int64
-	seqs   []int64
+	limits  compactLimits
+	rows    []keylens.HitDelta
+	folded  int // len(rows) after the last fold
+	series  int // logged series taken
+	last    int64
+	seqs    []int64 // taken, damaged ones included
+	damaged []int64 // rows that could not be read
+	strs    map[string]string
 }
 
 // full reports whether the fold has taken enough.
@@ -195,22 +194,38 @@ func (f *logFold) full() bool {
 	return f.series >= f.limits.logSeries || f.folded >= f.limits.distinct
 }
 
-// add takes one log row: its records' keys and APIs are substrings of
-// data, which is read as one string.
-func (f *logFold) add(seq int64, data string) error {
-	if err := scanHitLog(data, nil, func(key, api string, d *keylens.HitDelta) {
-		d.KeyHash, d.APIID = key, api
-		f.rows = append(f.rows, *d)
-		f.series++
-	}); err != nil {
-		return fmt.Errorf("hit_log row %d: %w", seq, err)
+// intern returns b as a string, one copy per distinct value a fold meets.
+func (f *logFold) intern(b []byte) string {
+	if s, ok := f.strs[string(b)]; ok {
+		return s
 	}
+	if f.strs == nil {
+		f.strs = make(map[string]string)
+	}
+	s := string(b)
+	f.strs[s] = s
+	return s
+}
+
+// add takes one log row. A row that cannot be read (damaged on disk) adds
+// nothing and is noted, for the compaction to set it aside rather than
+// stop at it for good.
+func (f *logFold) add(seq int64, data []byte) {
 	f.seqs, f.last = append(f.seqs, seq), seq
+	n := len(f.rows)
+	if err := scanHitLog(data, nil, func(key, api []byte, d *keylens.HitDelta) {
+		d.KeyHash, d.APIID = f.intern(key), f.intern(api)
+		f.rows = append(f.rows, *d)
+	}); err != nil {
+		f.rows = f.rows[:n]
+		f.damaged = append(f.damaged, seq)
+		return
+	}
+	f.series += len(f.rows) - n
 	if len(f.rows) >= 2*max(f.folded, f.limits.distinct/4) {
 		f.rows = foldHourly(f.rows)
 		f.folded = len(f.rows)
 	}
-	return nil
 }
 
 // hourly is what the fold took, as hourly rows.
@@ -241,8 +256,13 @@ func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	f := &logFold{limits: compactLimit}
-	if err := f.read(ctx, db.lr, `SELECT seq, data FROM hit_log WHERE seq > ? ORDER BY seq`, through); err != nil || f.series == 0 {
+	if err := f.read(ctx, db.lr, `SELECT seq, data FROM hit_log WHERE seq > ? ORDER BY seq`, through); err != nil || len(f.seqs) == 0 {
 		return 0, err
+	}
+	if len(f.damaged) > 0 {
+		if err := db.writeOn(ctx, db.lw, func(tx *Tx) error { return setAside(ctx, tx, f.damaged) }); err != nil {
+			return 0, err
+		}
 	}
 	err := db.writeOn(ctx, db.hw, func(tx *Tx) error {
 		// This process's compactor is the file's only one: through is
@@ -263,6 +283,26 @@ func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
 	return f.series, err
 }
 
+// setAside copies log rows that could not be read into hit_log_damaged,
+// in tx on the log's writer, before the compaction that met them removes
+// them from the log: kept for whoever looks into the damage, instead of
+// stopping every compaction and query at them.
+func setAside(ctx context.Context, tx *Tx, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	args := make([]any, len(seqs))
+	for i, seq := range seqs {
+		args[i] = seq
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO hit_log_damaged (seq, series, data) SELECT seq, series, data FROM hit_log WHERE seq IN (`+
+		placeholders(len(seqs))+`) ON CONFLICT (seq) DO NOTHING`, args...); err != nil {
+		return err
+	}
+	tx.db.logger().Error("hit log rows could not be read (damaged on disk?); their hits are not counted, and the rows are kept in hit_log_damaged", "rows", seqs)
+	return nil
+}
+
 // read takes rows of query (seq, data, in seq order) until the fold is
 // full.
 func (f *logFold) read(ctx context.Context, q interface {
@@ -275,13 +315,11 @@ func (f *logFold) read(ctx context.Context, q interface {
 	defer rows.Close()
 	for !f.full() && rows.Next() {
 		var seq int64
-		var data string
+		var data sql.RawBytes
 		if err := rows.Scan(&seq, &data); err != nil {
 			return err
 		}
-		if err := f.add(seq, data); err != nil {
-			return err
-		}
+		f.add(seq, data)
 	}
 	return rows.Err()
 }
@@ -307,8 +345,11 @@ func (db *DB) compactHitsPostgreSQL(ctx context.Context) (int, error) {
 				break // nothing more to take
 			}
 		}
-		if f.series == 0 {
+		if len(f.seqs) == 0 {
 			return nil
+		}
+		if err := setAside(ctx, tx, f.damaged); err != nil {
+			return err
 		}
 		if err := upsertCounters(ctx, tx, f.hourly()); err != nil {
 			return err
@@ -352,62 +393,74 @@ func (db *DB) HitBacklog() int64 { return db.hits.backlog.Load() }
 // hitLog is the compactor's state.
 type hitLog struct {
 	backlog atomic.Int64
+	start   sync.Once
 	wake    chan struct{} // a commit appended to the log
 	stop    context.CancelFunc
 	done    chan struct{}
 }
 
-// compactPoll is how often a PostgreSQL store looks for rows other
-// processes appended (its own commits wake it). SQLite's log has one
-// writing process, which wakes its own compactor.
+// compactPoll is how often an idle compactor looks at the log when it may
+// hold rows no commit of this process will wake it for: on PostgreSQL,
+// other processes' commits; on SQLite, rows left by a failed count.
 const compactPoll = time.Second
 
-// startCompactor runs the compactor until Close: whatever the log holds,
-// then each time a commit appends to it.
-func (db *DB) startCompactor() {
-	ctx, stop := context.WithCancel(context.Background())
-	db.hits.wake, db.hits.stop, db.hits.done = make(chan struct{}, 1), stop, make(chan struct{})
-	go func() {
-		defer close(db.hits.done)
-		retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
-		for {
-			n, err := db.compactHits(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			var wait <-chan time.Time
-			switch {
-			case err != nil:
-				if keylens.ErrorCode(err) != keylens.EFULL { // the store logs that itself
-					db.logger().Error("folding the hit log into the counters failed; queries still count it", "err", err)
-				}
-				wait = time.After(retry.Next())
-			case n > 0:
-				retry.Reset()
-				db.countBacklog(ctx)
-				continue
-			default:
-				db.countBacklog(ctx)
-				if db.pg {
-					wait = time.After(compactPoll)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-db.hits.wake:
-			case <-wait:
-			}
-		}
-	}()
+// StartCompactor starts folding the hit log into the counters, until
+// Close: whatever the log holds, then each time a commit appends to it.
+// The process that serves hits calls it (AddHits does too), so that
+// commands that open the store for something else leave the log alone.
+func (db *DB) StartCompactor() {
+	db.hits.start.Do(func() {
+		ctx, stop := context.WithCancel(context.Background())
+		db.hits.wake, db.hits.stop, db.hits.done = make(chan struct{}, 1), stop, make(chan struct{})
+		go db.compactor(ctx)
+	})
 }
 
-// countBacklog counts the series in the hit log (HitBacklog).
-func (db *DB) countBacklog(ctx context.Context) {
-	var n int64
-	if err := db.lr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n); err == nil {
-		db.hits.backlog.Store(n)
+func (db *DB) compactor(ctx context.Context) {
+	defer close(db.hits.done)
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	for {
+		n, err := db.compactHits(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var wait <-chan time.Time
+		switch {
+		case err != nil:
+			if keylens.ErrorCode(err) != keylens.EFULL { // the store logs that itself
+				db.logger().Error("folding the hit log into the counters failed; queries still count it", "err", err)
+			}
+			wait = time.After(retry.Next())
+		case n > 0:
+			retry.Reset()
+			db.countBacklog(ctx)
+			continue
+		default:
+			if !db.countBacklog(ctx) || db.pg || db.hits.backlog.Load() > 0 {
+				wait = time.After(compactPoll)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-db.hits.wake:
+		case <-wait:
+		}
 	}
+}
+
+// countBacklog counts the series in the hit log (HitBacklog), reporting
+// whether it could.
+func (db *DB) countBacklog(ctx context.Context) bool {
+	var n int64
+	if err := db.lr.QueryRowContext(ctx, `SELECT COALESCE(SUM(series), 0) FROM hit_log`).Scan(&n); err != nil {
+		if ctx.Err() == nil {
+			db.logger().Warn("counting the hit log's series failed", "err", err)
+		}
+		return false
+	}
+	db.hits.backlog.Store(n)
+	return true
 }
 
 // appended notes n series a commit appended to the log.
@@ -419,9 +472,10 @@ func (db *DB) appended(n int) {
 	}
 }
 
-// stopCompactor ends the compactor's loop; a compaction under way rolls
-// back.
+// stopCompactor ends the compactor's loop, and keeps it from starting
+// later; a compaction under way rolls back.
 func (db *DB) stopCompactor() {
+	db.hits.start.Do(func() {})
 	if db.hits.stop != nil {
 		db.hits.stop()
 		<-db.hits.done
@@ -454,6 +508,7 @@ func (db *DB) readHitLog(ctx context.Context, tx *sql.Tx, through int64, q keyle
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
+		n := len(buckets)
 		err := scanHitLog([]byte(data), func(key []byte) bool { return keys[string(key)] }, func(_, api []byte, d *keylens.HitDelta) {
 			t := floorDiv(d.Hour, per)
 			if t < from || t >= to || (apis != nil && !apis[string(api)]) {
@@ -462,8 +517,8 @@ func (db *DB) readHitLog(ctx context.Context, tx *sql.Tx, through int64, q keyle
 			buckets = append(buckets, keylens.HitBucket{Start: time.Unix(t*unit, 0).UTC(), Code: d.Code, Hits: d.Hits, Success: d.Success,
 				Errors: d.Errors, LastHit: d.LastHit, LatencyUS: d.LatencyUS, LatencyCount: d.LatencyCount})
 		})
-		if err != nil {
-			return nil, err
+		if err != nil { // the compactor sets it aside and logs it
+			buckets = buckets[:n]
 		}
 	}
 	return buckets, rows.Err()

@@ -486,3 +486,47 @@ func TestHitLogRestoredFromBackup_SQLite(t *testing.T) {
 		t.Errorf("a commit after the restore, once compacted:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestDamagedHitLogRowIsSetAside: a log row that cannot be read stops
+// neither queries nor compactions: its hits are not counted, the others'
+// are, and the compaction that meets it keeps it in hit_log_damaged.
+func TestDamagedHitLogRowIsSetAside(t *testing.T) {
+	for name, open := range hitLogStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ref, _ := open(t)
+			sqlstore.StopCompactor(ref)
+			if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch("good", 900, 11)}); err != nil {
+				t.Fatal(err)
+			}
+			want := queryAll(t, ref)
+
+			db, _ := open(t)
+			sqlstore.StopCompactor(db)
+			for _, id := range []string{"damaged", "good"} {
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(id, 900, 11)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The first row's last record is cut short.
+			if err := sqlstore.ExecHitLog(ctx, db, `UPDATE hit_log SET data = substr(data, 1, length(data) - 3) WHERE seq = (SELECT MIN(seq) FROM hit_log)`); err != nil {
+				t.Fatal(err)
+			}
+			if got := queryAll(t, db); got != want {
+				t.Errorf("with a damaged row in the log:\n%s\nwant the other row's hits:\n%s", got, want)
+			}
+			if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != 900 {
+				t.Fatalf("compaction folded %d series (%v), want the readable row's 900", n, err)
+			}
+			if n, err := sqlstore.HitLogDamaged(ctx, db); err != nil || n != 1 {
+				t.Errorf("%d rows set aside (%v), want 1", n, err)
+			}
+			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
+				t.Errorf("the log still holds %d series", n)
+			}
+			if got := queryAll(t, db); got != want {
+				t.Errorf("after compaction:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}

@@ -15,11 +15,12 @@ import (
 var _ keylens.HitService = (*DB)(nil)
 
 // AddHits applies the batches that were not applied before, in one
-// transaction with their ids, on the counters' own writer (writeHits): it
-// appends their series to the hit log, which the compactor folds into the
+// transaction with their ids, on the hit log's writer: it appends their
+// series to the hit log, which the compactor folds into the
 // hourly counters and the daily rollup later (hitlog.go). The batches were
 // validated where they entered (keylens.ValidateHits).
 func (db *DB) AddHits(ctx context.Context, batches []keylens.HitBatch) ([]bool, error) {
+	db.StartCompactor()
 	var applied []bool
 	var n int
 	err := db.writeOn(ctx, db.lw, func(tx *Tx) error {
@@ -58,18 +59,10 @@ func upsertCounters(ctx context.Context, tx *Tx, hourly []keylens.HitDelta) erro
 	return nil
 }
 
-// foldRows sums deltas into the rows of the hourly table and of the daily
-// rollup (whose Hour member holds the day), each sorted by primary key:
-// consecutive rows land on the same pages, so far fewer pages are visited,
-// split and journaled than in arrival order, and a row appears once per
-// statement, as PostgreSQL's ON CONFLICT requires.
-func foldRows(deltas []keylens.HitDelta) (hourly, daily []keylens.HitDelta) {
-	hourly = foldHourly(deltas)
-	return hourly, rollupDaily(hourly)
-}
-
 // foldHourly sums deltas into hourly rows sorted by primary key, in a new
-// slice.
+// slice: consecutive rows land on the same pages, so far fewer pages are
+// visited, split and journaled than in arrival order, and a row appears
+// once per statement, as PostgreSQL's ON CONFLICT requires.
 func foldHourly(deltas []keylens.HitDelta) []keylens.HitDelta {
 	order := make([]int32, len(deltas))
 	for i := range order {
@@ -442,8 +435,9 @@ func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
 }
 
 // moveBatchIDs moves the applied batch ids of the counters' file (where
-// they were kept before the hit log had a file of its own, to commit with
-// the series they name) into the log's file, and drops them there. The
+// they were kept before the hit log had a file of its own) into the log's
+// file, to commit with the series they name, and drops them from the
+// counters' file. The
 // copy commits first and ignores ids already copied, so that a crash
 // between the two copies again, harmlessly.
 func (db *DB) moveBatchIDs(ctx context.Context, countersPath string) error {

@@ -11,9 +11,9 @@ import (
 	"github.com/keylens/keylens/identity/hits"
 )
 
-// TestFoldRowsAgreesWithFold: the sorted fold the store writes with sums
+// TestFoldHourlyAgreesWithFold: the sorted folds the store writes with sum
 // exactly what the pipeline's Fold sums, hourly and daily, each row once.
-func TestFoldRowsAgreesWithFold(t *testing.T) {
+func TestFoldHourlyAgreesWithFold(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var in []keylens.HitDelta
 	for range 5000 {
@@ -27,8 +27,8 @@ func TestFoldRowsAgreesWithFold(t *testing.T) {
 		per  int64
 		got  func() []keylens.HitDelta
 	}{
-		{"hourly", 1, func() []keylens.HitDelta { h, _ := foldRows(in); return h }},
-		{"daily", 24, func() []keylens.HitDelta { _, d := foldRows(in); return d }},
+		{"hourly", 1, func() []keylens.HitDelta { return foldHourly(in) }},
+		{"daily", 24, func() []keylens.HitDelta { return rollupDaily(foldHourly(in)) }},
 	} {
 		want := map[string]keylens.HitDelta{}
 		for _, d := range hits.Fold(nil, in, c.per) {

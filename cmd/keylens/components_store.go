@@ -59,6 +59,7 @@ func (s *storeComponent) Start(ctx context.Context) error {
 	} else if n > 0 {
 		log.Info("sealed secrets stored in the clear before the secrets key was set", "secrets", n)
 	}
+	db.StartCompactor() // hits a previous run left in the hit log, and those to come
 	if path, ok := strings.CutPrefix(c.Store, "sqlite:"); ok {
 		log.Info("store open", "store", c.Store, "hit_counters", sqlstore.AnalyticsPath(path), "hit_log", sqlstore.HitLogPath(path))
 	} else {

@@ -13,3 +13,11 @@ CREATE TABLE hit_batches (
     applied_at INTEGER NOT NULL -- Unix seconds
 );
 CREATE INDEX hit_batches_applied_at ON hit_batches (applied_at);
+
+-- Log rows that could not be read (damaged on disk), set aside by the
+-- compaction that met them: their hits are not counted.
+CREATE TABLE hit_log_damaged (
+    seq    INTEGER PRIMARY KEY,
+    series INTEGER NOT NULL,
+    data   BLOB    NOT NULL
+);

@@ -32,7 +32,8 @@ type CommitterOptions struct {
 	MaxQueuedRows int
 	// MaxBacklog bounds the series a store has committed and not yet
 	// folded (keylens.HitBacklogger); beyond it batches are refused as
-	// beyond MaxQueuedRows, until the store catches up.
+	// beyond MaxQueuedRows, until the store catches up. Every query reads
+	// them: two million take a query some 170 ms on SQLite.
 	MaxBacklog int64
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -42,7 +43,7 @@ type CommitterOptions struct {
 const (
 	DefaultMaxRows       = 50000
 	DefaultMaxQueuedRows = 200000
-	DefaultMaxBacklog    = 1000000
+	DefaultMaxBacklog    = 2000000
 )
 
 // Committer commits hit batches to a store (a keylens.HitWriter) with group commit: batches that

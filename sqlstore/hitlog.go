@@ -166,8 +166,9 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 // gateways send each of their series every second, so that its ~200,000
 // series a second fold to the same ~200,000 rows however many seconds one
 // compaction covers; the distinct limit is above that, so that a
-// compaction behind a fleet covers up to logSeries (the committer's
-// backlog limit). What it holds follows the distinct series: rows fold
+// compaction behind a fleet covers up to logSeries, half the committer's
+// backlog limit (analytics.DefaultMaxBacklog), so that commits have room
+// while it runs. What it holds follows the distinct series: rows fold
 // when they reach twice those folded before, keys and APIs are copied once
 // each (interned), and the decoded rows take about 100 bytes each, so
 // some 50 MB at the distinct limit, twice that while a fold copies them.

@@ -305,7 +305,7 @@ func TestHitCommitsDoNotWaitForCompactions_SQLite(t *testing.T) {
 }
 
 // BenchmarkQueryWithBacklog: a query of 10 keys at res=day while the hit
-// log holds a million series not yet folded (the committer's limit), 100
+// log holds two million series not yet folded (the committer's limit), 200
 // commits of 10,000 new keys' series: every query reads the log whole.
 //
 //	go test -run=NONE -bench=QueryWithBacklog -benchtime=20x ./sqlstore/
@@ -326,7 +326,7 @@ func BenchmarkQueryWithBacklog(b *testing.B) {
 			defer db.Close()
 			sqlstore.StopCompactor(db)
 			hour := time.Now().Unix() / 3600
-			for c := range 100 {
+			for c := range 200 {
 				batch := keylens.HitBatch{ID: fmt.Sprint("b", c)}
 				for i := range 10000 {
 					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: fmt.Sprintf("%064x", c*10000+i), APIID: "api", Hour: hour,

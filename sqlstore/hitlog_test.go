@@ -89,6 +89,23 @@ func queryAll(t *testing.T, db *sqlstore.DB) string {
 	return out
 }
 
+// compactAndCompare folds db's whole hit log, checks that it folded
+// series logged series and left the log empty, and that queries then
+// answer want.
+func compactAndCompare(t *testing.T, db *sqlstore.DB, series int, want string) {
+	t.Helper()
+	ctx := context.Background()
+	if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != series {
+		t.Fatalf("compaction folded %d series (%v), want %d", n, err, series)
+	}
+	if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
+		t.Errorf("the log holds %d series after compaction", n)
+	}
+	if got := queryAll(t, db); got != want {
+		t.Errorf("after compaction:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // TestHitLogCountsOnceBeforeAndAfterCompaction: hits committed to the log
 // answer every query as they do once folded into the counters, and as the
 // counters answer alone: a compaction moves counts, never adds or loses
@@ -131,16 +148,7 @@ func TestHitLogCountsOnceBeforeAndAfterCompaction(t *testing.T) {
 			if got := queryAll(t, db); got != want {
 				t.Errorf("half in the log:\n%s\nwant (all folded):\n%s", got, want)
 			}
-			n, err := sqlstore.CompactHits(ctx, db)
-			if err != nil || n != 2700 {
-				t.Fatalf("compaction folded %d series (%v), want 2700", n, err)
-			}
-			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
-				t.Errorf("the log holds %d series after compaction", n)
-			}
-			if got := queryAll(t, db); got != want {
-				t.Errorf("all folded:\n%s\nwant:\n%s", got, want)
-			}
+			compactAndCompare(t, db, 2700, want)
 		})
 	}
 }
@@ -267,15 +275,7 @@ func TestHitLogFoldedButNotDeleted_SQLite(t *testing.T) {
 	if got := queryAll(t, db); got != want {
 		t.Errorf("with folded rows left in the log:\n%s\nwant:\n%s", got, want)
 	}
-	if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != 0 {
-		t.Errorf("the next compaction folded %d series (%v), want none", n, err)
-	}
-	if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
-		t.Errorf("the log still holds %d series", n)
-	}
-	if got := queryAll(t, db); got != want {
-		t.Errorf("after the next compaction:\n%s\nwant:\n%s", got, want)
-	}
+	compactAndCompare(t, db, 0, want)
 }
 
 // TestHitCommitsDoNotWaitForCompactions_SQLite: while the counters' file
@@ -515,17 +515,9 @@ func TestDamagedHitLogRowIsSetAside(t *testing.T) {
 			if got := queryAll(t, db); got != want {
 				t.Errorf("with a damaged row in the log:\n%s\nwant the other row's hits:\n%s", got, want)
 			}
-			if n, err := sqlstore.CompactHits(ctx, db); err != nil || n != 900 {
-				t.Fatalf("compaction folded %d series (%v), want the readable row's 900", n, err)
-			}
+			compactAndCompare(t, db, 900, want) // the readable row's
 			if n, err := sqlstore.HitLogDamaged(ctx, db); err != nil || n != 1 {
 				t.Errorf("%d rows set aside (%v), want 1", n, err)
-			}
-			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 0 {
-				t.Errorf("the log still holds %d series", n)
-			}
-			if got := queryAll(t, db); got != want {
-				t.Errorf("after compaction:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}

@@ -378,22 +378,27 @@ const movedMarker = "moved-from-portal-file"
 // the marker and the old tables: the next start drops them without
 // copying again, so no counter is lost or counted twice.
 func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
-	var old int
-	if err := db.wdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('hits_hourly', 'hits_daily', 'hit_batches')`).Scan(&old); err != nil {
+	if old, err := hasTable(ctx, db.wdb, "hits_hourly", "hits_daily", "hit_batches"); err != nil || !old {
 		return err
 	}
-	if old == 0 {
+	if err := attached(ctx, db.hw, portalPath, "portal", func(conn *sql.Conn) error {
+		return copyHitsOut(ctx, conn)
+	}); err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		for _, table := range []string{"hits_hourly", "hits_daily", "hit_batches"} {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+				return err
+			}
+		}
 		return nil
-	}
-	conn, err := db.hw.Conn(ctx) // ATTACH holds for one connection
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS portal`, portalPath); err != nil {
-		return err
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE portal`)
+	})
+}
+
+// copyHitsOut is moveHitsOut's copy, on conn, to which the portal file is
+// attached.
+func copyHitsOut(ctx context.Context, conn *sql.Conn) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -421,47 +426,51 @@ func (db *DB) moveHitsOut(ctx context.Context, portalPath string) error {
 			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	return tx.Commit()
+}
+
+// hasTable reports whether the SQLite file of p has any of tables.
+func hasTable(ctx context.Context, p *pool, tables ...string) (bool, error) {
+	args := make([]any, len(tables))
+	for i, t := range tables {
+		args[i] = t
+	}
+	var n int
+	err := p.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (`+placeholders(len(tables))+`)`, args...).Scan(&n)
+	return n > 0, err
+}
+
+// attached runs fn on a connection of the SQLite writer w with the file
+// at path attached as alias (ATTACH holds for one connection).
+func attached(ctx context.Context, w *pool, path, alias string, fn func(conn *sql.Conn) error) error {
+	conn, err := w.Conn(ctx)
+	if err != nil {
 		return err
 	}
-	return db.write(ctx, func(tx *Tx) error {
-		for _, table := range []string{"hits_hourly", "hits_daily", "hit_batches"} {
-			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+alias, path); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE `+alias)
+	return fn(conn)
 }
 
 // moveBatchIDs moves the applied batch ids of the counters' file (where
 // they were kept before the hit log had a file of its own) into the log's
 // file, to commit with the series they name, and drops them from the
-// counters' file. The
-// copy commits first and ignores ids already copied, so that a crash
-// between the two copies again, harmlessly.
+// counters' file. The copy commits first and ignores ids already copied,
+// so that a crash between the two copies again, harmlessly.
 func (db *DB) moveBatchIDs(ctx context.Context, countersPath string) error {
-	var old int
-	if err := db.hw.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'hit_batches'`).Scan(&old); err != nil {
+	if old, err := hasTable(ctx, db.hw, "hit_batches"); err != nil || !old {
 		return err
 	}
-	if old == 0 {
-		return nil
-	}
-	conn, err := db.lw.Conn(ctx) // ATTACH holds for one connection
-	if err != nil {
+	if err := attached(ctx, db.lw, countersPath, "counters", func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, `INSERT INTO main.hit_batches (id, applied_at) SELECT id, applied_at FROM counters.hit_batches WHERE true ON CONFLICT (id) DO NOTHING`)
+		return err
+	}); err != nil {
 		return err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS counters`, countersPath); err != nil {
-		return err
-	}
-	_, err = conn.ExecContext(ctx, `INSERT INTO main.hit_batches (id, applied_at) SELECT id, applied_at FROM counters.hit_batches WHERE true ON CONFLICT (id) DO NOTHING`)
-	conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE counters`)
-	if err != nil {
-		return err
-	}
-	_, err = db.hw.ExecContext(ctx, `DROP TABLE hit_batches`)
+	_, err := db.hw.ExecContext(ctx, `DROP TABLE hit_batches`)
 	return err
 }
 

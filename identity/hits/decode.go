@@ -109,6 +109,15 @@ type fastDecoder struct {
 	haveMinute bool
 }
 
+// slot returns element elem's place in *values, which holds n places (one
+// an element) and is allocated when first asked for.
+func slot[T any](values *[]T, n, elem int) *T {
+	if *values == nil {
+		*values = make([]T, n)
+	}
+	return &(*values)[elem]
+}
+
 // maxSkipDepth bounds the nesting of a skipped member's value; deeper ones
 // are left to encoding/json.
 const maxSkipDepth = 32
@@ -253,11 +262,8 @@ func (d *fastDecoder) member(h *Hit, elem int, m int) bool {
 		if !ok {
 			return false
 		}
-		if d.counts == nil {
-			d.counts = make([]int64, d.n)
-		}
-		d.counts[elem] = v
-		h.Count = &d.counts[elem]
+		h.Count = slot(&d.counts, d.n, elem)
+		*h.Count = v
 	case latencyMember:
 		lit, ok := d.number()
 		if !ok {
@@ -271,16 +277,10 @@ func (d *fastDecoder) member(h *Hit, elem int, m int) bool {
 				return false
 			}
 		}
-		if d.latencies == nil {
-			d.latencies = make([]float64, d.n)
-		}
-		d.latencies[elem] = v
-		h.LatencyMS = &d.latencies[elem]
+		h.LatencyMS = slot(&d.latencies, d.n, elem)
+		*h.LatencyMS = v
 	case timeMember:
-		if d.times == nil {
-			d.times = make([]time.Time, d.n)
-		}
-		t := &d.times[elem]
+		t := slot(&d.times, d.n, elem)
 		if v, n, ok := d.parseUTC(d.b[d.i:]); ok {
 			*t, d.i = v, d.i+n
 		} else {

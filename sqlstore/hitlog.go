@@ -16,8 +16,8 @@ import (
 // The hit log. A hit commit appends its series to hit_log as one encoded
 // row: one insert however many series, so that a commit costs an encode
 // and the bytes written, not an upsert of two rows (hourly and daily) per
-// series. The compactor (run by the store from Open to Close) folds the
-// oldest rows into hits_hourly and hits_daily; queries add what the log
+// series. The compactor (StartCompactor, until Close) folds the oldest
+// rows into hits_hourly and hits_daily; queries add what the log
 // holds to what the counters hold (QueryHits). A committed hit is counted
 // once, whether still in the log or already folded. Folding many commits
 // at once also folds their repeats: a fleet's gateways send the same
@@ -26,8 +26,8 @@ import (
 // How a compaction moves rows differs by database:
 //   - SQLite: the log is a file of its own (HitLogPath), so that commits
 //     never wait for the counters' writer (only for a compaction's short
-//     deletes of the rows it folded, on the log's). A compaction reads rows past
-//     hit_log_folded.through from the log, then commits their counters
+//     deletes of the rows it folded, on the log's). A compaction reads
+//     rows past hit_log_folded.through from the log, commits their counters
 //     with the new `through` in the counters' file, then deletes them from
 //     the log. A query reads the log's snapshot first, then the counters
 //     with their `through`, and counts the log's rows past it: each row is
@@ -69,41 +69,21 @@ func appendHitLog(dst []byte, series []keylens.HitDelta) []byte {
 
 var errHitLog = errors.New("sqlstore: a hit_log row is corrupt")
 
-// uvarint reads a uvarint at b[i:], returning it and the index after it:
-// binary.Uvarint, for a string as well as bytes (scanHitLog reads both).
-func uvarint[B string | []byte](b B, i int) (uint64, int, error) {
-	var v uint64
-	for shift := 0; shift < 64; shift += 7 {
-		if i >= len(b) {
-			return 0, 0, errHitLog
-		}
-		c := b[i]
-		i++
-		if shift == 63 && c > 1 { // beyond 64 bits
-			return 0, 0, errHitLog
-		}
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return v, i, nil
-		}
+// field reads a length-prefixed field at b[i:], returning it and the
+// index after it.
+func field(b []byte, i int) ([]byte, int, error) {
+	n, w := binary.Uvarint(b[i:])
+	if w <= 0 || n > uint64(len(b)-i-w) {
+		return nil, 0, errHitLog
 	}
-	return 0, 0, errHitLog
-}
-
-// field reads a length-prefixed field at b[i:].
-func field[B string | []byte](b B, i int) (B, int, error) {
-	n, i, err := uvarint(b, i)
-	if err != nil || n > uint64(len(b)-i) {
-		return b[:0], 0, errHitLog
-	}
+	i += w
 	return b[i : i+int(n)], i + int(n), nil
 }
 
 // scanHitLog calls fn for each record of a row's data whose key keep
-// accepts (all when keep is nil), with its key and API as slices of data:
-// substrings when data is a string, so that a compaction keeps them without
-// copying each. A corrupt row is an error, never a panic.
-func scanHitLog[B string | []byte](data B, keep func(key B) bool, fn func(key, api B, d *keylens.HitDelta)) error {
+// accepts (all when keep is nil), with its key and API as slices of data.
+// A corrupt row is an error, never a panic.
+func scanHitLog(data []byte, keep func(key []byte) bool, fn func(key, api []byte, d *keylens.HitDelta)) error {
 	if len(data) == 0 || data[0] != hitLogVersion {
 		return errHitLog
 	}
@@ -127,11 +107,11 @@ func scanHitLog[B string | []byte](data B, keep func(key B) bool, fn func(key, a
 			return err
 		}
 		for n := range v {
-			var u uint64
-			if u, k, err = uvarint(rest, k); err != nil {
-				return err
+			x, w := binary.Varint(rest[k:])
+			if w <= 0 {
+				return errHitLog
 			}
-			v[n] = int64(u>>1) ^ -int64(u&1) // binary.AppendVarint's zigzag
+			v[n], k = x, k+w
 		}
 		if k != len(rest) {
 			return errHitLog

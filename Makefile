@@ -70,6 +70,7 @@ fuzz:
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzIsJWT$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz='^FuzzParseHits$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	cd identity && $(GO) test -run=NONE -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./hits/
+	$(GO) test -run=NONE -fuzz='^FuzzScanHitLog$$' -fuzztime=$(FUZZTIME) ./sqlstore/
 	$(GO) test -run=NONE -fuzz='^FuzzOAuthForm$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzParseJWKS$$' -fuzztime=$(FUZZTIME) ./sidecar/
 	$(GO) test -run=NONE -fuzz='^FuzzAnalyticsPaths$$' -fuzztime=$(FUZZTIME) ./rest/

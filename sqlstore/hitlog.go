@@ -233,7 +233,7 @@ func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
 	if err := db.hr.QueryRowContext(ctx, `SELECT through FROM hit_log_folded`).Scan(&through); err != nil {
 		return 0, err
 	}
-	if _, err := db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, through); err != nil {
+	if err := db.clearFolded(ctx, through); err != nil {
 		return 0, err
 	}
 	f := &logFold{limits: compactLimit}
@@ -260,8 +260,22 @@ func (db *DB) compactHitsSQLite(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, err = db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, f.last)
-	return f.series, err
+	return f.series, db.clearFolded(ctx, f.last)
+}
+
+// clearFolded deletes the log's rows up to through, folded into the
+// counters, unless this process deleted them already: after each of its
+// compactions, so that what is left to do here is what a stop between a
+// compaction's commit and its delete left, once.
+func (db *DB) clearFolded(ctx context.Context, through int64) error {
+	if through <= db.hits.cleared.Load() {
+		return nil
+	}
+	if _, err := db.lw.ExecContext(ctx, `DELETE FROM hit_log WHERE seq <= ?`, through); err != nil {
+		return err
+	}
+	db.hits.cleared.Store(through)
+	return nil
 }
 
 // setAside copies log rows that could not be read into hit_log_damaged,
@@ -374,6 +388,7 @@ func (db *DB) HitBacklog() int64 { return db.hits.backlog.Load() }
 // hitLog is the compactor's state.
 type hitLog struct {
 	backlog atomic.Int64
+	cleared atomic.Int64 // SQLite: the log's rows up to it are deleted
 	start   sync.Once
 	wake    chan struct{} // a commit appended to the log
 	stop    context.CancelFunc

@@ -148,44 +148,62 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 // compaction covers; the distinct limit is above that, so that a
 // compaction behind a fleet covers up to logSeries, half the committer's
 // backlog limit (analytics.DefaultMaxBacklog), so that commits have room
-// while it runs. What it holds follows the distinct series: rows fold
-// when they reach twice those folded before, keys and APIs are copied once
-// each (interned), and the decoded rows take about 100 bytes each, so
-// some 50 MB at the distinct limit, twice that while a fold copies them.
+// while it runs. What it holds follows the distinct series: each logged
+// series is summed into its row as it is read (found by a hash of
+// integers: its key and API numbered, copied once each), and a row takes
+// about 130 bytes with its index entry: some 35 MB at the distinct limit,
+// and the sorted copy the upsert takes.
 type compactLimits struct{ logSeries, distinct int }
 
 var compactLimit = compactLimits{logSeries: 1000000, distinct: 250000}
 
-// logFold accumulates the log rows a compaction takes, folding them by
-// hourly row as it goes, so that memory follows the distinct series, not
-// the series logged.
+// logFold accumulates the log rows a compaction takes, summing each series
+// into its hourly row as it is read, so that memory follows the distinct
+// series, not the series logged.
 type logFold struct {
 	limits  compactLimits
-	rows    []keylens.HitDelta
-	folded  int // len(rows) after the last fold
-	series  int // logged series taken
+	rows    []keylens.HitDelta // one per series, in the order first met
+	index   map[seriesRef]int32
+	names   map[string]int32 // keys and APIs met, numbered
+	strs    []string         // by number
+	scratch []logRecord      // the row being read
+	series  int              // logged series taken
 	last    int64
 	seqs    []int64 // taken, damaged ones included
 	damaged []int64 // rows that could not be read
-	strs    map[string]string
+}
+
+// seriesRef names a series by the numbers of its key and API (names), so
+// that finding its row hashes a few integers, not two strings.
+type seriesRef struct {
+	key, api   int32
+	hour, code int64
+}
+
+// logRecord is a record of the row being read, its names numbered.
+type logRecord struct {
+	ref seriesRef
+	d   keylens.HitDelta
 }
 
 // full reports whether the fold has taken enough.
 func (f *logFold) full() bool {
-	return f.series >= f.limits.logSeries || f.folded >= f.limits.distinct
+	return f.series >= f.limits.logSeries || len(f.rows) >= f.limits.distinct
 }
 
-// intern returns b as a string, one copy per distinct value a fold meets.
-func (f *logFold) intern(b []byte) string {
-	if s, ok := f.strs[string(b)]; ok {
-		return s
+// intern returns the number of a key or API, copying it the first time.
+func (f *logFold) intern(b []byte) int32 {
+	if n, ok := f.names[string(b)]; ok {
+		return n
 	}
-	if f.strs == nil {
-		f.strs = make(map[string]string)
+	if f.names == nil {
+		f.names = make(map[string]int32)
 	}
+	n := int32(len(f.strs))
 	s := string(b)
-	f.strs[s] = s
-	return s
+	f.names[s] = n
+	f.strs = append(f.strs, s)
+	return n
 }
 
 // add takes one log row. A row that cannot be read (damaged on disk) adds
@@ -193,23 +211,30 @@ func (f *logFold) intern(b []byte) string {
 // stop at it for good.
 func (f *logFold) add(seq int64, data []byte) {
 	f.seqs, f.last = append(f.seqs, seq), seq
-	n := len(f.rows)
+	f.scratch = f.scratch[:0]
 	if err := scanHitLog(data, nil, func(key, api []byte, d *keylens.HitDelta) {
-		d.KeyHash, d.APIID = f.intern(key), f.intern(api)
-		f.rows = append(f.rows, *d)
+		f.scratch = append(f.scratch, logRecord{ref: seriesRef{key: f.intern(key), api: f.intern(api), hour: d.Hour, code: int64(d.Code)}, d: *d})
 	}); err != nil {
-		f.rows = f.rows[:n]
 		f.damaged = append(f.damaged, seq)
 		return
 	}
-	f.series += len(f.rows) - n
-	if len(f.rows) >= 2*max(f.folded, f.limits.distinct/4) {
-		f.rows = foldHourly(f.rows)
-		f.folded = len(f.rows)
+	if f.index == nil {
+		f.index = make(map[seriesRef]int32)
 	}
+	for i := range f.scratch {
+		r := &f.scratch[i]
+		if at, ok := f.index[r.ref]; ok {
+			f.rows[at].Merge(&r.d)
+			continue
+		}
+		f.index[r.ref] = int32(len(f.rows))
+		r.d.KeyHash, r.d.APIID = f.strs[r.ref.key], f.strs[r.ref.api]
+		f.rows = append(f.rows, r.d)
+	}
+	f.series += len(f.scratch)
 }
 
-// hourly is what the fold took, as hourly rows.
+// hourly is what the fold took, as hourly rows sorted by primary key.
 func (f *logFold) hourly() []keylens.HitDelta { return foldHourly(f.rows) }
 
 // compactHits folds the oldest rows of the hit log into the counters and

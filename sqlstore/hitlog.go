@@ -126,17 +126,24 @@ func scanHitLog(data []byte, keep func(key []byte) bool, fn func(key, api []byte
 // the commit's transaction; it reports how many series it appended.
 func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied []bool) (int, error) {
 	n := 0
-	data := []byte{hitLogVersion}
 	for i := range batches {
 		if applied[i] {
 			n += len(batches[i].Series)
-			data = appendHitLog(data, batches[i].Series)
 		}
 	}
 	if n == 0 {
 		return 0, nil
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO hit_log (series, data) VALUES (?, ?)`, n, data)
+	data, keys := []byte{hitLogVersion}, newKeyFilter(n)
+	for i := range batches {
+		if applied[i] {
+			data = appendHitLog(data, batches[i].Series)
+			for j := range batches[i].Series {
+				addKey(keys, batches[i].Series[j].KeyHash)
+			}
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO hit_log (series, keys, data) VALUES (?, ?, ?)`, n, keys, data)
 	return n, err
 }
 
@@ -518,19 +525,14 @@ func (db *DB) readHitLog(ctx context.Context, tx *sql.Tx, through int64, q keyle
 			apis[a] = true
 		}
 	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT data FROM hit_log WHERE seq > ?`), through)
+	seqs, err := db.logRowsOf(ctx, tx, through, q.Keys)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	per := unit / 3600
-	for rows.Next() {
-		var data sql.RawBytes
-		if err := rows.Scan(&data); err != nil {
-			return nil, err
-		}
+	err = db.readLogRows(ctx, tx, seqs, func(data []byte) {
 		n := len(buckets)
-		err := scanHitLog([]byte(data), func(key []byte) bool { return keys[string(key)] }, func(_, api []byte, d *keylens.HitDelta) {
+		err := scanHitLog(data, func(key []byte) bool { return keys[string(key)] }, func(_, api []byte, d *keylens.HitDelta) {
 			t := floorDiv(d.Hour, per)
 			if t < from || t >= to || (apis != nil && !apis[string(api)]) {
 				return
@@ -541,6 +543,65 @@ func (db *DB) readHitLog(ctx context.Context, tx *sql.Tx, through int64, q keyle
 		if err != nil { // the compactor sets it aside and logs it
 			buckets = buckets[:n]
 		}
+	})
+	return buckets, err
+}
+
+// logRowsOf returns the seqs of the log's rows past through that may hold
+// series of keys, as their key filters have it, in tx: the filters are
+// read, the series are not.
+func (db *DB) logRowsOf(ctx context.Context, tx *sql.Tx, through int64, keys []string) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT seq, keys FROM hit_log WHERE seq > ? ORDER BY seq`), through)
+	if err != nil {
+		return nil, err
 	}
-	return buckets, rows.Err()
+	defer rows.Close()
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		var filter sql.RawBytes
+		if err := rows.Scan(&seq, &filter); err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if mayHoldKey(filter, k) {
+				seqs = append(seqs, seq)
+				break
+			}
+		}
+	}
+	return seqs, rows.Err()
+}
+
+// readLogRows calls fn with the data of the log's rows seqs, in tx, a
+// statement per logRowsRead of them.
+func (db *DB) readLogRows(ctx context.Context, tx *sql.Tx, seqs []int64, fn func(data []byte)) error {
+	const logRowsRead = 500
+	for len(seqs) > 0 {
+		n := min(len(seqs), logRowsRead)
+		args := make([]any, n)
+		for i, seq := range seqs[:n] {
+			args[i] = seq
+		}
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT data FROM hit_log WHERE seq IN (`+placeholders(n)+`)`), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var data sql.RawBytes
+			if err := rows.Scan(&data); err != nil {
+				rows.Close()
+				return err
+			}
+			fn(data)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		seqs = seqs[n:]
+	}
+	return nil
 }

@@ -114,3 +114,32 @@ func TestLogFoldFoldsAsItGoes(t *testing.T) {
 		t.Error("not full at its limit of logged series")
 	}
 }
+
+// TestKeyFilter: a filter holds every key added to it, refuses about one
+// in a hundred of the others, and one it cannot read refuses nothing.
+func TestKeyFilter(t *testing.T) {
+	const n = 10000
+	f := newKeyFilter(n)
+	for i := range n {
+		addKey(f, fmt.Sprintf("%08x", i))
+	}
+	for i := range n {
+		if !mayHoldKey(f, fmt.Sprintf("%08x", i)) {
+			t.Fatalf("key %08x added and refused", i)
+		}
+	}
+	wrong := 0
+	for i := range 10 * n {
+		if mayHoldKey(f, fmt.Sprintf("x%07x", i)) {
+			wrong++
+		}
+	}
+	if rate := float64(wrong) / (10 * n); rate > 0.02 {
+		t.Errorf("%.2f%% of keys never added may be held; want about 1%%", 100*rate)
+	}
+	for _, bad := range [][]byte{nil, {}, {keyFilterVersion}, {keyFilterVersion + 1, 0, 0}} {
+		if !mayHoldKey(bad, "k") {
+			t.Errorf("filter %v refuses a key", bad)
+		}
+	}
+}

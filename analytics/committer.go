@@ -32,8 +32,9 @@ type CommitterOptions struct {
 	MaxQueuedRows int
 	// MaxBacklog bounds the series a store has committed and not yet
 	// folded (keylens.HitBacklogger); beyond it batches are refused as
-	// beyond MaxQueuedRows, until the store catches up. Every query reads
-	// them: two million take a query some 170 ms on SQLite.
+	// beyond MaxQueuedRows, until the store catches up. It is what a
+	// flood can run ahead of the store's folding, and what every query
+	// reads the key filters of (and the rows that may hold its keys).
 	MaxBacklog int64
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -43,7 +44,7 @@ type CommitterOptions struct {
 const (
 	DefaultMaxRows       = 50000
 	DefaultMaxQueuedRows = 200000
-	DefaultMaxBacklog    = 2000000
+	DefaultMaxBacklog    = 10000000
 )
 
 // Committer commits hit batches to a store (a keylens.HitWriter) with group commit: batches that

@@ -153,9 +153,9 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 // gateways send each of their series every second, so that its ~200,000
 // series a second fold to the same ~200,000 rows however many seconds one
 // compaction covers; the distinct limit is above that, so that a
-// compaction behind a fleet covers up to logSeries, half the committer's
-// backlog limit (analytics.DefaultMaxBacklog), so that commits have room
-// while it runs. What it holds follows the distinct series: each logged
+// compaction behind a fleet covers up to logSeries, a tenth of the
+// committer's backlog limit (analytics.DefaultMaxBacklog), so that
+// commits have room while it runs. What it holds follows the distinct series: each logged
 // series is summed into its row as it is read (found by a hash of
 // integers: its key and API numbered, copied once each), and a row takes
 // about 130 bytes with its index entry: some 35 MB at the distinct limit,

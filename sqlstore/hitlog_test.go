@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keylens/keylens"
+	"github.com/keylens/keylens/analytics"
 	"github.com/keylens/keylens/sqlstore"
 	"github.com/keylens/keylens/sqlstore/pgtest"
 )
@@ -309,8 +310,9 @@ func TestHitCommitsDoNotWaitForCompactions_SQLite(t *testing.T) {
 }
 
 // BenchmarkQueryWithBacklog: a query of 10 keys at res=day while the hit
-// log holds two million series not yet folded (the committer's limit), 200
-// commits of 10,000 new keys' series: every query reads the log whole.
+// log holds as many series not yet folded as the committer allows
+// (analytics.DefaultMaxBacklog), in commits of 10,000 new keys' series:
+// every query reads every row's key filter, and the rows of its keys.
 //
 //	go test -run=NONE -bench=QueryWithBacklog -benchtime=20x ./sqlstore/
 func BenchmarkQueryWithBacklog(b *testing.B) {
@@ -330,7 +332,7 @@ func BenchmarkQueryWithBacklog(b *testing.B) {
 			defer db.Close()
 			sqlstore.StopCompactor(db)
 			hour := time.Now().Unix() / 3600
-			for c := range 200 {
+			for c := range analytics.DefaultMaxBacklog / 10000 {
 				batch := keylens.HitBatch{ID: fmt.Sprint("b", c)}
 				for i := range 10000 {
 					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: fmt.Sprintf("%064x", c*10000+i), APIID: "api", Hour: hour,

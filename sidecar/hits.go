@@ -55,7 +55,7 @@ func (s *Server) hits(ctx *fasthttp.RequestCtx) {
 	// Basic usernames are looked up in the store (or the portal): bounded
 	// in number by parseHitsOf, and in time here.
 	lookupCtx, cancel := context.WithTimeout(context.Background(), usernameLookupTimeout)
-	b, err := parseHitsOf(lookupCtx, body, start.Time(), s.Resolver.store)
+	b, err := parseHitsOf(lookupCtx, body, start.Time(), s.Resolver.store, s.parsing)
 	cancel()
 	var lookup lookupError
 	if errors.As(err, &lookup) {
@@ -116,7 +116,7 @@ func (s *Server) hitsUnavailable(ctx *fasthttp.RequestCtx, err error, start cloc
 // parseHits is parseHitsOf without Basic usernames: every key is a hash
 // or a raw key.
 func parseHits(body []byte, now time.Time) (keylens.HitBatch, error) {
-	return parseHitsOf(context.Background(), body, now, nil)
+	return parseHitsOf(context.Background(), body, now, nil, nil)
 }
 
 // lookupError: a key could not be looked up (the store failed); the hits
@@ -137,8 +137,16 @@ const (
 // username looked up in basic, once per distinct key), hits of one series
 // summed. Hits enter here: a batch it returns with series has passed
 // keylens.ValidateHits, and is not checked again on its way to the store.
-func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.CredentialService) (keylens.HitBatch, error) {
+// The decoding takes one of slots (when given), a CPU's worth of work
+// each, for as long as it runs, not while it looks usernames up.
+func parseHitsOf(ctx context.Context, body []byte, now time.Time, basic keylens.CredentialService, slots chan struct{}) (keylens.HitBatch, error) {
+	if slots != nil {
+		slots <- struct{}{}
+	}
 	in, err := hits.Parse(body, now)
+	if slots != nil {
+		<-slots
+	}
 	if err != nil {
 		return keylens.HitBatch{}, err
 	}

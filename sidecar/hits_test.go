@@ -88,11 +88,11 @@ func TestParseHitsBoundsUsernameLookups(t *testing.T) {
 		return []byte(b.String())
 	}
 	users := &countingUsernames{}
-	if _, err := parseHitsOf(context.Background(), body(maxUsernameLookups, func(i int) string { return fmt.Sprint("user-", i) }), now, users); err != nil {
+	if _, err := parseHitsOf(context.Background(), body(maxUsernameLookups, func(i int) string { return fmt.Sprint("user-", i) }), now, users, nil); err != nil {
 		t.Fatalf("%d usernames: %v", maxUsernameLookups, err)
 	}
 	users.n = 0
-	_, err := parseHitsOf(context.Background(), body(maxUsernameLookups+1, func(i int) string { return fmt.Sprint("user-", i) }), now, users)
+	_, err := parseHitsOf(context.Background(), body(maxUsernameLookups+1, func(i int) string { return fmt.Sprint("user-", i) }), now, users, nil)
 	var lookup lookupError
 	if err == nil || errors.As(err, &lookup) {
 		t.Errorf("%d usernames: %v, want a refusal of the body", maxUsernameLookups+1, err)
@@ -101,7 +101,7 @@ func TestParseHitsBoundsUsernameLookups(t *testing.T) {
 		t.Errorf("%d lookups, want at most %d", users.n, maxUsernameLookups)
 	}
 	users.n = 0
-	if _, err := parseHitsOf(context.Background(), body(3*maxUsernameLookups, func(i int) string { return keylens.HashKey(fmt.Sprint("k", i)) }), now, users); err != nil || users.n != 0 {
+	if _, err := parseHitsOf(context.Background(), body(3*maxUsernameLookups, func(i int) string { return keylens.HashKey(fmt.Sprint("k", i)) }), now, users, nil); err != nil || users.n != 0 {
 		t.Errorf("key hashes: %v, %d lookups", err, users.n)
 	}
 }
@@ -132,4 +132,28 @@ func BenchmarkParseHits(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/hits.MaxPerRequest, "ns/element")
+}
+
+// TestHitsParseTakesASlot: a body is decoded only with one of the slots,
+// so that a flood decodes no more bodies at once than there are slots.
+func TestHitsParseTakesASlot(t *testing.T) {
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{} // another body's
+	done := make(chan error)
+	go func() {
+		_, err := parseHitsOf(context.Background(), []byte(`[{"key":"`+keylens.HashKey("k")+`","api_id":"a","code":200}]`), time.Now(), nil, slots)
+		done <- err
+	}()
+	select {
+	case <-done:
+		t.Fatal("decoded without a slot")
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-slots
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 0 {
+		t.Error("the slot was not given back")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -69,8 +70,12 @@ type Server struct {
 	assertOneByOne          bool // the assertion's header name is special to fasthttp (fasthttpSpecial)
 	secret                  [32]byte
 	hitsAndChangesSecretSum [32]byte
-	outcomes                [numEndpoints][numResults]outcome
-	metrics                 fasthttp.RequestHandler
+	// parsing bounds the POST /hits bodies decoded at once to half the
+	// CPUs (one at least): a flood of hits leaves the others to every
+	// other request, the store and the garbage collector.
+	parsing  chan struct{}
+	outcomes [numEndpoints][numResults]outcome
+	metrics  fasthttp.RequestHandler
 }
 
 // Endpoints and the outcomes of a request, indexes into Server.outcomes, so
@@ -134,7 +139,7 @@ func NewServer(c Config) (*Server, error) {
 	} else if c.TokenTTL < time.Second {
 		return nil, errors.New("sidecar: TokenTTL must be at least a second")
 	}
-	s := &Server{Config: c, m: c.Resolver.m}
+	s := &Server{Config: c, m: c.Resolver.m, parsing: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	s.assertN = []byte(s.Resolver.opts.Headers.Assertion)
 	s.assertOneByOne = fasthttpSpecial(s.Resolver.opts.Headers.Assertion)
 	s.secret = sha256.Sum256([]byte(s.IntrospectSecret))

@@ -152,17 +152,20 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 // compaction covering more of the log folds more repeats: a fleet's
 // gateways send each of their series every second, so that its ~200,000
 // series a second fold to the same ~200,000 rows however many seconds one
-// compaction covers; the distinct limit is above that, so that a
-// compaction behind a fleet covers up to logSeries, a tenth of the
-// committer's backlog limit (analytics.DefaultMaxBacklog), so that
-// commits have room while it runs. What it holds follows the distinct series: each logged
+// compaction covers. Its cost is mostly the rows it upserts, so that a
+// compactor that falls behind a fleet catches up: the next compaction
+// covers more seconds for about the same cost. The distinct limit is
+// above a fleet's rows, so that such a compaction covers up to
+// logSeries, half the committer's backlog limit
+// (analytics.DefaultMaxBacklog), so that commits have room while it runs.
+// What it holds follows the distinct series, not logSeries: each logged
 // series is summed into its row as it is read (found by a hash of
 // integers: its key and API numbered, copied once each), and a row takes
 // about 130 bytes with its index entry: some 35 MB at the distinct limit,
 // and the sorted copy the upsert takes.
 type compactLimits struct{ logSeries, distinct int }
 
-var compactLimit = compactLimits{logSeries: 1000000, distinct: 250000}
+var compactLimit = compactLimits{logSeries: 5000000, distinct: 250000}
 
 // logFold accumulates the log rows a compaction takes, summing each series
 // into its hourly row as it is read, so that memory follows the distinct

@@ -109,7 +109,11 @@ func TestLogFoldFoldsAsItGoes(t *testing.T) {
 	if f.full() {
 		t.Error("full with 120 distinct series of a limit of 400")
 	}
-	f.limits.logSeries = len(all)
+	f.limits.distinct = len(f.rows)
+	if !f.full() {
+		t.Error("not full at its limit of distinct series")
+	}
+	f.limits.distinct, f.limits.logSeries = 400, len(all)
 	if !f.full() {
 		t.Error("not full at its limit of logged series")
 	}

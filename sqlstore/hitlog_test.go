@@ -547,19 +547,7 @@ func TestQueriesReadTheLogRowsTheirKeysMayBeIn(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			hits := func(key string) int64 {
-				t.Helper()
-				rows, err := db.QueryHits(ctx, keylens.HitQuery{Keys: []string{key}, Res: keylens.ResDay,
-					From: time.Unix(hour*3600, 0).AddDate(0, 0, -1), To: time.Unix(hour*3600, 0).AddDate(0, 0, 1)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var n int64
-				for _, r := range rows {
-					n += r.Hits
-				}
-				return n
-			}
+			hits := func(key string) int64 { return keyHits(t, db, key, hour) }
 			if a, b := hits("k1"), hits("k2"); a != 5 || b != 5 {
 				t.Fatalf("k1 %d, k2 %d hits; want 5 each", a, b)
 			}
@@ -574,6 +562,60 @@ func TestQueriesReadTheLogRowsTheirKeysMayBeIn(t *testing.T) {
 			}
 			if a, b := hits("k1"), hits("k2"); a != 5 || b != 5 {
 				t.Errorf("without filters: k1 %d, k2 %d hits; want 5 each", a, b)
+			}
+		})
+	}
+}
+
+// keyHits is the hits of key a query answers, from the day before hour's
+// to the day after.
+func keyHits(t *testing.T, db *sqlstore.DB, key string, hour int64) int64 {
+	t.Helper()
+	rows, err := db.QueryHits(context.Background(), keylens.HitQuery{Keys: []string{key}, Res: keylens.ResDay,
+		From: time.Unix(hour*3600, 0).AddDate(0, 0, -1), To: time.Unix(hour*3600, 0).AddDate(0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, r := range rows {
+		n += r.Hits
+	}
+	return n
+}
+
+// TestQueriesReadEveryLogRowOfTheirKeys: a log row's key filter holds the
+// keys of every batch its commit took (the committer commits many
+// together), and a query reads every row its keys may be in, however many
+// statements that takes (hundreds of rows each).
+func TestQueriesReadEveryLogRowOfTheirKeys(t *testing.T) {
+	for name, open := range hitLogStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db, _ := open(t)
+			sqlstore.StopCompactor(db)
+			hour := int64(490000)
+			var batches []keylens.HitBatch
+			for _, key := range []string{"k1", "k2", "k3"} {
+				batches = append(batches, keylens.HitBatch{ID: key, Series: []keylens.HitDelta{{KeyHash: key, APIID: "a", Hour: hour, Code: 200, Hits: 5, Success: 5, LastHit: hour * 3600e9}}})
+			}
+			if _, err := db.AddHits(ctx, batches); err != nil { // one commit, one row
+				t.Fatal(err)
+			}
+			for _, key := range []string{"k1", "k2", "k3"} {
+				if n := keyHits(t, db, key, hour); n != 5 {
+					t.Errorf("%s: %d hits of one commit of three batches, want 5", key, n)
+				}
+			}
+			// The row, doubled ten times: 1,024 rows of each key.
+			for range 10 {
+				if err := sqlstore.ExecHitLog(ctx, db, `INSERT INTO hit_log (series, keys, data) SELECT series, keys, data FROM hit_log`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, key := range []string{"k1", "k3"} {
+				if n := keyHits(t, db, key, hour); n != 5*1024 {
+					t.Errorf("%s: %d hits in 1,024 log rows, want %d", key, n, 5*1024)
+				}
 			}
 		})
 	}

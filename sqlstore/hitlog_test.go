@@ -620,3 +620,48 @@ func TestQueriesReadEveryLogRowOfTheirKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestHitLogRebuildHandsNoSeqOutTwice_SQLite: the migration that rebuilt
+// the log's table (0002) keeps its sequence, so that a seq is never handed
+// out twice, even where the counters' `through` (what the start raises
+// the sequence to) is behind the log: here the counters' file was lost
+// after the log's ten rows were folded and deleted.
+func TestHitLogRebuildHandsNoSeqOutTwice_SQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keylens.db")
+	raw, err := sql.Open("sqlite", sqlstore.HitLogPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	const first = "migrations/sqlite-hitlog/0001_hit_log.sql" // the log's file before 0002
+	schema, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{string(schema), `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY)`, `INSERT INTO schema_migrations VALUES ('` + first + `')`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if _, err := raw.Exec(`INSERT INTO hit_log (series, data) VALUES (0, x'01')`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec(`DELETE FROM hit_log`); err != nil {
+		t.Fatal(err)
+	}
+	db := openSQLite(t, path)
+	sqlstore.StopCompactor(db)
+	if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b", 10, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := raw.QueryRow(`SELECT seq FROM hit_log`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if seq <= 10 {
+		t.Errorf("the first row after the rebuild has seq %d, handed out before", seq)
+	}
+}

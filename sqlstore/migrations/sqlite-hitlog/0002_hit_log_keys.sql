@@ -10,5 +10,9 @@ CREATE TABLE hit_log_new (
     data   BLOB    NOT NULL
 );
 INSERT INTO hit_log_new (seq, series, data) SELECT seq, series, data FROM hit_log;
+-- The new table takes over the old one's sequence: DROP TABLE deletes it,
+-- and the copy's is only the largest seq it copied (0 when the log is empty).
+DELETE FROM sqlite_sequence WHERE name = 'hit_log_new';
+UPDATE sqlite_sequence SET name = 'hit_log_new' WHERE name = 'hit_log';
 DROP TABLE hit_log;
 ALTER TABLE hit_log_new RENAME TO hit_log;

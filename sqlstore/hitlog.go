@@ -161,8 +161,9 @@ func appendHits(ctx context.Context, tx *Tx, batches []keylens.HitBatch, applied
 // What it holds follows the distinct series, not logSeries: each logged
 // series is summed into its row as it is read (found by a hash of
 // integers: its key and API numbered, copied once each), and a row takes
-// about 130 bytes with its index entry: some 35 MB at the distinct limit,
-// and the sorted copy the upsert takes.
+// about 190 bytes with its index entry, up to 330 with a key of its own
+// (a flood's): 50-80 MB at the distinct limit, and some 50 MB more while
+// the upsert holds the rows sorted, hourly and daily.
 type compactLimits struct{ logSeries, distinct int }
 
 var compactLimit = compactLimits{logSeries: 5000000, distinct: 250000}
@@ -417,7 +418,9 @@ func (db *DB) raiseLogSeq(ctx context.Context) error {
 // into the counters, as last counted: by the compactor after each of its
 // compactions (a count that sees every process's commits) plus this
 // process's commits since. A hit writer refuses batches while it is high
-// (analytics.Committer), since every query reads the log whole.
+// (analytics.Committer): every query reads the log's key filters, and the
+// rows they allow (all of them for a key in every commit, as a fleet's
+// busy keys are).
 func (db *DB) HitBacklog() int64 { return db.hits.backlog.Load() }
 
 // hitLog is the compactor's state.

@@ -140,9 +140,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	lpath := HitLogPath(path)
-	// Its readers map the file: a query reads the whole log, up to
-	// some 100 MB, which through read calls and SQLite's page cache took
-	// about twice as long (BenchmarkQueryWithBacklog).
+	// Its readers map the file (its first 256 MB): a query reads the log
+	// rows its keys may be in, all of them for a key in every commit, and
+	// a whole log of two million series through read calls and SQLite's
+	// page cache took about twice as long (BenchmarkQueryWithBacklog). At
+	// the committer's ten million the log is larger than what is mapped:
+	// 410-970 MB (41-97 bytes a series, for key hashes of 8-64 hex digits).
 	lw, lr, err := openSQLite(lpath, "&_pragma=mmap_size(268435456)")
 	if err != nil {
 		wdb.Close()

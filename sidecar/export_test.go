@@ -53,3 +53,6 @@ func BcryptWaiting(r *Resolver) int {
 func SetBcryptWaiting(r *Resolver, n int, d time.Duration) {
 	r.bcryptSlots.maxWaiting, r.bcryptSlots.maxWait = n, d
 }
+
+// ParsingSlots is the slots POST /hits bodies are decoded in.
+func ParsingSlots(s *Server) chan struct{} { return s.parsing }

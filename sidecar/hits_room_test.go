@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,5 +133,43 @@ func BenchmarkHitsRefused(b *testing.B) {
 		if ctx.Response.StatusCode() != 503 {
 			b.Fatalf("status %d", ctx.Response.StatusCode())
 		}
+	}
+}
+
+// TestHitsBodiesWaitForAParsingSlot: the server decodes POST /hits bodies
+// in its parsing slots, half the CPUs (one at least): with every slot
+// taken, a body waits, and is stored once one is given back.
+func TestHitsBodiesWaitForAParsingSlot(t *testing.T) {
+	store := &heldStore{release: make(chan struct{})}
+	close(store.release) // commits go through
+	c := analytics.NewCommitter(store, analytics.CommitterOptions{})
+	defer c.Close(context.Background())
+	srv, err := sidecar.NewServer(sidecar.Config{Resolver: newFixture(t).r, Hits: c, HitsAndChangesSecret: "hits-secret-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := sidecar.ParsingSlots(srv)
+	if n := max(1, runtime.GOMAXPROCS(0)/2); cap(slots) != n {
+		t.Errorf("%d parsing slots, want %d", cap(slots), n)
+	}
+	for range cap(slots) { // other bodies'
+		slots <- struct{}{}
+	}
+	done := make(chan int)
+	go func() {
+		var ctx fasthttp.RequestCtx
+		postHits(srv.Handler(), &ctx, "hits-secret-0123456789", []byte(`[{"key":"add2b342","api_id":"a","code":200}]`))
+		done <- ctx.Response.StatusCode()
+	}()
+	select {
+	case status := <-done:
+		t.Fatalf("answered %d with every parsing slot taken", status)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for range cap(slots) {
+		<-slots
+	}
+	if status := <-done; status != 200 || store.series.Load() != 1 {
+		t.Errorf("once a slot is free: %d, %d series stored; want 200 and 1", status, store.series.Load())
 	}
 }

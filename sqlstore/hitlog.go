@@ -562,6 +562,10 @@ func (db *DB) logRowsOf(ctx context.Context, tx *sql.Tx, through int64, keys []s
 		return nil, err
 	}
 	defer rows.Close()
+	probes := make([]keyProbes, len(keys))
+	for i, k := range keys {
+		probes[i] = probesOf(k)
+	}
 	var seqs []int64
 	for rows.Next() {
 		var seq int64
@@ -569,8 +573,8 @@ func (db *DB) logRowsOf(ctx context.Context, tx *sql.Tx, through int64, keys []s
 		if err := rows.Scan(&seq, &filter); err != nil {
 			return nil, err
 		}
-		for _, k := range keys {
-			if mayHoldKey(filter, k) {
+		for _, p := range probes {
+			if p.in(filter) {
 				seqs = append(seqs, seq)
 				break
 			}

@@ -128,13 +128,13 @@ func TestKeyFilter(t *testing.T) {
 		addKey(f, fmt.Sprintf("%08x", i))
 	}
 	for i := range n {
-		if !mayHoldKey(f, fmt.Sprintf("%08x", i)) {
+		if !probesOf(fmt.Sprintf("%08x", i)).in(f) {
 			t.Fatalf("key %08x added and refused", i)
 		}
 	}
 	wrong := 0
 	for i := range 10 * n {
-		if mayHoldKey(f, fmt.Sprintf("x%07x", i)) {
+		if probesOf(fmt.Sprintf("x%07x", i)).in(f) {
 			wrong++
 		}
 	}
@@ -142,7 +142,7 @@ func TestKeyFilter(t *testing.T) {
 		t.Errorf("%.2f%% of keys never added may be held; want about 1%%", 100*rate)
 	}
 	for _, bad := range [][]byte{nil, {}, {keyFilterVersion}, {keyFilterVersion + 1, 0, 0}} {
-		if !mayHoldKey(bad, "k") {
+		if !probesOf("k").in(bad) {
 			t.Errorf("filter %v refuses a key", bad)
 		}
 	}

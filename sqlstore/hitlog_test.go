@@ -311,8 +311,10 @@ func TestHitCommitsDoNotWaitForCompactions_SQLite(t *testing.T) {
 
 // BenchmarkQueryWithBacklog: a query of 10 keys at res=day while the hit
 // log holds as many series not yet folded as the committer allows
-// (analytics.DefaultMaxBacklog), in commits of 10,000 new keys' series:
-// every query reads every row's key filter, and the rows of its keys.
+// (analytics.DefaultMaxBacklog), in commits of 10,000 series (one of a key
+// in every commit, the others of new keys): every query reads every row's
+// key filter, and the rows that may hold its keys: a few for 10 new keys,
+// a tenth for 100 (false positives), all for the key in every commit.
 //
 //	go test -run=NONE -bench=QueryWithBacklog -benchtime=20x ./sqlstore/
 func BenchmarkQueryWithBacklog(b *testing.B) {
@@ -332,26 +334,45 @@ func BenchmarkQueryWithBacklog(b *testing.B) {
 			defer db.Close()
 			sqlstore.StopCompactor(db)
 			hour := time.Now().Unix() / 3600
+			key := func(i int) string { return fmt.Sprintf("%064x", i) }
+			const hot = "hot" // in every commit, as a busy key of a fleet is
 			for c := range analytics.DefaultMaxBacklog / 10000 {
 				batch := keylens.HitBatch{ID: fmt.Sprint("b", c)}
 				for i := range 10000 {
-					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: fmt.Sprintf("%064x", c*10000+i), APIID: "api", Hour: hour,
+					k := key(c*10000 + i)
+					if i == 0 {
+						k = hot
+					}
+					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: k, APIID: "api", Hour: hour,
 						Code: 200, Hits: 1, Success: 1, LastHit: hour * 3600e9})
 				}
 				if _, err := db.AddHits(ctx, []keylens.HitBatch{batch}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			q := keylens.HitQuery{From: time.Now().AddDate(0, 0, -30), To: time.Now().Add(time.Hour), Res: keylens.ResDay}
-			for i := range 10 {
-				q.Keys = append(q.Keys, fmt.Sprintf("%064x", i*99991))
-			}
-			b.ResetTimer()
-			for range b.N {
-				rows, err := db.QueryHits(ctx, q)
-				if err != nil || len(rows) != 1 || rows[0].Hits != 10 {
-					b.Fatalf("%+v, %v", rows, err)
+			for _, c := range []struct {
+				name string
+				keys []string
+				hits int64
+			}{
+				{"10-keys", nil, 10},
+				{"100-keys", nil, 100},
+				{"a-key-in-every-row", []string{hot}, analytics.DefaultMaxBacklog / 10000},
+			} {
+				if c.keys == nil {
+					for i := range c.hits {
+						c.keys = append(c.keys, key(int(i+1)*99991)) // none a multiple of 10,000: none the hot key's place
+					}
 				}
+				b.Run(c.name, func(b *testing.B) {
+					q := keylens.HitQuery{Keys: c.keys, From: time.Now().AddDate(0, 0, -30), To: time.Now().Add(time.Hour), Res: keylens.ResDay}
+					for range b.N {
+						rows, err := db.QueryHits(ctx, q)
+						if err != nil || len(rows) != 1 || rows[0].Hits != c.hits {
+							b.Fatalf("%+v, %v", rows, err)
+						}
+					}
+				})
 			}
 		})
 	}

@@ -26,9 +26,12 @@ func newKeyFilter(n int) []byte {
 	return f
 }
 
-// keyProbes returns where a key's probes start and how they step (double
-// hashing), over m bits.
-func keyProbes[T string | []byte](key T) (h1, h2 uint64) {
+// keyProbes is where a key's probes start and how they step (double
+// hashing).
+type keyProbes struct{ start, step uint64 }
+
+// probesOf hashes key.
+func probesOf(key string) keyProbes {
 	x := uint64(14695981039346656037) // FNV-1a
 	for i := range len(key) {
 		x ^= uint64(key[i])
@@ -40,34 +43,33 @@ func keyProbes[T string | []byte](key T) (h1, h2 uint64) {
 	x ^= x >> 27
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
-	return x, bits.RotateLeft64(x, 32) | 1
+	return keyProbes{start: x, step: bits.RotateLeft64(x, 32) | 1}
 }
 
 // addKey sets key's bits in filter f.
 func addKey(f []byte, key string) {
 	m := uint64(len(f)-1) * 8
-	h1, h2 := keyProbes(key)
+	p := probesOf(key)
 	for range keyFilterProbes {
-		i := h1 % m
+		i := p.start % m
 		f[1+i/8] |= 1 << (i % 8)
-		h1 += h2
+		p.start += p.step
 	}
 }
 
-// mayHoldKey reports whether the row of filter f may hold series of key:
-// false only when it certainly holds none.
-func mayHoldKey(f []byte, key string) bool {
+// in reports whether the row of filter f may hold series of the key of
+// p: false only when it certainly holds none.
+func (p keyProbes) in(f []byte) bool {
 	if len(f) < 2 || f[0] != keyFilterVersion {
 		return true
 	}
 	m := uint64(len(f)-1) * 8
-	h1, h2 := keyProbes(key)
 	for range keyFilterProbes {
-		i := h1 % m
+		i := p.start % m
 		if f[1+i/8]&(1<<(i%8)) == 0 {
 			return false
 		}
-		h1 += h2
+		p.start += p.step
 	}
 	return true
 }

@@ -106,7 +106,7 @@ type committer struct {
 func (c *committer) Start(context.Context) error {
 	cfg := &c.m.Config
 	c.c = analytics.NewCommitter(c.store.backend, analytics.CommitterOptions{MaxQueuedRows: cfg.HitsMaxPending,
-		Logger: c.m.logger, Metrics: analytics.NewMetrics(c.m.registry, cfg.MetricsMaxKeys)})
+		MaxBacklog: cfg.HitsMaxUnfolded, Logger: c.m.logger, Metrics: analytics.NewMetrics(c.m.registry, cfg.MetricsMaxKeys)})
 	return nil
 }
 

@@ -89,6 +89,7 @@ type Config struct {
 	// Analytics.
 	HitsAndChangesSecret string
 	HitsMaxPending       int
+	HitsMaxUnfolded      int64
 	MetricsMaxKeys       int
 
 	// Tyk analytics from Redis.
@@ -176,6 +177,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "the window of the sign-in failure limits")
 	fs.StringVar(&c.HitsAndChangesSecret, "hits-secret", "", "secret guarding both POST /hits and GET /changes (the Tyk plugin's hits_secret): when set, callers of either must send Authorization: Bearer <secret>; required when --sidecar-addr is not a loopback address")
 	fs.IntVar(&c.HitsMaxPending, "hits-max-pending", analytics.DefaultMaxQueuedRows, "series (key, API, hour, status) received and not yet committed; POST /hits answers 503 with Retry-After beyond it")
+	fs.Int64Var(&c.HitsMaxUnfolded, "hits-max-unfolded", analytics.DefaultMaxBacklog, "series committed to the hit log and not yet folded into the counters; POST /hits answers 503 with Retry-After beyond it (a flood runs this far ahead; a query of a key in every log row reads all of it)")
 	fs.IntVar(&c.MetricsMaxKeys, "metrics-max-keys", analytics.DefaultMaxKeys, "keys with their own hit and error series on /metrics; the least recently hit go first")
 	fs.StringVar(&c.TykRedis, "tyk-redis", "", "consume the Tyk gateway's analytics records from this Redis: redis://[:password@]host:port/db (rediss:// for TLS)")
 	fs.StringVar(&c.TykAnalyticsKey, "tyk-analytics-key", tykanalytics.DefaultAnalyticsKey, "with --tyk-redis: the gateway's analytics list; its _0 ... _9 variants are consumed too")

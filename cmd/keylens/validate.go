@@ -102,11 +102,12 @@ func (c *Config) validateListeners(sidecarOnly bool) []error {
 	return problems
 }
 
-// validateHits: room for the hits received and not yet committed, and
-// for the keys with series of their own on /metrics.
+// validateHits: room for the hits received and not yet committed, for
+// those committed and not yet folded, and for the keys with series of
+// their own on /metrics.
 func (c *Config) validateHits(bool) []error {
-	if c.HitsMaxPending < hits.MaxPerRequest || c.MetricsMaxKeys < 1 {
-		return []error{fmt.Errorf("--hits-max-pending must be at least %d (one POST /hits) and --metrics-max-keys at least 1", hits.MaxPerRequest)}
+	if c.HitsMaxPending < hits.MaxPerRequest || c.HitsMaxUnfolded < hits.MaxPerRequest || c.MetricsMaxKeys < 1 {
+		return []error{fmt.Errorf("--hits-max-pending and --hits-max-unfolded must be at least %d (one POST /hits) and --metrics-max-keys at least 1", hits.MaxPerRequest)}
 	}
 	return nil
 }

@@ -42,16 +42,7 @@ func oldLayout(t *testing.T, path string) {
 
 func oldHits(t *testing.T, db *sqlstore.DB, res string) int64 {
 	t.Helper()
-	rows, err := db.QueryHits(context.Background(), keylens.HitQuery{Keys: []string{"0ld0ld00"},
-		From: time.Now().Add(-48 * time.Hour), To: time.Now().Add(time.Hour), Res: res})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, r := range rows {
-		n += r.Hits
-	}
-	return n
+	return sumHits(t, db, keylens.HitQuery{Keys: []string{"0ld0ld00"}, From: time.Now().Add(-48 * time.Hour), To: time.Now().Add(time.Hour), Res: res})
 }
 
 // TestHitCountersMoveToTheirOwnFile: a SQLite portal file from before the

@@ -563,8 +563,7 @@ func TestQueriesReadTheLogRowsTheirKeysMayBeIn(t *testing.T) {
 			sqlstore.StopCompactor(db)
 			hour := int64(490000)
 			for _, key := range []string{"k1", "k2"} {
-				batch := keylens.HitBatch{ID: key, Series: []keylens.HitDelta{{KeyHash: key, APIID: "a", Hour: hour, Code: 200, Hits: 5, Success: 5, LastHit: hour * 3600e9}}}
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{batch}); err != nil {
+				if _, err := db.AddHits(ctx, []keylens.HitBatch{keyBatch(key, hour)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -592,8 +591,14 @@ func TestQueriesReadTheLogRowsTheirKeysMayBeIn(t *testing.T) {
 // to the day after.
 func keyHits(t *testing.T, db *sqlstore.DB, key string, hour int64) int64 {
 	t.Helper()
-	rows, err := db.QueryHits(context.Background(), keylens.HitQuery{Keys: []string{key}, Res: keylens.ResDay,
+	return sumHits(t, db, keylens.HitQuery{Keys: []string{key}, Res: keylens.ResDay,
 		From: time.Unix(hour*3600, 0).AddDate(0, 0, -1), To: time.Unix(hour*3600, 0).AddDate(0, 0, 1)})
+}
+
+// sumHits is the hits q's answer sums to.
+func sumHits(t *testing.T, db *sqlstore.DB, q keylens.HitQuery) int64 {
+	t.Helper()
+	rows, err := db.QueryHits(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,6 +607,11 @@ func keyHits(t *testing.T, db *sqlstore.DB, key string, hour int64) int64 {
 		n += r.Hits
 	}
 	return n
+}
+
+// keyBatch is a batch (id key) of one series of key at hour: 5 hits.
+func keyBatch(key string, hour int64) keylens.HitBatch {
+	return keylens.HitBatch{ID: key, Series: []keylens.HitDelta{{KeyHash: key, APIID: "a", Hour: hour, Code: 200, Hits: 5, Success: 5, LastHit: hour * 3600e9}}}
 }
 
 // TestQueriesReadEveryLogRowOfTheirKeys: a log row's key filter holds the
@@ -617,7 +627,7 @@ func TestQueriesReadEveryLogRowOfTheirKeys(t *testing.T) {
 			hour := int64(490000)
 			var batches []keylens.HitBatch
 			for _, key := range []string{"k1", "k2", "k3"} {
-				batches = append(batches, keylens.HitBatch{ID: key, Series: []keylens.HitDelta{{KeyHash: key, APIID: "a", Hour: hour, Code: 200, Hits: 5, Success: 5, LastHit: hour * 3600e9}}})
+				batches = append(batches, keyBatch(key, hour))
 			}
 			if _, err := db.AddHits(ctx, batches); err != nil { // one commit, one row
 				t.Fatal(err)

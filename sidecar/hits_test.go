@@ -133,27 +133,3 @@ func BenchmarkParseHits(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/hits.MaxPerRequest, "ns/element")
 }
-
-// TestHitsParseTakesASlot: a body is decoded only with one of the slots,
-// so that a flood decodes no more bodies at once than there are slots.
-func TestHitsParseTakesASlot(t *testing.T) {
-	slots := make(chan struct{}, 1)
-	slots <- struct{}{} // another body's
-	done := make(chan error)
-	go func() {
-		_, err := parseHitsOf(context.Background(), []byte(`[{"key":"`+keylens.HashKey("k")+`","api_id":"a","code":200}]`), time.Now(), nil, slots)
-		done <- err
-	}()
-	select {
-	case <-done:
-		t.Fatal("decoded without a slot")
-	case <-time.After(100 * time.Millisecond):
-	}
-	<-slots
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(slots) != 0 {
-		t.Error("the slot was not given back")
-	}
-}

@@ -41,6 +41,23 @@ func openDSN(t *testing.T, dsn string) *sqlstore.DB {
 	return db
 }
 
+// commit commits batches to db, failing the test if it cannot.
+func commit(t testing.TB, db *sqlstore.DB, batches ...keylens.HitBatch) {
+	t.Helper()
+	if _, err := db.AddHits(context.Background(), batches); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopped opens a store with open, its compactor stopped: the test folds
+// the log itself (sqlstore.CompactHits).
+func stopped(t *testing.T, open func(t *testing.T) (*sqlstore.DB, string)) *sqlstore.DB {
+	t.Helper()
+	db, _ := open(t)
+	sqlstore.StopCompactor(db)
+	return db
+}
+
 // hitBatch is n series of keys k0…k(keys-1) on two APIs, over three hours
 // of a day and the next day's first, at two codes.
 func hitBatch(id string, n, keys int) keylens.HitBatch {
@@ -116,32 +133,24 @@ func TestHitLogCountsOnceBeforeAndAfterCompaction(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			// Folded at once: the reference.
-			ref, _ := open(t)
-			sqlstore.StopCompactor(ref)
+			ref := stopped(t, open)
 			for i := range 6 {
-				if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
-					t.Fatal(err)
-				}
+				commit(t, ref, hitBatch(fmt.Sprint("b", i), 900, 11))
 				if _, err := sqlstore.CompactHits(ctx, ref); err != nil {
 					t.Fatal(err)
 				}
 			}
 			want := queryAll(t, ref)
 
-			db, _ := open(t)
-			sqlstore.StopCompactor(db)
+			db := stopped(t, open)
 			for i := range 3 {
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
-					t.Fatal(err)
-				}
+				commit(t, db, hitBatch(fmt.Sprint("b", i), 900, 11))
 			}
 			if _, err := sqlstore.CompactHits(ctx, db); err != nil { // half folded
 				t.Fatal(err)
 			}
 			for i := 3; i < 6; i++ {
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
-					t.Fatal(err)
-				}
+				commit(t, db, hitBatch(fmt.Sprint("b", i), 900, 11))
 			}
 			if n, _ := sqlstore.HitLogSeries(ctx, db); n != 2700 || db.HitBacklog() != 2700 {
 				t.Fatalf("the log holds %d series (backlog %d), want 2700", n, db.HitBacklog())
@@ -161,9 +170,7 @@ func TestHitLogCompactorRuns(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			db, _ := open(t)
-			if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b", 20000, 3000)}); err != nil {
-				t.Fatal(err)
-			}
+			commit(t, db, hitBatch("b", 20000, 3000))
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				n, err := sqlstore.HitLogSeries(ctx, db)
@@ -207,9 +214,7 @@ func TestConcurrentCompactions_PostgreSQL(t *testing.T) {
 	}
 	for w := range dbs {
 		for i := range 15 {
-			if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprintf("w%d-%d", w, i), 1500, 40)}); err != nil {
-				t.Fatal(err)
-			}
+			commit(t, ref, hitBatch(fmt.Sprintf("w%d-%d", w, i), 1500, 40))
 		}
 	}
 	wg.Wait()
@@ -238,9 +243,7 @@ func TestHitLogFoldedButNotDeleted_SQLite(t *testing.T) {
 	db := openSQLite(t, path)
 	sqlstore.StopCompactor(db)
 	for i := range 3 {
-		if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 900, 11)}); err != nil {
-			t.Fatal(err)
-		}
+		commit(t, db, hitBatch(fmt.Sprint("b", i), 900, 11))
 	}
 	raw, err := sql.Open("sqlite", sqlstore.HitLogPath(path))
 	if err != nil {
@@ -346,9 +349,7 @@ func BenchmarkQueryWithBacklog(b *testing.B) {
 					batch.Series = append(batch.Series, keylens.HitDelta{KeyHash: k, APIID: "api", Hour: hour,
 						Code: 200, Hits: 1, Success: 1, LastHit: hour * 3600e9})
 				}
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{batch}); err != nil {
-					b.Fatal(err)
-				}
+				commit(b, db, batch)
 			}
 			for _, c := range []struct {
 				name string
@@ -421,9 +422,7 @@ func BenchmarkCompaction(b *testing.B) {
 								Code: 200, Hits: 1, Success: 1, LastHit: hour * 3600e9})
 						}
 						next++
-						if _, err := db.AddHits(ctx, []keylens.HitBatch{batch}); err != nil {
-							b.Fatal(err)
-						}
+						commit(b, db, batch)
 					}
 					b.StartTimer()
 					n, err := sqlstore.CompactHits(ctx, db)
@@ -462,16 +461,12 @@ func TestHitLogRestoredFromBackup_SQLite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b0", 100, 7)}); err != nil {
-		t.Fatal(err)
-	}
+	commit(t, db, hitBatch("b0", 100, 7))
 	backup(path)
 	backup(sqlstore.HitLogPath(path))
 	// Commits and a compaction between the log's backup and the counters'.
 	for i := 1; i <= 3; i++ {
-		if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 100, 7)}); err != nil {
-			t.Fatal(err)
-		}
+		commit(t, db, hitBatch(fmt.Sprint("b", i), 100, 7))
 	}
 	if _, err := sqlstore.CompactHits(ctx, db); err != nil {
 		t.Fatal(err)
@@ -495,13 +490,9 @@ func TestHitLogRestoredFromBackup_SQLite(t *testing.T) {
 	sqlstore.StopCompactor(db) // this test compacts
 	ref := openSQLite(t, filepath.Join(t.TempDir(), "keylens.db"))
 	for i := range 5 {
-		if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch(fmt.Sprint("b", i), 100, 7)}); err != nil {
-			t.Fatal(err)
-		}
+		commit(t, ref, hitBatch(fmt.Sprint("b", i), 100, 7))
 	}
-	if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b4", 100, 7)}); err != nil {
-		t.Fatal(err)
-	}
+	commit(t, db, hitBatch("b4", 100, 7))
 	want := queryAll(t, ref)
 	if got := queryAll(t, db); got != want {
 		t.Errorf("a commit after the restore, just committed:\n%s\nwant:\n%s", got, want)
@@ -521,19 +512,13 @@ func TestDamagedHitLogRowIsSetAside(t *testing.T) {
 	for name, open := range hitLogStores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			ref, _ := open(t)
-			sqlstore.StopCompactor(ref)
-			if _, err := ref.AddHits(ctx, []keylens.HitBatch{hitBatch("good", 900, 11)}); err != nil {
-				t.Fatal(err)
-			}
+			ref := stopped(t, open)
+			commit(t, ref, hitBatch("good", 900, 11))
 			want := queryAll(t, ref)
 
-			db, _ := open(t)
-			sqlstore.StopCompactor(db)
+			db := stopped(t, open)
 			for _, id := range []string{"damaged", "good"} {
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch(id, 900, 11)}); err != nil {
-					t.Fatal(err)
-				}
+				commit(t, db, hitBatch(id, 900, 11))
 			}
 			// The first row's last record is cut short.
 			if err := sqlstore.ExecHitLog(ctx, db, `UPDATE hit_log SET data = substr(data, 1, length(data) - 3) WHERE seq = (SELECT MIN(seq) FROM hit_log)`); err != nil {
@@ -559,13 +544,10 @@ func TestQueriesReadTheLogRowsTheirKeysMayBeIn(t *testing.T) {
 	for name, open := range hitLogStores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := open(t)
-			sqlstore.StopCompactor(db)
+			db := stopped(t, open)
 			hour := int64(490000)
 			for _, key := range []string{"k1", "k2"} {
-				if _, err := db.AddHits(ctx, []keylens.HitBatch{keyBatch(key, hour)}); err != nil {
-					t.Fatal(err)
-				}
+				commit(t, db, keyBatch(key, hour))
 			}
 			hits := func(key string) int64 { return keyHits(t, db, key, hour) }
 			if a, b := hits("k1"), hits("k2"); a != 5 || b != 5 {
@@ -622,16 +604,13 @@ func TestQueriesReadEveryLogRowOfTheirKeys(t *testing.T) {
 	for name, open := range hitLogStores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := open(t)
-			sqlstore.StopCompactor(db)
+			db := stopped(t, open)
 			hour := int64(490000)
 			var batches []keylens.HitBatch
 			for _, key := range []string{"k1", "k2", "k3"} {
 				batches = append(batches, keyBatch(key, hour))
 			}
-			if _, err := db.AddHits(ctx, batches); err != nil { // one commit, one row
-				t.Fatal(err)
-			}
+			commit(t, db, batches...) // one commit, one row
 			for _, key := range []string{"k1", "k2", "k3"} {
 				if n := keyHits(t, db, key, hour); n != 5 {
 					t.Errorf("%s: %d hits of one commit of three batches, want 5", key, n)
@@ -658,7 +637,6 @@ func TestQueriesReadEveryLogRowOfTheirKeys(t *testing.T) {
 // the sequence to) is behind the log: here the counters' file was lost
 // after the log's ten rows were folded and deleted.
 func TestHitLogRebuildHandsNoSeqOutTwice_SQLite(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keylens.db")
 	raw, err := sql.Open("sqlite", sqlstore.HitLogPath(path))
 	if err != nil {
@@ -685,9 +663,7 @@ func TestHitLogRebuildHandsNoSeqOutTwice_SQLite(t *testing.T) {
 	}
 	db := openSQLite(t, path)
 	sqlstore.StopCompactor(db)
-	if _, err := db.AddHits(ctx, []keylens.HitBatch{hitBatch("b", 10, 3)}); err != nil {
-		t.Fatal(err)
-	}
+	commit(t, db, hitBatch("b", 10, 3))
 	var seq int64
 	if err := raw.QueryRow(`SELECT seq FROM hit_log`).Scan(&seq); err != nil {
 		t.Fatal(err)

@@ -61,16 +61,22 @@ func (s *Server) changes(ctx *fasthttp.RequestCtx) {
 	if after > applied {
 		// Ahead of this sidecar: it is catching up, or the feed was
 		// recreated (a new store), where the position means nothing.
-		if last, err := s.Feed.LastChange(ctx); err == nil && last < after {
+		sctx, cancel := storeContext()
+		last, err := s.Feed.LastChange(sctx)
+		cancel()
+		if err == nil && last < after {
 			out.Reset = true
 			after = -1
 		}
 	}
 	if after >= 0 {
+		// The wait ends early when the server shuts down (RequestCtx.Done).
 		applied = s.Resolver.WaitApplied(ctx, after, wait)
 		out.Last = after
 		if applied > after {
-			changes, gap, err := s.Feed.WaitForChanges(ctx, after, limit, 0)
+			sctx, cancel := storeContext()
+			changes, gap, err := s.Feed.WaitForChanges(sctx, after, limit, 0)
+			cancel()
 			if err != nil {
 				s.Logger.Error("reading the change feed failed", "err", err)
 				jsonError(ctx, fasthttp.StatusServiceUnavailable, "change feed unavailable")

@@ -239,11 +239,15 @@ func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epRevoke][outOK].observe(ctx.ConnID(), start)
 }
 
-// storeContext bounds a token write. It is not the RequestCtx: fasthttp
-// reuses that once the handler returns, while context watchers the store
-// starts may still read it.
+// storeTimeout bounds each call of the sidecar to the store.
+const storeTimeout = 10 * time.Second
+
+// storeContext is the context of a handler's call to the store. It is
+// never the RequestCtx, nor derived from it: fasthttp reuses that once the
+// handler returns, while goroutines the store starts on a context (the
+// SQLite driver's interrupt watcher) may still read it.
 func storeContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 10*time.Second)
+	return context.WithTimeout(context.Background(), storeTimeout)
 }
 
 func oauthOutcome(e *oauthError) result {

@@ -228,18 +228,19 @@ func NewResolver(store Store, o ResolverOptions) *Resolver {
 // is an entry (Inactive set for a deactivated developer), ErrUnknown, or a
 // store failure. A cache hit allocates nothing.
 func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, error) {
-	return r.resolveAt(ctx, credential, clock.Now().Wall)
+	return r.resolve(ctx, 0, credential, clock.Now().Wall)
 }
 
-// resolveAt is Resolve for a request that read the clock already: now is
-// its wall time in UnixNano.
-func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) (*Entry, error) {
-	ck := cache.DigestOf(credential)
-	var conn uint64 // spreads the hit counter's stripes
-	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
-		conn = rc.ConnID()
-	}
-	e, hit, err := r.cache.Resolve(ck, now, conn, func() (*Entry, error) {
+// resolveAt is Resolve for a request to the sidecar's server, on
+// connection conn (it spreads the hit counter's stripes), that read the
+// clock already: now is its wall time in UnixNano. It takes no context:
+// the request's RequestCtx must not reach the store (storeContext).
+func (r *Resolver) resolveAt(conn uint64, credential []byte, now int64) (*Entry, error) {
+	return r.resolve(context.Background(), conn, credential, now)
+}
+
+func (r *Resolver) resolve(ctx context.Context, conn uint64, credential []byte, now int64) (*Entry, error) {
+	e, hit, err := r.cache.Resolve(cache.DigestOf(credential), now, conn, func() (*Entry, error) {
 		r.m.cacheMisses.Inc()
 		return r.fetch(ctx, credential)
 	})
@@ -249,8 +250,10 @@ func (r *Resolver) resolveAt(ctx context.Context, credential []byte, now int64) 
 	return e, err
 }
 
-// fetch resolves credential without the cache.
+// fetch resolves credential without the cache, in storeTimeout at most.
 func (r *Resolver) fetch(ctx context.Context, credential []byte) (*Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	key, expires, err := r.lookupKey(ctx, credential)
 	if err != nil {
 		return nil, err

@@ -327,7 +327,7 @@ func (s *Server) jwks(ctx *fasthttp.RequestCtx) {
 // identity headers can never come back as if they were keylens's.
 func (s *Server) auth(ctx *fasthttp.RequestCtx, credential []byte) {
 	start := clock.Now()
-	e, err := s.Resolver.resolveAt(ctx, credential, start.Wall)
+	e, err := s.Resolver.resolveAt(ctx.ConnID(), credential, start.Wall)
 	if out, refused := s.refuseUnusable(ctx, epAuth, e, err); refused {
 		out.observe(ctx.ConnID(), start)
 		return
@@ -360,7 +360,7 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx, credential []byte) {
 // no other service's 401 or 403 can pass for "unknown" or "inactive".
 func (s *Server) developer(ctx *fasthttp.RequestCtx, credential []byte) {
 	start := clock.Now()
-	e, err := s.Resolver.resolveAt(ctx, credential, start.Wall)
+	e, err := s.Resolver.resolveAt(ctx.ConnID(), credential, start.Wall)
 	if out, refused := s.refuseUnusable(ctx, epDeveloper, e, err); refused {
 		switch ctx.Response.StatusCode() {
 		case fasthttp.StatusUnauthorized:
@@ -455,7 +455,7 @@ func (s *Server) introspect(ctx *fasthttp.RequestCtx) {
 		s.outcomes[epIntrospect][outBad].observe(ctx.ConnID(), start)
 		return
 	}
-	e, err := s.Resolver.resolveAt(ctx, token, start.Wall)
+	e, err := s.Resolver.resolveAt(ctx.ConnID(), token, start.Wall)
 	switch {
 	case err == nil && !e.Inactive:
 	case err == nil:

@@ -88,12 +88,6 @@ func BenchmarkIssueToken(b *testing.B) {
 
 func oauthBench(b *testing.B) (*fixture, keylens.ClientCredentials) {
 	f := newFixture(b)
-	ctx := context.Background()
-	cat, _ := f.db.Catalogue(ctx)
-	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth})
-	if err := f.db.PutCatalogue(ctx, cat); err != nil {
-		b.Fatal(err)
-	}
 	a := f.issue(b, &keylens.KeyRequest{ForPlan: "pol-oauth"})
 	return f, keylens.ClientCredentials{ID: a.OAuthClient.ClientID, Secret: a.OAuthClient.Secret}
 }

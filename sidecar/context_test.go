@@ -76,11 +76,6 @@ func (s *markedStore) WaitForChanges(ctx context.Context, after int64, limit int
 func TestTheStoreNeverGetsARequestContext(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	cat, _ := f.db.Catalogue(ctx)
-	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth})
-	if err := f.db.PutCatalogue(ctx, cat); err != nil {
-		t.Fatal(err)
-	}
 	store := &markedStore{DB: f.db}
 	r := sidecar.NewResolver(store, sidecar.ResolverOptions{})
 	follow, stop := context.WithCancel(ctx)

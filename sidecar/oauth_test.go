@@ -29,12 +29,6 @@ type oauthFixture struct {
 func newOAuthFixture(t *testing.T) *oauthFixture {
 	t.Helper()
 	f := newFixture(t)
-	ctx := context.Background()
-	cat, _ := f.db.Catalogue(ctx)
-	cat.APIs = append(cat.APIs, keylens.CatalogueEntry{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth})
-	if err := f.db.PutCatalogue(ctx, cat); err != nil {
-		t.Fatal(err)
-	}
 	of := &oauthFixture{fixture: f}
 	for i := range of.clients {
 		a := f.issue(t, &keylens.KeyRequest{ForPlan: "pol-oauth"})

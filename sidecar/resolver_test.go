@@ -43,6 +43,7 @@ func newFixture(t testing.TB) *fixture {
 		{PolicyID: "pol-token", AuthType: keylens.AuthToken},
 		{PolicyID: "pol-basic", AuthType: keylens.AuthBasic},
 		{PolicyID: "pol-jwt", AuthType: keylens.AuthJWT},
+		{PolicyID: "pol-oauth", AuthType: keylens.AuthOAuth},
 	}}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,10 @@ import (
 
 // TestHeapAfterAFlood: once a flood of POST /hits is over (16 writers on
 // keep-alive connections, 10,000 new series a batch, committed to SQLite),
-// and its hits are folded into the counters (within the minute the bound
-// allows), the heap is back within twice its size before it: nothing keeps the
-// flood's batches or bodies, neither the committer's queue nor the
-// connections, which stay open. Heap sizes, not times, are compared, each
-// after a full collection.
+// and its hits are folded into the counters, the heap is back within twice
+// its size before it: nothing keeps the flood's batches or bodies, neither
+// the committer's queue nor the connections, which stay open. Heap sizes,
+// not times, are compared, each after a full collection.
 func TestHeapAfterAFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: the flood takes seconds")
@@ -81,13 +80,21 @@ func TestHeapAfterAFlood(t *testing.T) {
 	}
 	wg.Wait()
 	// The flood is over once its hits are folded into the counters (the
-	// store's compactor works through its log meanwhile), which the
-	// bound allows a minute for.
-	for deadline := time.Now().Add(time.Minute); f.db.HitBacklog() > 0 && time.Now().Before(deadline); {
+	// store's compactor works through its log meanwhile). How soon that
+	// is, is measured by the flood benchmarks (tests/hitflood_bench_test.go),
+	// not here: under the race detector, beside other packages' tests, it
+	// can take more than a minute.
+	flooded := time.Now()
+	for f.db.HitBacklog() > 0 {
+		if time.Since(flooded) > 5*time.Minute {
+			t.Fatalf("%d series still unfolded 5 minutes after the flood", f.db.HitBacklog())
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	folded := time.Since(flooded)
 	after := heap()
-	t.Logf("heap %.1f MiB before the flood of %d series, %.1f MiB after", float64(before)/(1<<20), writers*10000, float64(after)/(1<<20))
+	t.Logf("heap %.1f MiB before the flood of %d series, %.1f MiB after (folded in %s)",
+		float64(before)/(1<<20), writers*10000, float64(after)/(1<<20), folded.Round(time.Millisecond))
 	if after > 2*before {
 		t.Errorf("heap %d bytes after the flood, more than twice the %d before", after, before)
 	}

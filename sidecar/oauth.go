@@ -239,15 +239,15 @@ func (s *Server) revoke(ctx *fasthttp.RequestCtx) {
 	s.outcomes[epRevoke][outOK].observe(ctx.ConnID(), start)
 }
 
-// storeTimeout bounds each call of the sidecar to the store.
-const storeTimeout = 10 * time.Second
-
-// storeContext is the context of a handler's call to the store. It is
-// never the RequestCtx, nor derived from it: fasthttp reuses that once the
-// handler returns, while goroutines the store starts on a context (the
-// SQLite driver's interrupt watcher) may still read it.
+// storeContext is the context of a handler's own call to the store (a
+// token's issue or revocation, the change feed's reads), bounded to 10 s.
+// No store call of the sidecar gets the RequestCtx, nor a context derived
+// from it: fasthttp reuses that once the handler returns, while goroutines
+// the store starts on a context (the SQLite driver's interrupt watcher)
+// may still read it. Lookups run under context.Background (resolveAt), a
+// hit batch's usernames under usernameLookupTimeout.
 func storeContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), storeTimeout)
+	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
 func oauthOutcome(e *oauthError) result {

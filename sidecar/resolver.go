@@ -234,7 +234,8 @@ func (r *Resolver) Resolve(ctx context.Context, credential []byte) (*Entry, erro
 // resolveAt is Resolve for a request to the sidecar's server, on
 // connection conn (it spreads the hit counter's stripes), that read the
 // clock already: now is its wall time in UnixNano. It takes no context:
-// the request's RequestCtx must not reach the store (storeContext).
+// the request's RequestCtx must not reach the store (storeContext), and it
+// gave a lookup no deadline either.
 func (r *Resolver) resolveAt(conn uint64, credential []byte, now int64) (*Entry, error) {
 	return r.resolve(context.Background(), conn, credential, now)
 }
@@ -250,10 +251,8 @@ func (r *Resolver) resolve(ctx context.Context, conn uint64, credential []byte, 
 	return e, err
 }
 
-// fetch resolves credential without the cache, in storeTimeout at most.
+// fetch resolves credential without the cache.
 func (r *Resolver) fetch(ctx context.Context, credential []byte) (*Entry, error) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	key, expires, err := r.lookupKey(ctx, credential)
 	if err != nil {
 		return nil, err

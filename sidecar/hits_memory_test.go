@@ -43,7 +43,7 @@ func TestHeapAfterAFlood(t *testing.T) {
 		}
 		body.WriteByte(']')
 		for {
-			res, err := client.Post("http://"+addr+"/hits", "application/json", &body)
+			res, err := client.Post("http://"+addr+"/hits", "application/json", bytes.NewReader(body.Bytes()))
 			if err != nil {
 				t.Error(err)
 				return

@@ -322,12 +322,8 @@ func setAside(ctx context.Context, tx *Tx, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	args := make([]any, len(seqs))
-	for i, seq := range seqs {
-		args[i] = seq
-	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO hit_log_damaged (seq, series, data) SELECT seq, series, data FROM hit_log WHERE seq IN (`+
-		placeholders(len(seqs))+`) ON CONFLICT (seq) DO NOTHING`, args...); err != nil {
+		placeholders(len(seqs))+`) ON CONFLICT (seq) DO NOTHING`, anys(seqs)...); err != nil {
 		return err
 	}
 	tx.db.logger().Error("hit log rows could not be read (damaged on disk?); their hits are not counted, and the rows are kept in hit_log_damaged", "rows", seqs)
@@ -589,11 +585,7 @@ func (db *DB) readLogRows(ctx context.Context, tx *sql.Tx, seqs []int64, fn func
 	const logRowsRead = 500
 	for len(seqs) > 0 {
 		n := min(len(seqs), logRowsRead)
-		args := make([]any, n)
-		for i, seq := range seqs[:n] {
-			args[i] = seq
-		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT data FROM hit_log WHERE seq IN (`+placeholders(n)+`)`), args...)
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT data FROM hit_log WHERE seq IN (`+placeholders(n)+`)`), anys(seqs[:n])...)
 		if err != nil {
 			return err
 		}

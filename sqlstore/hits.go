@@ -431,12 +431,8 @@ func copyHitsOut(ctx context.Context, conn *sql.Conn) error {
 
 // hasTable reports whether the SQLite file of p has any of tables.
 func hasTable(ctx context.Context, p *pool, tables ...string) (bool, error) {
-	args := make([]any, len(tables))
-	for i, t := range tables {
-		args[i] = t
-	}
 	var n int
-	err := p.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (`+placeholders(len(tables))+`)`, args...).Scan(&n)
+	err := p.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (`+placeholders(len(tables))+`)`, anys(tables)...).Scan(&n)
 	return n > 0, err
 }
 

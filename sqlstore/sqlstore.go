@@ -761,6 +761,15 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// anys is vs as a statement's arguments.
+func anys[T any](vs []T) []any {
+	args := make([]any, len(vs))
+	for i, v := range vs {
+		args[i] = v
+	}
+	return args
+}
+
 // write runs fn in a write transaction (see begin) and commits when fn
 // returns nil; any error rolls it back.
 func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
